@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, idempotently, from the package registries only.
+# Every step checks first and skips what is already there, so a warm run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== setup: %s\n' "$*"; }
+
+# The wasm-bindgen CLI must match the library exactly; read the version from Cargo.lock.
+cargo generate-lockfile --offline >/dev/null 2>&1 || cargo generate-lockfile >/dev/null
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+
+step "rust targets and components"
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+step "wasm-bindgen-cli $bindgen_version"
+# `--locked` fails: the registry lacks a version the CLI's lock file pins (see the README).
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version" ]; then
+  cargo install wasm-bindgen-cli --version "$bindgen_version" --force
+fi
+
+step "wasm-pack"
+command -v wasm-pack >/dev/null || cargo install wasm-pack --locked
+
+step "chromium and chromedriver (Debian)"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+step "npm packages"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo
+echo "setup: done"

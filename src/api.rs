@@ -1,0 +1,190 @@
+//! The operations the Wasm exports offer, JSON in and JSON out, so that the host tests and
+//! the property tests exercise exactly what JavaScript calls. Nothing here panics on input:
+//! every problem comes back as data with a stable code.
+
+use crate::decision::{self, Decision, Plan, Skip, SkipCode, SurveyInput};
+use crate::error::{FieldError, InputError};
+use crate::kustomer::{self, At, Customer, User};
+use crate::settings::{self, Settings, ValidationOptions};
+use crate::stella::HttpRequest;
+use crate::timestamp::Instant;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Options a caller may pass with any operation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Accept `http://` loopback URLs (local sandboxes only).
+    pub allow_loopback: bool,
+}
+
+impl Options {
+    /// Reads options from a JSON value; `null` means the defaults.
+    pub fn parse(value: &Value) -> Result<Self, InputError> {
+        let at = At::named(value, "options");
+        at.opt_object()?;
+        Ok(Self {
+            allow_loopback: at.get("allowLoopback").flag()?,
+        })
+    }
+
+    fn validation(self) -> ValidationOptions {
+        ValidationOptions {
+            allow_loopback: self.allow_loopback,
+        }
+    }
+}
+
+/// `validateSettings` → `{ok: true, settings}` or `{ok: false, errors}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Validated {
+    /// Valid; keys masked.
+    Valid {
+        /// Always `true`.
+        ok: bool,
+        /// The normalized settings.
+        settings: Settings,
+    },
+    /// Every field error.
+    Invalid {
+        /// Always `false`.
+        ok: bool,
+        /// One per field.
+        errors: Vec<FieldError>,
+    },
+}
+
+/// Validates raw settings.
+pub fn validate_settings(raw: &Value, options: Options) -> Validated {
+    match settings::validate_settings(raw, options.validation()) {
+        Ok(settings) => Validated::Valid { ok: true, settings },
+        Err(errors) => Validated::Invalid { ok: false, errors },
+    }
+}
+
+/// `planConversationEvent` → a [`Plan`], or `{action: "reject", error}` for bad input.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Planned {
+    /// Schedule or ignore.
+    Plan(Plan),
+    /// The settings or the event were invalid.
+    Reject {
+        /// Always `"reject"`.
+        action: &'static str,
+        /// What was wrong.
+        error: InputError,
+    },
+}
+
+/// Plans a survey from raw settings and an update event.
+pub fn plan_conversation_event(
+    raw_settings: &Value,
+    event: &Value,
+    options: Options,
+    now: Instant,
+) -> Planned {
+    let planned = settings::validate_settings(raw_settings, options.validation())
+        .map_err(InputError::invalid_settings)
+        .and_then(|s| {
+            Ok((
+                s,
+                kustomer::parse_event(event).map_err(|e| e.within("event"))?,
+            ))
+        });
+    match planned {
+        Ok((settings, event)) => Planned::Plan(decision::plan_event(&settings, &event, now)),
+        Err(error) => Planned::Reject {
+            action: "reject",
+            error,
+        },
+    }
+}
+
+/// `buildSurveyRequest` → `{ok: true, request}`, `{ok: false, skip}` or `{ok: false, error}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Built {
+    /// The request to send (key masked when serialized).
+    Send {
+        /// Always `true`.
+        ok: bool,
+        /// Method, URL, headers and body.
+        request: HttpRequest,
+    },
+    /// No survey, and why.
+    Skip {
+        /// Always `false`.
+        ok: bool,
+        /// The reason.
+        skip: Skip,
+    },
+    /// An input was malformed.
+    Error {
+        /// Always `false`.
+        ok: bool,
+        /// What was wrong, with its JSON path.
+        error: InputError,
+    },
+}
+
+/// Decides and builds the Stella request from raw settings and Kustomer responses.
+pub fn build_survey_request(input: &Value) -> Built {
+    match build(input) {
+        Ok(Ok(request)) => Built::Send { ok: true, request },
+        Ok(Err(skip)) => Built::Skip { ok: false, skip },
+        Err(error) => Built::Error { ok: false, error },
+    }
+}
+
+fn build(input: &Value) -> Result<Result<HttpRequest, Skip>, InputError> {
+    // `{settings, conversation, customer?, user?, tags?, options?}`: raw settings and the bodies
+    // of Kustomer's answers.
+    let root = At::root(input);
+    root.object()?;
+    let part = |name| root.get(name).value().unwrap_or(&Value::Null);
+    let options = Options::parse(part("options"))?;
+    let conversation =
+        kustomer::parse_conversation(part("conversation")).map_err(|e| e.within("conversation"))?;
+    let customer: Option<Customer> =
+        optional(part("customer"), kustomer::parse_customer, "customer")?;
+    let user: Option<User> = optional(part("user"), kustomer::parse_user, "user")?;
+    let tags = optional(part("tags"), kustomer::parse_tags, "tags")?.unwrap_or_default();
+    let settings = match settings::validate_settings(part("settings"), options.validation()) {
+        Ok(s) => s,
+        Err(fields) => {
+            let error = InputError::invalid_settings(fields);
+            return Ok(Err(Skip {
+                code: SkipCode::InvalidSettings,
+                message: error.message,
+                fields: error.fields,
+            }));
+        }
+    };
+    let decision = decision::decide(
+        &settings,
+        SurveyInput {
+            conversation: &conversation,
+            customer: customer.as_ref(),
+            user: user.as_ref(),
+            tags: &tags,
+        },
+    );
+    Ok(match decision {
+        Decision::Send(body) => Ok(HttpRequest::new(&settings, body)),
+        Decision::Skip(skip) => Err(skip),
+    })
+}
+
+fn optional<T>(
+    value: &Value,
+    parse: fn(&Value) -> Result<T, InputError>,
+    name: &str,
+) -> Result<Option<T>, InputError> {
+    if value.is_null() {
+        Ok(None)
+    } else {
+        parse(value).map(Some).map_err(|e| e.within(name))
+    }
+}

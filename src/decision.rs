@@ -1,0 +1,308 @@
+//! The survey decision: pure functions that say what to do with a conversation and why.
+//!
+//! [`plan_event`] reads a close event alone and says when to come back; [`decide`] reads the
+//! conversation as it is at send time and gives either the Stella request or the reason there
+//! is none. Both carry their reasons as stable codes, so the agent's card, the edge's log and
+//! the tests all say the same thing.
+
+use crate::error::FieldError;
+use crate::kustomer::{Conversation, ConversationEvent, Customer, Tag, User, CONVERSATION_UPDATE};
+use crate::settings::Settings;
+use crate::stella::{self, FeedbackRequest, MAX_TAGS, MAX_TAG_CHARS};
+use crate::timestamp::{self, Instant};
+use serde::Serialize;
+
+/// Why no survey request goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipCode {
+    /// The conversation is not closed.
+    NotClosed,
+    /// It was closed, then reopened before the survey fell due.
+    Reopened,
+    /// Nobody is assigned.
+    NoAssignedAgent,
+    /// The assigned agent has no email.
+    NoAgentEmail,
+    /// The customer has no usable email.
+    NoCustomerEmail,
+    /// The conversation has no channel.
+    NoChannel,
+    /// The channel is not in the surveyed list.
+    ChannelNotSurveyed,
+    /// The app's settings are invalid.
+    InvalidSettings,
+}
+
+impl SkipCode {
+    /// The stable code as text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotClosed => "not_closed",
+            Self::Reopened => "reopened",
+            Self::NoAssignedAgent => "no_assigned_agent",
+            Self::NoAgentEmail => "no_agent_email",
+            Self::NoCustomerEmail => "no_customer_email",
+            Self::NoChannel => "no_channel",
+            Self::ChannelNotSurveyed => "channel_not_surveyed",
+            Self::InvalidSettings => "invalid_settings",
+        }
+    }
+}
+
+/// A reason for sending nothing, with words for the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skip {
+    /// Stable code.
+    pub code: SkipCode,
+    /// Why, in plain words.
+    pub message: String,
+    /// The field errors, with [`SkipCode::InvalidSettings`] only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+impl Skip {
+    /// A reason with its message.
+    pub fn new(code: SkipCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+}
+
+/// What [`decide`] concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send this body to Stella.
+    Send(FeedbackRequest),
+    /// Send nothing, for this reason.
+    Skip(Skip),
+}
+
+/// Everything [`decide`] reads, as fetched from Kustomer.
+#[derive(Debug, Clone, Copy)]
+pub struct SurveyInput<'a> {
+    /// The conversation.
+    pub conversation: &'a Conversation,
+    /// Its customer, if it has one.
+    pub customer: Option<&'a Customer>,
+    /// The first assigned user, if any.
+    pub user: Option<&'a User>,
+    /// The conversation's tags, in any order; unknown ids are left out.
+    pub tags: &'a [Tag],
+}
+
+/// Decides whether a survey goes out for the conversation as it is now, and builds its body.
+pub fn decide(settings: &Settings, input: SurveyInput<'_>) -> Decision {
+    match build(settings, input) {
+        Ok(body) => Decision::Send(body),
+        Err(skip) => Decision::Skip(skip),
+    }
+}
+
+fn build(settings: &Settings, input: SurveyInput<'_>) -> Result<FeedbackRequest, Skip> {
+    let conversation = input.conversation;
+    if !conversation.is_done() {
+        let status = conversation.status.as_deref().unwrap_or("unknown");
+        return Err(Skip::new(
+            SkipCode::NotClosed,
+            format!(
+                "The conversation is {status}, not closed: surveys go out only after it is closed."
+            ),
+        ));
+    }
+    let agent_id = conversation
+        .assigned_users
+        .iter()
+        .find(|id| !id.is_empty())
+        .ok_or_else(|| {
+            Skip::new(
+                SkipCode::NoAssignedAgent,
+                "No agent is assigned to this conversation, so no one would get the feedback.",
+            )
+        })?;
+    let employee = input
+        .user
+        .filter(|u| &u.id == agent_id)
+        .and_then(User::email)
+        .ok_or_else(|| Skip::new(SkipCode::NoAgentEmail, "The assigned agent has no email address in Kustomer; Agent Connect finds agents by email."))?;
+    let customer = input.customer;
+    let customer_email = customer.and_then(Customer::email).ok_or_else(|| {
+        Skip::new(
+            SkipCode::NoCustomerEmail,
+            "The customer has no email address to send the survey to.",
+        )
+    })?;
+    let kustomer_channel = conversation
+        .channels
+        .iter()
+        .map(|c| c.trim())
+        .find(|c| !c.is_empty())
+        .ok_or_else(|| Skip::new(SkipCode::NoChannel, "The conversation has no channel."))?;
+    let channel = settings.channel_map.stella_channel(kustomer_channel);
+    let surveyed = &settings.surveyed_channels;
+    if !surveyed.is_empty()
+        && !surveyed
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(kustomer_channel) || s.eq_ignore_ascii_case(channel))
+    {
+        return Err(Skip::new(
+            SkipCode::ChannelNotSurveyed,
+            format!("Surveys are not sent for {kustomer_channel} conversations (see the app's Surveyed channels setting)."),
+        ));
+    }
+    let customer_id = conversation
+        .customer_id
+        .as_deref()
+        .or(customer.map(|c| c.id.as_str()));
+    Ok(FeedbackRequest {
+        channel: channel.to_owned(),
+        customer: stella::Customer {
+            name: customer.and_then(Customer::name).map(str::to_owned),
+            email: customer_email.to_owned(),
+        },
+        employee: stella::Employee {
+            email: employee.to_owned(),
+        },
+        ext_interaction_id: conversation.id.clone(),
+        external_url: customer_id
+            .and_then(|cid| external_url(&settings.kustomer_url, cid, &conversation.id)),
+        tags: tag_names(&conversation.tags, input.tags),
+        do_not_send: conversation.do_not_send(),
+        brand: settings.brand.clone(),
+        language: if settings.send_language {
+            conversation.language()
+        } else {
+            None
+        },
+    })
+}
+
+/// `{kustomerUrl}/app/customers/{customerId}/event/{conversationId}`, ids percent-encoded.
+pub fn external_url(
+    kustomer_url: &str,
+    customer_id: &str,
+    conversation_id: &str,
+) -> Option<String> {
+    let mut url = url::Url::parse(kustomer_url).ok()?;
+    url.path_segments_mut().ok()?.pop_if_empty().extend([
+        "app",
+        "customers",
+        customer_id,
+        "event",
+        conversation_id,
+    ]);
+    Some(url.into())
+}
+
+/// Names of the conversation's tags, in its order, without blanks or repeats, at most 20, each
+/// cut to 2,000 characters.
+pub fn tag_names(ids: &[String], tags: &[Tag]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for id in ids {
+        let name = tags
+            .iter()
+            .find(|t| &t.id == id)
+            .and_then(|t| t.name.as_deref())
+            .map(str::trim);
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            let name = stella::truncate_chars(name, MAX_TAG_CHARS);
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        if names.len() == MAX_TAGS {
+            break;
+        }
+    }
+    names
+}
+
+/// Why a close event schedules nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IgnoreCode {
+    /// Not a `kustomer.conversation.update` event.
+    NotAConversationUpdate,
+    /// The conversation is not closed.
+    NotClosed,
+    /// The event changed something other than the status of an already closed conversation.
+    StatusUnchanged,
+}
+
+/// What to do about an update event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Plan {
+    /// Come back at `send_at`, check again and send.
+    #[serde(rename_all = "camelCase")]
+    Schedule {
+        /// The conversation.
+        conversation_id: String,
+        /// The org, when the event names it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        org: Option<String>,
+        /// When it was closed.
+        #[serde(serialize_with = "serialize_time")]
+        closed_at: Instant,
+        /// When the survey falls due.
+        #[serde(serialize_with = "serialize_time")]
+        send_at: Instant,
+    },
+    /// Nothing to schedule.
+    Ignore {
+        /// Stable code.
+        reason: IgnoreCode,
+        /// Why, in plain words.
+        message: String,
+    },
+}
+
+fn serialize_time<S: serde::Serializer>(t: &Instant, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&timestamp::format(*t))
+}
+
+/// Plans a survey from an update event alone: a change of status to `done` schedules one at
+/// the close time plus the delay. The close time is the status change time, else the last
+/// update, else the event's time, else `received_at`.
+pub fn plan_event(settings: &Settings, event: &ConversationEvent, received_at: Instant) -> Plan {
+    let ignore = |reason, message: &str| Plan::Ignore {
+        reason,
+        message: message.to_owned(),
+    };
+    if event.name != CONVERSATION_UPDATE {
+        return ignore(
+            IgnoreCode::NotAConversationUpdate,
+            "Only kustomer.conversation.update events schedule surveys.",
+        );
+    }
+    let conversation = &event.conversation;
+    let change = event.status_change.as_ref();
+    if !conversation.is_done() || change.is_some_and(|c| c.after.as_deref() != Some("done")) {
+        return ignore(IgnoreCode::NotClosed, "The conversation is not closed.");
+    }
+    if change.is_none_or(|c| c.before.as_deref() == Some("done")) {
+        return ignore(
+            IgnoreCode::StatusUnchanged,
+            "The conversation was already closed; this update changed something else.",
+        );
+    }
+    let closed_at = [
+        &conversation.status_at,
+        &conversation.updated_at,
+        &event.created_at,
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|t| timestamp::parse(t))
+    .unwrap_or(received_at);
+    Plan::Schedule {
+        conversation_id: conversation.id.clone(),
+        org: event.org.clone().filter(|o| !o.is_empty()),
+        closed_at,
+        send_at: timestamp::add_seconds(closed_at, settings.seconds_until_send.into()),
+    }
+}

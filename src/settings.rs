@@ -1,0 +1,729 @@
+//! The app's settings: the five fields admins fill in, the advanced ones, and their validation.
+//!
+//! [`FIELDS`] is the one place that names, labels and defaults them; the settings page and the
+//! app manifest read it instead of keeping copies. Validation is "parse, don't validate": it
+//! turns the raw form object into a [`Settings`] whose URLs are checked and whose keys are
+//! [`Secret`]s, or returns every field error at once.
+
+use crate::error::{FieldError, FieldErrorCode as Code};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+use url::{Host, Url};
+
+/// What kind of value a setting holds; decides its form control, its manifest type and its rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FieldKind {
+    /// An API key: written by admins, never shown again.
+    Secret,
+    /// An https URL.
+    Url,
+    /// A whole number.
+    Integer,
+    /// Free text.
+    Text,
+    /// On or off.
+    Boolean,
+    /// `kustomer=stella` channel pairs.
+    ChannelMap,
+    /// A list of channel names.
+    ChannelList,
+}
+
+/// One setting as admins see it.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDef {
+    /// The key in Kustomer's settings and in the raw form object.
+    pub key: &'static str,
+    /// The label on the settings page.
+    pub label: &'static str,
+    /// The help text under the field.
+    pub help: &'static str,
+    /// What it holds.
+    pub kind: FieldKind,
+    /// Whether the admin must fill it in.
+    pub required: bool,
+    /// The value used when it is left blank, as the form shows it.
+    pub default: Option<&'static str>,
+    /// Folded away under "Advanced" on the settings page.
+    pub advanced: bool,
+}
+
+/// Setting key: the Stella Connect API key.
+pub const STELLA_API_KEY: &str = "stellaApiKey";
+/// Setting key: the Kustomer API key.
+pub const KUSTOMER_API_KEY: &str = "kustomerApiKey";
+/// Setting key: the Kustomer API URL.
+pub const KUSTOMER_API_URL: &str = "kustomerApiUrl";
+/// Setting key: the org's Kustomer URL.
+pub const KUSTOMER_URL: &str = "kustomerUrl";
+/// Setting key: the delay before a survey is sent.
+pub const SECONDS_UNTIL_SEND: &str = "secondsUntilSend";
+/// Setting key: the Stella API base URL.
+pub const STELLA_API_URL: &str = "stellaApiUrl";
+/// Setting key: Kustomer → Stella channel names.
+pub const CHANNEL_MAP: &str = "channelMap";
+/// Setting key: the channels that get surveys (empty: all).
+pub const SURVEYED_CHANNELS: &str = "surveyedChannels";
+/// Setting key: a fixed Stella brand.
+pub const BRAND: &str = "brand";
+/// Setting key: whether to send the conversation's language.
+pub const SEND_LANGUAGE: &str = "sendLanguage";
+
+/// Default Kustomer API URL (the US region; the org's own host routes anywhere).
+pub const DEFAULT_KUSTOMER_API_URL: &str = "https://api.kustomerapp.com";
+/// Default Stella API URL, the one the vendor's integration guides use.
+pub const DEFAULT_STELLA_API_URL: &str = "https://api.stellaconnect.net";
+/// Default delay: one day, as in Kustomer's own Stella app.
+pub const DEFAULT_SECONDS_UNTIL_SEND: u32 = 86_400;
+/// Longest delay accepted: 30 days.
+pub const MAX_SECONDS_UNTIL_SEND: u32 = 2_592_000;
+/// Default channel map: Kustomer calls are Stella's `phone` channel.
+pub const DEFAULT_CHANNEL_MAP: &str = "voice=phone";
+
+const MAX_KEY_CHARS: usize = 4096;
+const MAX_TEXT_CHARS: usize = 200;
+
+/// Every setting, in the order the settings page shows them.
+pub const FIELDS: &[FieldDef] = &[
+    FieldDef {
+        key: STELLA_API_KEY,
+        label: "Stella Connect API key",
+        help: "From Agent Connect (Stella Connect) settings. Start with the Test key, then swap in the Production key.",
+        kind: FieldKind::Secret,
+        required: true,
+        default: None,
+        advanced: false,
+    },
+    FieldDef {
+        key: KUSTOMER_API_KEY,
+        label: "Kustomer API key",
+        help: "A Kustomer API key with the roles org.permission.tag.read (or org.admin.tag.read) and read access to conversations, customers and users.",
+        kind: FieldKind::Secret,
+        required: true,
+        default: None,
+        advanced: false,
+    },
+    FieldDef {
+        key: KUSTOMER_API_URL,
+        label: "Kustomer API URL",
+        help: "https://api.kustomerapp.com (US), https://api.prod2.kustomerapp.com (EU), or https://<your org>.api.kustomerapp.com.",
+        kind: FieldKind::Url,
+        required: true,
+        default: Some(DEFAULT_KUSTOMER_API_URL),
+        advanced: false,
+    },
+    FieldDef {
+        key: KUSTOMER_URL,
+        label: "Kustomer URL",
+        help: "The address your agents open Kustomer at, such as https://acme.kustomerapp.com. Surveys link back to the conversation there.",
+        kind: FieldKind::Url,
+        required: true,
+        default: None,
+        advanced: false,
+    },
+    FieldDef {
+        key: SECONDS_UNTIL_SEND,
+        label: "Seconds until send",
+        help: "How long after a conversation is closed the survey goes out: 0 to 2592000 (30 days). 86400 is one day.",
+        kind: FieldKind::Integer,
+        required: true,
+        default: Some("86400"),
+        advanced: false,
+    },
+    FieldDef {
+        key: STELLA_API_URL,
+        label: "Stella Connect API URL",
+        help: "Leave as is unless Agent Connect gave you your own host under stellaconnect.net.",
+        kind: FieldKind::Url,
+        required: false,
+        default: Some(DEFAULT_STELLA_API_URL),
+        advanced: true,
+    },
+    FieldDef {
+        key: CHANNEL_MAP,
+        label: "Channel names",
+        help: "Kustomer channel = Agent Connect channel, separated by commas, such as voice=phone, sms=chat. Channels not listed keep their Kustomer name; voice=phone applies unless you change it.",
+        kind: FieldKind::ChannelMap,
+        required: false,
+        default: Some(DEFAULT_CHANNEL_MAP),
+        advanced: true,
+    },
+    FieldDef {
+        key: SURVEYED_CHANNELS,
+        label: "Surveyed channels",
+        help: "Only these channels get surveys, separated by commas (Kustomer or Agent Connect names). Leave empty to survey every channel.",
+        kind: FieldKind::ChannelList,
+        required: false,
+        default: Some(""),
+        advanced: true,
+    },
+    FieldDef {
+        key: BRAND,
+        label: "Brand",
+        help: "Only for multi-brand Agent Connect accounts: the brand every survey is sent under.",
+        kind: FieldKind::Text,
+        required: false,
+        default: Some(""),
+        advanced: true,
+    },
+    FieldDef {
+        key: SEND_LANGUAGE,
+        label: "Send the conversation's language",
+        help: "Only for multi-language Agent Connect accounts: sends the conversation's language, such as en-US.",
+        kind: FieldKind::Boolean,
+        required: false,
+        default: Some("false"),
+        advanced: true,
+    },
+];
+
+/// Looks up a field's definition by key.
+pub fn field(key: &str) -> Option<&'static FieldDef> {
+    FIELDS.iter().find(|f| f.key == key)
+}
+
+/// An API key. Its `Debug` and `Serialize` print a mask, so a key cannot reach a log, an error
+/// or a response by accident; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+/// What a secret prints as.
+pub const MASK: &str = "********";
+
+impl Secret {
+    /// Wraps a key (no checks: use [`validate_settings`] for input).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The key itself, for the one header that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(MASK)
+    }
+}
+
+/// Kustomer → Stella channel names, defaults merged in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChannelMap(Vec<(String, String)>);
+
+impl ChannelMap {
+    /// The Stella channel for a Kustomer channel; unmapped channels keep their name.
+    pub fn stella_channel<'a>(&'a self, kustomer: &'a str) -> &'a str {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(kustomer))
+            .map_or(kustomer, |(_, s)| s.as_str())
+    }
+}
+
+impl Serialize for ChannelMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Validated settings. Serializes in camelCase with both keys masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// Stella's `x-api-key`.
+    pub stella_api_key: Secret,
+    /// Kustomer's Bearer key.
+    pub kustomer_api_key: Secret,
+    /// Kustomer API base, without a trailing slash.
+    pub kustomer_api_url: String,
+    /// The org's Kustomer address, without a trailing slash.
+    pub kustomer_url: String,
+    /// Delay between close and send.
+    pub seconds_until_send: u32,
+    /// Stella API base, without a trailing slash.
+    pub stella_api_url: String,
+    /// Kustomer → Stella channel names.
+    pub channel_map: ChannelMap,
+    /// Channels that get surveys (Kustomer or Stella names); empty means all.
+    pub surveyed_channels: Vec<String>,
+    /// Fixed Stella brand, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Whether the conversation's language is sent.
+    pub send_language: bool,
+}
+
+/// How strict validation is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ValidationOptions {
+    /// Accept `http://` URLs on loopback hosts (127.0.0.1, localhost, ::1) for every URL field,
+    /// for the local sandboxes. Off unless a development setup turns it on explicitly.
+    pub allow_loopback: bool,
+}
+
+/// Validates a raw settings object (as the form or Kustomer's settings API holds it), returning
+/// every field error at once. Unknown keys are ignored; blank values take their defaults.
+pub fn validate_settings(
+    raw: &Value,
+    options: ValidationOptions,
+) -> Result<Settings, Vec<FieldError>> {
+    let Some(obj) = raw.as_object() else {
+        return Err(vec![FieldError::new(
+            "",
+            Code::InvalidType,
+            "Settings must be an object of field values.",
+        )]);
+    };
+    let mut form = Form {
+        obj,
+        errors: Vec::new(),
+    };
+    let url = |key, v| url_field(key, v, options);
+    let parsed = (
+        form.parse(STELLA_API_KEY, secret),
+        form.parse(KUSTOMER_API_KEY, secret),
+        form.parse(KUSTOMER_API_URL, url),
+        form.parse(KUSTOMER_URL, url),
+        form.parse(SECONDS_UNTIL_SEND, seconds_until_send),
+        form.parse(STELLA_API_URL, url),
+        form.parse(CHANNEL_MAP, channel_map),
+        form.parse(SURVEYED_CHANNELS, channel_list),
+        form.parse(BRAND, text),
+        form.parse(SEND_LANGUAGE, boolean),
+    );
+    match parsed {
+        (
+            Some(sk),
+            Some(kk),
+            Some(kau),
+            Some(ku),
+            Some(secs),
+            Some(sau),
+            Some(map),
+            Some(list),
+            Some(brand),
+            Some(lang),
+        ) => Ok(Settings {
+            stella_api_key: sk,
+            kustomer_api_key: kk,
+            kustomer_api_url: kau,
+            kustomer_url: ku,
+            seconds_until_send: secs,
+            stella_api_url: sau,
+            channel_map: map,
+            surveyed_channels: list,
+            brand,
+            send_language: lang,
+        }),
+        _ => Err(form.errors),
+    }
+}
+
+/// The roles that let a Kustomer key read tag names; one of them is needed.
+pub const TAG_READ_ROLES: [&str; 2] = ["org.permission.tag.read", "org.admin.tag.read"];
+
+/// Checks the roles Kustomer reports for the key (`GET /v1/auth/tokens/current`): without a
+/// tag-read role, surveys would go out without their tags.
+pub fn check_kustomer_roles<S: AsRef<str>>(roles: &[S]) -> Result<(), FieldError> {
+    if roles.iter().any(|r| TAG_READ_ROLES.contains(&r.as_ref())) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            KUSTOMER_API_KEY,
+            Code::MissingPermission,
+            "This Kustomer API key cannot read tags: create a key with the role org.permission.tag.read (or org.admin.tag.read).",
+        ))
+    }
+}
+
+/// Collects field errors while each field is parsed on its own.
+struct Form<'a> {
+    obj: &'a serde_json::Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl Form<'_> {
+    /// Reads a field (its default when blank) and parses it, recording any error.
+    fn parse<T>(
+        &mut self,
+        key: &'static str,
+        parse: impl FnOnce(&'static str, Value) -> Result<T, FieldError>,
+    ) -> Option<T> {
+        let def = field(key)?;
+        let value = match self.obj.get(key).and_then(non_blank) {
+            Some(v) => v,
+            None => match def.default {
+                Some(d) => Value::String(d.to_owned()),
+                None => {
+                    let msg = format!("{} is required.", def.label);
+                    self.errors.push(FieldError::new(key, Code::Required, msg));
+                    return None;
+                }
+            },
+        };
+        parse(key, value).map_err(|e| self.errors.push(e)).ok()
+    }
+}
+
+/// `null` and whitespace-only strings count as "left blank".
+fn non_blank(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        other => Some(other.clone()),
+    }
+}
+
+fn label(key: &str) -> &'static str {
+    field(key).map_or("This field", |f| f.label)
+}
+
+fn string(key: &str, v: Value) -> Result<String, FieldError> {
+    match v {
+        Value::String(s) => Ok(s.trim().to_owned()),
+        _ => Err(FieldError::new(
+            key,
+            Code::InvalidType,
+            format!("{} must be text.", label(key)),
+        )),
+    }
+}
+
+fn secret(key: &'static str, v: Value) -> Result<Secret, FieldError> {
+    let s = string(key, v)?;
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(FieldError::new(
+            key,
+            Code::InvalidKey,
+            format!(
+                "{} has spaces or line breaks in it: copy it again, without them.",
+                label(key)
+            ),
+        ));
+    }
+    if s.chars().count() > MAX_KEY_CHARS {
+        return Err(FieldError::new(
+            key,
+            Code::InvalidKey,
+            format!("{} is far too long to be an API key.", label(key)),
+        ));
+    }
+    Ok(Secret(s))
+}
+
+fn text(key: &'static str, v: Value) -> Result<Option<String>, FieldError> {
+    let s = string(key, v)?;
+    if s.chars().count() > MAX_TEXT_CHARS {
+        return Err(FieldError::new(
+            key,
+            Code::TooLong,
+            format!("{} can be at most {MAX_TEXT_CHARS} characters.", label(key)),
+        ));
+    }
+    Ok(Some(s).filter(|s| !s.is_empty()))
+}
+
+fn boolean(key: &'static str, v: Value) -> Result<bool, FieldError> {
+    let parsed = match &v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_u64().filter(|n| *n <= 1).map(|n| n == 1),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => Some(true),
+            "false" | "off" | "no" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        FieldError::new(
+            key,
+            Code::NotABoolean,
+            format!("{} must be on or off.", label(key)),
+        )
+    })
+}
+
+fn seconds_until_send(key: &'static str, v: Value) -> Result<u32, FieldError> {
+    let not_integer = || {
+        FieldError::new(
+            key,
+            Code::NotAnInteger,
+            format!(
+                "{} must be a whole number of seconds, such as 86400 for one day.",
+                label(key)
+            ),
+        )
+    };
+    let n: i128 = match &v {
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.into(),
+            (_, Some(u), _) => u.into(),
+            // 900.0 is a whole number; 1e30 is one too, and simply out of range.
+            (_, _, Some(f)) if f.fract() == 0.0 && f.is_finite() => {
+                if f.abs() > 1e18 {
+                    i128::MAX
+                } else {
+                    f as i128
+                }
+            }
+            _ => return Err(not_integer()),
+        },
+        Value::String(s) => {
+            let s = s.trim();
+            let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(not_integer());
+            }
+            // Only digits remain, so the one failure left is overflow: out of range.
+            s.parse::<i128>().unwrap_or(i128::MAX)
+        }
+        _ => return Err(not_integer()),
+    };
+    u32::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_SECONDS_UNTIL_SEND)
+        .ok_or_else(|| {
+            FieldError::new(
+                key,
+                Code::OutOfRange,
+                format!(
+                    "{} must be between 0 and {MAX_SECONDS_UNTIL_SEND} (30 days).",
+                    label(key)
+                ),
+            )
+        })
+}
+
+/// Splits a form value such as `"a=b, c=d"` or `"email\nchat"` into trimmed, non-empty items.
+fn items(s: &str) -> impl Iterator<Item = &str> {
+    s.split([',', '\n', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+const MAX_CHANNEL_CHARS: usize = 100;
+
+fn channel_name(s: &str) -> Option<String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.chars().count() <= MAX_CHANNEL_CHARS
+        && !s.chars().any(|c| c.is_control() || c == '=');
+    ok.then(|| s.to_owned())
+}
+
+fn channel_map(key: &'static str, v: Value) -> Result<ChannelMap, FieldError> {
+    let bad = |what: &str| {
+        FieldError::new(
+            key,
+            Code::InvalidChannelMap,
+            format!("Write channel names as kustomer=stella pairs separated by commas, such as voice=phone; \"{what}\" is not one."),
+        )
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    match v {
+        Value::String(s) => {
+            for item in items(&s) {
+                let (k, st) = item.split_once('=').ok_or_else(|| bad(item))?;
+                let pair = channel_name(k)
+                    .zip(channel_name(st))
+                    .ok_or_else(|| bad(item))?;
+                pairs.push(pair);
+            }
+        }
+        Value::Object(map) => {
+            for (k, st) in map {
+                let pair = st
+                    .as_str()
+                    .and_then(channel_name)
+                    .zip(channel_name(&k))
+                    .map(|(s, k)| (k, s));
+                pairs.push(pair.ok_or_else(|| bad(&k))?);
+            }
+        }
+        _ => return Err(bad("that value")),
+    }
+    // The admin's pairs win; a default pair applies unless its Kustomer channel was remapped.
+    for item in items(DEFAULT_CHANNEL_MAP) {
+        if let Some((k, s)) = item.split_once('=') {
+            if !pairs.iter().any(|(pk, _)| pk.eq_ignore_ascii_case(k)) {
+                pairs.push((k.to_owned(), s.to_owned()));
+            }
+        }
+    }
+    Ok(ChannelMap(pairs))
+}
+
+fn channel_list(key: &'static str, v: Value) -> Result<Vec<String>, FieldError> {
+    let bad = || {
+        FieldError::new(
+            key,
+            Code::InvalidChannelList,
+            "List channel names separated by commas, such as email, chat, or leave it empty to survey every channel.",
+        )
+    };
+    let names: Vec<String> = match v {
+        Value::String(s) => items(&s)
+            .map(|i| channel_name(i).ok_or_else(bad))
+            .collect::<Result<_, _>>()?,
+        Value::Array(a) => a
+            .iter()
+            .map(|i| i.as_str().and_then(channel_name).ok_or_else(bad))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(bad()),
+    };
+    let mut unique: Vec<String> = Vec::new();
+    for n in names {
+        if !unique.iter().any(|u| u.eq_ignore_ascii_case(&n)) {
+            unique.push(n);
+        }
+    }
+    Ok(unique)
+}
+
+/// Which hosts a URL field accepts outside local development.
+fn host_allowed(key: &str, host: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    match key {
+        KUSTOMER_API_URL => {
+            host == "api.kustomerapp.com"
+                || host
+                    .strip_prefix("api.prod")
+                    .and_then(|r| r.strip_suffix(".kustomerapp.com"))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                || host
+                    .strip_suffix(".api.kustomerapp.com")
+                    .is_some_and(label_ok)
+        }
+        KUSTOMER_URL => host
+            .strip_suffix(".kustomerapp.com")
+            .is_some_and(|org| label_ok(org) && org != "api"),
+        STELLA_API_URL => {
+            host == "stellaconnect.net"
+                || host
+                    .strip_suffix(".stellaconnect.net")
+                    .is_some_and(|sub| sub.split('.').all(label_ok))
+        }
+        _ => false,
+    }
+}
+
+fn example(key: &str) -> &'static str {
+    match key {
+        KUSTOMER_API_URL => DEFAULT_KUSTOMER_API_URL,
+        KUSTOMER_URL => "https://acme.kustomerapp.com",
+        _ => DEFAULT_STELLA_API_URL,
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d == "localhost",
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Parses a URL field into a base URL without a trailing slash.
+fn url_field(
+    key: &'static str,
+    v: Value,
+    options: ValidationOptions,
+) -> Result<String, FieldError> {
+    let s = string(key, v)?;
+    let err = |code, msg: String| FieldError::new(key, code, msg);
+    let url = Url::parse(&s).map_err(|_| {
+        err(
+            Code::InvalidUrl,
+            format!(
+                "{} must be a full address, such as {}.",
+                label(key),
+                example(key)
+            ),
+        )
+    })?;
+    let local = options.allow_loopback && is_loopback(&url);
+    match url.scheme() {
+        "https" => {}
+        "http" if local => {}
+        "http" => {
+            return Err(err(
+                Code::InsecureUrl,
+                format!(
+                    "{} must start with https://, such as {}.",
+                    label(key),
+                    example(key)
+                ),
+            ));
+        }
+        _ => {
+            return Err(err(
+                Code::InvalidUrl,
+                format!(
+                    "{} must start with https://, such as {}.",
+                    label(key),
+                    example(key)
+                ),
+            ))
+        }
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(err(
+            Code::InvalidUrl,
+            format!(
+                "{} must be just the address, such as {}, with nothing after it.",
+                label(key),
+                example(key)
+            ),
+        ));
+    }
+    if !local {
+        if url.port().is_some() || url.path() != "/" {
+            return Err(err(
+                Code::InvalidUrl,
+                format!(
+                    "{} must be just the address, such as {}, with nothing after it.",
+                    label(key),
+                    example(key)
+                ),
+            ));
+        }
+        let host = url.host_str().unwrap_or_default();
+        if !host_allowed(key, host) {
+            return Err(err(
+                Code::HostNotAllowed,
+                format!(
+                    "{} must be an address such as {}; {host} is not one.",
+                    label(key),
+                    example(key)
+                ),
+            ));
+        }
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}

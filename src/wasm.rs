@@ -1,0 +1,134 @@
+//! The WebAssembly boundary: every `#[wasm_bindgen]` export, and every conversion between
+//! JavaScript values and Rust. Inputs may be objects or JSON text; outputs are plain objects
+//! (never `Map`s). No export throws on bad input: errors come back as data with a `code`.
+
+use crate::api::{self, Options};
+use crate::error::{InputError, InputErrorCode};
+use crate::kustomer;
+use crate::timestamp;
+use serde::Serialize;
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** Raw settings as the form or Kustomer's settings API holds them; blanks take defaults. */
+export interface RawSettings {
+  stellaApiKey?: string; kustomerApiKey?: string; kustomerApiUrl?: string; kustomerUrl?: string;
+  secondsUntilSend?: number | string; stellaApiUrl?: string;
+  channelMap?: string | Record<string, string>; surveyedChannels?: string | string[];
+  brand?: string; sendLanguage?: boolean | string;
+}
+/** Validated settings; both keys are masked as "********". */
+export interface Settings {
+  stellaApiKey: string; kustomerApiKey: string; kustomerApiUrl: string; kustomerUrl: string;
+  secondsUntilSend: number; stellaApiUrl: string; channelMap: Record<string, string>;
+  surveyedChannels: string[]; brand?: string; sendLanguage: boolean;
+}
+export interface CoreOptions { /** Accept http:// loopback URLs, for local sandboxes only. */ allowLoopback?: boolean }
+export interface FieldError { field: string; code: string; message: string }
+export interface InputError { code: "malformed_json" | "invalid_shape" | "too_large" | "invalid_settings"; path?: string; message: string; fields?: FieldError[] }
+export type ValidateSettingsResult = { ok: true; settings: Settings } | { ok: false; errors: FieldError[] };
+export type PlanResult =
+  | { action: "schedule"; conversationId: string; org?: string; closedAt: string; sendAt: string }
+  | { action: "ignore"; reason: "not_a_conversation_update" | "not_closed" | "status_unchanged"; message: string }
+  | { action: "reject"; error: InputError };
+export interface SurveyInput {
+  settings: RawSettings; conversation: unknown; customer?: unknown; user?: unknown; tags?: unknown; options?: CoreOptions;
+}
+export interface StellaRequest {
+  method: "POST"; url: string; headers: Record<string, string>;
+  body: { channel: string; customer: { name?: string; email: string }; employee: { email: string };
+    ext_interaction_id: string; external_url?: string; tags?: string[]; do_not_send: boolean; brand?: string; language?: string };
+}
+export interface Skip { code: string; message: string; fields?: FieldError[] }
+export type BuildResult = { ok: true; request: StellaRequest } | { ok: false; skip: Skip } | { ok: false; error: InputError };
+"#;
+
+/// Reads a JavaScript value as JSON: objects are serialized by `JSON.stringify`, strings are
+/// parsed as JSON text, `undefined` and `null` are `null`.
+fn json_input(value: &JsValue) -> Result<Value, InputError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Value::Null);
+    }
+    if let Some(text) = value.as_string() {
+        return kustomer::from_json(&text);
+    }
+    let text = js_sys::JSON::stringify(value).map_err(|_| {
+        InputError::new(
+            InputErrorCode::InvalidShape,
+            "",
+            "The value cannot be read as JSON (a cycle or a BigInt).",
+        )
+    })?;
+    match JsValue::from(text).as_string() {
+        Some(text) => kustomer::from_json(&text),
+        None => Ok(Value::Null), // functions and symbols stringify to undefined
+    }
+}
+
+/// Converts a result to a plain JavaScript object. Going through JSON text reuses serde_json's
+/// serializer, which the module needs anyway, instead of linking a second one (~25 KB).
+fn js_output<T: Serialize>(value: &T) -> JsValue {
+    serde_json::to_string(value)
+        .map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))
+        .and_then(|text| js_sys::JSON::parse(&text))
+        .unwrap_or_else(|e| e)
+}
+
+fn options(value: &JsValue) -> Result<Options, InputError> {
+    Options::parse(&json_input(value)?)
+}
+
+/// Validates the settings form; every field error comes back at once.
+#[wasm_bindgen(js_name = validateSettings, unchecked_return_type = "ValidateSettingsResult")]
+pub fn validate_settings(
+    #[wasm_bindgen(unchecked_param_type = "RawSettings | string")] raw: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "CoreOptions | undefined")] options_: JsValue,
+) -> JsValue {
+    let result = json_input(&raw).and_then(|raw| Ok((raw, options(&options_)?)));
+    match result {
+        Ok((raw, opts)) => js_output(&api::validate_settings(&raw, opts)),
+        Err(e) => js_output(&api::Validated::Invalid {
+            ok: false,
+            errors: vec![crate::error::FieldError {
+                field: String::new(),
+                code: crate::FieldErrorCode::InvalidType,
+                message: e.message,
+            }],
+        }),
+    }
+}
+
+/// Plans a survey from a `kustomer.conversation.update` event: schedule, ignore, or reject.
+#[wasm_bindgen(js_name = planConversationEvent, unchecked_return_type = "PlanResult")]
+pub fn plan_conversation_event(
+    #[wasm_bindgen(unchecked_param_type = "RawSettings | string")] raw_settings: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "unknown")] event: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "CoreOptions | undefined")] options_: JsValue,
+) -> JsValue {
+    let now = timestamp::from_millis(js_sys::Date::now());
+    let inputs =
+        json_input(&raw_settings).and_then(|s| Ok((s, json_input(&event)?, options(&options_)?)));
+    match inputs {
+        Ok((settings, event, opts)) => {
+            js_output(&api::plan_conversation_event(&settings, &event, opts, now))
+        }
+        Err(error) => js_output(&api::Planned::Reject {
+            action: "reject",
+            error,
+        }),
+    }
+}
+
+/// Decides and builds the Stella request from the settings and Kustomer's API responses.
+/// The `x-api-key` header is masked: the request is for showing; the edge sends it from Rust.
+#[wasm_bindgen(js_name = buildSurveyRequest, unchecked_return_type = "BuildResult")]
+pub fn build_survey_request(
+    #[wasm_bindgen(unchecked_param_type = "SurveyInput | string")] input: JsValue,
+) -> JsValue {
+    match json_input(&input) {
+        Ok(input) => js_output(&api::build_survey_request(&input)),
+        Err(error) => js_output(&api::Built::Error { ok: false, error }),
+    }
+}

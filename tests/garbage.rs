@@ -1,0 +1,187 @@
+//! Property tests: arbitrary JSON, and arbitrary text, fed to every parser and to the three
+//! operations the Wasm exports offer. Nothing may panic (a panic traps the whole Wasm
+//! instance); every answer must be one of the documented shapes with a stable code.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use stella_connect::api::{self, Options};
+use stella_connect::{kustomer, timestamp};
+
+/// Arbitrary JSON, biased towards the keys and values the parsers look for, so that the
+/// generator reaches deep into the real shapes rather than failing at the root.
+fn arb_json() -> impl Strategy<Value = Value> {
+    let keys = prop::sample::select(vec![
+        "data",
+        "id",
+        "attributes",
+        "relationships",
+        "customer",
+        "status",
+        "channels",
+        "assignedUsers",
+        "tags",
+        "custom",
+        "emails",
+        "email",
+        "name",
+        "displayName",
+        "changes",
+        "before",
+        "after",
+        "modificationHistory",
+        "statusAt",
+        "updatedAt",
+        "createdAt",
+        "locale",
+        "defaultLang",
+        "settings",
+        "conversation",
+        "user",
+        "options",
+        "allowLoopback",
+        "stellaApiKey",
+        "kustomerApiKey",
+        "kustomerApiUrl",
+        "kustomerUrl",
+        "secondsUntilSend",
+        "channelMap",
+        "surveyedChannels",
+        "brand",
+        "sendLanguage",
+        "stellaApiUrl",
+        "doNotSendStellaConnectRequestBool",
+        "x",
+    ]);
+    let strings = prop::sample::select(vec![
+        "done",
+        "open",
+        "voice",
+        "email",
+        "kustomer.conversation.update",
+        "https://api.kustomerapp.com",
+        "https://acme.kustomerapp.com/",
+        "http://127.0.0.1:1/",
+        "2026-11-20T14:03:11.401Z",
+        "a@b.c",
+        "900",
+        "-1",
+        "",
+        " ",
+        "é",
+        "voice=phone",
+        "\u{0}",
+        "9999999999999999999999",
+        "https://[::1",
+        "ü=ü",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        strings.prop_map(|s| json!(s)),
+        ".{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(6, 64, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((keys.clone(), inner), 0..8).prop_map(|kv| Value::Object(
+                kv.into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect::<Map<_, _>>()
+            )),
+        ]
+    })
+}
+
+fn code_is_stable(code: &Value) -> bool {
+    code.as_str()
+        .is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn parsers_never_panic(v in arb_json()) {
+        for result in [
+            kustomer::parse_event(&v).err(),
+            kustomer::parse_conversation(&v).err(),
+            kustomer::parse_customer(&v).err(),
+            kustomer::parse_user(&v).err(),
+            kustomer::parse_tags(&v).err(),
+        ].into_iter().flatten() {
+            prop_assert!(!result.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn validate_settings_answers_with_codes(v in arb_json(), loopback in any::<bool>()) {
+        let out = serde_json::to_value(api::validate_settings(&v, Options { allow_loopback: loopback })).unwrap();
+        if out["ok"] == true {
+            prop_assert_eq!(&out["settings"]["stellaApiKey"], "********");
+        } else {
+            let errors = out["errors"].as_array().unwrap();
+            prop_assert!(!errors.is_empty());
+            for e in errors {
+                prop_assert!(code_is_stable(&e["code"]), "{}", e);
+            }
+        }
+    }
+
+    #[test]
+    fn plan_answers_with_an_action(settings in arb_json(), event in arb_json(), ms in any::<i64>()) {
+        let now = timestamp::from_millis(ms as f64);
+        let out = serde_json::to_value(api::plan_conversation_event(&settings, &event, Options::default(), now)).unwrap();
+        match out["action"].as_str() {
+            Some("schedule") => prop_assert!(out["sendAt"].is_string()),
+            Some("ignore") => prop_assert!(code_is_stable(&out["reason"])),
+            Some("reject") => prop_assert!(code_is_stable(&out["error"]["code"])),
+            other => prop_assert!(false, "unexpected action {:?}", other),
+        }
+    }
+
+    #[test]
+    fn build_answers_with_a_request_skip_or_error(v in arb_json()) {
+        check_build(&v)?;
+    }
+
+    /// Real documents with one random part replaced: reaches the decision far more often.
+    #[test]
+    fn build_with_one_part_garbled(part in prop::sample::select(vec!["settings", "conversation", "customer", "user", "tags", "options"]), garbage in arb_json()) {
+        let mut input = json!({
+            "settings": support::settings(),
+            "conversation": support::fixture("conversation"),
+            "customer": support::fixture("customer"),
+            "user": support::fixture("user"),
+            "tags": support::fixture("tags"),
+        });
+        input[part] = garbage;
+        check_build(&input)?;
+    }
+
+    #[test]
+    fn arbitrary_text_is_malformed_json_or_a_value(s in ".{0,64}") {
+        if let Err(e) = kustomer::from_json(&s) {
+            prop_assert_eq!(e.code.as_str(), "malformed_json");
+        }
+    }
+}
+
+fn check_build(v: &Value) -> Result<(), TestCaseError> {
+    let out = serde_json::to_value(api::build_survey_request(v)).unwrap();
+    if out["ok"] == true {
+        prop_assert_eq!(&out["request"]["headers"]["x-api-key"], "********");
+        support::assert_valid_body(&out["request"]["body"]);
+    } else if out.get("skip").is_some() {
+        prop_assert!(code_is_stable(&out["skip"]["code"]));
+    } else {
+        prop_assert!(code_is_stable(&out["error"]["code"]));
+    }
+    Ok(())
+}
