@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== setup: %s\n' "$*"; }
 
 # The wasm-bindgen CLI must match the library exactly; read the version from Cargo.lock.
-cargo generate-lockfile --offline >/dev/null 2>&1 || cargo generate-lockfile >/dev/null
+[ -f Cargo.lock ] || cargo generate-lockfile
 bindgen_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
 
 step "rust targets and components"

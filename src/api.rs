@@ -111,7 +111,7 @@ pub enum Built {
         /// Always `true`.
         ok: bool,
         /// Method, URL, headers and body.
-        request: HttpRequest,
+        request: Box<HttpRequest>,
     },
     /// No survey, and why.
     Skip {
@@ -132,7 +132,10 @@ pub enum Built {
 /// Decides and builds the Stella request from raw settings and Kustomer responses.
 pub fn build_survey_request(input: &Value) -> Built {
     match build(input) {
-        Ok(Ok(request)) => Built::Send { ok: true, request },
+        Ok(Ok(request)) => Built::Send {
+            ok: true,
+            request: Box::new(request),
+        },
         Ok(Err(skip)) => Built::Skip { ok: false, skip },
         Err(error) => Built::Error { ok: false, error },
     }

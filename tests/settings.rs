@@ -6,7 +6,7 @@ mod support;
 use serde_json::{json, Value};
 use stella_connect::settings::{self, check_kustomer_roles, field, FIELDS};
 use stella_connect::{validate_settings, FieldErrorCode, ValidationOptions};
-use support::{settings, settings_with};
+use support::settings_with;
 
 const STRICT: ValidationOptions = ValidationOptions {
     allow_loopback: false,

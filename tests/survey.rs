@@ -10,6 +10,9 @@ use stella_connect::api::{self, Options};
 use stella_connect::timestamp;
 use support::{assert_valid_body, fixture, settings, settings_with};
 
+/// A change to a test document.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 /// `buildSurveyRequest` as JSON, with the body checked against the schema when one is built.
 fn build(input: Value) -> Value {
     let out = serde_json::to_value(api::build_survey_request(&input)).unwrap();
@@ -94,7 +97,7 @@ fn voice_becomes_phone_and_other_channels_pass_through() {
 
 #[test]
 fn skip_reasons() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "not_closed",
             Box::new(|d| d["conversation"]["data"]["attributes"]["status"] = json!("open")),
@@ -418,7 +421,7 @@ fn close_time_falls_back_to_updated_event_then_now() {
 #[test]
 fn events_that_do_not_close_are_ignored() {
     let base = fixture("conversation-update-done");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "not_closed",
             Box::new(|e| {

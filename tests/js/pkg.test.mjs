@@ -1,0 +1,49 @@
+// The built package as JavaScript sees it: export names, TypeScript types, plain objects.
+// The rules themselves are tested in Rust (tests/*.rs) and under Wasm (tests/wasm.rs).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as core from "../../pkg/stella_connect.js";
+
+const pkg = new URL("../../pkg/", import.meta.url);
+const fixtures = new URL("../fixtures/kustomer/", import.meta.url);
+const load = (name) => JSON.parse(readFileSync(new URL(`${name}.json`, fixtures), "utf8"));
+core.initSync({ module: readFileSync(new URL("stella_connect_bg.wasm", pkg)) });
+
+const settings = { stellaApiKey: "k1", kustomerApiKey: "k2", kustomerUrl: "https://acme.kustomerapp.com" };
+
+test("the three exports exist under their camelCase names", () => {
+  for (const name of ["validateSettings", "planConversationEvent", "buildSurveyRequest"]) {
+    assert.equal(typeof core[name], "function", name);
+  }
+});
+
+test("the .d.ts declares typed signatures, not any", () => {
+  const dts = readFileSync(new URL("stella_connect.d.ts", pkg), "utf8");
+  assert.match(dts, /export function validateSettings\(raw: RawSettings \| string, options_: CoreOptions \| undefined\): ValidateSettingsResult;/);
+  assert.match(dts, /export function planConversationEvent\(raw_settings: RawSettings \| string, event: unknown, options_: CoreOptions \| undefined\): PlanResult;/);
+  assert.match(dts, /export function buildSurveyRequest\(input: SurveyInput \| string\): BuildResult;/);
+  assert.match(dts, /export type BuildResult = /);
+});
+
+test("results are plain JSON objects", () => {
+  const out = core.validateSettings(settings);
+  assert.equal(Object.getPrototypeOf(out), Object.prototype);
+  assert.deepEqual(out.settings.surveyedChannels, []);
+  assert.equal(out.settings.stellaApiKey, "********");
+});
+
+test("the fixtures build the expected request; the key is masked", () => {
+  const out = core.buildSurveyRequest({
+    settings, conversation: load("conversation"), customer: load("customer"), user: load("user"), tags: load("tags"),
+  });
+  assert.equal(out.ok, true);
+  assert.deepEqual(out.request.body, load("expected-stella-request"));
+  assert.equal(out.request.headers["x-api-key"], "********");
+  assert.ok(!JSON.stringify(out).includes("k1"));
+});
+
+test("optional arguments may be left out", () => {
+  assert.equal(core.planConversationEvent(settings, load("conversation-update-done")).action, "schedule");
+  assert.equal(core.validateSettings({ ...settings, kustomerUrl: "http://127.0.0.1:1" }, { allowLoopback: true }).ok, true);
+});
