@@ -6,28 +6,37 @@ export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # Where wasm-bindgen-test finds Debian's driver (never a download).
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: setup build run test test-rust test-wasm test-js lint size clean
+.PHONY: setup build run serve test test-rust test-wasm test-js test-edge lint size clean demo
 
 ## Install everything the project needs (idempotent; seconds when warm).
 setup:
 	scripts/setup.sh
 
-## Build the Wasm package in pkg/ (--target web: loads in browsers, workerd and node).
+## Build the Wasm packages (--target web: loads in browsers, workerd and node): pkg/ for the
+## pages, pkg-edge/ for the worker (with the `edge` feature); and the Stella sandbox's schema.
 build: setup
 	wasm-pack build --target web --release --out-dir pkg --no-pack
+	wasm-pack build --target web --release --out-dir pkg-edge --no-pack -- --features edge
+	node scripts/build-stella-schema.mjs
 	scripts/size.sh
 
-## The main job: the Stella request the shared fixtures produce, and a skip reason.
+## The main job: workerd on 127.0.0.1:$${PORT:-8787} with the edge, the sandboxes and the pages.
 run: build
+	scripts/serve.sh
+
+## The core alone on the shared fixtures: the Stella request they produce, and a skip reason.
+demo: build
 	node scripts/demo.mjs
 
-## Every test: lint, host tests, Wasm in node and Chromium, the package's JS API, the size.
-test: setup lint test-rust test-wasm build test-js
+## Every test: lint, host tests, Wasm in node and Chromium, the packages' JS API, the edge
+## and the sandboxes in a real workerd.
+test: setup lint test-rust test-wasm build test-js test-edge
 
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
 	cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy --all-targets --locked --target wasm32-unknown-unknown --features edge -- -D warnings
 
 test-rust:
 	cargo test --locked
@@ -39,9 +48,12 @@ test-wasm:
 test-js:
 	node --test tests/js/
 
+test-edge:
+	node --test --test-concurrency=1 tests/sandbox/ tests/http/
+
 size:
 	scripts/size.sh
 
 clean:
 	cargo clean
-	rm -rf pkg
+	rm -rf pkg pkg-edge build .local

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod decision;
+pub mod edge;
 pub mod error;
 pub mod kustomer;
 pub mod response;

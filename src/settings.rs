@@ -727,3 +727,8 @@ fn url_field(
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
+
+/// Checks a Kustomer API URL on its own, for calls that carry only a key and a URL.
+pub fn kustomer_api_url(value: &str, options: ValidationOptions) -> Result<String, FieldError> {
+    url_field(KUSTOMER_API_URL, Value::String(value.to_owned()), options)
+}

@@ -132,3 +132,6 @@ pub fn build_survey_request(
         Err(error) => js_output(&api::Built::Error { ok: false, error }),
     }
 }
+
+#[cfg(feature = "edge")]
+pub mod edge;

@@ -1,0 +1,71 @@
+# Local run: the edge exactly as deployed, plus the Kustomer and Stella sandboxes and a router,
+# on one socket. Start with scripts/serve.sh (it builds, picks the port and the state folder).
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .router),
+    (name = "edge", worker = .edge),
+    (name = "kustomer-sandbox", worker = .kustomer),
+    (name = "stella-sandbox", worker = .stella),
+    # The edge reaches the sandboxes through 127.0.0.1, as it reaches Kustomer and Stella in
+    # production through the internet.
+    (name = "loopback", network = (allow = ["local", "private"])),
+    (name = "state", disk = (path = "../.local/state", writable = true)),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:8787", http = (), service = "main")],
+);
+
+const router :Workerd.Worker = (
+  modules = [(name = "router.js", esModule = embed "router.js")],
+  compatibilityDate = "2026-11-01",
+  bindings = [
+    (name = "EDGE", service = "edge"),
+    (name = "KUSTOMER", service = "kustomer-sandbox"),
+    (name = "STELLA", service = "stella-sandbox"),
+  ],
+);
+
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "edge.js", esModule = embed "../www/edge.js"),
+    (name = "stella_connect.js", esModule = embed "../pkg-edge/stella_connect.js"),
+    (name = "stella_connect_bg.wasm", wasm = embed "../pkg-edge/stella_connect_bg.wasm"),
+  ],
+  compatibilityDate = "2026-11-01",
+  durableObjectNamespaces = [(className = "OrgScheduler", uniqueKey = "stella-connect-org-scheduler", enableSql = true)],
+  durableObjectStorage = (localDisk = "state"),
+  bindings = [
+    (name = "SCHEDULER", durableObjectNamespace = "OrgScheduler"),
+    # Development only: accept http:// loopback URLs (the sandboxes) and retry quickly.
+    (name = "ALLOW_LOOPBACK", text = "true"),
+    (name = "RETRY_BASE_MS", fromEnvironment = "RETRY_BASE_MS"),
+    (name = "LEASE_MS", fromEnvironment = "LEASE_MS"),
+  ],
+  globalOutbound = "loopback",
+);
+
+const kustomer :Workerd.Worker = (
+  modules = [
+    (name = "kustomer.js", esModule = embed "kustomer.js"),
+    (name = "seed.js", esModule = embed "seed.js"),
+  ],
+  compatibilityDate = "2026-11-01",
+  durableObjectNamespaces = [(className = "KustomerState", uniqueKey = "stella-connect-kustomer-sandbox", enableSql = true)],
+  durableObjectStorage = (localDisk = "state"),
+  bindings = [
+    (name = "STATE", durableObjectNamespace = "KustomerState"),
+    (name = "EDGE", service = "edge"),
+  ],
+);
+
+const stella :Workerd.Worker = (
+  modules = [
+    (name = "stella.js", esModule = embed "stella.js"),
+    (name = "stella-schema.mjs", esModule = embed "../build/stella-schema.mjs"),
+  ],
+  compatibilityDate = "2026-11-01",
+  durableObjectNamespaces = [(className = "StellaState", uniqueKey = "stella-connect-stella-sandbox", enableSql = true)],
+  durableObjectStorage = (localDisk = "state"),
+  bindings = [(name = "STATE", durableObjectNamespace = "StellaState")],
+);

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Starts workerd with the edge, the Kustomer and Stella sandboxes and the pages on 127.0.0.1.
+# PORT (default 8787) picks the port, STATE_DIR (default .local/state) keeps the Durable
+# Objects' storage, so pending surveys survive a restart. Expects `make build` to have run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${PORT:-8787}
+state=${STATE_DIR:-.local/state}
+mkdir -p "$state"
+cat <<TXT
+Stella Connect for Kustomer is starting on http://127.0.0.1:$port
+  edge:              POST http://127.0.0.1:$port/v1/kustomer/conversation-closed
+                     GET  http://127.0.0.1:$port/v1/deliveries   (header x-kustomer-api-key: sandbox-kustomer-key,
+                                                                   x-kustomer-api-url: http://127.0.0.1:$port/sandbox/kustomer)
+  Kustomer sandbox:  POST http://127.0.0.1:$port/sandbox/kustomer/conversations/conv-email/close
+  Stella sandbox:    GET  http://127.0.0.1:$port/sandbox/stella/requests
+  A closed conversation's survey arrives in the Stella sandbox after "Seconds until send" (5 s here).
+  State is kept in $state; Ctrl-C stops.
+TXT
+exec node_modules/.bin/workerd serve sandbox/workerd.capnp \
+  --socket-addr "http=127.0.0.1:$port" --directory-path "state=$(realpath "$state")"

@@ -1,0 +1,348 @@
+//! The edge's HTTP API, stateless: validates, verifies which org a key belongs to, and hands
+//! each org's work to that org's scheduler through a [`Router`].
+//!
+//! The keys in the headers are the caller's credential. A close event is stored under the org
+//! that Kustomer says the key belongs to, never under the org the body claims, so one org can
+//! never schedule into, list or resend another org's surveys.
+
+use super::kustomer_api::{self, Failure, TokenInfo};
+use super::scheduler::Command;
+use super::{job::Schedule, settings_from_headers, Config, Reply, Store, Transport};
+use crate::api::{self, Options, Planned};
+use crate::decision::{self, Decision, Plan, SurveyInput};
+use crate::error::MAX_INPUT_BYTES;
+use crate::kustomer::{self, At};
+use crate::settings::{self, Settings, ValidationOptions, DEFAULT_KUSTOMER_API_URL};
+use crate::stella::HttpRequest;
+use crate::timestamp;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Hands a command to an org's scheduler (a Durable Object stub in workerd).
+pub trait Router {
+    /// Forwards and returns the scheduler's reply; `Err` when it could not be reached.
+    async fn forward(&self, org: &str, command: &Command) -> Result<Reply, String>;
+}
+
+/// The most delivery log entries returned.
+pub const DELIVERY_LOG_LIMIT: usize = 200;
+
+/// The edge's HTTP front.
+pub struct Gateway<T, R> {
+    /// HTTP to Kustomer and Stella.
+    pub transport: T,
+    /// Reaches org schedulers.
+    pub router: R,
+    /// Configuration.
+    pub config: Config,
+    /// key → (org, expiry): Kustomer's answer about a key, kept in memory for `cache_ms`.
+    orgs: RefCell<HashMap<String, (String, i64)>>,
+}
+
+/// A request as the gateway reads it.
+pub struct Request<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Path, without the query.
+    pub path: &'a str,
+    /// Header lookup (names in lower case).
+    pub header: &'a dyn Fn(&str) -> Option<String>,
+    /// Body text.
+    pub body: &'a str,
+    /// Receipt time, ms.
+    pub now_ms: i64,
+}
+
+/// A store that caches nothing: the preview reads everything fresh.
+struct NoCache;
+
+impl Store for NoCache {
+    fn get(&self, _: &str) -> Result<Option<super::job::Job>, String> {
+        Ok(None)
+    }
+    fn put(&self, _: &super::job::Job) -> Result<(), String> {
+        Ok(())
+    }
+    fn due(&self, _: i64, _: i64, _: usize) -> Result<Vec<super::job::Job>, String> {
+        Ok(Vec::new())
+    }
+    fn next_due(&self) -> Result<Option<i64>, String> {
+        Ok(None)
+    }
+    fn recent(&self, _: usize) -> Result<Vec<super::job::Job>, String> {
+        Ok(Vec::new())
+    }
+    fn cache_get(&self, _: &str, _: i64) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+    fn cache_put(&self, _: &str, _: &str, _: i64) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<T: Transport, R: Router> Gateway<T, R> {
+    /// A gateway with an empty key cache.
+    pub fn new(transport: T, router: R, config: Config) -> Self {
+        Self {
+            transport,
+            router,
+            config,
+            orgs: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn options(&self) -> ValidationOptions {
+        ValidationOptions {
+            allow_loopback: self.config.allow_loopback,
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, r: Request<'_>) -> Reply {
+        if r.body.len() > MAX_INPUT_BYTES {
+            return Reply::error(
+                413,
+                "too_large",
+                format!("The body is over {MAX_INPUT_BYTES} bytes."),
+            );
+        }
+        let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+        match (r.method, segments.as_slice()) {
+            ("POST", ["v1", "kustomer", "conversation-closed"]) => {
+                self.conversation_closed(&r).await
+            }
+            ("POST", ["v1", "preview"]) => self.preview(&r).await,
+            ("GET", ["v1", "deliveries"]) => self.deliveries(&r).await,
+            ("POST", ["v1", "deliveries", id, "resend"]) => self.resend(&r, id).await,
+            ("GET", ["healthz"]) => Reply::json(200, json!({"ok": true})),
+            (
+                _,
+                ["v1", "kustomer", "conversation-closed"]
+                | ["v1", "preview"]
+                | ["v1", "deliveries", ..],
+            ) => Reply::error(
+                405,
+                "method_not_allowed",
+                format!("{} is not allowed here.", r.method),
+            ),
+            _ => Reply::error(404, "not_found", "No such endpoint."),
+        }
+    }
+
+    async fn conversation_closed(&self, r: &Request<'_>) -> Reply {
+        let raw = settings_from_headers(r.header);
+        let event = match kustomer::from_json(r.body) {
+            Ok(v) => v,
+            Err(e) => return Reply::json(400, json!({ "error": e })),
+        };
+        let now = timestamp::from_millis(r.now_ms as f64);
+        let options = Options {
+            allow_loopback: self.config.allow_loopback,
+        };
+        let (conversation_id, org, closed_at, send_at) =
+            match api::plan_conversation_event(&raw, &event, options, now) {
+                Planned::Reject { error, .. } => {
+                    return Reply::json(400, json!({ "error": error }))
+                }
+                Planned::Plan(Plan::Ignore { reason, message }) => {
+                    return Reply::json(
+                        200,
+                        json!({"status": "ignored", "reason": reason, "message": message}),
+                    )
+                }
+                Planned::Plan(Plan::Schedule {
+                    conversation_id,
+                    org,
+                    closed_at,
+                    send_at,
+                }) => (conversation_id, org, closed_at, send_at),
+            };
+        let Some(claimed_org) = org else {
+            return Reply::error(
+                400,
+                "missing_org",
+                "The event does not name its org (`org`).",
+            );
+        };
+        // Validated by the plan above; read again for the typed URL and key.
+        let Ok(settings) = settings::validate_settings(&raw, self.options()) else {
+            return Reply::error(400, "invalid_settings", "The app's settings are not valid.");
+        };
+        let org = match self
+            .org_of(
+                &settings.kustomer_api_url,
+                settings.kustomer_api_key.expose(),
+                r.now_ms,
+            )
+            .await
+        {
+            Ok(org) => org,
+            Err(reply) => return reply,
+        };
+        if org != claimed_org {
+            return Reply::error(
+                403,
+                "org_mismatch",
+                "The Kustomer API key belongs to another org than the event.",
+            );
+        }
+        let command = Command::Schedule(Schedule {
+            org: org.clone(),
+            conversation_id,
+            closed_at_ms: timestamp::to_millis(closed_at),
+            send_at_ms: timestamp::to_millis(send_at),
+            settings: raw,
+        });
+        self.forward(&org, &command).await
+    }
+
+    async fn forward(&self, org: &str, command: &Command) -> Reply {
+        self.router.forward(org, command).await.unwrap_or_else(|e| {
+            Reply::error(
+                503,
+                "scheduler_unavailable",
+                format!("The org's scheduler could not be reached: {e}"),
+            )
+        })
+    }
+
+    /// The org a Kustomer key belongs to, from Kustomer (cached), or the reply to give.
+    async fn org_of(&self, api_url: &str, key: &str, now_ms: i64) -> Result<String, Reply> {
+        if let Some((org, expires)) = self.orgs.borrow().get(key) {
+            if *expires > now_ms {
+                return Ok(org.clone());
+            }
+        }
+        match kustomer_api::token_info(&self.transport, api_url, key, now_ms).await {
+            Ok(TokenInfo { org, .. }) => {
+                let mut orgs = self.orgs.borrow_mut();
+                if orgs.len() > 10_000 {
+                    orgs.clear(); // a bound, not an eviction policy: the cache only saves calls
+                }
+                orgs.insert(key.to_owned(), (org.clone(), now_ms + self.config.cache_ms));
+                Ok(org)
+            }
+            Err(Failure::Retry { message, .. }) => {
+                Err(Reply::error(503, "kustomer_unavailable", message))
+            }
+            Err(Failure::Fatal {
+                code: "rejected", ..
+            }) => Err(Reply::error(
+                401,
+                "kustomer_key_rejected",
+                "Kustomer did not accept the Kustomer API key.",
+            )),
+            Err(Failure::Fatal { message, .. }) => {
+                Err(Reply::error(502, "kustomer_error", message))
+            }
+        }
+    }
+
+    /// The caller's org, from the `x-kustomer-api-key` (and optional `x-kustomer-api-url`).
+    async fn caller_org(&self, r: &Request<'_>) -> Result<String, Reply> {
+        let Some(key) = (r.header)("x-kustomer-api-key").filter(|k| !k.trim().is_empty()) else {
+            return Err(Reply::error(
+                401,
+                "missing_key",
+                "Send the org's Kustomer API key in x-kustomer-api-key.",
+            ));
+        };
+        let url =
+            (r.header)("x-kustomer-api-url").unwrap_or_else(|| DEFAULT_KUSTOMER_API_URL.to_owned());
+        let api_url = settings::kustomer_api_url(&url, self.options())
+            .map_err(|e| Reply::json(400, json!({"error": {"code": "invalid_settings", "message": e.message.clone(), "fields": [e]}})))?;
+        self.org_of(&api_url, key.trim(), r.now_ms).await
+    }
+
+    async fn deliveries(&self, r: &Request<'_>) -> Reply {
+        match self.caller_org(r).await {
+            Ok(org) => {
+                self.forward(
+                    &org,
+                    &Command::List {
+                        limit: DELIVERY_LOG_LIMIT,
+                    },
+                )
+                .await
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    async fn resend(&self, r: &Request<'_>, conversation_id: &str) -> Reply {
+        match self.caller_org(r).await {
+            Ok(org) => {
+                self.forward(
+                    &org,
+                    &Command::Resend {
+                        conversation_id: conversation_id.to_owned(),
+                    },
+                )
+                .await
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    /// The request that would be sent now for `{conversationId}`, key masked, or the reason none
+    /// would be.
+    async fn preview(&self, r: &Request<'_>) -> Reply {
+        let raw = settings_from_headers(r.header);
+        let settings: Settings = match settings::validate_settings(&raw, self.options()) {
+            Ok(s) => s,
+            Err(fields) => {
+                return Reply::json(
+                    400,
+                    json!({ "error": crate::InputError::invalid_settings(fields) }),
+                )
+            }
+        };
+        let body = match kustomer::from_json(r.body) {
+            Ok(v) => v,
+            Err(e) => return Reply::json(400, json!({ "error": e })),
+        };
+        let id = match At::named(&body, "body").get("conversationId").string() {
+            Ok(id) if !id.trim().is_empty() => id,
+            Ok(_) => return Reply::error(400, "invalid_shape", "conversationId is empty."),
+            Err(e) => return Reply::json(400, json!({ "error": e })),
+        };
+        let inputs = match kustomer_api::fetch_inputs(
+            &self.transport,
+            None::<&NoCache>,
+            &settings,
+            id.trim(),
+            r.now_ms,
+            0,
+        )
+        .await
+        {
+            Ok(inputs) => inputs,
+            Err(Failure::Fatal {
+                code: "not_found",
+                message,
+            }) => return Reply::error(404, "conversation_not_found", message),
+            Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
+                return Reply::error(502, "kustomer_error", message)
+            }
+        };
+        let input = SurveyInput {
+            conversation: &inputs.conversation,
+            customer: inputs.customer.as_ref(),
+            user: inputs.user.as_ref(),
+            tags: &inputs.tags,
+        };
+        match decision::decide(&settings, input) {
+            Decision::Send(body) => Reply::json(
+                200,
+                json!({"ok": true, "request": HttpRequest::new(&settings, body)}),
+            ),
+            Decision::Skip(skip) => Reply::json(200, json!({"ok": false, "skip": skip})),
+        }
+    }
+}
+
+/// Reads a header map given as JSON (`{name: value}`), for callers that hold headers as data.
+pub fn header_lookup(headers: &Value) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| headers.get(name).and_then(Value::as_str).map(str::to_owned)
+}

@@ -1,0 +1,280 @@
+//! The Kustomer API calls the edge makes, with the org's own key, and the cache that keeps a
+//! survey at two calls in steady state: the conversation and the customer are always read
+//! fresh (they change), the agent's email and tag names are cached for a few minutes.
+
+use super::{InResponse, OutRequest, Store, Transport};
+use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
+use crate::response::{classify_response, Outcome, Response};
+use crate::settings::Settings;
+use crate::timestamp;
+use serde_json::Value;
+
+/// Why a call did not give a usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Temporary: try again, after `wait_ms` if the server said.
+    Retry {
+        /// The server's requested wait, ms.
+        wait_ms: Option<i64>,
+        /// What happened.
+        message: String,
+    },
+    /// Permanent: a refusal, a missing record, or an answer that cannot be read.
+    Fatal {
+        /// Stable code.
+        code: &'static str,
+        /// What happened, with the server's words.
+        message: String,
+    },
+}
+
+/// Maps an HTTP answer (or its absence) to a value or a [`Failure`].
+pub fn interpret(
+    result: Result<InResponse, String>,
+    now_ms: i64,
+    service: &str,
+) -> Result<InResponse, Failure> {
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(Failure::Retry {
+                wait_ms: None,
+                message: format!("{service} did not answer: {e}"),
+            })
+        }
+    };
+    let outcome = classify_response(
+        Response {
+            status: response.status,
+            retry_after: response.retry_after.as_deref(),
+            ratelimit_reset: response.ratelimit_reset.as_deref(),
+            body: &response.body,
+        },
+        timestamp::from_millis(now_ms as f64),
+    );
+    match outcome {
+        Outcome::Sent { .. } => Ok(response),
+        Outcome::Retry {
+            wait_seconds,
+            message,
+            status,
+        } => Err(Failure::Retry {
+            wait_ms: wait_seconds.map(|s| (s as i64).saturating_mul(1000)),
+            message: format!("{service} answered {}: {message}", status.unwrap_or(0)),
+        }),
+        Outcome::Rejected { status, message } => Err(Failure::Fatal {
+            code: if status == 404 {
+                "not_found"
+            } else {
+                "rejected"
+            },
+            message: format!("{service} answered {status}: {message}"),
+        }),
+    }
+}
+
+/// `GET {kustomerApiUrl}{path}` with the org's key, parsed as JSON.
+pub async fn get<T: Transport>(
+    transport: &T,
+    api_url: &str,
+    key: &str,
+    segments: &[&str],
+    now_ms: i64,
+) -> Result<Value, Failure> {
+    let url = api_url_with(api_url, segments).ok_or_else(|| Failure::Fatal {
+        code: "invalid_url",
+        message: "The Kustomer API URL cannot take a path.".into(),
+    })?;
+    let request = OutRequest {
+        method: "GET",
+        url,
+        headers: vec![
+            ("authorization", format!("Bearer {key}")),
+            ("accept", "application/json".into()),
+        ],
+        body: None,
+    };
+    let response = interpret(transport.send(request).await, now_ms, "Kustomer")?;
+    kustomer::from_json(&response.body).map_err(|e| Failure::Fatal {
+        code: "invalid_response",
+        message: format!("Kustomer's answer: {e}"),
+    })
+}
+
+/// `{base}/{segments…}`, each segment percent-encoded (commas kept, for `/v1/tags/a,b`).
+fn api_url_with(base: &str, segments: &[&str]) -> Option<String> {
+    let mut url = url::Url::parse(base).ok()?;
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .extend(segments);
+    Some(url.into())
+}
+
+/// What Kustomer says about a key (`GET /v1/auth/tokens/current`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The org the key belongs to.
+    pub org: String,
+    /// The key's roles.
+    pub roles: Vec<String>,
+}
+
+/// Reads the key's org and roles. The answer's shape is not documented: the org is read from
+/// `data.attributes.org` or `data.relationships.org.data.id` (a guess kept here alone).
+pub async fn token_info<T: Transport>(
+    transport: &T,
+    api_url: &str,
+    key: &str,
+    now_ms: i64,
+) -> Result<TokenInfo, Failure> {
+    let doc = get(
+        transport,
+        api_url,
+        key,
+        &["v1", "auth", "tokens", "current"],
+        now_ms,
+    )
+    .await?;
+    let data = At::root(&doc).get("data");
+    let read = || -> Result<TokenInfo, crate::InputError> {
+        let attrs = data.get("attributes");
+        let org = match attrs.get("org").opt_string()? {
+            Some(org) => org,
+            None => data
+                .get("relationships")
+                .get("org")
+                .get("data")
+                .get("id")
+                .string()?,
+        };
+        Ok(TokenInfo {
+            org,
+            roles: attrs.get("roles").strings()?,
+        })
+    };
+    read().map_err(|e| Failure::Fatal {
+        code: "invalid_response",
+        message: format!("Kustomer's token answer: {e}"),
+    })
+}
+
+/// Everything the decision reads, fetched for one conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs {
+    /// The conversation, fresh.
+    pub conversation: Conversation,
+    /// Its customer, fresh.
+    pub customer: Option<Customer>,
+    /// The first assigned user (cached).
+    pub user: Option<User>,
+    /// Its tags (names cached per id).
+    pub tags: Vec<Tag>,
+}
+
+fn shape(what: &str) -> impl Fn(crate::InputError) -> Failure + '_ {
+    move |e| Failure::Fatal {
+        code: "invalid_response",
+        message: format!("Kustomer's {what}: {e}"),
+    }
+}
+
+/// Fetches the conversation and what the decision needs with it. With a `cache`, user
+/// emails and tag names are reused for `cache_ms`.
+pub async fn fetch_inputs<T: Transport, S: Store>(
+    transport: &T,
+    cache: Option<&S>,
+    settings: &Settings,
+    conversation_id: &str,
+    now_ms: i64,
+    cache_ms: i64,
+) -> Result<Inputs, Failure> {
+    let (api, key) = (
+        settings.kustomer_api_url.as_str(),
+        settings.kustomer_api_key.expose(),
+    );
+    let doc = get(
+        transport,
+        api,
+        key,
+        &["v1", "conversations", conversation_id],
+        now_ms,
+    )
+    .await?;
+    let conversation = kustomer::parse_conversation(&doc).map_err(shape("conversation"))?;
+
+    let customer = match &conversation.customer_id {
+        Some(id) => {
+            let doc = get(transport, api, key, &["v1", "customers", id], now_ms).await?;
+            Some(kustomer::parse_customer(&doc).map_err(shape("customer"))?)
+        }
+        None => None,
+    };
+
+    let cached = |k: &str| cache.and_then(|c| c.cache_get(k, now_ms).ok().flatten());
+    let remember = |k: &str, v: &str| {
+        if let Some(c) = cache {
+            let _ = c.cache_put(k, v, now_ms + cache_ms); // a cache write that fails costs a call later, nothing more
+        }
+    };
+
+    let user = match conversation.assigned_users.iter().find(|id| !id.is_empty()) {
+        None => None,
+        Some(id) => {
+            let cache_key = format!("user:{id}");
+            match cached(&cache_key) {
+                Some(email) => Some(User {
+                    id: id.clone(),
+                    email: Some(email).filter(|e| !e.is_empty()),
+                }),
+                None => {
+                    let doc = get(transport, api, key, &["v1", "users", id], now_ms).await?;
+                    let user = kustomer::parse_user(&doc).map_err(shape("user"))?;
+                    remember(&cache_key, user.email.as_deref().unwrap_or(""));
+                    Some(user)
+                }
+            }
+        }
+    };
+
+    let mut tags = Vec::new();
+    let mut missing = Vec::new();
+    for id in conversation.tags.iter().filter(|id| !id.is_empty()) {
+        match cached(&format!("tag:{id}")) {
+            Some(name) => tags.push(Tag {
+                id: id.clone(),
+                name: Some(name).filter(|n| !n.is_empty()),
+            }),
+            None => missing.push(id.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        // One call for all the names not cached: `GET /v1/tags/{id1,id2,…}`.
+        let doc = get(
+            transport,
+            api,
+            key,
+            &["v1", "tags", &missing.join(",")],
+            now_ms,
+        )
+        .await?;
+        let fetched = kustomer::parse_tags(&doc).map_err(shape("tags"))?;
+        for id in missing {
+            let name = fetched
+                .iter()
+                .find(|t| t.id == id)
+                .and_then(|t| t.name.clone());
+            remember(&format!("tag:{id}"), name.as_deref().unwrap_or(""));
+            tags.push(Tag {
+                id: id.to_owned(),
+                name,
+            });
+        }
+    }
+    Ok(Inputs {
+        conversation,
+        customer,
+        user,
+        tags,
+    })
+}
