@@ -17,6 +17,7 @@ setup:
 build: setup
 	wasm-pack build --target web --release --out-dir pkg --no-pack
 	wasm-pack build --target web --release --out-dir pkg-edge --no-pack -- --features edge
+	mkdir -p build/worker && cp www/edge.js pkg-edge/stella_connect.js pkg-edge/stella_connect_bg.wasm build/worker/
 	node scripts/build-stella-schema.mjs
 	scripts/size.sh
 

@@ -28,9 +28,9 @@ const router :Workerd.Worker = (
 
 const edge :Workerd.Worker = (
   modules = [
-    (name = "edge.js", esModule = embed "../www/edge.js"),
-    (name = "stella_connect.js", esModule = embed "../pkg-edge/stella_connect.js"),
-    (name = "stella_connect_bg.wasm", wasm = embed "../pkg-edge/stella_connect_bg.wasm"),
+    (name = "edge.js", esModule = embed "../build/worker/edge.js"),
+    (name = "stella_connect.js", esModule = embed "../build/worker/stella_connect.js"),
+    (name = "stella_connect_bg.wasm", wasm = embed "../build/worker/stella_connect_bg.wasm"),
   ],
   compatibilityDate = "2026-11-01",
   durableObjectNamespaces = [(className = "OrgScheduler", uniqueKey = "stella-connect-org-scheduler", enableSql = true)],

@@ -10,8 +10,8 @@ mkdir -p "$state"
 cat <<TXT
 Stella Connect for Kustomer is starting on http://127.0.0.1:$port
   edge:              POST http://127.0.0.1:$port/v1/kustomer/conversation-closed
-                     GET  http://127.0.0.1:$port/v1/deliveries   (header x-kustomer-api-key: sandbox-kustomer-key,
-                                                                   x-kustomer-api-url: http://127.0.0.1:$port/sandbox/kustomer)
+                     GET  http://127.0.0.1:$port/v1/deliveries   (headers x-kustomer-api-key and x-kustomer-api-url:
+                                                                   the Kustomer sandbox's key and URL, see the README)
   Kustomer sandbox:  POST http://127.0.0.1:$port/sandbox/kustomer/conversations/conv-email/close
   Stella sandbox:    GET  http://127.0.0.1:$port/sandbox/stella/requests
   A closed conversation's survey arrives in the Stella sandbox after "Seconds until send" (5 s here).

@@ -1,0 +1,60 @@
+# Runs the Kustomer and Stella sandboxes alone, for tests/sandbox/sandbox.test.mjs (and by hand).
+# Build the Stella schema first (node scripts/build-stella-schema.mjs), then:
+#   node_modules/.bin/workerd serve sandbox/test-config.capnp \
+#     --socket-addr http=127.0.0.1:8790 --directory-path sandbox-state=<a writable dir>
+# One socket; tests/sandbox/router.js stands in for the real config's router (/sandbox/kustomer/...,
+# /sandbox/stella/..., and /edge-stub/... for tests/sandbox/edge-stub.js, which records what
+# close/reopen send to the edge).
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "router", worker = .router),
+    (name = "kustomer", worker = .kustomer),
+    (name = "stella", worker = .stella),
+    (name = "edge", worker = .edgeStub),
+    # Durable Object storage; the path is meant to be overridden with --directory-path.
+    (name = "sandbox-state", disk = (path = "/tmp/stella-kustomer-sandbox-state", writable = true)),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:8790", http = (), service = "router")],
+);
+
+const router :Workerd.Worker = (
+  compatibilityDate = "2026-11-01",
+  modules = [(name = "router.js", esModule = embed "../tests/sandbox/router.js")],
+  bindings = [
+    (name = "KUSTOMER", service = "kustomer"),
+    (name = "STELLA", service = "stella"),
+    (name = "EDGE", service = "edge"),
+  ],
+);
+
+const kustomer :Workerd.Worker = (
+  compatibilityDate = "2026-11-01",
+  modules = [
+    (name = "kustomer.js", esModule = embed "kustomer.js"),
+    (name = "seed.js", esModule = embed "seed.js"),
+  ],
+  durableObjectNamespaces = [(className = "KustomerState", uniqueKey = "sandbox-kustomer-state", enableSql = true)],
+  durableObjectStorage = (localDisk = "sandbox-state"),
+  bindings = [
+    (name = "STATE", durableObjectNamespace = "KustomerState"),
+    (name = "EDGE", service = "edge"),
+  ],
+);
+
+const stella :Workerd.Worker = (
+  compatibilityDate = "2026-11-01",
+  modules = [
+    (name = "stella.js", esModule = embed "stella.js"),
+    (name = "stella-schema.mjs", esModule = embed "../build/stella-schema.mjs"),
+  ],
+  durableObjectNamespaces = [(className = "StellaState", uniqueKey = "sandbox-stella-state", enableSql = true)],
+  durableObjectStorage = (localDisk = "sandbox-state"),
+  bindings = [(name = "STATE", durableObjectNamespace = "StellaState")],
+);
+
+const edgeStub :Workerd.Worker = (
+  compatibilityDate = "2026-11-01",
+  modules = [(name = "edge-stub.js", esModule = embed "../tests/sandbox/edge-stub.js")],
+);

@@ -1,0 +1,404 @@
+// Smoke tests of the Kustomer and Stella sandboxes: the real workerd running
+// sandbox/test-config.capnp on 127.0.0.1, state in a temporary directory, the edge replaced by
+// tests/sandbox/edge-stub.js. Run with `node --test tests/sandbox/`.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { once } from "node:events";
+
+const root = new URL("../../", import.meta.url);
+const fixture = (name) => JSON.parse(readFileSync(new URL(`tests/fixtures/kustomer/${name}.json`, root), "utf8"));
+const KEY = "sandbox-kustomer-key";
+const STELLA_KEY = "sandbox-stella-key";
+
+let storageDir;
+let workerd; // {child, base, log}
+
+async function freePort() {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address();
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+async function startWorkerd() {
+  const port = await freePort();
+  const child = spawn(
+    "node_modules/.bin/workerd",
+    ["serve", "sandbox/test-config.capnp", "--socket-addr", `http=127.0.0.1:${port}`, "--directory-path", `sandbox-state=${storageDir}`],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const started = { child, base: `http://127.0.0.1:${port}`, log: "" };
+  process.once("exit", () => child.kill("SIGKILL")); // never leave a workerd behind, even on a crash
+  child.stdout.on("data", (d) => (started.log += d));
+  child.stderr.on("data", (d) => (started.log += d));
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) break;
+    try {
+      if ((await fetch(`${started.base}/sandbox/stella/requests`)).ok) return started;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`workerd did not start:\n${started.log}`);
+}
+
+// SIGKILL on purpose: state must survive a crash, not only a clean shutdown.
+async function stopWorkerd() {
+  if (!workerd || workerd.child.exitCode !== null || workerd.child.signalCode) return;
+  const exited = once(workerd.child, "exit");
+  workerd.child.kill("SIGKILL");
+  await exited;
+}
+
+// `path` starts with /sandbox/...; answers {status, headers, body (parsed JSON or text)}.
+async function call(method, path, { key, headers = {}, body, raw, signal } = {}) {
+  const h = { ...headers };
+  if (key) h.authorization = `Bearer ${key}`;
+  if (body !== undefined) h["content-type"] = "application/json";
+  const res = await fetch(workerd.base + path, {
+    method,
+    headers: h,
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+    signal,
+  });
+  const text = await res.text();
+  let parsed = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {}
+  return { status: res.status, headers: res.headers, body: parsed };
+}
+const kustomer = (method, path, opts) => call(method, `/sandbox/kustomer${path}`, opts);
+const stella = (method, path, opts) => call(method, `/sandbox/stella${path}`, opts);
+// key: null sends no x-api-key at all.
+const postStella = (body, key = STELLA_KEY, extra = {}) =>
+  stella("POST", "/v1/requests", { headers: key ? { "x-api-key": key } : {}, body, ...extra });
+
+before(async () => {
+  execFileSync(process.execPath, ["scripts/build-stella-schema.mjs"], { cwd: root, stdio: "pipe" });
+  storageDir = mkdtempSync(join(tmpdir(), "sandbox-test-"));
+  workerd = await startWorkerd();
+});
+
+after(async () => {
+  await stopWorkerd();
+  rmSync(storageDir, { recursive: true, force: true });
+});
+
+describe("Kustomer sandbox", () => {
+  before(async () => {
+    await kustomer("POST", "/reset");
+  });
+
+  it("answers 401 without a known key, with JSON:API errors and rate-limit headers", async () => {
+    for (const key of [undefined, "nope", "constructor"]) {
+      const r = await kustomer("GET", "/v1/conversations/conv-email", { key });
+      assert.equal(r.status, 401);
+      assert.equal(r.body.errors[0].status, "401");
+      assert.ok(r.body.errors[0].code && r.body.errors[0].title && r.body.errors[0].detail);
+      assert.equal(r.headers.get("x-ratelimit-limit"), "1000");
+      assert.ok(r.headers.has("x-ratelimit-remaining") && r.headers.has("x-ratelimit-reset"));
+    }
+  });
+
+  it("answers 403 when the key lacks the role, 404 across orgs and for unknown ids", async () => {
+    const noTags = await kustomer("GET", "/v1/tags/tag-shipping", { key: "sandbox-kustomer-key-no-tags" });
+    assert.equal(noTags.status, 403);
+    assert.equal(noTags.body.errors[0].status, "403");
+    assert.equal((await kustomer("GET", "/v1/conversations/conv-email", { key: "sandbox-kustomer-key-no-tags" })).status, 200);
+    const otherOrg = await kustomer("GET", "/v1/conversations/conv-email", { key: "other-org-key" });
+    assert.equal(otherOrg.status, 404);
+    assert.equal(otherOrg.body.errors[0].status, "404");
+    assert.equal((await kustomer("GET", "/v1/conversations/nope", { key: KEY })).status, 404);
+    assert.equal((await kustomer("GET", "/v1/users/nope", { key: KEY })).status, 404);
+  });
+
+  it("serves conversations, customers and users in JSON:API shapes", async () => {
+    const conv = await kustomer("GET", "/v1/conversations/conv-email", { key: KEY });
+    assert.equal(conv.status, 200);
+    assert.equal(conv.body.data.type, "conversation");
+    assert.deepEqual(conv.body.data.attributes.channels, ["email"]);
+    assert.equal(conv.body.data.attributes.status, "open");
+    const customerId = conv.body.data.relationships.customer.data.id;
+    const customer = await kustomer("GET", `/v1/customers/${customerId}`, { key: KEY });
+    assert.equal(customer.body.data.attributes.emails[1].email, "ann.lee@example.com");
+    const user = await kustomer("GET", "/v1/users/user-sam", { key: KEY });
+    assert.equal(user.body.data.attributes.email, "sam.agent@acme.example");
+    assert.equal((await kustomer("GET", "/v1/users/user-noemail", { key: KEY })).body.data.attributes.email, null);
+  });
+
+  it("answers tags by comma-separated ids as a list, a single id too", async () => {
+    const both = await kustomer("GET", "/v1/tags/tag-shipping,tag-order", { key: KEY });
+    assert.equal(both.status, 200);
+    assert.deepEqual(both.body.data.map((t) => t.attributes.name), ["shipping", "order-status"]);
+    const encoded = await kustomer("GET", "/v1/tags/tag-vip%2Cmissing", { key: KEY });
+    assert.deepEqual(encoded.body.data.map((t) => t.id), ["tag-vip"]);
+    const one = await kustomer("GET", "/v1/tags/tag-vip", { key: KEY });
+    assert.ok(Array.isArray(one.body.data) && one.body.data.length === 1);
+    assert.equal((await kustomer("GET", "/v1/tags/missing", { key: KEY })).status, 404);
+  });
+
+  it("merges custom on PUT /v1/conversations/{id} and bumps updatedAt", async () => {
+    const before = (await kustomer("GET", "/v1/conversations/conv-chat", { key: KEY })).body.data.attributes;
+    await kustomer("PUT", "/v1/conversations/conv-chat", { key: KEY, body: { custom: { firstStr: "a" } } });
+    const r = await kustomer("PUT", "/v1/conversations/conv-chat", {
+      key: KEY,
+      body: { custom: { "@stellaDoNotSendStellaConnectRequestBool": true }, priority: 1 },
+    });
+    assert.equal(r.status, 200);
+    const a = r.body.data.attributes;
+    assert.deepEqual(a.custom, { firstStr: "a", "@stellaDoNotSendStellaConnectRequestBool": true });
+    assert.equal(a.priority, 1);
+    assert.ok(a.updatedAt > before.updatedAt);
+    assert.equal((await kustomer("GET", "/v1/conversations/conv-chat", { key: KEY })).body.data.attributes.custom.firstStr, "a");
+    assert.equal((await kustomer("PUT", "/v1/conversations/conv-chat", { key: KEY, raw: "{oops" })).status, 400);
+    assert.equal((await kustomer("PUT", "/v1/conversations/conv-chat", { key: "other-org-key", body: { custom: {} } })).status, 404);
+  });
+
+  it("masks secret settings on read and merges on write", async () => {
+    const r = await kustomer("GET", "/v1/apps/settings", { key: KEY });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.data.type, "app_settings");
+    assert.equal(r.body.data.id, "stella_connect");
+    assert.deepEqual(r.body.data.attributes.settings, {
+      stellaApiKey: "********",
+      kustomerApiKey: "********",
+      kustomerApiUrl: `${workerd.base}/sandbox/kustomer`,
+      kustomerUrl: `${workerd.base}/sandbox/kustomer`,
+      secondsUntilSend: "5",
+    });
+    const put = await kustomer("PUT", "/v1/apps/settings", {
+      key: KEY,
+      body: { settings: { brand: "Acme", kustomerApiKey: "********", secondsUntilSend: "7" } },
+    });
+    assert.equal(put.status, 200);
+    assert.equal(put.body.data.attributes.settings.brand, "Acme");
+    assert.equal(put.body.data.attributes.settings.secondsUntilSend, "7");
+    assert.equal(put.body.data.attributes.settings.kustomerApiKey, "********");
+    assert.equal((await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { brand: "x" } })).status, 400);
+  });
+
+  it("describes the key at /v1/auth/tokens/current", async () => {
+    const r = await kustomer("GET", "/v1/auth/tokens/current", { key: "sandbox-kustomer-key-no-tags" });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.data.type, "token");
+    assert.ok(r.body.data.id);
+    assert.equal(r.body.data.attributes.org, "sandbox-org");
+    assert.equal(r.body.data.relationships.org.data.id, "sandbox-org");
+    assert.ok(!r.body.data.attributes.roles.some((role) => role.includes("tag")));
+    assert.equal((await kustomer("GET", "/v1/auth/tokens/current", { key: "other-org-key" })).body.data.attributes.org, "other-org");
+  });
+
+  it("close posts the conversation.update event and the settings to the edge; reopen too", async () => {
+    await call("POST", "/edge-stub/reset");
+    const closed = await kustomer("POST", "/conversations/conv-email/close", { body: { custom: { noteStr: "x" } } });
+    assert.equal(closed.status, 200);
+    const conv = closed.body.conversation.data;
+    assert.equal(conv.attributes.status, "done");
+    assert.equal(conv.attributes.custom.noteStr, "x");
+    assert.match(conv.attributes.modificationHistory.statusAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.equal(conv.attributes.updatedAt, conv.attributes.modificationHistory.statusAt);
+    assert.deepEqual(closed.body.edge, { status: 202, body: { accepted: true, stub: true } });
+
+    const [sent] = (await call("GET", "/edge-stub/received")).body.received;
+    assert.equal(sent.method, "POST");
+    assert.equal(new URL(sent.url).pathname, "/v1/kustomer/conversation-closed");
+    assert.equal(sent.headers["content-type"], "application/json");
+    assert.equal(sent.headers["x-stella-api-key"], "sandbox-stella-key"); // the real value, not the mask
+    assert.equal(sent.headers["x-kustomer-api-key"], "sandbox-kustomer-key");
+    assert.equal(sent.headers["x-kustomer-api-url"], `${workerd.base}/sandbox/kustomer`);
+    assert.equal(sent.headers["x-kustomer-url"], `${workerd.base}/sandbox/kustomer`);
+    assert.equal(sent.headers["x-seconds-until-send"], "7"); // set by the settings test
+    assert.equal(sent.headers["x-brand"], "Acme");
+    assert.equal(sent.headers["x-stella-api-url"], `${workerd.base}/sandbox/stella`);
+    assert.ok(!("x-channel-map" in sent.headers) && !("x-send-language" in sent.headers));
+
+    const shape = fixture("conversation-update-done");
+    const event = sent.body;
+    assert.deepEqual(Object.keys(event).sort(), Object.keys(shape).sort());
+    assert.equal(event.name, "kustomer.conversation.update");
+    assert.equal(event.org, "sandbox-org");
+    assert.equal(event.orgName, "sandbox");
+    assert.ok(event.id && event.id !== shape.id);
+    assert.deepEqual(event.data, conv);
+    assert.deepEqual(event.changes.attributes.status, { op: "replace", before: "open", after: "done" });
+
+    const reopened = await kustomer("POST", "/conversations/conv-email/reopen");
+    assert.equal(reopened.body.conversation.data.attributes.status, "open");
+    const events = (await call("GET", "/edge-stub/received")).body.received;
+    assert.equal(events.length, 2);
+    assert.deepEqual(events[1].body.changes.attributes.status, { op: "replace", before: "done", after: "open" });
+    assert.equal((await kustomer("POST", "/conversations/nope/close")).status, 404);
+  });
+
+  it("counts every /v1 call by route, rejected ones too", async () => {
+    await kustomer("POST", "/stats/reset");
+    await kustomer("GET", "/v1/conversations/conv-email", { key: KEY });
+    await kustomer("GET", "/v1/conversations/conv-email"); // 401, still counted
+    await kustomer("GET", "/v1/customers/cust-ann", { key: KEY });
+    await kustomer("GET", "/v1/users/user-sam", { key: KEY });
+    await kustomer("GET", "/v1/tags/tag-shipping,tag-order", { key: KEY });
+    const stats = (await kustomer("GET", "/stats")).body;
+    assert.deepEqual(stats, {
+      total: 5,
+      byRoute: {
+        "GET /v1/conversations/:id": 2,
+        "GET /v1/customers/:id": 1,
+        "GET /v1/users/:id": 1,
+        "GET /v1/tags/:ids": 1,
+      },
+    });
+  });
+
+  it("injects faults: 429 with x-ratelimit-reset and retry-after, then back to normal", async () => {
+    const set = await kustomer("POST", "/faults", { body: { status: 429, count: 2, rateLimitReset: 7, retryAfter: 3 } });
+    assert.equal(set.status, 200);
+    for (let i = 0; i < 2; i++) {
+      const r = await kustomer("GET", "/v1/conversations/conv-email", { key: KEY });
+      assert.equal(r.status, 429);
+      assert.equal(r.body.errors[0].status, "429");
+      assert.equal(r.headers.get("x-ratelimit-reset"), "7");
+      assert.equal(r.headers.get("x-ratelimit-remaining"), "0");
+      assert.equal(r.headers.get("retry-after"), "3");
+    }
+    assert.equal((await kustomer("GET", "/v1/conversations/conv-email", { key: KEY })).status, 200);
+
+    await kustomer("POST", "/faults", { body: { status: 503, count: 5 } });
+    assert.equal((await kustomer("GET", "/v1/users/user-sam", { key: KEY })).status, 503);
+    await kustomer("DELETE", "/faults");
+    assert.equal((await kustomer("GET", "/v1/users/user-sam", { key: KEY })).status, 200);
+    assert.equal((await kustomer("POST", "/faults", { body: { status: 404, count: 1 } })).status, 400);
+  });
+
+  it("adds test data with POST /sandbox/kustomer/conversations", async () => {
+    const r = await kustomer("POST", "/conversations", {
+      body: {
+        conversation: { id: "conv-added", attributes: { channels: ["sms"], assignedUsers: ["user-added"], tags: ["tag-added"] } },
+        customer: { id: "cust-added", attributes: { name: "Added", emails: [{ email: "added@example.com" }] } },
+        users: [{ id: "user-added", attributes: { email: "added.agent@acme.example" } }],
+        tags: [{ id: "tag-added", attributes: { name: "added" } }],
+      },
+    });
+    assert.equal(r.status, 201);
+    const conv = (await kustomer("GET", "/v1/conversations/conv-added", { key: KEY })).body.data;
+    assert.equal(conv.attributes.status, "open");
+    assert.equal(conv.relationships.customer.data.id, "cust-added");
+    assert.equal((await kustomer("GET", "/v1/users/user-added", { key: KEY })).body.data.type, "user");
+    assert.equal((await kustomer("GET", "/v1/tags/tag-added", { key: KEY })).body.data[0].attributes.name, "added");
+  });
+
+  it("reset restores the seed and the default settings", async () => {
+    await kustomer("POST", "/reset");
+    assert.equal((await kustomer("GET", "/v1/conversations/conv-added", { key: KEY })).status, 404);
+    const settings = (await kustomer("GET", "/v1/apps/settings", { key: KEY })).body.data.attributes.settings;
+    assert.equal(settings.secondsUntilSend, "5");
+    assert.ok(!("brand" in settings));
+    const stats = (await kustomer("GET", "/stats")).body;
+    assert.deepEqual(stats, { total: 2, byRoute: { "GET /v1/conversations/:id": 1, "GET /v1/apps/settings": 1 } });
+  });
+});
+
+describe("Stella sandbox", () => {
+  const valid = fixture("expected-stella-request");
+  before(async () => {
+    await stella("POST", "/reset");
+  });
+
+  it("answers 403 Forbidden (plain text) for a missing or wrong x-api-key", async () => {
+    for (const key of [null, "wrong-key"]) {
+      const r = await postStella(valid, key);
+      assert.equal(r.status, 403);
+      assert.equal(r.body, "Forbidden");
+    }
+    assert.deepEqual((await stella("GET", "/requests")).body, { requests: [], attempts: 2 });
+  });
+
+  it("answers 400 (plain text) with the validator's reasons", async () => {
+    const nullEmail = await postStella({ ...valid, customer: { name: "Ann", email: null } });
+    assert.equal(nullEmail.status, 400);
+    assert.match(nullEmail.body, /^Validation error: .*\/customer\/email must be string/);
+    const unknown = await postStella({ ...valid, survey_at: "later" });
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.body, /must NOT have additional properties \(survey_at\)/);
+    assert.equal((await postStella({ customer: {} })).status, 400); // channel is required
+    assert.equal((await postStella(undefined, STELLA_KEY, { raw: "{nope" })).status, 400);
+    const nested = await postStella({ ...valid, custom_properties: { a: { b: "c" } } });
+    assert.match(nested.body, /\/custom_properties\/a must be string/);
+    assert.equal((await stella("GET", "/requests")).body.requests.length, 0);
+  });
+
+  it("records a valid request and echoes it (200); the key is never stored", async () => {
+    const r = await postStella(valid);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, valid);
+    assert.equal((await postStella({ channel: "chat", custom_properties: { plan: "gold" } })).status, 200);
+    const { requests, attempts } = (await stella("GET", "/requests")).body;
+    assert.equal(attempts, 9);
+    assert.deepEqual(requests.map((q) => q.body), [valid, { channel: "chat", custom_properties: { plan: "gold" } }]);
+    assert.ok(!Number.isNaN(Date.parse(requests[0].receivedAt)));
+    assert.ok(!JSON.stringify(requests).includes(STELLA_KEY));
+  });
+
+  it("injects faults: 500 twice, then accepts; failed attempts are not recorded", async () => {
+    await stella("POST", "/reset");
+    assert.equal((await stella("POST", "/faults", { body: { status: 500, count: 2 } })).status, 200);
+    for (let i = 0; i < 2; i++) {
+      const r = await postStella(valid);
+      assert.equal(r.status, 500);
+      assert.equal(typeof r.body, "string");
+    }
+    assert.equal((await postStella(valid)).status, 200);
+    await stella("POST", "/faults", { body: { status: 429, count: 1, retryAfter: 4 } });
+    const limited = await postStella(valid);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers.get("retry-after"), "4");
+    const { requests, attempts } = (await stella("GET", "/requests")).body;
+    assert.equal(requests.length, 1);
+    assert.equal(attempts, 4);
+  });
+
+  it("a timeout fault keeps the client waiting, and records nothing", async () => {
+    await stella("POST", "/reset");
+    await stella("POST", "/faults", { body: { status: "timeout", count: 1 } });
+    await assert.rejects(postStella(valid, STELLA_KEY, { signal: AbortSignal.timeout(700) }), { name: "TimeoutError" });
+    await stella("DELETE", "/faults");
+    assert.deepEqual((await stella("GET", "/requests")).body, { requests: [], attempts: 1 });
+  });
+
+  it("accepts the keys set with PUT /sandbox/stella/keys; reset restores the default", async () => {
+    assert.equal((await stella("PUT", "/keys", { body: { keys: ["other-stella-key"] } })).status, 200);
+    assert.equal((await postStella(valid)).status, 403);
+    assert.equal((await postStella(valid, "other-stella-key")).status, 200);
+    await stella("POST", "/reset");
+    assert.equal((await postStella(valid)).status, 200);
+    assert.equal((await postStella(valid, "other-stella-key")).status, 403);
+  });
+});
+
+describe("state across a workerd restart", () => {
+  const valid = fixture("expected-stella-request");
+  it("keeps the recorded Stella request, a closed conversation and the settings", async () => {
+    await stella("POST", "/reset");
+    await kustomer("POST", "/reset");
+    assert.equal((await postStella(valid)).status, 200);
+    assert.equal((await kustomer("POST", "/conversations/conv-voice/close")).status, 200);
+    await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: { brand: "Kept" } } });
+
+    await stopWorkerd();
+    workerd = await startWorkerd();
+
+    const { requests } = (await stella("GET", "/requests")).body;
+    assert.deepEqual(requests.map((q) => q.body), [valid]);
+    const conv = (await kustomer("GET", "/v1/conversations/conv-voice", { key: KEY })).body.data;
+    assert.equal(conv.attributes.status, "done");
+    const settings = (await kustomer("GET", "/v1/apps/settings", { key: KEY })).body.data.attributes.settings;
+    assert.equal(settings.brand, "Kept");
+  });
+});
