@@ -223,9 +223,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 orgs.insert(key.to_owned(), (org.clone(), now_ms + self.config.cache_ms));
                 Ok(org)
             }
-            Err(Failure::Retry { message, .. }) => {
-                Err(Reply::error(503, "kustomer_unavailable", message))
-            }
+            Err(Failure::Retry { message, .. }) => Err(Reply::error(
+                503,
+                "kustomer_unavailable",
+                scrub(message, &[key]),
+            )),
             Err(Failure::Fatal {
                 code: "rejected", ..
             }) => Err(Reply::error(
@@ -234,7 +236,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "Kustomer did not accept the Kustomer API key.",
             )),
             Err(Failure::Fatal { message, .. }) => {
-                Err(Reply::error(502, "kustomer_error", message))
+                Err(Reply::error(502, "kustomer_error", scrub(message, &[key])))
             }
         }
     }
@@ -307,6 +309,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Ok(_) => return Reply::error(400, "invalid_shape", "conversationId is empty."),
             Err(e) => return Reply::json(400, json!({ "error": e })),
         };
+        let keys = [
+            settings.stella_api_key.expose(),
+            settings.kustomer_api_key.expose(),
+        ];
         let inputs = match kustomer_api::fetch_inputs(
             &self.transport,
             None::<&NoCache>,
@@ -321,9 +327,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(Failure::Fatal {
                 code: "not_found",
                 message,
-            }) => return Reply::error(404, "conversation_not_found", message),
+            }) => return Reply::error(404, "conversation_not_found", scrub(message, &keys)),
             Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
-                return Reply::error(502, "kustomer_error", message)
+                return Reply::error(502, "kustomer_error", scrub(message, &keys))
             }
         };
         let input = SurveyInput {
@@ -340,6 +346,13 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Decision::Skip(skip) => Reply::json(200, json!({"ok": false, "skip": skip})),
         }
     }
+}
+
+/// `message` with the keys masked: a server's error text may repeat the credentials it got.
+fn scrub(message: String, keys: &[&str]) -> String {
+    keys.iter()
+        .filter(|k| !k.is_empty())
+        .fold(message, |m, k| m.replace(k, settings::MASK))
 }
 
 /// Reads a header map given as JSON (`{name: value}`), for callers that hold headers as data.

@@ -46,7 +46,9 @@ pub enum Command {
 }
 
 /// The most jobs one alarm works through before handing back (the alarm is set again at once).
-pub const MAX_PER_ALARM: usize = 500;
+pub const MAX_PER_ALARM: usize = 2000;
+/// How many jobs are attempted at once: their calls to Kustomer and Stella overlap.
+pub const CONCURRENCY: usize = 32;
 
 /// One org's scheduler.
 pub struct Scheduler<S, T, C> {

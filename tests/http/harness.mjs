@@ -22,13 +22,13 @@ async function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` until it returns a truthy value or `ms` pass (a wait for an event, not a timing goal). */
-export async function waitFor(check, ms = 20_000, what = "condition") {
+export async function waitFor(check, ms = 20_000, what = "condition", every = 100) {
   const until = Date.now() + ms;
   for (;;) {
     const value = await check();
     if (value) return value;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
+    await sleep(every);
   }
 }
 

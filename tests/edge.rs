@@ -1,0 +1,1225 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! The edge end to end on the host: the real gateway and org schedulers over a fake Kustomer
+//! and Stella (`support/edge_fakes.rs`), an in-memory store and a clock the test moves. Each
+//! scenario is a function returning its [`Edge`], so that `no_reply_or_log_shows_a_key` can run
+//! them all again and inspect everything they answered and sent.
+
+mod support;
+
+#[path = "support/edge_fakes.rs"]
+mod edge_fakes;
+
+use edge_fakes::*;
+use serde_json::{json, Value};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use stella_connect::edge::job::{Job, JobState};
+use stella_connect::edge::scheduler::Command;
+use stella_connect::edge::{OutRequest, Store};
+use support::fixture;
+
+/// The delay the settings headers ask for.
+const DELAY_MS: i64 = 900_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// When the fixture's survey falls due.
+fn due() -> i64 {
+    closed_ms() + DELAY_MS
+}
+
+fn expected() -> Value {
+    fixture("expected-stella-request")
+}
+
+fn error_code(reply: &stella_connect::edge::Reply) -> &str {
+    reply.body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error: {reply:?}"))
+}
+
+/// A copy of the fixture's conversation under another id, with its own customer (whose
+/// email is `{name}@example.com`).
+fn add_conversation(world: &World, id: &str, customer_id: &str, name: &str) {
+    let mut conversation = fixture("conversation");
+    conversation["data"]["id"] = json!(id);
+    conversation["data"]["relationships"]["customer"]["data"]["id"] = json!(customer_id);
+    world.add_conversation(conversation);
+    let mut customer = fixture("customer");
+    customer["data"]["id"] = json!(customer_id);
+    customer["data"]["attributes"]["name"] = json!(name);
+    customer["data"]["attributes"]["emails"] = json!([{"email": format!("{name}@example.com")}]);
+    world.add_customer(customer);
+}
+
+// 1 ------------------------------------------------------------------------------------------
+
+fn happy_path() -> Edge {
+    let edge = Edge::quick();
+    let event = fixture("conversation-update-done");
+    let reply = edge.close(&event);
+    assert_eq!(reply.status, 202, "{reply:?}");
+    assert_eq!(reply.body["status"], "scheduled");
+    assert_eq!(reply.body["conversationId"], CONVERSATION);
+    let status_at = &event["data"]["attributes"]["modificationHistory"]["statusAt"];
+    assert_eq!(ms_of(&reply.body["sendAt"]), ms_of(status_at) + DELAY_MS);
+    assert_eq!(reply.body["sendAt"], "2026-11-20T14:18:11.401Z");
+    assert_eq!(edge.scheduler(ORG).next_alarm().unwrap(), Some(due()));
+
+    // One second early: nothing read, nothing sent.
+    assert_eq!(edge.fire_alarms(due() - 1000), 0);
+    assert_eq!(edge.world.stella_attempts(), 0);
+    assert_eq!(
+        edge.world.kustomer_data_calls(),
+        0,
+        "nothing is read before the survey is due"
+    );
+    assert_eq!(edge.delivery(CONVERSATION)["state"], "scheduled");
+
+    assert_eq!(edge.fire_alarms(due()), 1);
+    assert_eq!(edge.world.accepted(), vec![expected()]);
+    assert_eq!(edge.world.stella_attempts(), 1);
+    assert_eq!(
+        edge.scheduler(ORG).next_alarm().unwrap(),
+        None,
+        "no alarm left"
+    );
+
+    let reply = edge.call("GET", "/v1/deliveries", &key_header(KUSTOMER_KEY), "");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let list = reply.body["deliveries"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let d = &list[0];
+    assert_eq!(d["conversationId"], CONVERSATION);
+    assert_eq!(d["state"], "sent");
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["request"], expected());
+    assert_eq!(d["closedAt"], *status_at);
+    assert_eq!(ms_of(&d["sentAt"]), due());
+    assert_eq!(d["nextAttemptAt"], Value::Null);
+    assert_eq!(d["reason"], Value::Null);
+    let text = reply.body.to_string();
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{text}");
+    }
+    // The stored job does hold the keys: the check above is not vacuous.
+    let job = edge.job(CONVERSATION);
+    assert_eq!(job.settings["stellaApiKey"], STELLA_KEY);
+    assert_eq!(job.settings["kustomerApiKey"], KUSTOMER_KEY);
+    edge
+}
+
+#[test]
+fn close_then_send_once_at_due_time() {
+    happy_path().assert_no_secrets();
+}
+
+// 2 ------------------------------------------------------------------------------------------
+
+fn reopened_before_due() -> Edge {
+    let edge = Edge::quick();
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    edge.set_now(due() - 60_000);
+    edge.world.set_status(CONVERSATION, "open");
+    edge.advance_to(due());
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(
+        (&d["state"], &d["reason"]),
+        (&json!("skipped"), &json!("reopened")),
+        "{d}"
+    );
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(
+        edge.world.calls("conversation"),
+        1,
+        "checked again at due time"
+    );
+    edge.advance_to(due() + 48 * HOUR_MS);
+    edge.fire_alarms(due() + 48 * HOUR_MS);
+    assert_eq!(edge.world.stella_attempts(), 0);
+    assert_eq!(
+        edge.world.calls("conversation"),
+        1,
+        "a skipped survey is final"
+    );
+    edge
+}
+
+#[test]
+fn reopened_before_due_is_skipped() {
+    reopened_before_due().assert_no_secrets();
+}
+
+// 3 ------------------------------------------------------------------------------------------
+
+fn close_reopen_close() -> Edge {
+    let edge = Edge::quick();
+    let t1 = closed_ms();
+    let first = close_event(CONVERSATION, &iso(t1));
+    let reply = edge.close(&first);
+    assert_eq!(
+        (reply.status, ms_of(&reply.body["sendAt"])),
+        (202, t1 + DELAY_MS)
+    );
+
+    edge.set_now(t1 + 60_000);
+    edge.world.set_status(CONVERSATION, "open");
+    let t2 = t1 + 600_000;
+    edge.world.set_status(CONVERSATION, "done");
+    edge.set_now(t2 + 1500);
+    let reply = edge.close(&close_event(CONVERSATION, &iso(t2)));
+    assert_eq!(reply.status, 202, "{reply:?}");
+    assert_eq!(ms_of(&reply.body["sendAt"]), t2 + DELAY_MS);
+
+    // The first close's due time passes: the job now waits for the second.
+    assert_eq!(edge.fire_alarms(t1 + DELAY_MS), 0);
+    assert_eq!(edge.world.stella_attempts(), 0);
+    assert_eq!(edge.delivery(CONVERSATION)["state"], "scheduled");
+
+    // The first event, redelivered late.
+    let reply = edge.close(&first);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        (&reply.body["status"], &reply.body["reason"]),
+        (&json!("ignored"), &json!("stale_event"))
+    );
+
+    assert_eq!(edge.advance_to(t2 + DELAY_MS), vec![t2 + DELAY_MS]);
+    assert_eq!(edge.world.accepted(), vec![expected()]);
+    let job = edge.job(CONVERSATION);
+    assert_eq!(
+        (job.state, job.generation, job.closed_at_ms),
+        (JobState::Sent, 1, t2)
+    );
+    let reply = edge.close(&first);
+    assert_eq!(reply.body["reason"], "stale_event", "{reply:?}");
+    edge.advance_to(t2 + 48 * HOUR_MS);
+    assert_eq!(edge.world.stella_attempts(), 1);
+    edge
+}
+
+#[test]
+fn close_reopen_close_sends_once_after_the_last_close() {
+    close_reopen_close().assert_no_secrets();
+}
+
+// 4 ------------------------------------------------------------------------------------------
+
+fn changes_during_the_delay() -> Edge {
+    let edge = Edge::quick();
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    edge.set_now(closed_ms() + 300_000);
+    edge.world.edit_conversation(CONVERSATION, |c| {
+        c["data"]["attributes"]["custom"]["doNotSendStellaConnectRequestBool"] = json!(true)
+    });
+    edge.world.edit_customer("5f0c1b2a3d4e5f6a7b8c9d31", |c| {
+        c["data"]["attributes"]["emails"][0]["email"] = json!("ann.new@example.com")
+    });
+    edge.advance_to(due());
+    let mut want = expected();
+    want["do_not_send"] = json!(true);
+    want["customer"]["email"] = json!("ann.new@example.com");
+    assert_eq!(edge.world.accepted(), vec![want.clone()]);
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!((&d["state"], &d["request"]), (&json!("sent"), &want));
+    edge
+}
+
+#[test]
+fn do_not_send_and_a_new_email_set_during_the_delay_are_used() {
+    changes_during_the_delay().assert_no_secrets();
+}
+
+// 5 ------------------------------------------------------------------------------------------
+
+fn duplicate_event() -> Edge {
+    let edge = Edge::quick();
+    let event = fixture("conversation-update-done");
+    let first = edge.close(&event);
+    edge.set_now(edge.now() + 5000);
+    let second = edge.close(&event);
+    assert_eq!((first.status, second.status), (202, 202), "{second:?}");
+    assert_eq!(first.body["sendAt"], second.body["sendAt"]);
+    let jobs = edge.scheduler(ORG).store.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        (jobs[0].generation, jobs[0].updated_ms),
+        (0, closed_ms() + 2000),
+        "unchanged"
+    );
+
+    assert_eq!(edge.fire_alarms(due()), 1);
+    assert_eq!(edge.fire_alarms(due()), 0);
+    assert_eq!(edge.fire_alarms(due() + 1000), 0);
+    assert_eq!(edge.world.stella_attempts(), 1);
+    assert_eq!(edge.world.accepted().len(), 1);
+
+    let again = edge.close(&event);
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(
+        (&again.body["status"], &again.body["reason"]),
+        (&json!("ignored"), &json!("duplicate"))
+    );
+    assert!(
+        again.body["message"].as_str().unwrap().contains("sent"),
+        "{again:?}"
+    );
+    edge.advance_to(due() + 48 * HOUR_MS);
+    assert_eq!(edge.world.stella_attempts(), 1);
+    assert_eq!(edge.deliveries().len(), 1);
+    edge
+}
+
+#[test]
+fn the_same_event_twice_makes_one_job_and_one_request() {
+    duplicate_event().assert_no_secrets();
+}
+
+// 6 ------------------------------------------------------------------------------------------
+
+fn stella_500_twice() -> Edge {
+    let edge = Edge::quick();
+    edge.world
+        .stella_fault(Fault::status(500, "Internal Server Error"));
+    edge.world
+        .stella_fault(Fault::status(500, "Internal Server Error"));
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+
+    edge.fire_alarms(due());
+    let job = edge.job(CONVERSATION);
+    assert_eq!((job.state, job.attempts), (JobState::Retrying, 1));
+    let next1 = job.due_ms.unwrap();
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(
+        (&d["state"], &d["reason"]),
+        (&json!("retrying"), &json!("temporary_failure"))
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("Stella answered 500"),
+        "{d}"
+    );
+    assert_eq!(ms_of(&d["nextAttemptAt"]), next1);
+    assert_eq!(d["request"], expected(), "the body that was tried is shown");
+
+    assert_eq!(
+        edge.fire_alarms(next1 - 1),
+        0,
+        "not before the next attempt"
+    );
+    assert_eq!(edge.fire_alarms(next1), 1);
+    let job = edge.job(CONVERSATION);
+    assert_eq!((job.state, job.attempts), (JobState::Retrying, 2));
+    let next2 = job.due_ms.unwrap();
+
+    let (gap1, gap2) = (next1 - due(), next2 - next1);
+    assert!(
+        (500..=1000).contains(&gap1),
+        "first wait from base_ms 1000: {gap1}"
+    );
+    assert_eq!(gap2, 2 * gap1, "the wait doubles (same dice)");
+
+    assert_eq!(edge.advance_to(next2 + HOUR_MS), vec![next2]);
+    assert_eq!(edge.world.stella_attempts(), 3);
+    assert_eq!(edge.world.accepted(), vec![expected()]);
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(
+        (&d["state"], &d["attempts"], &d["reason"]),
+        (&json!("sent"), &json!(3), &Value::Null)
+    );
+    assert_eq!(ms_of(&d["sentAt"]), next2);
+    edge
+}
+
+#[test]
+fn stella_500_twice_then_accepted() {
+    stella_500_twice().assert_no_secrets();
+}
+
+fn network_errors() -> Edge {
+    let edge = Edge::quick();
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    edge.world
+        .kustomer_fault(Fault::Network("connection reset".into()));
+    edge.world
+        .stella_fault(Fault::Network("timed out after 10 s".into()));
+    edge.fire_alarms(due());
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(d["state"], "retrying", "{d}");
+    assert!(
+        d["message"].as_str().unwrap().contains("connection reset"),
+        "{d}"
+    );
+    assert_eq!(edge.world.stella_attempts(), 0);
+    assert_eq!(edge.fire_alarms(ms_of(&d["nextAttemptAt"])), 1);
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(d["state"], "retrying", "{d}");
+    assert!(d["message"].as_str().unwrap().contains("timed out"), "{d}");
+    assert_eq!(edge.world.stella_attempts(), 1);
+    edge.advance_to(due() + HOUR_MS);
+    assert_eq!(edge.world.accepted(), vec![expected()]);
+    assert_eq!(edge.delivery(CONVERSATION)["attempts"], 3);
+    edge
+}
+
+#[test]
+fn network_errors_are_retried() {
+    network_errors().assert_no_secrets();
+}
+
+// 7 ------------------------------------------------------------------------------------------
+
+fn stella_403() -> Edge {
+    let edge = Edge::quick();
+    let refusal = format!("Employee not found: sam.agent@acme.example (x-api-key {STELLA_KEY})");
+    edge.world.stella_fault(Fault::status(403, &refusal));
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    edge.advance_to(due());
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(
+        (&d["state"], &d["reason"]),
+        (&json!("failed"), &json!("stella_rejected")),
+        "{d}"
+    );
+    let message = d["message"].as_str().unwrap();
+    assert!(
+        message.contains("Employee not found: sam.agent@acme.example"),
+        "{message}"
+    );
+    assert!(message.contains("403"), "{message}");
+    assert!(
+        !message.contains(STELLA_KEY) && message.contains("********"),
+        "{message}"
+    );
+    assert_eq!(
+        (&d["attempts"], &d["nextAttemptAt"]),
+        (&json!(1), &Value::Null)
+    );
+    assert_eq!(d["request"], expected());
+
+    assert!(
+        edge.advance_to(due() + 48 * HOUR_MS).is_empty(),
+        "no alarm for a failed job"
+    );
+    assert_eq!(edge.fire_alarms(due() + 48 * HOUR_MS), 0);
+    assert_eq!(edge.world.stella_attempts(), 1);
+    assert!(edge.world.accepted().is_empty());
+    edge
+}
+
+#[test]
+fn stella_403_fails_for_good() {
+    stella_403().assert_no_secrets();
+}
+
+// 8 ------------------------------------------------------------------------------------------
+
+fn stella_429() -> Edge {
+    let edge = Edge::quick();
+    edge.world
+        .stella_fault(Fault::status(429, "Too Many Requests").retry_after("120"));
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    edge.fire_alarms(due());
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(d["state"], "retrying", "{d}");
+    let next = ms_of(&d["nextAttemptAt"]);
+    assert!(
+        next - due() >= 120_000,
+        "Retry-After 120 honoured: {}",
+        next - due()
+    );
+    assert_eq!(edge.fire_alarms(next - 1), 0);
+    assert_eq!(edge.world.stella_attempts(), 1);
+    assert_eq!(edge.advance_to(next), vec![next]);
+    assert_eq!(edge.world.accepted(), vec![expected()]);
+    assert_eq!(edge.delivery(CONVERSATION)["attempts"], 2);
+    edge
+}
+
+#[test]
+fn stella_429_waits_for_retry_after() {
+    stella_429().assert_no_secrets();
+}
+
+fn kustomer_429() -> Edge {
+    let edge = Edge::quick();
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    let limited = json!({"errors": [{"status": 429, "code": "rate_limited"}]}).to_string();
+    edge.world
+        .kustomer_fault(Fault::status(429, &limited).ratelimit_reset("30"));
+    edge.fire_alarms(due());
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(d["state"], "retrying", "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("Kustomer answered 429"),
+        "{d}"
+    );
+    assert_eq!(edge.world.stella_attempts(), 0);
+    let next = ms_of(&d["nextAttemptAt"]);
+    assert!(
+        next - due() >= 30_000,
+        "x-ratelimit-reset 30 honoured: {}",
+        next - due()
+    );
+    assert_eq!(edge.fire_alarms(next - 1), 0);
+    assert_eq!(edge.advance_to(next + HOUR_MS), vec![next]);
+    assert_eq!(edge.world.accepted(), vec![expected()]);
+    assert_eq!(edge.delivery(CONVERSATION)["state"], "sent");
+    edge
+}
+
+#[test]
+fn kustomer_429_waits_for_the_rate_limit_reset() {
+    kustomer_429().assert_no_secrets();
+}
+
+// 9 ------------------------------------------------------------------------------------------
+
+fn stella_down_for_a_day() -> Edge {
+    let config = quick_retries();
+    let edge = Edge::new(config);
+    edge.world
+        .stella_outage(Some(Fault::status(503, "Service Unavailable")));
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    let fired = edge.advance_to(due() + 25 * HOUR_MS);
+    let job = edge.job(CONVERSATION);
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.reason.as_deref(), Some("gave_up"));
+    assert!(
+        job.message.as_deref().unwrap().starts_with("Gave up after"),
+        "{job:?}"
+    );
+    assert!(
+        job.message.as_deref().unwrap().contains("503"),
+        "{:?}",
+        job.message
+    );
+    assert_eq!(job.due_ms, None);
+    assert_eq!(job.first_attempt_ms, Some(due()));
+    assert_eq!(job.attempts as usize, edge.world.stella_attempts());
+    assert_eq!(fired.len(), edge.world.stella_attempts());
+    assert!(fired.len() > 10, "retried many times: {fired:?}");
+    let gave_up_at = job.updated_ms;
+    let limit = config.retry.give_up_after_ms;
+    assert!(
+        gave_up_at - due() <= limit,
+        "within the limit: {}",
+        gave_up_at - due()
+    );
+    assert!(
+        gave_up_at - due() >= limit - config.retry.max_ms,
+        "retried until near the limit"
+    );
+    let gaps: Vec<i64> = fired.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.windows(2).all(|w| w[1] >= w[0]),
+        "waits never shrink: {gaps:?}"
+    );
+    assert!(
+        gaps.iter().all(|g| *g <= config.retry.max_ms),
+        "waits are capped: {gaps:?}"
+    );
+
+    edge.world.stella_outage(None);
+    assert!(edge.advance_to(due() + 72 * HOUR_MS).is_empty());
+    assert_eq!(
+        edge.world.stella_attempts(),
+        fired.len(),
+        "nothing after giving up"
+    );
+    assert_eq!(edge.delivery(CONVERSATION)["reason"], "gave_up");
+    edge
+}
+
+#[test]
+fn gives_up_after_24_hours_of_failures() {
+    stella_down_for_a_day().assert_no_secrets();
+}
+
+// 10 -----------------------------------------------------------------------------------------
+
+fn steady_state() -> Edge {
+    let edge = Edge::quick();
+    let ids: Vec<String> = (0..11)
+        .map(|i| format!("6560e0f1a2b3c4d5e6f7{:04x}", 0x1000 + i))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let customer = format!("5f0c1b2a3d4e5f6a7b8c{:04x}", 0x2000 + i);
+        add_conversation(&edge.world, id, &customer, &format!("customer{i}"));
+    }
+    // Ten closes ten seconds apart.
+    let t0 = closed_ms();
+    let close_at = |i: usize| t0 + i as i64 * 10_000;
+    for (i, id) in ids.iter().take(10).enumerate() {
+        edge.set_now(close_at(i) + 1000);
+        let reply = edge.close(&close_event(id, &iso(close_at(i))));
+        assert_eq!(reply.status, 202, "{reply:?}");
+    }
+    assert_eq!(
+        edge.world.calls("token"),
+        1,
+        "the key's org is cached by the gateway"
+    );
+
+    let mut per_survey = Vec::new();
+    for i in 0..10 {
+        let before = edge.world.kustomer_data_calls();
+        assert_eq!(
+            edge.advance_to(close_at(i) + DELAY_MS),
+            vec![close_at(i) + DELAY_MS]
+        );
+        per_survey.push(edge.world.kustomer_data_calls() - before);
+    }
+    assert_eq!(
+        per_survey[0], 4,
+        "the first survey reads conversation, customer, user, tags"
+    );
+    let later: usize = per_survey[1..].iter().sum();
+    assert!(
+        later <= 2 * 9,
+        "at most 2 calls per survey after the first: {per_survey:?}"
+    );
+    assert!(per_survey[1..].iter().all(|n| *n == 2), "{per_survey:?}");
+    let routes: Vec<usize> = ["conversation", "customer", "user", "tags"]
+        .iter()
+        .map(|r| edge.world.calls(r))
+        .collect();
+    assert_eq!(routes, vec![10, 10, 1, 1]);
+    assert_eq!(
+        edge.world.tag_queries(),
+        vec![vec![
+            "5f0c1b2a3d4e5f6a7b8c9d11".to_owned(),
+            "5f0c1b2a3d4e5f6a7b8c9d12".to_owned()
+        ]],
+        "one call for both tags"
+    );
+    let accepted = edge.world.accepted();
+    assert_eq!(accepted.len(), 10);
+    for (i, body) in accepted.iter().enumerate() {
+        assert_eq!(body["ext_interaction_id"], ids[i].as_str());
+        assert_eq!(
+            body["customer"]["email"],
+            format!("customer{i}@example.com")
+        );
+        assert_eq!(
+            body["employee"],
+            expected()["employee"],
+            "the cached email is used"
+        );
+        assert_eq!(
+            body["tags"],
+            expected()["tags"],
+            "the cached names are used"
+        );
+    }
+
+    // Well after the cache expired, a survey reads the agent and tags again.
+    let late = t0 + 20 * 60_000;
+    edge.set_now(late + 1000);
+    assert_eq!(edge.close(&close_event(&ids[10], &iso(late))).status, 202);
+    let before = edge.world.kustomer_data_calls();
+    edge.advance_to(late + DELAY_MS);
+    assert_eq!(edge.world.kustomer_data_calls() - before, 4);
+    assert_eq!((edge.world.calls("user"), edge.world.calls("tags")), (2, 2));
+    assert_eq!(edge.world.accepted().len(), 11);
+    edge
+}
+
+#[test]
+fn steady_state_costs_two_kustomer_calls_per_survey() {
+    steady_state().assert_no_secrets();
+}
+
+// 11 -----------------------------------------------------------------------------------------
+
+fn bad_input() -> Edge {
+    let edge = Edge::quick();
+    let event = fixture("conversation-update-done");
+    let path = "/v1/kustomer/conversation-closed";
+
+    let reply = edge.call(
+        "POST",
+        path,
+        &settings_headers(),
+        r#"{"name": "kustomer.conv"#,
+    );
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (400, "malformed_json"),
+        "{reply:?}"
+    );
+
+    let reply = edge.close_with(&event, &[]);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (400, "invalid_settings"),
+        "{reply:?}"
+    );
+    let fields: Vec<(&str, &str)> = reply.body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+        .collect();
+    for field in ["stellaApiKey", "kustomerApiKey", "kustomerUrl"] {
+        assert!(fields.contains(&(field, "required")), "{field}: {fields:?}");
+    }
+
+    let insecure = settings_headers_with(&[("kustomerApiUrl", Some("http://api.kustomerapp.com"))]);
+    let reply = edge.close_with(&event, &insecure);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (400, "invalid_settings"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.body["error"]["fields"][0]["field"], "kustomerApiUrl");
+    assert_eq!(reply.body["error"]["fields"][0]["code"], "insecure_url");
+
+    let bad_delay = settings_headers_with(&[("secondsUntilSend", Some("soon"))]);
+    let reply = edge.close_with(&event, &bad_delay);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (400, "invalid_settings"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        reply.body["error"]["fields"][0]["field"],
+        "secondsUntilSend"
+    );
+
+    let mut huge = event.clone();
+    huge["padding"] = json!("x".repeat(1 << 20));
+    let reply = edge.close(&huge);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (413, "too_large"),
+        "{reply:?}"
+    );
+
+    let mut no_org = event.clone();
+    no_org.as_object_mut().unwrap().remove("org");
+    let reply = edge.close(&no_org);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (400, "missing_org"),
+        "{reply:?}"
+    );
+
+    let mut open = event.clone();
+    open["data"]["attributes"]["status"] = json!("open");
+    open["changes"]["attributes"]["status"] =
+        json!({"op": "replace", "before": "done", "after": "open"});
+    let reply = edge.close(&open);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        (&reply.body["status"], &reply.body["reason"]),
+        (&json!("ignored"), &json!("not_closed"))
+    );
+
+    let mut created = event.clone();
+    created["name"] = json!("kustomer.conversation.create");
+    let reply = edge.close(&created);
+    assert_eq!(
+        reply.body["reason"], "not_a_conversation_update",
+        "{reply:?}"
+    );
+
+    assert_eq!(edge.call("GET", path, &settings_headers(), "").status, 405);
+    assert_eq!(
+        edge.call("POST", "/v1/nothing", &settings_headers(), "{}")
+            .status,
+        404
+    );
+    assert_eq!(
+        edge.world.kustomer_calls(),
+        0,
+        "none of these reached Kustomer"
+    );
+
+    // The org the event claims is not the key's.
+    let mut other = event.clone();
+    other["org"] = json!(OTHER_ORG);
+    let reply = edge.close(&other);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (403, "org_mismatch"),
+        "{reply:?}"
+    );
+    let theirs = settings_headers_with(&[("kustomerApiKey", Some(OTHER_ORG_KEY))]);
+    let reply = edge.close_with(&event, &theirs);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (403, "org_mismatch"),
+        "{reply:?}"
+    );
+
+    let unknown = settings_headers_with(&[("kustomerApiKey", Some("kustomer-unknown-key"))]);
+    let reply = edge.close_with(&event, &unknown);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (401, "kustomer_key_rejected"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        edge.world.calls("token"),
+        3,
+        "each key was checked with Kustomer"
+    );
+
+    let scheduled = edge
+        .gateway
+        .router
+        .commands
+        .borrow()
+        .iter()
+        .filter(|(_, c)| matches!(c, Command::Schedule(_)))
+        .count();
+    assert_eq!(scheduled, 0, "nothing was handed to a scheduler");
+    assert!(edge.deliveries().is_empty());
+    let reply = edge.call("GET", "/v1/deliveries", &key_header(OTHER_ORG_KEY), "");
+    assert_eq!(reply.body["deliveries"], json!([]), "{reply:?}");
+    for org in edge.gateway.router.orgs() {
+        assert!(edge.scheduler(&org).store.jobs().is_empty(), "{org}");
+    }
+    edge.advance_to(due() + 48 * HOUR_MS);
+    assert_eq!(edge.world.stella_attempts(), 0);
+    edge
+}
+
+#[test]
+fn bad_input_queues_nothing() {
+    bad_input().assert_no_secrets();
+}
+
+// 12 -----------------------------------------------------------------------------------------
+
+fn resend() -> Edge {
+    let edge = Edge::quick();
+    edge.world
+        .stella_fault(Fault::status(403, "Channel not enabled"));
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    edge.advance_to(due());
+    assert_eq!(edge.delivery(CONVERSATION)["reason"], "stella_rejected");
+    let before = edge.job(CONVERSATION);
+
+    let at = due() + 600_000;
+    edge.set_now(at);
+    let reply = edge.call(
+        "POST",
+        &format!("/v1/deliveries/{CONVERSATION}/resend"),
+        &[],
+        "",
+    );
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (401, "missing_key"),
+        "{reply:?}"
+    );
+    let reply = edge.resend(CONVERSATION, OTHER_ORG_KEY);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (404, "not_found"),
+        "another org's survey: {reply:?}"
+    );
+    assert_eq!(edge.job(CONVERSATION).state, JobState::Failed);
+
+    // The admin fixed the channel in Stella (the fault is used up) and resends.
+    let reply = edge.resend(CONVERSATION, KUSTOMER_KEY);
+    assert_eq!(reply.status, 202, "{reply:?}");
+    assert_eq!(ms_of(&reply.body["sendAt"]), at);
+    let job = edge.job(CONVERSATION);
+    assert_eq!(
+        (job.state, job.attempts, job.generation),
+        (JobState::Scheduled, 0, before.generation + 1)
+    );
+    assert_eq!(edge.advance_to(at), vec![at]);
+    assert_eq!(edge.world.accepted(), vec![expected()]);
+    assert_eq!(edge.world.stella_attempts(), 2);
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!((&d["state"], &d["attempts"]), (&json!("sent"), &json!(1)));
+
+    let reply = edge.resend(CONVERSATION, KUSTOMER_KEY);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (409, "not_resendable"),
+        "{reply:?}"
+    );
+    let reply = edge.resend("6560e0f1a2b3c4d5e6f7ffff", KUSTOMER_KEY);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (404, "not_found"),
+        "{reply:?}"
+    );
+    edge.advance_to(at + 48 * HOUR_MS);
+    assert_eq!(edge.world.stella_attempts(), 2);
+    edge
+}
+
+#[test]
+fn a_failed_survey_can_be_resent_once_fixed() {
+    resend().assert_no_secrets();
+}
+
+// 13 -----------------------------------------------------------------------------------------
+
+fn preview() -> Edge {
+    let edge = Edge::quick();
+    let body = |id: &str| json!({ "conversationId": id }).to_string();
+    let reply = edge.call(
+        "POST",
+        "/v1/preview",
+        &settings_headers(),
+        &body(CONVERSATION),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["ok"], true);
+    let request = &reply.body["request"];
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["url"], format!("{STELLA_API}/v1/requests"));
+    assert_eq!(request["headers"]["x-api-key"], "********");
+    assert_eq!(request["body"], expected());
+
+    let unassigned = "6560e0f1a2b3c4d5e6f7aaaa";
+    add_conversation(&edge.world, unassigned, "5f0c1b2a3d4e5f6a7b8caaaa", "bo");
+    edge.world.edit_conversation(unassigned, |c| {
+        c["data"]["attributes"]["assignedUsers"] = json!([])
+    });
+    let reply = edge.call(
+        "POST",
+        "/v1/preview",
+        &settings_headers(),
+        &body(unassigned),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        (&reply.body["ok"], &reply.body["skip"]["code"]),
+        (&json!(false), &json!("no_assigned_agent"))
+    );
+
+    let reply = edge.call(
+        "POST",
+        "/v1/preview",
+        &settings_headers(),
+        &body("6560e0f1a2b3c4d5e6f7ffff"),
+    );
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (404, "conversation_not_found"),
+        "{reply:?}"
+    );
+    let reply = edge.call("POST", "/v1/preview", &[], &body(CONVERSATION));
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (400, "invalid_settings"),
+        "{reply:?}"
+    );
+    let reply = edge.call("POST", "/v1/preview", &settings_headers(), "{}");
+    assert_eq!(reply.status, 400, "{reply:?}");
+
+    assert_eq!(edge.world.stella_attempts(), 0, "a preview sends nothing");
+    assert!(
+        edge.gateway.router.commands.borrow().is_empty(),
+        "and schedules nothing"
+    );
+    edge
+}
+
+#[test]
+fn preview_shows_the_request_or_the_reason() {
+    preview().assert_no_secrets();
+}
+
+// 14 -----------------------------------------------------------------------------------------
+
+fn crash_mid_attempt() -> Edge {
+    let edge = Edge::quick();
+    let lease = edge.gateway.config.lease_ms;
+    edge.world.stella_fault(Fault::Crash);
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    let crashed = catch_unwind(AssertUnwindSafe(|| edge.fire_alarms(due())));
+    assert!(crashed.is_err(), "the process died during the Stella call");
+    let job = edge.job(CONVERSATION);
+    assert_eq!(
+        (job.state, job.attempts, job.updated_ms),
+        (JobState::Sending, 1, due())
+    );
+    assert_eq!(
+        edge.scheduler(ORG).next_alarm().unwrap(),
+        Some(due() + lease + 1)
+    );
+    assert_eq!(edge.world.stella_attempts(), 1);
+    assert!(edge.world.accepted().is_empty());
+    assert_eq!(
+        edge.delivery(CONVERSATION)["state"],
+        "scheduled",
+        "the lease is not shown"
+    );
+
+    // Within the lease (another alarm, say a second instance): left alone.
+    assert_eq!(edge.fire_alarms(due() + lease / 2), 0);
+    assert_eq!(edge.fire_alarms(due() + lease), 0);
+    assert_eq!(edge.world.stella_attempts(), 1);
+
+    assert_eq!(edge.advance_to(due() + lease + 1), vec![due() + lease + 1]);
+    assert_eq!(edge.world.accepted(), vec![expected()]);
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!((&d["state"], &d["attempts"]), (&json!("sent"), &json!(2)));
+    assert_eq!(edge.fire_alarms(due() + 2 * lease), 0);
+    edge.advance_to(due() + 48 * HOUR_MS);
+    assert_eq!(edge.world.stella_attempts(), 2);
+    edge
+}
+
+#[test]
+fn an_attempt_cut_off_by_a_crash_is_retried_after_its_lease() {
+    crash_mid_attempt().assert_no_secrets();
+}
+
+fn stale_leases() -> Edge {
+    let edge = Edge::quick();
+    let lease = edge.gateway.config.lease_ms;
+    let (old, fresh) = ("6560e0f1a2b3c4d5e6f7bbb1", "6560e0f1a2b3c4d5e6f7bbb2");
+    for (i, id) in [old, fresh].into_iter().enumerate() {
+        add_conversation(
+            &edge.world,
+            id,
+            &format!("5f0c1b2a3d4e5f6a7b8cbbb{i}"),
+            &format!("lease{i}"),
+        );
+        assert_eq!(edge.close(&close_event(id, &iso(closed_ms()))).status, 202);
+    }
+    // Jobs marked `sending` by processes that died: one an hour ago, one a second ago.
+    let now = due() + 2 * HOUR_MS;
+    let store = &edge.scheduler(ORG).store;
+    let mark = |id: &str, at: i64| {
+        let job = store.get(id).unwrap().unwrap();
+        let sending = Job {
+            state: JobState::Sending,
+            attempts: 1,
+            first_attempt_ms: Some(at),
+            due_ms: Some(at + lease + 1),
+            updated_ms: at,
+            ..job
+        };
+        store.put(&sending).unwrap();
+    };
+    mark(old, now - HOUR_MS);
+    mark(fresh, now - 1000);
+
+    assert_eq!(
+        edge.fire_alarms(now),
+        1,
+        "only the expired lease is picked up"
+    );
+    assert_eq!(edge.job(old).state, JobState::Sent);
+    assert_eq!(edge.job(fresh).state, JobState::Sending);
+    assert_eq!(edge.world.accepted().len(), 1);
+    assert_eq!(edge.world.accepted()[0]["ext_interaction_id"], old);
+    assert_eq!(
+        edge.scheduler(ORG).next_alarm().unwrap(),
+        Some(now - 1000 + lease + 1)
+    );
+    edge.advance_to(now + HOUR_MS);
+    let sent: Vec<Value> = edge
+        .world
+        .accepted()
+        .iter()
+        .map(|b| b["ext_interaction_id"].clone())
+        .collect();
+    assert_eq!(sent, vec![json!(old), json!(fresh)], "each exactly once");
+    edge
+}
+
+#[test]
+fn sending_jobs_are_picked_up_only_after_their_lease() {
+    stale_leases().assert_no_secrets();
+}
+
+// 15 -----------------------------------------------------------------------------------------
+
+#[test]
+fn no_reply_or_log_shows_a_key() {
+    let edges = [
+        happy_path(),
+        reopened_before_due(),
+        close_reopen_close(),
+        changes_during_the_delay(),
+        duplicate_event(),
+        stella_500_twice(),
+        network_errors(),
+        stella_403(),
+        stella_429(),
+        kustomer_429(),
+        stella_down_for_a_day(),
+        steady_state(),
+        bad_input(),
+        resend(),
+        preview(),
+        crash_mid_attempt(),
+        stale_leases(),
+        servers_echo_keys(),
+    ];
+    let mut replies = 0;
+    let mut requests: Vec<OutRequest> = Vec::new();
+    for edge in &edges {
+        for reply in edge.replies.borrow().iter() {
+            let text = serde_json::to_string(reply).unwrap();
+            for secret in SECRETS {
+                assert!(!text.contains(secret), "a reply shows a key: {text}");
+            }
+            replies += 1;
+        }
+        requests.extend(edge.world.requests());
+    }
+    assert!(replies > 50, "{replies} replies checked");
+    for request in &requests {
+        let printed = format!("{request:?}");
+        for secret in SECRETS {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+    // The keys did travel, in the headers that need them: the checks above are not vacuous.
+    let carries = |name: &str, value: &str| {
+        requests
+            .iter()
+            .any(|r| r.headers.iter().any(|(k, v)| *k == name && v == value))
+    };
+    assert!(carries("x-api-key", STELLA_KEY));
+    assert!(carries("authorization", &format!("Bearer {KUSTOMER_KEY}")));
+    assert!(carries("authorization", &format!("Bearer {OTHER_ORG_KEY}")));
+}
+
+/// Servers that repeat the caller's credentials in an error: the key must not travel on.
+fn servers_echo_keys() -> Edge {
+    let edge = Edge::quick();
+    let echo = |status: u16| {
+        Fault::status(
+            status,
+            &format!("upstream error; request had Authorization: Bearer {KUSTOMER_KEY}"),
+        )
+    };
+    let event = fixture("conversation-update-done");
+
+    // The gateway's key check.
+    edge.world.kustomer_fault(echo(502));
+    let reply = edge.close(&event);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (503, "kustomer_unavailable"),
+        "{reply:?}"
+    );
+    edge.world.kustomer_fault(echo(404));
+    let reply = edge.close(&event);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (502, "kustomer_error"),
+        "{reply:?}"
+    );
+    edge.world.kustomer_fault(echo(500));
+    let reply = edge.call("GET", "/v1/deliveries", &key_header(KUSTOMER_KEY), "");
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (503, "kustomer_unavailable"),
+        "{reply:?}"
+    );
+
+    // The preview's reads.
+    edge.world.kustomer_fault(echo(500));
+    let preview = json!({ "conversationId": CONVERSATION }).to_string();
+    let reply = edge.call("POST", "/v1/preview", &settings_headers(), &preview);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (502, "kustomer_error"),
+        "{reply:?}"
+    );
+    for reply in edge.replies.borrow().iter() {
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("upstream error"),
+            "the server's words are kept: {message}"
+        );
+    }
+
+    // The scheduler's reads and Stella's answer.
+    assert_eq!(edge.close(&event).status, 202);
+    edge.world.kustomer_fault(echo(400));
+    edge.fire_alarms(due());
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(
+        (&d["state"], &d["reason"]),
+        (&json!("failed"), &json!("kustomer_rejected")),
+        "{d}"
+    );
+    assert!(
+        d["message"].as_str().unwrap().contains("upstream error"),
+        "{d}"
+    );
+    assert_eq!(edge.resend(CONVERSATION, KUSTOMER_KEY).status, 202);
+    edge.world
+        .stella_fault(Fault::status(500, &format!("bad key {STELLA_KEY}")));
+    edge.fire_alarms(edge.now());
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(d["state"], "retrying", "{d}");
+    assert!(
+        d["message"].as_str().unwrap().contains("bad key ********"),
+        "{d}"
+    );
+    edge
+}
+
+#[test]
+fn keys_echoed_by_servers_are_masked() {
+    servers_echo_keys().assert_no_secrets();
+}
+
+#[test]
+fn the_fakes_hold_the_trait_contracts() {
+    // `due` picks due scheduled/retrying jobs and expired leases, earliest first, up to the
+    // limit; `next_due` ignores final jobs; `recent` is newest first; the cache expires.
+    let store = MemStore::default();
+    let job = |id: &str, state, due_ms: Option<i64>, updated_ms| Job {
+        org: ORG.into(),
+        conversation_id: id.into(),
+        state,
+        generation: 0,
+        closed_at_ms: 0,
+        send_at_ms: 0,
+        due_ms,
+        attempts: 0,
+        first_attempt_ms: None,
+        reason: None,
+        message: None,
+        request: None,
+        sent_ms: None,
+        created_ms: 0,
+        updated_ms,
+        settings: json!({}),
+    };
+    for j in [
+        job("a", JobState::Scheduled, Some(300), 1),
+        job("b", JobState::Retrying, Some(100), 5),
+        job("c", JobState::Scheduled, Some(1001), 2),
+        job("d", JobState::Sending, Some(50), 10),
+        job("e", JobState::Sending, Some(40), 500),
+        job("f", JobState::Sent, None, 7),
+        job("g", JobState::Failed, None, 3),
+    ] {
+        store.put(&j).unwrap();
+    }
+    let ids = |jobs: Vec<Job>| {
+        jobs.into_iter()
+            .map(|j| j.conversation_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(store.due(1000, 100, 10).unwrap()), ["d", "b", "a"]);
+    assert_eq!(ids(store.due(1000, 100, 2).unwrap()), ["d", "b"]);
+    assert_eq!(ids(store.due(99, 0, 10).unwrap()), Vec::<String>::new());
+    assert_eq!(store.next_due().unwrap(), Some(40));
+    assert_eq!(ids(store.recent(3).unwrap()), ["e", "d", "f"]);
+    store.cache_put("k", "v", 200).unwrap();
+    assert_eq!(store.cache_get("k", 199).unwrap().as_deref(), Some("v"));
+    assert_eq!(store.cache_get("k", 200).unwrap(), None);
+}

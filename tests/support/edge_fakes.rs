@@ -1,0 +1,842 @@
+//! In-memory fakes for the edge: a fake Kustomer + Stella behind [`Transport`], an in-memory
+//! [`Store`], a settable [`Clock`], and a [`Router`] that keeps one [`Scheduler`] per org and
+//! fires their alarms. [`Edge`] wires them to a real [`Gateway`] the way workerd does.
+//!
+//! Included from `tests/edge.rs` (`#[path]`), so `crate::support` is that test's helpers.
+#![allow(dead_code)]
+
+use crate::support::{assert_valid_body, fixture};
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use stella_connect::edge::gateway::{Gateway, Request, Router};
+use stella_connect::edge::job::{Job, JobState, RetryPolicy};
+use stella_connect::edge::scheduler::{Clock, Command, Scheduler};
+use stella_connect::edge::{
+    block_on, setting_header, Config, InResponse, OutRequest, Reply, Store, Transport,
+};
+use stella_connect::timestamp;
+
+/// The fixtures' org.
+pub const ORG: &str = "5f0c1b2a3d4e5f6a7b8c9d0e";
+/// Another org, with its own key.
+pub const OTHER_ORG: &str = "6a1d2c3b4e5f6a7b8c9d0eff";
+/// The fixtures' conversation.
+pub const CONVERSATION: &str = "6560e0f1a2b3c4d5e6f70819";
+/// Where the fake Kustomer answers.
+pub const KUSTOMER_API: &str = "https://api.kustomerapp.com";
+/// Where the fake Stella answers.
+pub const STELLA_API: &str = "https://api.stellaconnect.net";
+/// The org's Kustomer key.
+pub const KUSTOMER_KEY: &str = "kustomer-live-key-7Hq2Zx";
+/// The other org's Kustomer key.
+pub const OTHER_ORG_KEY: &str = "kustomer-other-org-key-Pw4Ld9";
+/// The org's Stella key.
+pub const STELLA_KEY: &str = "stella-live-key-Bn5Rt8";
+/// Every credential a reply or a log line must never show.
+pub const SECRETS: [&str; 3] = [KUSTOMER_KEY, OTHER_ORG_KEY, STELLA_KEY];
+
+/// The roles Kustomer reports for the keys.
+const ROLES: [&str; 4] = [
+    "org.permission.conversation.read",
+    "org.permission.customer.read",
+    "org.permission.user.read",
+    "org.permission.tag.read",
+];
+
+/// The fixture's close time, in ms.
+pub fn closed_ms() -> i64 {
+    ms("2026-11-20T14:03:11.401Z")
+}
+
+/// An RFC 3339 time in ms.
+pub fn ms(text: &str) -> i64 {
+    timestamp::to_millis(timestamp::parse(text).unwrap_or_else(|| panic!("not a time: {text}")))
+}
+
+/// ms as Kustomer writes times.
+pub fn iso(ms: i64) -> String {
+    timestamp::format(timestamp::from_millis(ms as f64))
+}
+
+/// A field of a reply or delivery holding a time, in ms.
+pub fn ms_of(value: &Value) -> i64 {
+    ms(value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {value}")))
+}
+
+/// What a faulty server does instead of answering normally.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// An HTTP answer.
+    Status {
+        /// Status code.
+        status: u16,
+        /// Body text.
+        body: String,
+        /// `Retry-After`.
+        retry_after: Option<String>,
+        /// `x-ratelimit-reset`.
+        ratelimit_reset: Option<String>,
+    },
+    /// No answer (connection refused, timeout).
+    Network(String),
+    /// The process running the edge dies during the call (a panic, caught by the test).
+    Crash,
+}
+
+impl Fault {
+    /// An answer with a status and a body.
+    pub fn status(status: u16, body: &str) -> Self {
+        Self::Status {
+            status,
+            body: body.to_owned(),
+            retry_after: None,
+            ratelimit_reset: None,
+        }
+    }
+
+    /// With `Retry-After`.
+    pub fn retry_after(self, value: &str) -> Self {
+        match self {
+            Self::Status {
+                status,
+                body,
+                ratelimit_reset,
+                ..
+            } => Self::Status {
+                status,
+                body,
+                retry_after: Some(value.to_owned()),
+                ratelimit_reset,
+            },
+            other => other,
+        }
+    }
+
+    /// With `x-ratelimit-reset`.
+    pub fn ratelimit_reset(self, value: &str) -> Self {
+        match self {
+            Self::Status {
+                status,
+                body,
+                retry_after,
+                ..
+            } => Self::Status {
+                status,
+                body,
+                retry_after,
+                ratelimit_reset: Some(value.to_owned()),
+            },
+            other => other,
+        }
+    }
+
+    fn answer(&self, url: &str) -> Result<InResponse, String> {
+        match self {
+            Self::Status {
+                status,
+                body,
+                retry_after,
+                ratelimit_reset,
+            } => Ok(InResponse {
+                status: *status,
+                retry_after: retry_after.clone(),
+                ratelimit_reset: ratelimit_reset.clone(),
+                body: body.clone(),
+            }),
+            Self::Network(message) => Err(message.clone()),
+            Self::Crash => panic!("simulated crash: the process died while calling {url}"),
+        }
+    }
+}
+
+fn ok(body: Value) -> Result<InResponse, String> {
+    Ok(InResponse {
+        status: 200,
+        body: body.to_string(),
+        ..Default::default()
+    })
+}
+
+fn kustomer_error(status: u16, code: &str, title: &str) -> Result<InResponse, String> {
+    Ok(InResponse {
+        status,
+        body: json!({"errors": [{"status": status, "code": code, "title": title}]}).to_string(),
+        ..Default::default()
+    })
+}
+
+fn plain(status: u16, text: &str) -> Result<InResponse, String> {
+    Ok(InResponse {
+        status,
+        body: text.to_owned(),
+        ..Default::default()
+    })
+}
+
+/// `%XX` decoding, for ids in URL paths.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("a UTF-8 path")
+}
+
+/// The outside world: Kustomer's REST API for one org and Stella's request endpoint.
+pub struct World {
+    conversations: RefCell<BTreeMap<String, Value>>,
+    customers: RefCell<BTreeMap<String, Value>>,
+    users: RefCell<BTreeMap<String, Value>>,
+    /// Tag resources (`{type, id, attributes}`) by id.
+    tags: RefCell<BTreeMap<String, Value>>,
+    /// Kustomer key → org.
+    keys: BTreeMap<String, String>,
+    /// Every request, as the transport received it (real credentials included).
+    requests: RefCell<Vec<OutRequest>>,
+    /// Calls per route: `conversation`, `customer`, `user`, `tags`, `token`, `stella`.
+    calls: RefCell<BTreeMap<&'static str, usize>>,
+    /// The ids asked for by each `GET /v1/tags/…`.
+    tag_queries: RefCell<Vec<Vec<String>>>,
+    /// Bodies Stella accepted.
+    accepted: RefCell<Vec<Value>>,
+    stella_faults: RefCell<VecDeque<Fault>>,
+    kustomer_faults: RefCell<VecDeque<Fault>>,
+    /// Answered to every Stella request while set and the queue is empty.
+    stella_outage: RefCell<Option<Fault>>,
+}
+
+impl World {
+    /// The fixtures' org: one conversation, its customer, its agent and its two tags.
+    pub fn from_fixtures() -> Rc<Self> {
+        let by_id = |doc: Value| {
+            let id = doc["data"]["id"].as_str().unwrap().to_owned();
+            (id, doc)
+        };
+        let tags = fixture("tags")["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["id"].as_str().unwrap().to_owned(), t.clone()))
+            .collect();
+        Rc::new(Self {
+            conversations: RefCell::new([by_id(fixture("conversation"))].into()),
+            customers: RefCell::new([by_id(fixture("customer"))].into()),
+            users: RefCell::new([by_id(fixture("user"))].into()),
+            tags: RefCell::new(tags),
+            keys: [
+                (KUSTOMER_KEY.to_owned(), ORG.to_owned()),
+                (OTHER_ORG_KEY.to_owned(), OTHER_ORG.to_owned()),
+            ]
+            .into(),
+            requests: RefCell::default(),
+            calls: RefCell::default(),
+            tag_queries: RefCell::default(),
+            accepted: RefCell::default(),
+            stella_faults: RefCell::default(),
+            kustomer_faults: RefCell::default(),
+            stella_outage: RefCell::default(),
+        })
+    }
+
+    /// Changes a conversation as Kustomer holds it.
+    pub fn edit_conversation(&self, id: &str, edit: impl FnOnce(&mut Value)) {
+        edit(
+            self.conversations
+                .borrow_mut()
+                .get_mut(id)
+                .unwrap_or_else(|| panic!("no conversation {id}")),
+        );
+    }
+
+    /// Sets a conversation's status (`open`, `done`, …).
+    pub fn set_status(&self, id: &str, status: &str) {
+        self.edit_conversation(id, |c| c["data"]["attributes"]["status"] = json!(status));
+    }
+
+    /// Adds (or replaces) a conversation document.
+    pub fn add_conversation(&self, doc: Value) {
+        let id = doc["data"]["id"].as_str().unwrap().to_owned();
+        self.conversations.borrow_mut().insert(id, doc);
+    }
+
+    /// Adds (or replaces) a customer document.
+    pub fn add_customer(&self, doc: Value) {
+        let id = doc["data"]["id"].as_str().unwrap().to_owned();
+        self.customers.borrow_mut().insert(id, doc);
+    }
+
+    /// Changes a customer as Kustomer holds it.
+    pub fn edit_customer(&self, id: &str, edit: impl FnOnce(&mut Value)) {
+        edit(
+            self.customers
+                .borrow_mut()
+                .get_mut(id)
+                .unwrap_or_else(|| panic!("no customer {id}")),
+        );
+    }
+
+    /// The next Stella request gets `fault` (in order, one per request).
+    pub fn stella_fault(&self, fault: Fault) {
+        self.stella_faults.borrow_mut().push_back(fault);
+    }
+
+    /// The next Kustomer request, whatever its route, gets `fault`.
+    pub fn kustomer_fault(&self, fault: Fault) {
+        self.kustomer_faults.borrow_mut().push_back(fault);
+    }
+
+    /// Stella answers `fault` to everything until cleared.
+    pub fn stella_outage(&self, fault: Option<Fault>) {
+        *self.stella_outage.borrow_mut() = fault;
+    }
+
+    /// Calls made to a route.
+    pub fn calls(&self, route: &str) -> usize {
+        self.calls.borrow().get(route).copied().unwrap_or(0)
+    }
+
+    /// Calls to Kustomer's data routes (not the key check).
+    pub fn kustomer_data_calls(&self) -> usize {
+        ["conversation", "customer", "user", "tags"]
+            .iter()
+            .map(|r| self.calls(r))
+            .sum()
+    }
+
+    /// Every Kustomer call, the key check included.
+    pub fn kustomer_calls(&self) -> usize {
+        self.kustomer_data_calls() + self.calls("token")
+    }
+
+    /// Stella requests received (accepted or not).
+    pub fn stella_attempts(&self) -> usize {
+        self.calls("stella")
+    }
+
+    /// Bodies Stella accepted, in order.
+    pub fn accepted(&self) -> Vec<Value> {
+        self.accepted.borrow().clone()
+    }
+
+    /// The ids each tags call asked for.
+    pub fn tag_queries(&self) -> Vec<Vec<String>> {
+        self.tag_queries.borrow().clone()
+    }
+
+    /// Every request the transport received.
+    pub fn requests(&self) -> Vec<OutRequest> {
+        self.requests.borrow().clone()
+    }
+
+    fn answer(&self, r: &OutRequest) -> Result<InResponse, String> {
+        self.requests.borrow_mut().push(r.clone());
+        if let Some(path) = r.url.strip_prefix(STELLA_API) {
+            return self.stella(r, path);
+        }
+        if let Some(path) = r.url.strip_prefix(KUSTOMER_API) {
+            return self.kustomer(r, path);
+        }
+        panic!("the edge called an unknown host: {}", r.url);
+    }
+
+    fn count(&self, route: &'static str) {
+        *self.calls.borrow_mut().entry(route).or_default() += 1;
+    }
+
+    fn kustomer(&self, r: &OutRequest, path: &str) -> Result<InResponse, String> {
+        assert_eq!(r.method, "GET", "Kustomer is only read: {r:?}");
+        assert!(r.body.is_none(), "a GET with a body: {r:?}");
+        assert_eq!(header(r, "accept").as_deref(), Some("application/json"));
+        let segments: Vec<&str> = path
+            .strip_prefix("/v1/")
+            .unwrap_or_else(|| panic!("not a v1 path: {}", r.url))
+            .split('/')
+            .collect();
+        let route = match segments.as_slice() {
+            ["conversations", _] => "conversation",
+            ["customers", _] => "customer",
+            ["users", _] => "user",
+            ["tags", _] => "tags",
+            ["auth", "tokens", "current"] => "token",
+            _ => panic!("no such Kustomer route: {}", r.url),
+        };
+        self.count(route);
+        let fault = self.kustomer_faults.borrow_mut().pop_front();
+        if let Some(fault) = fault {
+            return fault.answer(&r.url);
+        }
+        let key =
+            header(r, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+        let Some(org) = key.and_then(|k| self.keys.get(&k).cloned()) else {
+            return kustomer_error(401, "unauthorized", "Unauthorized");
+        };
+        let id = percent_decode(segments[segments.len() - 1]);
+        let record = |map: &RefCell<BTreeMap<String, Value>>| match map.borrow().get(&id) {
+            // This world holds ORG's records alone: another org's key finds none of them.
+            Some(doc) if org == ORG => ok(doc.clone()),
+            _ => kustomer_error(404, "not_found", "Not Found"),
+        };
+        match route {
+            "token" => ok(json!({
+                "data": {"type": "token", "id": "tok-1", "attributes": {"org": org, "roles": ROLES}}
+            })),
+            "conversation" => record(&self.conversations),
+            "customer" => record(&self.customers),
+            "user" => record(&self.users),
+            _ => {
+                let ids: Vec<String> = id.split(',').map(str::to_owned).collect();
+                self.tag_queries.borrow_mut().push(ids.clone());
+                let tags = self.tags.borrow();
+                let found: Vec<Value> = ids
+                    .iter()
+                    .filter(|_| org == ORG)
+                    .filter_map(|id| tags.get(id).cloned())
+                    .collect();
+                ok(json!({ "data": found }))
+            }
+        }
+    }
+
+    fn stella(&self, r: &OutRequest, path: &str) -> Result<InResponse, String> {
+        assert_eq!((r.method, path), ("POST", "/v1/requests"), "{r:?}");
+        self.count("stella");
+        let fault = self.stella_faults.borrow_mut().pop_front();
+        if let Some(fault) = fault.or_else(|| self.stella_outage.borrow().clone()) {
+            return fault.answer(&r.url);
+        }
+        if header(r, "x-api-key").as_deref() != Some(STELLA_KEY) {
+            return plain(403, "Forbidden: invalid x-api-key");
+        }
+        assert_eq!(
+            header(r, "content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(header(r, "accept").as_deref(), Some("application/json"));
+        let body: Value = serde_json::from_str(r.body.as_deref().expect("a body")).expect("JSON");
+        assert_valid_body(&body);
+        self.accepted.borrow_mut().push(body.clone());
+        ok(body) // Stella echoes the request
+    }
+}
+
+fn header(r: &OutRequest, name: &str) -> Option<String> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// The transport every part of the edge uses: all of them reach the same world.
+#[derive(Clone)]
+pub struct Net(pub Rc<World>);
+
+impl Transport for Net {
+    async fn send(&self, request: OutRequest) -> Result<InResponse, String> {
+        self.0.answer(&request)
+    }
+}
+
+/// One org's jobs and cache in memory.
+#[derive(Default)]
+pub struct MemStore {
+    jobs: RefCell<BTreeMap<String, Job>>,
+    cache: RefCell<BTreeMap<String, (String, i64)>>,
+}
+
+impl MemStore {
+    /// Every job, by conversation id.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.jobs.borrow().values().cloned().collect()
+    }
+}
+
+impl Store for MemStore {
+    fn get(&self, conversation_id: &str) -> Result<Option<Job>, String> {
+        Ok(self.jobs.borrow().get(conversation_id).cloned())
+    }
+
+    fn put(&self, job: &Job) -> Result<(), String> {
+        self.jobs
+            .borrow_mut()
+            .insert(job.conversation_id.clone(), job.clone());
+        Ok(())
+    }
+
+    fn due(&self, now_ms: i64, lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {
+        let mut due: Vec<Job> = self
+            .jobs
+            .borrow()
+            .values()
+            .filter(|j| match j.state {
+                JobState::Scheduled | JobState::Retrying => j.due_ms.is_some_and(|d| d <= now_ms),
+                JobState::Sending => j.updated_ms < lease_before_ms,
+                _ => false,
+            })
+            .cloned()
+            .collect();
+        due.sort_by_key(|j| j.due_ms);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, String> {
+        Ok(self
+            .jobs
+            .borrow()
+            .values()
+            .filter(|j| !j.state.is_final())
+            .filter_map(|j| j.due_ms)
+            .min())
+    }
+
+    fn recent(&self, limit: usize) -> Result<Vec<Job>, String> {
+        let mut jobs = self.jobs();
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.updated_ms));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<String>, String> {
+        Ok(self
+            .cache
+            .borrow()
+            .get(key)
+            .filter(|(_, expires)| *expires > now_ms)
+            .map(|(v, _)| v.clone()))
+    }
+
+    fn cache_put(&self, key: &str, value: &str, expires_ms: i64) -> Result<(), String> {
+        self.cache
+            .borrow_mut()
+            .insert(key.to_owned(), (value.to_owned(), expires_ms));
+        Ok(())
+    }
+}
+
+/// Time the test sets, and dice that always land in the middle.
+#[derive(Clone)]
+pub struct SimClock(pub Rc<Cell<i64>>);
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+    fn random(&self) -> f64 {
+        0.5
+    }
+}
+
+/// An org's scheduler as the fakes build it.
+pub type OrgScheduler = Scheduler<MemStore, Net, SimClock>;
+
+/// One scheduler per org, created on first use (a Durable Object per org). Commands and
+/// replies cross as JSON text, as they do between the worker and its Durable Objects.
+pub struct OrgRouter {
+    world: Rc<World>,
+    time: Rc<Cell<i64>>,
+    config: Config,
+    schedulers: RefCell<BTreeMap<String, Rc<OrgScheduler>>>,
+    /// Every command forwarded, with its org.
+    pub commands: RefCell<Vec<(String, Command)>>,
+}
+
+impl OrgRouter {
+    /// The org's scheduler, created if needed.
+    pub fn scheduler(&self, org: &str) -> Rc<OrgScheduler> {
+        self.schedulers
+            .borrow_mut()
+            .entry(org.to_owned())
+            .or_insert_with(|| {
+                Rc::new(Scheduler {
+                    store: MemStore::default(),
+                    transport: Net(self.world.clone()),
+                    clock: SimClock(self.time.clone()),
+                    config: self.config,
+                })
+            })
+            .clone()
+    }
+
+    /// The orgs that have a scheduler.
+    pub fn orgs(&self) -> Vec<String> {
+        self.schedulers.borrow().keys().cloned().collect()
+    }
+
+    fn all(&self) -> Vec<Rc<OrgScheduler>> {
+        self.schedulers.borrow().values().cloned().collect()
+    }
+}
+
+impl Router for OrgRouter {
+    async fn forward(&self, org: &str, command: &Command) -> Result<Reply, String> {
+        self.commands
+            .borrow_mut()
+            .push((org.to_owned(), command.clone()));
+        let text = serde_json::to_string(command).map_err(|e| e.to_string())?;
+        let command: Command = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let reply = self.scheduler(org).command(command);
+        let text = serde_json::to_string(&reply).map_err(|e| e.to_string())?;
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    }
+}
+
+/// The default test configuration: production's, with retries starting at one second.
+pub fn quick_retries() -> Config {
+    Config {
+        retry: RetryPolicy {
+            base_ms: 1000,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The settings the workflow action sends, as headers (the org's keys, a 900 s delay).
+pub fn settings_headers() -> Vec<(String, String)> {
+    [
+        ("stellaApiKey", STELLA_KEY),
+        ("kustomerApiKey", KUSTOMER_KEY),
+        ("kustomerApiUrl", KUSTOMER_API),
+        ("kustomerUrl", "https://acme.kustomerapp.com"),
+        ("secondsUntilSend", "900"),
+        ("stellaApiUrl", STELLA_API),
+    ]
+    .iter()
+    .map(|(k, v)| (setting_header(k), (*v).to_owned()))
+    .collect()
+}
+
+/// `settings_headers()` with some replaced (by setting key) or removed (`None`).
+pub fn settings_headers_with(changes: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
+    let mut headers = settings_headers();
+    for (key, value) in changes {
+        let name = setting_header(key);
+        headers.retain(|(k, _)| *k != name);
+        if let Some(v) = value {
+            headers.push((name, (*v).to_owned()));
+        }
+    }
+    headers
+}
+
+/// Only the Kustomer key, as the delivery log and resend calls send it.
+pub fn key_header(key: &str) -> Vec<(String, String)> {
+    vec![("x-kustomer-api-key".to_owned(), key.to_owned())]
+}
+
+/// The fixture's close event for `conversation_id`, closed at `status_at`.
+pub fn close_event(conversation_id: &str, status_at: &str) -> Value {
+    let mut event = fixture("conversation-update-done");
+    event["data"]["id"] = json!(conversation_id);
+    event["data"]["attributes"]["modificationHistory"]["statusAt"] = json!(status_at);
+    event["data"]["attributes"]["updatedAt"] = json!(status_at);
+    event["createdAt"] = json!(status_at);
+    event
+}
+
+/// The gateway, the org schedulers, the world and the clock, wired as in production.
+pub struct Edge {
+    /// Kustomer and Stella.
+    pub world: Rc<World>,
+    /// The time every part reads.
+    pub time: Rc<Cell<i64>>,
+    /// The HTTP front; its router holds the schedulers.
+    pub gateway: Gateway<Net, OrgRouter>,
+    /// Every reply given, in order.
+    pub replies: RefCell<Vec<Reply>>,
+}
+
+impl Edge {
+    /// A fresh world at the fixture's close time plus 2 s, with `config`.
+    pub fn new(config: Config) -> Self {
+        let world = World::from_fixtures();
+        let time = Rc::new(Cell::new(closed_ms() + 2000));
+        let router = OrgRouter {
+            world: world.clone(),
+            time: time.clone(),
+            config,
+            schedulers: RefCell::default(),
+            commands: RefCell::default(),
+        };
+        Self {
+            gateway: Gateway::new(Net(world.clone()), router, config),
+            world,
+            time,
+            replies: RefCell::default(),
+        }
+    }
+
+    /// [`Edge::new`] with [`quick_retries`].
+    pub fn quick() -> Self {
+        Self::new(quick_retries())
+    }
+
+    /// Now, in ms.
+    pub fn now(&self) -> i64 {
+        self.time.get()
+    }
+
+    /// Sets the time.
+    pub fn set_now(&self, ms: i64) {
+        self.time.set(ms);
+    }
+
+    /// One HTTP request to the gateway, now.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: &str,
+    ) -> Reply {
+        let lookup = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let reply = block_on(self.gateway.handle(Request {
+            method,
+            path,
+            header: &lookup,
+            body,
+            now_ms: self.now(),
+        }));
+        self.replies.borrow_mut().push(reply.clone());
+        reply
+    }
+
+    /// Delivers a close event with `headers`.
+    pub fn close_with(&self, event: &Value, headers: &[(String, String)]) -> Reply {
+        self.call(
+            "POST",
+            "/v1/kustomer/conversation-closed",
+            headers,
+            &event.to_string(),
+        )
+    }
+
+    /// Delivers a close event with the org's settings.
+    pub fn close(&self, event: &Value) -> Reply {
+        self.close_with(event, &settings_headers())
+    }
+
+    /// The org's delivery log.
+    pub fn deliveries(&self) -> Vec<Value> {
+        let reply = self.call("GET", "/v1/deliveries", &key_header(KUSTOMER_KEY), "");
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body["deliveries"].as_array().unwrap().clone()
+    }
+
+    /// The org's delivery log entry for a conversation.
+    pub fn delivery(&self, conversation_id: &str) -> Value {
+        self.deliveries()
+            .into_iter()
+            .find(|d| d["conversationId"] == conversation_id)
+            .unwrap_or_else(|| panic!("no delivery for {conversation_id}"))
+    }
+
+    /// `POST /v1/deliveries/{id}/resend` with `key`.
+    pub fn resend(&self, conversation_id: &str, key: &str) -> Reply {
+        let path = format!("/v1/deliveries/{conversation_id}/resend");
+        self.call("POST", &path, &key_header(key), "")
+    }
+
+    /// The org's scheduler.
+    pub fn scheduler(&self, org: &str) -> Rc<OrgScheduler> {
+        self.gateway.router.scheduler(org)
+    }
+
+    /// The stored job of the fixtures' org for a conversation.
+    pub fn job(&self, conversation_id: &str) -> Job {
+        self.scheduler(ORG)
+            .store
+            .get(conversation_id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no job for {conversation_id}"))
+    }
+
+    /// Runs every org's alarm at `at_ms`, whether or not it was due (a spurious alarm must be
+    /// harmless). Returns how many jobs were handled.
+    pub fn fire_alarms(&self, at_ms: i64) -> usize {
+        self.set_now(at_ms);
+        self.gateway
+            .router
+            .all()
+            .iter()
+            .map(|s| block_on(s.run_due()).expect("run_due"))
+            .sum()
+    }
+
+    /// Lets time pass until `until_ms`, each org's alarm firing when its scheduler asked for
+    /// it. Returns the times at which alarms fired.
+    pub fn advance_to(&self, until_ms: i64) -> Vec<i64> {
+        let mut fired = Vec::new();
+        loop {
+            let next = self
+                .gateway
+                .router
+                .all()
+                .iter()
+                .filter_map(|s| s.next_alarm().expect("next_alarm"))
+                .min();
+            match next {
+                Some(at) if at <= until_ms => {
+                    assert!(fired.len() < 10_000, "alarms never settle: {fired:?}");
+                    let at = at.max(self.now());
+                    self.set_now(at);
+                    for s in self.gateway.router.all() {
+                        if s.next_alarm().unwrap().is_some_and(|n| n <= at) {
+                            block_on(s.run_due()).expect("run_due");
+                        }
+                    }
+                    fired.push(at);
+                }
+                _ => break,
+            }
+        }
+        self.set_now(until_ms.max(self.now()));
+        fired
+    }
+
+    /// Every reply's text and every recorded request's `Debug`: nothing may hold a key.
+    pub fn assert_no_secrets(&self) {
+        let replies = self.replies.borrow();
+        assert!(!replies.is_empty(), "no replies to check");
+        for reply in replies.iter() {
+            let text = serde_json::to_string(reply).unwrap();
+            for secret in SECRETS {
+                assert!(!text.contains(secret), "a reply shows a key: {text}");
+            }
+        }
+        for request in self.world.requests() {
+            let printed = format!("{request:?}");
+            for secret in SECRETS {
+                assert!(
+                    !printed.contains(secret),
+                    "a request's Debug shows a key: {printed}"
+                );
+            }
+        }
+    }
+}
