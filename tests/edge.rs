@@ -102,8 +102,8 @@ fn happy_path() -> Edge {
     }
     // The stored job does hold the keys: the check above is not vacuous.
     let job = edge.job(CONVERSATION);
-    assert_eq!(job.settings["stellaApiKey"], STELLA_KEY);
-    assert_eq!(job.settings["kustomerApiKey"], KUSTOMER_KEY);
+    assert_eq!(job.settings.0["stellaApiKey"], STELLA_KEY);
+    assert_eq!(job.settings.0["kustomerApiKey"], KUSTOMER_KEY);
     edge
 }
 
@@ -1196,7 +1196,7 @@ fn the_fakes_hold_the_trait_contracts() {
         sent_ms: None,
         created_ms: 0,
         updated_ms,
-        settings: json!({}),
+        settings: stella_connect::edge::job::StoredSettings(json!({})),
     };
     for j in [
         job("a", JobState::Scheduled, Some(300), 1),

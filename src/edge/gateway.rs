@@ -7,7 +7,9 @@
 
 use super::kustomer_api::{self, Failure, TokenInfo};
 use super::scheduler::Command;
-use super::{job::Schedule, settings_from_headers, Config, Reply, Store, Transport};
+use super::{
+    job::Schedule, job::StoredSettings, settings_from_headers, Config, Reply, Store, Transport,
+};
 use crate::api::{self, Options, Planned};
 use crate::decision::{self, Decision, Plan, SurveyInput};
 use crate::error::MAX_INPUT_BYTES;
@@ -37,7 +39,7 @@ pub struct Gateway<T, R> {
     /// Configuration.
     pub config: Config,
     /// key → (org, expiry): Kustomer's answer about a key, kept in memory for `cache_ms`.
-    orgs: RefCell<HashMap<String, (String, i64)>>,
+    orgs: RefCell<HashMap<String, (TokenInfo, i64)>>,
 }
 
 /// A request as the gateway reads it.
@@ -169,7 +171,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let Ok(settings) = settings::validate_settings(&raw, self.options()) else {
             return Reply::error(400, "invalid_settings", "The app's settings are not valid.");
         };
-        let org = match self
+        let token = match self
             .org_of(
                 &settings.kustomer_api_url,
                 settings.kustomer_api_key.expose(),
@@ -177,9 +179,21 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             )
             .await
         {
-            Ok(org) => org,
+            Ok(token) => token,
             Err(reply) => return reply,
         };
+        // Without tag access every survey would fail at send time: refuse now, where the admin
+        // sees it. Checked only when Kustomer reports the key's roles.
+        if !token.roles.is_empty() {
+            if let Err(e) = settings::check_kustomer_roles(&token.roles) {
+                let message = e.message.clone();
+                return Reply::json(
+                    400,
+                    json!({"error": {"code": "invalid_settings", "message": message, "fields": [e]}}),
+                );
+            }
+        }
+        let org = token.org;
         if org != claimed_org {
             return Reply::error(
                 403,
@@ -192,7 +206,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             conversation_id,
             closed_at_ms: timestamp::to_millis(closed_at),
             send_at_ms: timestamp::to_millis(send_at),
-            settings: raw,
+            settings: StoredSettings(raw),
         });
         self.forward(&org, &command).await
     }
@@ -207,21 +221,22 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         })
     }
 
-    /// The org a Kustomer key belongs to, from Kustomer (cached), or the reply to give.
-    async fn org_of(&self, api_url: &str, key: &str, now_ms: i64) -> Result<String, Reply> {
-        if let Some((org, expires)) = self.orgs.borrow().get(key) {
+    /// The org and roles of a Kustomer key, from Kustomer (cached), or the reply to give.
+    async fn org_of(&self, api_url: &str, key: &str, now_ms: i64) -> Result<TokenInfo, Reply> {
+        let cache_key = format!("{api_url} {key}");
+        if let Some((token, expires)) = self.orgs.borrow().get(&cache_key) {
             if *expires > now_ms {
-                return Ok(org.clone());
+                return Ok(token.clone());
             }
         }
         match kustomer_api::token_info(&self.transport, api_url, key, now_ms).await {
-            Ok(TokenInfo { org, .. }) => {
+            Ok(token) => {
                 let mut orgs = self.orgs.borrow_mut();
                 if orgs.len() > 10_000 {
                     orgs.clear(); // a bound, not an eviction policy: the cache only saves calls
                 }
-                orgs.insert(key.to_owned(), (org.clone(), now_ms + self.config.cache_ms));
-                Ok(org)
+                orgs.insert(cache_key, (token.clone(), now_ms + self.config.cache_ms));
+                Ok(token)
             }
             Err(Failure::Retry { message, .. }) => Err(Reply::error(
                 503,
@@ -254,7 +269,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             (r.header)("x-kustomer-api-url").unwrap_or_else(|| DEFAULT_KUSTOMER_API_URL.to_owned());
         let api_url = settings::kustomer_api_url(&url, self.options())
             .map_err(|e| Reply::json(400, json!({"error": {"code": "invalid_settings", "message": e.message.clone(), "fields": [e]}})))?;
-        self.org_of(&api_url, key.trim(), r.now_ms).await
+        self.org_of(&api_url, key.trim(), r.now_ms)
+            .await
+            .map(|t| t.org)
     }
 
     async fn deliveries(&self, r: &Request<'_>) -> Reply {

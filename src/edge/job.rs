@@ -4,6 +4,18 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Raw settings as they came with a close event, keys included. Stored so that the survey can
+/// be sent with them later; `Debug` prints nothing of them, so no log line can carry a key.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoredSettings(pub Value);
+
+impl std::fmt::Debug for StoredSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredSettings([redacted])")
+    }
+}
+
 /// Where a survey stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,7 +78,7 @@ pub struct Job {
     /// Last changed.
     pub updated_ms: i64,
     /// Raw settings with keys: read by the scheduler, never listed.
-    pub settings: Value,
+    pub settings: StoredSettings,
 }
 
 /// A close event, planned and verified, to be stored.
@@ -82,7 +94,7 @@ pub struct Schedule {
     /// Due time, ms.
     pub send_at_ms: i64,
     /// Raw settings from the event's headers.
-    pub settings: Value,
+    pub settings: StoredSettings,
 }
 
 /// What storing a close did.
@@ -184,12 +196,16 @@ mod tests {
             conversation_id: "c".into(),
             closed_at_ms: at,
             send_at_ms: at + 900,
-            settings: json!({}),
+            settings: StoredSettings(json!({"stellaApiKey": "k-secret"})),
         }
     }
 
     #[test]
     fn a_job_only_moves_forward_in_close_time() {
+        assert!(
+            !format!("{:?}", close(1)).contains("k-secret"),
+            "Debug never prints keys"
+        );
         let (u, first) = upsert(None, close(1000), 1);
         assert_eq!(u, Upsert::Scheduled);
         let first = first.unwrap();

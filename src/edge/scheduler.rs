@@ -278,7 +278,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let options = ValidationOptions {
             allow_loopback: self.config.allow_loopback,
         };
-        let settings = match settings::validate_settings(&job.settings, options) {
+        let settings = match settings::validate_settings(&job.settings.0, options) {
             Ok(s) => s,
             Err(errors) => {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();

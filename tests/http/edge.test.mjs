@@ -178,6 +178,7 @@ test("bad input gets coded 4xx answers and queues nothing", async () => {
     [await stack.postEvent({ ...event, org: "other-org" }), 403, "org_mismatch"],
     [await stack.postEvent(event, stack.settingsHeaders({ "x-kustomer-api-key": "not-a-key" })), 401, "kustomer_key_rejected"],
     [await stack.request("POST", "/v1/kustomer/conversation-closed", { body: "x".repeat(2 << 20), headers: stack.settingsHeaders() }), 413, "too_large"],
+    [await stack.postEvent(event, stack.settingsHeaders({ "x-kustomer-api-key": "sandbox-kustomer-key-no-tags" })), 400, "invalid_settings"],
   ];
   for (const [reply, status, code] of cases) {
     assert.equal(reply.status, status, reply.text);
@@ -185,6 +186,7 @@ test("bad input gets coded 4xx answers and queues nothing", async () => {
   }
   const missing = cases[1][0].body.error.fields.map((f) => f.field);
   assert.deepEqual(missing, ["stellaApiKey", "kustomerApiKey", "kustomerUrl"]);
+  assert.equal(cases.at(-1)[0].body.error.fields[0].code, "missing_permission", "a key that cannot read tags");
   assert.equal(await stack.delivery(id), undefined, "nothing queued");
 });
 
