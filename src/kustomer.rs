@@ -334,15 +334,18 @@ pub struct User {
     pub email: Option<String>,
 }
 
+/// Reads a resource's `id` and one text attribute, as users and tags are read.
+fn id_and(at: &At<'_>, attribute: &str) -> Result<(String, Option<String>), InputError> {
+    at.object()?;
+    let attrs = at.get("attributes");
+    attrs.opt_object()?;
+    Ok((at.get("id").string()?, attrs.get(attribute).opt_string()?))
+}
+
 impl User {
     fn read(at: &At<'_>) -> Result<Self, InputError> {
-        at.object()?;
-        let attrs = at.get("attributes");
-        attrs.opt_object()?;
-        Ok(Self {
-            id: at.get("id").string()?,
-            email: attrs.get("email").opt_string()?,
-        })
+        let (id, email) = id_and(at, "email")?;
+        Ok(Self { id, email })
     }
 
     /// The agent's email, if not blank.
@@ -365,13 +368,8 @@ pub struct Tag {
 
 impl Tag {
     fn read(at: &At<'_>) -> Result<Self, InputError> {
-        at.object()?;
-        let attrs = at.get("attributes");
-        attrs.opt_object()?;
-        Ok(Self {
-            id: at.get("id").string()?,
-            name: attrs.get("name").opt_string()?,
-        })
+        let (id, name) = id_and(at, "name")?;
+        Ok(Self { id, name })
     }
 }
 

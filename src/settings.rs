@@ -688,11 +688,13 @@ fn url_field(
             ))
         }
     }
-    if !url.username().is_empty()
+    // Local sandbox URLs may carry a port and a path; production ones are just the address.
+    let extra = !url.username().is_empty()
         || url.password().is_some()
         || url.query().is_some()
         || url.fragment().is_some()
-    {
+        || (!local && (url.port().is_some() || url.path() != "/"));
+    if extra {
         return Err(err(
             Code::InvalidUrl,
             format!(
@@ -703,16 +705,6 @@ fn url_field(
         ));
     }
     if !local {
-        if url.port().is_some() || url.path() != "/" {
-            return Err(err(
-                Code::InvalidUrl,
-                format!(
-                    "{} must be just the address, such as {}, with nothing after it.",
-                    label(key),
-                    example(key)
-                ),
-            ));
-        }
         let host = url.host_str().unwrap_or_default();
         if !host_allowed(key, host) {
             return Err(err(
