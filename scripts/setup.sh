@@ -33,7 +33,10 @@ fi
 
 step "npm packages"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # Not `npm ci`: the registry here serves only workerd's Linux binaries, so the lock file
+  # cannot list the other platforms' optional packages and `npm ci` refuses it. `npm install`
+  # installs exactly what the lock file pins and leaves it unchanged.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 echo
