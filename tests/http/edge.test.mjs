@@ -123,6 +123,19 @@ test("Stella 500 twice then 200: exactly one accepted request", async () => {
   assert.equal((await stack.request("GET", "/sandbox/stella/requests")).body.attempts - before, 3);
 });
 
+test("a Stella call that hangs is cut off after 10 s and retried once", async () => {
+  const id = await newConversation();
+  await stack.request("POST", "/sandbox/stella/faults", { body: { status: "timeout", count: 1 } });
+  await stack.close(id);
+  const delivery = await waitFor(async () => (await stack.delivery(id))?.state === "sent" && stack.delivery(id), 40_000, `${id} sent`);
+  assert.equal(delivery.attempts, 2);
+  const [request] = await stack.stellaRequests(id);
+  const closedAt = Date.parse(delivery.closedAt);
+  // The first attempt started at the due time (closedAt + 2 s) and was abandoned at 10 s.
+  assert.ok(Date.parse(request.receivedAt) - closedAt >= 12_000, "retried only after the timeout");
+  assert.equal((await stack.stellaRequests(id)).length, 1);
+});
+
 test("Stella 403: failed at once with Stella's text, no retry storm", async () => {
   const id = await newConversation();
   await stack.request("POST", "/sandbox/stella/faults", { body: { status: 403, count: 1 } });
