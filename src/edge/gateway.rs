@@ -7,9 +7,7 @@
 
 use super::kustomer_api::{self, Failure, TokenInfo};
 use super::scheduler::Command;
-use super::{
-    job::Schedule, job::StoredSettings, settings_from_headers, Config, Reply, Store, Transport,
-};
+use super::{job::Schedule, job::StoredSettings, settings_from_headers, Config, Reply, Transport};
 use crate::api::{self, Options, Planned};
 use crate::decision::{self, Decision, Plan, SurveyInput};
 use crate::error::MAX_INPUT_BYTES;
@@ -54,33 +52,6 @@ pub struct Request<'a> {
     pub body: &'a str,
     /// Receipt time, ms.
     pub now_ms: i64,
-}
-
-/// A store that caches nothing: the preview reads everything fresh.
-struct NoCache;
-
-impl Store for NoCache {
-    fn get(&self, _: &str) -> Result<Option<super::job::Job>, String> {
-        Ok(None)
-    }
-    fn put(&self, _: &super::job::Job) -> Result<(), String> {
-        Ok(())
-    }
-    fn due(&self, _: i64, _: i64, _: usize) -> Result<Vec<super::job::Job>, String> {
-        Ok(Vec::new())
-    }
-    fn next_due(&self) -> Result<Option<i64>, String> {
-        Ok(None)
-    }
-    fn recent(&self, _: usize) -> Result<Vec<super::job::Job>, String> {
-        Ok(Vec::new())
-    }
-    fn cache_get(&self, _: &str, _: i64) -> Result<Option<String>, String> {
-        Ok(None)
-    }
-    fn cache_put(&self, _: &str, _: &str, _: i64) -> Result<(), String> {
-        Ok(())
-    }
 }
 
 impl<T: Transport, R: Router> Gateway<T, R> {
@@ -332,7 +303,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         ];
         let inputs = match kustomer_api::fetch_inputs(
             &self.transport,
-            None::<&NoCache>,
+            None,
             &settings,
             id.trim(),
             r.now_ms,

@@ -181,9 +181,9 @@ fn shape(what: &str) -> impl Fn(crate::InputError) -> Failure + '_ {
 
 /// Fetches the conversation and what the decision needs with it. With a `cache`, user
 /// emails and tag names are reused for `cache_ms`.
-pub async fn fetch_inputs<T: Transport, S: Store>(
+pub async fn fetch_inputs<T: Transport>(
     transport: &T,
-    cache: Option<&S>,
+    cache: Option<&dyn Store>,
     settings: &Settings,
     conversation_id: &str,
     now_ms: i64,

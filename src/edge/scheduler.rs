@@ -303,7 +303,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 .fold(message, |m, k| m.replace(k, MASK))
         };
         let now = self.clock.now_ms();
-        let cache = Some(&self.store);
+        let cache: Option<&dyn Store> = Some(&self.store);
         let inputs = match kustomer_api::fetch_inputs(
             &self.transport,
             cache,
