@@ -4,7 +4,7 @@
 
 use super::{InResponse, OutRequest, Store, Transport};
 use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
-use crate::response::{classify_response, Outcome, Response};
+use crate::response::{classify_response, network_error, Outcome, Response};
 use crate::settings::Settings;
 use crate::timestamp;
 use serde_json::Value;
@@ -34,15 +34,8 @@ pub fn interpret(
     now_ms: i64,
     service: &str,
 ) -> Result<InResponse, Failure> {
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(Failure::Retry {
-                wait_ms: None,
-                message: format!("{service} did not answer: {e}"),
-            })
-        }
-    };
+    // What an answer (or no answer) means is decided in `response`; this only words it.
+    let response = result.map_err(|e| failure(network_error(&e), service))?;
     let outcome = classify_response(
         Response {
             status: response.status,
@@ -54,22 +47,37 @@ pub fn interpret(
     );
     match outcome {
         Outcome::Sent { .. } => Ok(response),
+        other => Err(failure(other, service)),
+    }
+}
+
+/// A retry or a refusal, in words that name the service.
+fn failure(outcome: Outcome, service: &str) -> Failure {
+    match outcome {
         Outcome::Retry {
             wait_seconds,
             message,
             status,
-        } => Err(Failure::Retry {
+        } => Failure::Retry {
             wait_ms: wait_seconds.map(|s| (s as i64).saturating_mul(1000)),
-            message: format!("{service} answered {}: {message}", status.unwrap_or(0)),
-        }),
-        Outcome::Rejected { status, message } => Err(Failure::Fatal {
+            message: match status {
+                Some(status) => format!("{service} answered {status}: {message}"),
+                None => format!("{service} did not answer: {message}"),
+            },
+        },
+        Outcome::Rejected { status, message } => Failure::Fatal {
             code: if status == 404 {
                 "not_found"
             } else {
                 "rejected"
             },
             message: format!("{service} answered {status}: {message}"),
-        }),
+        },
+        // Not reached: `interpret` returns a 2xx as the answer itself.
+        Outcome::Sent { status } => Failure::Fatal {
+            code: "rejected",
+            message: format!("{service} answered {status}"),
+        },
     }
 }
 
