@@ -2,9 +2,10 @@
 //! the property tests exercise exactly what JavaScript calls. Nothing here panics on input:
 //! every problem comes back as data with a stable code.
 
+use crate::card::{self, CardView};
 use crate::decision::{self, Decision, Plan, Skip, SkipCode, SurveyInput};
 use crate::error::{FieldError, InputError};
-use crate::kustomer::{self, At, Customer, User};
+use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
 use crate::settings::{self, Settings, ValidationOptions};
 use crate::stella::HttpRequest;
 use crate::timestamp::Instant;
@@ -141,23 +142,48 @@ pub fn build_survey_request(input: &Value) -> Built {
     }
 }
 
+/// The parts of a `{settings, conversation, customer?, user?, tags?, options?}` input: raw
+/// settings and the bodies of Kustomer's answers.
+struct Parts {
+    settings: Result<Settings, Vec<FieldError>>,
+    conversation: Conversation,
+    customer: Option<Customer>,
+    user: Option<User>,
+    tags: Vec<Tag>,
+}
+
+impl Parts {
+    fn read(input: &Value) -> Result<Self, InputError> {
+        let root = At::root(input);
+        root.object()?;
+        let part = |name| root.get(name).value().unwrap_or(&Value::Null);
+        let options = Options::parse(part("options"))?;
+        Ok(Self {
+            conversation: kustomer::parse_conversation(part("conversation"))
+                .map_err(|e| e.within("conversation"))?,
+            customer: optional(part("customer"), kustomer::parse_customer, "customer")?,
+            user: optional(part("user"), kustomer::parse_user, "user")?,
+            tags: optional(part("tags"), kustomer::parse_tags, "tags")?.unwrap_or_default(),
+            settings: settings::validate_settings(part("settings"), options.validation()),
+        })
+    }
+
+    fn survey_input(&self) -> SurveyInput<'_> {
+        SurveyInput {
+            conversation: &self.conversation,
+            customer: self.customer.as_ref(),
+            user: self.user.as_ref(),
+            tags: &self.tags,
+        }
+    }
+}
+
 fn build(input: &Value) -> Result<Result<HttpRequest, Skip>, InputError> {
-    // `{settings, conversation, customer?, user?, tags?, options?}`: raw settings and the bodies
-    // of Kustomer's answers.
-    let root = At::root(input);
-    root.object()?;
-    let part = |name| root.get(name).value().unwrap_or(&Value::Null);
-    let options = Options::parse(part("options"))?;
-    let conversation =
-        kustomer::parse_conversation(part("conversation")).map_err(|e| e.within("conversation"))?;
-    let customer: Option<Customer> =
-        optional(part("customer"), kustomer::parse_customer, "customer")?;
-    let user: Option<User> = optional(part("user"), kustomer::parse_user, "user")?;
-    let tags = optional(part("tags"), kustomer::parse_tags, "tags")?.unwrap_or_default();
-    let settings = match settings::validate_settings(part("settings"), options.validation()) {
+    let parts = Parts::read(input)?;
+    let settings = match &parts.settings {
         Ok(s) => s,
         Err(fields) => {
-            let error = InputError::invalid_settings(fields);
+            let error = InputError::invalid_settings(fields.clone());
             return Ok(Err(Skip {
                 code: SkipCode::InvalidSettings,
                 message: error.message,
@@ -165,19 +191,46 @@ fn build(input: &Value) -> Result<Result<HttpRequest, Skip>, InputError> {
             }));
         }
     };
-    let decision = decision::decide(
-        &settings,
-        SurveyInput {
-            conversation: &conversation,
-            customer: customer.as_ref(),
-            user: user.as_ref(),
-            tags: &tags,
-        },
-    );
-    Ok(match decision {
-        Decision::Send(body) => Ok(HttpRequest::new(&settings, body)),
+    Ok(match decision::decide(settings, parts.survey_input()) {
+        Decision::Send(body) => Ok(HttpRequest::new(settings, body)),
         Decision::Skip(skip) => Err(skip),
     })
+}
+
+/// `explainConversation` → `{ok: true, card}` or `{ok: false, error}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Explained {
+    /// What the agent's card shows.
+    Card {
+        /// Always `true`.
+        ok: bool,
+        /// The card's content.
+        card: CardView,
+    },
+    /// An input was malformed.
+    Error {
+        /// Always `false`.
+        ok: bool,
+        /// What was wrong, with its JSON path.
+        error: InputError,
+    },
+}
+
+/// Explains, for the agent's card, what will happen to the conversation's survey. Takes the
+/// same input as [`build_survey_request`]; settings with masked keys are fine.
+pub fn explain_conversation(input: &Value, now: Instant) -> Explained {
+    match Parts::read(input) {
+        Ok(parts) => Explained::Card {
+            ok: true,
+            card: card::explain(
+                parts.settings.as_ref().map_err(Vec::as_slice),
+                parts.survey_input(),
+                now,
+            ),
+        },
+        Err(error) => Explained::Error { ok: false, error },
+    }
 }
 
 fn optional<T>(

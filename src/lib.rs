@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod card;
 pub mod decision;
 pub mod edge;
 pub mod error;

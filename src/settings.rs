@@ -47,6 +47,7 @@ pub struct FieldDef {
     /// Whether the admin must fill it in.
     pub required: bool,
     /// The value used when it is left blank, as the form shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<&'static str>,
     /// Folded away under "Advanced" on the settings page.
     pub advanced: bool,

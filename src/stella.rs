@@ -2,6 +2,7 @@
 //! owns the network. The body follows the vendor's closed schema (`FeedbackRequestModel`):
 //! a field with no value is left out, never sent as `null` or `""`.
 
+use crate::response::Outcome;
 use crate::settings::{Secret, Settings, MASK};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -84,15 +85,7 @@ impl HttpRequest {
 
     /// The headers with the real key, for the transport alone.
     pub fn headers(&self) -> [(&'static str, &str); 3] {
-        self.headers_with(self.api_key.expose())
-    }
-
-    fn headers_with<'a>(&self, key: &'a str) -> [(&'static str, &'a str); 3] {
-        [
-            ("x-api-key", key),
-            ("content-type", "application/json"),
-            ("accept", "application/json"),
-        ]
+        request_headers(self.api_key.expose())
     }
 
     /// The body as JSON text.
@@ -102,12 +95,53 @@ impl HttpRequest {
     }
 }
 
+fn request_headers(key: &str) -> [(&'static str, &str); 3] {
+    [
+        ("x-api-key", key),
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+    ]
+}
+
+/// The body that checks a Stella key: Stella reads the key before the body (403 before 400),
+/// and a body without `channel` fails its schema, so the probe can never create a survey.
+pub const KEY_PROBE_BODY: &str = "{}";
+
+/// The URL and headers (real key included) that check the settings' Stella key; send them
+/// with [`KEY_PROBE_BODY`].
+pub fn key_probe(settings: &Settings) -> (String, [(&'static str, &str); 3]) {
+    (
+        format!("{}{REQUESTS_PATH}", settings.stella_api_url),
+        request_headers(settings.stella_api_key.expose()),
+    )
+}
+
+/// What Stella's answer to the key probe says about the key: a 400 (the empty body refused)
+/// means the key passed; a 401/403 means it did not.
+pub fn key_probe_verdict(outcome: &Outcome) -> Result<(), (&'static str, String)> {
+    match outcome {
+        Outcome::Sent { .. } | Outcome::Rejected { status: 400, .. } => Ok(()),
+        Outcome::Rejected { status: 401 | 403, .. } => Err((
+            "stella_key_rejected",
+            "Agent Connect did not accept the Stella Connect API key: copy it again from Agent Connect's settings.".into(),
+        )),
+        Outcome::Rejected { status, message } => Err((
+            "stella_error",
+            format!("Agent Connect answered {status}: {message}"),
+        )),
+        Outcome::Retry { message, .. } => Err((
+            "stella_unavailable",
+            format!("Agent Connect could not be reached: {message}"),
+        )),
+    }
+}
+
 impl std::fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpRequest")
             .field("method", &self.method)
             .field("url", &self.url)
-            .field("headers", &self.headers_with(MASK))
+            .field("headers", &request_headers(MASK))
             .field("body", &self.body)
             .finish()
     }
@@ -128,7 +162,7 @@ impl Serialize for HttpRequest {
         let mut m = s.serialize_map(Some(4))?;
         m.serialize_entry("method", self.method)?;
         m.serialize_entry("url", &self.url)?;
-        m.serialize_entry("headers", &Headers(self.headers_with(MASK)))?;
+        m.serialize_entry("headers", &Headers(request_headers(MASK)))?;
         m.serialize_entry("body", &self.body)?;
         m.end()
     }

@@ -932,6 +932,83 @@ fn preview_shows_the_request_or_the_reason() {
     preview().assert_no_secrets();
 }
 
+fn check_connection() -> Edge {
+    let edge = Edge::quick();
+    let check = |headers: &[(String, String)]| edge.call("POST", "/v1/settings/check", headers, "");
+    let reply = check(&settings_headers());
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        (
+            &reply.body["ok"],
+            &reply.body["kustomer"]["code"],
+            &reply.body["stella"]["code"]
+        ),
+        (&json!(true), &json!("ok"), &json!("ok")),
+        "{reply:?}"
+    );
+    assert_eq!(edge.world.stella_attempts(), 1, "one probe");
+    assert!(
+        edge.world.accepted().is_empty(),
+        "the probe creates no survey"
+    );
+
+    let reply = check(&settings_headers_with(&[(
+        "stellaApiKey",
+        Some("not-the-key"),
+    )]));
+    assert_eq!(
+        reply.body["stella"]["code"], "stella_key_rejected",
+        "{reply:?}"
+    );
+    assert_eq!(reply.body["kustomer"]["ok"], true);
+    assert_eq!(reply.body["ok"], false);
+
+    let reply = check(&settings_headers_with(&[(
+        "kustomerApiKey",
+        Some("unknown-key"),
+    )]));
+    assert_eq!(
+        reply.body["kustomer"]["code"], "kustomer_key_rejected",
+        "{reply:?}"
+    );
+    assert_eq!(reply.body["stella"]["ok"], true);
+
+    edge.world
+        .stella_fault(Fault::status(503, "Service Unavailable"));
+    edge.world.kustomer_fault(Fault::status(500, "boom"));
+    let reply = check(&settings_headers());
+    assert_eq!(
+        reply.body["stella"]["code"], "stella_unavailable",
+        "{reply:?}"
+    );
+    assert_eq!(
+        reply.body["kustomer"]["code"], "kustomer_unavailable",
+        "{reply:?}"
+    );
+
+    let reply = check(&settings_headers_with(&[(
+        "kustomerUrl",
+        Some("not a url"),
+    )]));
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (400, "invalid_settings"),
+        "{reply:?}"
+    );
+    let reply = edge.call("GET", "/v1/settings/check", &settings_headers(), "");
+    assert_eq!(reply.status, 405, "{reply:?}");
+    assert!(
+        edge.gateway.router.commands.borrow().is_empty(),
+        "nothing is scheduled"
+    );
+    edge
+}
+
+#[test]
+fn check_connection_asks_both_services_and_sends_no_survey() {
+    check_connection().assert_no_secrets();
+}
+
 // 14 -----------------------------------------------------------------------------------------
 
 fn crash_mid_attempt() -> Edge {
@@ -1058,6 +1135,7 @@ fn no_reply_or_log_shows_a_key() {
         bad_input(),
         resend(),
         preview(),
+        check_connection(),
         crash_mid_attempt(),
         stale_leases(),
         servers_echo_keys(),

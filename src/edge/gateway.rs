@@ -7,14 +7,19 @@
 
 use super::kustomer_api::{self, Failure, TokenInfo};
 use super::scheduler::Command;
-use super::{job::Schedule, job::StoredSettings, settings_from_headers, Config, Reply, Transport};
+use super::{
+    job::Schedule, job::StoredSettings, settings_from_headers, Config, OutRequest, Reply, Transport,
+};
 use crate::api::{self, Options, Planned};
 use crate::decision::{self, Decision, Plan, SurveyInput};
 use crate::error::MAX_INPUT_BYTES;
 use crate::kustomer::{self, At};
+use crate::response::{classify_response, network_error, Response};
 use crate::settings::{self, Settings, ValidationOptions, DEFAULT_KUSTOMER_API_URL};
+use crate::stella;
 use crate::stella::HttpRequest;
 use crate::timestamp;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -86,6 +91,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 self.conversation_closed(&r).await
             }
             ("POST", ["v1", "preview"]) => self.preview(&r).await,
+            ("POST", ["v1", "settings", "check"]) => self.check_connection(&r).await,
             ("GET", ["v1", "deliveries"]) => self.deliveries(&r).await,
             ("POST", ["v1", "deliveries", id, "resend"]) => self.resend(&r, id).await,
             ("GET", ["healthz"]) => Reply::json(200, json!({"ok": true})),
@@ -93,6 +99,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 _,
                 ["v1", "kustomer", "conversation-closed"]
                 | ["v1", "preview"]
+                | ["v1", "settings", "check"]
                 | ["v1", "deliveries", ..],
             ) => Reply::error(
                 405,
@@ -332,6 +339,121 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 json!({"ok": true, "request": HttpRequest::new(&settings, body)}),
             ),
             Decision::Skip(skip) => Reply::json(200, json!({"ok": false, "skip": skip})),
+        }
+    }
+}
+
+/// One service's verdict on its key, for "Check connection".
+#[derive(Debug, Serialize)]
+struct KeyCheck {
+    ok: bool,
+    code: &'static str,
+    message: String,
+}
+
+impl KeyCheck {
+    fn new(ok: bool, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            ok,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl<T: Transport, R: Router> Gateway<T, R> {
+    /// "Check connection": whether Kustomer accepts the Kustomer key and lets it read tags, and
+    /// whether Stella accepts the Stella key. Both are asked at once; nothing is sent.
+    async fn check_connection(&self, r: &Request<'_>) -> Reply {
+        let settings =
+            match settings::validate_settings(&settings_from_headers(r.header), self.options()) {
+                Ok(s) => s,
+                Err(fields) => {
+                    return Reply::json(
+                        400,
+                        json!({ "error": crate::InputError::invalid_settings(fields) }),
+                    )
+                }
+            };
+        let (kustomer, stella) = futures_util::future::join(
+            self.check_kustomer(&settings, r.now_ms),
+            self.check_stella(&settings, r.now_ms),
+        )
+        .await;
+        Reply::json(
+            200,
+            json!({ "ok": kustomer.ok && stella.ok, "kustomer": kustomer, "stella": stella }),
+        )
+    }
+
+    async fn check_kustomer(&self, settings: &Settings, now_ms: i64) -> KeyCheck {
+        let key = settings.kustomer_api_key.expose();
+        // Uncached: the admin asks about the key as it is now.
+        match kustomer_api::token_info(&self.transport, &settings.kustomer_api_url, key, now_ms)
+            .await
+        {
+            Ok(token) => match settings::check_kustomer_roles(&token.roles) {
+                Err(e) if !token.roles.is_empty() => {
+                    KeyCheck::new(false, "missing_permission", e.message)
+                }
+                _ => KeyCheck::new(
+                    true,
+                    "ok",
+                    "Kustomer accepted the key, and it can read tags.",
+                ),
+            },
+            Err(Failure::Fatal {
+                code: "rejected", ..
+            }) => KeyCheck::new(
+                false,
+                "kustomer_key_rejected",
+                "Kustomer did not accept the Kustomer API key: check it, and the Kustomer API URL.",
+            ),
+            Err(Failure::Retry { message, .. }) => KeyCheck::new(
+                false,
+                "kustomer_unavailable",
+                format!("Kustomer could not be reached: {}", scrub(message, &[key])),
+            ),
+            Err(Failure::Fatal { message, .. }) => {
+                KeyCheck::new(false, "kustomer_error", scrub(message, &[key]))
+            }
+        }
+    }
+
+    async fn check_stella(&self, settings: &Settings, now_ms: i64) -> KeyCheck {
+        let (url, headers) = stella::key_probe(settings);
+        let key = settings.stella_api_key.expose();
+        let answer = self
+            .transport
+            .send(OutRequest {
+                method: "POST",
+                url,
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_owned()))
+                    .collect(),
+                body: Some(stella::KEY_PROBE_BODY.to_owned()),
+            })
+            .await;
+        let outcome = match answer {
+            Ok(a) => classify_response(
+                Response {
+                    status: a.status,
+                    retry_after: a.retry_after.as_deref(),
+                    ratelimit_reset: None,
+                    body: &a.body,
+                },
+                timestamp::from_millis(now_ms as f64),
+            ),
+            Err(e) => network_error(&e),
+        };
+        match stella::key_probe_verdict(&outcome) {
+            Ok(()) => KeyCheck::new(
+                true,
+                "ok",
+                "Agent Connect accepted the key (no survey was sent).",
+            ),
+            Err((code, message)) => KeyCheck::new(false, code, scrub(message, &[key])),
         }
     }
 }

@@ -42,6 +42,18 @@ export interface StellaRequest {
     ext_interaction_id: string; external_url?: string; tags?: string[]; do_not_send: boolean; brand?: string; language?: string };
 }
 export interface Skip { code: string; message: string; fields?: FieldError[] }
+export interface FieldDef {
+  key: string; label: string; help: string; required: boolean; default?: string; advanced: boolean;
+  kind: "secret" | "url" | "integer" | "text" | "boolean" | "channelMap" | "channelList";
+}
+export interface CardView {
+  outlook: "scheduled" | "due" | "when_closed" | "do_not_send" | "no_survey" | "not_configured";
+  headline: string; detail: string; reason?: Skip;
+  survey?: { customerName?: string; customerEmail: string; agentEmail: string; channel: string };
+  /** RFC 3339, closed conversations only. */ sendAt?: string; delay: string;
+  doNotSend: boolean; /** The `custom` attributes the "do not send" switch writes. */ doNotSendKeys: string[];
+}
+export type ExplainResult = { ok: true; card: CardView } | { ok: false; error: InputError };
 export type BuildResult = { ok: true; request: StellaRequest } | { ok: false; skip: Skip } | { ok: false; error: InputError };
 "#;
 
@@ -131,6 +143,26 @@ pub fn build_survey_request(
         Ok(input) => js_output(&api::build_survey_request(&input)),
         Err(error) => js_output(&api::Built::Error { ok: false, error }),
     }
+}
+
+/// What the agent's card shows: whether a survey will go out, to whom and when, or why not.
+/// Same input as `buildSurveyRequest`; an open conversation is judged as if closed now.
+#[wasm_bindgen(js_name = explainConversation, unchecked_return_type = "ExplainResult")]
+pub fn explain_conversation(
+    #[wasm_bindgen(unchecked_param_type = "SurveyInput | string")] input: JsValue,
+) -> JsValue {
+    let now = timestamp::from_millis(js_sys::Date::now());
+    match json_input(&input) {
+        Ok(input) => js_output(&api::explain_conversation(&input, now)),
+        Err(error) => js_output(&api::Explained::Error { ok: false, error }),
+    }
+}
+
+/// Every setting in page order, with its label, help text, default and kind: the settings
+/// page draws its form from this, so the core stays the one source of them.
+#[wasm_bindgen(js_name = settingsFields, unchecked_return_type = "FieldDef[]")]
+pub fn settings_fields() -> JsValue {
+    js_output(&crate::settings::FIELDS)
 }
 
 #[cfg(feature = "edge")]

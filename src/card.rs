@@ -1,0 +1,223 @@
+//! The agent's card: what will happen to a conversation's survey, in an agent's words.
+//!
+//! It runs the very [`decide`](crate::decide) the edge runs at send time, so the card never
+//! promises what the edge would not do. An open conversation is judged as if it were closed
+//! now: the card then says what closing it would bring.
+
+use crate::decision::{self, Decision, Skip, SurveyInput};
+use crate::error::FieldError;
+use crate::kustomer::{app_attribute_key, APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE};
+use crate::settings::Settings;
+use crate::timestamp::{self, Instant};
+use serde::Serialize;
+
+/// Where the conversation's survey stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outlook {
+    /// Closed: the survey goes out at `send_at`.
+    Scheduled,
+    /// Closed, and `send_at` has passed: it has gone out, or is going out now.
+    Due,
+    /// Not closed yet: closing it would schedule a survey.
+    WhenClosed,
+    /// "Do not send" is on: Agent Connect records the conversation but sends no survey.
+    DoNotSend,
+    /// No survey, for `reason`.
+    NoSurvey,
+    /// The app's settings are missing or invalid.
+    NotConfigured,
+}
+
+/// The card's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardView {
+    /// Where the survey stands.
+    pub outlook: Outlook,
+    /// One line for the card's title.
+    pub headline: String,
+    /// A sentence or two under it.
+    pub detail: String,
+    /// Why there is no survey, with [`Outlook::NoSurvey`] and [`Outlook::NotConfigured`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Skip>,
+    /// The survey's recipient and subject, when one would be sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyFacts>,
+    /// When the survey falls due (closed conversations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<String>,
+    /// The configured delay, in words ("1 day").
+    pub delay: String,
+    /// Whether the agent's "do not send" switch is on.
+    pub do_not_send: bool,
+    /// The `custom` attributes the switch writes: the app's, and the plain one of the manual
+    /// setup when the conversation has it, so both readings agree.
+    pub do_not_send_keys: Vec<String>,
+}
+
+/// Who gets the survey, about whom, on which channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SurveyFacts {
+    /// The customer's name, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    /// Where the survey goes.
+    pub customer_email: String,
+    /// The agent the feedback is about.
+    pub agent_email: String,
+    /// The Agent Connect channel.
+    pub channel: String,
+}
+
+/// Explains the conversation's survey. `settings` are the app's settings as the card reads
+/// them (keys masked is fine: the card sends nothing).
+pub fn explain(
+    settings: Result<&Settings, &[FieldError]>,
+    input: SurveyInput<'_>,
+    now: Instant,
+) -> CardView {
+    let conversation = input.conversation;
+    let app_key = app_attribute_key(APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE);
+    let mut do_not_send_keys = vec![app_key];
+    if conversation.custom.contains_key(DO_NOT_SEND_ATTRIBUTE) {
+        do_not_send_keys.push(DO_NOT_SEND_ATTRIBUTE.to_owned());
+    }
+    let mut view = CardView {
+        outlook: Outlook::NotConfigured,
+        headline: String::new(),
+        detail: String::new(),
+        reason: None,
+        survey: None,
+        send_at: None,
+        delay: String::new(),
+        do_not_send: conversation.do_not_send(),
+        do_not_send_keys,
+    };
+    let settings = match settings {
+        Ok(s) => s,
+        Err(fields) => {
+            view.headline = "Surveys are not set up".into();
+            view.detail =
+                "The Stella Connect app's settings are incomplete: ask an admin to fill them in."
+                    .into();
+            view.reason = Some(Skip {
+                code: decision::SkipCode::InvalidSettings,
+                message: view.detail.clone(),
+                fields: fields.to_vec(),
+            });
+            return view;
+        }
+    };
+    view.delay = describe_delay(settings.seconds_until_send);
+    let closed = conversation.is_done();
+    let mut as_closed = conversation.clone();
+    as_closed.status = Some("done".into());
+    let judged = SurveyInput {
+        conversation: &as_closed,
+        ..input
+    };
+    let body = match decision::decide(settings, judged) {
+        Decision::Send(body) => body,
+        Decision::Skip(skip) => {
+            view.outlook = Outlook::NoSurvey;
+            view.headline = if closed {
+                "No survey for this conversation"
+            } else {
+                "No survey when this is closed"
+            }
+            .into();
+            view.detail = skip.message.clone();
+            view.reason = Some(skip);
+            return view;
+        }
+    };
+    let survey = SurveyFacts {
+        customer_name: body.customer.name,
+        customer_email: body.customer.email,
+        agent_email: body.employee.email,
+        channel: body.channel,
+    };
+    let who = survey
+        .customer_name
+        .clone()
+        .unwrap_or_else(|| survey.customer_email.clone());
+    let closed_at = closed.then(|| {
+        conversation
+            .status_at
+            .as_deref()
+            .and_then(timestamp::parse)
+            .unwrap_or(now)
+    });
+    let send_at =
+        closed_at.map(|t| timestamp::add_seconds(t, i64::from(settings.seconds_until_send)));
+    view.send_at = send_at.map(timestamp::format);
+    (view.outlook, view.headline, view.detail) = if view.do_not_send {
+        (
+            Outlook::DoNotSend,
+            "No survey: do not send is on".into(),
+            format!(
+                "Agent Connect still records this conversation for {}, but {who} gets no survey.",
+                survey.agent_email
+            ),
+        )
+    } else {
+        match send_at {
+            None => (
+                Outlook::WhenClosed,
+                format!("A survey will go to {who}"),
+                format!(
+                    "{} after this conversation is closed, to {}, about {} ({}).",
+                    capitalize(&view.delay),
+                    survey.customer_email,
+                    survey.agent_email,
+                    survey.channel
+                ),
+            ),
+            Some(at) if at > now => (
+                Outlook::Scheduled,
+                format!("A survey will go to {who}"),
+                format!(
+                    "To {}, about {} ({}), when it falls due.",
+                    survey.customer_email, survey.agent_email, survey.channel
+                ),
+            ),
+            Some(_) => (
+                Outlook::Due,
+                format!("The survey to {who} is due"),
+                format!(
+                    "It goes out to {} about {} ({}) unless the conversation changed.",
+                    survey.customer_email, survey.agent_email, survey.channel
+                ),
+            ),
+        }
+    };
+    view.survey = Some(survey);
+    view
+}
+
+/// A delay in the largest whole unit that fits: `86400` → "1 day", `90` → "90 seconds".
+pub fn describe_delay(seconds: u32) -> String {
+    if seconds == 0 {
+        return "immediately".into();
+    }
+    let (n, unit) = [
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ]
+    .into_iter()
+    .find(|(size, _)| seconds % size == 0)
+    .map_or((seconds, "second"), |(size, unit)| (seconds / size, unit));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
+}

@@ -1,0 +1,222 @@
+//! The agent's card, through the JSON API `explainConversation` calls: each outlook, and that
+//! the card agrees with what the edge would send.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use serde_json::{json, Value};
+use stella_connect::api;
+use stella_connect::card::describe_delay;
+use stella_connect::timestamp;
+use support::{fixture, settings, settings_with};
+
+/// A change to a test document.
+type Edit = Box<dyn Fn(&mut Value)>;
+
+/// The fixture conversation was closed at this time.
+const CLOSED_AT: &str = "2026-11-20T14:03:11.401Z";
+
+fn input(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut doc = json!({
+        "settings": settings(),
+        "conversation": fixture("conversation"),
+        "customer": fixture("customer"),
+        "user": fixture("user"),
+        "tags": fixture("tags"),
+    });
+    edit(&mut doc);
+    doc
+}
+
+fn card_at(input: Value, now: &str) -> Value {
+    let out = serde_json::to_value(api::explain_conversation(
+        &input,
+        timestamp::parse(now).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(out["ok"], true, "{out:#}");
+    out["card"].clone()
+}
+
+/// An hour after the fixture's close: its one-day survey is still ahead.
+fn card(input: Value) -> Value {
+    card_at(input, "2026-11-20T15:03:11.401Z")
+}
+
+fn attrs(doc: &mut Value) -> &mut Value {
+    &mut doc["conversation"]["data"]["attributes"]
+}
+
+#[test]
+fn a_closed_conversation_shows_who_gets_the_survey_and_when() {
+    let card = card(input(|_| {}));
+    let expected = fixture("expected-stella-request");
+    assert_eq!(card["outlook"], "scheduled");
+    assert_eq!(card["sendAt"], "2026-11-21T14:03:11.401Z");
+    assert_eq!(card["delay"], "1 day");
+    assert_eq!(card["doNotSend"], false);
+    // The same facts the edge would send.
+    assert_eq!(
+        card["survey"]["customerEmail"],
+        expected["customer"]["email"]
+    );
+    assert_eq!(card["survey"]["customerName"], expected["customer"]["name"]);
+    assert_eq!(card["survey"]["agentEmail"], expected["employee"]["email"]);
+    assert_eq!(card["survey"]["channel"], expected["channel"]);
+    let name = expected["customer"]["name"].as_str().unwrap();
+    assert!(card["headline"].as_str().unwrap().contains(name), "{card}");
+}
+
+#[test]
+fn after_the_due_time_the_card_says_it_is_due() {
+    let card = card_at(input(|_| {}), "2026-11-21T14:03:12.000Z");
+    assert_eq!(card["outlook"], "due");
+    assert_eq!(card["sendAt"], "2026-11-21T14:03:11.401Z");
+}
+
+#[test]
+fn an_open_conversation_says_what_closing_it_brings() {
+    let card = card(input(|d| attrs(d)["status"] = json!("open")));
+    assert_eq!(card["outlook"], "when_closed");
+    assert!(card.get("sendAt").is_none());
+    assert!(
+        card["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 day after this conversation is closed"),
+        "{card}"
+    );
+    let soon = card_open_with(json!({"secondsUntilSend": "0"}));
+    assert!(soon["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("Immediately after"));
+}
+
+fn card_open_with(changes: Value) -> Value {
+    card(input(|d| {
+        d["settings"] = settings_with(changes);
+        attrs(d)["status"] = json!("open");
+    }))
+}
+
+#[test]
+fn each_reason_for_no_survey_is_shown_with_its_code() {
+    let cases: [(&str, Edit); 4] = [
+        (
+            "no_assigned_agent",
+            Box::new(|d| attrs(d)["assignedUsers"] = json!([])),
+        ),
+        (
+            "no_customer_email",
+            Box::new(|d| d["customer"]["data"]["attributes"]["emails"] = json!([])),
+        ),
+        (
+            "no_agent_email",
+            Box::new(|d| d["user"]["data"]["attributes"]["email"] = Value::Null),
+        ),
+        (
+            "channel_not_surveyed",
+            Box::new(|d| d["settings"] = settings_with(json!({"surveyedChannels": "chat"}))),
+        ),
+    ];
+    for (code, edit) in cases {
+        for status in ["done", "open"] {
+            let card = card(input(|d| {
+                edit(d);
+                attrs(d)["status"] = json!(status);
+            }));
+            assert_eq!(card["outlook"], "no_survey", "{code} {status}: {card}");
+            assert_eq!(card["reason"]["code"], code, "{card}");
+            assert_eq!(card["detail"], card["reason"]["message"]);
+            assert!(card.get("survey").is_none());
+        }
+    }
+}
+
+#[test]
+fn do_not_send_is_shown_under_either_attribute_name() {
+    for key in [
+        "@stellaDoNotSendStellaConnectRequestBool",
+        "doNotSendStellaConnectRequestBool",
+    ] {
+        let card = card(input(|d| attrs(d)["custom"] = json!({ key: true })));
+        assert_eq!(card["outlook"], "do_not_send", "{key}");
+        assert_eq!(card["doNotSend"], true);
+    }
+}
+
+#[test]
+fn the_switch_writes_the_plain_attribute_too_when_the_conversation_has_it() {
+    let app_only = card(input(|_| {}));
+    assert_eq!(
+        app_only["doNotSendKeys"],
+        json!(["@stellaDoNotSendStellaConnectRequestBool"])
+    );
+    let both = card(input(|d| {
+        attrs(d)["custom"] = json!({"doNotSendStellaConnectRequestBool": false})
+    }));
+    assert_eq!(
+        both["doNotSendKeys"],
+        json!([
+            "@stellaDoNotSendStellaConnectRequestBool",
+            "doNotSendStellaConnectRequestBool"
+        ])
+    );
+}
+
+#[test]
+fn masked_keys_are_enough_and_missing_settings_say_not_configured() {
+    let masked = card(input(|d| {
+        d["settings"] =
+            settings_with(json!({"stellaApiKey": "********", "kustomerApiKey": "********"}))
+    }));
+    assert_eq!(masked["outlook"], "scheduled");
+    let missing = card(input(|d| d["settings"] = json!({})));
+    assert_eq!(missing["outlook"], "not_configured");
+    assert_eq!(missing["reason"]["code"], "invalid_settings");
+    let fields: Vec<&str> = missing["reason"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"stellaApiKey") && fields.contains(&"kustomerUrl"),
+        "{fields:?}"
+    );
+}
+
+#[test]
+fn malformed_input_is_an_error_with_its_path() {
+    let out = serde_json::to_value(api::explain_conversation(
+        &json!({"settings": settings(), "conversation": {"data": {"id": 7}}}),
+        timestamp::parse(CLOSED_AT).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(out["ok"], false);
+    assert_eq!(out["error"]["code"], "invalid_shape");
+    assert!(
+        out["error"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("conversation"),
+        "{out}"
+    );
+}
+
+#[test]
+fn delays_read_in_the_largest_whole_unit() {
+    for (seconds, words) in [
+        (0, "immediately"),
+        (1, "1 second"),
+        (90, "90 seconds"),
+        (120, "2 minutes"),
+        (3_600, "1 hour"),
+        (5_400, "90 minutes"),
+        (86_400, "1 day"),
+        (2_592_000, "30 days"),
+    ] {
+        assert_eq!(describe_delay(seconds), words);
+    }
+}
