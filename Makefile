@@ -6,18 +6,22 @@ export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # Where wasm-bindgen-test finds Debian's driver (never a download).
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: setup build run serve test test-rust test-wasm test-js test-edge lint size clean demo
+.PHONY: setup build run serve test test-rust test-wasm test-js test-edge test-browser lint size clean demo manifest
 
 ## Install everything the project needs (idempotent; seconds when warm).
 setup:
 	scripts/setup.sh
 
 ## Build the Wasm packages (--target web: loads in browsers, workerd and node): pkg/ for the
-## pages, pkg-edge/ for the worker (with the `edge` feature); and the Stella sandbox's schema.
+## pages, pkg-edge/ for the worker (with the `edge` feature); the pages' site (build/site: www/
+## and pkg/, served under /app/); and the Stella sandbox's schema.
 build: setup
 	wasm-pack build --target web --release --out-dir pkg --no-pack
 	wasm-pack build --target web --release --out-dir pkg-edge --no-pack -- --features edge
 	mkdir -p build/worker && cp www/edge.js pkg-edge/stella_connect.js pkg-edge/stella_connect_bg.wasm build/worker/
+	rm -rf build/site && mkdir -p build/site/app/pkg
+	cp www/*.html www/app.js www/settings.js www/card.js www/app.css www/icon.svg build/site/app/
+	cp www/_headers build/site/ && cp pkg/stella_connect.js pkg/stella_connect_bg.wasm build/site/app/pkg/
 	node scripts/build-stella-schema.mjs
 	scripts/size.sh
 
@@ -30,8 +34,8 @@ demo: build
 	node scripts/demo.mjs
 
 ## Every test: lint, host tests, Wasm in node and Chromium, the packages' JS API, the edge
-## and the sandboxes in a real workerd.
-test: setup lint test-rust test-wasm build test-js test-edge
+## and the sandboxes in a real workerd, and the pages in Chromium.
+test: setup lint test-rust test-wasm build test-js test-edge test-browser
 
 lint:
 	cargo fmt --check
@@ -52,8 +56,18 @@ test-js:
 test-edge:
 	node --test --test-concurrency=1 tests/sandbox/ tests/http/
 
+## The settings page, the agent card and the local home page in Debian's Chromium (Playwright),
+## against the whole local stack; writes docs/screenshots/.
+test-browser:
+	node --test --test-concurrency=1 tests/browser/
+
 size:
 	scripts/size.sh
+
+## The Kustomer app definition, generated from the settings table: EDGE_URL=https://… for
+## another edge than the default (see app-manifest/README.md).
+manifest:
+	EDGE_URL='$(EDGE_URL)' cargo run --quiet --locked --bin app-manifest -- print > app-manifest/stella_connect.json
 
 clean:
 	cargo clean

@@ -5,6 +5,7 @@
 // Durable Object so it survives a workerd restart.
 import { DurableObject } from "cloudflare:workers";
 import * as seed from "./seed.js";
+import CARDS_SDK from "./cards-sdk-source";
 
 // The shared router forwards the full URL; the sandbox strips its own mount point.
 const PREFIX = "/sandbox/kustomer";
@@ -30,6 +31,8 @@ const API_KEYS = {
   "sandbox-kustomer-key": { token: "token-sandbox", org: seed.SEED_ORG, roles: ROLES },
   "sandbox-kustomer-key-no-tags": { token: "token-sandbox-no-tags", org: seed.SEED_ORG, roles: ROLES.filter((r) => !r.includes(".tag.")) },
   "other-org-key": { token: "token-other", org: "other-org", roles: ROLES },
+  // The signed-in user of the Cards SDK stand-in (an admin who is also an agent).
+  "sandbox-user-session": { token: "session-user", org: seed.SEED_ORG, roles: ROLES },
 };
 const ORG_NAMES = { [seed.SEED_ORG]: "sandbox" };
 
@@ -106,6 +109,8 @@ export class KustomerState extends DurableObject {
         kustomerApiUrl: `${origin}${PREFIX}`,
         kustomerUrl: `${origin}${PREFIX}`,
         secondsUntilSend: "5",
+        // As an admin running locally would set it (advanced): surveys go to the Stella sandbox.
+        stellaApiUrl: `${origin}/sandbox/stella`,
       };
       await this.ctx.storage.put(`settings:${org}`, settings);
     }
@@ -260,6 +265,10 @@ export class KustomerState extends DurableObject {
       return this.changeStatus(request, decodeURIComponent(status[1]), status[2] === "close" ? "done" : "open", origin);
     }
     if (m === "POST" && path === "/conversations") return this.addData(request);
+    if (m === "GET" && path === "/conversations") return this.listConversations();
+    if (m === "GET" && path === "/cards-sdk.js") {
+      return new Response(CARDS_SDK, { headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" } });
+    }
     if (m === "GET" && path === "/stats") return json(200, (await this.ctx.storage.get("stats")) ?? { total: 0, byRoute: {} });
     if (m === "POST" && path === "/stats/reset") {
       await this.ctx.storage.delete("stats");
@@ -331,6 +340,25 @@ export class KustomerState extends DurableObject {
     } catch (e) {
       return json(502, { conversation: { data: conversation }, edge: { status: 0, error: String(e?.message ?? e) } });
     }
+  }
+
+  // The seeded org's conversations with their customer's name, for the local home page.
+  async listConversations() {
+    const records = await this.ctx.storage.list({ prefix: "rec:conversation:", limit: 500 });
+    const list = [];
+    for (const { org, resource } of records.values()) {
+      if (org !== seed.SEED_ORG) continue;
+      const customerId = resource.relationships?.customer?.data?.id;
+      const customer = customerId && (await this.record("customer", customerId, org));
+      list.push({
+        id: resource.id,
+        name: resource.attributes.name,
+        status: resource.attributes.status,
+        channels: resource.attributes.channels,
+        customer: customer?.resource.attributes.displayName ?? null,
+      });
+    }
+    return json(200, { data: list });
   }
 
   // Body: one set or a list of sets {org?, conversation, customer?, users?, tags?}.

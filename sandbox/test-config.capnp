@@ -34,6 +34,7 @@ const kustomer :Workerd.Worker = (
   modules = [
     (name = "kustomer.js", esModule = embed "kustomer.js"),
     (name = "seed.js", esModule = embed "seed.js"),
+    (name = "cards-sdk-source", text = embed "cards-sdk.js"),
   ],
   durableObjectNamespaces = [(className = "KustomerState", uniqueKey = "sandbox-kustomer-state", enableSql = true)],
   durableObjectStorage = (localDisk = "sandbox-state"),

@@ -1,4 +1,4 @@
-# Local run: the edge exactly as deployed, plus the Kustomer and Stella sandboxes and a router,
+# Local run: the edge and the pages exactly as deployed, plus the Kustomer and Stella sandboxes and a router,
 # on one socket. Start with scripts/serve.sh (it builds, picks the port and the state folder).
 using Workerd = import "/workerd/workerd.capnp";
 
@@ -12,15 +12,22 @@ const config :Workerd.Config = (
     # production through the internet.
     (name = "loopback", network = (allow = ["local", "private"])),
     (name = "state", disk = (path = "../.local/state", writable = true)),
+    # The pages as deployed: www/ and the Wasm package, assembled by `make build`.
+    (name = "site", disk = (path = "../build/site")),
   ],
   sockets = [(name = "http", address = "127.0.0.1:8787", http = (), service = "main")],
 );
 
 const router :Workerd.Worker = (
-  modules = [(name = "router.js", esModule = embed "router.js")],
+  modules = [
+    (name = "router.js", esModule = embed "router.js"),
+    (name = "home-html", text = embed "home.html"),
+    (name = "home-js", text = embed "home.js"),
+  ],
   compatibilityDate = "2026-11-01",
   bindings = [
     (name = "EDGE", service = "edge"),
+    (name = "SITE", service = "site"),
     (name = "KUSTOMER", service = "kustomer-sandbox"),
     (name = "STELLA", service = "stella-sandbox"),
   ],
@@ -49,6 +56,7 @@ const kustomer :Workerd.Worker = (
   modules = [
     (name = "kustomer.js", esModule = embed "kustomer.js"),
     (name = "seed.js", esModule = embed "seed.js"),
+    (name = "cards-sdk-source", text = embed "cards-sdk.js"),
   ],
   compatibilityDate = "2026-11-01",
   durableObjectNamespaces = [(className = "KustomerState", uniqueKey = "stella-connect-kustomer-sandbox", enableSql = true)],

@@ -8,14 +8,17 @@ port=${PORT:-8787}
 state=${STATE_DIR:-.local/state}
 mkdir -p "$state"
 cat <<TXT
-Stella Connect for Kustomer is starting on http://127.0.0.1:$port
+Stella Connect for Kustomer is starting. Open http://127.0.0.1:$port/ to fill in the settings,
+close a conversation and watch its survey arrive.
   edge:              POST http://127.0.0.1:$port/v1/kustomer/conversation-closed
                      GET  http://127.0.0.1:$port/v1/deliveries   (headers x-kustomer-api-key and x-kustomer-api-url:
                                                                    the Kustomer sandbox's key and URL, see the README)
+  pages:             http://127.0.0.1:$port/app/settings.html, /app/card.html?conversation=conv-email
   Kustomer sandbox:  POST http://127.0.0.1:$port/sandbox/kustomer/conversations/conv-email/close
   Stella sandbox:    GET  http://127.0.0.1:$port/sandbox/stella/requests
   A closed conversation's survey arrives in the Stella sandbox after "Seconds until send" (5 s here).
   State is kept in $state; Ctrl-C stops.
 TXT
 exec node_modules/.bin/workerd serve sandbox/workerd.capnp \
-  --socket-addr "http=127.0.0.1:$port" --directory-path "state=$(realpath "$state")"
+  --socket-addr "http=127.0.0.1:$port" --directory-path "state=$(realpath "$state")" \
+  --directory-path "site=$(realpath build/site)"

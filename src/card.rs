@@ -215,9 +215,12 @@ pub fn describe_delay(seconds: u32) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
+/// Upper-cases the first letter (ASCII only: the delays are ASCII, and Unicode case tables
+/// would cost the module 10 KB).
 fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map_or_else(String::new, |c| {
-        c.to_uppercase().chain(chars).collect::<String>()
-    })
+    let mut s = s.to_owned();
+    if let Some(first) = s.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    s
 }

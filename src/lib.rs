@@ -12,6 +12,7 @@ pub mod decision;
 pub mod edge;
 pub mod error;
 pub mod kustomer;
+pub mod manifest;
 pub mod response;
 pub mod settings;
 pub mod stella;

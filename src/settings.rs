@@ -33,8 +33,7 @@ pub enum FieldKind {
 }
 
 /// One setting as admins see it.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy)]
 pub struct FieldDef {
     /// The key in Kustomer's settings and in the raw form object.
     pub key: &'static str,
@@ -47,10 +46,27 @@ pub struct FieldDef {
     /// Whether the admin must fill it in.
     pub required: bool,
     /// The value used when it is left blank, as the form shows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<&'static str>,
     /// Folded away under "Advanced" on the settings page.
     pub advanced: bool,
+}
+
+/// For the settings page: the definition plus the header that carries the setting to the edge.
+impl Serialize for FieldDef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("key", self.key)?;
+        m.serialize_entry("label", self.label)?;
+        m.serialize_entry("help", self.help)?;
+        m.serialize_entry("kind", &self.kind)?;
+        m.serialize_entry("required", &self.required)?;
+        if let Some(default) = self.default {
+            m.serialize_entry("default", default)?;
+        }
+        m.serialize_entry("advanced", &self.advanced)?;
+        m.serialize_entry("header", &setting_header(self.key))?;
+        m.end()
+    }
 }
 
 /// Setting key: the Stella Connect API key.
@@ -181,6 +197,21 @@ pub const FIELDS: &[FieldDef] = &[
         advanced: true,
     },
 ];
+
+/// The header that carries a setting in the app's workflow action: `stellaApiKey` →
+/// `x-stella-api-key`. Derived from the settings table, so there is no second list.
+pub fn setting_header(key: &str) -> String {
+    let mut name = String::from("x-");
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            name.push('-');
+            name.push(c.to_ascii_lowercase());
+        } else {
+            name.push(c);
+        }
+    }
+    name
+}
 
 /// Looks up a field's definition by key.
 pub fn field(key: &str) -> Option<&'static FieldDef> {

@@ -881,6 +881,23 @@ fn preview() -> Edge {
     assert_eq!(request["url"], format!("{STELLA_API}/v1/requests"));
     assert_eq!(request["headers"]["x-api-key"], "********");
     assert_eq!(request["body"], expected());
+    assert_eq!(reply.body["closed"], true);
+
+    // An open conversation is shown as it would be sent once closed.
+    edge.world.set_status(CONVERSATION, "open");
+    let reply = edge.call(
+        "POST",
+        "/v1/preview",
+        &settings_headers(),
+        &body(CONVERSATION),
+    );
+    assert_eq!(
+        (&reply.body["ok"], &reply.body["closed"]),
+        (&json!(true), &json!(false)),
+        "{reply:?}"
+    );
+    assert_eq!(reply.body["request"]["body"], expected());
+    edge.world.set_status(CONVERSATION, "done");
 
     let unassigned = "6560e0f1a2b3c4d5e6f7aaaa";
     add_conversation(&edge.world, unassigned, "5f0c1b2a3d4e5f6a7b8caaaa", "bo");

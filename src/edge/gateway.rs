@@ -282,8 +282,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         }
     }
 
-    /// The request that would be sent now for `{conversationId}`, key masked, or the reason none
-    /// would be.
+    /// The request that would be sent for `{conversationId}` (now, or once it is closed), key
+    /// masked, or the reason none would be.
     async fn preview(&self, r: &Request<'_>) -> Reply {
         let raw = settings_from_headers(r.header);
         let settings: Settings = match settings::validate_settings(&raw, self.options()) {
@@ -327,8 +327,13 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 return Reply::error(502, "kustomer_error", scrub(message, &keys))
             }
         };
+        // An open conversation is shown as it would be sent once closed, as the agent's card
+        // does; `closed` tells the page which it is.
+        let closed = inputs.conversation.is_done();
+        let mut conversation = inputs.conversation;
+        conversation.status = Some("done".into());
         let input = SurveyInput {
-            conversation: &inputs.conversation,
+            conversation: &conversation,
             customer: inputs.customer.as_ref(),
             user: inputs.user.as_ref(),
             tags: &inputs.tags,
@@ -336,9 +341,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         match decision::decide(&settings, input) {
             Decision::Send(body) => Reply::json(
                 200,
-                json!({"ok": true, "request": HttpRequest::new(&settings, body)}),
+                json!({"ok": true, "closed": closed, "request": HttpRequest::new(&settings, body)}),
             ),
-            Decision::Skip(skip) => Reply::json(200, json!({"ok": false, "skip": skip})),
+            Decision::Skip(skip) => {
+                Reply::json(200, json!({"ok": false, "closed": closed, "skip": skip}))
+            }
         }
     }
 }

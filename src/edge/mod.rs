@@ -150,20 +150,7 @@ impl Default for Config {
     }
 }
 
-/// The header that carries a setting in the app's workflow action: `stellaApiKey` →
-/// `x-stella-api-key`. Derived from the settings table, so there is no second list.
-pub fn setting_header(key: &str) -> String {
-    let mut name = String::from("x-");
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            name.push('-');
-            name.push(c.to_ascii_lowercase());
-        } else {
-            name.push(c);
-        }
-    }
-    name
-}
+pub use crate::settings::setting_header;
 
 /// Raw settings read from request headers (absent headers are left out, so defaults apply).
 pub fn settings_from_headers(header: impl Fn(&str) -> Option<String>) -> Value {

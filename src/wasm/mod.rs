@@ -44,6 +44,7 @@ export interface StellaRequest {
 export interface Skip { code: string; message: string; fields?: FieldError[] }
 export interface FieldDef {
   key: string; label: string; help: string; required: boolean; default?: string; advanced: boolean;
+  /** The header that carries the setting to the edge, such as "x-stella-api-key". */ header: string;
   kind: "secret" | "url" | "integer" | "text" | "boolean" | "channelMap" | "channelList";
 }
 export interface CardView {

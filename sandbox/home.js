@@ -1,0 +1,92 @@
+// The local home page (development only): the sandbox's values, its conversations with their
+// cards and close buttons, and what the Agent Connect sandbox received.
+const $ = (id) => document.getElementById(id);
+
+function h(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  node.append(...children.map((c) => (c === null || c === undefined ? "" : c))); // strings stay text
+  return node;
+}
+
+async function json(url, init) {
+  const response = await fetch(url, init);
+  return response.json();
+}
+
+function values() {
+  const api = `${location.origin}/sandbox/kustomer`;
+  const rows = [
+    ["Stella Connect API key", "sandbox-stella-key"],
+    ["Kustomer API key", "sandbox-kustomer-key"],
+    ["Kustomer API URL", api],
+    ["Kustomer URL", api],
+    ["Seconds until send", "5 (or anything short)"],
+    ["Stella Connect API URL (advanced)", `${location.origin}/sandbox/stella`],
+  ];
+  $("values").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, h("code", {}, v))]));
+}
+
+async function conversations() {
+  const { data } = await json("/sandbox/kustomer/conversations");
+  const row = (c) =>
+    h(
+      "tr",
+      {},
+      h("td", {}, h("code", {}, c.id)),
+      h("td", {}, c.name),
+      h("td", {}, c.customer ?? ""),
+      h("td", {}, (c.channels ?? []).join(", ")),
+      h("td", {}, c.status),
+      h(
+        "td",
+        { class: "row" },
+        h("a", { href: `/app/card.html?conversation=${encodeURIComponent(c.id)}` }, "Agent card"),
+        h("button", { type: "button", onclick: () => change(c.id, c.status === "done" ? "reopen" : "close") }, c.status === "done" ? "Reopen" : "Close"),
+      ),
+    );
+  $("conversations").replaceChildren(
+    $("conversations").querySelector("caption"),
+    h("thead", {}, h("tr", {}, ...["Id", "Subject", "Customer", "Channel", "Status", ""].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, ...data.map(row)),
+  );
+}
+
+async function change(id, action) {
+  const result = await json(`/sandbox/kustomer/conversations/${encodeURIComponent(id)}/${action}`, { method: "POST" });
+  const edge = result.edge?.body;
+  const said = edge?.error?.message ?? (edge?.sendAt ? `survey due at ${new Date(edge.sendAt).toLocaleTimeString()}` : edge?.message ?? edge?.status ?? "");
+  $("close-status").textContent = `${id}: ${action === "close" ? "closed" : "reopened"}; the edge answered ${result.edge?.status}${said ? `: ${said}` : ""}.`;
+  await conversations();
+}
+
+async function requests() {
+  const { requests: list } = await json("/sandbox/stella/requests");
+  $("requests").replaceChildren(
+    h("thead", {}, h("tr", {}, ...["Received", "Conversation", "Customer", "Agent", "Channel", "Do not send"].map((t) => h("th", { scope: "col" }, t)))),
+    h(
+      "tbody",
+      {},
+      ...[...list].reverse().map(({ receivedAt, body }) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, new Date(receivedAt).toLocaleTimeString()),
+          h("td", {}, h("code", {}, body.ext_interaction_id ?? "")),
+          h("td", {}, body.customer?.email ?? ""),
+          h("td", {}, body.employee?.email ?? ""),
+          h("td", {}, body.channel ?? ""),
+          h("td", {}, String(body.do_not_send ?? false)),
+        ),
+      ),
+    ),
+  );
+}
+
+values();
+conversations();
+requests();
+setInterval(requests, 2000);

@@ -1,0 +1,649 @@
+//! The Kustomer app definition ("app manifest"), generated from [`crate::settings::FIELDS`],
+//! and a check of the platform's rules, so a definition Kustomer would refuse fails here first.
+//!
+//! Everything about the settings (keys, types, defaults, labels, help) is read from the
+//! settings table; this module adds only what the platform needs around it. The rules come
+//! from Kustomer's app documentation (`../shared/reference/kustomer-apps.md`); shapes that the
+//! documentation leaves open are marked "guess" and kept in [`components`].
+
+use crate::edge::setting_header;
+use crate::kustomer::{APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE};
+use crate::settings::{FieldDef, FieldKind, FIELDS};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::cmp::Ordering;
+
+/// The edge's public base URL, used when the build does not name another (`EDGE_URL`).
+pub const DEFAULT_EDGE_URL: &str = "https://stella-connect-kustomer.workers.dev";
+
+/// The app's name on the platform (snake_case, unique).
+pub const APP: &str = "stella_connect";
+
+// Listing details: placeholders kept together so that publishing changes one block.
+const TITLE: &str = "Stella Connect";
+const DESCRIPTION: &str = "Sends a Medallia Agent Connect (Stella Connect) survey request when a conversation is closed, on any channel. The agent's card shows whether the survey will go out, and why not.";
+const DEVELOPER_NAME: &str = "Stella Connect for Kustomer maintainers";
+const SUPPORT_EMAIL: &str = "support@example.com";
+const PLATFORM_NAME: &str = "Medallia Agent Connect (Stella Connect)";
+const PLATFORM_WEBSITE: &str = "https://www.stellaconnect.com";
+const SETTINGS_TITLE: &str = "Stella Connect";
+const SETTINGS_DESCRIPTION: &str =
+    "Connect Kustomer to Agent Connect (Stella Connect): keys, addresses and when surveys go out.";
+const ATTRIBUTE_LABEL: &str = "Do not send Stella Connect request";
+/// Release notes, newest first, one entry per registered version (the shape, an object from
+/// version to notes, is a guess: the documentation names `changelog` without showing it).
+const CHANGELOG: &[(&str, &str)] = &[(
+    "0.1.0",
+    "First release: a survey request when a conversation is closed, the agent's card, and the \"Do not send\" checkbox.",
+)];
+
+/// The settings category; the documentation asks for `default`.
+const CATEGORY: &str = "default";
+/// The setting types the platform accepts.
+const SETTING_TYPES: [&str; 4] = ["string", "number", "boolean", "secret"];
+/// Top-level keys allowed here: the ones `kustomer-apps.md` §1 lists. Kustomer's strict schema
+/// knows more (`screenshots`, `hooks`, `triggers`, `commands`, `widgets`, …): add one here when
+/// the app starts using it.
+const ALLOWED_KEYS: [&str; 18] = [
+    "app",
+    "version",
+    "title",
+    "identifier",
+    "visibility",
+    "description",
+    "iconUrl",
+    "appDetails",
+    "dependencies",
+    "settings",
+    "settingsPageConfig",
+    "klasses",
+    "kviews",
+    "actions",
+    "workflows",
+    "outboundWebhooks",
+    "i18n",
+    "changelog",
+];
+/// The keys registration cannot do without.
+const REQUIRED_KEYS: [&str; 3] = ["app", "version", "title"];
+/// Attribute name suffixes and the type each sets.
+const ATTRIBUTE_SUFFIXES: [&str; 7] = ["Str", "Txt", "Num", "At", "Bool", "Url", "Id"];
+
+/// The app definition for an edge at `edge_url` (no trailing slash): what is registered with
+/// `POST /v1/apps/available`.
+pub fn definition(edge_url: &str) -> Value {
+    let edge = edge_url.trim_end_matches('/');
+    let mut settings = Map::new();
+    let mut i18n = Map::new();
+    i18n.insert(format!("{APP}.settings.page.title"), SETTINGS_TITLE.into());
+    i18n.insert(
+        format!("{APP}.settings.page.description"),
+        SETTINGS_DESCRIPTION.into(),
+    );
+    for f in FIELDS {
+        settings.insert(
+            f.key.to_owned(),
+            json!({"type": setting_type(f.kind), "defaultValue": default_value(f), "required": f.required}),
+        );
+        let path = format!("{APP}.settings.path.{CATEGORY}.{}", f.key);
+        i18n.insert(format!("{path}.displayName"), f.label.into());
+        i18n.insert(format!("{path}.description"), f.help.into());
+    }
+    let changelog: Map<String, Value> = CHANGELOG
+        .iter()
+        .map(|(v, notes)| ((*v).to_owned(), (*notes).into()))
+        .collect();
+    let (kview, action, workflow) = components(edge);
+    json!({
+        "app": APP,
+        "version": env!("CARGO_PKG_VERSION"),
+        "title": TITLE,
+        "identifier": APP_IDENTIFIER,
+        "visibility": "private",
+        "description": DESCRIPTION,
+        "iconUrl": format!("{edge}/app/icon.svg"),
+        "appDetails": {
+            "appDeveloper": {"name": DEVELOPER_NAME, "website": edge, "supportEmail": SUPPORT_EMAIL},
+            "externalPlatform": {"name": PLATFORM_NAME, "website": PLATFORM_WEBSITE},
+        },
+        "changelog": changelog,
+        "settings": {CATEGORY: settings},
+        "settingsPageConfig": {
+            "url": format!("{edge}/app/settings.html"),
+            "title": SETTINGS_TITLE,
+            "description": SETTINGS_DESCRIPTION,
+        },
+        "i18n": {"en_us": i18n},
+        "klasses": [{
+            "name": "conversation",
+            "metadata": {"standard": true, "properties": {DO_NOT_SEND_ATTRIBUTE: {"displayName": ATTRIBUTE_LABEL}}},
+        }],
+        "kviews": [kview],
+        "actions": [action],
+        "workflows": [workflow],
+    })
+}
+
+/// The agent's card, the action that calls the edge, and the workflow that runs it on close.
+///
+/// Guesses, kept here alone:
+/// - the action's templates read its own input (`/#event`, as `/#querystring` in Kustomer's
+///   action example), and the workflow step passes the whole trigger event with `/#steps.1`
+///   (the documentation shows `/#steps.<id>.<path>`; a reference without a path is assumed
+///   to be the whole output);
+/// - settings reach headers through triple-brace Handlebars (`{{{alias}}}`): the documented
+///   `{{alias}}` would HTML-escape `=` in `voice=phone` and in keys;
+/// - workflow names take the `kustomer.app.<app>.` prefix like actions and KViews, and a step's
+///   `appVersion` is `<app>-^<major>`, like a dependency.
+fn components(edge: &str) -> (Value, Value, Value) {
+    let action_name = format!("kustomer.app.{APP}.conversation-closed");
+    let kview = json!({
+        "name": format!("kustomer.app.{APP}.survey-card"),
+        "resource": "conversation",
+        "context": "smartbar-card",
+        "meta": {"displayName": "Stella Connect survey", "icon": "star"},
+        "template": format!("<DynamicCard src=\"{edge}/app/card.html\" context={{context}} fillToWidth noPadding />"),
+    });
+    let mut app_settings = Map::new();
+    let mut headers = Map::new();
+    for f in FIELDS {
+        app_settings.insert(
+            f.key.to_owned(),
+            json!({"key": format!("{APP}.{CATEGORY}.{}", f.key)}),
+        );
+        headers.insert(
+            setting_header(f.key),
+            format!("{{{{{{{}}}}}}}", f.key).into(),
+        );
+    }
+    headers.insert("content-type".to_owned(), "application/json".into());
+    let action = json!({
+        "name": action_name,
+        "description": "Schedules the Stella Connect survey request for a closed conversation.",
+        "type": "rest_api",
+        "appSettings": app_settings,
+        "inputTemplate": {
+            "uri": format!("{edge}/v1/kustomer/conversation-closed"),
+            "method": "POST",
+            "headers": headers,
+            "data": "/#event",
+            "json": true,
+        },
+        "inputSchema": {
+            "type": "object",
+            "properties": {"event": {"type": "object"}},
+            "required": ["event"],
+            "additionalProperties": false,
+        },
+        "outputTemplate": {"response": "/#response", "body": "/#body"},
+        "outputSchema": {
+            "type": "object",
+            "properties": {"response": {"type": "object"}, "body": {"type": "object"}},
+            "additionalProperties": false,
+        },
+    });
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    let workflow = json!({
+        "name": format!("kustomer.app.{APP}.send-survey-on-close"),
+        "description": "When a conversation is closed, asks the Stella Connect edge to send its survey request after the configured delay.",
+        "trigger": {
+            "id": "1",
+            "eventName": "kustomer.conversation.update",
+            "transitions": [{
+                "target": "2",
+                "condition": {"op": "and", "values": [
+                    {"op": "eq", "values": ["/#steps.1.changes.attributes.status.after", "done"]},
+                ]},
+            }],
+        },
+        "steps": [{
+            "id": "2",
+            "action": action_name,
+            "params": {"event": "/#steps.1"},
+            "appVersion": format!("{APP}-^{major}"),
+            "transitions": [],
+            "errorCases": [],
+        }],
+    });
+    (kview, action, workflow)
+}
+
+fn setting_type(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Secret => "secret",
+        FieldKind::Integer => "number",
+        FieldKind::Boolean => "boolean",
+        FieldKind::Url | FieldKind::Text | FieldKind::ChannelMap | FieldKind::ChannelList => {
+            "string"
+        }
+    }
+}
+
+/// The default as the manifest types it. A number or flag whose default does not parse is
+/// left `null`, so that [`check`] reports the settings table's mistake.
+fn default_value(f: &FieldDef) -> Value {
+    let d = f.default.unwrap_or_default();
+    match f.kind {
+        FieldKind::Integer => d.parse::<i64>().map_or(Value::Null, Value::from),
+        FieldKind::Boolean => d.parse::<bool>().map_or(Value::Null, Value::from),
+        _ => d.into(),
+    }
+}
+
+/// The definition as it is checked in: 2-space indented JSON with a trailing newline.
+pub fn render(definition: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(definition).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// A broken platform rule: which, where (a JSON path) and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Stable code, such as `unknown_top_level_key`.
+    pub rule: &'static str,
+    /// Where in the definition, such as `settings.default.brand.type`.
+    pub path: String,
+    /// What is wrong, for the person fixing it.
+    pub message: String,
+}
+
+/// Collects violations as the checks walk the definition.
+#[derive(Default)]
+struct Report(Vec<Violation>);
+
+impl Report {
+    fn add(&mut self, rule: &'static str, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Violation {
+            rule,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// The array at `key`, if present; any other type is reported.
+    fn array<'a>(&mut self, def: &'a Map<String, Value>, key: &str) -> &'a [Value] {
+        match def.get(key) {
+            None => &[],
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                self.add("invalid_type", key, format!("`{key}` must be an array."));
+                &[]
+            }
+        }
+    }
+}
+
+/// Checks a definition against the platform's rules; empty when Kustomer should accept it.
+pub fn check(definition: &Value) -> Vec<Violation> {
+    let mut r = Report::default();
+    let Some(def) = definition.as_object() else {
+        r.add("invalid_type", "", "An app definition is a JSON object.");
+        return r.0;
+    };
+    for key in REQUIRED_KEYS {
+        if def
+            .get(key)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            r.add(
+                "missing_required_key",
+                key,
+                format!("`{key}` is required, as non-empty text."),
+            );
+        }
+    }
+    for key in def.keys() {
+        if !ALLOWED_KEYS.contains(&key.as_str()) {
+            r.add(
+                "unknown_top_level_key",
+                key.as_str(),
+                format!("`{key}` is not a key of an app definition; registration would fail."),
+            );
+        }
+    }
+    let app = def.get("app").and_then(Value::as_str).unwrap_or_default();
+    if !app.is_empty() && !is_snake_case(app) {
+        r.add(
+            "invalid_app_name",
+            "app",
+            format!(
+                "`{app}` must be snake_case: lowercase letters, digits and single underscores."
+            ),
+        );
+    }
+    if let Some(v) = def.get("version") {
+        if v.as_str().and_then(parse_version).is_none() {
+            r.add(
+                "invalid_semver",
+                "version",
+                format!("{v} is not a semantic version such as 1.2.3 or 1.2.3-beta."),
+            );
+        }
+    }
+    check_settings(&mut r, def, app);
+    check_attributes(&mut r, def);
+    check_components(&mut r, def, app);
+    r.0
+}
+
+fn is_snake_case(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.split('_').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+/// Each setting's type and default, and the labels every setting and the page need.
+fn check_settings(r: &mut Report, def: &Map<String, Value>, app: &str) {
+    let labels = def.get("i18n").and_then(|i| i.get("en_us"));
+    let need_label = |r: &mut Report, key: String| {
+        let text = labels.and_then(|l| l.get(&key)).and_then(Value::as_str);
+        if text.is_none_or(|s| s.trim().is_empty()) {
+            r.add(
+                "missing_label",
+                format!("i18n.en_us.{key}"),
+                format!("`{key}` needs an English (en_us) text."),
+            );
+        }
+    };
+    let Some(settings) = def.get("settings") else {
+        return;
+    };
+    let Some(categories) = settings.as_object() else {
+        r.add(
+            "invalid_type",
+            "settings",
+            "`settings` must be an object of categories.",
+        );
+        return;
+    };
+    need_label(r, format!("{app}.settings.page.title"));
+    need_label(r, format!("{app}.settings.page.description"));
+    for (category, names) in categories {
+        let Some(names) = names.as_object() else {
+            r.add(
+                "invalid_type",
+                format!("settings.{category}"),
+                "A settings category must be an object of settings.",
+            );
+            continue;
+        };
+        for (name, setting) in names {
+            let path = format!("settings.{category}.{name}");
+            let ty = setting
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !SETTING_TYPES.contains(&ty) {
+                r.add(
+                    "invalid_setting_type",
+                    format!("{path}.type"),
+                    format!("The type must be one of {}.", SETTING_TYPES.join(", ")),
+                );
+            }
+            match setting.get("defaultValue") {
+                None => r.add(
+                    "missing_setting_default",
+                    format!("{path}.defaultValue"),
+                    "Every setting needs a defaultValue.",
+                ),
+                Some(d) => {
+                    let fits = match ty {
+                        "number" => d.is_number(),
+                        "boolean" => d.is_boolean(),
+                        "string" | "secret" => d.is_string(),
+                        _ => true, // the type itself is already reported
+                    };
+                    if !fits {
+                        r.add(
+                            "invalid_setting_default",
+                            format!("{path}.defaultValue"),
+                            format!("{d} is not a {ty} (secrets' defaults are text)."),
+                        );
+                    }
+                }
+            }
+            let label = format!("{app}.settings.path.{category}.{name}");
+            need_label(r, format!("{label}.displayName"));
+            need_label(r, format!("{label}.description"));
+        }
+    }
+}
+
+/// Attributes added to klasses carry their type in their name's suffix.
+fn check_attributes(r: &mut Report, def: &Map<String, Value>) {
+    for (i, klass) in r.array(def, "klasses").iter().enumerate() {
+        let Some(props) = klass
+            .pointer("/metadata/properties")
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        for name in props.keys() {
+            let typed = ATTRIBUTE_SUFFIXES
+                .iter()
+                .any(|s| name.len() > s.len() && name.ends_with(s));
+            if !typed {
+                r.add(
+                    "invalid_attribute_suffix",
+                    format!("klasses[{i}].metadata.properties.{name}"),
+                    format!(
+                        "`{name}` must end with its type: one of {}.",
+                        ATTRIBUTE_SUFFIXES.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Component names in the app's namespace, and the references between components.
+fn check_components(r: &mut Report, def: &Map<String, Value>, app: &str) {
+    let prefix = format!("kustomer.app.{app}.");
+    let name_of = |r: &mut Report, path: String, item: &Value| -> String {
+        let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
+        let ok = name.strip_prefix(&prefix).is_some_and(|rest| {
+            !rest.is_empty() && !rest.contains(|c: char| c.is_whitespace() || c.is_control())
+        });
+        if !ok {
+            r.add(
+                "invalid_component_name",
+                format!("{path}.name"),
+                format!("The name must be `{prefix}<name>`."),
+            );
+        }
+        name.to_owned()
+    };
+    for (i, kview) in r.array(def, "kviews").iter().enumerate() {
+        name_of(r, format!("kviews[{i}]"), kview);
+    }
+    let mut actions = Vec::new();
+    for (i, action) in r.array(def, "actions").iter().enumerate() {
+        actions.push(name_of(r, format!("actions[{i}]"), action));
+        let Some(aliases) = action.get("appSettings").and_then(Value::as_object) else {
+            continue;
+        };
+        for (alias, setting) in aliases {
+            let key = setting
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let declared = key
+                .strip_prefix(app)
+                .and_then(|k| k.strip_prefix('.'))
+                .and_then(|k| k.split_once('.'))
+                .is_some_and(|(category, name)| {
+                    def.get("settings")
+                        .and_then(|s| s.get(category))
+                        .and_then(|c| c.get(name))
+                        .is_some()
+                });
+            if !declared {
+                r.add(
+                    "unknown_setting",
+                    format!("actions[{i}].appSettings.{alias}.key"),
+                    format!("`{key}` is not a declared setting `{app}.<category>.<name>`."),
+                );
+            }
+        }
+    }
+    for (i, workflow) in r.array(def, "workflows").iter().enumerate() {
+        name_of(r, format!("workflows[{i}]"), workflow);
+        let steps = workflow.get("steps").and_then(Value::as_array);
+        for (j, step) in steps.into_iter().flatten().enumerate() {
+            let action = step
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let known = actions.iter().any(|a| a == action)
+                || (action.starts_with("kustomer.") && !action.starts_with(&prefix));
+            if !known {
+                r.add(
+                    "unknown_action",
+                    format!("workflows[{i}].steps[{j}].action"),
+                    format!(
+                        "`{action}` is neither one of this app's actions nor a Kustomer action."
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A parsed semantic version: the three numbers and the pre-release identifiers (build
+/// metadata is dropped: it has no part in precedence).
+struct Version<'a> {
+    core: [u64; 3],
+    pre: Vec<&'a str>,
+}
+
+/// A number without leading zeros.
+fn numeric(s: &str) -> Option<u64> {
+    let ok =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    ok.then(|| s.parse().ok()).flatten()
+}
+
+fn identifiers(s: &str) -> Option<Vec<&str>> {
+    let ids: Vec<&str> = s.split('.').collect();
+    ids.iter()
+        .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then_some(ids)
+}
+
+/// `MAJOR.MINOR.PATCH[-pre][+build]` as semver.org defines it.
+fn parse_version(s: &str) -> Option<Version<'_>> {
+    let (rest, build) = s.split_once('+').map_or((s, None), |(r, b)| (r, Some(b)));
+    if let Some(build) = build {
+        identifiers(build)?;
+    }
+    let (core, pre) = rest
+        .split_once('-')
+        .map_or((rest, None), |(c, p)| (c, Some(p)));
+    let pre = match pre {
+        None => Vec::new(),
+        Some(p) => {
+            let ids = identifiers(p)?;
+            // A numeric identifier has no leading zeros.
+            if ids
+                .iter()
+                .any(|id| id.bytes().all(|b| b.is_ascii_digit()) && numeric(id).is_none())
+            {
+                return None;
+            }
+            ids
+        }
+    };
+    let mut numbers = core.split('.').map(numeric);
+    let core = [numbers.next()??, numbers.next()??, numbers.next()??];
+    numbers.next().is_none().then_some(Version { core, pre })
+}
+
+/// Semver precedence of two versions (build metadata ignored), or `None` if either is not a
+/// semantic version: registration requires each version to be higher than the last.
+pub fn compare_versions(a: &str, b: &str) -> Option<Ordering> {
+    let (a, b) = (parse_version(a)?, parse_version(b)?);
+    let pre = match (a.pre.is_empty(), b.pre.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => {
+            let ordered = a
+                .pre
+                .iter()
+                .zip(&b.pre)
+                .map(|(x, y)| match (numeric(x), numeric(y)) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => x.cmp(y),
+                });
+            ordered
+                .chain([a.pre.len().cmp(&b.pre.len())])
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        }
+    };
+    Some(a.core.cmp(&b.core).then(pre))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_follow_semver() {
+        for ok in [
+            "0.1.0",
+            "1.2.3",
+            "10.20.30",
+            "1.0.0-alpha.1",
+            "1.0.0-0.3.7",
+            "1.0.0-x-y.7z+build.01",
+            "1.0.0+20130313",
+        ] {
+            assert!(parse_version(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1",
+            "1.0",
+            "1.0.0.0",
+            "01.0.0",
+            "1.00.0",
+            "1.0.0-",
+            "1.0.0-01",
+            "1.0.0+",
+            "1.0.0-a..b",
+            "v1.0.0",
+            "1.0.0 ",
+            "-1.0.0",
+            "99999999999999999999.0.0",
+        ] {
+            assert!(parse_version(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn app_names_are_snake_case() {
+        for ok in ["stella_connect", "app", "app2_x"] {
+            assert!(is_snake_case(ok), "{ok}");
+        }
+        for bad in [
+            "Stella",
+            "stella-connect",
+            "stella__connect",
+            "_x",
+            "x_",
+            "2app",
+            "stellaConnect",
+        ] {
+            assert!(!is_snake_case(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+// Debian's Chromium through playwright-core, for the page tests: every console error, page
+// error and failed request is collected, so a test can assert there were none.
+import { readFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const AXE = readFileSync(new URL("../../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+// Without the background-networking flags Chromium floods the closed network.
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+export async function launch() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ARGS });
+}
+
+/** A new page whose problems land in `page.problems`. */
+export async function open(browser, url, { width = 900, height = 900 } = {}) {
+  const page = await browser.newPage({ viewport: { width, height } });
+  page.problems = [];
+  page.on("console", (m) => m.type() === "error" && page.problems.push(`console: ${m.text()}`));
+  page.on("pageerror", (e) => page.problems.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => page.problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  await page.goto(url);
+  return page;
+}
+
+/** axe-core's violations of impact "serious" or "critical". Evaluated through the DevTools
+ * protocol, so the page's Content-Security-Policy stays on. */
+export async function seriousViolations(page) {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => (await window.axe.run(document)).violations);
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+}

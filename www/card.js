@@ -1,0 +1,103 @@
+// The agent's card beside a conversation: whether a survey will go out, to whom and when, or
+// why not (the core's decision), and the "do not send" switch.
+import { start, core, options, kustomer, describeError, h } from "./app.js";
+
+const root = document.getElementById("card");
+let Kustomer;
+let current; // {context, settings, user, tags} of the conversation shown
+let message = null; // a note under the card, such as a failed write
+
+main().catch((e) => show(h("p", { class: "error" }, `The card could not start: ${e.message}`)));
+
+async function main() {
+  Kustomer = await start();
+  Kustomer.initialize((context) => load(context));
+  Kustomer.on?.("context", (context) => load(context));
+}
+
+/** Reads what the decision needs that the context lacks: the settings, the agent, the tags. */
+async function load(context) {
+  const conversation = context?.conversation;
+  if (!conversation?.id) return show(h("p", { class: "muted" }, "Open a conversation to see its survey."));
+  message = null;
+  const attributes = conversation.attributes ?? {};
+  const agent = (attributes.assignedUsers ?? []).find(Boolean);
+  const tagIds = (attributes.tags ?? []).filter(Boolean);
+  try {
+    const [settings, user, tags, customer] = await Promise.all([
+      kustomer(Kustomer, "/v1/apps/settings").then((doc) => doc?.data?.attributes?.settings ?? {}),
+      agent ? kustomer(Kustomer, `/v1/users/${encodeURIComponent(agent)}`) : null,
+      tagIds.length ? kustomer(Kustomer, `/v1/tags/${tagIds.map(encodeURIComponent).join(",")}`) : null,
+      context.customer ? { data: context.customer } : null,
+    ]);
+    current = { conversation, settings, user, tags, customer };
+    draw();
+  } catch (e) {
+    show(
+      h("p", { class: "error" }, `Could not read this conversation's details from Kustomer: ${describeError(e)}`),
+      h("button", { type: "button", onclick: () => load(context) }, "Try again"),
+    );
+  }
+}
+
+function draw() {
+  const { conversation, settings, user, tags, customer } = current;
+  const result = core.explainConversation({ settings, conversation: { data: conversation }, customer, user, tags, options });
+  if (!result.ok) return show(h("p", { class: "error" }, `This conversation could not be read: ${result.error.message}`));
+  const card = result.card;
+  const facts = card.survey
+    ? h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "To"),
+        h("dd", {}, card.survey.customerName ? `${card.survey.customerName} <${card.survey.customerEmail}>` : card.survey.customerEmail),
+        h("dt", {}, "About"),
+        h("dd", {}, card.survey.agentEmail),
+        h("dt", {}, "Channel"),
+        h("dd", {}, card.survey.channel),
+        h("dt", {}, "When"),
+        h("dd", {}, card.sendAt ? when(card.sendAt) : `${card.delay} after closing`),
+      )
+    : null;
+  const toggle = h(
+    "button",
+    { type: "button", role: "switch", id: "do-not-send", "aria-checked": String(card.doNotSend), onclick: () => setDoNotSend(!card.doNotSend, card.doNotSendKeys) },
+    h("span", { class: "track", "aria-hidden": "true" }),
+    h("span", {}, "Do not send survey"),
+  );
+  show(
+    h("h2", { class: `outlook ${card.outlook}` }, card.headline),
+    h("p", { class: "detail" }, card.detail),
+    facts,
+    card.outlook === "not_configured" ? null : toggle,
+    message && h("p", { class: "error", role: "alert" }, message),
+  );
+}
+
+function when(iso) {
+  return new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
+}
+
+/** Flips the switch at once, writes the attribute, and puts it back if the write fails. */
+async function setDoNotSend(value, keys) {
+  const shown = current.conversation;
+  const before = shown.attributes?.custom ?? {};
+  const patch = Object.fromEntries(keys.map((k) => [k, value]));
+  shown.attributes = { ...shown.attributes, custom: { ...before, ...patch } };
+  message = null;
+  draw();
+  document.getElementById("do-not-send")?.focus();
+  try {
+    await kustomer(Kustomer, `/v1/conversations/${encodeURIComponent(shown.id)}`, "PUT", { custom: patch });
+  } catch (e) {
+    shown.attributes = { ...shown.attributes, custom: before };
+    message = `Could not save "Do not send survey": ${describeError(e)}. It is back as it was.`;
+    if (current.conversation === shown) draw();
+    document.getElementById("do-not-send")?.focus();
+  }
+}
+
+function show(...children) {
+  root.replaceChildren(...children.filter(Boolean));
+  Kustomer?.resize?.();
+}

@@ -1,0 +1,239 @@
+// The settings page: draws the form from the core's field table, validates every change with
+// the core, saves through the Cards SDK, and asks the edge to check the keys or preview a
+// survey. Keys are never shown again once saved.
+import { start, core, options, kustomer, edge, describeError, h } from "./app.js";
+
+const MASK = "********"; // what Kustomer answers instead of a saved key
+const form = document.getElementById("settings");
+const byKey = new Map(); // key → {field, input, error}
+const savedKeys = new Set(); // secret settings Kustomer holds
+const touched = new Set();
+let Kustomer;
+
+main().catch((e) => status("error", `The settings page could not start: ${e.message}`));
+
+async function main() {
+  Kustomer = await start();
+  await new Promise((resolve) => Kustomer.initialize(resolve));
+  drawForm(core.settingsFields());
+  try {
+    const doc = await kustomer(Kustomer, "/v1/apps/settings");
+    fill(doc?.data?.attributes?.settings ?? {});
+  } catch (e) {
+    fill({});
+    status("error", `Could not read the saved settings: ${describeError(e)}. You can still fill them in and save.`);
+  }
+  validate();
+  document.getElementById("preview").addEventListener("submit", preview);
+  Kustomer.resize?.();
+}
+
+// ---- the form ----------------------------------------------------------------------------
+
+function drawForm(fields) {
+  const row = (field) => {
+    const id = `f-${field.key}`;
+    const secret = field.kind === "secret";
+    const input = h("input", {
+      id,
+      name: field.key,
+      type: field.kind === "boolean" ? "checkbox" : secret ? "password" : "text",
+      inputmode: field.kind === "integer" ? "numeric" : undefined,
+      autocomplete: secret ? "off" : undefined,
+      spellcheck: "false",
+      "aria-describedby": `help-${field.key} error-${field.key}`,
+      oninput: () => changed(field.key),
+      onchange: () => changed(field.key),
+    });
+    const error = h("p", { id: `error-${field.key}`, class: "error" });
+    const show = secret
+      ? h("button", { type: "button", class: "reveal", "aria-pressed": "false", "aria-controls": id, onclick: reveal }, "Show")
+      : null;
+    byKey.set(field.key, { field, input, error });
+    const label = h("label", { for: id }, field.label, field.required ? null : h("span", { class: "muted" }, " (optional)"));
+    return field.kind === "boolean"
+      ? h("div", { class: "field check" }, input, label, h("p", { id: `help-${field.key}`, class: "help" }, field.help), error)
+      : h("div", { class: "field" }, label, h("div", { class: "control" }, input, show), h("p", { id: `help-${field.key}`, class: "help" }, field.help), error);
+  };
+  form.replaceChildren(
+    ...fields.filter((f) => !f.advanced).map(row),
+    h("details", { class: "advanced" }, h("summary", {}, "Advanced settings"), ...fields.filter((f) => f.advanced).map(row)),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "submit", class: "primary" }, "Save"),
+      h("button", { type: "button", onclick: checkConnection }, "Check connection"),
+    ),
+    h("p", { id: "status", role: "status", "aria-live": "polite" }),
+    h("ul", { id: "checks", class: "checks", "aria-live": "polite" }),
+  );
+  form.addEventListener("submit", save);
+}
+
+function reveal(event) {
+  const button = event.currentTarget;
+  const input = document.getElementById(button.getAttribute("aria-controls"));
+  const shown = input.type === "password";
+  input.type = shown ? "text" : "password";
+  button.setAttribute("aria-pressed", String(shown));
+  button.textContent = shown ? "Hide" : "Show";
+}
+
+/** Puts saved settings in the form; saved keys stay blank, with a note that one is saved. */
+function fill(settings) {
+  for (const { field, input } of byKey.values()) {
+    const value = settings[field.key];
+    if (field.kind === "secret") {
+      if (value) savedKeys.add(field.key);
+      input.value = "";
+      input.placeholder = savedKeys.has(field.key) ? "Saved. Type a new key to replace it." : "";
+    } else if (field.kind === "boolean") {
+      input.checked = String(value ?? field.default) === "true";
+    } else {
+      input.value = value === undefined || value === null ? (field.default ?? "") : String(value);
+    }
+  }
+}
+
+/** The form as raw settings; a saved key left blank is sent as Kustomer's mask. */
+function raw() {
+  const values = {};
+  for (const { field, input } of byKey.values()) {
+    if (field.kind === "boolean") values[field.key] = input.checked;
+    else if (field.kind === "secret" && input.value.trim() === "" && savedKeys.has(field.key)) values[field.key] = MASK;
+    else values[field.key] = input.value;
+  }
+  return values;
+}
+
+function changed(key) {
+  touched.add(key);
+  validate();
+}
+
+/** Validates with the core; shows the errors of the fields the admin has touched, or all. */
+function validate(all = false) {
+  const result = core.validateSettings(raw(), options);
+  const errors = new Map((result.ok ? [] : result.errors).map((e) => [e.field, e.message]));
+  for (const [key, { input, error }] of byKey) {
+    const message = all || touched.has(key) ? errors.get(key) : undefined;
+    error.textContent = message ?? "";
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+  if (errors.has("")) status("error", errors.get(""));
+  return result;
+}
+
+function status(kind, text) {
+  const node = document.getElementById("status") ?? form.appendChild(h("p", { id: "status", role: "status" }));
+  node.className = kind;
+  node.textContent = text;
+  Kustomer?.resize?.();
+}
+
+/** Shows every error; false (and the first bad field focused) when the form is invalid. */
+function ready() {
+  for (const key of byKey.keys()) touched.add(key);
+  const result = validate(true);
+  if (result.ok) return true;
+  const count = new Set(result.errors.map((e) => e.field)).size;
+  status("error", `${count} ${count === 1 ? "field needs" : "fields need"} attention: see the messages below them.`);
+  const first = [...byKey.values()].find(({ error }) => error.textContent);
+  if (first) {
+    first.input.closest("details")?.setAttribute("open", "");
+    first.input.focus();
+  }
+  return false;
+}
+
+// ---- save, check, preview ----------------------------------------------------------------
+
+async function save(event) {
+  event.preventDefault();
+  if (!ready()) return;
+  // Settings as Kustomer types them; a saved key left blank is not sent, so it is kept.
+  const settings = {};
+  for (const { field, input } of byKey.values()) {
+    if (field.kind === "boolean") settings[field.key] = input.checked;
+    else if (field.kind === "secret") {
+      if (input.value.trim() !== "") settings[field.key] = input.value.trim();
+    } else if (field.kind === "integer") settings[field.key] = Number(input.value.trim() || field.default);
+    else settings[field.key] = input.value.trim();
+  }
+  status("busy", "Saving…");
+  try {
+    const doc = await kustomer(Kustomer, "/v1/apps/settings", "PUT", { settings });
+    fill(doc?.data?.attributes?.settings ?? {});
+    touched.clear();
+    validate();
+    status("ok", "Saved. Keys are kept by Kustomer and are not shown again.");
+  } catch (e) {
+    status("error", `Not saved: ${describeError(e)}. Your changes are still in the form.`);
+  }
+}
+
+/** The settings as the headers the edge reads, or null (with a message) when a key the call
+ * needs is saved but not typed: saved keys never come back to this page. */
+function headers(needed) {
+  const missing = needed.filter((key) => raw()[key] === MASK).map((key) => byKey.get(key).field.label);
+  if (missing.length) {
+    status("error", `Type the ${missing.join(" and the ")} again to do this: saved keys are never sent back to this page.`);
+    return null;
+  }
+  if (!ready()) return null;
+  const values = raw();
+  const result = {};
+  for (const { field } of byKey.values()) {
+    const value = String(values[field.key] ?? "").trim();
+    if (value !== "") result[field.header] = value;
+  }
+  return result;
+}
+
+const KEYS = ["stellaApiKey", "kustomerApiKey"];
+
+async function checkConnection() {
+  const list = document.getElementById("checks");
+  list.replaceChildren();
+  const settingsHeaders = headers(KEYS);
+  if (!settingsHeaders) return;
+  status("busy", "Checking both keys…");
+  try {
+    const result = await edge("/v1/settings/check", { headers: settingsHeaders });
+    const line = (name, check) =>
+      h("li", { class: check.ok ? "ok" : "error" }, h("strong", {}, `${name}: ${check.ok ? "connected" : "not connected"}. `), check.message);
+    list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella));
+    status(result.ok ? "ok" : "error", result.ok ? "Both keys work." : "A key needs attention: see below.");
+  } catch (e) {
+    status("error", `The check could not run: ${describeError(e)}`);
+  }
+}
+
+async function preview(event) {
+  event.preventDefault();
+  const out = document.getElementById("preview-result");
+  const id = document.getElementById("preview-id").value.trim();
+  if (!id) {
+    out.replaceChildren(h("p", { class: "error" }, "Enter a conversation id, as in the conversation's address in Kustomer."));
+    return;
+  }
+  // The Stella key is masked in a preview, so a saved one will do; the Kustomer key reads the conversation.
+  const settingsHeaders = headers(["kustomerApiKey"]);
+  if (!settingsHeaders) return;
+  out.replaceChildren(h("p", { class: "muted" }, "Reading the conversation…"));
+  try {
+    const result = await edge("/v1/preview", { headers: settingsHeaders, body: { conversationId: id } });
+    out.replaceChildren(
+      ...(result.ok
+        ? [
+            h("p", { class: "ok" }, `This request would be sent to Agent Connect${result.closed ? "" : " once the conversation is closed"}:`),
+            h("pre", { tabindex: "0" }, JSON.stringify(result.request, null, 2)),
+          ]
+        : [h("p", { class: "error" }, `No survey would be sent${result.closed ? "" : " once it is closed"}: ${result.skip.message}`)]),
+    );
+  } catch (e) {
+    out.replaceChildren(h("p", { class: "error" }, `No preview: ${describeError(e)}`));
+  }
+  Kustomer.resize?.();
+}
