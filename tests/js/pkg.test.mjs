@@ -13,7 +13,7 @@ core.initSync({ module: readFileSync(new URL("stella_connect_bg.wasm", pkg)) });
 const settings = { stellaApiKey: "k1", kustomerApiKey: "k2", kustomerUrl: "https://acme.kustomerapp.com" };
 
 test("the three exports exist under their camelCase names", () => {
-  for (const name of ["validateSettings", "planConversationEvent", "buildSurveyRequest"]) {
+  for (const name of ["validateSettings", "planConversationEvent", "buildSurveyRequest", "explainConversation", "settingsFields"]) {
     assert.equal(typeof core[name], "function", name);
   }
 });
@@ -23,6 +23,8 @@ test("the .d.ts declares typed signatures, not any", () => {
   assert.match(dts, /export function validateSettings\(raw: RawSettings \| string, options_: CoreOptions \| undefined\): ValidateSettingsResult;/);
   assert.match(dts, /export function planConversationEvent\(raw_settings: RawSettings \| string, event: unknown, options_: CoreOptions \| undefined\): PlanResult;/);
   assert.match(dts, /export function buildSurveyRequest\(input: SurveyInput \| string\): BuildResult;/);
+  assert.match(dts, /export function explainConversation\(input: SurveyInput \| string\): ExplainResult;/);
+  assert.match(dts, /export function settingsFields\(\): FieldDef\[\];/);
   assert.match(dts, /export type BuildResult = /);
 });
 
@@ -46,4 +48,32 @@ test("the fixtures build the expected request; the key is masked", () => {
 test("optional arguments may be left out", () => {
   assert.equal(core.planConversationEvent(settings, load("conversation-update-done")).action, "schedule");
   assert.equal(core.validateSettings({ ...settings, kustomerUrl: "http://127.0.0.1:1" }, { allowLoopback: true }).ok, true);
+});
+
+test("settingsFields gives the form its fields, in order, with the header each travels in", () => {
+  const fields = core.settingsFields();
+  assert.deepEqual(fields.slice(0, 5).map((f) => [f.key, f.label, f.header]), [
+    ["stellaApiKey", "Stella Connect API key", "x-stella-api-key"],
+    ["kustomerApiKey", "Kustomer API key", "x-kustomer-api-key"],
+    ["kustomerApiUrl", "Kustomer API URL", "x-kustomer-api-url"],
+    ["kustomerUrl", "Kustomer URL", "x-kustomer-url"],
+    ["secondsUntilSend", "Seconds until send", "x-seconds-until-send"],
+  ]);
+  assert.equal(fields.find((f) => f.key === "secondsUntilSend").default, "86400");
+  assert.ok(fields.slice(5).every((f) => f.advanced));
+  assert.equal(Object.getPrototypeOf(fields[0]), Object.prototype);
+});
+
+test("explainConversation answers with a plain card object", () => {
+  const result = core.explainConversation({
+    settings,
+    conversation: load("conversation"),
+    customer: load("customer"),
+    user: load("user"),
+    tags: load("tags"),
+  });
+  assert.equal(result.ok, true);
+  assert.equal(Object.getPrototypeOf(result.card), Object.prototype);
+  assert.equal(result.card.survey.customerEmail, load("expected-stella-request").customer.email);
+  assert.deepEqual(core.explainConversation("{").error.code, "malformed_json");
 });
