@@ -173,6 +173,7 @@ describe("Kustomer sandbox", () => {
       kustomerApiUrl: `${workerd.base}/sandbox/kustomer`,
       kustomerUrl: `${workerd.base}/sandbox/kustomer`,
       secondsUntilSend: "5",
+      stellaApiUrl: `${workerd.base}/sandbox/stella`,
     });
     const put = await kustomer("PUT", "/v1/apps/settings", {
       key: KEY,
