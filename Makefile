@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # Where wasm-bindgen-test finds Debian's driver (never a download).
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: setup build run serve test test-rust test-wasm test-js test-edge test-browser lint size clean demo manifest
+.PHONY: setup build run serve test test-rust test-wasm test-js test-edge test-browser lint size clean demo manifest register
 
 ## Install everything the project needs (idempotent; seconds when warm).
 setup:
@@ -68,6 +68,12 @@ size:
 ## another edge than the default (see app-manifest/README.md).
 manifest:
 	EDGE_URL='$(EDGE_URL)' cargo run --quiet --locked --bin app-manifest -- print > app-manifest/stella_connect.json
+
+## Registers app-manifest/stella_connect.json with Kustomer after the platform check: the local
+## sandbox of `make run` by default, or KUSTOMER_API_URL=https://<org>.api.kustomerapp.com with
+## KUSTOMER_API_KEY (org.admin.apps) from the environment. MANIFEST=path for another file.
+register:
+	node scripts/register.mjs
 
 clean:
 	cargo clean

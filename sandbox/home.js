@@ -17,6 +17,60 @@ async function json(url, init) {
   return response.json();
 }
 
+// The Kustomer API as the signed-in admin (the same session as the Cards SDK stand-in).
+const admin = (path, method = "GET") =>
+  json(`/sandbox/kustomer${path}`, { method, headers: { authorization: "Bearer sandbox-user-session" } });
+
+// The card's address, from the package's smartbar KView (`<DynamicCard src="…" …/>`).
+const cardUrl = (definition) => /src="([^"]+)"/.exec(definition.kviews?.[0]?.template ?? "")?.[1];
+
+async function directory() {
+  const [available, installed] = await Promise.all([admin("/v1/apps/available"), admin("/v1/apps/installed")]);
+  const apps = available.data ?? [];
+  if (!apps.length) {
+    $("directory").replaceChildren(h("p", {}, "No app is registered with this org yet: run ", h("code", {}, "make register"), "."));
+    return;
+  }
+  $("directory").replaceChildren(...apps.map((app) => listing(app.attributes, (installed.data ?? []).find((i) => i.id === app.id)?.attributes)));
+}
+
+// One app as the directory shows it: everything from its definition.
+function listing({ definition: d }, installation) {
+  const developer = d.appDetails?.appDeveloper ?? {};
+  const platform = d.appDetails?.externalPlatform;
+  const changelog = Object.entries(d.changelog ?? {});
+  const settingsUrl = d.settingsPageConfig?.url;
+  const card = cardUrl(d);
+  const after = installation
+    ? h(
+        "div",
+        { class: "installed" },
+        h("p", { class: "ok" }, `Installed: version ${installation.version}.`),
+        h("p", {}, "Next: ", settingsUrl ? h("a", { href: settingsUrl }, "fill in its settings") : "fill in its settings", ", then close a conversation below and open its ",
+          card ? h("a", { href: `${card}?conversation=conv-email` }, "agent card") : "agent card", "."),
+      )
+    : h("button", { type: "button", class: "primary", onclick: () => install(d.app) }, `Install ${d.title}`);
+  return h(
+    "article",
+    { class: "listing", "aria-labelledby": `app-${d.app}` },
+    d.iconUrl ? h("img", { src: d.iconUrl, alt: "", width: "48", height: "48" }) : null,
+    h("h3", { id: `app-${d.app}` }, d.title),
+    h("p", {}, d.description ?? ""),
+    h("p", { class: "muted" }, `Version ${d.version} · by ${developer.name ?? "unknown"}`, developer.website ? " · " : "",
+      developer.website ? h("a", { href: developer.website }, "website") : null, developer.supportEmail ? ` · ${developer.supportEmail}` : ""),
+    platform ? h("p", { class: "muted" }, `Works with ${platform.name}`) : null,
+    changelog.length ? h("details", {}, h("summary", {}, "Changelog"), h("ul", {}, ...changelog.map(([v, notes]) => h("li", {}, `${v}: ${notes}`)))) : null,
+    after,
+  );
+}
+
+async function install(app) {
+  const result = await admin(`/v1/apps/${encodeURIComponent(app)}/install`, "POST");
+  if (result.errors) $("directory").prepend(h("p", { class: "error", role: "alert" }, `Not installed: ${result.errors[0].detail}`));
+  await directory();
+  $("directory").querySelector(".installed a")?.focus();
+}
+
 function values() {
   const api = `${location.origin}/sandbox/kustomer`;
   const rows = [
@@ -87,6 +141,7 @@ async function requests() {
 }
 
 values();
+directory();
 conversations();
 requests();
 setInterval(requests, 2000);

@@ -30,6 +30,12 @@ const ROLES = [
 const API_KEYS = {
   "sandbox-kustomer-key": { token: "token-sandbox", org: seed.SEED_ORG, roles: ROLES },
   "sandbox-kustomer-key-no-tags": { token: "token-sandbox-no-tags", org: seed.SEED_ORG, roles: ROLES.filter((r) => !r.includes(".tag.")) },
+  // An agent's key: reads and updates conversations, no admin or settings roles.
+  "sandbox-kustomer-key-agent": {
+    token: "token-sandbox-agent",
+    org: seed.SEED_ORG,
+    roles: ROLES.filter((r) => r.startsWith("org.permission.") && !r.includes(".setting.")),
+  },
   "other-org-key": { token: "token-other", org: "other-org", roles: ROLES },
   // The signed-in user of the Cards SDK stand-in (an admin who is also an agent).
   "sandbox-user-session": { token: "session-user", org: seed.SEED_ORG, roles: ROLES },
@@ -46,13 +52,31 @@ const API_ROUTES = [
   ["GET", /^\/v1\/apps\/settings$/, "GET /v1/apps/settings", ["org.permission.setting.read", "org.admin.apps"], "getSettings"],
   ["PUT", /^\/v1\/apps\/settings$/, "PUT /v1/apps/settings", ["org.permission.setting.update", "org.admin.apps"], "putSettings"],
   ["GET", /^\/v1\/auth\/tokens\/current$/, "GET /v1/auth/tokens/current", [], "getToken"],
+  // App registration (kustomer-apps.md §1). The install route and the klass listing are guesses:
+  // Kustomer installs from its App Directory page; the sandbox needs an API call for it.
+  ["POST", /^\/v1\/apps\/available$/, "POST /v1/apps/available", ["org.admin.apps"], "registerApp"],
+  ["GET", /^\/v1\/apps\/available$/, "GET /v1/apps/available", ["org.admin.apps"], "listApps"],
+  ["POST", /^\/v1\/apps\/([^/]+)\/install$/, "POST /v1/apps/:app/install", ["org.admin.apps"], "installApp"],
+  ["GET", /^\/v1\/apps\/installed$/, "GET /v1/apps/installed", ["org.admin.apps"], "listInstalled"],
+  ["GET", /^\/v1\/klasses\/([^/]+)$/, "GET /v1/klasses/:name", [], "getKlass"],
 ];
+// The top-level keys of an app definition (kustomer-apps.md §1); the schema is strict.
+const DEFINITION_KEYS = [
+  "app", "version", "title", "identifier", "visibility", "description", "iconUrl", "appDetails", "dependencies",
+  "settings", "settingsPageConfig", "klasses", "kviews", "actions", "workflows", "outboundWebhooks", "i18n", "changelog",
+];
+const REQUIRED_DEFINITION_KEYS = ["app", "version", "title"];
+// Guess: Kustomer's size limit for a definition is not documented; this keeps one stored value
+// under Durable Objects' 128 KiB.
+const MAX_DEFINITION_BYTES = 120_000;
+// Attribute name suffix → type (kustomer-apps.md §3); the type names are a guess.
+const ATTRIBUTE_TYPES = { Str: "string", Txt: "text", Num: "number", At: "date", Bool: "boolean", Url: "url", Id: "id" };
 const RESOURCE_TYPES = { conversations: "conversation", customers: "customer", users: "user" };
 
 const json = (status, body, headers = {}) =>
   Response.json(body, { status, headers: { "cache-control": "no-store", ...headers } });
-const apiError = (status, code, title, detail, headers) =>
-  json(status, { errors: [{ status: String(status), code, title, detail }] }, headers);
+const apiError = (status, code, title, detail, headers, meta) =>
+  json(status, { errors: [{ status: String(status), code, title, detail, ...(meta && { meta }) }] }, headers);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 // Body as JSON, or undefined when there is none; throws on malformed JSON.
@@ -223,7 +247,13 @@ export class KustomerState extends DurableObject {
   }
 
   async getSettings(request, key) {
-    return this.settingsDocument(await this.settings(key.org, new URL(request.url).origin));
+    return this.settingsDocument(await this.settings(key.org, new URL(request.url).origin), await this.secretSettings(key.org));
+  }
+
+  // The sandbox's own secret keys plus those the org's installed apps declare as `secret`.
+  async secretSettings(org) {
+    const installed = await this.ctx.storage.list({ prefix: `installed:${org}:` });
+    return [...new Set([...SECRET_SETTINGS, ...[...installed.values()].flatMap((i) => i.secrets)])];
   }
 
   // Merges; null removes a setting; the mask sent back for a secret keeps the stored value.
@@ -231,18 +261,131 @@ export class KustomerState extends DurableObject {
     const body = await readJson(request);
     if (!isObject(body?.settings)) return apiError(400, "bad_request", "Bad Request", "Body must be {settings: {...}}.");
     const settings = await this.settings(key.org, new URL(request.url).origin);
+    const secrets = await this.secretSettings(key.org);
     for (const [k, v] of Object.entries(body.settings)) {
       if (v === null) delete settings[k];
-      else if (!(SECRET_SETTINGS.includes(k) && v === MASK)) settings[k] = v;
+      else if (!(secrets.includes(k) && v === MASK)) settings[k] = v;
     }
     await this.ctx.storage.put(`settings:${key.org}`, settings);
-    return this.settingsDocument(settings);
+    return this.settingsDocument(settings, secrets);
   }
 
-  settingsDocument(settings) {
+  settingsDocument(settings, secrets = SECRET_SETTINGS) {
     const shown = { ...settings };
-    for (const k of SECRET_SETTINGS) if (shown[k]) shown[k] = MASK;
+    for (const k of secrets) if (shown[k]) shown[k] = MASK;
     return json(200, { data: { type: "app_settings", id: "stella_connect", attributes: { settings: shown } } });
+  }
+
+  // ---- app registration and installation ---------------------------------------------------
+  // Stored per org: `app:<org>:<app>` (the latest registered definition and the versions before
+  // it), `installed:<org>:<app>`, and `klass:<org>:<klass>` (the attributes installs created).
+  // Not modelled: the `<app>_<orgId>` namespacing of private apps (§1), removing attributes a
+  // newer version no longer declares, uninstalling.
+
+  // POST /v1/apps/available: validates the definition as Kustomer documents it (required keys,
+  // strict top-level keys, snake_case app, semver version higher than the last one registered).
+  async registerApp(request, key) {
+    const text = await request.text();
+    if (new TextEncoder().encode(text).length > MAX_DEFINITION_BYTES) {
+      const detail = `The definition is over ${MAX_DEFINITION_BYTES} bytes.`;
+      return apiError(413, "too_large", "Payload Too Large", detail, undefined, { limit: MAX_DEFINITION_BYTES });
+    }
+    let def;
+    try {
+      def = JSON.parse(text);
+    } catch (e) {
+      return apiError(400, "bad_request", "Bad Request", `Body is not valid JSON: ${e.message}`, undefined, { body: "invalid_json" });
+    }
+    if (!isObject(def)) {
+      return apiError(400, "invalid_type", "Bad Request", "An app definition is a JSON object.", undefined, { expected: "object" });
+    }
+    const invalid = (code, detail, meta) => apiError(400, code, "Bad Request", detail, undefined, meta);
+    const unknown = Object.keys(def).find((k) => !DEFINITION_KEYS.includes(k));
+    if (unknown !== undefined) return invalid("unknown_key", `Unknown top-level key "${unknown}".`, { key: unknown });
+    const missing = REQUIRED_DEFINITION_KEYS.find((k) => def[k] === undefined || def[k] === null || def[k] === "");
+    if (missing) return invalid("missing_key", `"${missing}" is required.`, { key: missing });
+    const { app, version, title } = def;
+    if (typeof app !== "string" || !/^[a-z][a-z0-9]*(_[a-z0-9]+)*$/.test(app)) {
+      return invalid("invalid_value", `"app" must be snake_case text.`, { key: "app", value: app });
+    }
+    if (typeof version !== "string" || !parseSemver(version)) {
+      return invalid("invalid_value", `"version" must be a semantic version such as 1.2.3.`, { key: "version", value: version });
+    }
+    if (typeof title !== "string") return invalid("invalid_value", `"title" must be text.`, { key: "title", value: title });
+
+    const stored = await this.ctx.storage.get(`app:${key.org}:${app}`);
+    if (stored && compareSemver(version, stored.version) <= 0) {
+      return apiError(
+        409,
+        "version_not_higher",
+        "Conflict",
+        `Version ${version} must be higher than the registered version ${stored.version}.`,
+        undefined,
+        { registered: stored.version, version },
+      );
+    }
+    const history = stored ? [...stored.history, { version: stored.version, registeredAt: stored.registeredAt }] : [];
+    const entry = { app, version, title, registeredAt: new Date().toISOString(), definition: def, history };
+    await this.ctx.storage.put(`app:${key.org}:${app}`, entry);
+    return json(201, { data: appDocument(entry) });
+  }
+
+  async listApps(request, key) {
+    const apps = await this.ctx.storage.list({ prefix: `app:${key.org}:` });
+    return json(200, { data: [...apps.values()].map(appDocument) });
+  }
+
+  // Installs the latest registered version: records it, creates the attributes its klasses
+  // declare and sets the defaults of its settings that the org has not set (kept values win).
+  async installApp(request, key, name) {
+    const entry = await this.ctx.storage.get(`app:${key.org}:${name}`);
+    if (!entry) return apiError(404, "not_found", "Not Found", `No registered app ${name}.`);
+    const def = entry.definition;
+    // Guess: an app without `identifier` prefixes its attributes with its name.
+    const identifier = typeof def.identifier === "string" && def.identifier ? def.identifier : entry.app;
+    const created = [];
+    for (const klass of Array.isArray(def.klasses) ? def.klasses : []) {
+      const properties = klass?.metadata?.properties;
+      if (typeof klass?.name !== "string" || !isObject(properties)) continue;
+      const storeKey = `klass:${key.org}:${klass.name}`;
+      const attributes = (await this.ctx.storage.get(storeKey)) ?? {};
+      for (const [attr, spec] of Object.entries(properties)) {
+        const stored = appAttributeKey(identifier, attr);
+        const suffix = /(Str|Txt|Num|At|Bool|Url|Id)$/.exec(attr);
+        attributes[stored] = { displayName: spec?.displayName ?? attr, type: suffix ? ATTRIBUTE_TYPES[suffix[1]] : null, app: entry.app };
+        created.push(stored);
+      }
+      await this.ctx.storage.put(storeKey, attributes);
+    }
+
+    const declared = isObject(def.settings?.default) ? Object.entries(def.settings.default) : [];
+    const settings = await this.settings(key.org, new URL(request.url).origin);
+    for (const [k, spec] of declared) {
+      if (!Object.hasOwn(settings, k) && spec?.defaultValue !== undefined) settings[k] = spec.defaultValue;
+    }
+    await this.ctx.storage.put(`settings:${key.org}`, settings);
+
+    const before = await this.ctx.storage.get(`installed:${key.org}:${entry.app}`);
+    const installation = {
+      app: entry.app,
+      version: entry.version,
+      installedAt: before?.version === entry.version ? before.installedAt : new Date().toISOString(),
+      attributes: created,
+      secrets: declared.filter(([, spec]) => spec?.type === "secret").map(([k]) => k),
+    };
+    await this.ctx.storage.put(`installed:${key.org}:${entry.app}`, installation);
+    return json(200, { data: installationDocument(installation) });
+  }
+
+  async listInstalled(request, key) {
+    const installed = await this.ctx.storage.list({ prefix: `installed:${key.org}:` });
+    return json(200, { data: [...installed.values()].map(installationDocument) });
+  }
+
+  // The custom attributes installs created on a klass, in the definition's shape.
+  async getKlass(request, key, name) {
+    const properties = (await this.ctx.storage.get(`klass:${key.org}:${name}`)) ?? {};
+    return json(200, { data: { type: "klass", id: name, attributes: { name, metadata: { properties } } } });
   }
 
   getToken(request, key) {
@@ -412,6 +555,44 @@ export class KustomerState extends DurableObject {
     await this.ctx.storage.put("faults", faults);
     return json(200, { faults });
   }
+}
+
+const appDocument = ({ app, version, title, registeredAt, definition }) => ({
+  type: "app",
+  id: app,
+  attributes: { app, version, title, registeredAt, definition },
+});
+const installationDocument = ({ app, version, installedAt, attributes }) => ({
+  type: "app_installation",
+  id: app,
+  attributes: { app, version, installedAt, attributes },
+});
+
+// `"@" + identifier + PascalCase(attribute)`, as src/kustomer.rs names it (a guess there too).
+const appAttributeKey = (identifier, attribute) => `@${identifier}${attribute.charAt(0).toUpperCase()}${attribute.slice(1)}`;
+
+// MAJOR.MINOR.PATCH[-pre][+build] as semver.org defines it: {core: [3 BigInts], pre: [ids]}, or
+// undefined.
+function parseSemver(text) {
+  const m = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/.exec(text);
+  return m && { core: [BigInt(m[1]), BigInt(m[2]), BigInt(m[3])], pre: m[4] ? m[4].split(".") : [] };
+}
+
+// Semver precedence: -1, 0 or 1 (build metadata ignored; a pre-release sorts before its release).
+function compareSemver(a, b) {
+  const [x, y] = [parseSemver(a), parseSemver(b)];
+  const cmp = (p, q) => (p < q ? -1 : p > q ? 1 : 0);
+  for (let i = 0; i < 3; i++) if (x.core[i] !== y.core[i]) return cmp(x.core[i], y.core[i]);
+  if (!x.pre.length || !y.pre.length) return cmp(Number(!x.pre.length), Number(!y.pre.length));
+  for (let i = 0; i < Math.min(x.pre.length, y.pre.length); i++) {
+    const [p, q] = [x.pre[i], y.pre[i]];
+    const [pn, qn] = [/^\d+$/.test(p), /^\d+$/.test(q)];
+    if (p === q) continue;
+    if (pn && qn) return cmp(BigInt(p), BigInt(q));
+    if (pn !== qn) return pn ? -1 : 1; // numeric identifiers sort before alphanumeric ones
+    return cmp(p, q);
+  }
+  return cmp(x.pre.length, y.pre.length);
 }
 
 // `stellaApiKey` → `x-stella-api-key`: the header each setting travels in, as in the app's

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts workerd with the edge, the Kustomer and Stella sandboxes and the pages on 127.0.0.1.
+# Starts workerd with the edge, the Kustomer and Stella sandboxes and the pages on 127.0.0.1,
+# and registers the app package with the Kustomer sandbox.
 # PORT (default 8787) picks the port, STATE_DIR (default .local/state) keeps the Durable
 # Objects' storage, so pending surveys survive a restart. Expects `make build` to have run.
 set -euo pipefail
@@ -19,6 +20,20 @@ close a conversation and watch its survey arrive.
   A closed conversation's survey arrives in the Stella sandbox after "Seconds until send" (5 s here).
   State is kept in $state; Ctrl-C stops.
 TXT
-exec node_modules/.bin/workerd serve sandbox/workerd.capnp \
+node_modules/.bin/workerd serve sandbox/workerd.capnp \
   --socket-addr "http=127.0.0.1:$port" --directory-path "state=$(realpath "$state")" \
-  --directory-path "site=$(realpath build/site)"
+  --directory-path "site=$(realpath build/site)" &
+workerd=$!
+trap 'kill "$workerd" 2>/dev/null' INT TERM
+
+# Registers this package with the Kustomer sandbox, as an admin does with `make register`, but
+# generated for this address, so that the installed app's pages, card and action are the local
+# ones. REGISTER=0 skips it.
+if [ "${REGISTER:-1}" = 1 ]; then
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  manifest="$state/app-manifest.json"
+  if cargo run --quiet --locked --bin app-manifest -- print --edge-url "http://127.0.0.1:$port" > "$manifest"; then
+    PORT=$port node scripts/register.mjs --file "$manifest" || true
+  fi
+fi
+wait "$workerd"

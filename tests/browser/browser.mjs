@@ -2,6 +2,7 @@
 // error and failed request is collected, so a test can assert there were none.
 import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
+import { KUSTOMER_KEY, STELLA_KEY } from "../http/harness.mjs";
 
 const AXE = readFileSync(new URL("../../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
 // Without the background-networking flags Chromium floods the closed network.
@@ -30,4 +31,13 @@ export async function seriousViolations(page) {
   return violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+}
+
+/** Types the sandboxes' values into the settings form (`api`: the Kustomer sandbox's URL). */
+export async function fillSettings(page, api, { stellaKey = STELLA_KEY, kustomerKey = KUSTOMER_KEY, seconds = "1" } = {}) {
+  await page.getByLabel("Stella Connect API key").fill(stellaKey);
+  await page.getByLabel("Kustomer API key").fill(kustomerKey);
+  await page.getByLabel("Kustomer API URL").fill(api);
+  await page.getByLabel("Kustomer URL", { exact: true }).fill(api);
+  await page.getByLabel("Seconds until send").fill(seconds);
 }

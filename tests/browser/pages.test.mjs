@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import * as core from "../../pkg/stella_connect.js";
 import { KUSTOMER_KEY, STELLA_KEY, Stack, waitFor } from "../http/harness.mjs";
-import { launch, open, seriousViolations } from "./browser.mjs";
+import { fillSettings, launch, open, seriousViolations } from "./browser.mjs";
 
 core.initSync({ module: readFileSync(new URL("../../pkg/stella_connect_bg.wasm", import.meta.url)) });
 const SHOTS = new URL("../../docs/screenshots/", import.meta.url);
@@ -38,14 +38,7 @@ async function settingsPage() {
   return page;
 }
 
-/** Types the sandbox's values into the form. */
-async function fillValid(page, { stellaKey = STELLA_KEY, kustomerKey = KUSTOMER_KEY, seconds = "1" } = {}) {
-  await page.getByLabel("Stella Connect API key").fill(stellaKey);
-  await page.getByLabel("Kustomer API key").fill(kustomerKey);
-  await page.getByLabel("Kustomer API URL").fill(sandboxApi());
-  await page.getByLabel("Kustomer URL", { exact: true }).fill(sandboxApi());
-  await page.getByLabel("Seconds until send").fill(seconds);
-}
+const fillValid = (page, values) => fillSettings(page, sandboxApi(), values);
 
 async function cardPage(id, { width = 360 } = {}) {
   const page = await open(browser, `${stack.base}/app/card.html?conversation=${id}`, { width, height: 500 });

@@ -44,6 +44,7 @@ export class Stack {
     this.proc = spawn("scripts/serve.sh", [], {
       env: { ...process.env, PORT: String(this.port), STATE_DIR: this.state, RETRY_BASE_MS: "300", LEASE_MS: "2000" },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: true, // its own process group: serve.sh and workerd die together
     });
     for (const stream of [this.proc.stdout, this.proc.stderr]) stream.on("data", (d) => this.log.push(String(d)));
     await waitFor(async () => (await fetch(`${this.base}/healthz`).catch(() => null))?.ok, 15_000, "workerd to start");
@@ -53,8 +54,10 @@ export class Stack {
   /** Kills workerd at once (no graceful shutdown), as a crash would. */
   async kill() {
     const exited = new Promise((r) => this.proc.once("exit", r));
-    this.proc.kill("SIGKILL");
+    process.kill(-this.proc.pid, "SIGKILL");
     await exited;
+    // The group's workerd dies with it; wait until its socket is closed for a restart.
+    await waitFor(async () => !(await fetch(`${this.base}/healthz`).then(() => true, () => false)), 5_000, "workerd to stop", 50);
   }
 
   async stop() {

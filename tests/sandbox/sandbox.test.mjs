@@ -13,6 +13,8 @@ import { once } from "node:events";
 const root = new URL("../../", import.meta.url);
 const fixture = (name) => JSON.parse(readFileSync(new URL(`tests/fixtures/kustomer/${name}.json`, root), "utf8"));
 const KEY = "sandbox-kustomer-key";
+const AGENT_KEY = "sandbox-kustomer-key-agent"; // no org.admin.apps
+const DEFINITION = JSON.parse(readFileSync(new URL("app-manifest/stella_connect.json", root), "utf8"));
 const STELLA_KEY = "sandbox-stella-key";
 
 let storageDir;
@@ -303,6 +305,149 @@ describe("Kustomer sandbox", () => {
     assert.ok(!("brand" in settings));
     const stats = (await kustomer("GET", "/stats")).body;
     assert.deepEqual(stats, { total: 2, byRoute: { "GET /v1/conversations/:id": 1, "GET /v1/apps/settings": 1 } });
+  });
+});
+
+describe("Kustomer sandbox: app registration and installation", () => {
+  const register = (body, key = KEY) => kustomer("POST", "/v1/apps/available", { key, body });
+  const definition = (version, extra = {}) => ({ ...structuredClone(DEFINITION), version, ...extra });
+  const settings = async () => (await kustomer("GET", "/v1/apps/settings", { key: KEY })).body.data.attributes.settings;
+  before(async () => {
+    await kustomer("POST", "/reset");
+  });
+
+  it("needs the org.admin.apps role", async () => {
+    const routes = [
+      ["POST", "/v1/apps/available"],
+      ["GET", "/v1/apps/available"],
+      ["POST", "/v1/apps/stella_connect/install"],
+      ["GET", "/v1/apps/installed"],
+    ];
+    for (const [method, path] of routes) {
+      const r = await kustomer(method, path, { key: AGENT_KEY, body: method === "POST" ? definition("0.1.0") : undefined });
+      assert.equal(r.status, 403, `${method} ${path}`);
+      assert.deepEqual(Object.keys(r.body.errors[0]).sort(), ["code", "detail", "status", "title"]);
+      assert.equal(r.body.errors[0].status, "403");
+      assert.match(r.body.errors[0].detail, /org\.admin\.apps/);
+    }
+    assert.equal((await register(definition("0.1.0"), null)).status, 401);
+    assert.equal((await kustomer("GET", "/v1/conversations/conv-email", { key: AGENT_KEY })).status, 200);
+  });
+
+  it("refuses a definition that breaks the documented rules, with a code and what failed", async () => {
+    const { title, ...untitled } = definition("0.1.0");
+    const cases = [
+      [{ raw: "{nope" }, "bad_request"],
+      [{ body: [definition("0.1.0")] }, "invalid_type"],
+      [{ body: definition("0.1.0", { extraKey: 1 }) }, "unknown_key", { key: "extraKey" }],
+      [{ body: untitled }, "missing_key", { key: "title" }],
+      [{ body: definition("") }, "missing_key", { key: "version" }],
+      [{ body: definition("0.1.0", { app: "Stella-Connect" }) }, "invalid_value", { key: "app", value: "Stella-Connect" }],
+      [{ body: definition("1.0") }, "invalid_value", { key: "version", value: "1.0" }],
+    ];
+    for (const [opts, code, meta] of cases) {
+      const r = await kustomer("POST", "/v1/apps/available", { key: KEY, ...opts });
+      assert.equal(r.status, 400, code);
+      assert.equal(r.body.errors[0].status, "400");
+      assert.equal(r.body.errors[0].code, code);
+      assert.ok(r.body.errors[0].meta && r.body.errors[0].detail);
+      if (meta) assert.deepEqual(r.body.errors[0].meta, meta);
+    }
+    assert.deepEqual((await kustomer("GET", "/v1/apps/available", { key: KEY })).body, { data: [] });
+  });
+
+  it("registers a version only when it is higher than the last one, per org", async () => {
+    const first = await register(definition("0.1.0"));
+    assert.equal(first.status, 201);
+    const { data } = first.body;
+    assert.equal(data.type, "app");
+    assert.equal(data.id, "stella_connect");
+    assert.deepEqual({ ...data.attributes, registeredAt: "" }, {
+      app: "stella_connect",
+      version: "0.1.0",
+      title: DEFINITION.title,
+      registeredAt: "",
+      definition: definition("0.1.0"),
+    });
+    assert.ok(!Number.isNaN(Date.parse(data.attributes.registeredAt)));
+
+    const again = await register(definition("0.1.0"));
+    assert.equal(again.status, 409);
+    assert.equal(again.body.errors[0].code, "version_not_higher");
+    assert.deepEqual(again.body.errors[0].meta, { registered: "0.1.0", version: "0.1.0" });
+    assert.equal((await register(definition("0.1.1"))).status, 201);
+    for (const lower of ["0.1.0", "0.1.1-rc.1", "0.1.1+build.2", "0.0.9"]) {
+      const r = await register(definition(lower));
+      assert.equal(r.status, 409, lower);
+      assert.deepEqual(r.body.errors[0].meta, { registered: "0.1.1", version: lower });
+    }
+    assert.equal((await register(definition("0.1.0"), "other-org-key")).status, 201); // another org's registry
+
+    const list = (await kustomer("GET", "/v1/apps/available", { key: KEY })).body.data;
+    assert.deepEqual(list.map((a) => [a.type, a.id, a.attributes.version]), [["app", "stella_connect", "0.1.1"]]);
+    assert.equal(list[0].attributes.definition.version, "0.1.1");
+  });
+
+  it("installs the latest version: the conversation attribute, and the settings' defaults where none is set", async () => {
+    assert.equal((await kustomer("POST", "/v1/apps/nope/install", { key: KEY })).status, 404);
+    const extra = structuredClone(DEFINITION.settings);
+    extra.default.webhookToken = { type: "secret", defaultValue: "token-default", required: false };
+    assert.equal((await register(definition("0.2.0", { settings: extra }))).status, 201);
+    // What the org already has is kept; what it lacks takes the definition's default.
+    await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: { brand: "Acme", secondsUntilSend: null, kustomerApiKey: null } } });
+
+    const r = await kustomer("POST", "/v1/apps/stella_connect/install", { key: KEY });
+    assert.equal(r.status, 200);
+    const installation = r.body.data;
+    assert.equal(installation.type, "app_installation");
+    assert.equal(installation.id, "stella_connect");
+    assert.equal(installation.attributes.version, "0.2.0");
+    assert.deepEqual(installation.attributes.attributes, ["@stellaDoNotSendStellaConnectRequestBool"]);
+    assert.ok(!Number.isNaN(Date.parse(installation.attributes.installedAt)));
+
+    assert.deepEqual(await settings(), {
+      stellaApiKey: "********", // kept, masked
+      kustomerApiKey: "", // the secret's default: nothing to mask
+      kustomerApiUrl: `${workerd.base}/sandbox/kustomer`, // kept, not the definition's default
+      kustomerUrl: `${workerd.base}/sandbox/kustomer`,
+      secondsUntilSend: 86400,
+      stellaApiUrl: `${workerd.base}/sandbox/stella`,
+      brand: "Acme",
+      channelMap: "voice=phone",
+      sendLanguage: false,
+      surveyedChannels: "",
+      webhookToken: "********", // declared secret by the definition
+    });
+    const put = await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: { webhookToken: "********" } } });
+    assert.equal(put.body.data.attributes.settings.webhookToken, "********");
+
+    const klass = (await kustomer("GET", "/v1/klasses/conversation", { key: KEY })).body.data;
+    assert.deepEqual(klass.attributes.metadata.properties, {
+      "@stellaDoNotSendStellaConnectRequestBool": { displayName: "Do not send Stella Connect request", type: "boolean", app: "stella_connect" },
+    });
+    const installed = (await kustomer("GET", "/v1/apps/installed", { key: KEY })).body.data;
+    assert.deepEqual(installed, [installation]);
+    assert.deepEqual((await kustomer("GET", "/v1/apps/installed", { key: "other-org-key" })).body.data, []);
+    assert.deepEqual((await kustomer("GET", "/v1/klasses/conversation", { key: "other-org-key" })).body.data.attributes.metadata.properties, {});
+
+    // Installing again changes nothing; after a new version it installs that one.
+    assert.deepEqual((await kustomer("POST", "/v1/apps/stella_connect/install", { key: KEY })).body.data, installation);
+    await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: { secondsUntilSend: "60" } } });
+    assert.equal((await register(definition("0.3.0"))).status, 201);
+    const upgraded = (await kustomer("POST", "/v1/apps/stella_connect/install", { key: KEY })).body.data.attributes;
+    assert.equal(upgraded.version, "0.3.0");
+    assert.equal((await settings()).secondsUntilSend, "60");
+    const stats = (await kustomer("GET", "/stats")).body.byRoute;
+    assert.ok(stats["POST /v1/apps/:app/install"] >= 4 && stats["POST /v1/apps/available"] >= 3);
+  });
+
+  it("reset forgets registrations, installations and attributes", async () => {
+    await kustomer("POST", "/reset");
+    assert.deepEqual((await kustomer("GET", "/v1/apps/available", { key: KEY })).body, { data: [] });
+    assert.deepEqual((await kustomer("GET", "/v1/apps/installed", { key: KEY })).body, { data: [] });
+    assert.deepEqual((await kustomer("GET", "/v1/klasses/conversation", { key: KEY })).body.data.attributes.metadata.properties, {});
+    assert.equal((await register(definition("0.1.0"))).status, 201);
+    assert.ok(!("channelMap" in (await settings())));
   });
 });
 
