@@ -8,25 +8,13 @@ use serde_json::{json, Value};
 use stella_connect::api;
 use stella_connect::card::describe_delay;
 use stella_connect::timestamp;
-use support::{fixture, settings, settings_with};
+use support::{fixture, settings, settings_with, survey_input as input};
 
 /// A change to a test document.
 type Edit = Box<dyn Fn(&mut Value)>;
 
 /// The fixture conversation was closed at this time.
 const CLOSED_AT: &str = "2026-11-20T14:03:11.401Z";
-
-fn input(edit: impl FnOnce(&mut Value)) -> Value {
-    let mut doc = json!({
-        "settings": settings(),
-        "conversation": fixture("conversation"),
-        "customer": fixture("customer"),
-        "user": fixture("user"),
-        "tags": fixture("tags"),
-    });
-    edit(&mut doc);
-    doc
-}
 
 fn card_at(input: Value, now: &str) -> Value {
     let out = serde_json::to_value(api::explain_conversation(

@@ -8,7 +8,7 @@ mod support;
 use serde_json::{json, Value};
 use stella_connect::api::{self, Options};
 use stella_connect::timestamp;
-use support::{assert_valid_body, fixture, settings, settings_with};
+use support::{assert_valid_body, fixture, settings, settings_with, survey_input as input};
 
 /// A change to a test document.
 type Edit = Box<dyn Fn(&mut Value)>;
@@ -20,19 +20,6 @@ fn build(input: Value) -> Value {
         assert_valid_body(&out["request"]["body"]);
     }
     out
-}
-
-/// The fixtures' documents, with changes applied by `edit`.
-fn input(edit: impl FnOnce(&mut Value)) -> Value {
-    let mut doc = json!({
-        "settings": settings(),
-        "conversation": fixture("conversation"),
-        "customer": fixture("customer"),
-        "user": fixture("user"),
-        "tags": fixture("tags"),
-    });
-    edit(&mut doc);
-    doc
 }
 
 fn body(out: &Value) -> &Value {

@@ -23,6 +23,20 @@ pub fn settings() -> Value {
     })
 }
 
+/// The fixtures as one survey input (`{settings, conversation, customer, user, tags}`, what
+/// `buildSurveyRequest` and `explainConversation` take), with changes applied by `edit`.
+pub fn survey_input(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut doc = json!({
+        "settings": settings(),
+        "conversation": fixture("conversation"),
+        "customer": fixture("customer"),
+        "user": fixture("user"),
+        "tags": fixture("tags"),
+    });
+    edit(&mut doc);
+    doc
+}
+
 /// `settings()` with some fields replaced.
 pub fn settings_with(changes: Value) -> Value {
     let mut s = settings();
