@@ -28,7 +28,9 @@ async function directory() {
   const [available, installed] = await Promise.all([admin("/v1/apps/available"), admin("/v1/apps/installed")]);
   const apps = available.data ?? [];
   if (!apps.length) {
-    $("directory").replaceChildren(h("p", {}, "No app is registered with this org yet: run ", h("code", {}, "make register"), "."));
+    $("directory").replaceChildren(
+      h("p", {}, "No app is registered with this org yet. ", h("code", {}, "make run"), " registers this package once it has built its manifest tool (the first time, up to a minute): reload then, or run ", h("code", {}, "make register"), "."),
+    );
     return;
   }
   $("directory").replaceChildren(...apps.map((app) => listing(app.attributes, (installed.data ?? []).find((i) => i.id === app.id)?.attributes)));
