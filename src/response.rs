@@ -67,8 +67,11 @@ pub fn classify_response(r: Response<'_>, now: Instant) -> Outcome {
             wait_seconds: r
                 .retry_after
                 .and_then(|v| retry_after_seconds(v, now))
+                // Kustomer sends its rate-limit reset on every answer; it says when to come
+                // back only when the answer is "too many requests".
                 .or_else(|| {
                     r.ratelimit_reset
+                        .filter(|_| r.status == 429)
                         .and_then(|v| ratelimit_reset_seconds(v, now))
                 }),
             message,
@@ -206,6 +209,23 @@ mod tests {
         assert_eq!(wait(None, Some(&millis)), Some(45));
         assert_eq!(wait(None, Some("-3")), None);
         assert_eq!(wait(Some("10"), Some("30")), Some(10), "Retry-After wins");
+        // A server error with the rate-limit headers Kustomer always sends: the usual backoff.
+        let server_error = classify_response(
+            Response {
+                status: 500,
+                retry_after: None,
+                ratelimit_reset: Some("30"),
+                body: "",
+            },
+            now(),
+        );
+        assert!(matches!(
+            server_error,
+            Outcome::Retry {
+                wait_seconds: None,
+                ..
+            }
+        ));
     }
 
     #[test]

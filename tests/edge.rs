@@ -933,6 +933,13 @@ fn preview() -> Edge {
         (400, "invalid_settings"),
         "{reply:?}"
     );
+    let unknown_key = settings_headers_with(&[("kustomerApiKey", Some("unknown-key"))]);
+    let reply = edge.call("POST", "/v1/preview", &unknown_key, &body(CONVERSATION));
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (401, "kustomer_key_rejected"),
+        "{reply:?}"
+    );
     let reply = edge.call("POST", "/v1/preview", &settings_headers(), "{}");
     assert_eq!(reply.status, 400, "{reply:?}");
 

@@ -323,6 +323,19 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 code: "not_found",
                 message,
             }) => return Reply::error(404, "conversation_not_found", scrub(message, &keys)),
+            Err(Failure::Fatal {
+                code: "rejected",
+                message,
+            }) => {
+                return Reply::error(
+                    401,
+                    "kustomer_key_rejected",
+                    format!(
+                        "Kustomer did not accept the Kustomer API key: {}",
+                        scrub(message, &keys)
+                    ),
+                )
+            }
             Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
                 return Reply::error(502, "kustomer_error", scrub(message, &keys))
             }

@@ -24,7 +24,9 @@ test("directory → install → settings → close → survey request", async ()
   const home = await open(browser, `${stack.base}/`);
   // serve.sh registers the package once workerd is up (a cargo build may come first).
   const listing = home.locator("article.listing");
-  await waitFor(async () => (await listing.count()) > 0 || (await home.reload(), false), 120_000, "the package to be registered", 1000);
+  await waitFor(async () => (await listing.count()) > 0 || (await home.reload(), false), 120_000, "the package to be registered", 1000).catch((e) => {
+    throw new Error(`${e.message}; serve.sh said:\n${stack.log.join("").slice(-2000)}`);
+  });
 
   // What the directory shows comes from the package.
   assert.equal(await listing.locator("h3").textContent(), PACKAGE.title);

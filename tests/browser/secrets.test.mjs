@@ -1,0 +1,248 @@
+// Secrets never come back. One fresh stack is driven through every edge endpoint (failure paths
+// included) and the pages in Chromium with recognisable keys; then every answer, workerd log
+// line, record the sandboxes and the edge kept, page text, HTML, input value, console message
+// and network body the pages received is searched for them. Where the keys must travel (to
+// Stella, to the edge from the page) that is asserted too, so the search cannot pass vacuously.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { KUSTOMER_KEY, STELLA_KEY, Stack, waitFor } from "../http/harness.mjs";
+import { fillSettings, launch, open } from "./browser.mjs";
+
+const STELLA_SECRET = "SECRET-stella-7f3a9c"; // the only key the Stella sandbox accepts in this run
+const KUSTOMER_SECRET = "SECRET-kustomer-5d1e0b"; // unknown to the Kustomer sandbox: always rejected
+const WRONG_STELLA = "SECRET-stella-wrong-2c4d"; // a Stella key the sandbox refuses
+const SECRETS = [STELLA_SECRET, KUSTOMER_SECRET, WRONG_STELLA];
+// The org's Kustomer key and its former Stella key are secrets too, except on the local home
+// page, which lists them as the sandboxes' documented values.
+const SANDBOX_KEYS = [KUSTOMER_KEY, STELLA_KEY];
+
+let stack;
+let browser;
+const scanned = []; // {kind, what, text, documented}
+const seen = (kind, what, text, { documented = false } = {}) => scanned.push({ kind, what, text: String(text), documented });
+
+before(async () => {
+  stack = await new Stack().start();
+  browser = await launch();
+  // Not through `call`: this control echoes the keys it was given, by design.
+  const keys = await fetch(`${stack.base}/sandbox/stella/keys`, { method: "PUT", body: JSON.stringify({ keys: [STELLA_SECRET] }) });
+  assert.equal(keys.status, 200);
+});
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+/** One HTTP call whose status, headers and body go into the scan. */
+async function call(method, path, { headers = {}, body } = {}) {
+  const res = await fetch(stack.base + path, {
+    method,
+    headers: { "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  seen("answer", `${method} ${path} → ${res.status}`, `${res.status}\n${[...res.headers].join("\n")}\n${text}`);
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: res.status, body: json, text };
+}
+
+const asOrg = () => ({ "x-kustomer-api-key": KUSTOMER_KEY, "x-kustomer-api-url": `${stack.base}/sandbox/kustomer` });
+const delivery = async (id) => (await call("GET", "/v1/deliveries", { headers: asOrg() })).body.deliveries.find((d) => d.conversationId === id);
+
+test("every edge endpoint and the sandbox's settings API, failure paths included", async () => {
+  // The org's stored settings get the recognisable Stella key; reading them back masks it.
+  const auth = { authorization: `Bearer ${KUSTOMER_KEY}` };
+  const put = await call("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: auth, body: { settings: { stellaApiKey: STELLA_SECRET, secondsUntilSend: "1" } } });
+  assert.equal(put.status, 200, put.text);
+  const got = await call("GET", "/sandbox/kustomer/v1/apps/settings", { headers: auth });
+  assert.equal(got.body.data.attributes.settings.stellaApiKey, "********");
+  assert.equal(got.body.data.attributes.settings.kustomerApiKey, "********");
+
+  // Two surveys: one from the sandbox's close control (the stored keys), one posted here with
+  // the keys as headers. Stella fails the first attempt, so a delivery shows its error message.
+  const headers = stack.settingsHeaders({ "x-stella-api-key": STELLA_SECRET });
+  await call("PUT", "/sandbox/kustomer/v1/conversations/conv-chat", { headers: auth, body: { status: "done" } });
+  const event = await stack.closeEvent("conv-chat");
+  await call("POST", "/sandbox/stella/faults", { body: { status: 500, count: 1, retryAfter: 2 } });
+  const closed = await call("POST", "/sandbox/kustomer/conversations/conv-email/close", { body: {} });
+  assert.equal(closed.body.edge.status, 202, closed.text);
+  const posted = await call("POST", "/v1/kustomer/conversation-closed", { headers, body: event });
+  assert.equal(posted.status, 202, posted.text);
+  const retrying = await waitFor(async () => {
+    const { deliveries } = (await call("GET", "/v1/deliveries", { headers: asOrg() })).body;
+    return deliveries.find((d) => d.state === "retrying");
+  }, 15_000, "a retry", 100);
+  assert.match(retrying.message, /500/);
+  for (const id of ["conv-email", "conv-chat"]) {
+    await waitFor(async () => (await delivery(id))?.state === "sent", 30_000, `${id} to be sent`, 250);
+  }
+  // The Stella sandbox accepts only the recognisable key: the edge used it, from both paths.
+  const received = (await stack.stellaRequests()).map((r) => r.body.ext_interaction_id);
+  assert.deepEqual(received.sort(), ["conv-chat", "conv-email"]);
+  const stella = (await call("GET", "/sandbox/stella/requests")).body;
+  assert.ok(stella.attempts >= 3, `a Stella attempt failed and was retried (attempts: ${stella.attempts})`);
+
+  // A skipped survey, to resend.
+  assert.equal((await call("POST", "/sandbox/kustomer/conversations/conv-unassigned/close", { body: {} })).body.edge.status, 202);
+  await waitFor(async () => (await delivery("conv-unassigned"))?.state === "skipped", 30_000, "conv-unassigned to be skipped", 250);
+
+  // Kustomer fails once: the edge passes its error on.
+  await call("POST", "/sandbox/kustomer/faults", { body: { status: 500, count: 1 } });
+  const failed = await call("POST", "/v1/preview", { headers, body: { conversationId: "conv-voice" } });
+  assert.deepEqual([failed.status, failed.body.error.code], [502, "kustomer_error"]);
+  assert.match(failed.body.error.message, /500/);
+
+  const unknown = { ...headers, "x-kustomer-api-key": KUSTOMER_SECRET };
+  const closedPath = "/v1/kustomer/conversation-closed";
+  const cases = [
+    ["POST", closedPath, { headers, body: event }, 200], // the same event again: a duplicate
+    ["POST", closedPath, { headers: { ...headers, "x-stella-api-key": `${STELLA_SECRET} x` }, body: event }, 400],
+    ["POST", closedPath, { headers: { ...headers, "x-kustomer-url": "http://acme.kustomerapp.com" }, body: event }, 400],
+    ["POST", closedPath, { headers, body: "{not json" }, 400],
+    ["POST", closedPath, { headers, body: "x".repeat(2 << 20) }, 413],
+    ["POST", closedPath, { headers: { ...headers, "x-kustomer-api-key": "other-org-key" }, body: event }, 403],
+    ["POST", closedPath, { headers: unknown, body: event }, 401],
+    ["POST", "/v1/preview", { headers, body: { conversationId: "conv-voice" } }, 200],
+    ["POST", "/v1/preview", { headers, body: { conversationId: "conv-unassigned" } }, 200],
+    ["POST", "/v1/preview", { headers, body: { conversationId: "conv-missing" } }, 404],
+    ["POST", "/v1/preview", { headers: unknown, body: { conversationId: "conv-voice" } }, 401],
+    ["POST", "/v1/settings/check", { headers }, 200],
+    ["POST", "/v1/settings/check", { headers: { ...headers, "x-stella-api-key": WRONG_STELLA } }, 200],
+    ["POST", "/v1/settings/check", { headers: { ...headers, "x-stella-api-key": STELLA_KEY } }, 200],
+    ["POST", "/v1/settings/check", { headers: unknown }, 200],
+    ["GET", "/v1/deliveries", { headers }, 200],
+    ["GET", "/v1/deliveries", { headers: unknown }, 401],
+    ["POST", "/v1/deliveries/conv-unassigned/resend", { headers }, 202],
+    ["POST", "/v1/deliveries/conv-email/resend", { headers }, 409],
+    ["POST", "/v1/deliveries/conv-email/resend", { headers: unknown }, 401],
+    ["GET", "/healthz", { headers: unknown }, 200],
+    ["GET", "/v1/unknown", { headers: unknown }, 404],
+    ["POST", `/v2/${STELLA_SECRET}`, { headers }, 404],
+    ["GET", closedPath, { headers }, 405],
+    ["PUT", "/v1/preview", { headers: unknown, body: {} }, 405],
+    ["GET", "/v1/settings/check", { headers }, 405],
+    ["DELETE", "/v1/deliveries", { headers: unknown }, 405],
+  ];
+  const answers = [];
+  for (const [method, path, init, status] of cases) {
+    const answer = await call(method, path, init);
+    assert.equal(answer.status, status, `${method} ${path}: ${answer.text.slice(0, 300)}`);
+    answers.push(answer.body);
+  }
+  // The failures are the ones meant: the keys reached the edge and were judged there.
+  assert.equal(answers[1].error.fields[0].code, "invalid_key");
+  assert.equal(answers[5].error.code, "org_mismatch");
+  assert.equal(answers[6].error.code, "kustomer_key_rejected");
+  assert.deepEqual([answers[11].ok, answers[12].stella.ok, answers[13].stella.ok, answers[14].kustomer.ok], [true, false, false, false]);
+});
+
+test("the pages: settings (save, reload, check, preview), the agent card and the home page", async () => {
+  const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+  const bodies = [];
+  const checks = []; // the headers of each request to /v1/settings/check
+  const saves = []; // the body of each settings save
+  context.on("console", (m) => seen("console", m.type(), `${m.type()}: ${m.text()}`));
+  context.on("request", (r) => {
+    if (r.url().endsWith("/v1/settings/check")) checks.push(r.headers());
+    if (r.method() === "PUT" && r.url().endsWith("/v1/apps/settings")) saves.push(r.postData());
+  });
+  context.on("response", (r) => {
+    const url = new URL(r.url());
+    if (url.origin !== stack.base || url.pathname.endsWith(".wasm")) return;
+    const what = `${r.request().method()} ${url.pathname} → ${r.status()}`;
+    const head = Object.entries(r.headers()).join("\n");
+    const documented = url.pathname === "/sandbox/home.js"; // the sandboxes' values, for people
+    bodies.push(r.text().then((text) => seen("network", what, `${r.status()}\n${head}\n${text}`, { documented }), () => {}));
+  });
+  const snapshot = async (page, what, { inputs = false, documented = false } = {}) => {
+    seen("page text", what, await page.evaluate(() => document.body.innerText), { documented });
+    seen("page html", what, await page.content(), { documented });
+    if (!inputs) return;
+    const values = await page.$$eval("input", (all) => all.map((i) => [i.id, i.value]));
+    seen("input values", what, values.join("\n"));
+    const keys = values.filter(([id]) => id === "f-stellaApiKey" || id === "f-kustomerApiKey");
+    assert.deepEqual(keys, [["f-stellaApiKey", ""], ["f-kustomerApiKey", ""]], `${what}: saved keys are blank`);
+  };
+  const api = `${stack.base}/sandbox/kustomer`;
+  const formReady = (page) => page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl")?.value !== "");
+  const checkConnection = async (page) => {
+    await page.getByRole("button", { name: "Check connection" }).click();
+    await page.locator("#checks li").nth(1).waitFor();
+    return page.locator("#checks li").allTextContents();
+  };
+  const preview = async (page, id, outcome) => {
+    await page.getByLabel("Conversation id").fill(id);
+    await page.getByRole("button", { name: "Preview" }).click();
+    await outcome.waitFor();
+  };
+
+  const settings = await open(context, `${stack.base}/app/settings.html`);
+  await formReady(settings);
+  await fillSettings(settings, api, { stellaKey: STELLA_SECRET, kustomerKey: KUSTOMER_KEY, seconds: "1" });
+  await settings.getByRole("button", { name: "Save" }).click();
+  await settings.getByText("Saved.", { exact: false }).waitFor();
+  await snapshot(settings, "settings after save", { inputs: true });
+  await settings.reload();
+  await formReady(settings);
+  await snapshot(settings, "settings after reload", { inputs: true });
+
+  // Saved keys never come back, so they are typed again to check and preview.
+  await fillSettings(settings, api, { stellaKey: STELLA_SECRET, kustomerKey: KUSTOMER_KEY, seconds: "1" });
+  const [kustomer, stella] = await checkConnection(settings);
+  assert.match(kustomer, /^Kustomer: connected/);
+  assert.match(stella, /^Agent Connect: connected/, "the Stella sandbox accepted the recognisable key");
+  await snapshot(settings, "settings after check");
+  await preview(settings, "conv-voice", settings.locator("#preview-result pre"));
+  assert.equal(JSON.parse(await settings.locator("#preview-result pre").textContent()).headers["x-api-key"], "********");
+  await snapshot(settings, "settings after preview");
+
+  // Wrong keys: the messages say so without repeating them.
+  await fillSettings(settings, api, { stellaKey: WRONG_STELLA, kustomerKey: KUSTOMER_SECRET, seconds: "1" });
+  const wrong = await checkConnection(settings);
+  assert.match(wrong[0], /^Kustomer: not connected/);
+  assert.match(wrong[1], /^Agent Connect: not connected/);
+  await preview(settings, "conv-voice", settings.getByText("No preview"));
+  await snapshot(settings, "settings after wrong keys");
+  await settings.close();
+
+  const card = await open(context, `${stack.base}/app/card.html?conversation=conv-email`);
+  await card.waitForSelector("#card h2");
+  await snapshot(card, "card conv-email");
+  await card.close();
+
+  const home = await open(context, `${stack.base}/`);
+  await home.locator("#conversations tbody tr").first().waitFor();
+  await home.locator("#requests tr", { hasText: "conv-email" }).waitFor();
+  await snapshot(home, "home", { documented: true });
+  await home.close();
+  await context.close();
+  await Promise.all(bodies);
+
+  // The keys did travel where they must: typed into the save, and sent to the edge's check.
+  assert.ok(saves.some((body) => body?.includes(STELLA_SECRET)), "the save carried the typed Stella key");
+  assert.ok(checks.some((h) => h["x-stella-api-key"] === STELLA_SECRET && h["x-kustomer-api-key"] === KUSTOMER_KEY), "the check carried the keys");
+  assert.ok(checks.some((h) => h["x-stella-api-key"] === WRONG_STELLA && h["x-kustomer-api-key"] === KUSTOMER_SECRET));
+});
+
+test("no answer, log line, stored record, page, console message or network body holds a key", async (t) => {
+  for (const r of (await call("GET", "/sandbox/stella/requests")).body.requests) seen("stella request", r.body.ext_interaction_id, JSON.stringify(r));
+  for (const d of (await call("GET", "/v1/deliveries", { headers: asOrg() })).body.deliveries) seen("delivery", d.conversationId, JSON.stringify(d));
+  for (const line of stack.log.join("").split("\n")) if (line.trim()) seen("log line", "workerd/harness", line);
+
+  const leaks = [];
+  const counts = {};
+  for (const { kind, what, text, documented } of scanned) {
+    counts[kind] = (counts[kind] ?? 0) + 1;
+    for (const key of documented ? SECRETS : [...SECRETS, ...SANDBOX_KEYS]) {
+      const at = text.indexOf(key);
+      if (at >= 0) leaks.push(`${kind} (${what}) holds ${key}: …${text.slice(Math.max(0, at - 80), at + key.length + 40)}…`);
+    }
+  }
+  t.diagnostic(`scanned ${scanned.length} texts, ${scanned.reduce((n, s) => n + s.text.length, 0)} characters: ${JSON.stringify(counts)}`);
+  assert.deepEqual(leaks, []);
+  const minimum = { answer: 40, "log line": 10, "stella request": 2, delivery: 3, "page text": 7, "page html": 7, "input values": 2, console: 1, network: 25 };
+  for (const [kind, n] of Object.entries(minimum)) assert.ok((counts[kind] ?? 0) >= n, `${kind}: ${counts[kind] ?? 0} scanned, expected at least ${n}`);
+});
