@@ -589,6 +589,16 @@ fn channel_map(key: &'static str, v: Value) -> Result<ChannelMap, FieldError> {
         }
         _ => return Err(bad("that value")),
     }
+    // A Kustomer channel named twice (in any case) keeps its first pair, the one the lookup
+    // applies, so that the map as shown is the map applied (found by fuzzing: `s=e,s=c`).
+    let mut seen: Vec<String> = Vec::new();
+    pairs.retain(|(k, _)| {
+        let first = !seen.iter().any(|s| s.eq_ignore_ascii_case(k));
+        if first {
+            seen.push(k.clone());
+        }
+        first
+    });
     // The admin's pairs win; a default pair applies unless its Kustomer channel was remapped.
     for item in items(DEFAULT_CHANNEL_MAP) {
         if let Some((k, s)) = item.split_once('=') {

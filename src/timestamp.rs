@@ -6,9 +6,15 @@ use time::{Duration, OffsetDateTime};
 /// A point in time, UTC.
 pub type Instant = OffsetDateTime;
 
-/// Parses an RFC 3339 timestamp such as `2026-11-20T14:03:11.401Z`.
+/// Parses an RFC 3339 timestamp such as `2026-11-20T14:03:11.401Z`. An instant outside the
+/// years 1 to 9998 (UTC) counts as unreadable: [`format`] could not write it back, nor a delay
+/// be added to it (found with the fuzz invariants: `9999-12-31T23:30:00-01:00` made `format`
+/// panic).
 pub fn parse(s: &str) -> Option<Instant> {
-    OffsetDateTime::parse(s.trim(), &Rfc3339).ok()
+    OffsetDateTime::parse(s.trim(), &Rfc3339).ok().filter(|t| {
+        t.checked_to_offset(time::UtcOffset::UTC)
+            .is_some_and(|utc| (1..=9998).contains(&utc.year()))
+    })
 }
 
 /// Formats as UTC with milliseconds, the way Kustomer writes its own timestamps.

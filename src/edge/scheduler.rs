@@ -15,6 +15,7 @@ use crate::decision::{self, Decision, SurveyInput};
 use crate::settings::{self, ValidationOptions, MASK};
 use crate::stella::HttpRequest;
 use crate::timestamp;
+use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -176,14 +177,15 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         while handled < MAX_PER_ALARM {
             let batch = self
                 .store
-                .due(started, started - self.config.lease_ms, 50)?;
+                .due(started, started - self.config.lease_ms, CONCURRENCY)?;
             if batch.is_empty() {
                 break;
             }
-            for job in batch {
-                self.process(job).await?;
-                handled += 1;
-            }
+            handled += batch.len();
+            // Each job is leased before its first await, so the attempts overlap safely; one
+            // slow server holds back only its own job.
+            let results = join_all(batch.into_iter().map(|job| self.process(job))).await;
+            results.into_iter().collect::<Result<Vec<()>, String>>()?;
         }
         Ok(handled)
     }

@@ -1,0 +1,473 @@
+// Fault drills: the real edge in workerd with the Kustomer and Stella sandboxes, made to fail on
+// purpose, each ending with one count: exactly one Stella request per eligible conversation,
+// none lost, none for an ineligible one.
+//
+//   node scripts/drills.mjs [drill…]     all four when none is named (`make drills`)
+//     stella-outage  (1)  Stella answers 500s, 429s with Retry-After, 503s and 10-second timeouts for a while
+//     kustomer-429   (2)  Kustomer answers 429 with x-ratelimit-reset for a stretch
+//     kill           (3)  workerd killed with SIGKILL 3–5 times while 1,000 surveys are being sent
+//     redelivery     (4)  every event delivered three times, shuffled, older closes last, reopens between
+//   DRILL_SCALE=0.1 scales the number of conversations (1 = the full drill); DRILL_SEED=n replays
+//   the shuffles and kill moments of an earlier run (each run prints its seed).
+//
+// Exits 1 when any drill loses a survey, sends one twice outside the documented window (a crash
+// between Stella's 2xx and the write that records it), or sends one for an ineligible conversation.
+// Each drill starts its own stack (scripts/serve.sh on a free port, a fresh state folder) with the
+// harness's RETRY_BASE_MS=300 and LEASE_MS=2000. Waits are for events, with generous limits.
+import { pathToFileURL } from "node:url";
+import {
+  DrillStack, INELIGIBLE_KINDS, addConversations, closeEvent, conversationSet, count, postEvents, random,
+  reopenEvent, settle, shuffle, sleep, tallyReplies, waitFor,
+} from "./drills/common.mjs";
+
+const iso = (ms) => new Date(ms).toISOString();
+
+/** Eligible and ineligible conversations for one drill, stored in the Kustomer sandbox, all closed. */
+async function closedConversations(stack, prefix, n, ineligibleCount, closedAtMs) {
+  const sets = [];
+  const eligible = [];
+  const ineligible = [];
+  for (let i = 0; i < n; i++) {
+    const id = `${prefix}-${i}`;
+    sets.push(conversationSet(id, i, { statusAt: iso(closedAtMs) }));
+    eligible.push(id);
+  }
+  // Ineligible ones close a second earlier, so they fall due (and are skipped) first.
+  for (let i = 0; i < ineligibleCount; i++) {
+    const id = `${prefix}-x${i}`;
+    sets.push(conversationSet(id, n + i, { statusAt: iso(closedAtMs - 1000), ineligible: INELIGIBLE_KINDS[i % INELIGIBLE_KINDS.length] }));
+    ineligible.push(id);
+  }
+  await addConversations(stack, sets);
+  return { sets, eligible, ineligible };
+}
+
+/** Posts one close event per set; every reply must be 202. */
+async function scheduleAll(stack, sets, delaySeconds) {
+  const headers = stack.settingsHeaders({ "x-seconds-until-send": String(delaySeconds) });
+  const events = sets.map((s) => closeEvent(s, s.conversation.attributes.modificationHistory.statusAt));
+  const replies = await postEvents(stack, events, headers);
+  const bad = replies.filter((r) => r.status !== 202);
+  if (bad.length) throw new Error(`${bad.length} closes not scheduled, first: ${bad[0].status} ${bad[0].text}`);
+  return replies;
+}
+
+const progressLog = (log, what, total) => {
+  let last = -1;
+  return (n) => {
+    if (n !== last && (n === total || n - last >= Math.max(1, Math.floor(total / 10)))) {
+      log(`  ${what}: ${n}/${total}`);
+      last = n;
+    }
+  };
+};
+
+// ---- 1. Stella failing for a while ------------------------------------------------------------
+
+async function stellaOutage(stack, { n, faults, log }) {
+  const ineligibleCount = Math.max(2, Math.round(n / 10));
+  const total = n + ineligibleCount;
+  const delay = 3 + Math.ceil(total / 50);
+  const closedAt = Date.now();
+  const { sets, eligible, ineligible } = await closedConversations(stack, `so-${closedAt}`, n, ineligibleCount, closedAt);
+
+  // Stella is failing before the first survey falls due; each fault kind in turn, switched when
+  // the previous one has been answered `count` times, then healthy.
+  await stack.stellaFault(faults[0]);
+  const replies = await scheduleAll(stack, sets, delay);
+  log(`  ${total} closes scheduled (${delay} s delay); Stella failing: ${faults.map(faultText).join(", ")}`);
+
+  let allArrived = false;
+  const phases = (async () => {
+    let from = 0;
+    for (let i = 0; i < faults.length; i++) {
+      if (i > 0) {
+        from = (await stack.stella()).attempts;
+        await stack.stellaFault(faults[i]);
+      }
+      const until = from + faults[i].count;
+      const perAnswer = faults[i].status === "timeout" ? 16_000 : 2_000;
+      await waitFor(async () => allArrived || (await stack.stella()).attempts >= until, 120_000 + faults[i].count * perAnswer, `${faultText(faults[i])} answered`, 250);
+      log(`  ${faultText(faults[i])}: answered`);
+    }
+    await stack.request("DELETE", "/sandbox/stella/faults");
+    log("  Stella healthy");
+  })();
+  const timeouts = faults.filter((f) => f.status === "timeout").reduce((s, f) => s + f.count, 0);
+  const limitMs = 180_000 + timeouts * 15_000 + total * 200;
+  let state;
+  try {
+    state = await settle(stack, { eligible, jobs: total, limitMs, progress: progressLog(log, "surveys at Stella", n) });
+  } finally {
+    allArrived = true;
+    await phases;
+  }
+  const injected = faults.reduce((s, f) => s + f.count, 0);
+  return {
+    conversations: total,
+    eligible: n,
+    ...count({ requests: state.requests, eligible, ineligible }),
+    details: {
+      faults: faults.map(faultText).join(", "),
+      // Phases switch on Stella's attempt counter, so a phase may end one fault early or late:
+      // what Stella answered is what counts.
+      stellaAttempts: `${state.attempts}: ${state.requests.length} accepted, ${state.attempts - state.requests.length} faults answered (${injected} planned)`,
+      edgeReplies: tallyReplies(replies),
+    },
+  };
+}
+
+function faultText(f) {
+  const extra = f.retryAfter !== undefined ? ` Retry-After ${f.retryAfter}` : f.rateLimitReset !== undefined ? ` x-ratelimit-reset ${f.rateLimitReset}` : "";
+  return `${f.status}${extra} ×${f.count}`;
+}
+
+// ---- 2. Kustomer answering 429 with x-ratelimit-reset -----------------------------------------
+
+async function kustomer429(stack, { n, fault, log }) {
+  const ineligibleCount = Math.max(2, Math.round(n / 20));
+  const total = n + ineligibleCount;
+  const delay = 4 + Math.ceil(total / 50);
+  const closedAt = Date.now();
+  const { sets, eligible, ineligible } = await closedConversations(stack, `kr-${closedAt}`, n, ineligibleCount, closedAt);
+  const replies = await scheduleAll(stack, sets, delay);
+  const dueAt = closedAt + delay * 1000;
+  const earliestDue = dueAt - 1000; // the ineligible ones
+  if (!(await stack.deliveries())) throw new Error("the delivery log did not answer"); // the key's org is now cached
+  await sleep(Math.max(0, earliestDue - 300 - Date.now()));
+  // Every Kustomer API call from now on answers 429 with x-ratelimit-reset, `count` times.
+  await stack.kustomerFault(fault);
+  const faultAt = Date.now();
+  log(`  ${total} closes scheduled; Kustomer 429 x-ratelimit-reset ${fault.rateLimitReset} ×${fault.count} from ${iso(faultAt)} (first due ${iso(earliestDue)})`);
+
+  // Watches the delivery log during the stretch: each job the edge put back to `retrying`, with
+  // when that was decided and when it plans to try again.
+  const retrying = new Map();
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      for (const d of (await stack.deliveries()) ?? []) {
+        if (d.state === "retrying" && !retrying.has(d.conversationId)) {
+          retrying.set(d.conversationId, { decidedAt: Date.parse(d.updatedAt), nextAttemptAt: Date.parse(d.nextAttemptAt), message: d.message });
+        }
+      }
+      await sleep(150);
+    }
+  })();
+  let state;
+  try {
+    state = await settle(stack, { eligible, jobs: total, limitMs: 180_000 + total * 200, progress: progressLog(log, "surveys at Stella", n) });
+  } finally {
+    watching = false;
+    await watcher;
+  }
+
+  // None before the reset: a survey held back by a 429 reaches Stella no sooner than
+  // x-ratelimit-reset seconds after the 429 (decidedAt is just after it), and the edge's own
+  // plan says so too. The final log adds the jobs the watcher missed: sent at least the reset
+  // after their due time.
+  const resetMs = fault.rateLimitReset * 1000;
+  const firstAt = new Map();
+  for (const r of state.requests) if (!firstAt.has(r.body.ext_interaction_id)) firstAt.set(r.body.ext_interaction_id, Date.parse(r.receivedAt));
+  const early = [];
+  for (const [id, seen] of retrying) {
+    const at = firstAt.get(id);
+    if (seen.nextAttemptAt - seen.decidedAt < resetMs - 50 || (at !== undefined && at - seen.decidedAt < resetMs - 50)) {
+      early.push({ id, decidedAt: iso(seen.decidedAt), nextAttemptAt: iso(seen.nextAttemptAt), receivedAt: at && iso(at) });
+    }
+  }
+  const log2 = (await stack.deliveries()) ?? [];
+  const delayed = log2.filter((d) => d.attempts > 1);
+  for (const d of delayed) {
+    if (Date.parse(d.sentAt ?? d.updatedAt) - Math.max(Date.parse(d.sendAt), faultAt) < resetMs - 50 && !early.some((e) => e.id === d.conversationId)) {
+      early.push({ id: d.conversationId, sendAt: d.sendAt, sentAt: d.sentAt, attempts: d.attempts });
+    }
+  }
+  const planned = [...retrying.values()].map((seen) => seen.nextAttemptAt - seen.decidedAt);
+  const waits = [...retrying].flatMap(([id, seen]) => (firstAt.has(id) ? [firstAt.get(id) - seen.decidedAt] : []));
+  const before = state.requests.filter((r) => Date.parse(r.receivedAt) < faultAt).length;
+  const result = count({ requests: state.requests, eligible, ineligible });
+  if (early.length) {
+    result.ok = false;
+    result.verdict = result.verdict.startsWith("FAIL") ? `${result.verdict}, ${early.length} before the reset` : `FAIL: ${early.length} retried before the reset`;
+  }
+  return {
+    conversations: total,
+    eligible: n,
+    ...result,
+    details: {
+      fault: `Kustomer 429 x-ratelimit-reset ${fault.rateLimitReset} ×${fault.count}`,
+      heldBack: `${delayed.length} jobs needed more than one attempt (${retrying.size} seen retrying in the log); none reached Stella sooner than ${fault.rateLimitReset} s after its 429: ${early.length === 0 ? "yes" : "NO"}`,
+      shortestPlannedWait: planned.length ? `${(Math.min(...planned) / 1000).toFixed(2)} s (the edge's nextAttemptAt after a 429)` : "(none seen)",
+      shortestWaitAfter429: waits.length ? `${(Math.min(...waits) / 1000).toFixed(2)} s (the edge's retry decision to Stella's receipt; the backlog due earlier goes first)` : "(none seen)",
+      beforeReset: early.slice(0, 10),
+      sentBeforeTheFault: before,
+      retryMessage: [...retrying.values()][0]?.message,
+      edgeReplies: tallyReplies(replies),
+    },
+  };
+}
+
+// A duplicate counts as the documented window when its first copy reached Stella at most this
+// long before a kill and the second came after the restart.
+const WINDOW_MS = 250;
+
+// ---- 3. workerd killed at random moments while 1,000 surveys are pending -------------------------
+
+async function killDrill(stack, { n, kills, rand, log }) {
+  const ineligibleCount = Math.max(2, Math.round(n / 20));
+  const total = n + ineligibleCount;
+  const delay = 5 + Math.ceil(total / 80);
+  const closedAt = Date.now();
+  const { sets, eligible, ineligible } = await closedConversations(stack, `kd-${closedAt}`, n, ineligibleCount, closedAt);
+  const postedFrom = Date.now();
+  const replies = await scheduleAll(stack, sets, delay);
+  const dueAt = closedAt + delay * 1000;
+  log(`  ${total} closes scheduled in ${((Date.now() - postedFrom) / 1000).toFixed(1)} s, due ${iso(dueAt)}; ${kills} kills planned`);
+  if (Date.now() > dueAt - 1000) log("  warning: scheduling ran into the due time; kills start only after it anyway");
+  const sentSoFar = async () => (await stack.stella()).requests.length;
+  await waitFor(async () => (await sentSoFar()) > 0, delay * 1000 + 60_000, "the first survey", 100);
+
+  // Kill when a random share of the surveys has been sent, plus a random fraction of a second,
+  // so kills land at different points of an attempt.
+  const thresholds = Array.from({ length: kills }, () => Math.floor(n * (0.05 + 0.7 * rand()))).sort((a, b) => a - b);
+  const killed = [];
+  for (const threshold of thresholds) {
+    const reached = await waitFor(async () => {
+      const s = await sentSoFar();
+      return s >= Math.min(threshold, n) && s;
+    }, 300_000, `${threshold} surveys sent`, 100);
+    if (reached >= n) break;
+    await sleep(Math.floor(rand() * 250));
+    const at = Date.now();
+    await stack.kill();
+    const down = Math.floor(rand() * 1500);
+    await sleep(down);
+    await stack.start();
+    const restartedAt = Date.now();
+    killed.push({ at, restartedAt, sentBefore: reached, down });
+    log(`  kill ${killed.length} at ${iso(at)} after ${reached} sent; down ${((restartedAt - at) / 1000).toFixed(1)} s`);
+    // Sending resumes by itself (the alarm survives the crash) before the next kill is armed.
+    await waitFor(async () => (await sentSoFar()) > reached || reached >= n, 120_000, "sending to resume after a restart", 100);
+  }
+  const state = await settle(stack, { eligible, jobs: total, limitMs: 600_000, quietMs: 6000, progress: progressLog(log, "surveys at Stella", n) });
+
+  // The documented at-least-once window: Stella accepted the first copy just before a kill (the
+  // write recording it never happened) and the second came after the restart.
+  const explain = (id, times) => killed.some((k) => times[0] <= k.at && k.at - times[0] <= WINDOW_MS && times[1] >= k.restartedAt);
+  const result = count({ requests: state.requests, eligible, ineligible, explain });
+  // How long before the kill Stella had accepted each duplicated survey's first copy.
+  for (const d of result.duplicateIds) {
+    const first = Date.parse(d.receivedAt[0]);
+    const k = killed.find((k) => k.at >= first) ?? killed.at(-1);
+    d.killMsAfterFirstCopy = k ? k.at - first : null;
+  }
+  return {
+    conversations: total,
+    eligible: n,
+    ...result,
+    details: {
+      kills: killed.length,
+      killedAt: killed.map((k) => iso(k.at)).join(", "),
+      killedAfter: killed.map((k) => k.sentBefore).join(", "),
+      downSeconds: killed.map((k) => ((k.restartedAt - k.at) / 1000).toFixed(1)).join(", "),
+      // An attempt Stella counted but never answered: the kill landed while Stella held it.
+      stellaAttempts: `${state.attempts} (${state.attempts - state.requests.length} cut off inside Stella by a kill)`,
+      edgeReplies: tallyReplies(replies),
+    },
+  };
+}
+
+// ---- 4. The same event three times, out of order ------------------------------------------------
+
+async function redelivery(stack, { m, rand, log }) {
+  const now = Date.now();
+  const [t1, t2, t3] = [now - 3000, now - 2000, now - 1000].map(iso); // close, reopen, close again
+  const closedSets = [];
+  const reopenedSets = [];
+  const sets = [];
+  for (let i = 0; i < m; i++) {
+    const id = `rd-${now}-${i}`;
+    // Every fourth conversation ends reopened; the others end closed by the second close.
+    const endsReopened = i % 4 === 3;
+    const set = conversationSet(id, i, endsReopened ? { status: "open", statusAt: t2 } : { status: "done", statusAt: t3 });
+    sets.push(set);
+    (endsReopened ? reopenedSets : closedSets).push(set);
+  }
+  await addConversations(stack, sets);
+
+  // Each event three times (same event id), all shuffled; one copy of each older close is held
+  // back and delivered after everything else.
+  const early = [];
+  const late = [];
+  for (const set of closedSets) {
+    const first = closeEvent(set, t1);
+    early.push(first, first, reopenEvent(set, t2), reopenEvent(set, t2), reopenEvent(set, t2));
+    const second = closeEvent(set, t3);
+    early.push(second, second, second);
+    late.push(first);
+  }
+  for (const set of reopenedSets) {
+    const first = closeEvent(set, t1);
+    early.push(first, first, first, reopenEvent(set, t2), reopenEvent(set, t2), reopenEvent(set, t2));
+  }
+  shuffle(early, rand);
+  shuffle(late, rand);
+  const posts = early.length + late.length;
+  const delay = 6 + Math.ceil(posts / 100); // the first close is 3 s old: 3 s plus 100 posts a second
+  const headers = stack.settingsHeaders({ "x-seconds-until-send": String(delay) });
+  const firstDue = Date.parse(t1) + delay * 1000;
+  const postedFrom = Date.now();
+  const earlyReplies = await postEvents(stack, early, headers, 16);
+  const lateReplies = await postEvents(stack, late, headers, 16);
+  if (Date.now() >= firstDue) throw new Error(`posting ${posts} events outlasted the ${delay}-second delay; the drill needs a longer one`);
+  log(`  ${posts} events posted in ${((Date.now() - postedFrom) / 1000).toFixed(1)} s for ${m} conversations (${closedSets.length} end closed, ${reopenedSets.length} end reopened), first due ${iso(firstDue)}`);
+  const replies = [...earlyReplies, ...lateReplies];
+  const bad = replies.filter((r) => r.status !== 202 && r.status !== 200);
+  if (bad.length) throw new Error(`${bad.length} events refused, first: ${bad[0].status} ${bad[0].text}`);
+
+  const eligible = closedSets.map((s) => s.conversation.id);
+  const ineligible = reopenedSets.map((s) => s.conversation.id);
+  const state = await settle(stack, { eligible, jobs: m, limitMs: 180_000 + m * 500, progress: progressLog(log, "surveys at Stella", eligible.length) });
+  const result = count({ requests: state.requests, eligible, ineligible });
+
+  // The older close delivered last is stale; each survey went out after the second close's due
+  // time; the reopened ones were skipped as reopened (when the log holds them all).
+  const lateStale = lateReplies.filter((r) => r.status === 200 && r.body.reason === "stale_event").length;
+  const dueSecond = Date.parse(t3) + delay * 1000;
+  const tooEarly = state.requests.filter((r) => Date.parse(r.receivedAt) < dueSecond).length;
+  const log2 = (await stack.deliveries()) ?? [];
+  const skippedReopened = log2.filter((d) => ineligible.includes(d.conversationId) && d.state === "skipped" && d.reason === "reopened").length;
+  const problems = [];
+  if (lateStale !== late.length) problems.push(`${late.length - lateStale} late older closes not ignored as stale`);
+  if (tooEarly) problems.push(`${tooEarly} sent before the last close's due time`);
+  if (m <= 200 && skippedReopened !== ineligible.length) problems.push(`${ineligible.length - skippedReopened} reopened not skipped as reopened`);
+  if (problems.length) {
+    result.ok = false;
+    result.verdict = result.verdict.startsWith("FAIL") ? `${result.verdict}, ${problems.join(", ")}` : `FAIL: ${problems.join(", ")}`;
+  }
+  return {
+    conversations: m,
+    eligible: eligible.length,
+    ...result,
+    details: {
+      events: `${posts} (${early.length} shuffled, then ${late.length} older closes last)`,
+      olderClosesLastIgnoredAsStale: `${lateStale}/${late.length}`,
+      reopenedSkippedAsReopened: m <= 200 ? `${skippedReopened}/${ineligible.length}` : "(over the log's 200)",
+      edgeReplies: tallyReplies(replies),
+    },
+  };
+}
+
+// ---- the drills, scaled -------------------------------------------------------------------------
+
+const atLeast = (min, x) => Math.max(min, Math.round(x));
+
+export const DRILLS = {
+  "stella-outage": {
+    number: 1,
+    title: "Stella failing for a while",
+    options: (scale) => ({
+      n: atLeast(5, 200 * scale),
+      faults: [
+        { status: 500, count: atLeast(2, 30 * scale) },
+        { status: 429, count: atLeast(2, 20 * scale), retryAfter: 1 },
+        { status: "timeout", count: scale >= 1 ? 3 : 1 },
+        { status: 503, count: atLeast(1, 10 * scale) },
+        { status: 429, count: atLeast(1, 10 * scale), retryAfter: 2 },
+      ],
+    }),
+    run: stellaOutage,
+  },
+  "kustomer-429": {
+    number: 2,
+    title: "Kustomer answering 429 with x-ratelimit-reset",
+    options: (scale) => ({ n: atLeast(5, 200 * scale), fault: { status: 429, count: atLeast(5, 50 * scale), rateLimitReset: 3 } }),
+    run: kustomer429,
+  },
+  kill: {
+    number: 3,
+    title: "workerd killed while 1,000 surveys are pending",
+    options: (scale, rand) => ({ n: atLeast(20, 1000 * scale), kills: scale >= 1 ? 3 + Math.floor(rand() * 3) : 2 }),
+    run: killDrill,
+  },
+  redelivery: {
+    number: 4,
+    title: "The same event three times, out of order",
+    options: (scale) => ({ m: atLeast(8, 200 * scale) }),
+    run: redelivery,
+  },
+};
+
+/**
+ * Runs one drill on a fresh stack and returns its result: {drill, title, conversations, eligible,
+ * stellaRequests, duplicates, lost, ineligibleSent, seconds, ok, verdict, details, …}.
+ * `options` overrides the scaled defaults (n, faults, kills, …).
+ */
+export async function runDrill(name, { scale = 1, seed = Date.now() % 2 ** 31, log = () => {}, ...options } = {}) {
+  const drill = DRILLS[name];
+  if (!drill) throw new Error(`no drill ${name}: ${Object.keys(DRILLS).join(", ")}`);
+  const rand = random(seed);
+  const stack = new DrillStack();
+  const started = Date.now();
+  // An interrupted drill leaves no workerd behind (its process group is its own).
+  const interrupted = () => {
+    if (stack.proc?.exitCode === null) process.kill(-stack.proc.pid, "SIGKILL");
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  try {
+    await stack.start();
+    await stack.reset();
+    const result = await drill.run(stack, { ...drill.options(scale, rand), ...options, rand, log });
+    return { drill: name, title: drill.title, seed, ...result, seconds: (Date.now() - started) / 1000 };
+  } catch (e) {
+    e.message = `${name}: ${e.message}\n--- workerd log (tail) ---\n${stack.log.join("").slice(-4000)}`;
+    throw e;
+  } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+    await stack.stop();
+  }
+}
+
+function table(results) {
+  const head = ["drill", "conversations", "eligible", "Stella requests", "duplicates", "lost", "time", "verdict"];
+  const rows = results.map((r) => [
+    `${DRILLS[r.drill].number}. ${r.drill}`, r.conversations, r.eligible, r.stellaRequests, r.duplicates, r.lost, `${r.seconds.toFixed(0)} s`, r.verdict,
+  ].map(String));
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+async function main() {
+  const aliases = Object.fromEntries(Object.entries(DRILLS).map(([k, d]) => [String(d.number), k]));
+  const names = process.argv.slice(2).map((a) => aliases[a] ?? a);
+  for (const n of names) if (!DRILLS[n]) throw new Error(`unknown drill ${n}; choose from ${Object.keys(DRILLS).join(", ")} (or 1–4)`);
+  const scale = Number(process.env.DRILL_SCALE ?? 1);
+  if (!(scale > 0)) throw new Error("DRILL_SCALE must be a positive number");
+  const seed = process.env.DRILL_SEED ? Number(process.env.DRILL_SEED) : Date.now() % 2 ** 31;
+  console.log(`fault drills: scale ${scale}, seed ${seed} (DRILL_SEED=${seed} replays the shuffles and kill moments)`);
+  const results = [];
+  for (const name of names.length ? names : Object.keys(DRILLS)) {
+    console.log(`\n${DRILLS[name].number}. ${DRILLS[name].title} (${name})`);
+    const r = await runDrill(name, { scale, seed, log: (line) => console.log(line) });
+    console.log(`  → ${r.stellaRequests} Stella requests for ${r.eligible} eligible of ${r.conversations}; duplicates ${r.duplicates}, lost ${r.lost}, ineligible sent ${r.ineligibleSent}; ${r.seconds.toFixed(1)} s: ${r.verdict}`);
+    for (const [k, v] of Object.entries(r.details)) console.log(`    ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+    if (r.lost) console.log(`    lost: ${r.lostIds.join(", ")}${r.lost > r.lostIds.length ? ", …" : ""}`);
+    if (r.duplicates) console.log(`    duplicates: ${JSON.stringify(r.duplicateIds)}`);
+    if (r.ineligibleSent) console.log(`    ineligible sent: ${r.ineligibleSentIds.join(", ")}`);
+    results.push(r);
+  }
+  console.log(`\n${table(results)}`);
+  process.exitCode = results.every((r) => r.ok) ? 0 : 1;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e) => {
+    console.error(e.stack ?? e);
+    process.exit(1);
+  });
+}
