@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # Where wasm-bindgen-test finds Debian's driver (never a download).
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: setup build run serve test test-rust test-wasm test-js test-edge test-browser lint size clean demo manifest register
+.PHONY: setup build run serve test test-rust test-wasm test-js test-edge test-browser lint size clean demo manifest register bench bench-smoke
 
 ## Install everything the project needs (idempotent; seconds when warm).
 setup:
@@ -35,7 +35,7 @@ demo: build
 
 ## Every test: lint, host tests, Wasm in node and Chromium, the packages' JS API, the edge
 ## and the sandboxes in a real workerd, and the pages in Chromium.
-test: setup lint test-rust test-wasm build test-js test-edge test-browser
+test: setup lint test-rust test-wasm build test-js test-edge test-browser bench-smoke
 
 lint:
 	cargo fmt --check
@@ -54,7 +54,7 @@ test-js:
 	node --test tests/js/
 
 test-edge:
-	node --test --test-concurrency=1 tests/sandbox/ tests/http/
+	node --test --test-concurrency=1 tests/sandbox/ tests/http/ tests/drills/
 
 ## The settings page, the agent card and the local home page in Debian's Chromium (Playwright),
 ## against the whole local stack; writes docs/screenshots/.
@@ -63,6 +63,25 @@ test-browser:
 
 size:
 	scripts/size.sh
+
+## Fault drills against the real edge in workerd (scripts/drills.mjs): Stella failing for a while,
+## Kustomer 429s with x-ratelimit-reset, workerd killed 3–5 times with 1,000 surveys pending, each
+## event delivered three times out of order. Each ends with exactly one Stella request per eligible
+## conversation and none lost; exits 1 otherwise (about 5 minutes). DRILL_SCALE=0.1 for a small run.
+.PHONY: drills
+drills: build
+	node scripts/drills.mjs
+
+## Benchmarks: the core natively and through Wasm, the edge against a no-op Worker (autocannon),
+## Kustomer calls per survey, size and cold start, and BENCH_SCALE (10000) jobs due at once.
+## Prints a table and writes BENCHMARKS.md (about 10 minutes; see the README's "Benchmarks").
+bench: build
+	node scripts/bench/run.mjs
+
+## The same script with tiny sizes: checks that it runs and the invariants hold (exactly once,
+## at most 2 Kustomer calls per survey), never timings; writes build/bench-smoke.md.
+bench-smoke: build
+	BENCH_SMOKE=1 node scripts/bench/run.mjs
 
 ## The Kustomer app definition, generated from the settings table: EDGE_URL=https://… for
 ## another edge than the default (see app-manifest/README.md).
@@ -74,6 +93,12 @@ manifest:
 ## KUSTOMER_API_KEY (org.admin.apps) from the environment. MANIFEST=path for another file.
 register:
 	node scripts/register.mjs
+
+## Coverage-guided fuzzing of the settings, event and record parsers (cargo-fuzz, nightly):
+## RUNS=… executions per target (100000), FUZZ_TARGETS="settings event records".
+.PHONY: fuzz
+fuzz:
+	scripts/fuzz.sh
 
 clean:
 	cargo clean
