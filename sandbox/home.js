@@ -1,16 +1,8 @@
 // The local home page (development only): the sandbox's values, its conversations with their
 // cards and close buttons, and what the Agent Connect sandbox received.
-const $ = (id) => document.getElementById(id);
+import { h } from "/app/app.js"; // the pages' element helper: strings are always text
 
-function h(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  node.append(...children.map((c) => (c === null || c === undefined ? "" : c))); // strings stay text
-  return node;
-}
+const $ = (id) => document.getElementById(id);
 
 async function json(url, init) {
   const response = await fetch(url, init);

@@ -1,4 +1,4 @@
-// 5. Scale, adapted from scripts/measure-scale.mjs: N closed conversations with the same close
+// 5. Scale: N closed conversations with the same close
 // time, scheduled through the real edge (the whole local stack: tests/http/harness.mjs's Stack,
 // scripts/serve.sh), all due at the same instant; how late the last survey reaches the Stella
 // sandbox, workerd's peak memory (VmRSS of the workerd child of serve.sh sampled every 250 ms,
