@@ -11,11 +11,13 @@ import CARDS_SDK from "./cards-sdk-source";
 const PREFIX = "/sandbox/kustomer";
 const RATE_LIMIT = 1000; // per org per minute, as on Kustomer's Enterprise plan
 const MASK = "********"; // what Kustomer answers instead of a secret setting
-const SECRET_SETTINGS = ["stellaApiKey", "kustomerApiKey"];
+const SECRET_SETTINGS = ["stellaApiKey", "kustomerApiKey", "appSecret"];
+// The app secret the sandbox org starts with (the settings page makes a random one).
+const SANDBOX_APP_SECRET = "sandbox-app-secret-0123456789";
 // Settings the workflow action passes to the edge as headers: the first five always, the
 // others only when set.
 const REQUIRED_SETTINGS = ["stellaApiKey", "kustomerApiKey", "kustomerApiUrl", "kustomerUrl", "secondsUntilSend"];
-const OPTIONAL_SETTINGS = ["stellaApiUrl", "channelMap", "surveyedChannels", "brand", "sendLanguage"];
+const OPTIONAL_SETTINGS = ["stellaApiUrl", "channelMap", "surveyedChannels", "brand", "sendLanguage", "resurveyAfterDays", "appSecret"];
 
 const ROLES = [
   "org.permission.conversation.read",
@@ -135,6 +137,7 @@ export class KustomerState extends DurableObject {
         secondsUntilSend: "5",
         // As an admin running locally would set it (advanced): surveys go to the Stella sandbox.
         stellaApiUrl: `${origin}/sandbox/stella`,
+        appSecret: SANDBOX_APP_SECRET,
       };
       await this.ctx.storage.put(`settings:${org}`, settings);
     }

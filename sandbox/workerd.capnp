@@ -40,14 +40,26 @@ const edge :Workerd.Worker = (
     (name = "stella_connect_bg.wasm", wasm = embed "../build/worker/stella_connect_bg.wasm"),
   ],
   compatibilityDate = "2026-11-01",
-  durableObjectNamespaces = [(className = "OrgScheduler", uniqueKey = "stella-connect-org-scheduler", enableSql = true)],
+  durableObjectNamespaces = [
+    (className = "OrgScheduler", uniqueKey = "stella-connect-org-scheduler", enableSql = true),
+    # Counts key checks per key and address; on Cloudflare the rate-limiting binding does.
+    (className = "RateLimiter", uniqueKey = "stella-connect-rate-limiter", enableSql = true),
+  ],
   durableObjectStorage = (localDisk = "state"),
   bindings = [
     (name = "SCHEDULER", durableObjectNamespace = "OrgScheduler"),
-    # Development only: accept http:// loopback URLs (the sandboxes) and retry quickly.
+    (name = "LIMITER", durableObjectNamespace = "RateLimiter"),
+    # Development only: accept http:// loopback URLs (the sandboxes). The other settings are
+    # production's unless the environment sets them (an unset one is null: the default).
     (name = "ALLOW_LOOPBACK", text = "true"),
+    # A development key for the settings at rest; production's is a Worker secret.
+    (name = "SETTINGS_KEY", text = "c3RlbGxhLWNvbm5lY3QtbG9jYWwtZGV2LWtleS0wMDE="),
+    (name = "SETTINGS_KEY_PREVIOUS", fromEnvironment = "SETTINGS_KEY_PREVIOUS"),
     (name = "RETRY_BASE_MS", fromEnvironment = "RETRY_BASE_MS"),
     (name = "LEASE_MS", fromEnvironment = "LEASE_MS"),
+    (name = "CACHE_MS", fromEnvironment = "CACHE_MS"),
+    (name = "RETENTION_DAYS", fromEnvironment = "RETENTION_DAYS"),
+    (name = "KEY_CHECKS_PER_MINUTE", fromEnvironment = "KEY_CHECKS_PER_MINUTE"),
   ],
   globalOutbound = "loopback",
 );

@@ -91,6 +91,9 @@ pub enum InputErrorCode {
     TooLarge,
     /// The settings did not validate; the field errors travel with it.
     InvalidSettings,
+    /// An id that no Kustomer record has: empty, blank, over [`MAX_ID_CHARS`](crate::kustomer::MAX_ID_CHARS)
+    /// characters, or holding control characters.
+    InvalidId,
 }
 
 impl InputErrorCode {
@@ -101,6 +104,7 @@ impl InputErrorCode {
             Self::InvalidShape => "invalid_shape",
             Self::TooLarge => "too_large",
             Self::InvalidSettings => "invalid_settings",
+            Self::InvalidId => "invalid_id",
         }
     }
 }

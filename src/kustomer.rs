@@ -8,6 +8,7 @@
 
 use crate::error::{InputError, InputErrorCode, MAX_INPUT_BYTES};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The app's identifier in its definition; Kustomer prefixes the app's attributes with it.
 pub const APP_IDENTIFIER: &str = "stella";
@@ -403,7 +404,8 @@ pub struct ConversationEvent {
 pub const CONVERSATION_UPDATE: &str = "kustomer.conversation.update";
 
 /// Parses JSON text, refusing documents over [`MAX_INPUT_BYTES`]; serde_json refuses nesting
-/// deeper than 128, so nothing recurses without bound.
+/// deeper than 128, so nothing recurses without bound. Every Kustomer document (events and
+/// API answers) comes through here, so lone surrogates are mended in this one place.
 pub fn from_json(json: &str) -> Result<Value, InputError> {
     if json.len() > MAX_INPUT_BYTES {
         return Err(InputError::new(
@@ -415,8 +417,81 @@ pub fn from_json(json: &str) -> Result<Value, InputError> {
             ),
         ));
     }
-    serde_json::from_str(json)
+    serde_json::from_str(&mend_surrogates(json))
         .map_err(|e| InputError::new(InputErrorCode::MalformedJson, "", e.to_string()))
+}
+
+/// `json` with every lone UTF-16 surrogate escape (a `\ud83d` without its pair, or a stray
+/// `\udc00`) replaced by `\ufffd`. JavaScript writes a string cut in the middle of an emoji
+/// that way, Kustomer's own pages show it, and serde_json refuses it: one broken character
+/// must not cost a survey. Borrows when there is nothing to mend (the usual case).
+pub fn mend_surrogates(json: &str) -> Cow<'_, str> {
+    let bytes = json.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        let hex = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let escape = |at: usize| bytes.get(at) == Some(&b'\\') && bytes.get(at + 1) == Some(&b'u');
+    let (high, low) = (0xD800..0xDC00, 0xDC00..0xE000);
+    let mut mended: Option<String> = None;
+    let (mut i, mut copied) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        // Outside strings valid JSON has no backslash; inside, `\\` and `\"` are two bytes.
+        let Some(u) = unit(i + 2).filter(|_| escape(i)) else {
+            i += 2;
+            continue;
+        };
+        let paired =
+            high.contains(&u) && escape(i + 6) && unit(i + 8).is_some_and(|l| low.contains(&l));
+        if paired {
+            i += 12;
+            continue;
+        }
+        if !high.contains(&u) && !low.contains(&u) {
+            i += 6;
+            continue;
+        }
+        let out = mended.get_or_insert_with(|| String::with_capacity(json.len()));
+        out.push_str(&json[copied..i]);
+        out.push_str("\\ufffd");
+        i += 6;
+        copied = i;
+    }
+    match mended {
+        None => Cow::Borrowed(json),
+        Some(mut out) => {
+            out.push_str(&json[copied..]);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// The longest id accepted at the door: Kustomer's ids are 24 characters; anything far longer
+/// is not one of its records and would only make URLs no server takes.
+pub const MAX_ID_CHARS: usize = 256;
+
+/// Refuses an id that no Kustomer record has: empty, blank, over [`MAX_ID_CHARS`] characters, or
+/// holding control characters. `path` names where it was read.
+pub fn check_id(id: &str, path: &str) -> Result<(), InputError> {
+    let why = if id.trim().is_empty() {
+        "is empty"
+    } else if id.chars().count() > MAX_ID_CHARS {
+        "is longer than any Kustomer id (at most 256 characters)"
+    } else if id.chars().any(char::is_control) {
+        "holds control characters"
+    } else {
+        return Ok(());
+    };
+    let name = if path.is_empty() { "The id" } else { path };
+    Err(InputError::new(
+        InputErrorCode::InvalidId,
+        path,
+        format!("{name} {why}."),
+    ))
 }
 
 /// Parses a `kustomer.conversation.update` event.
@@ -435,14 +510,23 @@ pub fn parse_event(value: &Value) -> Result<ConversationEvent, InputError> {
         }),
         None => None,
     };
-    Ok(ConversationEvent {
+    let event = ConversationEvent {
         id: at.get("id").opt_string()?,
         name: at.get("name").string()?,
         org: at.get("org").opt_string()?,
         created_at: at.get("createdAt").opt_string()?,
         conversation: Conversation::read(&at.get("data"))?,
         status_change,
-    })
+    };
+    // Ids become URL segments, storage keys and log entries: checked once, here.
+    check_id(&event.conversation.id, "data.id")?;
+    if let Some(id) = &event.id {
+        check_id(id, "id")?;
+    }
+    if let Some(org) = event.org.as_deref().filter(|o| !o.is_empty()) {
+        check_id(org, "org")?;
+    }
+    Ok(event)
 }
 
 /// `data` of a JSON:API document.

@@ -13,6 +13,7 @@ pub mod edge;
 pub mod error;
 pub mod kustomer;
 pub mod manifest;
+pub mod redact;
 pub mod response;
 pub mod settings;
 pub mod stella;

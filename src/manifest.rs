@@ -32,10 +32,16 @@ const SETTINGS_DESCRIPTION: &str =
 const ATTRIBUTE_LABEL: &str = "Do not send Stella Connect request";
 /// Release notes, newest first, one entry per registered version (the shape, an object from
 /// version to notes, is a guess: the documentation names `changelog` without showing it).
-const CHANGELOG: &[(&str, &str)] = &[(
-    "0.1.0",
-    "First release: a survey request when a conversation is closed, the agent's card, and the \"Do not send\" checkbox.",
-)];
+const CHANGELOG: &[(&str, &str)] = &[
+    (
+        "0.1.0",
+        "First release: a survey request when a conversation is closed, the agent's card, and the \"Do not send\" checkbox.",
+    ),
+    (
+        "0.2.0",
+        "Hardening: only the app's own workflow and pages can schedule, list or resend surveys (the app secret); one survey per conversation unless \"Survey a conversation again after (days)\" allows more; keys sealed at rest and dropped when no survey needs them.",
+    ),
+];
 
 /// The settings category; the documentation asks for `default`.
 const CATEGORY: &str = "default";
@@ -81,10 +87,11 @@ pub fn definition(edge_url: &str) -> Value {
         SETTINGS_DESCRIPTION.into(),
     );
     for f in FIELDS {
-        settings.insert(
-            f.key.to_owned(),
-            json!({"type": setting_type(f.kind), "defaultValue": default_value(f), "required": f.required}),
-        );
+        let mut setting = json!({"type": setting_type(f.kind), "defaultValue": default_value(f), "required": f.required});
+        if f.hidden {
+            setting["hidden"] = true.into();
+        }
+        settings.insert(f.key.to_owned(), setting);
         let path = format!("{APP}.settings.path.{CATEGORY}.{}", f.key);
         i18n.insert(format!("{path}.displayName"), f.label.into());
         i18n.insert(format!("{path}.description"), f.help.into());

@@ -49,6 +49,8 @@ pub struct FieldDef {
     pub default: Option<&'static str>,
     /// Folded away under "Advanced" on the settings page.
     pub advanced: bool,
+    /// Never drawn on the settings page: the page fills it in itself (the app secret).
+    pub hidden: bool,
 }
 
 /// For the settings page: the definition plus the header that carries the setting to the edge.
@@ -64,6 +66,7 @@ impl Serialize for FieldDef {
             m.serialize_entry("default", default)?;
         }
         m.serialize_entry("advanced", &self.advanced)?;
+        m.serialize_entry("hidden", &self.hidden)?;
         m.serialize_entry("header", &setting_header(self.key))?;
         m.end()
     }
@@ -89,6 +92,11 @@ pub const SURVEYED_CHANNELS: &str = "surveyedChannels";
 pub const BRAND: &str = "brand";
 /// Setting key: whether to send the conversation's language.
 pub const SEND_LANGUAGE: &str = "sendLanguage";
+/// Setting key: days after a survey before the same conversation may be surveyed again.
+pub const RESURVEY_AFTER_DAYS: &str = "resurveyAfterDays";
+/// Setting key: the org's app secret, which tells the edge that a call comes from this app's
+/// own workflow or pages and not from any other holder of an org API key.
+pub const APP_SECRET: &str = "appSecret";
 
 /// Default Kustomer API URL (the US region; the org's own host routes anywhere).
 pub const DEFAULT_KUSTOMER_API_URL: &str = "https://api.kustomerapp.com";
@@ -98,6 +106,8 @@ pub const DEFAULT_STELLA_API_URL: &str = "https://api.stellaconnect.net";
 pub const DEFAULT_SECONDS_UNTIL_SEND: u32 = 86_400;
 /// Longest delay accepted: 30 days.
 pub const MAX_SECONDS_UNTIL_SEND: u32 = 2_592_000;
+/// The longest "Resurvey after" accepted: ten years.
+pub const MAX_RESURVEY_AFTER_DAYS: u32 = 3650;
 /// Default channel map: Kustomer calls are Stella's `phone` channel.
 pub const DEFAULT_CHANNEL_MAP: &str = "voice=phone";
 
@@ -114,6 +124,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: true,
         default: None,
         advanced: false,
+        hidden: false,
     },
     FieldDef {
         key: KUSTOMER_API_KEY,
@@ -123,6 +134,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: true,
         default: None,
         advanced: false,
+        hidden: false,
     },
     FieldDef {
         key: KUSTOMER_API_URL,
@@ -132,6 +144,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: true,
         default: Some(DEFAULT_KUSTOMER_API_URL),
         advanced: false,
+        hidden: false,
     },
     FieldDef {
         key: KUSTOMER_URL,
@@ -141,6 +154,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: true,
         default: None,
         advanced: false,
+        hidden: false,
     },
     FieldDef {
         key: SECONDS_UNTIL_SEND,
@@ -150,6 +164,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: true,
         default: Some("86400"),
         advanced: false,
+        hidden: false,
     },
     FieldDef {
         key: STELLA_API_URL,
@@ -159,6 +174,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: false,
         default: Some(DEFAULT_STELLA_API_URL),
         advanced: true,
+        hidden: false,
     },
     FieldDef {
         key: CHANNEL_MAP,
@@ -168,6 +184,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: false,
         default: Some(DEFAULT_CHANNEL_MAP),
         advanced: true,
+        hidden: false,
     },
     FieldDef {
         key: SURVEYED_CHANNELS,
@@ -177,6 +194,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: false,
         default: Some(""),
         advanced: true,
+        hidden: false,
     },
     FieldDef {
         key: BRAND,
@@ -186,6 +204,7 @@ pub const FIELDS: &[FieldDef] = &[
         required: false,
         default: Some(""),
         advanced: true,
+        hidden: false,
     },
     FieldDef {
         key: SEND_LANGUAGE,
@@ -195,6 +214,27 @@ pub const FIELDS: &[FieldDef] = &[
         required: false,
         default: Some("false"),
         advanced: true,
+        hidden: false,
+    },
+    FieldDef {
+        key: RESURVEY_AFTER_DAYS,
+        label: "Survey a conversation again after (days)",
+        help: "A conversation closed again after its survey went out is surveyed again only after this many days. 0 means never: one survey per conversation.",
+        kind: FieldKind::Integer,
+        required: false,
+        default: Some("0"),
+        advanced: true,
+        hidden: false,
+    },
+    FieldDef {
+        key: APP_SECRET,
+        label: "App secret",
+        help: "Made by the settings page on the first save, and sent only by this app's workflow and pages: the edge accepts closes, the delivery log and resends only with it.",
+        kind: FieldKind::Secret,
+        required: false,
+        default: None,
+        advanced: true,
+        hidden: true,
     },
 ];
 
@@ -298,6 +338,8 @@ pub struct Settings {
     pub brand: Option<String>,
     /// Whether the conversation's language is sent.
     pub send_language: bool,
+    /// Days after a survey before the conversation may be surveyed again; 0 is never.
+    pub resurvey_after_days: u32,
 }
 
 /// How strict validation is.
@@ -337,6 +379,7 @@ pub fn validate_settings(
         form.parse(SURVEYED_CHANNELS, channel_list),
         form.parse(BRAND, text),
         form.parse(SEND_LANGUAGE, boolean),
+        form.parse(RESURVEY_AFTER_DAYS, resurvey_after_days),
     );
     match parsed {
         (
@@ -350,6 +393,7 @@ pub fn validate_settings(
             Some(list),
             Some(brand),
             Some(lang),
+            Some(resurvey),
         ) => Ok(Settings {
             stella_api_key: sk,
             kustomer_api_key: kk,
@@ -361,6 +405,7 @@ pub fn validate_settings(
             surveyed_channels: list,
             brand,
             send_language: lang,
+            resurvey_after_days: resurvey,
         }),
         _ => Err(form.errors),
     }
@@ -491,14 +536,38 @@ fn boolean(key: &'static str, v: Value) -> Result<bool, FieldError> {
 }
 
 fn seconds_until_send(key: &'static str, v: Value) -> Result<u32, FieldError> {
+    whole_number(
+        key,
+        v,
+        MAX_SECONDS_UNTIL_SEND,
+        "seconds, such as 86400 for one day",
+        "30 days",
+    )
+}
+
+fn resurvey_after_days(key: &'static str, v: Value) -> Result<u32, FieldError> {
+    whole_number(
+        key,
+        v,
+        MAX_RESURVEY_AFTER_DAYS,
+        "days, such as 30 (0 for never)",
+        "ten years",
+    )
+}
+
+/// A whole number from 0 to `max`, given as a number or as text.
+fn whole_number(
+    key: &'static str,
+    v: Value,
+    max: u32,
+    unit: &str,
+    max_words: &str,
+) -> Result<u32, FieldError> {
     let not_integer = || {
         FieldError::new(
             key,
             Code::NotAnInteger,
-            format!(
-                "{} must be a whole number of seconds, such as 86400 for one day.",
-                label(key)
-            ),
+            format!("{} must be a whole number of {unit}.", label(key)),
         )
     };
     let n: i128 = match &v {
@@ -526,19 +595,13 @@ fn seconds_until_send(key: &'static str, v: Value) -> Result<u32, FieldError> {
         }
         _ => return Err(not_integer()),
     };
-    u32::try_from(n)
-        .ok()
-        .filter(|n| *n <= MAX_SECONDS_UNTIL_SEND)
-        .ok_or_else(|| {
-            FieldError::new(
-                key,
-                Code::OutOfRange,
-                format!(
-                    "{} must be between 0 and {MAX_SECONDS_UNTIL_SEND} (30 days).",
-                    label(key)
-                ),
-            )
-        })
+    u32::try_from(n).ok().filter(|n| *n <= max).ok_or_else(|| {
+        FieldError::new(
+            key,
+            Code::OutOfRange,
+            format!("{} must be between 0 and {max} ({max_words}).", label(key)),
+        )
+    })
 }
 
 /// Splits a form value such as `"a=b, c=d"` or `"email\nchat"` into trimmed, non-empty items.

@@ -78,9 +78,14 @@ fn happy_path() -> Edge {
     assert_eq!(edge.world.accepted(), vec![expected()]);
     assert_eq!(edge.world.stella_attempts(), 1);
     assert_eq!(
-        edge.scheduler(ORG).next_alarm().unwrap(),
+        edge.scheduler(ORG).store.next_due().unwrap(),
         None,
-        "no alarm left"
+        "nothing pending"
+    );
+    assert_eq!(
+        edge.scheduler(ORG).next_alarm().unwrap(),
+        Some(due() + 90 * 24 * HOUR_MS),
+        "the only alarm left removes the entry after the retention period"
     );
 
     let reply = edge.call("GET", "/v1/deliveries", &key_header(KUSTOMER_KEY), "");
@@ -100,10 +105,21 @@ fn happy_path() -> Edge {
     for secret in SECRETS {
         assert!(!text.contains(secret), "{text}");
     }
-    // The stored job does hold the keys: the check above is not vacuous.
-    let job = edge.job(CONVERSATION);
-    assert_eq!(job.settings.0["stellaApiKey"], STELLA_KEY);
-    assert_eq!(job.settings.0["kustomerApiKey"], KUSTOMER_KEY);
+    // No job holds a key; the org's settings were kept sealed while the job needed them and
+    // are dropped now that none does.
+    let job = serde_json::to_string(&edge.job(CONVERSATION)).unwrap();
+    for secret in SECRETS {
+        assert!(!job.contains(secret), "{job}");
+    }
+    let record = edge.scheduler(ORG).store.org().unwrap();
+    assert_eq!(
+        record.sealed_settings, None,
+        "keys dropped once no job needs them"
+    );
+    assert!(
+        record.secret_digest.is_some(),
+        "the app secret's digest stays"
+    );
     edge
 }
 
@@ -655,6 +671,13 @@ fn bad_input() -> Edge {
     let reply = edge.close_with(&event, &[]);
     assert_eq!(
         (reply.status, error_code(&reply)),
+        (401, "missing_app_secret"),
+        "without the app secret nothing else is looked at: {reply:?}"
+    );
+    let only_secret = [("x-app-secret".to_owned(), APP_SECRET.to_owned())];
+    let reply = edge.close_with(&event, &only_secret);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
         (400, "invalid_settings"),
         "{reply:?}"
     );
@@ -775,7 +798,7 @@ fn bad_input() -> Edge {
         .commands
         .borrow()
         .iter()
-        .filter(|(_, c)| matches!(c, Command::Schedule(_)))
+        .filter(|(_, c)| matches!(c, Command::Schedule { .. }))
         .count();
     assert_eq!(scheduled, 0, "nothing was handed to a scheduler");
     assert!(edge.deliveries().is_empty());
@@ -815,7 +838,7 @@ fn resend() -> Edge {
     );
     assert_eq!(
         (reply.status, error_code(&reply)),
-        (401, "missing_key"),
+        (401, "missing_app_secret"),
         "{reply:?}"
     );
     let reply = edge.resend(CONVERSATION, OTHER_ORG_KEY);
@@ -995,20 +1018,25 @@ fn check_connection() -> Edge {
         reply.body["kustomer"]["code"], "kustomer_key_rejected",
         "{reply:?}"
     );
-    assert_eq!(reply.body["stella"]["ok"], true);
+    assert_eq!(
+        reply.body["stella"]["code"], "not_checked",
+        "nothing reaches Stella before Kustomer accepts the key"
+    );
 
     edge.world
         .stella_fault(Fault::status(503, "Service Unavailable"));
-    edge.world.kustomer_fault(Fault::status(500, "boom"));
     let reply = check(&settings_headers());
     assert_eq!(
         reply.body["stella"]["code"], "stella_unavailable",
         "{reply:?}"
     );
+    edge.world.kustomer_fault(Fault::status(500, "boom"));
+    let reply = check(&settings_headers());
     assert_eq!(
         reply.body["kustomer"]["code"], "kustomer_unavailable",
         "{reply:?}"
     );
+    assert_eq!(reply.body["stella"]["code"], "not_checked", "{reply:?}");
 
     let reply = check(&settings_headers_with(&[(
         "kustomerUrl",
@@ -1298,7 +1326,8 @@ fn the_fakes_hold_the_trait_contracts() {
         sent_ms: None,
         created_ms: 0,
         updated_ms,
-        settings: stella_connect::edge::job::StoredSettings(json!({})),
+        event_ids: vec![],
+        previous_sent_ms: None,
     };
     for j in [
         job("a", JobState::Scheduled, Some(300), 1),
@@ -1324,4 +1353,13 @@ fn the_fakes_hold_the_trait_contracts() {
     store.cache_put("k", "v", 200).unwrap();
     assert_eq!(store.cache_get("k", 199).unwrap().as_deref(), Some("v"));
     assert_eq!(store.cache_get("k", 200).unwrap(), None);
+    // `oldest_final` and `prune` see only final jobs (no due time).
+    assert_eq!(store.oldest_final().unwrap(), Some(3));
+    assert_eq!(
+        store.prune(5, 0).unwrap(),
+        1,
+        "g (updated 3) goes, f (updated 7) stays"
+    );
+    assert_eq!(store.oldest_final().unwrap(), Some(7));
+    assert_eq!(store.jobs().len(), 6);
 }

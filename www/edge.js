@@ -1,41 +1,63 @@
 // The edge's worker entry: moves requests between workerd and the Rust core, nothing more.
 // Every rule (validation, org checks, scheduling, retries, the survey itself) is in Rust.
-import { DurableObject } from "cloudflare:workers";
+import { DurableObject, env as startEnv } from "cloudflare:workers";
 import wasm from "./stella_connect_bg.wasm";
-import { initSync, Gateway, Scheduler } from "./stella_connect.js";
+import { initSync, Gateway, Scheduler, bodyLimit, checkEdgeConfig } from "./stella_connect.js";
 
 initSync({ module: wasm });
+// A binding that is not valid (a zero lease, a missing settings key) stops the worker here,
+// at start, with a message that names it.
+checkEdgeConfig(startEnv);
 
-const MAX_BODY_BYTES = 1 << 20;
+const json = (status, body, retryAfter) =>
+  new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...(retryAfter && { "retry-after": String(retryAfter) }) },
+  });
 
-/** Edge configuration from the worker's bindings; production sets none of them. */
-function edgeConfig(env) {
-  const ms = (v) => (v === undefined || v === "" ? undefined : Number(v));
-  return {
-    allowLoopback: env.ALLOW_LOOPBACK === "true",
-    retryBaseMs: ms(env.RETRY_BASE_MS),
-    cacheMs: ms(env.CACHE_MS),
-    leaseMs: ms(env.LEASE_MS),
-  };
+/**
+ * The body as text, read only where the route takes one and never past `limit` bytes, whatever
+ * the headers say (a chunked body has no length): null when it is larger.
+ */
+async function readBody(request, limit) {
+  if (limit === 0 || request.body === null) return "";
+  if (Number(request.headers.get("content-length") ?? 0) > limit) return null;
+  const reader = request.body.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return null;
+    }
+    text += decoder.decode(value, { stream: true });
+  }
 }
-
-const json = (status, body) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
 let gateway; // one per isolate: it keeps Kustomer's key → org answers for a few minutes
 
 export default {
   async fetch(request, env) {
-    // Refuse oversized bodies before reading them; Rust checks the real length again.
-    if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) {
-      return json(413, { error: { code: "too_large", message: `The body is over ${MAX_BODY_BYTES} bytes.` } });
-    }
-    gateway ??= new Gateway(edgeConfig(env), (org, command) =>
-      env.SCHEDULER.get(env.SCHEDULER.idFromName(org)).command(command),
-    );
     const url = new URL(request.url);
-    const reply = await gateway.handle(request.method, url.pathname, Object.fromEntries(request.headers), await request.text());
-    return json(reply.status, reply.body);
+    const limit = bodyLimit(request.method, url.pathname);
+    const body = await readBody(request, limit);
+    if (body === null) return json(413, { error: { code: "too_large", message: `The body is over ${limit} bytes.` } });
+    gateway ??= new Gateway(
+      env,
+      (org, command) => env.SCHEDULER.get(env.SCHEDULER.idFromName(org)).command(command),
+      // Cloudflare's rate-limiting binding where deployed (its limit is in wrangler.toml), else
+      // a Durable Object counter per bucket.
+      (bucket, perMinute) =>
+        env.KEY_CHECKS
+          ? env.KEY_CHECKS.limit({ key: bucket }).then(({ success }) => (success ? 0 : 60))
+          : env.LIMITER.get(env.LIMITER.idFromName(bucket)).hit(perMinute),
+    );
+    const reply = await gateway.handle(request.method, url.pathname, Object.fromEntries(request.headers), body);
+    return json(reply.status, reply.body, reply.retryAfter);
   },
 };
 
@@ -43,7 +65,7 @@ export default {
 export class OrgScheduler extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
-    this.scheduler = new Scheduler(ctx.storage.sql, edgeConfig(env));
+    this.scheduler = new Scheduler(ctx.storage.sql, env);
   }
 
   /** RPC from the gateway: a command as JSON text, the reply as JSON text. */
@@ -65,5 +87,17 @@ export class OrgScheduler extends DurableObject {
   async arm() {
     const next = this.scheduler.nextAlarm();
     if (next != null) await this.ctx.storage.setAlarm(next);
+    else await this.ctx.storage.deleteAlarm();
+  }
+}
+
+/** One rate-limit bucket's uses in the current minute (where no rate-limiting binding exists). */
+export class RateLimiter extends DurableObject {
+  /** Counts a use; the seconds until the bucket allows again, or 0 when this use is allowed. */
+  hit(perMinute) {
+    const now = Date.now();
+    if (!(this.windowEnds > now)) [this.windowEnds, this.used] = [now + 60_000, 0];
+    this.used += 1;
+    return this.used <= perMinute ? 0 : Math.ceil((this.windowEnds - now) / 1000);
   }
 }

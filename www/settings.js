@@ -8,6 +8,7 @@ const form = document.getElementById("settings");
 const byKey = new Map(); // key → {field, input, error}
 const savedKeys = new Set(); // secret settings Kustomer holds
 const touched = new Set();
+let hidden = []; // settings the page fills in itself (the app secret), never drawn
 let Kustomer;
 
 main().catch((e) => status("error", `The settings page could not start: ${e.message}`));
@@ -15,7 +16,9 @@ main().catch((e) => status("error", `The settings page could not start: ${e.mess
 async function main() {
   Kustomer = await start();
   await new Promise((resolve) => Kustomer.initialize(resolve));
-  drawForm(core.settingsFields());
+  const fields = core.settingsFields();
+  hidden = fields.filter((f) => f.hidden);
+  drawForm(fields.filter((f) => !f.hidden));
   try {
     const doc = await kustomer(Kustomer, "/v1/apps/settings");
     fill(doc?.data?.attributes?.settings ?? {});
@@ -81,6 +84,7 @@ function reveal(event) {
 
 /** Puts saved settings in the form; saved keys stay blank, with a note that one is saved. */
 function fill(settings) {
+  for (const field of hidden) if (settings[field.key]) savedKeys.add(field.key);
   for (const { field, input } of byKey.values()) {
     const value = settings[field.key];
     if (field.kind === "secret") {
@@ -149,6 +153,12 @@ function ready() {
 
 // ---- save, check, preview ----------------------------------------------------------------
 
+/** 32 random bytes as base64url. */
+function randomSecret() {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
 async function save(event) {
   event.preventDefault();
   if (!ready()) return;
@@ -161,6 +171,9 @@ async function save(event) {
     } else if (field.kind === "integer") settings[field.key] = Number(input.value.trim() || field.default);
     else settings[field.key] = input.value.trim();
   }
+  // The app secret is made here once, from the browser's cryptographic source, and only
+  // Kustomer keeps it: the app's workflow and pages carry it, nobody types it.
+  for (const field of hidden) if (!savedKeys.has(field.key)) settings[field.key] = randomSecret();
   status("busy", "Saving…");
   try {
     const doc = await kustomer(Kustomer, "/v1/apps/settings", "PUT", { settings });

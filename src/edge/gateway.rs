@@ -1,21 +1,31 @@
 //! The edge's HTTP API, stateless: validates, verifies which org a key belongs to, and hands
 //! each org's work to that org's scheduler through a [`Router`].
 //!
-//! The keys in the headers are the caller's credential. A close event is stored under the org
-//! that Kustomer says the key belongs to, never under the org the body claims, so one org can
-//! never schedule into, list or resend another org's surveys.
+//! Who may do what (the README's trust model):
+//! - The Kustomer key in the headers names the org: Kustomer says which org it belongs to, and
+//!   a close is stored under that org, never under the org the body claims, so one org can never
+//!   schedule into, list or resend another org's surveys.
+//! - Scheduling, the delivery log and resends also need the org's app secret
+//!   (`x-app-secret`), which only the app's own workflow action and pages carry (Kustomer keeps
+//!   it as a secret setting that no API returns). Any other holder of an org key is refused, and
+//!   settings are stored only from such calls.
+//! - Key checks (`settings/check`, `preview`) need a Kustomer key that Kustomer accepts before
+//!   anything reaches Stella, and are rate-limited per key and per client address.
 
 use super::kustomer_api::{self, Failure, TokenInfo};
 use super::scheduler::Command;
+use super::seal;
 use super::{
-    job::Schedule, job::StoredSettings, settings_from_headers, Config, OutRequest, Reply, Transport,
+    job::Schedule, job::StoredSettings, settings_from_headers, Config, OutRequest, Reply,
+    SendError, Transport,
 };
 use crate::api::{self, Options, Planned};
 use crate::decision::{self, Decision, Plan, SurveyInput};
 use crate::error::MAX_INPUT_BYTES;
 use crate::kustomer::{self, At};
+use crate::redact::scrub;
 use crate::response::{classify_response, network_error, Response};
-use crate::settings::{self, Settings, ValidationOptions, DEFAULT_KUSTOMER_API_URL};
+use crate::settings::{self, Settings, ValidationOptions, APP_SECRET, DEFAULT_KUSTOMER_API_URL};
 use crate::stella;
 use crate::stella::HttpRequest;
 use crate::timestamp;
@@ -24,10 +34,33 @@ use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// Hands a command to an org's scheduler (a Durable Object stub in workerd).
+/// Reaches the edge's Durable Objects: an org's scheduler, and the rate limiter.
 pub trait Router {
     /// Forwards and returns the scheduler's reply; `Err` when it could not be reached.
     async fn forward(&self, org: &str, command: &Command) -> Result<Reply, String>;
+    /// Counts one use of `bucket`, allowed `per_minute` times a minute. `Some(seconds)` when
+    /// over the limit: how long until the bucket allows again.
+    async fn limit(&self, bucket: &str, per_minute: u32) -> Result<Option<u32>, String>;
+}
+
+/// The roles with which a Kustomer key may reset an org's app secret it does not know.
+pub const ADMIN_ROLES: [&str; 2] = ["org.admin", "org.admin.apps"];
+
+/// The body a request may carry: bodies are read only where a route takes one, and never past
+/// this many bytes (the worker entry stops reading there and answers 413).
+pub fn body_limit(method: &str, path: &str) -> usize {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (
+            "POST",
+            ["v1", "kustomer", "conversation-closed"]
+            | ["v1", "preview"]
+            | ["v1", "settings", "check"]
+            | ["v1", "app-secret"]
+            | ["v1", "deliveries", _, "resend"],
+        ) => MAX_INPUT_BYTES,
+        _ => 0,
+    }
 }
 
 /// The most delivery log entries returned.
@@ -94,12 +127,14 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             ("POST", ["v1", "settings", "check"]) => self.check_connection(&r).await,
             ("GET", ["v1", "deliveries"]) => self.deliveries(&r).await,
             ("POST", ["v1", "deliveries", id, "resend"]) => self.resend(&r, id).await,
+            ("POST", ["v1", "app-secret"]) => self.set_app_secret(&r).await,
             ("GET", ["healthz"]) => Reply::json(200, json!({"ok": true})),
             (
                 _,
                 ["v1", "kustomer", "conversation-closed"]
                 | ["v1", "preview"]
                 | ["v1", "settings", "check"]
+                | ["v1", "app-secret"]
                 | ["v1", "deliveries", ..],
             ) => Reply::error(
                 405,
@@ -111,6 +146,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 
     async fn conversation_closed(&self, r: &Request<'_>) -> Reply {
+        let app_secret = match app_secret(r) {
+            Ok(digest) => digest,
+            Err(reply) => return reply,
+        };
         let raw = settings_from_headers(r.header);
         let event = match kustomer::from_json(r.body) {
             Ok(v) => v,
@@ -124,6 +163,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             match api::plan_conversation_event(&raw, &event, options, now) {
                 Planned::Reject { error, .. } => {
                     return Reply::json(400, json!({ "error": error }))
+                }
+                Planned::Plan(Plan::Ignore { reason, message }) if reason.is_refusal() => {
+                    return Reply::json(400, json!({"error": {"code": reason, "message": message}}))
                 }
                 Planned::Plan(Plan::Ignore { reason, message }) => {
                     return Reply::json(
@@ -179,13 +221,22 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "The Kustomer API key belongs to another org than the event.",
             );
         }
-        let command = Command::Schedule(Schedule {
-            org: org.clone(),
-            conversation_id,
-            closed_at_ms: timestamp::to_millis(closed_at),
-            send_at_ms: timestamp::to_millis(send_at),
+        let event_id = At::named(&event, "event")
+            .get("id")
+            .opt_string()
+            .ok()
+            .flatten();
+        let command = Command::Schedule {
+            close: Schedule {
+                org: org.clone(),
+                conversation_id,
+                closed_at_ms: timestamp::to_millis(closed_at),
+                send_at_ms: timestamp::to_millis(send_at),
+                event_id,
+            },
+            app_secret,
             settings: StoredSettings(raw),
-        });
+        };
         self.forward(&org, &command).await
     }
 
@@ -216,11 +267,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 orgs.insert(cache_key, (token.clone(), now_ms + self.config.cache_ms));
                 Ok(token)
             }
-            Err(Failure::Retry { message, .. }) => Err(Reply::error(
-                503,
-                "kustomer_unavailable",
-                scrub(message, &[key]),
-            )),
+            Err(Failure::Retry { message, .. }) => {
+                Err(Reply::error(503, "kustomer_unavailable", message))
+            }
             Err(Failure::Fatal {
                 code: "rejected", ..
             }) => Err(Reply::error(
@@ -229,13 +278,14 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "Kustomer did not accept the Kustomer API key.",
             )),
             Err(Failure::Fatal { message, .. }) => {
-                Err(Reply::error(502, "kustomer_error", scrub(message, &[key])))
+                Err(Reply::error(502, "kustomer_error", message))
             }
         }
     }
 
-    /// The caller's org, from the `x-kustomer-api-key` (and optional `x-kustomer-api-url`).
-    async fn caller_org(&self, r: &Request<'_>) -> Result<String, Reply> {
+    /// The caller's org and roles, from the `x-kustomer-api-key` (and optional
+    /// `x-kustomer-api-url`).
+    async fn caller(&self, r: &Request<'_>) -> Result<TokenInfo, Reply> {
         let Some(key) = (r.header)("x-kustomer-api-key").filter(|k| !k.trim().is_empty()) else {
             return Err(Reply::error(
                 401,
@@ -247,39 +297,128 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             (r.header)("x-kustomer-api-url").unwrap_or_else(|| DEFAULT_KUSTOMER_API_URL.to_owned());
         let api_url = settings::kustomer_api_url(&url, self.options())
             .map_err(|e| Reply::json(400, json!({"error": {"code": "invalid_settings", "message": e.message.clone(), "fields": [e]}})))?;
-        self.org_of(&api_url, key.trim(), r.now_ms)
-            .await
-            .map(|t| t.org)
+        self.org_of(&api_url, key.trim(), r.now_ms).await
     }
 
     async fn deliveries(&self, r: &Request<'_>) -> Reply {
-        match self.caller_org(r).await {
-            Ok(org) => {
-                self.forward(
-                    &org,
-                    &Command::List {
-                        limit: DELIVERY_LOG_LIMIT,
-                    },
-                )
-                .await
+        let app_secret = match app_secret(r) {
+            Ok(digest) => digest,
+            Err(reply) => return reply,
+        };
+        match self.caller(r).await {
+            Ok(token) => {
+                let command = Command::List {
+                    limit: DELIVERY_LOG_LIMIT,
+                    app_secret,
+                };
+                self.forward(&token.org, &command).await
             }
             Err(reply) => reply,
         }
     }
 
-    async fn resend(&self, r: &Request<'_>, conversation_id: &str) -> Reply {
-        match self.caller_org(r).await {
-            Ok(org) => {
-                self.forward(
-                    &org,
-                    &Command::Resend {
-                        conversation_id: conversation_id.to_owned(),
-                    },
-                )
-                .await
+    /// Sends a failed or skipped survey again. The path segment is percent-decoded exactly
+    /// once, so any id the log shows can be resent; the call carries the settings, as a close
+    /// does, and they are what the new attempt uses.
+    async fn resend(&self, r: &Request<'_>, segment: &str) -> Reply {
+        let app_secret = match app_secret(r) {
+            Ok(digest) => digest,
+            Err(reply) => return reply,
+        };
+        let conversation_id = match percent_encoding::percent_decode_str(segment).decode_utf8() {
+            Ok(id) => id.into_owned(),
+            Err(_) => {
+                return Reply::error(400, "invalid_id", "The conversation id is not valid UTF-8.")
+            }
+        };
+        if let Err(e) = kustomer::check_id(&conversation_id, "conversationId") {
+            return Reply::json(400, json!({ "error": e }));
+        }
+        let raw = settings_from_headers(r.header);
+        if let Err(fields) = settings::validate_settings(&raw, self.options()) {
+            let error = crate::InputError::invalid_settings(fields);
+            return Reply::json(400, json!({ "error": error }));
+        }
+        match self.caller(r).await {
+            Ok(token) => {
+                let command = Command::Resend {
+                    org: token.org.clone(),
+                    conversation_id,
+                    app_secret,
+                    settings: StoredSettings(raw),
+                };
+                self.forward(&token.org, &command).await
             }
             Err(reply) => reply,
         }
+    }
+
+    /// Registers, rotates (`x-app-secret` is the current one) or resets (a Kustomer key with
+    /// an org admin role) the org's app secret, given as `x-new-app-secret`.
+    async fn set_app_secret(&self, r: &Request<'_>) -> Reply {
+        let Some(new) = (r.header)("x-new-app-secret").filter(|s| valid_app_secret(s)) else {
+            return Reply::error(
+                400,
+                "invalid_app_secret",
+                "Send the new app secret in x-new-app-secret: 16 to 256 characters without spaces.",
+            );
+        };
+        match self.caller(r).await {
+            Ok(token) => {
+                let command = Command::SetSecret {
+                    org: token.org.clone(),
+                    current: (r.header)(&settings::setting_header(APP_SECRET))
+                        .map(|s| seal::digest(s.trim())),
+                    new: seal::digest(new.trim()),
+                    admin: token
+                        .roles
+                        .iter()
+                        .any(|r| ADMIN_ROLES.contains(&r.as_str())),
+                };
+                self.forward(&token.org, &command).await
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    /// Counts a key check against the client's address (where the platform tells it) and the
+    /// keys it names; the reply to give when any of them is over its limit.
+    async fn rate_limited(&self, r: &Request<'_>, keys: &[&str]) -> Option<Reply> {
+        let mut buckets: Vec<String> = keys
+            .iter()
+            .filter(|k| !k.is_empty())
+            .map(|k| format!("key:{}", &seal::digest(k)[..32]))
+            .collect();
+        // Cloudflare sets cf-connecting-ip itself; elsewhere (locally) there is no address.
+        if let Some(ip) = (r.header)("cf-connecting-ip").filter(|ip| !ip.is_empty()) {
+            buckets.push(format!("addr:{}", ip.trim()));
+        }
+        for bucket in buckets {
+            match self
+                .router
+                .limit(&bucket, self.config.key_checks_per_minute)
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(wait)) => {
+                    let mut reply = Reply::error(
+                        429,
+                        "rate_limited",
+                        format!("Too many key checks: try again in {wait} seconds."),
+                    );
+                    reply.retry_after = Some(wait.max(1));
+                    return Some(reply);
+                }
+                Err(e) => {
+                    return Some(Reply::error(
+                        503,
+                        "rate_limiter_unavailable",
+                        format!("The rate limiter could not be reached: {e}"),
+                    ))
+                }
+            }
+        }
+        None
     }
 
     /// The request that would be sent for `{conversationId}` (now, or once it is closed), key
@@ -300,14 +439,19 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(e) => return Reply::json(400, json!({ "error": e })),
         };
         let id = match At::named(&body, "body").get("conversationId").string() {
-            Ok(id) if !id.trim().is_empty() => id,
-            Ok(_) => return Reply::error(400, "invalid_shape", "conversationId is empty."),
+            Ok(id) => id,
             Err(e) => return Reply::json(400, json!({ "error": e })),
         };
+        if let Err(e) = kustomer::check_id(&id, "conversationId") {
+            return Reply::json(400, json!({ "error": e }));
+        }
         let keys = [
             settings.stella_api_key.expose(),
             settings.kustomer_api_key.expose(),
         ];
+        if let Some(reply) = self.rate_limited(r, &keys).await {
+            return reply;
+        }
         let inputs = match kustomer_api::fetch_inputs(
             &self.transport,
             None,
@@ -322,7 +466,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(Failure::Fatal {
                 code: "not_found",
                 message,
-            }) => return Reply::error(404, "conversation_not_found", scrub(message, &keys)),
+            }) => return Reply::error(404, "conversation_not_found", message),
             Err(Failure::Fatal {
                 code: "rejected",
                 message,
@@ -330,14 +474,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 return Reply::error(
                     401,
                     "kustomer_key_rejected",
-                    format!(
-                        "Kustomer did not accept the Kustomer API key: {}",
-                        scrub(message, &keys)
-                    ),
+                    format!("Kustomer did not accept the Kustomer API key: {}", message),
                 )
             }
             Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
-                return Reply::error(502, "kustomer_error", scrub(message, &keys))
+                return Reply::error(502, "kustomer_error", message)
             }
         };
         // An open conversation is shown as it would be sent once closed, as the agent's card
@@ -395,11 +536,25 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                     )
                 }
             };
-        let (kustomer, stella) = futures_util::future::join(
-            self.check_kustomer(&settings, r.now_ms),
-            self.check_stella(&settings, r.now_ms),
-        )
-        .await;
+        let keys = [
+            settings.stella_api_key.expose(),
+            settings.kustomer_api_key.expose(),
+        ];
+        if let Some(reply) = self.rate_limited(r, &keys).await {
+            return reply;
+        }
+        // Kustomer first: nothing reaches Stella until Kustomer has accepted the org's key, so
+        // the edge is no free oracle for guessing Stella keys.
+        let kustomer = self.check_kustomer(&settings, r.now_ms).await;
+        let stella = if kustomer.ok || kustomer.code == "missing_permission" {
+            self.check_stella(&settings, r.now_ms).await
+        } else {
+            KeyCheck::new(
+                false,
+                "not_checked",
+                "Checked once Kustomer accepts the Kustomer API key.",
+            )
+        };
         Reply::json(
             200,
             json!({ "ok": kustomer.ok && stella.ok, "kustomer": kustomer, "stella": stella }),
@@ -432,11 +587,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(Failure::Retry { message, .. }) => KeyCheck::new(
                 false,
                 "kustomer_unavailable",
-                format!("Kustomer could not be reached: {}", scrub(message, &[key])),
+                format!("Kustomer could not be reached: {}", message),
             ),
-            Err(Failure::Fatal { message, .. }) => {
-                KeyCheck::new(false, "kustomer_error", scrub(message, &[key]))
-            }
+            Err(Failure::Fatal { message, .. }) => KeyCheck::new(false, "kustomer_error", message),
         }
     }
 
@@ -455,17 +608,19 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 body: Some(stella::KEY_PROBE_BODY.to_owned()),
             })
             .await;
+        // The probe's answer is judged here, not by `interpret` (a 400 is the good answer); its
+        // words are masked as they enter, the same way.
         let outcome = match answer {
             Ok(a) => classify_response(
                 Response {
                     status: a.status,
                     retry_after: a.retry_after.as_deref(),
                     ratelimit_reset: None,
-                    body: &a.body,
+                    body: &scrub(&a.body, &[key]),
                 },
                 timestamp::from_millis(now_ms as f64),
             ),
-            Err(e) => network_error(&e),
+            Err(SendError::Network(e) | SendError::Refused(e)) => network_error(&scrub(&e, &[key])),
         };
         match stella::key_probe_verdict(&outcome) {
             Ok(()) => KeyCheck::new(
@@ -473,16 +628,28 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "ok",
                 "Agent Connect accepted the key (no survey was sent).",
             ),
-            Err((code, message)) => KeyCheck::new(false, code, scrub(message, &[key])),
+            Err((code, message)) => KeyCheck::new(false, code, message),
         }
     }
 }
 
-/// `message` with the keys masked: a server's error text may repeat the credentials it got.
-fn scrub(message: String, keys: &[&str]) -> String {
-    keys.iter()
-        .filter(|k| !k.is_empty())
-        .fold(message, |m, k| m.replace(k, settings::MASK))
+/// The digest of the call's app secret (`x-app-secret`), or the reply refusing a call without
+/// one.
+fn app_secret(r: &Request<'_>) -> Result<String, Reply> {
+    match (r.header)(&settings::setting_header(APP_SECRET)) {
+        Some(secret) if valid_app_secret(&secret) => Ok(seal::digest(secret.trim())),
+        _ => Err(Reply::error(
+            401,
+            "missing_app_secret",
+            "Only the app's own workflow and pages may do this: they send the org's app secret in x-app-secret.",
+        )),
+    }
+}
+
+/// An app secret worth the name: long enough not to be guessed, short enough to be a header.
+fn valid_app_secret(secret: &str) -> bool {
+    let s = secret.trim();
+    (16..=256).contains(&s.len()) && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Reads a header map given as JSON (`{name: value}`), for callers that hold headers as data.

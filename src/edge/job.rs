@@ -1,11 +1,15 @@
 //! A pending or finished survey, and the pure rules that move it along: when a close replaces
 //! a job, how long to wait before a retry, when to give up.
 
+use crate::decision::{self, Skip};
+use crate::settings::Settings;
+use crate::timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Raw settings as they came with a close event, keys included. Stored so that the survey can
-/// be sent with them later; `Debug` prints nothing of them, so no log line can carry a key.
+/// Raw settings as an authenticated call gave them, keys included: kept once per org, sealed
+/// (see [`super::seal`]), never in a job. `Debug` prints nothing of them, so no log line can
+/// carry a key.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StoredSettings(pub Value);
@@ -41,8 +45,8 @@ impl JobState {
     }
 }
 
-/// One survey for one conversation of one org. `settings` holds the raw settings (keys
-/// included) that came with the latest close event; it is stored, never shown.
+/// One survey for one conversation of one org. It holds no key: the org's settings are kept
+/// once per org, sealed, and only while a job needs them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
@@ -77,8 +81,24 @@ pub struct Job {
     pub created_ms: i64,
     /// Last changed.
     pub updated_ms: i64,
-    /// Raw settings with keys: read by the scheduler, never listed.
-    pub settings: StoredSettings,
+    /// Ids of the latest close events that touched this job (at most [`MAX_EVENT_IDS`]): a
+    /// redelivered event is the same event, whatever its timestamps say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
+    /// When an earlier survey of this conversation went out, for the resurvey rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_sent_ms: Option<i64>,
+}
+
+/// How many event ids a job remembers. Kustomer redelivers within about an hour; a
+/// conversation is rarely closed this often in that time.
+pub const MAX_EVENT_IDS: usize = 16;
+
+impl Job {
+    /// When this conversation was last surveyed: by this job, or by the one it replaced.
+    pub fn last_surveyed_ms(&self) -> Option<i64> {
+        self.sent_ms.or(self.previous_sent_ms)
+    }
 }
 
 /// A close event, planned and verified, to be stored.
@@ -93,33 +113,67 @@ pub struct Schedule {
     pub closed_at_ms: i64,
     /// Due time, ms.
     pub send_at_ms: i64,
-    /// Raw settings from the event's headers.
-    pub settings: StoredSettings,
+    /// The event's own id, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 /// What storing a close did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Upsert {
     /// A new job, or a later close replacing a pending or finished one.
-    Scheduled,
+    Scheduled(Job),
     /// The same close again (Kustomer delivers at least once): nothing changed.
     Duplicate,
     /// An older close arriving after a newer one: nothing changed.
     Stale,
+    /// A later close of a conversation already surveyed, which the resurvey rule does not
+    /// allow: the sent job, with the close and the reason noted for the delivery log.
+    AlreadySurveyed(Job, Skip),
 }
 
-/// Applies a close to the existing job for that conversation, if any. The rule that makes
-/// at-least-once delivery and reordering harmless: a job only moves forward in close time.
-pub fn upsert(existing: Option<&Job>, s: Schedule, now_ms: i64) -> (Upsert, Option<Job>) {
+/// Applies a close to the existing job for that conversation, if any. The rules that make
+/// at-least-once delivery and reordering harmless: an event id is seen once, and a job only
+/// moves forward in close time; a conversation already surveyed is surveyed again only as
+/// [`decision::may_resurvey`] allows.
+pub fn upsert(existing: Option<&Job>, s: Schedule, settings: &Settings, now_ms: i64) -> Upsert {
+    let mut event_ids = existing.map(|j| j.event_ids.clone()).unwrap_or_default();
     if let Some(job) = existing {
-        if s.closed_at_ms == job.closed_at_ms {
-            return (Upsert::Duplicate, None);
-        }
         if s.closed_at_ms < job.closed_at_ms {
-            return (Upsert::Stale, None);
+            return Upsert::Stale;
+        }
+        if s.event_id
+            .as_ref()
+            .is_some_and(|id| job.event_ids.contains(id))
+            || s.closed_at_ms == job.closed_at_ms
+        {
+            return Upsert::Duplicate;
         }
     }
-    let job = Job {
+    if let Some(id) = s.event_id {
+        if event_ids.len() >= MAX_EVENT_IDS {
+            event_ids.remove(0);
+        }
+        event_ids.push(id);
+    }
+    let last_surveyed = existing.and_then(Job::last_surveyed_ms);
+    if let (Some(job), Some(last)) = (existing, last_surveyed) {
+        let ms = |ms: i64| timestamp::from_millis(ms as f64);
+        if let Err(skip) = decision::may_resurvey(settings, ms(last), ms(s.closed_at_ms)) {
+            if job.state == JobState::Sent {
+                let noted = Job {
+                    reason: Some(skip.code.as_str().into()),
+                    message: Some(skip.message.clone()),
+                    closed_at_ms: s.closed_at_ms,
+                    event_ids,
+                    updated_ms: now_ms,
+                    ..job.clone()
+                };
+                return Upsert::AlreadySurveyed(noted, skip);
+            }
+        }
+    }
+    Upsert::Scheduled(Job {
         org: s.org,
         conversation_id: s.conversation_id,
         state: JobState::Scheduled,
@@ -135,9 +189,9 @@ pub fn upsert(existing: Option<&Job>, s: Schedule, now_ms: i64) -> (Upsert, Opti
         sent_ms: None,
         created_ms: existing.map_or(now_ms, |j| j.created_ms),
         updated_ms: now_ms,
-        settings: s.settings,
-    };
-    (Upsert::Scheduled, Some(job))
+        event_ids,
+        previous_sent_ms: last_surveyed,
+    })
 }
 
 /// How retries are spaced.
@@ -196,39 +250,105 @@ mod tests {
             conversation_id: "c".into(),
             closed_at_ms: at,
             send_at_ms: at + 900,
-            settings: StoredSettings(json!({"stellaApiKey": "k-secret"})),
+            event_id: None,
+        }
+    }
+
+    fn settings(resurvey_days: u32) -> Settings {
+        let raw = json!({"stellaApiKey": "k", "kustomerApiKey": "k", "kustomerUrl": "https://a.kustomerapp.com", "resurveyAfterDays": resurvey_days.to_string()});
+        crate::settings::validate_settings(&raw, Default::default()).unwrap()
+    }
+
+    fn scheduled(u: Upsert) -> Job {
+        match u {
+            Upsert::Scheduled(job) => job,
+            other => panic!("not scheduled: {other:?}"),
         }
     }
 
     #[test]
     fn a_job_only_moves_forward_in_close_time() {
-        assert!(
-            !format!("{:?}", close(1)).contains("k-secret"),
-            "Debug never prints keys"
-        );
-        let (u, first) = upsert(None, close(1000), 1);
-        assert_eq!(u, Upsert::Scheduled);
-        let first = first.unwrap();
+        let never = settings(0);
+        let first = scheduled(upsert(None, close(1000), &never, 1));
         assert_eq!((first.due_ms, first.generation), (Some(1900), 0));
-        assert_eq!(upsert(Some(&first), close(1000), 2).0, Upsert::Duplicate);
-        assert_eq!(upsert(Some(&first), close(999), 2).0, Upsert::Stale);
-        let (u, second) = upsert(Some(&first), close(5000), 3);
-        let second = second.unwrap();
         assert_eq!(
-            (u, second.due_ms, second.generation, second.created_ms),
-            (Upsert::Scheduled, Some(5900), 1, 1)
+            upsert(Some(&first), close(1000), &never, 2),
+            Upsert::Duplicate
         );
-        // A sent job is replaced only by a later close, a new interaction.
+        assert_eq!(upsert(Some(&first), close(999), &never, 2), Upsert::Stale);
+        let second = scheduled(upsert(Some(&first), close(5000), &never, 3));
+        assert_eq!(
+            (second.due_ms, second.generation, second.created_ms),
+            (Some(5900), 1, 1)
+        );
+    }
+
+    #[test]
+    fn an_event_id_is_one_event_whatever_its_times() {
+        let never = settings(0);
+        let with_id = |at, id: &str| Schedule {
+            event_id: Some(id.into()),
+            ..close(at)
+        };
+        let job = scheduled(upsert(None, with_id(1000, "e1"), &never, 1));
+        assert_eq!(
+            upsert(Some(&job), with_id(7000, "e1"), &never, 2),
+            Upsert::Duplicate
+        );
+        let mut job = scheduled(upsert(Some(&job), with_id(7000, "e2"), &never, 2));
+        assert_eq!(job.event_ids, ["e1", "e2"]);
+        for i in 0..40 {
+            job = scheduled(upsert(
+                Some(&job),
+                with_id(8000 + i, &format!("x{i}")),
+                &never,
+                3,
+            ));
+        }
+        assert_eq!(job.event_ids.len(), MAX_EVENT_IDS, "bounded");
+    }
+
+    #[test]
+    fn a_surveyed_conversation_is_surveyed_again_only_as_the_setting_allows() {
+        const DAY: i64 = 86_400_000;
+        let first = scheduled(upsert(None, close(1000), &settings(0), 1));
         let sent = Job {
             state: JobState::Sent,
             due_ms: None,
-            ..second
+            sent_ms: Some(2000),
+            ..first
         };
-        assert_eq!(upsert(Some(&sent), close(5000), 4).0, Upsert::Duplicate);
         assert_eq!(
-            upsert(Some(&sent), close(6000), 4).1.unwrap().state,
-            JobState::Scheduled
+            upsert(Some(&sent), close(1000), &settings(0), 4),
+            Upsert::Duplicate
         );
+        match upsert(Some(&sent), close(6000), &settings(0), 4) {
+            Upsert::AlreadySurveyed(job, skip) => {
+                assert_eq!(skip.code, decision::SkipCode::AlreadySurveyed);
+                assert_eq!(
+                    (job.state, job.reason.as_deref()),
+                    (JobState::Sent, Some("already_surveyed"))
+                );
+                assert_eq!(
+                    job.sent_ms,
+                    Some(2000),
+                    "the survey that went out stays on record"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            upsert(Some(&sent), close(2000 + DAY), &settings(2), 4),
+            Upsert::AlreadySurveyed(..)
+        ));
+        let again = scheduled(upsert(Some(&sent), close(2000 + 2 * DAY), &settings(2), 4));
+        assert_eq!(
+            (again.state, again.previous_sent_ms),
+            (JobState::Scheduled, Some(2000))
+        );
+        // A replaced job remembers the survey, so the rule holds at send time too.
+        let replaced = scheduled(upsert(Some(&again), close(3000 + 2 * DAY), &settings(2), 5));
+        assert_eq!(replaced.last_surveyed_ms(), Some(2000));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! survey at two calls in steady state: the conversation and the customer are always read
 //! fresh (they change), the agent's email and tag names are cached for a few minutes.
 
-use super::{InResponse, OutRequest, Store, Transport};
+use super::{InResponse, OutRequest, SendError, Store, Transport, MAX_URL_BYTES};
 use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
+use crate::redact::scrub;
 use crate::response::{classify_response, network_error, Outcome, Response};
 use crate::settings::Settings;
 use crate::timestamp;
@@ -28,26 +29,45 @@ pub enum Failure {
     },
 }
 
-/// Maps an HTTP answer (or its absence) to a value or a [`Failure`].
+/// Maps an HTTP answer (or its absence) to a value or a [`Failure`]. The other side's words
+/// (an error body, a runtime's error text) are where a key may come back, so `keys` are
+/// masked out of them here, as they enter, in every form [`scrub`] knows.
 pub fn interpret(
-    result: Result<InResponse, String>,
+    result: Result<InResponse, SendError>,
     now_ms: i64,
     service: &str,
+    keys: &[&str],
 ) -> Result<InResponse, Failure> {
     // What an answer (or no answer) means is decided in `response`; this only words it.
-    let response = result.map_err(|e| failure(network_error(&e), service))?;
-    let outcome = classify_response(
-        Response {
-            status: response.status,
-            retry_after: response.retry_after.as_deref(),
-            ratelimit_reset: response.ratelimit_reset.as_deref(),
-            body: &response.body,
-        },
-        timestamp::from_millis(now_ms as f64),
-    );
-    match outcome {
+    let response = match result {
+        Ok(response) => response,
+        Err(SendError::Network(e)) => {
+            return Err(failure(network_error(&scrub(&e, keys)), service))
+        }
+        Err(SendError::Refused(e)) => {
+            return Err(Failure::Fatal {
+                code: "request_refused",
+                message: format!(
+                    "The request to {service} cannot be made: {}",
+                    scrub(&e, keys)
+                ),
+            })
+        }
+    };
+    let classify = |body: &str| {
+        classify_response(
+            Response {
+                status: response.status,
+                retry_after: response.retry_after.as_deref(),
+                ratelimit_reset: response.ratelimit_reset.as_deref(),
+                body,
+            },
+            timestamp::from_millis(now_ms as f64),
+        )
+    };
+    match classify(&response.body) {
         Outcome::Sent { .. } => Ok(response),
-        other => Err(failure(other, service)),
+        _ => Err(failure(classify(&scrub(&response.body, keys)), service)),
     }
 }
 
@@ -93,6 +113,14 @@ pub async fn get<T: Transport>(
         code: "invalid_url",
         message: "The Kustomer API URL cannot take a path.".into(),
     })?;
+    if url.len() > MAX_URL_BYTES {
+        return Err(Failure::Fatal {
+            code: "request_refused",
+            message: format!(
+                "The request to Kustomer cannot be made: its URL is over {MAX_URL_BYTES} bytes."
+            ),
+        });
+    }
     let request = OutRequest {
         method: "GET",
         url,
@@ -102,7 +130,7 @@ pub async fn get<T: Transport>(
         ],
         body: None,
     };
-    let response = interpret(transport.send(request).await, now_ms, "Kustomer")?;
+    let response = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
     kustomer::from_json(&response.body).map_err(|e| Failure::Fatal {
         code: "invalid_response",
         message: format!("Kustomer's answer: {e}"),

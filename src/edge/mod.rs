@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod job;
 pub mod kustomer_api;
 pub mod scheduler;
+pub mod seal;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -74,11 +75,50 @@ pub struct InResponse {
     pub body: String,
 }
 
-/// Sends HTTP requests. The real one is workerd's `fetch` with a 10-second timeout; an `Err`
-/// is a network error or a timeout (retryable).
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// A network error or a timeout: the same request may work later.
+    Network(String),
+    /// The request itself cannot be made (an invalid URL or header, or one too long for any
+    /// server): it never will, so it is not retried.
+    Refused(String),
+}
+
+/// The longest URL the edge requests. Ids are checked at the door, so only a misconfigured
+/// base URL reaches this; servers refuse far shorter ones (8 KiB is common).
+pub const MAX_URL_BYTES: usize = 8192;
+
+/// Sends HTTP requests. The real one is workerd's `fetch` with a 10-second timeout.
 pub trait Transport {
     /// Sends one request.
-    async fn send(&self, request: OutRequest) -> Result<InResponse, String>;
+    async fn send(&self, request: OutRequest) -> Result<InResponse, SendError>;
+}
+
+/// What the edge keeps about an org besides its jobs: its settings (sealed, and only while a job
+/// needs them) and the digest of its app secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgRecord {
+    /// The org, once known: the associated data its settings are sealed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The raw settings of the latest authenticated call, sealed ([`seal::Sealer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_settings: Option<String>,
+    /// Digest of those settings, so that an unchanged set is not sealed and written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_digest: Option<String>,
+    /// SHA-256 of the org's app secret; the first authenticated call registers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_digest: Option<String>,
+    /// The app secret it replaced, accepted until `previous_until_ms` so that calls already
+    /// under way when it was rotated still land.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_digest: Option<String>,
+    /// Until when the previous secret is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_until_ms: Option<i64>,
 }
 
 /// The org's jobs and cache (a Durable Object's SQL storage). Errors are storage faults.
@@ -100,21 +140,38 @@ pub trait Store {
     fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<String>, String>;
     /// Caches a value until `expires_ms`.
     fn cache_put(&self, key: &str, value: &str, expires_ms: i64) -> Result<(), String>;
+    /// The org's record (empty when none is stored).
+    fn org(&self) -> Result<OrgRecord, String>;
+    /// Replaces the org's record.
+    fn put_org(&self, record: &OrgRecord) -> Result<(), String>;
+    /// Deletes final jobs last changed before `before_ms` (the retention period) and expired
+    /// cache entries. Returns how many jobs went.
+    fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String>;
+    /// When the oldest final job was last changed, for the alarm that prunes it.
+    fn oldest_final(&self) -> Result<Option<i64>, String>;
 }
 
 /// An HTTP answer from the edge: status and JSON body.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Reply {
     /// Status code.
     pub status: u16,
     /// JSON body.
     pub body: Value,
+    /// `Retry-After` in seconds, on a 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u32>,
 }
 
 impl Reply {
     /// A JSON answer.
     pub fn json(status: u16, body: Value) -> Self {
-        Self { status, body }
+        Self {
+            status,
+            body,
+            retry_after: None,
+        }
     }
 
     /// `{error: {code, message}}`.
@@ -137,6 +194,11 @@ pub struct Config {
     pub cache_ms: i64,
     /// How long a `sending` attempt may last before it counts as cut off.
     pub lease_ms: i64,
+    /// How long finished jobs are kept for the delivery log.
+    pub retention_days: u32,
+    /// Key checks (`settings/check`, `preview`) allowed per key and per client address in a
+    /// minute.
+    pub key_checks_per_minute: u32,
 }
 
 impl Default for Config {
@@ -146,16 +208,63 @@ impl Default for Config {
             retry: job::RetryPolicy::default(),
             cache_ms: 5 * 60_000,
             lease_ms: 60_000,
+            retention_days: 90,
+            key_checks_per_minute: 5,
         }
+    }
+}
+
+impl Config {
+    /// The configuration from the worker's bindings, as text (`RETRY_BASE_MS`, …): an unset or
+    /// `null` binding means the default; a value that is not a positive whole number is refused
+    /// with a message, so a typo stops the worker at start instead of retrying without pause.
+    pub fn from_bindings(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let d = Self::default();
+        let number =
+            |name: &str, default: i64| -> Result<i64, String> {
+                match get(name)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+                {
+                    None => Ok(default),
+                    Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("{name} must be a positive whole number, not {v:?}")
+                    }),
+                }
+            };
+        let small = |name: &str, default: u32| -> Result<u32, String> {
+            let n = number(name, default.into())?;
+            u32::try_from(n).map_err(|_| format!("{name} is too large: {n}"))
+        };
+        Ok(Self {
+            allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
+            retry: job::RetryPolicy {
+                base_ms: number("RETRY_BASE_MS", d.retry.base_ms)?,
+                ..d.retry
+            },
+            cache_ms: number("CACHE_MS", d.cache_ms)?,
+            lease_ms: number("LEASE_MS", d.lease_ms)?,
+            retention_days: small("RETENTION_DAYS", d.retention_days)?,
+            key_checks_per_minute: small("KEY_CHECKS_PER_MINUTE", d.key_checks_per_minute)?,
+        })
+    }
+
+    /// The retention period in ms.
+    pub fn retention_ms(&self) -> i64 {
+        i64::from(self.retention_days) * 86_400_000
     }
 }
 
 pub use crate::settings::setting_header;
 
 /// Raw settings read from request headers (absent headers are left out, so defaults apply).
+/// The app secret is not a setting the survey needs: it is read apart and never stored.
 pub fn settings_from_headers(header: impl Fn(&str) -> Option<String>) -> Value {
     let mut raw = serde_json::Map::new();
-    for f in crate::settings::FIELDS {
+    for f in crate::settings::FIELDS
+        .iter()
+        .filter(|f| f.key != crate::settings::APP_SECRET)
+    {
         if let Some(v) = header(&setting_header(f.key)) {
             raw.insert(f.key.to_owned(), Value::String(v));
         }
@@ -184,6 +293,48 @@ mod tests {
         assert_eq!(setting_header("stellaApiKey"), "x-stella-api-key");
         assert_eq!(setting_header("secondsUntilSend"), "x-seconds-until-send");
         assert_eq!(setting_header("kustomerApiUrl"), "x-kustomer-api-url");
+    }
+
+    #[test]
+    fn config_from_bindings_defaults_unset_and_refuses_nonsense() {
+        let from = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect();
+            Config::from_bindings(move |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        assert_eq!(
+            from(&[]).unwrap(),
+            Config::default(),
+            "unset means the default"
+        );
+        assert_eq!(from(&[("LEASE_MS", " ")]).unwrap(), Config::default());
+        let c = from(&[
+            ("RETRY_BASE_MS", "300"),
+            ("LEASE_MS", "2000"),
+            ("ALLOW_LOOPBACK", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.retry.base_ms, c.lease_ms, c.allow_loopback),
+            (300, 2000, true)
+        );
+        for (name, bad) in [
+            ("RETRY_BASE_MS", "0"),
+            ("LEASE_MS", "-5"),
+            ("LEASE_MS", "1.5"),
+            ("RETENTION_DAYS", "abc"),
+            ("KEY_CHECKS_PER_MINUTE", "99999999999"),
+        ] {
+            let e = from(&[(name, bad)]).unwrap_err();
+            assert!(e.contains(name), "{e}");
+        }
     }
 
     #[test]

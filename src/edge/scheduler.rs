@@ -8,11 +8,12 @@
 //! Stella's 2xx and the write that records it: the lease then expires and the job is retried
 //! (at least once, never lost; Stella suppresses repeat surveys to a customer on its side).
 
-use super::job::{self, Job, JobState, Schedule, Upsert};
+use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::kustomer_api::{self, Failure};
-use super::{Config, OutRequest, Reply, Store, Transport};
-use crate::decision::{self, Decision, SurveyInput};
-use crate::settings::{self, ValidationOptions, MASK};
+use super::seal::{self, Sealer};
+use super::{Config, OrgRecord, OutRequest, Reply, Store, Transport};
+use crate::decision::{self, Decision, Recheck, SurveyInput};
+use crate::settings::{self, Settings, ValidationOptions};
 use crate::stella::HttpRequest;
 use crate::timestamp;
 use futures_util::future::join_all;
@@ -25,24 +26,54 @@ pub trait Clock {
     fn now_ms(&self) -> i64;
     /// A number in [0, 1), for retry jitter.
     fn random(&self) -> f64;
+    /// Fresh random bytes for a nonce (a cryptographic source in production).
+    fn nonce(&self) -> [u8; 12];
 }
 
-/// What the gateway asks of an org's scheduler.
+/// What the gateway asks of an org's scheduler. Every command that reads or changes surveys
+/// carries `app_secret`: the SHA-256 of the app secret the call presented, checked here
+/// against the org's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "camelCase")]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Command {
-    /// Store a close.
-    Schedule(Schedule),
+    /// Store a close, and the settings it came with.
+    Schedule {
+        /// The close.
+        close: Schedule,
+        /// Digest of the presented app secret.
+        app_secret: String,
+        /// The settings from the call's headers.
+        settings: StoredSettings,
+    },
     /// The delivery log.
     List {
         /// How many jobs, newest first.
         limit: usize,
+        /// Digest of the presented app secret.
+        app_secret: String,
     },
     /// Send a failed or skipped survey again, after a fresh check.
     Resend {
+        /// The org.
+        org: String,
         /// The conversation.
-        #[serde(rename = "conversationId")]
         conversation_id: String,
+        /// Digest of the presented app secret.
+        app_secret: String,
+        /// The settings from the call's headers.
+        settings: StoredSettings,
+    },
+    /// Registers, rotates or resets the org's app secret.
+    SetSecret {
+        /// The org.
+        org: String,
+        /// Digest of the secret the caller holds now, if any.
+        current: Option<String>,
+        /// Digest of the new secret.
+        new: String,
+        /// Whether Kustomer says the caller's key is an org admin's, which may reset a secret
+        /// it does not know.
+        admin: bool,
     },
 }
 
@@ -50,6 +81,8 @@ pub enum Command {
 pub const MAX_PER_ALARM: usize = 2000;
 /// How many jobs are attempted at once: their calls to Kustomer and Stella overlap.
 pub const CONCURRENCY: usize = 32;
+/// How long a rotated app secret is still accepted: calls already under way with it land.
+pub const SECRET_GRACE_MS: i64 = 24 * 3_600_000;
 
 /// One org's scheduler.
 pub struct Scheduler<S, T, C> {
@@ -61,6 +94,8 @@ pub struct Scheduler<S, T, C> {
     pub clock: C,
     /// Retry, cache and lease settings.
     pub config: Config,
+    /// Seals and opens the org's stored settings.
+    pub sealer: Sealer,
 }
 
 fn iso(ms: i64) -> String {
@@ -70,6 +105,11 @@ fn iso(ms: i64) -> String {
 /// What one attempt came to.
 enum Attempt {
     Sent(Value),
+    /// Kustomer's own close is another one: the survey falls due later.
+    Retime {
+        closed_at_ms: i64,
+        send_at_ms: i64,
+    },
     Skipped {
         code: String,
         message: String,
@@ -87,51 +127,227 @@ enum Attempt {
     },
 }
 
+/// The org's settings as an attempt finds them.
+enum OrgSettings {
+    Ready(Settings),
+    /// Stored but invalid: the survey fails with this message.
+    Invalid(String),
+    /// Not stored, or not readable: the survey waits for the next authenticated call.
+    Missing(String),
+}
+
 impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// Handles a command from the gateway.
     pub fn command(&self, command: Command) -> Reply {
         let result = match command {
-            Command::Schedule(s) => self.schedule(s),
-            Command::List { limit } => self.list(limit),
-            Command::Resend { conversation_id } => self.resend(&conversation_id),
+            Command::Schedule {
+                close,
+                app_secret,
+                settings,
+            } => {
+                let org = close.org.clone();
+                self.authorized(&org, &app_secret, |record| {
+                    self.schedule(record, close, settings)
+                })
+            }
+            // An org without an app secret has had no survey: an empty log, and no secret
+            // registered by a mere reader.
+            Command::List { limit, app_secret } => match self.store.org() {
+                Ok(record) if record.secret_digest.is_none() => self.list(0),
+                _ => self.authorized("", &app_secret, |_| self.list(limit)),
+            },
+            Command::Resend {
+                org,
+                conversation_id,
+                app_secret,
+                settings,
+            } => self.authorized(&org, &app_secret, |record| {
+                self.resend(record, &conversation_id, settings)
+            }),
+            Command::SetSecret {
+                org,
+                current,
+                new,
+                admin,
+            } => self.set_secret(&org, current.as_deref(), new, admin),
         };
         result.unwrap_or_else(|e| Reply::error(500, "storage_error", e))
     }
 
-    fn schedule(&self, s: Schedule) -> Result<Reply, String> {
+    /// Runs `then` if `presented` is the digest of the org's app secret (or of the one it
+    /// replaced, within [`SECRET_GRACE_MS`]). The first call for an org registers its secret.
+    fn authorized(
+        &self,
+        org: &str,
+        presented: &str,
+        then: impl FnOnce(OrgRecord) -> Result<Reply, String>,
+    ) -> Result<Reply, String> {
+        let mut record = self.store.org()?;
         let now = self.clock.now_ms();
-        let existing = self.store.get(&s.conversation_id)?;
-        let (upsert, job) = job::upsert(existing.as_ref(), s, now);
+        let accepted = match &record.secret_digest {
+            None if !org.is_empty() => {
+                record.secret_digest = Some(presented.to_owned());
+                self.store.put_org(&record)?;
+                true
+            }
+            None => false,
+            Some(current) => {
+                seal::same_digest(current, presented)
+                    || (record.previous_until_ms.is_some_and(|until| now < until)
+                        && record
+                            .previous_secret_digest
+                            .as_deref()
+                            .is_some_and(|p| seal::same_digest(p, presented)))
+            }
+        };
+        if !accepted {
+            return Ok(Reply::error(
+                401,
+                "app_secret_rejected",
+                "This call does not carry the org's app secret: only the app's own workflow and pages may make it.",
+            ));
+        }
+        then(record)
+    }
+
+    fn set_secret(
+        &self,
+        org: &str,
+        current: Option<&str>,
+        new: String,
+        admin: bool,
+    ) -> Result<Reply, String> {
+        let mut record = self.store.org()?;
+        let now = self.clock.now_ms();
+        let (status, what) = match &record.secret_digest {
+            None => (201, "registered"),
+            Some(old) if current.is_some_and(|c| seal::same_digest(old, c)) => {
+                record.previous_secret_digest = Some(old.clone());
+                record.previous_until_ms = Some(now + SECRET_GRACE_MS);
+                (200, "rotated")
+            }
+            Some(_) if admin => {
+                record.previous_secret_digest = None;
+                record.previous_until_ms = None;
+                (200, "reset")
+            }
+            Some(_) => {
+                return Ok(Reply::error(
+                    401,
+                    "app_secret_rejected",
+                    "Send the org's current app secret to replace it, or use a Kustomer API key with an org admin role to reset it.",
+                ))
+            }
+        };
+        record.secret_digest = Some(new);
+        record.org.get_or_insert_with(|| org.to_owned());
+        self.store.put_org(&record)?;
+        Ok(Reply::json(
+            status,
+            json!({"status": what, "previousAcceptedUntil": record.previous_until_ms.filter(|_| what == "rotated").map(iso)}),
+        ))
+    }
+
+    fn validation(&self) -> ValidationOptions {
+        ValidationOptions {
+            allow_loopback: self.config.allow_loopback,
+        }
+    }
+
+    fn schedule(
+        &self,
+        mut record: OrgRecord,
+        close: Schedule,
+        raw: StoredSettings,
+    ) -> Result<Reply, String> {
+        let settings = match settings::validate_settings(&raw.0, self.validation()) {
+            Ok(s) => s,
+            Err(fields) => {
+                let error = crate::InputError::invalid_settings(fields);
+                return Ok(Reply::json(400, json!({ "error": error })));
+            }
+        };
+        let org = close.org.clone();
+        let now = self.clock.now_ms();
+        let existing = self.store.get(&close.conversation_id)?;
         let scheduled = |job: &Job| {
             Reply::json(
                 202,
                 json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(job.send_at_ms)}),
             )
         };
-        match (upsert, job, existing) {
-            (Upsert::Scheduled, Some(job), _) => {
+        let reply = match (
+            job::upsert(existing.as_ref(), close, &settings, now),
+            existing,
+        ) {
+            (Upsert::Scheduled(job), _) => {
                 self.store.put(&job)?;
-                Ok(scheduled(&job))
+                scheduled(&job)
             }
-            (Upsert::Duplicate, _, Some(job)) if !job.state.is_final() => Ok(scheduled(&job)),
-            (Upsert::Duplicate, _, Some(job)) => Ok(Reply::json(
-                200,
-                json!({"status": "ignored", "reason": "duplicate", "message": format!("This close was already handled: the survey is {}.", state_name(job.state))}),
-            )),
-            _ => Ok(Reply::json(
-                200,
-                json!({"status": "ignored", "reason": "stale_event", "message": "A later close of this conversation is already scheduled."}),
-            )),
+            (Upsert::Duplicate, Some(job)) if !job.state.is_final() => scheduled(&job),
+            (Upsert::Duplicate, Some(job)) => ignored(
+                "duplicate",
+                &format!(
+                    "This close was already handled: the survey is {}.",
+                    state_name(job.state)
+                ),
+            ),
+            (Upsert::AlreadySurveyed(job, skip), _) => {
+                self.store.put(&job)?;
+                ignored(skip.code.as_str(), &skip.message)
+            }
+            _ => ignored(
+                "stale_event",
+                "A later close of this conversation is already scheduled.",
+            ),
+        };
+        // The latest settings serve every pending job of the org (a rotated key included).
+        if self.store.next_due()?.is_some() {
+            self.keep_settings(&mut record, &org, &raw)?;
         }
+        Ok(reply)
+    }
+
+    /// Seals and stores `raw` as the org's settings, unless the same are stored already.
+    fn keep_settings(
+        &self,
+        record: &mut OrgRecord,
+        org: &str,
+        raw: &StoredSettings,
+    ) -> Result<(), String> {
+        let text = serde_json::to_string(&raw.0).map_err(|e| e.to_string())?;
+        let digest = seal::digest(&format!("{org}\n{text}"));
+        if record.sealed_settings.is_some() && record.settings_digest.as_deref() == Some(&digest) {
+            return Ok(());
+        }
+        record.sealed_settings = Some(self.sealer.seal(&text, org, self.clock.nonce()));
+        record.settings_digest = Some(digest);
+        record.org = Some(org.to_owned());
+        self.store.put_org(record)
     }
 
     fn list(&self, limit: usize) -> Result<Reply, String> {
-        let jobs = self.store.recent(limit.clamp(1, 1000))?;
+        let jobs = match limit {
+            0 => vec![],
+            n => self.store.recent(n.min(1000))?,
+        };
         let deliveries: Vec<Value> = jobs.iter().map(public_view).collect();
-        Ok(Reply::json(200, json!({ "deliveries": deliveries })))
+        Ok(Reply::json(
+            200,
+            json!({ "deliveries": deliveries, "retentionDays": self.config.retention_days }),
+        ))
     }
 
-    fn resend(&self, conversation_id: &str) -> Result<Reply, String> {
+    fn resend(
+        &self,
+        mut record: OrgRecord,
+        conversation_id: &str,
+        raw: StoredSettings,
+    ) -> Result<Reply, String> {
+        if let Err(fields) = settings::validate_settings(&raw.0, self.validation()) {
+            let error = crate::InputError::invalid_settings(fields);
+            return Ok(Reply::json(400, json!({ "error": error })));
+        }
         let now = self.clock.now_ms();
         let Some(job) = self.store.get(conversation_id)? else {
             return Ok(Reply::error(
@@ -147,6 +363,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             );
             return Ok(Reply::error(409, "not_resendable", why));
         }
+        let org = job.org.clone();
         let job = Job {
             state: JobState::Scheduled,
             generation: job.generation.wrapping_add(1),
@@ -159,20 +376,58 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             ..job
         };
         self.store.put(&job)?;
+        self.keep_settings(&mut record, &org, &raw)?;
         Ok(Reply::json(
             202,
             json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(now)}),
         ))
     }
 
-    /// When the alarm should fire next.
+    /// When the alarm should fire next: the earliest pending job, or the day the oldest
+    /// finished one leaves the log.
     pub fn next_alarm(&self) -> Result<Option<i64>, String> {
-        self.store.next_due()
+        let prune = self
+            .store
+            .oldest_final()?
+            .map(|t| t.saturating_add(self.config.retention_ms()));
+        Ok(match (self.store.next_due()?, prune) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
-    /// Works through every job due now. Returns how many it handled.
+    /// The org's settings for this run, opened once.
+    fn org_settings(&self) -> Result<OrgSettings, String> {
+        let record = self.store.org()?;
+        let (Some(sealed), Some(org)) = (&record.sealed_settings, &record.org) else {
+            return Ok(OrgSettings::Missing(
+                "No settings are stored for this org; they come with the next close.".into(),
+            ));
+        };
+        let raw = match self.sealer.open(sealed, org) {
+            Ok(text) => serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            Err(why) => return Ok(OrgSettings::Missing(format!(
+                "The org's settings cannot be read ({why}); they come again with the next close."
+            ))),
+        };
+        Ok(match settings::validate_settings(&raw, self.validation()) {
+            Ok(s) => OrgSettings::Ready(s),
+            Err(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                OrgSettings::Invalid(format!(
+                    "The app's settings are not valid: check {}.",
+                    fields.join(", ")
+                ))
+            }
+        })
+    }
+
+    /// Works through every job due now, then keeps house: finished jobs past the retention
+    /// period go, and the org's keys go when no job needs them. Returns how many jobs it
+    /// handled.
     pub async fn run_due(&self) -> Result<usize, String> {
         let started = self.clock.now_ms();
+        let settings = self.org_settings()?;
         let mut handled = 0;
         while handled < MAX_PER_ALARM {
             let batch = self
@@ -184,13 +439,27 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             handled += batch.len();
             // Each job is leased before its first await, so the attempts overlap safely; one
             // slow server holds back only its own job.
-            let results = join_all(batch.into_iter().map(|job| self.process(job))).await;
+            let results = join_all(batch.into_iter().map(|job| self.process(job, &settings))).await;
             results.into_iter().collect::<Result<Vec<()>, String>>()?;
+        }
+        let now = self.clock.now_ms();
+        self.store
+            .prune(now.saturating_sub(self.config.retention_ms()), now)?;
+        if self.store.next_due()?.is_none() {
+            // Read again: a close may have stored newer settings (and a job) meanwhile.
+            let record = self.store.org()?;
+            if record.sealed_settings.is_some() && self.store.next_due()?.is_none() {
+                self.store.put_org(&OrgRecord {
+                    sealed_settings: None,
+                    settings_digest: None,
+                    ..record
+                })?;
+            }
         }
         Ok(handled)
     }
 
-    async fn process(&self, job: Job) -> Result<(), String> {
+    async fn process(&self, job: Job, settings: &OrgSettings) -> Result<(), String> {
         let now = self.clock.now_ms();
         // The lease: if this attempt never finishes (the process died), the job falls due again
         // just after the lease expires, and the alarm is set for then.
@@ -203,7 +472,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             ..job
         };
         self.store.put(&job)?;
-        let attempt = self.attempt(&job).await;
+        let attempt = self.attempt(&job, settings).await;
         // A close that arrived during the attempt replaced the job: leave the new one alone.
         let current = self.store.get(&job.conversation_id)?;
         if current
@@ -224,6 +493,25 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 ..job.clone()
             };
         let next = match attempt {
+            Attempt::Retime {
+                closed_at_ms,
+                send_at_ms,
+            } => Job {
+                state: JobState::Scheduled,
+                closed_at_ms,
+                send_at_ms,
+                due_ms: Some(send_at_ms),
+                attempts: 0,
+                first_attempt_ms: None,
+                reason: Some("retimed".into()),
+                message: Some(format!(
+                    "Kustomer says this conversation was closed at {}: the survey goes out at {}.",
+                    iso(closed_at_ms),
+                    iso(send_at_ms)
+                )),
+                updated_ms: now,
+                ..job.clone()
+            },
             Attempt::Sent(request) => Job {
                 sent_ms: Some(now),
                 ..done(JobState::Sent, None, None, Some(request))
@@ -275,41 +563,32 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         self.store.put(&next)
     }
 
-    /// One attempt: fresh settings check, fresh Kustomer data, the decision, then Stella.
-    async fn attempt(&self, job: &Job) -> Attempt {
-        let options = ValidationOptions {
-            allow_loopback: self.config.allow_loopback,
-        };
-        let settings = match settings::validate_settings(&job.settings.0, options) {
-            Ok(s) => s,
-            Err(errors) => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-                let message = format!(
-                    "The app's settings are not valid: check {}.",
-                    fields.join(", ")
-                );
+    /// One attempt: the org's settings, fresh Kustomer data, the rechecks, the decision, then
+    /// Stella.
+    async fn attempt(&self, job: &Job, settings: &OrgSettings) -> Attempt {
+        let settings = match settings {
+            OrgSettings::Ready(s) => s,
+            OrgSettings::Invalid(message) => {
                 return Attempt::Failed {
                     code: "invalid_settings".into(),
-                    message,
+                    message: message.clone(),
                     request: None,
-                };
+                }
             }
-        };
-        let keys = [
-            settings.stella_api_key.expose(),
-            settings.kustomer_api_key.expose(),
-        ];
-        let scrub = |message: String| {
-            keys.iter()
-                .filter(|k| !k.is_empty())
-                .fold(message, |m, k| m.replace(k, MASK))
+            OrgSettings::Missing(message) => {
+                return Attempt::Retry {
+                    wait_ms: None,
+                    message: message.clone(),
+                    request: None,
+                }
+            }
         };
         let now = self.clock.now_ms();
         let cache: Option<&dyn Store> = Some(&self.store);
         let inputs = match kustomer_api::fetch_inputs(
             &self.transport,
             cache,
-            &settings,
+            settings,
             &job.conversation_id,
             now,
             self.config.cache_ms,
@@ -320,7 +599,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             Err(Failure::Retry { wait_ms, message }) => {
                 return Attempt::Retry {
                     wait_ms,
-                    message: scrub(message),
+                    message,
                     request: None,
                 }
             }
@@ -330,24 +609,46 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }) => {
                 return Attempt::Skipped {
                     code: "conversation_not_found".into(),
-                    message: scrub(message),
+                    message,
                     request: None,
                 }
             }
             Err(Failure::Fatal { code, message }) => {
+                let code = if code.starts_with("request_") {
+                    code.to_owned()
+                } else {
+                    format!("kustomer_{code}")
+                };
                 return Attempt::Failed {
-                    code: format!("kustomer_{code}"),
-                    message: scrub(message),
+                    code,
+                    message,
+                    request: None,
+                };
+            }
+        };
+        let at = |ms: i64| timestamp::from_millis(ms as f64);
+        let recheck = decision::recheck(
+            settings,
+            &inputs.conversation,
+            at(job.closed_at_ms),
+            job.last_surveyed_ms().map(at),
+            at(self.clock.now_ms()),
+        );
+        match recheck {
+            Recheck::Send => {}
+            Recheck::Retime { closed_at, send_at } => {
+                return Attempt::Retime {
+                    closed_at_ms: timestamp::to_millis(closed_at),
+                    send_at_ms: timestamp::to_millis(send_at),
+                }
+            }
+            Recheck::Skip(skip) => {
+                return Attempt::Skipped {
+                    code: skip.code.as_str().into(),
+                    message: skip.message,
                     request: None,
                 }
             }
-        };
-        if !inputs.conversation.is_done() {
-            return Attempt::Skipped {
-                code: "reopened".into(),
-                message: "The conversation was reopened before the survey was due.".into(),
-                request: None,
-            };
         }
         let input = SurveyInput {
             conversation: &inputs.conversation,
@@ -355,7 +656,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             user: inputs.user.as_ref(),
             tags: &inputs.tags,
         };
-        let body = match decision::decide(&settings, input) {
+        let body = match decision::decide(settings, input) {
             Decision::Skip(skip) => {
                 return Attempt::Skipped {
                     code: skip.code.as_str().into(),
@@ -365,7 +666,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
             Decision::Send(body) => body,
         };
-        let request = HttpRequest::new(&settings, body);
+        let request = HttpRequest::new(settings, body);
         let shown = serde_json::to_value(&request.body).ok();
         let out = OutRequest {
             method: request.method,
@@ -378,20 +679,32 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             body: Some(request.body_json()),
         };
         let now = self.clock.now_ms();
-        match kustomer_api::interpret(self.transport.send(out).await, now, "Stella") {
+        let keys = [settings.stella_api_key.expose()];
+        match kustomer_api::interpret(self.transport.send(out).await, now, "Stella", &keys) {
             Ok(_) => Attempt::Sent(shown.unwrap_or(Value::Null)),
             Err(Failure::Retry { wait_ms, message }) => Attempt::Retry {
                 wait_ms,
-                message: scrub(message),
+                message,
                 request: shown,
             },
-            Err(Failure::Fatal { message, .. }) => Attempt::Failed {
-                code: "stella_rejected".into(),
-                message: scrub(message),
+            Err(Failure::Fatal { code, message }) => Attempt::Failed {
+                code: if code.starts_with("request_") {
+                    code.into()
+                } else {
+                    "stella_rejected".into()
+                },
+                message,
                 request: shown,
             },
         }
     }
+}
+
+fn ignored(reason: &str, message: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({"status": "ignored", "reason": reason, "message": message}),
+    )
 }
 
 fn state_name(state: JobState) -> &'static str {

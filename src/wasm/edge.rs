@@ -4,12 +4,11 @@
 //! `edge` feature, so the pages' module does not carry them.
 
 use crate::edge::gateway::{self, Request, Router};
-use crate::edge::job::{Job, RetryPolicy};
+use crate::edge::job::Job;
 use crate::edge::scheduler::{self, Clock, Command};
-use crate::edge::{Config, InResponse, OutRequest, Reply, Store, Transport};
-use crate::kustomer::At;
+use crate::edge::seal::Sealer;
+use crate::edge::{Config, InResponse, OrgRecord, OutRequest, Reply, SendError, Store, Transport};
 use js_sys::{Array, Function, Object, Promise, Reflect};
-use serde_json::Value;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -35,9 +34,10 @@ fn set(target: &Object, key: &str, value: &JsValue) {
 pub struct FetchTransport;
 
 impl FetchTransport {
-    async fn fetch(request: &OutRequest) -> Result<InResponse, JsValue> {
+    /// A `Request` built first: what the runtime refuses to build (an invalid URL or header)
+    /// is refused for good, apart from what fails on the way (retried).
+    fn build(request: &OutRequest) -> Result<JsValue, JsValue> {
         let global = js_sys::global();
-        let fetch: Function = Reflect::get(&global, &"fetch".into())?.dyn_into()?;
         let init = Object::new();
         set(&init, "method", &request.method.into());
         let headers = Object::new();
@@ -55,9 +55,15 @@ impl FetchTransport {
             "signal",
             &timeout.call1(&abort, &FETCH_TIMEOUT_MS.into())?,
         );
-        let promise: Promise = fetch
-            .call2(&global, &JsValue::from_str(&request.url), &init)?
-            .dyn_into()?;
+        let class: Function = Reflect::get(&global, &"Request".into())?.dyn_into()?;
+        let args = Array::of2(&JsValue::from_str(&request.url), &init);
+        Reflect::construct(&class, &args)
+    }
+
+    async fn fetch(built: JsValue) -> Result<InResponse, JsValue> {
+        let global = js_sys::global();
+        let fetch: Function = Reflect::get(&global, &"fetch".into())?.dyn_into()?;
+        let promise: Promise = fetch.call1(&global, &built)?.dyn_into()?;
         let response = JsFuture::from(promise).await?;
         let status = Reflect::get(&response, &"status".into())?
             .as_f64()
@@ -82,8 +88,17 @@ impl FetchTransport {
 }
 
 impl Transport for FetchTransport {
-    async fn send(&self, request: OutRequest) -> Result<InResponse, String> {
-        Self::fetch(&request).await.map_err(|e| js_error(&e))
+    async fn send(&self, request: OutRequest) -> Result<InResponse, SendError> {
+        if request.url.len() > crate::edge::MAX_URL_BYTES {
+            return Err(SendError::Refused(format!(
+                "the URL is over {} bytes",
+                crate::edge::MAX_URL_BYTES
+            )));
+        }
+        let built = Self::build(&request).map_err(|e| SendError::Refused(js_error(&e)))?;
+        Self::fetch(built)
+            .await
+            .map_err(|e| SendError::Network(js_error(&e)))
     }
 }
 
@@ -109,6 +124,9 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_ms) WHERE due_ms IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_ms)",
     "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
+    // One row: the org's sealed settings and app secret digest (no key is ever stored readable).
+    "CREATE TABLE IF NOT EXISTS org (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS jobs_final ON jobs (updated_ms) WHERE due_ms IS NULL",
 ];
 
 impl SqlStore {
@@ -218,6 +236,47 @@ impl Store for SqlStore {
         )
         .map(drop)
     }
+
+    fn org(&self) -> Result<OrgRecord, String> {
+        let rows = self.rows("SELECT record FROM org WHERE id = 1", vec![])?;
+        match rows
+            .first()
+            .and_then(|r| Self::column(r, "record").as_string())
+        {
+            None => Ok(OrgRecord::default()),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| format!("the org's record cannot be read: {e}")),
+        }
+    }
+
+    fn put_org(&self, record: &OrgRecord) -> Result<(), String> {
+        let text = serde_json::to_string(record).map_err(|e| e.to_string())?;
+        self.rows(
+            "INSERT OR REPLACE INTO org (id, record) VALUES (1, ?)",
+            vec![text.into()],
+        )
+        .map(drop)
+    }
+
+    fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String> {
+        let gone = self.rows(
+            "DELETE FROM jobs WHERE due_ms IS NULL AND updated_ms < ? RETURNING conversation_id",
+            vec![num(before_ms)],
+        )?;
+        self.rows("DELETE FROM cache WHERE expires_ms <= ?", vec![num(now_ms)])?;
+        Ok(gone.len())
+    }
+
+    fn oldest_final(&self) -> Result<Option<i64>, String> {
+        let rows = self.rows(
+            "SELECT MIN(updated_ms) AS at FROM jobs WHERE due_ms IS NULL",
+            vec![],
+        )?;
+        Ok(rows
+            .first()
+            .and_then(|r| Self::column(r, "at").as_f64())
+            .map(|t| t as i64))
+    }
 }
 
 /// `Date.now()` and `Math.random()`.
@@ -230,41 +289,63 @@ impl Clock for JsClock {
     fn random(&self) -> f64 {
         js_sys::Math::random()
     }
+    fn nonce(&self) -> [u8; 12] {
+        // `crypto.getRandomValues`: workerd's cryptographic source.
+        let bytes = js_sys::Uint8Array::new_with_length(12);
+        let global = js_sys::global();
+        let filled = Reflect::get(&global, &"crypto".into())
+            .and_then(|crypto| {
+                let get: Function = Reflect::get(&crypto, &"getRandomValues".into())?.dyn_into()?;
+                get.call1(&crypto, &bytes)
+            })
+            .is_ok();
+        let mut nonce = [0u8; 12];
+        bytes.copy_to(&mut nonce);
+        if !filled {
+            // Not reached in workerd; never seal under a predictable nonce.
+            wasm_bindgen::throw_str("crypto.getRandomValues is not available");
+        }
+        nonce
+    }
 }
 
-/// Reads the edge's configuration from `{allowLoopback?, retryBaseMs?, cacheMs?, leaseMs?}`.
-fn config(value: &JsValue) -> Result<Config, JsValue> {
-    let json: Value = match js_sys::JSON::stringify(value)
-        .ok()
-        .and_then(|s| s.as_string())
-    {
-        Some(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
-        None => Value::Null,
-    };
-    let at = At::named(&json, "config");
-    let ms = |key: &str, default: i64| -> Result<i64, JsValue> {
-        match at.get(key).value() {
-            None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .filter(|n| *n >= 0.0)
-                .map(|n| n as i64)
-                .ok_or_else(|| JsValue::from_str(&format!("config.{key} must be a number of ms"))),
-        }
-    };
-    let defaults = Config::default();
-    Ok(Config {
-        allow_loopback: at
-            .get("allowLoopback")
-            .flag()
-            .map_err(|e| JsValue::from_str(&e.to_string()))?,
-        retry: RetryPolicy {
-            base_ms: ms("retryBaseMs", defaults.retry.base_ms)?,
-            ..defaults.retry
-        },
-        cache_ms: ms("cacheMs", defaults.cache_ms)?,
-        lease_ms: ms("leaseMs", defaults.lease_ms)?,
-    })
+/// The worker's bindings (`env`) as text: an unset binding and `null` (workerd's value for an
+/// unset `fromEnvironment`) read as absent.
+fn binding(env: &JsValue, name: &str) -> Option<String> {
+    let v = Reflect::get(env, &name.into()).ok()?;
+    v.as_string().or_else(|| v.as_f64().map(|n| n.to_string()))
+}
+
+/// The edge's configuration from the worker's bindings; an error names the binding.
+fn config(env: &JsValue) -> Result<Config, JsValue> {
+    Config::from_bindings(|name| binding(env, name)).map_err(|e| js_sys::Error::new(&e).into())
+}
+
+/// The settings keys: `SETTINGS_KEY` seals, `SETTINGS_KEY_PREVIOUS` (during a rotation) opens.
+fn sealer(env: &JsValue) -> Result<Sealer, JsValue> {
+    let keys: Vec<String> = ["SETTINGS_KEY", "SETTINGS_KEY_PREVIOUS"]
+        .iter()
+        .filter_map(|name| binding(env, name).filter(|k| !k.trim().is_empty()))
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    Sealer::from_base64(&keys).map_err(|e| js_sys::Error::new(&e).into())
+}
+
+/// Checks the worker's bindings at start: throws, naming the binding, when one is not valid, so
+/// that a misconfigured deployment refuses to start instead of misbehaving.
+#[wasm_bindgen(js_name = checkEdgeConfig)]
+pub fn check_edge_config(
+    #[wasm_bindgen(unchecked_param_type = "EdgeBindings")] env: JsValue,
+) -> Result<(), JsValue> {
+    config(&env)?;
+    sealer(&env)?;
+    Ok(())
+}
+
+/// How many bytes of body a request may carry: 0 where the route takes none.
+#[wasm_bindgen(js_name = bodyLimit)]
+pub fn body_limit(method: &str, path: &str) -> u32 {
+    gateway::body_limit(method, path) as u32
 }
 
 fn reply_to_js(reply: &Reply) -> JsValue {
@@ -274,9 +355,11 @@ fn reply_to_js(reply: &Reply) -> JsValue {
 }
 
 /// Forwards commands to org schedulers through a JS function `(org, commandJson) =>
-/// Promise<replyJson>` (a Durable Object stub call in the worker entry).
+/// Promise<replyJson>` (a Durable Object stub call in the worker entry), and counts rate-limited
+/// uses through `(bucket, perMinute) => Promise<number>` (seconds to wait, 0 when allowed).
 pub struct JsRouter {
     forward: Function,
+    limit: Function,
 }
 
 impl Router for JsRouter {
@@ -293,6 +376,18 @@ impl Router for JsRouter {
         serde_json::from_str(&text.as_string().unwrap_or_default())
             .map_err(|e| format!("the scheduler's reply cannot be read: {e}"))
     }
+
+    async fn limit(&self, bucket: &str, per_minute: u32) -> Result<Option<u32>, String> {
+        let promise = self
+            .limit
+            .call2(&JsValue::NULL, &bucket.into(), &per_minute.into())
+            .map_err(|e| js_error(&e))?;
+        let wait = JsFuture::from(Promise::resolve(&promise))
+            .await
+            .map_err(|e| js_error(&e))?;
+        let wait = wait.as_f64().unwrap_or(0.0);
+        Ok((wait > 0.0).then_some(wait.ceil() as u32))
+    }
 }
 
 /// The edge's HTTP front, one per isolate (it keeps the key → org cache).
@@ -303,22 +398,26 @@ pub struct JsGateway {
 
 #[wasm_bindgen(js_class = Gateway)]
 impl JsGateway {
-    /// `new Gateway(config, forward)`; `forward(org, commandJson)` returns the org scheduler's
-    /// reply as JSON text.
+    /// `new Gateway(env, forward, limit)`; `forward(org, commandJson)` returns the org
+    /// scheduler's reply as JSON text, `limit(bucket, perMinute)` the seconds to wait (0 when
+    /// allowed).
     #[wasm_bindgen(constructor)]
     pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "EdgeConfig")] config_: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "EdgeBindings")] env: JsValue,
         forward: Function,
+        limit: Function,
     ) -> Result<JsGateway, JsValue> {
         let gateway =
-            gateway::Gateway::new(FetchTransport, JsRouter { forward }, config(&config_)?);
+            gateway::Gateway::new(FetchTransport, JsRouter { forward, limit }, config(&env)?);
         Ok(Self {
             inner: Rc::new(gateway),
         })
     }
 
     /// Answers one request: `{status, body}` where `body` is the JSON to send back.
-    #[wasm_bindgen(unchecked_return_type = "Promise<{status: number, body: unknown}>")]
+    #[wasm_bindgen(
+        unchecked_return_type = "Promise<{status: number, body: unknown, retryAfter?: number}>"
+    )]
     pub fn handle(
         &self,
         method: String,
@@ -362,11 +461,11 @@ pub struct JsScheduler {
 
 #[wasm_bindgen(js_class = Scheduler)]
 impl JsScheduler {
-    /// `new Scheduler(ctx.storage.sql, config)`: creates the tables if needed.
+    /// `new Scheduler(ctx.storage.sql, env)`: creates the tables if needed.
     #[wasm_bindgen(constructor)]
     pub fn new(
         sql: SqlStorage,
-        #[wasm_bindgen(unchecked_param_type = "EdgeConfig")] config_: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "EdgeBindings")] env: JsValue,
     ) -> Result<JsScheduler, JsValue> {
         let store = SqlStore::new(sql)?;
         Ok(Self {
@@ -374,7 +473,8 @@ impl JsScheduler {
                 store,
                 transport: FetchTransport,
                 clock: JsClock,
-                config: config(&config_)?,
+                config: config(&env)?,
+                sealer: sealer(&env)?,
             }),
         })
     }
@@ -413,6 +513,10 @@ impl JsScheduler {
 
 #[wasm_bindgen(typescript_custom_section)]
 const EDGE_TYPES: &str = r#"
-/** The edge's configuration, from workerd bindings. */
-export interface EdgeConfig { allowLoopback?: boolean; retryBaseMs?: number; cacheMs?: number; leaseMs?: number }
+/** The worker's bindings the edge reads (all text; unset or null means the default). */
+export interface EdgeBindings {
+  SETTINGS_KEY?: string | null; SETTINGS_KEY_PREVIOUS?: string | null; ALLOW_LOOPBACK?: string | null;
+  RETRY_BASE_MS?: string | null; CACHE_MS?: string | null; LEASE_MS?: string | null;
+  RETENTION_DAYS?: string | null; KEY_CHECKS_PER_MINUTE?: string | null;
+}
 "#;

@@ -17,21 +17,22 @@ export interface RawSettings {
   stellaApiKey?: string; kustomerApiKey?: string; kustomerApiUrl?: string; kustomerUrl?: string;
   secondsUntilSend?: number | string; stellaApiUrl?: string;
   channelMap?: string | Record<string, string>; surveyedChannels?: string | string[];
-  brand?: string; sendLanguage?: boolean | string;
+  brand?: string; sendLanguage?: boolean | string; resurveyAfterDays?: number | string;
+  /** Made by the settings page, carried by the app's workflow and pages only. */ appSecret?: string;
 }
 /** Validated settings; both keys are masked as "********". */
 export interface Settings {
   stellaApiKey: string; kustomerApiKey: string; kustomerApiUrl: string; kustomerUrl: string;
   secondsUntilSend: number; stellaApiUrl: string; channelMap: Record<string, string>;
-  surveyedChannels: string[]; brand?: string; sendLanguage: boolean;
+  surveyedChannels: string[]; brand?: string; sendLanguage: boolean; resurveyAfterDays: number;
 }
 export interface CoreOptions { /** Accept http:// loopback URLs, for local sandboxes only. */ allowLoopback?: boolean }
 export interface FieldError { field: string; code: string; message: string }
-export interface InputError { code: "malformed_json" | "invalid_shape" | "too_large" | "invalid_settings"; path?: string; message: string; fields?: FieldError[] }
+export interface InputError { code: "malformed_json" | "invalid_shape" | "too_large" | "invalid_settings" | "invalid_id"; path?: string; message: string; fields?: FieldError[] }
 export type ValidateSettingsResult = { ok: true; settings: Settings } | { ok: false; errors: FieldError[] };
 export type PlanResult =
   | { action: "schedule"; conversationId: string; org?: string; closedAt: string; sendAt: string }
-  | { action: "ignore"; reason: "not_a_conversation_update" | "not_closed" | "status_unchanged"; message: string }
+  | { action: "ignore"; reason: "not_a_conversation_update" | "not_closed" | "status_unchanged" | "close_in_future"; message: string }
   | { action: "reject"; error: InputError };
 export interface SurveyInput {
   settings: RawSettings; conversation: unknown; customer?: unknown; user?: unknown; tags?: unknown; options?: CoreOptions;
@@ -44,6 +45,7 @@ export interface StellaRequest {
 export interface Skip { code: string; message: string; fields?: FieldError[] }
 export interface FieldDef {
   key: string; label: string; help: string; required: boolean; default?: string; advanced: boolean;
+  /** Never drawn: the page fills it in itself (the app secret). */ hidden: boolean;
   /** The header that carries the setting to the edge, such as "x-stella-api-key". */ header: string;
   kind: "secret" | "url" | "integer" | "text" | "boolean" | "channelMap" | "channelList";
 }

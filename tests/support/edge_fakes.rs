@@ -13,8 +13,10 @@ use std::rc::Rc;
 use stella_connect::edge::gateway::{Gateway, Request, Router};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
 use stella_connect::edge::scheduler::{Clock, Command, Scheduler};
+use stella_connect::edge::seal::Sealer;
 use stella_connect::edge::{
-    block_on, setting_header, Config, InResponse, OutRequest, Reply, Store, Transport,
+    block_on, setting_header, Config, InResponse, OrgRecord, OutRequest, Reply, SendError, Store,
+    Transport, MAX_URL_BYTES,
 };
 use stella_connect::timestamp;
 
@@ -34,8 +36,17 @@ pub const KUSTOMER_KEY: &str = "kustomer-live-key-7Hq2Zx";
 pub const OTHER_ORG_KEY: &str = "kustomer-other-org-key-Pw4Ld9";
 /// The org's Stella key.
 pub const STELLA_KEY: &str = "stella-live-key-Bn5Rt8";
+/// The org's app secret, which the app's workflow and pages carry.
+pub const APP_SECRET: &str = "app-secret-Vd3Kw9Lm2Qx8Rt5Yp1";
 /// Every credential a reply or a log line must never show.
-pub const SECRETS: [&str; 3] = [KUSTOMER_KEY, OTHER_ORG_KEY, STELLA_KEY];
+pub const SECRETS: [&str; 4] = [KUSTOMER_KEY, OTHER_ORG_KEY, STELLA_KEY, APP_SECRET];
+/// The deployment's settings key in these tests (base64 of 32 bytes).
+pub const SETTINGS_KEY: &str = "dGVzdC1zZXR0aW5ncy1rZXktMDEyMzQ1Njc4OWFiY2Q=";
+
+/// The sealer the test schedulers use.
+pub fn test_sealer() -> Sealer {
+    Sealer::from_base64(&[SETTINGS_KEY]).expect("test key")
+}
 
 /// The roles Kustomer reports for the keys.
 const ROLES: [&str; 4] = [
@@ -460,8 +471,12 @@ fn header(r: &OutRequest, name: &str) -> Option<String> {
 pub struct Net(pub Rc<World>);
 
 impl Transport for Net {
-    async fn send(&self, request: OutRequest) -> Result<InResponse, String> {
-        self.0.answer(&request)
+    async fn send(&self, request: OutRequest) -> Result<InResponse, SendError> {
+        // As workerd's fetch: a request that cannot be built is refused, never sent.
+        if request.url.len() > MAX_URL_BYTES {
+            return Err(SendError::Refused("the URL is too long".into()));
+        }
+        self.0.answer(&request).map_err(SendError::Network)
     }
 }
 
@@ -470,6 +485,7 @@ impl Transport for Net {
 pub struct MemStore {
     jobs: RefCell<BTreeMap<String, Job>>,
     cache: RefCell<BTreeMap<String, (String, i64)>>,
+    org: RefCell<OrgRecord>,
 }
 
 impl MemStore {
@@ -540,6 +556,33 @@ impl Store for MemStore {
             .insert(key.to_owned(), (value.to_owned(), expires_ms));
         Ok(())
     }
+
+    fn org(&self) -> Result<OrgRecord, String> {
+        Ok(self.org.borrow().clone())
+    }
+
+    fn put_org(&self, record: &OrgRecord) -> Result<(), String> {
+        *self.org.borrow_mut() = record.clone();
+        Ok(())
+    }
+
+    fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String> {
+        let mut jobs = self.jobs.borrow_mut();
+        let before = jobs.len();
+        jobs.retain(|_, j| !(j.due_ms.is_none() && j.updated_ms < before_ms));
+        self.cache.borrow_mut().retain(|_, (_, exp)| *exp > now_ms);
+        Ok(before - jobs.len())
+    }
+
+    fn oldest_final(&self) -> Result<Option<i64>, String> {
+        Ok(self
+            .jobs
+            .borrow()
+            .values()
+            .filter(|j| j.due_ms.is_none())
+            .map(|j| j.updated_ms)
+            .min())
+    }
 }
 
 /// Time the test sets, and dice that always land in the middle.
@@ -552,6 +595,14 @@ impl Clock for SimClock {
     }
     fn random(&self) -> f64 {
         0.5
+    }
+    fn nonce(&self) -> [u8; 12] {
+        // Distinct for every call, as a random source would be.
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut nonce = [0u8; 12];
+        nonce[..8].copy_from_slice(&n.to_le_bytes());
+        nonce
     }
 }
 
@@ -567,6 +618,8 @@ pub struct OrgRouter {
     schedulers: RefCell<BTreeMap<String, Rc<OrgScheduler>>>,
     /// Every command forwarded, with its org.
     pub commands: RefCell<Vec<(String, Command)>>,
+    /// Rate-limit buckets: (window end, uses), as the Durable Object counter keeps them.
+    pub limits: RefCell<BTreeMap<String, (i64, u32)>>,
 }
 
 impl OrgRouter {
@@ -581,6 +634,7 @@ impl OrgRouter {
                     transport: Net(self.world.clone()),
                     clock: SimClock(self.time.clone()),
                     config: self.config,
+                    sealer: test_sealer(),
                 })
             })
             .clone()
@@ -607,6 +661,17 @@ impl Router for OrgRouter {
         let text = serde_json::to_string(&reply).map_err(|e| e.to_string())?;
         serde_json::from_str(&text).map_err(|e| e.to_string())
     }
+
+    async fn limit(&self, bucket: &str, per_minute: u32) -> Result<Option<u32>, String> {
+        let now = self.time.get();
+        let mut limits = self.limits.borrow_mut();
+        let entry = limits.entry(bucket.to_owned()).or_insert((now + 60_000, 0));
+        if entry.0 <= now {
+            *entry = (now + 60_000, 0);
+        }
+        entry.1 += 1;
+        Ok((entry.1 > per_minute).then(|| ((entry.0 - now + 999) / 1000) as u32))
+    }
 }
 
 /// The default test configuration: production's, with retries starting at one second.
@@ -629,6 +694,7 @@ pub fn settings_headers() -> Vec<(String, String)> {
         ("kustomerUrl", "https://acme.kustomerapp.com"),
         ("secondsUntilSend", "900"),
         ("stellaApiUrl", STELLA_API),
+        ("appSecret", APP_SECRET),
     ]
     .iter()
     .map(|(k, v)| (setting_header(k), (*v).to_owned()))
@@ -648,14 +714,19 @@ pub fn settings_headers_with(changes: &[(&str, Option<&str>)]) -> Vec<(String, S
     headers
 }
 
-/// Only the Kustomer key, as the delivery log and resend calls send it.
+/// The Kustomer key and the app secret, as the delivery log is asked for.
 pub fn key_header(key: &str) -> Vec<(String, String)> {
-    vec![("x-kustomer-api-key".to_owned(), key.to_owned())]
+    vec![
+        ("x-kustomer-api-key".to_owned(), key.to_owned()),
+        ("x-app-secret".to_owned(), APP_SECRET.to_owned()),
+    ]
 }
 
-/// The fixture's close event for `conversation_id`, closed at `status_at`.
+/// The fixture's close event for `conversation_id`, closed at `status_at`, with an event id of
+/// its own (Kustomer gives every event one).
 pub fn close_event(conversation_id: &str, status_at: &str) -> Value {
     let mut event = fixture("conversation-update-done");
+    event["id"] = json!(format!("evt-{conversation_id}-{status_at}"));
     event["data"]["id"] = json!(conversation_id);
     event["data"]["attributes"]["modificationHistory"]["statusAt"] = json!(status_at);
     event["data"]["attributes"]["updatedAt"] = json!(status_at);
@@ -686,6 +757,7 @@ impl Edge {
             config,
             schedulers: RefCell::default(),
             commands: RefCell::default(),
+            limits: RefCell::default(),
         };
         Self {
             gateway: Gateway::new(Net(world.clone()), router, config),
@@ -765,10 +837,11 @@ impl Edge {
             .unwrap_or_else(|| panic!("no delivery for {conversation_id}"))
     }
 
-    /// `POST /v1/deliveries/{id}/resend` with `key`.
+    /// `POST /v1/deliveries/{id}/resend` with the settings, `key` as the Kustomer key.
     pub fn resend(&self, conversation_id: &str, key: &str) -> Reply {
         let path = format!("/v1/deliveries/{conversation_id}/resend");
-        self.call("POST", &path, &key_header(key), "")
+        let headers = settings_headers_with(&[("kustomerApiKey", Some(key))]);
+        self.call("POST", &path, &headers, "")
     }
 
     /// The org's scheduler.
