@@ -206,7 +206,7 @@ pub enum Explained {
         /// Always `true`.
         ok: bool,
         /// The card's content.
-        card: CardView,
+        card: Box<CardView>,
     },
     /// An input was malformed.
     Error {
@@ -223,11 +223,11 @@ pub fn explain_conversation(input: &Value, now: Instant) -> Explained {
     match Parts::read(input) {
         Ok(parts) => Explained::Card {
             ok: true,
-            card: card::explain(
+            card: Box::new(card::explain(
                 parts.settings.as_ref().map_err(Vec::as_slice),
                 parts.survey_input(),
                 now,
-            ),
+            )),
         },
         Err(error) => Explained::Error { ok: false, error },
     }

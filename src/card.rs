@@ -50,6 +50,9 @@ pub struct CardView {
     pub send_at: Option<String>,
     /// The configured delay, in words ("1 day").
     pub delay: String,
+    /// The rule for closing it again after its survey, in words (empty when no survey goes out).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub resurvey: String,
     /// Whether the agent's "do not send" switch is on.
     pub do_not_send: bool,
     /// The `custom` attributes the switch writes: the app's, and the plain one of the manual
@@ -93,6 +96,7 @@ pub fn explain(
         survey: None,
         send_at: None,
         delay: String::new(),
+        resurvey: String::new(),
         do_not_send: conversation.do_not_send(),
         do_not_send_keys,
     };
@@ -193,6 +197,14 @@ pub fn explain(
                 ),
             ),
         }
+    };
+    view.resurvey = match settings.resurvey_after_days {
+        0 => "Each conversation is surveyed once: closed again after its survey, it gets no other."
+            .into(),
+        1 => "Closed again after its survey, it is surveyed again only a day or more later.".into(),
+        days => format!(
+            "Closed again after its survey, it is surveyed again only {days} days or more later."
+        ),
     };
     view.survey = Some(survey);
     view

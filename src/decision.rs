@@ -335,8 +335,11 @@ pub fn plan_event(settings: &Settings, event: &ConversationEvent, received_at: I
 /// conversation as Kustomer has it now: Kustomer's data decides, not the event that planned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recheck {
-    /// Go on to [`decide`] and send.
-    Send,
+    /// Go on to [`decide`] and send; `closed_at` is the conversation's current close.
+    Send {
+        /// The close the survey is about.
+        closed_at: Instant,
+    },
     /// The conversation's own close is another one than planned, and its survey falls due later:
     /// come back at `send_at`.
     Retime {
@@ -386,7 +389,7 @@ pub fn recheck(
             send_at,
         };
     }
-    Recheck::Send
+    Recheck::Send { closed_at: current }
 }
 
 /// Whether a conversation surveyed at `last_surveyed` may be surveyed again for a close at

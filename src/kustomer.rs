@@ -567,6 +567,52 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn lone_surrogates_are_mended_and_everything_else_is_left_alone() {
+        let cases = [
+            (r#""cut \ud83d""#, "cut \u{fffd}"),
+            (r#""\ud83d\ude00 whole""#, "\u{1f600} whole"),
+            (r#""stray low \ude00""#, "stray low \u{fffd}"),
+            (r#""two \ud83d\ud83d""#, "two \u{fffd}\u{fffd}"),
+            (r#""high then text \ud83dx""#, "high then text \u{fffd}x"),
+            (
+                r#""escaped backslash \\ud83d""#,
+                "escaped backslash \\ud83d",
+            ),
+            (r#""é \u00e9 ok""#, "é é ok"),
+        ];
+        for (text, want) in cases {
+            let value = from_json(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(value, json!(want), "{text}");
+        }
+        assert!(matches!(
+            mend_surrogates(r#"{"a":"plain"}"#),
+            Cow::Borrowed(_)
+        ));
+        for broken in [r#""\u"#, r#""\ud83"#, r#"\"#, r#""\ud83d\u"#] {
+            assert_eq!(
+                from_json(broken).unwrap_err().code,
+                InputErrorCode::MalformedJson,
+                "{broken}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_refused_when_no_record_could_have_them() {
+        assert!(check_id("6560e0f1a2b3c4d5e6f70819", "data.id").is_ok());
+        assert!(check_id(&"x".repeat(MAX_ID_CHARS), "data.id").is_ok());
+        for bad in ["", "  ", "a\u{7}b", "a\nb"] {
+            let e = check_id(bad, "data.id").unwrap_err();
+            assert_eq!(
+                (e.code, e.path.as_str()),
+                (InputErrorCode::InvalidId, "data.id"),
+                "{bad:?}"
+            );
+        }
+        assert!(check_id(&"x".repeat(MAX_ID_CHARS + 1), "id").is_err());
+    }
+
+    #[test]
     fn app_attribute_key_follows_kustomer_naming() {
         assert_eq!(
             app_attribute_key("stella", DO_NOT_SEND_ATTRIBUTE),

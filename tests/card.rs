@@ -208,3 +208,21 @@ fn delays_read_in_the_largest_whole_unit() {
         assert_eq!(describe_delay(seconds), words);
     }
 }
+
+#[test]
+fn the_card_states_the_rule_for_closing_again_after_a_survey() {
+    let rule = |days: &str| {
+        let c = card(input(|doc| {
+            doc["settings"]["resurveyAfterDays"] = json!(days)
+        }));
+        c["resurvey"].as_str().unwrap_or_default().to_owned()
+    };
+    assert!(rule("0").contains("surveyed once"), "{}", rule("0"));
+    assert!(rule("30").contains("30 days"), "{}", rule("30"));
+    let none = card(input(|doc| attrs(doc)["assignedUsers"] = json!([])));
+    assert_eq!(
+        none["resurvey"],
+        Value::Null,
+        "no rule where no survey goes out"
+    );
+}

@@ -180,6 +180,9 @@ fn close_reopen_close() -> Edge {
     edge.world.set_status(CONVERSATION, "open");
     let t2 = t1 + 600_000;
     edge.world.set_status(CONVERSATION, "done");
+    edge.world.edit_conversation(CONVERSATION, |c| {
+        c["data"]["attributes"]["modificationHistory"]["statusAt"] = json!(iso(t2));
+    });
     edge.set_now(t2 + 1500);
     let reply = edge.close(&close_event(CONVERSATION, &iso(t2)));
     assert_eq!(reply.status, 202, "{reply:?}");

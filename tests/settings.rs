@@ -362,3 +362,48 @@ fn kustomer_key_needs_a_tag_read_role() {
     );
     assert!(check_kustomer_roles::<&str>(&[]).is_err());
 }
+
+#[test]
+fn resurvey_after_days_is_a_whole_number_of_days_defaulting_to_never() {
+    let ok = |raw: Value| validate_settings(&raw, STRICT).map(|s| s.resurvey_after_days);
+    assert_eq!(
+        ok(settings_with(json!({}))).unwrap(),
+        0,
+        "never, unless set"
+    );
+    assert_eq!(
+        ok(settings_with(json!({"resurveyAfterDays": " 30 "}))).unwrap(),
+        30
+    );
+    assert_eq!(
+        ok(settings_with(json!({"resurveyAfterDays": 3650}))).unwrap(),
+        3650
+    );
+    assert_eq!(
+        error_of("resurveyAfterDays", json!(3651)),
+        Some("out_of_range")
+    );
+    assert_eq!(
+        error_of("resurveyAfterDays", json!("-1")),
+        Some("out_of_range")
+    );
+    assert_eq!(
+        error_of("resurveyAfterDays", json!("a week")),
+        Some("not_an_integer")
+    );
+}
+
+#[test]
+fn the_app_secret_is_a_hidden_setting_the_survey_does_not_read() {
+    let field = stella_connect::settings::field("appSecret").expect("declared");
+    assert!(field.hidden && field.advanced && !field.required);
+    assert!(
+        stella_connect::settings::FIELDS
+            .iter()
+            .filter(|f| f.hidden)
+            .count()
+            == 1
+    );
+    // Validation ignores it: the page validates without it, the edge reads it apart.
+    assert!(validate_settings(&settings_with(json!({"appSecret": "x y"})), STRICT).is_ok());
+}

@@ -509,3 +509,136 @@ fn vendored_reference_copies_match_the_shared_originals() {
         );
     }
 }
+
+#[test]
+fn a_close_later_than_its_receipt_is_refused_beyond_the_clock_skew() {
+    // `plan` receives events at 2026-11-21T00:00:00Z.
+    let at = |status_at: &str| {
+        let mut event = fixture("conversation-update-done");
+        event["data"]["attributes"]["modificationHistory"]["statusAt"] = json!(status_at);
+        plan(settings(), event)
+    };
+    assert_eq!(
+        at("2026-11-21T00:02:00Z")["action"],
+        "schedule",
+        "120 s of skew"
+    );
+    let refused = at("2026-11-21T00:02:01Z");
+    assert_eq!(
+        (&refused["action"], &refused["reason"]),
+        (&json!("ignore"), &json!("close_in_future"))
+    );
+    assert_eq!(at("2099-01-01T00:00:00Z")["reason"], "close_in_future");
+    let mut event = fixture("conversation-update-done");
+    event["data"]["id"] = json!(" ");
+    assert_eq!(plan(settings(), event)["error"]["code"], "invalid_id");
+}
+
+#[test]
+fn at_send_time_kustomers_close_reopen_and_past_surveys_decide() {
+    use stella_connect::decision::{recheck, Recheck, SkipCode};
+    use stella_connect::kustomer::parse_conversation;
+    let settings = |days: &str| {
+        stella_connect::validate_settings(
+            &settings_with(json!({"secondsUntilSend": "900", "resurveyAfterDays": days})),
+            Default::default(),
+        )
+        .unwrap()
+    };
+    let t = |s: &str| timestamp::parse(s).unwrap();
+    let conversation = |status: &str, status_at: &str| {
+        let mut doc = fixture("conversation");
+        doc["data"]["attributes"]["status"] = json!(status);
+        doc["data"]["attributes"]["modificationHistory"]["statusAt"] = json!(status_at);
+        parse_conversation(&doc).unwrap()
+    };
+    let closed = conversation("done", "2026-11-20T14:00:00Z");
+    let now = t("2026-11-20T14:15:00Z");
+    // The planned close is Kustomer's (within a second): send.
+    assert_eq!(
+        recheck(
+            &settings("0"),
+            &closed,
+            t("2026-11-20T14:00:00.500Z"),
+            None,
+            now
+        ),
+        Recheck::Send {
+            closed_at: t("2026-11-20T14:00:00Z")
+        }
+    );
+    // Planned for an earlier close than Kustomer's: come back at Kustomer's close + delay.
+    assert_eq!(
+        recheck(
+            &settings("0"),
+            &closed,
+            t("2026-11-20T13:50:00Z"),
+            None,
+            t("2026-11-20T14:05:00Z")
+        ),
+        Recheck::Retime {
+            closed_at: t("2026-11-20T14:00:00Z"),
+            send_at: now
+        }
+    );
+    // Planned for a later close (a forged one), Kustomer's close is long due: send now.
+    assert_eq!(
+        recheck(
+            &settings("0"),
+            &closed,
+            t("2026-11-20T14:01:00Z"),
+            None,
+            t("2026-11-20T14:16:00Z")
+        ),
+        Recheck::Send {
+            closed_at: t("2026-11-20T14:00:00Z")
+        }
+    );
+    let skip = |r: Recheck| match r {
+        Recheck::Skip(s) => s.code,
+        other => panic!("{other:?}"),
+    };
+    let open = conversation("open", "2026-11-20T14:10:00Z");
+    assert_eq!(
+        skip(recheck(
+            &settings("0"),
+            &open,
+            t("2026-11-20T14:00:00Z"),
+            None,
+            now
+        )),
+        SkipCode::Reopened
+    );
+    let surveyed = Some(t("2026-11-10T00:00:00Z"));
+    assert_eq!(
+        skip(recheck(
+            &settings("0"),
+            &closed,
+            t("2026-11-20T14:00:00Z"),
+            surveyed,
+            now
+        )),
+        SkipCode::AlreadySurveyed
+    );
+    assert_eq!(
+        skip(recheck(
+            &settings("11"),
+            &closed,
+            t("2026-11-20T14:00:00Z"),
+            surveyed,
+            now
+        )),
+        SkipCode::AlreadySurveyed,
+        "10 days and 14 hours is not 11 days"
+    );
+    assert!(matches!(
+        recheck(
+            &settings("10"),
+            &closed,
+            t("2026-11-20T14:00:00Z"),
+            surveyed,
+            now
+        ),
+        Recheck::Send { .. }
+    ));
+}

@@ -69,6 +69,7 @@ function draw() {
     h("h2", { class: `outlook ${card.outlook}` }, card.headline),
     h("p", { class: "detail" }, card.detail),
     facts,
+    card.resurvey && h("p", { class: "note" }, card.resurvey),
     card.outlook === "not_configured" ? null : toggle,
     message && h("p", { class: "error", role: "alert" }, message),
   );

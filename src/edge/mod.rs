@@ -144,8 +144,9 @@ pub trait Store {
     fn org(&self) -> Result<OrgRecord, String>;
     /// Replaces the org's record.
     fn put_org(&self, record: &OrgRecord) -> Result<(), String>;
-    /// Deletes final jobs last changed before `before_ms` (the retention period) and expired
-    /// cache entries. Returns how many jobs went.
+    /// Deletes final jobs last changed at or before `before_ms` (the retention period; at, so
+    /// that the alarm set for that instant finds something to do) and expired cache entries.
+    /// Returns how many jobs went.
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String>;
     /// When the oldest final job was last changed, for the alarm that prunes it.
     fn oldest_final(&self) -> Result<Option<i64>, String>;

@@ -104,12 +104,13 @@ fn iso(ms: i64) -> String {
 
 /// What one attempt came to.
 enum Attempt {
-    Sent(Value),
-    /// Kustomer's own close is another one: the survey falls due later.
-    Retime {
+    Sent {
+        request: Value,
+        /// Kustomer's close time, which the survey is about.
         closed_at_ms: i64,
-        send_at_ms: i64,
     },
+    /// Kustomer's own close is another one: the survey falls due later.
+    Retime { closed_at_ms: i64, send_at_ms: i64 },
     Skipped {
         code: String,
         message: String,
@@ -406,9 +407,18 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         let raw = match self.sealer.open(sealed, org) {
             Ok(text) => serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-            Err(why) => return Ok(OrgSettings::Missing(format!(
-                "The org's settings cannot be read ({why}); they come again with the next close."
-            ))),
+            Err(why) => {
+                // Forget the seal, so that the next authenticated call seals its settings
+                // afresh instead of finding "the same settings" already kept.
+                self.store.put_org(&OrgRecord {
+                    sealed_settings: None,
+                    settings_digest: None,
+                    ..record.clone()
+                })?;
+                return Ok(OrgSettings::Missing(format!(
+                    "The org's settings cannot be read ({why}); they come again with the next close."
+                )));
+            }
         };
         Ok(match settings::validate_settings(&raw, self.validation()) {
             Ok(s) => OrgSettings::Ready(s),
@@ -512,8 +522,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 updated_ms: now,
                 ..job.clone()
             },
-            Attempt::Sent(request) => Job {
+            Attempt::Sent {
+                request,
+                closed_at_ms,
+            } => Job {
                 sent_ms: Some(now),
+                closed_at_ms,
                 ..done(JobState::Sent, None, None, Some(request))
             },
             Attempt::Skipped {
@@ -634,8 +648,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             job.last_surveyed_ms().map(at),
             at(self.clock.now_ms()),
         );
-        match recheck {
-            Recheck::Send => {}
+        let closed_at_ms = match recheck {
+            Recheck::Send { closed_at } => timestamp::to_millis(closed_at),
             Recheck::Retime { closed_at, send_at } => {
                 return Attempt::Retime {
                     closed_at_ms: timestamp::to_millis(closed_at),
@@ -649,7 +663,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     request: None,
                 }
             }
-        }
+        };
         let input = SurveyInput {
             conversation: &inputs.conversation,
             customer: inputs.customer.as_ref(),
@@ -681,7 +695,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let now = self.clock.now_ms();
         let keys = [settings.stella_api_key.expose()];
         match kustomer_api::interpret(self.transport.send(out).await, now, "Stella", &keys) {
-            Ok(_) => Attempt::Sent(shown.unwrap_or(Value::Null)),
+            Ok(_) => Attempt::Sent {
+                request: shown.unwrap_or(Value::Null),
+                closed_at_ms,
+            },
             Err(Failure::Retry { wait_ms, message }) => Attempt::Retry {
                 wait_ms,
                 message,

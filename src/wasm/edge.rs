@@ -260,7 +260,7 @@ impl Store for SqlStore {
 
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String> {
         let gone = self.rows(
-            "DELETE FROM jobs WHERE due_ms IS NULL AND updated_ms < ? RETURNING conversation_id",
+            "DELETE FROM jobs WHERE due_ms IS NULL AND updated_ms <= ? RETURNING conversation_id",
             vec![num(before_ms)],
         )?;
         self.rows("DELETE FROM cache WHERE expires_ms <= ?", vec![num(now_ms)])?;

@@ -54,6 +54,7 @@ export interface CardView {
   headline: string; detail: string; reason?: Skip;
   survey?: { customerName?: string; customerEmail: string; agentEmail: string; channel: string };
   /** RFC 3339, closed conversations only. */ sendAt?: string; delay: string;
+  /** The rule for closing it again after its survey, in words. */ resurvey?: string;
   doNotSend: boolean; /** The `custom` attributes the "do not send" switch writes. */ doNotSendKeys: string[];
 }
 export type ExplainResult = { ok: true; card: CardView } | { ok: false; error: InputError };

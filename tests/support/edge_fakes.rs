@@ -36,6 +36,8 @@ pub const KUSTOMER_KEY: &str = "kustomer-live-key-7Hq2Zx";
 pub const OTHER_ORG_KEY: &str = "kustomer-other-org-key-Pw4Ld9";
 /// The org's Stella key.
 pub const STELLA_KEY: &str = "stella-live-key-Bn5Rt8";
+/// An org admin's Kustomer key (role org.admin.apps), for resetting the app secret.
+pub const ADMIN_KEY: &str = "kustomer-admin-key-Jc6Tn1";
 /// The org's app secret, which the app's workflow and pages carry.
 pub const APP_SECRET: &str = "app-secret-Vd3Kw9Lm2Qx8Rt5Yp1";
 /// Every credential a reply or a log line must never show.
@@ -257,6 +259,7 @@ impl World {
             keys: [
                 (KUSTOMER_KEY.to_owned(), ORG.to_owned()),
                 (OTHER_ORG_KEY.to_owned(), OTHER_ORG.to_owned()),
+                (ADMIN_KEY.to_owned(), ORG.to_owned()),
             ]
             .into(),
             requests: RefCell::default(),
@@ -398,6 +401,7 @@ impl World {
         }
         let key =
             header(r, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+        let admin = key.as_deref() == Some(ADMIN_KEY);
         let Some(org) = key.and_then(|k| self.keys.get(&k).cloned()) else {
             return kustomer_error(401, "unauthorized", "Unauthorized");
         };
@@ -408,9 +412,15 @@ impl World {
             _ => kustomer_error(404, "not_found", "Not Found"),
         };
         match route {
-            "token" => ok(json!({
-                "data": {"type": "token", "id": "tok-1", "attributes": {"org": org, "roles": ROLES}}
-            })),
+            "token" => {
+                let mut roles = ROLES.to_vec();
+                if admin {
+                    roles.push("org.admin.apps");
+                }
+                ok(json!({
+                    "data": {"type": "token", "id": "tok-1", "attributes": {"org": org, "roles": roles}}
+                }))
+            }
             "conversation" => record(&self.conversations),
             "customer" => record(&self.customers),
             "user" => record(&self.users),
@@ -569,7 +579,7 @@ impl Store for MemStore {
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String> {
         let mut jobs = self.jobs.borrow_mut();
         let before = jobs.len();
-        jobs.retain(|_, j| !(j.due_ms.is_none() && j.updated_ms < before_ms));
+        jobs.retain(|_, j| !(j.due_ms.is_none() && j.updated_ms <= before_ms));
         self.cache.borrow_mut().retain(|_, (_, exp)| *exp > now_ms);
         Ok(before - jobs.len())
     }
