@@ -33,10 +33,9 @@ fi
 
 step "npm packages"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # Not `npm ci`: the registry here serves only workerd's Linux binaries, so the lock file
-  # cannot list the other platforms' optional packages and `npm ci` refuses it. `npm install`
-  # installs exactly what the lock file pins and leaves it unchanged.
-  npm install --no-audit --no-fund --loglevel=error
+  # Exactly what the lock file pins, and the lock file left as it is: it lists every platform's
+  # optional workerd package, so `npm ci` accepts it and a fresh clone's tree stays clean.
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 echo
