@@ -13,6 +13,7 @@ import { cpuSeconds, fsOf, fsType, median, quantile, startWorkerd, waitFor } fro
 
 const KUSTOMER_KEY = "sandbox-kustomer-key";
 const STELLA_KEY = "sandbox-stella-key";
+const APP_SECRET = "sandbox-app-secret-0123456789"; // the sandbox org's; the first close registers it
 
 /**
  * One autocannon run; latencies from each response's own duration (fractional ms), and the CPU
@@ -82,6 +83,7 @@ export async function benchEdge({ smoke, log }) {
         "x-stella-api-url": `${base}/sandbox/stella`,
         // Due in a day: nothing falls due while the load runs, so no send competes with it.
         "x-seconds-until-send": "86400",
+        "x-app-secret": APP_SECRET,
       };
       const seed = (await (await fetch(`${base}/sandbox/kustomer/v1/conversations/conv-email`, { headers: { authorization: `Bearer ${KUSTOMER_KEY}` } })).json()).data;
       const closedAt = new Date().toISOString();

@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmark's parts: statistics, processes, workerd.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";
@@ -95,21 +95,7 @@ export function cpuSeconds(pid) {
 }
 
 /** The pids of `parent`'s children named `name` (from /proc/<pid>/stat). */
-export function childrenNamed(parent, name) {
-  const found = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === parent && comm === name) found.push(Number(entry));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return found;
-}
+export { childrenNamed } from "../../tests/http/harness.mjs";
 
 /** Samples a process's VmRSS every `every` ms; `stop()` returns the peak sample and VmHWM. */
 export function sampleMemory(pid, every = 250) {
@@ -151,7 +137,8 @@ export async function startWorkerd(config, sockets, { site = true, state: withSt
   const spawnedAt = performance.now();
   const proc = spawn(WORKERD, args, {
     cwd: ROOT,
-    env: { ...process.env, RETRY_BASE_MS: "300", LEASE_MS: "2000", ...env },
+    // As tests/http/harness.mjs: fast retries and leases, key checks never the bottleneck.
+    env: { ...process.env, RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000", ...env },
     stdio: ["ignore", "ignore", "pipe"],
     detached: true,
   });

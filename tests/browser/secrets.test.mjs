@@ -1,20 +1,30 @@
 // Secrets never come back. One fresh stack is driven through every edge endpoint (failure paths
-// included) and the pages in Chromium with recognisable keys; then every answer, workerd log
-// line, record the sandboxes and the edge kept, page text, HTML, input value, console message
-// and network body the pages received is searched for them. Where the keys must travel (to
-// Stella, to the edge from the page) that is asserted too, so the search cannot pass vacuously.
+// included) and the pages in Chromium with recognisable keys and app secrets; then every answer,
+// workerd log line, record the sandboxes and the edge kept (the edge's SQLite files too), page
+// text, HTML, input value, console message and network body the pages received is searched for
+// them. Where the secrets must travel (to Stella, to the edge from the page and the workflow)
+// that is asserted too, so the search cannot pass vacuously.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { KUSTOMER_KEY, STELLA_KEY, Stack, waitFor } from "../http/harness.mjs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { APP_SECRET as SANDBOX_APP_SECRET, KUSTOMER_KEY, STELLA_KEY, Stack, waitFor } from "../http/harness.mjs";
 import { fillSettings, launch, open } from "./browser.mjs";
 
 const STELLA_SECRET = "SECRET-stella-7f3a9c"; // the only key the Stella sandbox accepts in this run
 const KUSTOMER_SECRET = "SECRET-kustomer-5d1e0b"; // unknown to the Kustomer sandbox: always rejected
 const WRONG_STELLA = "SECRET-stella-wrong-2c4d"; // a Stella key the sandbox refuses
-const SECRETS = [STELLA_SECRET, KUSTOMER_SECRET, WRONG_STELLA];
-// The org's Kustomer key and its former Stella key are secrets too, except on the local home
-// page, which lists them as the sandboxes' documented values.
-const SANDBOX_KEYS = [KUSTOMER_KEY, STELLA_KEY];
+const APP_SECRET = "SECRET-app-3e8b1f0a9c7d"; // the org's app secret in this run (the first close registers it)
+const ROTATED_APP_SECRET = "SECRET-app-rotated-6a5b4c3d"; // what it is rotated to, for a while
+const WRONG_APP_SECRET = "SECRET-app-wrong-1f2e3d4c"; // never the org's
+const BURST_STELLA = "SECRET-stella-burst-8e7f"; // the keys of a burst of key checks past the limit
+const BURST_KUSTOMER = "SECRET-kustomer-burst-0a1b";
+const SECRETS = [STELLA_SECRET, KUSTOMER_SECRET, WRONG_STELLA, APP_SECRET, ROTATED_APP_SECRET, WRONG_APP_SECRET, BURST_STELLA, BURST_KUSTOMER];
+// The org's Kustomer key, its former Stella key and the sandbox's seeded app secret are secrets
+// too, except on the local home page, which lists the keys as the sandboxes' documented values.
+const SANDBOX_KEYS = [KUSTOMER_KEY, STELLA_KEY, SANDBOX_APP_SECRET];
+// Low enough for a burst to reach it, high enough that the rest of the run never does.
+const KEY_CHECKS_PER_MINUTE = 30;
 
 let stack;
 let browser;
@@ -22,7 +32,7 @@ const scanned = []; // {kind, what, text, documented}
 const seen = (kind, what, text, { documented = false } = {}) => scanned.push({ kind, what, text: String(text), documented });
 
 before(async () => {
-  stack = await new Stack().start();
+  stack = await new Stack({ env: { KEY_CHECKS_PER_MINUTE: String(KEY_CHECKS_PER_MINUTE) } }).start();
   browser = await launch();
   // Not through `call`: this control echoes the keys it was given, by design.
   const keys = await fetch(`${stack.base}/sandbox/stella/keys`, { method: "PUT", body: JSON.stringify({ keys: [STELLA_SECRET] }) });
@@ -32,6 +42,20 @@ after(async () => {
   await browser?.close();
   await stack?.stop();
 });
+
+/** Every file under `dir` (none when it does not exist). */
+function files(dir) {
+  let entries;
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return entries.flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : [path];
+  });
+}
 
 /** One HTTP call whose status, headers and body go into the scan. */
 async function call(method, path, { headers = {}, body } = {}) {
@@ -46,24 +70,26 @@ async function call(method, path, { headers = {}, body } = {}) {
   try {
     json = JSON.parse(text);
   } catch {}
-  return { status: res.status, body: json, text };
+  return { status: res.status, headers: res.headers, body: json, text };
 }
 
-const asOrg = () => ({ "x-kustomer-api-key": KUSTOMER_KEY, "x-kustomer-api-url": `${stack.base}/sandbox/kustomer` });
+const asOrg = (appSecret = APP_SECRET) => ({ "x-kustomer-api-key": KUSTOMER_KEY, "x-kustomer-api-url": `${stack.base}/sandbox/kustomer`, "x-app-secret": appSecret });
 const delivery = async (id) => (await call("GET", "/v1/deliveries", { headers: asOrg() })).body.deliveries.find((d) => d.conversationId === id);
 
 test("every edge endpoint and the sandbox's settings API, failure paths included", async () => {
   // The org's stored settings get the recognisable Stella key; reading them back masks it.
   const auth = { authorization: `Bearer ${KUSTOMER_KEY}` };
-  const put = await call("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: auth, body: { settings: { stellaApiKey: STELLA_SECRET, secondsUntilSend: "1" } } });
+  // So does the app secret, which the sandbox's close control then sends to the edge.
+  const put = await call("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: auth, body: { settings: { stellaApiKey: STELLA_SECRET, secondsUntilSend: "1", appSecret: APP_SECRET } } });
   assert.equal(put.status, 200, put.text);
   const got = await call("GET", "/sandbox/kustomer/v1/apps/settings", { headers: auth });
   assert.equal(got.body.data.attributes.settings.stellaApiKey, "********");
   assert.equal(got.body.data.attributes.settings.kustomerApiKey, "********");
+  assert.equal(got.body.data.attributes.settings.appSecret, "********");
 
   // Two surveys: one from the sandbox's close control (the stored keys), one posted here with
   // the keys as headers. Stella fails the first attempt, so a delivery shows its error message.
-  const headers = stack.settingsHeaders({ "x-stella-api-key": STELLA_SECRET });
+  const headers = stack.settingsHeaders({ "x-stella-api-key": STELLA_SECRET, "x-app-secret": APP_SECRET });
   await call("PUT", "/sandbox/kustomer/v1/conversations/conv-chat", { headers: auth, body: { status: "done" } });
   const event = await stack.closeEvent("conv-chat");
   await call("POST", "/sandbox/stella/faults", { body: { status: 500, count: 1, retryAfter: 2 } });
@@ -96,6 +122,8 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
   assert.match(failed.body.error.message, /500/);
 
   const unknown = { ...headers, "x-kustomer-api-key": KUSTOMER_SECRET };
+  const { "x-app-secret": _, ...noAppSecret } = headers;
+  const wrongAppSecret = { ...headers, "x-app-secret": WRONG_APP_SECRET };
   const closedPath = "/v1/kustomer/conversation-closed";
   const cases = [
     ["POST", closedPath, { headers, body: event }, 200], // the same event again: a duplicate
@@ -125,6 +153,12 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
     ["PUT", "/v1/preview", { headers: unknown, body: {} }, 405],
     ["GET", "/v1/settings/check", { headers }, 405],
     ["DELETE", "/v1/deliveries", { headers: unknown }, 405],
+    // The app secret: missing or wrong on every call that needs it.
+    ["POST", closedPath, { headers: noAppSecret, body: event }, 401],
+    ["POST", closedPath, { headers: wrongAppSecret, body: event }, 401],
+    ["GET", "/v1/deliveries", { headers: asOrg(WRONG_APP_SECRET) }, 401],
+    ["POST", "/v1/deliveries/conv-unassigned/resend", { headers: wrongAppSecret }, 401],
+    ["POST", "/v1/deliveries/conv-unassigned/resend", { headers: noAppSecret }, 401],
   ];
   const answers = [];
   for (const [method, path, init, status] of cases) {
@@ -137,6 +171,53 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
   assert.equal(answers[5].error.code, "org_mismatch");
   assert.equal(answers[6].error.code, "kustomer_key_rejected");
   assert.deepEqual([answers[11].ok, answers[12].stella.ok, answers[13].stella.ok, answers[14].kustomer.ok], [true, false, false, false]);
+  // Changed with the rate-limited key checks: Stella is asked only once Kustomer accepts the
+  // org's key, so with an unknown Kustomer key the Stella key is not checked at all.
+  assert.equal(answers[14].stella.code, "not_checked");
+  assert.deepEqual(answers.slice(-5).map((a) => a.error.code), ["missing_app_secret", "app_secret_rejected", "app_secret_rejected", "app_secret_rejected", "missing_app_secret"]);
+});
+
+test("the app secret: rotated with the current one, refused to an agent's key, reset by an admin's", async () => {
+  const newSecret = (secret, extra = {}) => ({ ...asOrg(), "x-new-app-secret": secret, ...extra });
+  const rotated = await call("POST", "/v1/app-secret", { headers: newSecret(ROTATED_APP_SECRET) });
+  assert.equal(rotated.status, 200, rotated.text);
+  assert.equal(rotated.body.status, "rotated");
+  assert.ok(Date.parse(rotated.body.previousAcceptedUntil) > Date.now() + 23 * 3600_000, "the old one is accepted for a day");
+  // Both are accepted meanwhile.
+  for (const secret of [APP_SECRET, ROTATED_APP_SECRET]) assert.equal((await call("GET", "/v1/deliveries", { headers: asOrg(secret) })).status, 200);
+
+  const agent = { "x-kustomer-api-key": "sandbox-kustomer-key-agent", "x-app-secret": WRONG_APP_SECRET };
+  const refused = await call("POST", "/v1/app-secret", { headers: newSecret(WRONG_APP_SECRET, agent) });
+  assert.deepEqual([refused.status, refused.body.error.code], [401, "app_secret_rejected"]);
+  const invalid = await call("POST", "/v1/app-secret", { headers: newSecret("too-short") });
+  assert.deepEqual([invalid.status, invalid.body.error.code], [400, "invalid_app_secret"]);
+  const spaced = await call("POST", "/v1/app-secret", { headers: newSecret(`${WRONG_APP_SECRET} ${WRONG_APP_SECRET}`) });
+  assert.deepEqual([spaced.status, spaced.body.error.code], [400, "invalid_app_secret"]);
+  const unknownKey = await call("POST", "/v1/app-secret", { headers: newSecret(WRONG_APP_SECRET, { "x-kustomer-api-key": KUSTOMER_SECRET }) });
+  assert.deepEqual([unknownKey.status, unknownKey.body.error.code], [401, "kustomer_key_rejected"]);
+
+  // sandbox-kustomer-key has org.admin.apps: it resets to the secret the sandbox holds, without
+  // knowing the current one, and the rotated one stops working at once.
+  const { "x-app-secret": _, ...admin } = newSecret(APP_SECRET);
+  const reset = await call("POST", "/v1/app-secret", { headers: admin });
+  assert.equal(reset.status, 200, reset.text);
+  assert.equal(reset.body.status, "reset");
+  assert.equal((await call("GET", "/v1/deliveries", { headers: asOrg(ROTATED_APP_SECRET) })).status, 401);
+  assert.equal((await call("GET", "/v1/deliveries", { headers: asOrg(APP_SECRET) })).status, 200);
+});
+
+test("a burst of key checks past the limit: 429 with Retry-After, the keys never echoed", async () => {
+  const burst = stack.settingsHeaders({ "x-stella-api-key": BURST_STELLA, "x-kustomer-api-key": BURST_KUSTOMER, "x-app-secret": null });
+  for (let i = 0; i < KEY_CHECKS_PER_MINUTE; i++) {
+    const r = await call("POST", "/v1/settings/check", { headers: burst });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual([r.body.kustomer.code, r.body.stella.code], ["kustomer_key_rejected", "not_checked"]);
+  }
+  for (const [path, body] of [["/v1/settings/check", undefined], ["/v1/preview", { conversationId: "conv-voice" }]]) {
+    const limited = await call("POST", path, { headers: burst, body });
+    assert.deepEqual([limited.status, limited.body.error.code], [429, "rate_limited"], path);
+    assert.ok(Number(limited.headers.get("retry-after")) >= 1, `${path}: Retry-After`);
+  }
 });
 
 test("the pages: settings (save, reload, check, preview), the agent card and the home page", async () => {
@@ -231,6 +312,11 @@ test("no answer, log line, stored record, page, console message or network body 
   for (const r of (await call("GET", "/sandbox/stella/requests")).body.requests) seen("stella request", r.body.ext_interaction_id, JSON.stringify(r));
   for (const d of (await call("GET", "/v1/deliveries", { headers: asOrg() })).body.deliveries) seen("delivery", d.conversationId, JSON.stringify(d));
   for (const line of stack.log.join("").split("\n")) if (line.trim()) seen("log line", "workerd/harness", line);
+  // The edge's own Durable Objects (the org's jobs and sealed settings, the rate limiter), as
+  // bytes on disk; the sandboxes' storage is theirs and holds the keys by design.
+  for (const dir of ["stella-connect-org-scheduler", "stella-connect-rate-limiter"]) {
+    for (const file of files(join(stack.state, dir))) seen("edge storage", file, readFileSync(file).toString("latin1"));
+  }
 
   const leaks = [];
   const counts = {};
@@ -243,6 +329,6 @@ test("no answer, log line, stored record, page, console message or network body 
   }
   t.diagnostic(`scanned ${scanned.length} texts, ${scanned.reduce((n, s) => n + s.text.length, 0)} characters: ${JSON.stringify(counts)}`);
   assert.deepEqual(leaks, []);
-  const minimum = { answer: 40, "log line": 10, "stella request": 2, delivery: 3, "page text": 7, "page html": 7, "input values": 2, console: 1, network: 25 };
+  const minimum = { answer: 80, "log line": 10, "stella request": 2, delivery: 3, "edge storage": 1, "page text": 7, "page html": 7, "input values": 2, console: 1, network: 25 };
   for (const [kind, n] of Object.entries(minimum)) assert.ok((counts[kind] ?? 0) >= n, `${kind}: ${counts[kind] ?? 0} scanned, expected at least ${n}`);
 });

@@ -3,7 +3,7 @@
 // generous limit; nothing here asserts how fast anything is.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { KUSTOMER_KEY, STELLA_KEY, Stack, sleep, waitFor } from "./harness.mjs";
+import { APP_SECRET, KUSTOMER_KEY, STELLA_KEY, Stack, sleep, waitFor } from "./harness.mjs";
 
 const stack = new Stack();
 before(async () => {
@@ -149,10 +149,9 @@ test("Stella 403: failed at once with Stella's text, no retry storm", async () =
   assert.equal((await stack.request("GET", "/sandbox/stella/requests")).body.attempts - before, 1);
   assert.equal((await stack.delivery(id)).attempts, 1);
 
-  // Resend after the fault: sent once.
-  const resend = await stack.request("POST", `/v1/deliveries/${id}/resend`, {
-    headers: { "x-kustomer-api-key": KUSTOMER_KEY, "x-kustomer-api-url": `${stack.base}/sandbox/kustomer` },
-  });
+  // Resend after the fault: sent once. A resend carries the settings and the app secret, as a
+  // close does.
+  const resend = await stack.request("POST", `/v1/deliveries/${id}/resend`, { headers: stack.settingsHeaders() });
   assert.equal(resend.status, 202, resend.text);
   await sent(id);
   assert.equal((await stack.stellaRequests(id)).length, 1);
@@ -184,7 +183,7 @@ test("bad input gets coded 4xx answers and queues nothing", async () => {
   const event = await stack.closeEvent(id);
   const cases = [
     [await stack.request("POST", "/v1/kustomer/conversation-closed", { body: "{not json", headers: stack.settingsHeaders() }), 400, "malformed_json"],
-    [await stack.postEvent(event, { "content-type": "application/json" }), 400, "invalid_settings"],
+    [await stack.postEvent(event, { "content-type": "application/json", "x-app-secret": APP_SECRET }), 400, "invalid_settings"],
     [await stack.postEvent(event, stack.settingsHeaders({ "x-kustomer-url": "http://acme.kustomerapp.com" })), 400, "invalid_settings"],
     [await stack.postEvent(event, stack.settingsHeaders({ "x-seconds-until-send": "soon" })), 400, "invalid_settings"],
     [await stack.postEvent({ ...event, data: { id: 7 } }), 400, "invalid_shape"],
@@ -192,6 +191,8 @@ test("bad input gets coded 4xx answers and queues nothing", async () => {
     [await stack.postEvent(event, stack.settingsHeaders({ "x-kustomer-api-key": "not-a-key" })), 401, "kustomer_key_rejected"],
     [await stack.request("POST", "/v1/kustomer/conversation-closed", { body: "x".repeat(2 << 20), headers: stack.settingsHeaders() }), 413, "too_large"],
     [await stack.postEvent(event, stack.settingsHeaders({ "x-kustomer-api-key": "sandbox-kustomer-key-no-tags" })), 400, "invalid_settings"],
+    [await stack.postEvent(event, stack.settingsHeaders({ "x-app-secret": null })), 401, "missing_app_secret"],
+    [await stack.postEvent(event, stack.settingsHeaders({ "x-app-secret": "too-short" })), 401, "missing_app_secret"],
   ];
   for (const [reply, status, code] of cases) {
     assert.equal(reply.status, status, reply.text);
@@ -199,7 +200,7 @@ test("bad input gets coded 4xx answers and queues nothing", async () => {
   }
   const missing = cases[1][0].body.error.fields.map((f) => f.field);
   assert.deepEqual(missing, ["stellaApiKey", "kustomerApiKey", "kustomerUrl"]);
-  assert.equal(cases.at(-1)[0].body.error.fields[0].code, "missing_permission", "a key that cannot read tags");
+  assert.equal(cases.at(-3)[0].body.error.fields[0].code, "missing_permission", "a key that cannot read tags");
   assert.equal(await stack.delivery(id), undefined, "nothing queued");
 });
 
@@ -220,18 +221,24 @@ test("preview shows the exact request with the key masked, or the reason", async
   assert.equal(missing.status, 404);
 });
 
-test("deliveries need the org's key", async () => {
+test("deliveries need the org's key and its app secret", async () => {
   const none = await stack.request("GET", "/v1/deliveries");
-  assert.deepEqual([none.status, none.body.error.code], [401, "missing_key"]);
-  const other = await stack.request("GET", "/v1/deliveries", {
-    headers: { "x-kustomer-api-key": "other-org-key", "x-kustomer-api-url": `${stack.base}/sandbox/kustomer` },
-  });
+  assert.deepEqual([none.status, none.body.error.code], [401, "missing_app_secret"]);
+  const noKey = await stack.request("GET", "/v1/deliveries", { headers: { "x-app-secret": APP_SECRET } });
+  assert.deepEqual([noKey.status, noKey.body.error.code], [401, "missing_key"]);
+  // Another org has registered no app secret (it has had no close): an empty log.
+  const other = await stack.request("GET", "/v1/deliveries", { headers: stack.orgHeaders({ "x-kustomer-api-key": "other-org-key" }) });
   assert.equal(other.status, 200);
-  assert.deepEqual(other.body.deliveries, [], "another org sees none of sandbox-org's surveys");
+  assert.deepEqual(other.body, { deliveries: [], retentionDays: 90 }, "another org sees none of sandbox-org's surveys");
+  const own = await stack.request("GET", "/v1/deliveries", { headers: stack.orgHeaders() });
+  assert.equal(own.status, 200);
+  assert.ok(own.body.deliveries.length > 0 && own.body.retentionDays === 90);
+  const wrong = await stack.request("GET", "/v1/deliveries", { headers: stack.orgHeaders({ "x-app-secret": "not-the-org-secret-000" }) });
+  assert.deepEqual([wrong.status, wrong.body.error.code], [401, "app_secret_rejected"]);
 });
 
-test("no answer and no log line contains a key", () => {
+test("no answer and no log line contains a key or the app secret", () => {
   const everything = stack.log.join("\n");
   assert.ok(everything.length > 1000, "the log holds the whole run");
-  for (const key of [KUSTOMER_KEY, STELLA_KEY]) assert.ok(!everything.includes(key), `${key} leaked`);
+  for (const key of [KUSTOMER_KEY, STELLA_KEY, APP_SECRET]) assert.ok(!everything.includes(key), `${key} leaked`);
 });

@@ -1,13 +1,21 @@
 // Starts the real local stack (scripts/serve.sh → workerd with the edge and the sandboxes) on a
 // free loopback port with its own state folder, and gives tests small helpers over HTTP.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const KUSTOMER_KEY = "sandbox-kustomer-key";
 export const STELLA_KEY = "sandbox-stella-key";
+// The org's app secret, as the Kustomer sandbox seeds it: its close control sends it, and every
+// close, delivery log read and resend made here carries it too (the first close registers it).
+export const APP_SECRET = "sandbox-app-secret-0123456789";
+
+// The edge's bindings for tests: fast retries and leases, and key checks that a page calling
+// Check connection and Preview several times a minute never exhausts. A stack may override any
+// of them, or omit one (null) for production's default.
+const TEST_ENV = { RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000" };
 
 async function freePort() {
   return new Promise((resolve, reject) => {
@@ -32,23 +40,74 @@ export async function waitFor(check, ms = 20_000, what = "condition", every = 10
   }
 }
 
+/** The pids of `parent`'s children named `name`, from /proc/<pid>/stat. */
+export function childrenNamed(parent, name) {
+  const found = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent && comm === name) found.push(Number(entry));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return found;
+}
+
+/** A process's resident memory in MB (VmRSS in /proc/<pid>/status). */
+export function rssMb(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
+}
+
 export class Stack {
-  constructor() {
+  /**
+   * `env`: environment for scripts/serve.sh and so for workerd's bindings, over the test
+   * defaults (TEST_ENV); a null value leaves that variable unset, even if this process has it.
+   */
+  constructor({ env = {} } = {}) {
     this.state = mkdtempSync(join(tmpdir(), "stella-edge-"));
     this.log = [];
+    this.env = { ...TEST_ENV, ...env };
   }
 
-  async start() {
-    this.port ??= await freePort();
-    this.base = `http://127.0.0.1:${this.port}`;
+  /** Starts scripts/serve.sh (and so workerd) without waiting for it; `this.exited` settles with its exit code. */
+  spawn() {
+    const env = { ...process.env, PORT: String(this.port), STATE_DIR: this.state, ...this.env };
+    for (const [name, value] of Object.entries(env)) if (value === null || value === undefined) delete env[name];
     this.proc = spawn("scripts/serve.sh", [], {
-      env: { ...process.env, PORT: String(this.port), STATE_DIR: this.state, RETRY_BASE_MS: "300", LEASE_MS: "2000" },
+      env,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true, // its own process group: serve.sh and workerd die together
     });
     for (const stream of [this.proc.stdout, this.proc.stderr]) stream.on("data", (d) => this.log.push(String(d)));
-    await waitFor(async () => (await fetch(`${this.base}/healthz`).catch(() => null))?.ok, 15_000, "workerd to start");
+    // After its output is complete too ("close", not "exit").
+    this.exited = new Promise((r) => this.proc.once("close", (code, signal) => r(code ?? signal)));
+    return this.proc;
+  }
+
+  /** Spawns the stack on a free port without waiting for it to answer (see `exited`). */
+  async run() {
+    this.port ??= await freePort();
+    this.base = `http://127.0.0.1:${this.port}`;
+    return this.spawn();
+  }
+
+  async start() {
+    await this.run();
+    await waitFor(async () => {
+      if (this.proc.exitCode !== null) throw new Error(`serve.sh exited with ${this.proc.exitCode}:\n${this.log.join("").slice(-3000)}`);
+      return (await fetch(`${this.base}/healthz`).catch(() => null))?.ok;
+    }, 15_000, "workerd to start");
     return this;
+  }
+
+  /** The workerd process serve.sh started: it holds the whole stack. */
+  workerdPid() {
+    return waitFor(async () => childrenNamed(this.proc.pid, "workerd")[0], 5_000, "the workerd process", 50);
   }
 
   /** Kills workerd at once (no graceful shutdown), as a crash would. */
@@ -61,7 +120,7 @@ export class Stack {
   }
 
   async stop() {
-    if (this.proc && this.proc.exitCode === null) await this.kill();
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) await this.kill();
     rmSync(this.state, { recursive: true, force: true });
   }
 
@@ -79,20 +138,31 @@ export class Stack {
     } catch {
       json = text;
     }
-    return { status: res.status, body: json, text };
+    return { status: res.status, headers: res.headers, body: json, text };
   }
 
-  /** The settings headers the app's workflow action sends, pointing at the sandboxes. */
+  /**
+   * The settings headers the app's workflow action sends, pointing at the sandboxes, with the
+   * org's app secret. An override of null leaves that header out.
+   */
   settingsHeaders(overrides = {}) {
-    return {
+    const headers = {
       "x-stella-api-key": STELLA_KEY,
       "x-kustomer-api-key": KUSTOMER_KEY,
       "x-kustomer-api-url": `${this.base}/sandbox/kustomer`,
       "x-kustomer-url": `${this.base}/sandbox/kustomer`,
       "x-stella-api-url": `${this.base}/sandbox/stella`,
       "x-seconds-until-send": "2",
+      "x-app-secret": APP_SECRET,
       ...overrides,
     };
+    for (const [name, value] of Object.entries(headers)) if (value === null) delete headers[name];
+    return headers;
+  }
+
+  /** The headers that read the org's delivery log: its Kustomer key and app secret. */
+  orgHeaders(overrides = {}) {
+    return { "x-kustomer-api-key": KUSTOMER_KEY, "x-kustomer-api-url": `${this.base}/sandbox/kustomer`, "x-app-secret": APP_SECRET, ...overrides };
   }
 
   async setDelay(seconds) {
@@ -120,11 +190,24 @@ export class Stack {
     return body.requests.filter((r) => id === undefined || r.body.ext_interaction_id === id);
   }
 
+  async deliveries(headers = this.orgHeaders()) {
+    const r = await this.request("GET", "/v1/deliveries", { headers });
+    if (r.status !== 200) throw new Error(`deliveries: ${r.status} ${r.text}`);
+    return r.body.deliveries;
+  }
+
   async delivery(id) {
-    const { body } = await this.request("GET", "/v1/deliveries", {
-      headers: { "x-kustomer-api-key": KUSTOMER_KEY, "x-kustomer-api-url": `${this.base}/sandbox/kustomer` },
-    });
-    return body.deliveries.find((d) => d.conversationId === id);
+    return (await this.deliveries()).find((d) => d.conversationId === id);
+  }
+
+  /** Calls served by the Kustomer sandbox, by route. */
+  async kustomerStats() {
+    return (await this.request("GET", "/sandbox/kustomer/stats")).body;
+  }
+
+  /** Every attempt the Stella sandbox received (accepted or not), and the accepted requests. */
+  async stellaLog() {
+    return (await this.request("GET", "/sandbox/stella/requests")).body;
   }
 
   /** A `kustomer.conversation.update` close event for the conversation as it is now. */

@@ -16,6 +16,7 @@ const KEY = "sandbox-kustomer-key";
 const AGENT_KEY = "sandbox-kustomer-key-agent"; // no org.admin.apps
 const DEFINITION = JSON.parse(readFileSync(new URL("app-manifest/stella_connect.json", root), "utf8"));
 const STELLA_KEY = "sandbox-stella-key";
+const APP_SECRET = "sandbox-app-secret-0123456789"; // the seeded org's app secret
 
 let storageDir;
 let workerd; // {child, base, log}
@@ -176,6 +177,7 @@ describe("Kustomer sandbox", () => {
       kustomerUrl: `${workerd.base}/sandbox/kustomer`,
       secondsUntilSend: "5",
       stellaApiUrl: `${workerd.base}/sandbox/stella`,
+      appSecret: "********", // the org's app secret, seeded, secret like the keys
     });
     const put = await kustomer("PUT", "/v1/apps/settings", {
       key: KEY,
@@ -221,6 +223,7 @@ describe("Kustomer sandbox", () => {
     assert.equal(sent.headers["x-seconds-until-send"], "7"); // set by the settings test
     assert.equal(sent.headers["x-brand"], "Acme");
     assert.equal(sent.headers["x-stella-api-url"], `${workerd.base}/sandbox/stella`);
+    assert.equal(sent.headers["x-app-secret"], APP_SECRET); // the real value, not the mask
     assert.ok(!("x-channel-map" in sent.headers) && !("x-send-language" in sent.headers));
 
     const shape = fixture("conversation-update-done");
@@ -416,6 +419,8 @@ describe("Kustomer sandbox: app registration and installation", () => {
       channelMap: "voice=phone",
       sendLanguage: false,
       surveyedChannels: "",
+      resurveyAfterDays: 0,
+      appSecret: "********", // kept, masked
       webhookToken: "********", // declared secret by the definition
     });
     const put = await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: { webhookToken: "********" } } });

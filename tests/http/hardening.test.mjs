@@ -1,0 +1,407 @@
+// The edge's hardening over HTTP against a real workerd (scripts/serve.sh) with the Kustomer and
+// Stella sandboxes: bounded bodies, the org's app secret, close times from the future, surveys
+// already sent, ids no Kustomer record has, lone UTF-16 surrogates, resends of ids that need
+// percent-encoding, app secret rotation, and what the edge keeps on disk. Each test waits for
+// events (a survey sent, a log entry final), never for a fixed time, except where it shows that
+// nothing more happens.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import http from "node:http";
+import { join } from "node:path";
+import { setTimeout as pause } from "node:timers/promises";
+import { APP_SECRET, KUSTOMER_KEY, STELLA_KEY, Stack, rssMb, sleep, waitFor } from "./harness.mjs";
+
+const MiB = 1 << 20;
+const AGENT_KEY = "sandbox-kustomer-key-agent"; // sandbox-org, no admin role
+const CLOSED = "/v1/kustomer/conversation-closed";
+
+const stack = new Stack();
+before(async () => {
+  await stack.start();
+  await stack.setDelay(2);
+  // Registered before anything else, so that no forged call below can be the first (trust on
+  // first use).
+  const registered = await stack.request("POST", "/v1/app-secret", { headers: stack.orgHeaders({ "x-app-secret": null, "x-new-app-secret": APP_SECRET }) });
+  assert.deepEqual([registered.status, registered.body.status], [201, "registered"], registered.text);
+});
+after(() => stack.stop());
+
+let serial = 0;
+/** A fresh conversation in the Kustomer sandbox, copied from the seeded email one. */
+async function newConversation(edit = () => {}, id = `conv-h${++serial}-${Date.now()}`) {
+  const seed = await stack.conversation("conv-email");
+  const conversation = { ...seed.data, id, attributes: { ...seed.data.attributes, status: "open" } };
+  edit(conversation);
+  const r = await stack.request("POST", "/sandbox/kustomer/conversations", { body: { conversation } });
+  assert.equal(r.status, 201, r.text);
+  return id;
+}
+
+/** Marks the conversation closed in the sandbox (no event) and gives the close event for it. */
+async function closedEvent(id) {
+  const put = await stack.request("PUT", `/sandbox/kustomer/v1/conversations/${encodeURIComponent(id)}`, {
+    headers: { authorization: `Bearer ${KUSTOMER_KEY}` },
+    body: { status: "done" },
+  });
+  assert.equal(put.status, 200, put.text);
+  return stack.closeEvent(id);
+}
+
+const final = (id, ms = 20_000) =>
+  waitFor(async () => {
+    const d = await stack.delivery(id);
+    return d && ["sent", "skipped", "failed"].includes(d.state) && d;
+  }, ms, `${id} final`);
+
+const conversationReads = async () => (await stack.kustomerStats()).byRoute["GET /v1/conversations/:id"] ?? 0;
+
+/**
+ * POSTs `bytes` bytes as a chunked body (no content-length) with node's http client, 64 KiB at a
+ * time, and stops writing when the answer arrives. A short pause between chunks lets an early
+ * answer be read before the next write. Resolves {status, body, written, error}; no status when
+ * the connection ended without an answer that node could read.
+ */
+function postChunked(path, bytes, headers) {
+  return new Promise((resolve) => {
+    const req = http.request({ host: "127.0.0.1", port: stack.port, path, method: "POST", headers: { ...headers, "transfer-encoding": "chunked" } });
+    let answered = false;
+    let closed = false;
+    let written = 0;
+    let error;
+    req.on("response", (res) => {
+      answered = true;
+      let body = "";
+      res.on("data", (d) => (body += d));
+      const done = () => resolve({ status: res.statusCode, body, written, error });
+      res.on("end", done);
+      res.on("error", done);
+    });
+    // EPIPE / ECONNRESET: the server stopped reading and closed the connection.
+    req.on("error", (e) => (error = e.code));
+    req.on("close", () => {
+      closed = true;
+      if (!answered) resolve({ written, error });
+    });
+    const chunk = Buffer.alloc(64 * 1024, "x");
+    (async () => {
+      while (!answered && !closed && written < bytes) {
+        req.write(chunk);
+        written += chunk.length;
+        await pause(1);
+      }
+      if (!answered && !closed) req.end();
+    })();
+  });
+}
+
+/**
+ * The edge's answer to a chunked body of `bytes` bytes. When the server resets the connection
+ * right after answering, node's client can lose the answer to the EPIPE of its next write (a
+ * client with a lingering read, such as Python's socket, always sees it): those attempts are
+ * repeated, a few times at most. Every attempt is returned, to check how much each got to send.
+ */
+async function answerToChunked(path, bytes, headers) {
+  const attempts = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await postChunked(path, bytes, headers);
+    attempts.push(r);
+    if (r.status) return { ...r, attempts };
+    assert.match(String(r.error), /^(EPIPE|ECONNRESET)$/, `attempt ${i + 1}: ${JSON.stringify(r)}`);
+  }
+  assert.fail(`no answer in ${attempts.length} attempts: ${JSON.stringify(attempts)}`);
+}
+
+test("chunked bodies of 2 and 64 MiB get 413 without being read; 64 MiB to an unknown path 404; memory stays flat", async (t) => {
+  const pid = await stack.workerdPid();
+  assert.equal((await stack.request("GET", "/healthz")).status, 200);
+  const before = rssMb(pid);
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 20);
+  try {
+    const headers = stack.settingsHeaders({ "content-type": "application/json" });
+    const small = await answerToChunked(CLOSED, 2 * MiB, headers);
+    assert.equal(small.status, 413, small.body);
+    assert.equal(JSON.parse(small.body).error.code, "too_large");
+
+    const large = await answerToChunked(CLOSED, 64 * MiB, headers);
+    assert.equal(large.status, 413, large.body);
+    assert.equal(JSON.parse(large.body).error.code, "too_large");
+
+    const unknown = await answerToChunked("/v1/nowhere", 64 * MiB, headers);
+    assert.equal(unknown.status, 404, unknown.body);
+    assert.equal(JSON.parse(unknown.body).error.code, "not_found");
+
+    const sent = (r) => r.attempts.map((a) => `${(a.written / MiB).toFixed(1)} MiB${a.status ? ` → ${a.status}` : ` → ${a.error}`}`).join(", ");
+    t.diagnostic(`2 MiB: ${sent(small)}; 64 MiB: ${sent(large)}; 64 MiB, unknown path: ${sent(unknown)}`);
+    // The server stopped reading long before the end: what got sent is what the socket buffers
+    // hold, never the whole 64 MiB.
+    for (const attempt of [...large.attempts, ...unknown.attempts]) {
+      assert.ok(attempt.written <= 16 * MiB, `sent ${attempt.written} bytes of 64 MiB: the server kept reading`);
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
+  const after = rssMb(pid);
+  t.diagnostic(`workerd RSS ${before.toFixed(1)} MB before, peak sampled ${peak.toFixed(1)} MB, ${after.toFixed(1)} MB after; VmHWM ${hwm.toFixed(1)} MB`);
+  assert.ok(Math.max(peak, after) - before < 64, `workerd grew from ${before.toFixed(0)} MB to ${peak.toFixed(0)} MB (peak sampled), ${after.toFixed(0)} MB after`);
+  assert.ok(hwm - before < 64, `workerd's peak (VmHWM) ${hwm.toFixed(0)} MB, from ${before.toFixed(0)} MB`);
+  assert.equal((await stack.request("GET", "/healthz")).status, 200, "still serving");
+});
+
+test("a forged close (the org key without the app secret, or with a wrong one) is refused and schedules nothing; the real one sends", async () => {
+  const id = await newConversation();
+  const event = await closedEvent(id);
+  const without = await stack.postEvent(event, stack.settingsHeaders({ "x-app-secret": null }));
+  assert.deepEqual([without.status, without.body.error.code], [401, "missing_app_secret"], without.text);
+  const wrong = await stack.postEvent({ ...event, id: "evt-forged" }, stack.settingsHeaders({ "x-app-secret": "forged-secret-0123456789" }));
+  assert.deepEqual([wrong.status, wrong.body.error.code], [401, "app_secret_rejected"], wrong.text);
+  // Another holder of the org key may not read the log either.
+  const log = await stack.request("GET", "/v1/deliveries", { headers: stack.orgHeaders({ "x-app-secret": "forged-secret-0123456789" }) });
+  assert.deepEqual([log.status, log.body.error.code], [401, "app_secret_rejected"]);
+  assert.equal(await stack.delivery(id), undefined, "nothing scheduled");
+
+  const real = await stack.postEvent(event);
+  assert.deepEqual([real.status, real.body.status], [202, "scheduled"], real.text);
+  assert.equal((await final(id)).state, "sent");
+  assert.equal((await stack.stellaRequests(id)).length, 1);
+});
+
+test("a close dated far in the future is refused (close_in_future); the real close afterwards is scheduled", async () => {
+  const id = await newConversation();
+  const event = await closedEvent(id);
+  const future = new Date(Date.now() + 30 * 86_400_000).toISOString();
+  const forged = structuredClone(event);
+  forged.id = `evt-future-${id}`;
+  forged.data.attributes.modificationHistory.statusAt = future;
+  forged.data.attributes.updatedAt = future;
+  const refused = await stack.postEvent(forged);
+  assert.deepEqual([refused.status, refused.body.error?.code], [400, "close_in_future"], refused.text);
+
+  const real = await stack.postEvent(event);
+  assert.deepEqual([real.status, real.body.status], [202, "scheduled"], `not stale_event: ${real.text}`);
+  assert.equal((await final(id)).state, "sent");
+  assert.equal((await stack.stellaRequests(id)).length, 1);
+});
+
+test("a conversation closed again after its survey went out: already_surveyed, one request in all", async () => {
+  const id = await newConversation();
+  assert.equal((await stack.close(id)).body.edge.status, 202);
+  assert.equal((await final(id)).state, "sent");
+  await stack.reopen(id);
+  const again = await stack.close(id);
+  assert.equal(again.body.edge.status, 200, JSON.stringify(again.body.edge));
+  assert.deepEqual([again.body.edge.body.status, again.body.edge.body.reason], ["ignored", "already_surveyed"]);
+  const logged = await stack.delivery(id);
+  assert.deepEqual([logged.state, logged.reason], ["sent", "already_surveyed"]);
+
+  // A conversation closed after it falls due later than the repeat would have: once its survey
+  // is out, a second one for `id` would be too.
+  const later = await newConversation();
+  await stack.close(later);
+  await final(later);
+  assert.equal((await stack.stellaRequests(id)).length, 1, "exactly one Stella request");
+});
+
+test("the same event id delivered again is the same close, whatever its times say", async () => {
+  const id = await newConversation();
+  const event = await closedEvent(id);
+  const first = await stack.postEvent(event);
+  assert.equal(first.status, 202, first.text);
+  const later = structuredClone(event);
+  const statusAt = new Date(Date.parse(event.data.attributes.modificationHistory.statusAt) + 1500).toISOString();
+  later.data.attributes.modificationHistory.statusAt = statusAt;
+  later.data.attributes.updatedAt = statusAt;
+  const again = await stack.postEvent(later);
+  assert.deepEqual([again.status, again.body.sendAt], [202, first.body.sendAt], "not moved to the later time");
+  assert.equal((await final(id)).state, "sent");
+  const late = await stack.postEvent(later);
+  assert.deepEqual([late.status, late.body.status, late.body.reason], [200, "ignored", "duplicate"], late.text);
+  assert.equal((await stack.stellaRequests(id)).length, 1);
+});
+
+test("at send time Kustomer's own close time counts: an event dated earlier is sent only after the real close's delay", async () => {
+  const id = await newConversation();
+  const event = await closedEvent(id);
+  const closedAt = Date.parse(event.data.attributes.modificationHistory.statusAt); // Kustomer's
+  const early = new Date(closedAt - 30_000).toISOString();
+  event.data.attributes.modificationHistory.statusAt = early;
+  event.data.attributes.updatedAt = early;
+  const posted = await stack.postEvent(event);
+  assert.deepEqual([posted.status, Date.parse(posted.body.sendAt)], [202, closedAt - 28_000], "due at once, by the event's time");
+  const delivery = await final(id);
+  assert.equal(delivery.state, "sent");
+  assert.equal(Date.parse(delivery.closedAt), closedAt, "retimed to Kustomer's close");
+  const [request] = await stack.stellaRequests(id);
+  assert.ok(Date.parse(request.receivedAt) >= closedAt + 2000, `sent ${Date.parse(request.receivedAt) - closedAt} ms after Kustomer's close`);
+});
+
+test("ids no Kustomer record has (100,000 characters, control characters, blank) are refused; nothing scheduled, Kustomer not called", async () => {
+  const id = await newConversation();
+  const event = await closedEvent(id);
+  const long = "c".repeat(100_000);
+  const cases = [
+    [{ ...event, data: { ...event.data, id: long } }, "event.data.id"],
+    [{ ...event, data: { ...event.data, id: "x".repeat(257) } }, "event.data.id"],
+    [{ ...event, data: { ...event.data, id: "conv\u0000x" } }, "event.data.id"],
+    [{ ...event, data: { ...event.data, id: "   " } }, "event.data.id"],
+    [{ ...event, id: "e".repeat(300) }, "event.id"],
+    [{ ...event, id: "evt\nnext" }, "event.id"],
+    [{ ...event, org: "sandbox-org\u0007" }, "event.org"],
+    [{ ...event, org: "  " }, "event.org"],
+    [{ ...event, id: "" }, "event.id"],
+  ];
+  const reads = await conversationReads();
+  for (const [bad, path] of cases) {
+    const r = await stack.postEvent(bad);
+    assert.deepEqual([r.status, r.body.error?.code, r.body.error?.path], [400, "invalid_id", path], r.text.slice(0, 300));
+  }
+  // An empty org is taken as none named (the event must name its org).
+  const noOrg = await stack.postEvent({ ...event, org: "" });
+  assert.deepEqual([noOrg.status, noOrg.body.error?.code], [400, "missing_org"], noOrg.text);
+  const logged = (await stack.deliveries()).map((d) => d.conversationId);
+  assert.ok(logged.every((c) => c.length <= 256 && c.trim() !== "" && !/\p{Cc}/u.test(c)), "nothing scheduled");
+
+  // A close posted after the refused ones falls due after any of them would have: once its
+  // survey is out, Kustomer has been asked about nothing else.
+  const sentinel = await newConversation();
+  const baseline = await conversationReads();
+  await stack.close(sentinel);
+  assert.equal((await final(sentinel)).state, "sent");
+  assert.equal(await conversationReads(), baseline + 1, "one read: the later close's");
+  assert.equal(baseline, reads + 1, "only the seed conversation read by the test itself");
+  assert.equal(await stack.delivery(id), undefined);
+});
+
+test("lone UTF-16 surrogates: in a close event and in Kustomer's answers, the survey still goes out", async () => {
+  // A close event whose conversation subject ends with half an emoji, as raw JSON text.
+  const id = await newConversation();
+  const event = await closedEvent(id);
+  event.data.attributes.name = "Refund for order 1234 @@LONE@@";
+  const text = JSON.stringify(event).replace("@@LONE@@", "\\ud83d");
+  assert.ok(text.includes('1234 \\ud83d"'));
+  const posted = await stack.request("POST", CLOSED, { body: text, headers: stack.settingsHeaders() });
+  assert.deepEqual([posted.status, posted.body.status], [202, "scheduled"], posted.text);
+  assert.equal((await final(id)).state, "sent");
+
+  // A customer and conversation whose names hold one, added to the sandbox as raw JSON text:
+  // Kustomer answers them with the escape, and the close event carries one too.
+  const lone = `conv-lone-${Date.now()}`;
+  const seed = (await stack.conversation("conv-email")).data;
+  const set = {
+    conversation: { id: lone, attributes: { name: "Subject @@LONE@@", channels: ["email"], assignedUsers: seed.attributes.assignedUsers, tags: seed.attributes.tags } },
+    customer: { id: `cust-${lone}`, attributes: { name: "Ann @@LONE@@", displayName: "Ann @@LONE@@", emails: [{ email: "ann.lone@example.com", type: "home" }] } },
+  };
+  const added = await stack.request("POST", "/sandbox/kustomer/conversations", { body: JSON.stringify(set).replaceAll("@@LONE@@", "\\ud83d") });
+  assert.equal(added.status, 201, added.text);
+  const raw = await fetch(`${stack.base}/sandbox/kustomer/v1/customers/cust-${lone}`, { headers: { authorization: `Bearer ${KUSTOMER_KEY}` } });
+  assert.ok((await raw.text()).includes("Ann \\ud83d"), "Kustomer's answer holds the lone surrogate escape");
+
+  const closed = await stack.close(lone);
+  assert.equal(closed.body.edge.status, 202, JSON.stringify(closed.body.edge));
+  const delivery = await final(lone);
+  assert.equal(delivery.state, "sent", JSON.stringify(delivery));
+  const [request] = await stack.stellaRequests(lone);
+  assert.equal(request.body.customer.name, "Ann \uFFFD", "the lone half became U+FFFD");
+  assert.equal(request.body.customer.email, "ann.lone@example.com");
+});
+
+test("resend of a skipped survey whose id needs percent-encoding; invalid ids refused", async () => {
+  // A space, a percent sign (with what would decode a second time) and a slash.
+  const id = await newConversation((c) => (c.attributes.assignedUsers = []), `conv-h${++serial} a%41/b`);
+  const closed = await stack.request("POST", `/sandbox/kustomer/conversations/${encodeURIComponent(id)}/close`, { body: {} });
+  assert.equal(closed.body.edge.status, 202, closed.text);
+  const skipped = await final(id);
+  assert.deepEqual([skipped.conversationId, skipped.state, skipped.reason], [id, "skipped", "no_assigned_agent"]);
+
+  const path = `/v1/deliveries/${encodeURIComponent(id)}/resend`;
+  const noSecret = await stack.request("POST", path, { headers: stack.settingsHeaders({ "x-app-secret": null }) });
+  assert.deepEqual([noSecret.status, noSecret.body.error.code], [401, "missing_app_secret"]);
+  const noSettings = await stack.request("POST", path, { headers: stack.orgHeaders() });
+  assert.deepEqual([noSettings.status, noSettings.body.error.code], [400, "invalid_settings"], "a resend carries the settings, as a close does");
+
+  const put = await stack.request("PUT", `/sandbox/kustomer/v1/conversations/${encodeURIComponent(id)}`, {
+    headers: { authorization: `Bearer ${KUSTOMER_KEY}` },
+    body: { assignedUsers: ["user-sam"] },
+  });
+  assert.equal(put.status, 200, put.text);
+  const resent = await stack.request("POST", path, { headers: stack.settingsHeaders() });
+  assert.deepEqual([resent.status, resent.body.conversationId], [202, id], resent.text);
+  assert.equal((await final(id)).state, "sent");
+  const requests = await stack.stellaRequests(id);
+  assert.equal(requests.length, 1);
+  assert.equal(requests[0].body.employee.email, "sam.agent@acme.example");
+
+  for (const segment of ["%0A", "", "%20%20", "x".repeat(257), "%FF", "a%00b"]) {
+    const r = await stack.request("POST", `/v1/deliveries/${segment}/resend`, { headers: stack.settingsHeaders() });
+    assert.deepEqual([r.status, r.body.error?.code], [400, "invalid_id"], `${JSON.stringify(segment)}: ${r.text}`);
+  }
+  const unknown = await stack.request("POST", "/v1/deliveries/conv-never-closed/resend", { headers: stack.settingsHeaders() });
+  assert.equal(unknown.status, 404);
+});
+
+test("app secret rotation: the old secret still schedules for a day, the new one too; an agent's key cannot reset it", async () => {
+  const ROTATED = "rotated-app-secret-9876543210";
+  const headersWith = (secret) => stack.settingsHeaders({ "x-app-secret": secret });
+  try {
+    const rotated = await stack.request("POST", "/v1/app-secret", { headers: stack.orgHeaders({ "x-new-app-secret": ROTATED }) });
+    assert.deepEqual([rotated.status, rotated.body.status], [200, "rotated"], rotated.text);
+
+    for (const secret of [APP_SECRET, ROTATED]) {
+      const id = await newConversation();
+      const r = await stack.postEvent(await closedEvent(id), headersWith(secret));
+      assert.deepEqual([r.status, r.body.status], [202, "scheduled"], `${secret}: ${r.text}`);
+      assert.equal((await final(id)).state, "sent");
+    }
+
+    const agent = { "x-kustomer-api-key": AGENT_KEY, "x-new-app-secret": "agent-chosen-secret-000000" };
+    for (const current of [null, "not-the-current-secret-00"]) {
+      const r = await stack.request("POST", "/v1/app-secret", { headers: stack.orgHeaders({ ...agent, "x-app-secret": current }) });
+      assert.deepEqual([r.status, r.body.error?.code], [401, "app_secret_rejected"], r.text);
+    }
+    const id = await newConversation();
+    const refused = await stack.postEvent(await closedEvent(id), headersWith("agent-chosen-secret-000000"));
+    assert.deepEqual([refused.status, refused.body.error?.code], [401, "app_secret_rejected"], "the agent's secret was not taken");
+  } finally {
+    // An admin's key (org.admin.apps) resets it to the one the sandbox's close control sends.
+    const reset = await stack.request("POST", "/v1/app-secret", { headers: stack.orgHeaders({ "x-app-secret": null, "x-new-app-secret": APP_SECRET }) });
+    assert.deepEqual([reset.status, reset.body.status], [200, "reset"], reset.text);
+  }
+  const id = await newConversation();
+  const old = await stack.postEvent(await closedEvent(id), headersWith(ROTATED));
+  assert.deepEqual([old.status, old.body.error?.code], [401, "app_secret_rejected"], "a reset ends the grace at once");
+});
+
+/** Every file under `dir`, recursively. */
+function files(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+test("the edge's SQLite files hold no API key and no app secret, with a survey pending", async () => {
+  // Surveys have been sent above; this one stays pending for an hour, so the org's settings
+  // are kept (sealed) for it.
+  const id = await newConversation();
+  const pending = await stack.postEvent(await closedEvent(id), stack.settingsHeaders({ "x-seconds-until-send": "3600" }));
+  assert.equal(pending.status, 202, pending.text);
+  assert.equal((await stack.delivery(id)).state, "scheduled");
+
+  const dir = join(stack.state, "stella-connect-org-scheduler");
+  const stored = files(dir).map((path) => ({ path, bytes: readFileSync(path) }));
+  const total = stored.reduce((n, f) => n + f.bytes.length, 0);
+  assert.ok(stored.length > 0 && total > 0, `the edge stored something under ${dir}`);
+  const all = Buffer.concat(stored.map((f) => f.bytes));
+  assert.ok(all.includes(Buffer.from(id)), "the scan reads the jobs as stored (the pending conversation's id is there)");
+  for (const secret of [STELLA_KEY, KUSTOMER_KEY, APP_SECRET]) {
+    for (const encoding of ["utf8", "utf16le"]) {
+      const found = stored.filter((f) => f.bytes.includes(Buffer.from(secret, encoding))).map((f) => f.path);
+      assert.deepEqual(found, [], `${secret} (${encoding}) on disk`);
+    }
+  }
+});
+
+test("no answer and no log line holds a key or the app secret", () => {
+  const everything = stack.log.join("\n");
+  assert.ok(everything.length > 1000, "the log holds the whole run");
+  for (const key of [KUSTOMER_KEY, STELLA_KEY, APP_SECRET]) assert.ok(!everything.includes(key), `${key} leaked`);
+});
