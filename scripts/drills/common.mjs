@@ -24,6 +24,22 @@ export class DrillStack extends Stack {
     if (r.status !== 200) throw new Error(`Stella fault ${JSON.stringify(fault)}: ${r.text}`);
   }
 
+  /**
+   * Stella sandbox's pace (the kill drill only): each request recorded `delayMs` plus up to
+   * `jitterMs` after it arrives, none past `acceptUpTo` recorded; `null` restores full speed.
+   */
+  async stellaPace(pace) {
+    const r = pace === null ? await this.request("DELETE", "/sandbox/stella/pace") : await this.request("POST", "/sandbox/stella/pace", { body: pace });
+    if (r.status !== 200) throw new Error(`Stella pace ${JSON.stringify(pace)}: ${r.status} ${r.text}`);
+  }
+
+  /** {pace, held, heldOut}: held now at `acceptUpTo`, and answered 503 after being held too long. */
+  async stellaPaceState() {
+    const r = await this.request("GET", "/sandbox/stella/pace");
+    if (r.status !== 200) throw new Error(`GET /sandbox/stella/pace: ${r.status} ${r.text}`);
+    return r.body;
+  }
+
   async kustomerFault(fault) {
     const r = await this.request("POST", "/sandbox/kustomer/faults", { body: fault });
     if (r.status !== 200) throw new Error(`Kustomer fault ${JSON.stringify(fault)}: ${r.text}`);
@@ -31,9 +47,9 @@ export class DrillStack extends Stack {
 
   /** The edge's delivery log (newest 200), or undefined when the edge did not answer 200. */
   async deliveries() {
-    const { status, body } = await this.request("GET", "/v1/deliveries", {
-      headers: { "x-kustomer-api-key": "sandbox-kustomer-key", "x-kustomer-api-url": `${this.base}/sandbox/kustomer` },
-    });
+    // The harness's org headers carry the org's app secret where the edge asks for one.
+    const headers = this.orgHeaders?.() ?? { "x-kustomer-api-key": "sandbox-kustomer-key", "x-kustomer-api-url": `${this.base}/sandbox/kustomer` };
+    const { status, body } = await this.request("GET", "/v1/deliveries", { headers });
     return status === 200 ? body.deliveries : undefined;
   }
 

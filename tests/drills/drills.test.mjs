@@ -22,7 +22,10 @@ for (const [name, drill] of Object.entries(DRILLS)) {
       // README's documented window); the drill explains each such duplicate by a kill moment.
       assert.ok(r.duplicateIds.every((d) => d.explained), `duplicates outside the documented window: ${summary}`);
       if (r.duplicates) t.diagnostic(`duplicate within the documented window: ${JSON.stringify(r.duplicateIds)}`);
+      // Kills are planned by progress and Stella holds the last surveys back until the last
+      // kill (scripts/drills.mjs killDrill), so both land while surveys remain unsent.
       assert.equal(r.details.kills, 2, `both kills landed during sending: ${summary}`);
+      assert.ok(r.details.unsentAtKill.every((u) => u > 0), `surveys unsent at every kill: ${summary}`);
     } else {
       assert.equal(r.duplicates, 0, `duplicates: ${summary}`);
     }
