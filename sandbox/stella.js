@@ -4,7 +4,7 @@
 // records it. Controls under the same prefix inject faults, list what was received and reset.
 // State lives in one Durable Object so it survives a workerd restart.
 //
-// `POST /pace` slows acceptance down, for the kill drill (scripts/drills.mjs) only: each valid
+// `POST /pace` slows acceptance down, for the kill and input drills (scripts/drills.mjs) only: each valid
 // request waits `delayMs` plus up to `jitterMs` before it is recorded and answered, and once
 // `acceptUpTo` requests are recorded, further ones are held (not recorded) until the pace
 // changes, the sandbox is reset or `holdMs` passes (then 503, nothing recorded). Held and waiting

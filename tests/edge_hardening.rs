@@ -353,6 +353,10 @@ fn key_checks_ask_kustomer_first_and_are_rate_limited() {
         assert_eq!(reply.body["stella"]["code"], "not_checked");
     }
     assert_eq!(edge.world.stella_attempts(), 0);
+    assert!(
+        edge.gateway.router.limits.borrow().is_empty(),
+        "a key Kustomer does not accept opens no bucket"
+    );
 
     // A burst of guesses with the org's key: five a minute, then 429 with Retry-After.
     let mut answers = vec![];
@@ -377,6 +381,11 @@ fn key_checks_ask_kustomer_first_and_are_rate_limited() {
         "{limited:?}"
     );
     assert_eq!(edge.world.stella_attempts(), 5);
+    assert_eq!(
+        edge.gateway.router.limits.borrow().len(),
+        1 + 5,
+        "the Kustomer key's bucket and the five Stella keys it let through: no bucket per guess"
+    );
     // Preview counts against the same keys.
     let preview = json!({ "conversationId": CONVERSATION }).to_string();
     assert_eq!(

@@ -16,26 +16,32 @@ const json = (status, body, retryAfter) =>
   });
 
 /**
- * The body as text, read only where the route takes one and never past `limit` bytes, whatever
+ * The body's bytes, read only where the route takes one and never past `limit` bytes, whatever
  * the headers say (a chunked body has no length): null when it is larger.
  */
 async function readBody(request, limit) {
-  if (limit === 0 || request.body === null) return "";
+  if (limit === 0 || request.body === null) return new Uint8Array();
   if (Number(request.headers.get("content-length") ?? 0) > limit) return null;
   const reader = request.body.getReader();
-  const decoder = new TextDecoder();
+  const chunks = [];
   let size = 0;
-  let text = "";
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) return text + decoder.decode();
+    if (done) break;
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel();
       return null;
     }
-    text += decoder.decode(value, { stream: true });
+    chunks.push(value);
   }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
 }
 
 let gateway; // one per isolate: it keeps Kustomer's key → org answers for a few minutes

@@ -25,7 +25,9 @@ use crate::error::MAX_INPUT_BYTES;
 use crate::kustomer::{self, At};
 use crate::redact::scrub;
 use crate::response::{classify_response, network_error, Response};
-use crate::settings::{self, Settings, ValidationOptions, APP_SECRET, DEFAULT_KUSTOMER_API_URL};
+use crate::settings::{
+    self, Secret, Settings, ValidationOptions, APP_SECRET, DEFAULT_KUSTOMER_API_URL,
+};
 use crate::stella;
 use crate::stella::HttpRequest;
 use crate::timestamp;
@@ -383,20 +385,40 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
     /// Counts a key check against the client's address (where the platform tells it) and the
     /// keys it names; the reply to give when any of them is over its limit.
-    async fn rate_limited(&self, r: &Request<'_>, keys: &[&str]) -> Option<Reply> {
-        let mut buckets: Vec<String> = keys
-            .iter()
-            .filter(|k| !k.is_empty())
-            .map(|k| format!("key:{}", &seal::digest(k)[..32]))
-            .collect();
+    ///
+    /// Order matters, so that no one mints buckets (Durable Objects, locally) at will: the
+    /// address first; then the Kustomer key's and the Stella key's buckets, only once Kustomer
+    /// has accepted the Kustomer key (cached per key), stopping at the first refusal. A caller
+    /// without a key reaches only its address's bucket, and a burst of guessed Stella keys stops
+    /// at the Kustomer key's bucket.
+    async fn rate_limited(&self, r: &Request<'_>, settings: &Settings) -> Option<Reply> {
         // Cloudflare sets cf-connecting-ip itself; elsewhere (locally) there is no address.
-        if let Some(ip) = (r.header)("cf-connecting-ip").filter(|ip| !ip.is_empty()) {
-            buckets.push(format!("addr:{}", ip.trim()));
+        let address = (r.header)("cf-connecting-ip")
+            .map(|ip| ip.trim().to_owned())
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| format!("addr:{ip}"));
+        if let Some(reply) = self.count(address.as_slice()).await {
+            return Some(reply);
         }
+        let (url, kustomer_key) = (&settings.kustomer_api_url, &settings.kustomer_api_key);
+        if self
+            .org_of(url, kustomer_key.expose(), r.now_ms)
+            .await
+            .is_err()
+        {
+            return None; // the check itself says the key was not accepted; Stella is not asked
+        }
+        let key = |k: &Secret| format!("key:{}", &seal::digest(k.expose())[..32]);
+        let keys = [key(kustomer_key), key(&settings.stella_api_key)];
+        self.count(&keys).await
+    }
+
+    /// Counts one use of each bucket in turn; the reply for the first that is over its limit.
+    async fn count(&self, buckets: &[String]) -> Option<Reply> {
         for bucket in buckets {
             match self
                 .router
-                .limit(&bucket, self.config.key_checks_per_minute)
+                .limit(bucket, self.config.key_checks_per_minute)
                 .await
             {
                 Ok(None) => {}
@@ -445,11 +467,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         if let Err(e) = kustomer::check_id(&id, "conversationId") {
             return Reply::json(400, json!({ "error": e }));
         }
-        let keys = [
-            settings.stella_api_key.expose(),
-            settings.kustomer_api_key.expose(),
-        ];
-        if let Some(reply) = self.rate_limited(r, &keys).await {
+        if let Some(reply) = self.rate_limited(r, &settings).await {
             return reply;
         }
         let inputs = match kustomer_api::fetch_inputs(
@@ -536,11 +554,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                     )
                 }
             };
-        let keys = [
-            settings.stella_api_key.expose(),
-            settings.kustomer_api_key.expose(),
-        ];
-        if let Some(reply) = self.rate_limited(r, &keys).await {
+        if let Some(reply) = self.rate_limited(r, &settings).await {
             return reply;
         }
         // Kustomer first: nothing reaches Stella until Kustomer has accepted the org's key, so

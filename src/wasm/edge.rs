@@ -414,7 +414,9 @@ impl JsGateway {
         })
     }
 
-    /// Answers one request: `{status, body}` where `body` is the JSON to send back.
+    /// Answers one request: `{status, body}` where `body` is the JSON to send back. The
+    /// request's body comes as its bytes, copied once into Wasm memory (no JavaScript string is
+    /// built for it); bytes that are not UTF-8 read as U+FFFD, as `TextDecoder` would.
     #[wasm_bindgen(
         unchecked_return_type = "Promise<{status: number, body: unknown, retryAfter?: number}>"
     )]
@@ -423,9 +425,11 @@ impl JsGateway {
         method: String,
         path: String,
         #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] headers: JsValue,
-        body: String,
+        body: Vec<u8>,
     ) -> Promise {
         let inner = self.inner.clone();
+        let body = String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         future_to_promise(async move {
             let headers = Object::entries(headers.unchecked_ref::<Object>())
                 .iter()

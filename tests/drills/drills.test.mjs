@@ -29,6 +29,12 @@ for (const [name, drill] of Object.entries(DRILLS)) {
     } else {
       assert.equal(r.duplicates, 0, `duplicates: ${summary}`);
     }
+    if (name === "input") {
+      assert.ok(r.hostile >= 300, summary);
+      assert.equal(r.wrongAnswers, 0, `hostile requests answered wrongly: ${summary}`);
+      assert.equal(r.serverErrors, 0, `5xx answers: ${summary}`);
+      t.diagnostic(`memory: ${JSON.stringify(r.memory)}`);
+    }
     assert.equal(r.stellaRequests, r.eligible + r.duplicates);
     assert.ok(r.ok, summary);
   });
