@@ -12,8 +12,9 @@ cat <<TXT
 Stella Connect for Kustomer is starting. Open http://127.0.0.1:$port/ to fill in the settings,
 close a conversation and watch its survey arrive.
   edge:              POST http://127.0.0.1:$port/v1/kustomer/conversation-closed
-                     GET  http://127.0.0.1:$port/v1/deliveries   (headers x-kustomer-api-key and x-kustomer-api-url:
-                                                                   the Kustomer sandbox's key and URL, see the README)
+                     GET  http://127.0.0.1:$port/v1/deliveries   (headers x-kustomer-api-key, x-kustomer-api-url and
+                                                                   x-app-secret: the Kustomer sandbox's key, URL and app
+                                                                   secret sandbox-app-secret-0123456789, see the README)
   pages:             http://127.0.0.1:$port/app/settings.html, /app/card.html?conversation=conv-email
   Kustomer sandbox:  POST http://127.0.0.1:$port/sandbox/kustomer/conversations/conv-email/close
   Stella sandbox:    GET  http://127.0.0.1:$port/sandbox/stella/requests

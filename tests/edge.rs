@@ -844,10 +844,12 @@ fn resend() -> Edge {
         (401, "missing_app_secret"),
         "{reply:?}"
     );
+    // Another org's key reaches only its own org, where no app has registered a secret (a
+    // resend never registers one): refused before any job is looked up.
     let reply = edge.resend(CONVERSATION, OTHER_ORG_KEY);
     assert_eq!(
         (reply.status, error_code(&reply)),
-        (404, "not_found"),
+        (401, "app_secret_rejected"),
         "another org's survey: {reply:?}"
     );
     assert_eq!(edge.job(CONVERSATION).state, JobState::Failed);

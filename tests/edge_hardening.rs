@@ -94,6 +94,17 @@ fn only_the_apps_own_calls_schedule_list_and_resend() {
     assert_eq!((reply.status, code(&reply)), (401, "missing_app_secret"));
     assert!(edge.gateway.router.commands.borrow().is_empty());
 
+    // Neither a resend nor a log read registers a secret, so neither can take the org first.
+    let path = format!("/v1/deliveries/{CONVERSATION}/resend");
+    let reply = edge.call(
+        "POST",
+        &path,
+        &attacker(Some("a-guessed-app-secret-123")),
+        "",
+    );
+    assert_eq!((reply.status, code(&reply)), (401, "app_secret_rejected"));
+    assert_eq!(edge.scheduler(ORG).store.org().unwrap().secret_digest, None);
+
     // The app's first close registers the org's secret; a guessed one is refused after that.
     assert_eq!(edge.close(&event).status, 202);
     let later = close_event(CONVERSATION, &iso(closed_ms() + 60_000));

@@ -344,7 +344,6 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         match self.caller(r).await {
             Ok(token) => {
                 let command = Command::Resend {
-                    org: token.org.clone(),
                     conversation_id,
                     app_secret,
                     settings: StoredSettings(raw),

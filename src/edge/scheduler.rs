@@ -54,8 +54,6 @@ pub enum Command {
     },
     /// Send a failed or skipped survey again, after a fresh check.
     Resend {
-        /// The org.
-        org: String,
         /// The conversation.
         conversation_id: String,
         /// Digest of the presented app secret.
@@ -128,6 +126,14 @@ enum Attempt {
     },
 }
 
+/// Whether a call may register the org's app secret when it has none: only a close, the call
+/// that makes the org's first survey.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Register {
+    Yes,
+    No,
+}
+
 /// The org's settings as an attempt finds them.
 enum OrgSettings {
     Ready(Settings),
@@ -145,24 +151,20 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 close,
                 app_secret,
                 settings,
-            } => {
-                let org = close.org.clone();
-                self.authorized(&org, &app_secret, |record| {
-                    self.schedule(record, close, settings)
-                })
-            }
+            } => self.authorized(Register::Yes, &app_secret, |record| {
+                self.schedule(record, close, settings)
+            }),
             // An org without an app secret has had no survey: an empty log, and no secret
             // registered by a mere reader.
             Command::List { limit, app_secret } => match self.store.org() {
                 Ok(record) if record.secret_digest.is_none() => self.list(0),
-                _ => self.authorized("", &app_secret, |_| self.list(limit)),
+                _ => self.authorized(Register::No, &app_secret, |_| self.list(limit)),
             },
             Command::Resend {
-                org,
                 conversation_id,
                 app_secret,
                 settings,
-            } => self.authorized(&org, &app_secret, |record| {
+            } => self.authorized(Register::No, &app_secret, |record| {
                 self.resend(record, &conversation_id, settings)
             }),
             Command::SetSecret {
@@ -176,17 +178,17 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// Runs `then` if `presented` is the digest of the org's app secret (or of the one it
-    /// replaced, within [`SECRET_GRACE_MS`]). The first call for an org registers its secret.
+    /// replaced, within [`SECRET_GRACE_MS`]). The org's first close registers its secret.
     fn authorized(
         &self,
-        org: &str,
+        register: Register,
         presented: &str,
         then: impl FnOnce(OrgRecord) -> Result<Reply, String>,
     ) -> Result<Reply, String> {
         let mut record = self.store.org()?;
         let now = self.clock.now_ms();
         let accepted = match &record.secret_digest {
-            None if !org.is_empty() => {
+            None if register == Register::Yes => {
                 record.secret_digest = Some(presented.to_owned());
                 self.store.put_org(&record)?;
                 true
