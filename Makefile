@@ -57,9 +57,14 @@ test-edge:
 	node --test --test-concurrency=1 tests/sandbox/ tests/http/ tests/drills/
 
 ## The settings page, the agent card and the local home page in Debian's Chromium (Playwright),
-## against the whole local stack; writes docs/screenshots/.
+## against the whole local stack; writes build/screenshots/.
 test-browser:
 	node --test --test-concurrency=1 tests/browser/
+
+## The same, refreshing the screenshots the README shows (docs/screenshots/).
+.PHONY: screenshots
+screenshots: build
+	SCREENSHOTS_DIR=docs/screenshots node --test --test-concurrency=1 tests/browser/pages.test.mjs
 
 size:
 	scripts/size.sh

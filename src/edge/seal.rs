@@ -10,6 +10,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -19,6 +20,8 @@ const VERSION: &str = "v1";
 #[derive(Clone)]
 pub struct Sealer {
     keys: Vec<(String, Aes256Gcm)>,
+    /// Keyed with the current key: fingerprints of settings that reveal nothing without it.
+    fingerprint: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -35,21 +38,41 @@ impl Sealer {
         if keys.is_empty() {
             return Err("no settings key is configured (SETTINGS_KEY)".into());
         }
-        let keys = keys
+        let bytes = keys
             .iter()
             .enumerate()
             .map(|(i, text)| {
-                let bytes = STANDARD
+                STANDARD
                     .decode(text.trim())
                     .ok()
                     .filter(|b| b.len() == 32)
-                    .ok_or_else(|| format!("settings key {} is not base64 of 32 bytes", i + 1))?;
-                let id = hex(&Sha256::digest(&bytes)[..4]);
-                let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|e| e.to_string())?;
-                Ok((id, cipher))
+                    .ok_or_else(|| format!("settings key {} is not base64 of 32 bytes", i + 1))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Self { keys })
+        let keys = bytes
+            .iter()
+            .map(|b| {
+                let cipher = Aes256Gcm::new_from_slice(b).map_err(|e| e.to_string())?;
+                Ok((hex(&Sha256::digest(b)[..4]), cipher))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let fingerprint =
+            <Hmac<Sha256> as Mac>::new_from_slice(&bytes[0]).map_err(|e| e.to_string())?;
+        Ok(Self { keys, fingerprint })
+    }
+
+    /// Whether `sealed` was sealed under the current key (else it is sealed again on the next
+    /// write, so that a rotated-out key can be dropped once every org has written since).
+    pub fn is_current(&self, sealed: &str) -> bool {
+        sealed.split('.').nth(1) == Some(self.keys[0].0.as_str())
+    }
+
+    /// An HMAC of `text` under the current key, to tell unchanged settings without storing a
+    /// plain digest of them (which would let anyone holding the storage confirm a guessed key).
+    pub fn fingerprint(&self, text: &str) -> String {
+        let mut mac = self.fingerprint.clone();
+        mac.update(text.as_bytes());
+        hex(&mac.finalize().into_bytes())
     }
 
     /// `v1.<key id>.<base64url(nonce ‖ ciphertext)>`. The nonce must be fresh random bytes.
@@ -146,6 +169,9 @@ mod tests {
             s.seal("x", "o", [2; 12]),
             "fresh nonce, fresh value"
         );
+        assert!(s.is_current(&sealed) && !s.is_current("v1.deadbeef.AAAA"));
+        assert_eq!(s.fingerprint("a"), s.fingerprint("a"));
+        assert_ne!(s.fingerprint("a"), digest("a"), "keyed, not a plain digest");
         assert!(!format!("{s:?}").contains(K1));
     }
 
@@ -155,6 +181,10 @@ mod tests {
         let sealed = old.seal("settings", "o", [3; 12]);
         let rotated = Sealer::from_base64(&[K2, K1]).unwrap();
         assert_eq!(rotated.open(&sealed, "o").unwrap(), "settings");
+        assert!(
+            !rotated.is_current(&sealed),
+            "sealed under the old key: seal again"
+        );
         let resealed = rotated.seal("settings", "o", [4; 12]);
         assert!(
             old.open(&resealed, "o").is_err(),

@@ -323,11 +323,16 @@ fn config(env: &JsValue) -> Result<Config, JsValue> {
 
 /// The settings keys: `SETTINGS_KEY` seals, `SETTINGS_KEY_PREVIOUS` (during a rotation) opens.
 fn sealer(env: &JsValue) -> Result<Sealer, JsValue> {
-    let keys: Vec<String> = ["SETTINGS_KEY", "SETTINGS_KEY_PREVIOUS"]
-        .iter()
-        .filter_map(|name| binding(env, name).filter(|k| !k.trim().is_empty()))
+    let key = |name| binding(env, name).filter(|k| !k.trim().is_empty());
+    let Some(current) = key("SETTINGS_KEY") else {
+        let e = "SETTINGS_KEY is not set: the worker needs it to keep the org's settings sealed";
+        return Err(js_sys::Error::new(e).into());
+    };
+    let previous = key("SETTINGS_KEY_PREVIOUS");
+    let keys: Vec<&str> = [Some(current.as_str()), previous.as_deref()]
+        .into_iter()
+        .flatten()
         .collect();
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     Sealer::from_base64(&keys).map_err(|e| js_sys::Error::new(&e).into())
 }
 

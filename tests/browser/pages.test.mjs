@@ -1,6 +1,6 @@
 // The settings page, the agent card and the local home page in Debian's Chromium, against the
 // real local stack (workerd with the edge, the pages and the sandboxes). Each test checks there
-// were no console errors; the a11y test runs axe-core; screenshots go to docs/screenshots/.
+// were no console errors; the a11y test runs axe-core; screenshots go to build/screenshots/ (docs/screenshots/ with `make screenshots`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -9,7 +9,9 @@ import { KUSTOMER_KEY, STELLA_KEY, Stack, waitFor } from "../http/harness.mjs";
 import { fillSettings, launch, open, seriousViolations } from "./browser.mjs";
 
 core.initSync({ module: readFileSync(new URL("../../pkg/stella_connect_bg.wasm", import.meta.url)) });
-const SHOTS = new URL("../../docs/screenshots/", import.meta.url);
+// Test runs leave the tree as it was: screenshots go to build/, and `make screenshots` (which
+// sets SCREENSHOTS_DIR) refreshes the ones the README shows.
+const SHOTS = new URL(`../../${process.env.SCREENSHOTS_DIR ?? "build/screenshots"}/`, import.meta.url);
 mkdirSync(SHOTS, { recursive: true });
 const APP_KEY = "@stellaDoNotSendStellaConnectRequestBool";
 

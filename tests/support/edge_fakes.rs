@@ -236,6 +236,9 @@ pub struct World {
     kustomer_faults: RefCell<VecDeque<Fault>>,
     /// Answered to every Stella request while set and the queue is empty.
     stella_outage: RefCell<Option<Fault>>,
+    /// Run once, during the next Stella request: what happens meanwhile elsewhere (a close
+    /// delivered while an attempt waits on Stella).
+    during_stella: RefCell<Option<Box<dyn FnOnce()>>>,
 }
 
 impl World {
@@ -269,6 +272,7 @@ impl World {
             stella_faults: RefCell::default(),
             kustomer_faults: RefCell::default(),
             stella_outage: RefCell::default(),
+            during_stella: RefCell::default(),
         })
     }
 
@@ -319,6 +323,11 @@ impl World {
         self.kustomer_faults.borrow_mut().push_back(fault);
     }
 
+    /// Runs `meanwhile` during the next Stella request, before Stella answers it.
+    pub fn during_next_stella_request(&self, meanwhile: impl FnOnce() + 'static) {
+        *self.during_stella.borrow_mut() = Some(Box::new(meanwhile));
+    }
+
     /// Stella answers `fault` to everything until cleared.
     pub fn stella_outage(&self, fault: Option<Fault>) {
         *self.stella_outage.borrow_mut() = fault;
@@ -365,6 +374,10 @@ impl World {
     fn answer(&self, r: &OutRequest) -> Result<InResponse, String> {
         self.requests.borrow_mut().push(r.clone());
         if let Some(path) = r.url.strip_prefix(STELLA_API) {
+            let meanwhile = self.during_stella.borrow_mut().take();
+            if let Some(meanwhile) = meanwhile {
+                meanwhile();
+            }
             return self.stella(r, path);
         }
         if let Some(path) = r.url.strip_prefix(KUSTOMER_API) {
