@@ -14,17 +14,7 @@ before(async () => {
 });
 after(() => stack.stop());
 
-let serial = 0;
-/** A fresh conversation in the Kustomer sandbox, copied from the seeded email one. */
-async function newConversation(edit = () => {}) {
-  const id = `conv-t${++serial}-${Date.now()}`;
-  const seed = await stack.conversation("conv-email");
-  const conversation = { ...seed.data, id, attributes: { ...seed.data.attributes, status: "open" } };
-  edit(conversation);
-  const r = await stack.request("POST", "/sandbox/kustomer/conversations", { body: { conversation } });
-  assert.equal(r.status, 201, r.text);
-  return id;
-}
+const newConversation = (edit, id) => stack.newConversation(edit, id);
 
 const sent = (id) => waitFor(async () => (await stack.delivery(id))?.state === "sent" && stack.delivery(id), 20_000, `${id} sent`);
 const final = (id) =>

@@ -27,16 +27,7 @@ before(async () => {
 });
 after(() => stack.stop());
 
-let serial = 0;
-/** A fresh conversation in the Kustomer sandbox, copied from the seeded email one. */
-async function newConversation(edit = () => {}, id = `conv-h${++serial}-${Date.now()}`) {
-  const seed = await stack.conversation("conv-email");
-  const conversation = { ...seed.data, id, attributes: { ...seed.data.attributes, status: "open" } };
-  edit(conversation);
-  const r = await stack.request("POST", "/sandbox/kustomer/conversations", { body: { conversation } });
-  assert.equal(r.status, 201, r.text);
-  return id;
-}
+const newConversation = (edit, id) => stack.newConversation(edit, id);
 
 /** Marks the conversation closed in the sandbox (no event) and gives the close event for it. */
 async function closedEvent(id) {
@@ -321,7 +312,7 @@ test("lone UTF-16 surrogates: in a close event and in Kustomer's answers, the su
 
 test("resend of a skipped survey whose id needs percent-encoding; invalid ids refused", async () => {
   // A space, a percent sign (with what would decode a second time) and a slash.
-  const id = await newConversation((c) => (c.attributes.assignedUsers = []), `conv-h${++serial} a%41/b`);
+  const id = await newConversation((c) => (c.attributes.assignedUsers = []), `conv-h${Date.now()} a%41/b`);
   const closed = await stack.request("POST", `/sandbox/kustomer/conversations/${encodeURIComponent(id)}/close`, { body: {} });
   assert.equal(closed.body.edge.status, 202, closed.text);
   const skipped = await final(id);

@@ -63,6 +63,8 @@ export function rssMb(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
 }
 
+let serial = 0; // distinct conversation ids within a test process
+
 export class Stack {
   /**
    * `env`: environment for scripts/serve.sh and so for workerd's bindings, over the test
@@ -183,6 +185,16 @@ export class Stack {
 
   async conversation(id) {
     return (await this.request("GET", `/sandbox/kustomer/v1/conversations/${id}`, { headers: { authorization: `Bearer ${KUSTOMER_KEY}` } })).body;
+  }
+
+  /** A fresh open conversation in the Kustomer sandbox, copied from the seeded email one; its id. */
+  async newConversation(edit = () => {}, id = `conv-t${++serial}-${Date.now()}`) {
+    const seed = await this.conversation("conv-email");
+    const conversation = { ...seed.data, id, attributes: { ...seed.data.attributes, status: "open" } };
+    edit(conversation);
+    const r = await this.request("POST", "/sandbox/kustomer/conversations", { body: { conversation } });
+    if (r.status !== 201) throw new Error(`adding ${id}: ${r.status} ${r.text}`);
+    return id;
   }
 
   async stellaRequests(id) {
