@@ -94,6 +94,8 @@ pub const BRAND: &str = "brand";
 pub const SEND_LANGUAGE: &str = "sendLanguage";
 /// Setting key: days after a survey before the same conversation may be surveyed again.
 pub const RESURVEY_AFTER_DAYS: &str = "resurveyAfterDays";
+/// Setting key: the share of the org's Kustomer API budget the app may use, in percent.
+pub const KUSTOMER_BUDGET_SHARE: &str = "kustomerBudgetShare";
 /// Setting key: the org's app secret, which tells the edge that a call comes from this app's
 /// own workflow or pages and not from any other holder of an org API key.
 pub const APP_SECRET: &str = "appSecret";
@@ -108,6 +110,9 @@ pub const DEFAULT_SECONDS_UNTIL_SEND: u32 = 86_400;
 pub const MAX_SECONDS_UNTIL_SEND: u32 = 2_592_000;
 /// The longest "Resurvey after" accepted: ten years.
 pub const MAX_RESURVEY_AFTER_DAYS: u32 = 3650;
+/// Default share of the org's Kustomer API budget: half, so the org's other integrations keep
+/// the other half.
+pub const DEFAULT_KUSTOMER_BUDGET_SHARE: u32 = 50;
 /// Default channel map: Kustomer calls are Stella's `phone` channel.
 pub const DEFAULT_CHANNEL_MAP: &str = "voice=phone";
 
@@ -227,6 +232,16 @@ pub const FIELDS: &[FieldDef] = &[
         hidden: false,
     },
     FieldDef {
+        key: KUSTOMER_BUDGET_SHARE,
+        label: "Share of the Kustomer API budget (%)",
+        help: "Kustomer gives each org one API budget a minute, shared by all of its apps and integrations. When many surveys fall due at once, this app spreads them out and uses at most this share of each minute's budget, leaving the rest to the others. 1 to 100; 50 leaves half.",
+        kind: FieldKind::Integer,
+        required: false,
+        default: Some("50"),
+        advanced: true,
+        hidden: false,
+    },
+    FieldDef {
         key: APP_SECRET,
         label: "App secret",
         help: "Made by the settings page on the first save, and sent only by this app's workflow and pages: the edge accepts closes, the delivery log and resends only with it.",
@@ -340,6 +355,8 @@ pub struct Settings {
     pub send_language: bool,
     /// Days after a survey before the conversation may be surveyed again; 0 is never.
     pub resurvey_after_days: u32,
+    /// The share of the org's Kustomer API budget the app may use, in percent (1 to 100).
+    pub kustomer_budget_share: u32,
 }
 
 /// How strict validation is.
@@ -380,6 +397,7 @@ pub fn validate_settings(
         form.parse(BRAND, text),
         form.parse(SEND_LANGUAGE, boolean),
         form.parse(RESURVEY_AFTER_DAYS, resurvey_after_days),
+        form.parse(KUSTOMER_BUDGET_SHARE, budget_share),
     );
     match parsed {
         (
@@ -394,6 +412,7 @@ pub fn validate_settings(
             Some(brand),
             Some(lang),
             Some(resurvey),
+            Some(share),
         ) => Ok(Settings {
             stella_api_key: sk,
             kustomer_api_key: kk,
@@ -406,6 +425,7 @@ pub fn validate_settings(
             brand,
             send_language: lang,
             resurvey_after_days: resurvey,
+            kustomer_budget_share: share,
         }),
         _ => Err(form.errors),
     }
@@ -553,6 +573,17 @@ fn resurvey_after_days(key: &'static str, v: Value) -> Result<u32, FieldError> {
         "days, such as 30 (0 for never)",
         "ten years",
     )
+}
+
+fn budget_share(key: &'static str, v: Value) -> Result<u32, FieldError> {
+    match whole_number(key, v, 100, "percent, such as 50", "all of it")? {
+        0 => Err(FieldError::new(
+            key,
+            Code::OutOfRange,
+            format!("{} must be between 1 and 100: with 0, no survey could go out.", label(key)),
+        )),
+        n => Ok(n),
+    }
 }
 
 /// A whole number from 0 to `max`, given as a number or as text.
