@@ -377,7 +377,7 @@ pub fn recheck(
         .and_then(timestamp::parse)
         .unwrap_or(planned_close);
     if let Some(last) = last_surveyed {
-        if let Err(skip) = may_resurvey(settings, last, current) {
+        if let Err(skip) = may_resurvey(settings.resurvey_after_days, last, current) {
             return Recheck::Skip(skip);
         }
     }
@@ -396,11 +396,11 @@ pub fn recheck(
 /// `closed_at`: only when "Survey a conversation again after (days)" is set and that many days
 /// have passed. One close, one survey is the rule; a repeat survey is the admin's choice.
 pub fn may_resurvey(
-    settings: &Settings,
+    resurvey_after_days: u32,
     last_surveyed: Instant,
     closed_at: Instant,
 ) -> Result<(), Skip> {
-    let days = settings.resurvey_after_days;
+    let days = resurvey_after_days;
     let when = timestamp::format(last_surveyed);
     if days == 0 {
         return Err(Skip::new(

@@ -580,7 +580,10 @@ fn budget_share(key: &'static str, v: Value) -> Result<u32, FieldError> {
         0 => Err(FieldError::new(
             key,
             Code::OutOfRange,
-            format!("{} must be between 1 and 100: with 0, no survey could go out.", label(key)),
+            format!(
+                "{} must be between 1 and 100: with 0, no survey could go out.",
+                label(key)
+            ),
         )),
         n => Ok(n),
     }

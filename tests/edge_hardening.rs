@@ -685,6 +685,7 @@ fn a_close_that_lands_while_its_survey_goes_out_gets_no_second_survey() {
         },
         app_secret: seal::digest(APP_SECRET),
         settings: StoredSettings(raw),
+        resurvey_after_days: 0,
     };
     let (world, scheduler) = (edge.world.clone(), edge.scheduler(ORG));
     edge.world.during_next_stella_request(move || {

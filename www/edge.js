@@ -9,11 +9,10 @@ initSync({ module: wasm });
 // at start, with a message that names it.
 checkEdgeConfig(startEnv);
 
-const json = (status, body, retryAfter) =>
-  new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", ...(retryAfter && { "retry-after": String(retryAfter) }) },
-  });
+const JSON_TYPE = { "content-type": "application/json" };
+/** A reply from Rust (`{status, body, retryAfter?}`, the body JSON text) as a Response. */
+const respond = ({ status, body, retryAfter }) =>
+  new Response(body, { status, headers: retryAfter ? { ...JSON_TYPE, "retry-after": String(retryAfter) } : JSON_TYPE });
 
 /**
  * The body's bytes, read only where the route takes one and never past `limit` bytes, whatever
@@ -21,7 +20,9 @@ const json = (status, body, retryAfter) =>
  */
 async function readBody(request, limit) {
   if (limit === 0 || request.body === null) return new Uint8Array();
-  if (Number(request.headers.get("content-length") ?? 0) > limit) return null;
+  const length = request.headers.get("content-length");
+  // A declared length is what the runtime reads, no more: one native read.
+  if (length !== null) return Number(length) > limit ? null : new Uint8Array(await request.arrayBuffer());
   const reader = request.body.getReader();
   const chunks = [];
   let size = 0;
@@ -45,16 +46,24 @@ async function readBody(request, limit) {
 }
 
 let gateway; // one per isolate: it keeps Kustomer's key → org answers for a few minutes
+const schedulerIds = new Map(); // org → its Durable Object's id, per isolate
 
 export default {
   async fetch(request, env) {
-    const url = new URL(request.url);
-    const limit = bodyLimit(request.method, url.pathname);
+    const { pathname } = new URL(request.url);
+    const limit = bodyLimit(request.method, pathname);
     const body = await readBody(request, limit);
-    if (body === null) return json(413, { error: { code: "too_large", message: `The body is over ${limit} bytes.` } });
+    if (body === null) return respond({ status: 413, body: JSON.stringify({ error: { code: "too_large", message: `The body is over ${limit} bytes.` } }) });
     gateway ??= new Gateway(
       env,
-      (org, command) => env.SCHEDULER.get(env.SCHEDULER.idFromName(org)).command(command),
+      (org, command) => {
+        let id = schedulerIds.get(org);
+        if (id === undefined) {
+          if (schedulerIds.size >= 10_000) schedulerIds.clear(); // a bound: ids are cheap to make again
+          schedulerIds.set(org, (id = env.SCHEDULER.idFromName(org)));
+        }
+        return env.SCHEDULER.get(id).command(command);
+      },
       // Cloudflare's rate-limiting binding where deployed (its limit is in wrangler.toml), else
       // a Durable Object counter per bucket.
       (bucket, perMinute) =>
@@ -62,8 +71,7 @@ export default {
           ? env.KEY_CHECKS.limit({ key: bucket }).then(({ success }) => (success ? 0 : 60))
           : env.LIMITER.get(env.LIMITER.idFromName(bucket)).hit(perMinute),
     );
-    const reply = await gateway.handle(request.method, url.pathname, Object.fromEntries(request.headers), body);
-    return json(reply.status, reply.body, reply.retryAfter);
+    return respond(await gateway.handle(request.method, pathname, request.headers, body));
   },
 };
 
@@ -94,10 +102,11 @@ export class OrgScheduler extends DurableObject {
     await this.arm(failed ? Date.now() + 60_000 : 0);
   }
 
+  /** Sets the alarm only when Rust says it changes: most closes fall due after it. */
   async arm(notBefore = 0) {
-    const next = this.scheduler.nextAlarm();
-    if (next != null) await this.ctx.storage.setAlarm(Math.max(next, notBefore));
-    else await this.ctx.storage.deleteAlarm();
+    const at = this.scheduler.alarmChange(notBefore);
+    if (at === null) await this.ctx.storage.deleteAlarm();
+    else if (at !== undefined) await this.ctx.storage.setAlarm(at);
   }
 }
 

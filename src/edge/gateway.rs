@@ -19,7 +19,6 @@ use super::{
     job::Schedule, job::StoredSettings, settings_from_headers, Config, OutRequest, Reply,
     SendError, Transport,
 };
-use crate::api::{self, Options, Planned};
 use crate::decision::{self, Decision, Plan, SurveyInput};
 use crate::error::MAX_INPUT_BYTES;
 use crate::kustomer::{self, At};
@@ -150,30 +149,36 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Ok(v) => v,
             Err(e) => return Reply::json(400, json!({ "error": e })),
         };
-        let now = timestamp::from_millis(r.now_ms as f64);
-        let options = Options {
-            allow_loopback: self.config.allow_loopback,
+        // Validated once, here; the typed settings go on to the decision and the scheduler.
+        let settings = match settings::validate_settings(&raw, self.options()) {
+            Ok(s) => s,
+            Err(fields) => {
+                let error = crate::InputError::invalid_settings(fields);
+                return Reply::json(400, json!({ "error": error }));
+            }
         };
+        let event = match kustomer::parse_event(&event) {
+            Ok(e) => e,
+            Err(e) => return Reply::json(400, json!({ "error": e.within("event") })),
+        };
+        let now = timestamp::from_millis(r.now_ms as f64);
         let (conversation_id, org, closed_at, send_at) =
-            match api::plan_conversation_event(&raw, &event, options, now) {
-                Planned::Reject { error, .. } => {
-                    return Reply::json(400, json!({ "error": error }))
-                }
-                Planned::Plan(Plan::Ignore { reason, message }) if reason.is_refusal() => {
+            match decision::plan_event(&settings, &event, now) {
+                Plan::Ignore { reason, message } if reason.is_refusal() => {
                     return Reply::json(400, json!({"error": {"code": reason, "message": message}}))
                 }
-                Planned::Plan(Plan::Ignore { reason, message }) => {
+                Plan::Ignore { reason, message } => {
                     return Reply::json(
                         200,
                         json!({"status": "ignored", "reason": reason, "message": message}),
                     )
                 }
-                Planned::Plan(Plan::Schedule {
+                Plan::Schedule {
                     conversation_id,
                     org,
                     closed_at,
                     send_at,
-                }) => (conversation_id, org, closed_at, send_at),
+                } => (conversation_id, org, closed_at, send_at),
             };
         let Some(claimed_org) = org else {
             return Reply::error(
@@ -181,10 +186,6 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "missing_org",
                 "The event does not name its org (`org`).",
             );
-        };
-        // Validated by the plan above; read again for the typed URL and key.
-        let Ok(settings) = settings::validate_settings(&raw, self.options()) else {
-            return Reply::error(400, "invalid_settings", "The app's settings are not valid.");
         };
         let token = match self
             .org_of(
@@ -216,21 +217,17 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "The Kustomer API key belongs to another org than the event.",
             );
         }
-        let event_id = At::named(&event, "event")
-            .get("id")
-            .opt_string()
-            .ok()
-            .flatten();
         let command = Command::Schedule {
             close: Schedule {
                 org: org.clone(),
                 conversation_id,
                 closed_at_ms: timestamp::to_millis(closed_at),
                 send_at_ms: timestamp::to_millis(send_at),
-                event_id,
+                event_id: event.id,
             },
             app_secret,
             settings: StoredSettings(raw),
+            resurvey_after_days: settings.resurvey_after_days,
         };
         self.forward(&org, &command).await
     }

@@ -2,7 +2,6 @@
 //! a job, how long to wait before a retry, when to give up.
 
 use crate::decision::{self, Skip};
-use crate::settings::Settings;
 use crate::timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,6 +38,18 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Its name as stored and shown (`scheduled`, `sending`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Sending => "sending",
+            Self::Retrying => "retrying",
+            Self::Sent => "sent",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+        }
+    }
+
     /// Whether nothing more will happen without a resend.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Sent | Self::Skipped | Self::Failed)
@@ -135,8 +146,13 @@ pub enum Upsert {
 /// Applies a close to the existing job for that conversation, if any. The rules that make
 /// at-least-once delivery and reordering harmless: an event id is seen once, and a job only
 /// moves forward in close time; a conversation already surveyed is surveyed again only as
-/// [`decision::may_resurvey`] allows.
-pub fn upsert(existing: Option<&Job>, s: Schedule, settings: &Settings, now_ms: i64) -> Upsert {
+/// [`decision::may_resurvey`] allows (`resurvey_after_days`, the org's setting).
+pub fn upsert(
+    existing: Option<&Job>,
+    mut s: Schedule,
+    resurvey_after_days: u32,
+    now_ms: i64,
+) -> Upsert {
     let mut event_ids = existing.map(|j| j.event_ids.clone()).unwrap_or_default();
     if let Some(job) = existing {
         if s.closed_at_ms < job.closed_at_ms {
@@ -150,7 +166,7 @@ pub fn upsert(existing: Option<&Job>, s: Schedule, settings: &Settings, now_ms: 
             return Upsert::Duplicate;
         }
     }
-    if let Some(id) = s.event_id {
+    if let Some(id) = s.event_id.take() {
         if event_ids.len() >= MAX_EVENT_IDS {
             event_ids.remove(0);
         }
@@ -159,7 +175,8 @@ pub fn upsert(existing: Option<&Job>, s: Schedule, settings: &Settings, now_ms: 
     let last_surveyed = existing.and_then(Job::last_surveyed_ms);
     if let (Some(job), Some(last)) = (existing, last_surveyed) {
         let ms = |ms: i64| timestamp::from_millis(ms as f64);
-        if let Err(skip) = decision::may_resurvey(settings, ms(last), ms(s.closed_at_ms)) {
+        if let Err(skip) = decision::may_resurvey(resurvey_after_days, ms(last), ms(s.closed_at_ms))
+        {
             if job.state == JobState::Sent {
                 let noted = Job {
                     reason: Some(skip.code.as_str().into()),
@@ -173,11 +190,23 @@ pub fn upsert(existing: Option<&Job>, s: Schedule, settings: &Settings, now_ms: 
             }
         }
     }
-    Upsert::Scheduled(Job {
+    let mut job = first(s, now_ms);
+    if let Some(existing) = existing {
+        job.generation = existing.generation.wrapping_add(1);
+        job.created_ms = existing.created_ms;
+    }
+    job.event_ids = event_ids;
+    job.previous_sent_ms = last_surveyed;
+    Upsert::Scheduled(job)
+}
+
+/// The job for a conversation's first close: what [`upsert`] makes when no job exists.
+pub fn first(s: Schedule, now_ms: i64) -> Job {
+    Job {
         org: s.org,
         conversation_id: s.conversation_id,
         state: JobState::Scheduled,
-        generation: existing.map_or(0, |j| j.generation.wrapping_add(1)),
+        generation: 0,
         closed_at_ms: s.closed_at_ms,
         send_at_ms: s.send_at_ms,
         due_ms: Some(s.send_at_ms),
@@ -187,11 +216,11 @@ pub fn upsert(existing: Option<&Job>, s: Schedule, settings: &Settings, now_ms: 
         message: None,
         request: None,
         sent_ms: None,
-        created_ms: existing.map_or(now_ms, |j| j.created_ms),
+        created_ms: now_ms,
         updated_ms: now_ms,
-        event_ids,
-        previous_sent_ms: last_surveyed,
-    })
+        event_ids: s.event_id.into_iter().collect(),
+        previous_sent_ms: None,
+    }
 }
 
 /// How retries are spaced.
@@ -242,7 +271,6 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn close(at: i64) -> Schedule {
         Schedule {
@@ -254,11 +282,6 @@ mod tests {
         }
     }
 
-    fn settings(resurvey_days: u32) -> Settings {
-        let raw = json!({"stellaApiKey": "k", "kustomerApiKey": "k", "kustomerUrl": "https://a.kustomerapp.com", "resurveyAfterDays": resurvey_days.to_string()});
-        crate::settings::validate_settings(&raw, Default::default()).unwrap()
-    }
-
     fn scheduled(u: Upsert) -> Job {
         match u {
             Upsert::Scheduled(job) => job,
@@ -268,15 +291,15 @@ mod tests {
 
     #[test]
     fn a_job_only_moves_forward_in_close_time() {
-        let never = settings(0);
-        let first = scheduled(upsert(None, close(1000), &never, 1));
+        let never = 0;
+        let first = scheduled(upsert(None, close(1000), never, 1));
         assert_eq!((first.due_ms, first.generation), (Some(1900), 0));
         assert_eq!(
-            upsert(Some(&first), close(1000), &never, 2),
+            upsert(Some(&first), close(1000), never, 2),
             Upsert::Duplicate
         );
-        assert_eq!(upsert(Some(&first), close(999), &never, 2), Upsert::Stale);
-        let second = scheduled(upsert(Some(&first), close(5000), &never, 3));
+        assert_eq!(upsert(Some(&first), close(999), never, 2), Upsert::Stale);
+        let second = scheduled(upsert(Some(&first), close(5000), never, 3));
         assert_eq!(
             (second.due_ms, second.generation, second.created_ms),
             (Some(5900), 1, 1)
@@ -285,23 +308,23 @@ mod tests {
 
     #[test]
     fn an_event_id_is_one_event_whatever_its_times() {
-        let never = settings(0);
+        let never = 0;
         let with_id = |at, id: &str| Schedule {
             event_id: Some(id.into()),
             ..close(at)
         };
-        let job = scheduled(upsert(None, with_id(1000, "e1"), &never, 1));
+        let job = scheduled(upsert(None, with_id(1000, "e1"), never, 1));
         assert_eq!(
-            upsert(Some(&job), with_id(7000, "e1"), &never, 2),
+            upsert(Some(&job), with_id(7000, "e1"), never, 2),
             Upsert::Duplicate
         );
-        let mut job = scheduled(upsert(Some(&job), with_id(7000, "e2"), &never, 2));
+        let mut job = scheduled(upsert(Some(&job), with_id(7000, "e2"), never, 2));
         assert_eq!(job.event_ids, ["e1", "e2"]);
         for i in 0..40 {
             job = scheduled(upsert(
                 Some(&job),
                 with_id(8000 + i, &format!("x{i}")),
-                &never,
+                never,
                 3,
             ));
         }
@@ -311,18 +334,15 @@ mod tests {
     #[test]
     fn a_surveyed_conversation_is_surveyed_again_only_as_the_setting_allows() {
         const DAY: i64 = 86_400_000;
-        let first = scheduled(upsert(None, close(1000), &settings(0), 1));
+        let first = scheduled(upsert(None, close(1000), 0, 1));
         let sent = Job {
             state: JobState::Sent,
             due_ms: None,
             sent_ms: Some(2000),
             ..first
         };
-        assert_eq!(
-            upsert(Some(&sent), close(1000), &settings(0), 4),
-            Upsert::Duplicate
-        );
-        match upsert(Some(&sent), close(6000), &settings(0), 4) {
+        assert_eq!(upsert(Some(&sent), close(1000), 0, 4), Upsert::Duplicate);
+        match upsert(Some(&sent), close(6000), 0, 4) {
             Upsert::AlreadySurveyed(job, skip) => {
                 assert_eq!(skip.code, decision::SkipCode::AlreadySurveyed);
                 assert_eq!(
@@ -338,16 +358,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            upsert(Some(&sent), close(2000 + DAY), &settings(2), 4),
+            upsert(Some(&sent), close(2000 + DAY), 2, 4),
             Upsert::AlreadySurveyed(..)
         ));
-        let again = scheduled(upsert(Some(&sent), close(2000 + 2 * DAY), &settings(2), 4));
+        let again = scheduled(upsert(Some(&sent), close(2000 + 2 * DAY), 2, 4));
         assert_eq!(
             (again.state, again.previous_sent_ms),
             (JobState::Scheduled, Some(2000))
         );
         // A replaced job remembers the survey, so the rule holds at send time too.
-        let replaced = scheduled(upsert(Some(&again), close(3000 + 2 * DAY), &settings(2), 5));
+        let replaced = scheduled(upsert(Some(&again), close(3000 + 2 * DAY), 2, 5));
         assert_eq!(replaced.last_surveyed_ms(), Some(2000));
     }
 

@@ -128,6 +128,8 @@ pub trait Store {
     fn get(&self, conversation_id: &str) -> Result<Option<job::Job>, String>;
     /// Writes a job (insert or replace).
     fn put(&self, job: &job::Job) -> Result<(), String>;
+    /// Writes a conversation's first job: false, and nothing written, when it has one already.
+    fn insert_new(&self, job: &job::Job) -> Result<bool, String>;
     /// Jobs to act on at `now_ms`: due scheduled or retrying ones, and `sending` ones whose
     /// lease (last update) is older than `lease_before_ms` (an attempt cut off by a crash).
     fn due(&self, now_ms: i64, lease_before_ms: i64, limit: usize)

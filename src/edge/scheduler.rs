@@ -19,6 +19,7 @@ use crate::timestamp;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::cell::Cell;
 
 /// The clock and the dice, passed in so that the scheduler stays deterministic under test.
 pub trait Clock {
@@ -36,14 +37,16 @@ pub trait Clock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Command {
-    /// Store a close, and the settings it came with.
+    /// Store a close, and the settings it came with (validated by the gateway).
     Schedule {
         /// The close.
         close: Schedule,
         /// Digest of the presented app secret.
         app_secret: String,
-        /// The settings from the call's headers.
+        /// The settings from the call's headers, to keep (sealed) for the send.
         settings: StoredSettings,
+        /// The one setting storing a close reads: "Survey a conversation again after (days)".
+        resurvey_after_days: u32,
     },
     /// The delivery log.
     List {
@@ -82,6 +85,26 @@ pub const CONCURRENCY: usize = 32;
 /// How long a rotated app secret is still accepted: calls already under way with it land.
 pub const SECRET_GRACE_MS: i64 = 24 * 3_600_000;
 
+/// What the Durable Object's alarm should become after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmChange {
+    /// As it is.
+    Keep,
+    /// At this instant (ms).
+    Set(i64),
+    /// None: nothing is pending.
+    Delete,
+}
+
+/// The alarm as this instance last set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Armed {
+    /// Not known (a new instance, or an alarm that just fired): computed from the store.
+    Unknown,
+    /// Set to this instant, or not set; never later than the earliest pending job.
+    At(Option<i64>),
+}
+
 /// One org's scheduler.
 pub struct Scheduler<S, T, C> {
     /// The org's jobs and cache.
@@ -94,6 +117,10 @@ pub struct Scheduler<S, T, C> {
     pub config: Config,
     /// Seals and opens the org's stored settings.
     pub sealer: Sealer,
+    /// The alarm as last set, so that a close due after it sets nothing.
+    armed: Cell<Armed>,
+    /// The earliest due time a call added since the alarm was last set.
+    added_due: Cell<Option<i64>>,
 }
 
 fn iso(ms: i64) -> String {
@@ -144,6 +171,19 @@ enum OrgSettings {
 }
 
 impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
+    /// A scheduler over an org's store; its alarm is unknown until computed.
+    pub fn new(store: S, transport: T, clock: C, config: Config, sealer: Sealer) -> Self {
+        Self {
+            store,
+            transport,
+            clock,
+            config,
+            sealer,
+            armed: Cell::new(Armed::Unknown),
+            added_due: Cell::new(None),
+        }
+    }
+
     /// Handles a command from the gateway.
     pub fn command(&self, command: Command) -> Reply {
         let result = match command {
@@ -151,8 +191,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 close,
                 app_secret,
                 settings,
+                resurvey_after_days,
             } => self.authorized(Register::Yes, &app_secret, |record| {
-                self.schedule(record, close, settings)
+                self.schedule(record, close, settings, resurvey_after_days)
             }),
             // An org without an app secret has had no survey: an empty log, and no secret
             // registered by a mere reader.
@@ -263,53 +304,80 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         mut record: OrgRecord,
         close: Schedule,
         raw: StoredSettings,
+        resurvey_after_days: u32,
     ) -> Result<Reply, String> {
-        let settings = match settings::validate_settings(&raw.0, self.validation()) {
-            Ok(s) => s,
-            Err(fields) => {
-                let error = crate::InputError::invalid_settings(fields);
-                return Ok(Reply::json(400, json!({ "error": error })));
-            }
-        };
         let org = close.org.clone();
         let now = self.clock.now_ms();
-        let existing = self.store.get(&close.conversation_id)?;
         let scheduled = |job: &Job| {
             Reply::json(
                 202,
                 json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(job.send_at_ms)}),
             )
         };
-        let reply = match (
-            job::upsert(existing.as_ref(), close, &settings, now),
-            existing,
-        ) {
-            (Upsert::Scheduled(job), _) => {
-                self.store.put(&job)?;
-                scheduled(&job)
-            }
-            (Upsert::Duplicate, Some(job)) if !job.state.is_final() => scheduled(&job),
-            (Upsert::Duplicate, Some(job)) => ignored(
-                "duplicate",
-                &format!(
-                    "This close was already handled: the survey is {}.",
-                    state_name(job.state)
+        // Most closes are a conversation's first: one INSERT that writes only when no job
+        // exists. A conversation seen before takes the full rules of [`job::upsert`].
+        let first = job::first(close.clone(), now);
+        let (reply, pending) = if self.store.insert_new(&first)? {
+            self.added(first.send_at_ms);
+            (scheduled(&first), true)
+        } else {
+            let existing = self.store.get(&close.conversation_id)?;
+            let reply = match (
+                job::upsert(existing.as_ref(), close, resurvey_after_days, now),
+                existing,
+            ) {
+                (Upsert::Scheduled(job), _) => {
+                    self.store.put(&job)?;
+                    self.added(job.send_at_ms);
+                    scheduled(&job)
+                }
+                (Upsert::Duplicate, Some(job)) if !job.state.is_final() => scheduled(&job),
+                (Upsert::Duplicate, Some(job)) => ignored(
+                    "duplicate",
+                    &format!(
+                        "This close was already handled: the survey is {}.",
+                        state_name(job.state)
+                    ),
                 ),
-            ),
-            (Upsert::AlreadySurveyed(job, skip), _) => {
-                self.store.put(&job)?;
-                ignored(skip.code.as_str(), &skip.message)
-            }
-            _ => ignored(
-                "stale_event",
-                "A later close of this conversation is already scheduled.",
-            ),
+                (Upsert::AlreadySurveyed(job, skip), _) => {
+                    self.store.put(&job)?;
+                    self.armed.set(Armed::Unknown); // a finished job: its retention alarm
+                    ignored(skip.code.as_str(), &skip.message)
+                }
+                _ => ignored(
+                    "stale_event",
+                    "A later close of this conversation is already scheduled.",
+                ),
+            };
+            (reply, self.store.next_due()?.is_some())
         };
         // The latest settings serve every pending job of the org (a rotated key included).
-        if self.store.next_due()?.is_some() {
+        if pending {
             self.keep_settings(&mut record, &org, &raw)?;
         }
         Ok(reply)
+    }
+
+    /// Notes a job due at `due_ms`, for [`Self::alarm_change`].
+    fn added(&self, due_ms: i64) {
+        let earliest = self.added_due.get().map_or(due_ms, |d| d.min(due_ms));
+        self.added_due.set(Some(earliest));
+    }
+
+    /// What the alarm should become after the calls since the last answer: a close due after
+    /// the alarm already set changes nothing (no storage write); an unknown alarm is computed
+    /// from the store. `not_before` holds a retry back after a failed run.
+    pub fn alarm_change(&self, not_before: i64) -> Result<AlarmChange, String> {
+        let added = self.added_due.take();
+        let next = match (self.armed.get(), added) {
+            (Armed::At(_), None) => return Ok(AlarmChange::Keep),
+            (Armed::At(Some(armed)), Some(due)) if armed <= due => return Ok(AlarmChange::Keep),
+            (Armed::At(_), Some(due)) => Some(due),
+            (Armed::Unknown, _) => self.next_alarm()?,
+        };
+        let next = next.map(|t| t.max(not_before));
+        self.armed.set(Armed::At(next));
+        Ok(next.map_or(AlarmChange::Delete, AlarmChange::Set))
     }
 
     /// Seals and stores `raw` as the org's settings, unless the same are stored already.
@@ -383,6 +451,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             ..job
         };
         self.store.put(&job)?;
+        self.added(now);
         self.keep_settings(&mut record, &org, &raw)?;
         Ok(Reply::json(
             202,
@@ -442,6 +511,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// period go, and the org's keys go when no job needs them. Returns how many jobs it
     /// handled.
     pub async fn run_due(&self) -> Result<usize, String> {
+        // The alarm that runs this is spent, and jobs change: computed afresh afterwards.
+        self.armed.set(Armed::Unknown);
         let started = self.clock.now_ms();
         let settings = self.org_settings()?;
         let mut handled = 0;

@@ -5,10 +5,12 @@
 
 use crate::edge::gateway::{self, Request, Router};
 use crate::edge::job::Job;
-use crate::edge::scheduler::{self, Clock, Command};
+use crate::edge::scheduler::{self, AlarmChange, Clock, Command};
 use crate::edge::seal::Sealer;
 use crate::edge::{Config, InResponse, OrgRecord, OutRequest, Reply, SendError, Store, Transport};
 use js_sys::{Array, Function, Object, Promise, Reflect};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -114,9 +116,11 @@ extern "C" {
     fn to_array(this: &SqlCursor) -> Array;
 }
 
-/// The org's jobs in SQLite: indexed columns for the queries, the job itself as JSON.
+/// The org's jobs in SQLite: indexed columns for the queries, the job itself as JSON. The org's
+/// record is also kept in memory: the Durable Object is its only writer.
 pub struct SqlStore {
     sql: SqlStorage,
+    org: RefCell<Option<OrgRecord>>,
 }
 
 const SCHEMA: &[&str] = &[
@@ -134,7 +138,10 @@ impl SqlStore {
         for statement in SCHEMA {
             sql.exec(statement, Box::new([]))?;
         }
-        Ok(Self { sql })
+        Ok(Self {
+            sql,
+            org: RefCell::new(None),
+        })
     }
 
     fn rows(&self, query: &str, bindings: Vec<JsValue>) -> Result<Vec<JsValue>, String> {
@@ -147,6 +154,18 @@ impl SqlStore {
 
     fn column(row: &JsValue, name: &str) -> JsValue {
         Reflect::get(row, &name.into()).unwrap_or(JsValue::NULL)
+    }
+
+    /// A job's columns, in the order the INSERTs name them.
+    fn job_row(job: &Job) -> Result<Vec<JsValue>, String> {
+        let text = serde_json::to_string(job).map_err(|e| e.to_string())?;
+        Ok(vec![
+            job.conversation_id.as_str().into(),
+            job.state.as_str().into(),
+            job.due_ms.map_or(JsValue::NULL, num),
+            num(job.updated_ms),
+            text.into(),
+        ])
     }
 
     fn jobs(&self, query: &str, bindings: Vec<JsValue>) -> Result<Vec<Job>, String> {
@@ -175,21 +194,19 @@ impl Store for SqlStore {
     }
 
     fn put(&self, job: &Job) -> Result<(), String> {
-        let text = serde_json::to_string(job).map_err(|e| e.to_string())?;
-        let state = serde_json::to_value(job.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let due = job.due_ms.map_or(JsValue::NULL, num);
-        let bindings = vec![
-            job.conversation_id.as_str().into(),
-            state.into(),
-            due,
-            num(job.updated_ms),
-            text.into(),
-        ];
-        self.rows("INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job) VALUES (?, ?, ?, ?, ?)", bindings)
-            .map(drop)
+        self.rows(
+            "INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job) VALUES (?, ?, ?, ?, ?)",
+            Self::job_row(job)?,
+        )
+        .map(drop)
+    }
+
+    fn insert_new(&self, job: &Job) -> Result<bool, String> {
+        let inserted = self.rows(
+            "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job) VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING 1",
+            Self::job_row(job)?,
+        )?;
+        Ok(!inserted.is_empty())
     }
 
     fn due(&self, now_ms: i64, lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {
@@ -238,24 +255,32 @@ impl Store for SqlStore {
     }
 
     fn org(&self) -> Result<OrgRecord, String> {
+        if let Some(record) = self.org.borrow().as_ref() {
+            return Ok(record.clone());
+        }
         let rows = self.rows("SELECT record FROM org WHERE id = 1", vec![])?;
-        match rows
+        let record = match rows
             .first()
             .and_then(|r| Self::column(r, "record").as_string())
         {
-            None => Ok(OrgRecord::default()),
+            None => OrgRecord::default(),
             Some(text) => serde_json::from_str(&text)
-                .map_err(|e| format!("the org's record cannot be read: {e}")),
-        }
+                .map_err(|e| format!("the org's record cannot be read: {e}"))?,
+        };
+        *self.org.borrow_mut() = Some(record.clone());
+        Ok(record)
     }
 
     fn put_org(&self, record: &OrgRecord) -> Result<(), String> {
         let text = serde_json::to_string(record).map_err(|e| e.to_string())?;
+        // Forgotten first: if the write fails, the next read goes to storage.
+        *self.org.borrow_mut() = None;
         self.rows(
             "INSERT OR REPLACE INTO org (id, record) VALUES (1, ?)",
             vec![text.into()],
-        )
-        .map(drop)
+        )?;
+        *self.org.borrow_mut() = Some(record.clone());
+        Ok(())
     }
 
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String> {
@@ -353,10 +378,24 @@ pub fn body_limit(method: &str, path: &str) -> u32 {
     gateway::body_limit(method, path) as u32
 }
 
+/// A reply for the worker entry: `{status, body, retryAfter?}` with the body as JSON text, so
+/// that it goes into the `Response` as it is.
 fn reply_to_js(reply: &Reply) -> JsValue {
-    let text = serde_json::to_string(reply)
-        .unwrap_or_else(|_| r#"{"status":500,"body":{"error":{"code":"internal"}}}"#.into());
-    js_sys::JSON::parse(&text).unwrap_or(JsValue::NULL)
+    let out = Object::new();
+    set(&out, "status", &reply.status.into());
+    set(&out, "body", &JsValue::from_str(&reply.body.to_string()));
+    if let Some(seconds) = reply.retry_after {
+        set(&out, "retryAfter", &seconds.into());
+    }
+    out.into()
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A request's `Headers`, read one name at a time: no object of them all is built.
+    pub type Headers;
+    #[wasm_bindgen(method)]
+    fn get(this: &Headers, name: &JsValue) -> Option<String>;
 }
 
 /// Forwards commands to org schedulers through a JS function `(org, commandJson) =>
@@ -399,6 +438,8 @@ impl Router for JsRouter {
 #[wasm_bindgen(js_name = Gateway)]
 pub struct JsGateway {
     inner: Rc<gateway::Gateway<FetchTransport, JsRouter>>,
+    /// Header names as JavaScript strings, made once per isolate.
+    names: Rc<RefCell<HashMap<String, JsValue>>>,
 }
 
 #[wasm_bindgen(js_class = Gateway)]
@@ -416,37 +457,30 @@ impl JsGateway {
             gateway::Gateway::new(FetchTransport, JsRouter { forward, limit }, config(&env)?);
         Ok(Self {
             inner: Rc::new(gateway),
+            names: Rc::default(),
         })
     }
 
-    /// Answers one request: `{status, body}` where `body` is the JSON to send back. The
-    /// request's body comes as its bytes, copied once into Wasm memory (no JavaScript string is
-    /// built for it); bytes that are not UTF-8 read as U+FFFD, as `TextDecoder` would.
+    /// Answers one request: `{status, body, retryAfter?}` where `body` is the JSON text to
+    /// send back. `path` is the URL's path; headers are read by name, only those the route
+    /// needs. The body comes as its bytes, copied once into Wasm memory (no JavaScript string
+    /// is built for it); bytes that are not UTF-8 read as U+FFFD, as `TextDecoder` would.
     #[wasm_bindgen(
-        unchecked_return_type = "Promise<{status: number, body: unknown, retryAfter?: number}>"
+        unchecked_return_type = "Promise<{status: number, body: string, retryAfter?: number}>"
     )]
-    pub fn handle(
-        &self,
-        method: String,
-        path: String,
-        #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] headers: JsValue,
-        body: Vec<u8>,
-    ) -> Promise {
+    pub fn handle(&self, method: String, path: String, headers: Headers, body: Vec<u8>) -> Promise {
         let inner = self.inner.clone();
+        let names = self.names.clone();
         let body = String::from_utf8(body)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         future_to_promise(async move {
-            let headers = Object::entries(headers.unchecked_ref::<Object>())
-                .iter()
-                .filter_map(|e| {
-                    let pair: Array = e.dyn_into().ok()?;
-                    Some((
-                        pair.get(0).as_string()?.to_ascii_lowercase(),
-                        pair.get(1).as_string()?,
-                    ))
-                })
-                .collect::<std::collections::HashMap<_, _>>();
-            let header = |name: &str| headers.get(name).cloned();
+            let header = |name: &str| {
+                let mut names = names.borrow_mut();
+                let js = names
+                    .entry(name.to_owned())
+                    .or_insert_with(|| JsValue::from_str(name));
+                headers.get(js)
+            };
             let now_ms = js_sys::Date::now() as i64;
             let reply = inner
                 .handle(Request {
@@ -478,13 +512,13 @@ impl JsScheduler {
     ) -> Result<JsScheduler, JsValue> {
         let store = SqlStore::new(sql)?;
         Ok(Self {
-            inner: Rc::new(scheduler::Scheduler {
+            inner: Rc::new(scheduler::Scheduler::new(
                 store,
-                transport: FetchTransport,
-                clock: JsClock,
-                config: config(&env)?,
-                sealer: sealer(&env)?,
-            }),
+                FetchTransport,
+                JsClock,
+                config(&env)?,
+                sealer(&env)?,
+            )),
         })
     }
 
@@ -510,13 +544,16 @@ impl JsScheduler {
         })
     }
 
-    /// When the alarm should fire next (ms since the epoch), if anything is pending.
-    #[wasm_bindgen(js_name = nextAlarm)]
-    pub fn next_alarm(&self) -> Result<Option<f64>, JsValue> {
-        self.inner
-            .next_alarm()
-            .map(|t| t.map(|t| t as f64))
-            .map_err(|e| js_sys::Error::new(&e).into())
+    /// What the alarm should become after the calls so far: `undefined` to keep it, `null` to
+    /// delete it, or the time to set (ms since the epoch, never before `notBefore`).
+    #[wasm_bindgen(js_name = alarmChange, unchecked_return_type = "number | null | undefined")]
+    pub fn alarm_change(&self, not_before: f64) -> Result<JsValue, JsValue> {
+        match self.inner.alarm_change(not_before as i64) {
+            Ok(AlarmChange::Keep) => Ok(JsValue::UNDEFINED),
+            Ok(AlarmChange::Delete) => Ok(JsValue::NULL),
+            Ok(AlarmChange::Set(at)) => Ok(num(at)),
+            Err(e) => Err(js_sys::Error::new(&e).into()),
+        }
     }
 }
 

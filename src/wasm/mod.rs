@@ -10,14 +10,17 @@ use serde::Serialize;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(typescript_custom_section)]
-const TYPES: &str = r#"
+/// The TypeScript types added to the package's `.d.ts`. Public so that host tests can check
+/// `RawSettings` and `Settings` against the settings table (`tests/fields.rs`); the
+/// `typescript_custom_section` below consumes its own item, so it points here.
+pub const TYPES: &str = r#"
 /** Raw settings as the form or Kustomer's settings API holds them; blanks take defaults. */
 export interface RawSettings {
   stellaApiKey?: string; kustomerApiKey?: string; kustomerApiUrl?: string; kustomerUrl?: string;
   secondsUntilSend?: number | string; stellaApiUrl?: string;
   channelMap?: string | Record<string, string>; surveyedChannels?: string | string[];
   brand?: string; sendLanguage?: boolean | string; resurveyAfterDays?: number | string;
+  kustomerBudgetShare?: number | string;
   /** Made by the settings page, carried by the app's workflow and pages only. */ appSecret?: string;
 }
 /** Validated settings; both keys are masked as "********". */
@@ -25,6 +28,7 @@ export interface Settings {
   stellaApiKey: string; kustomerApiKey: string; kustomerApiUrl: string; kustomerUrl: string;
   secondsUntilSend: number; stellaApiUrl: string; channelMap: Record<string, string>;
   surveyedChannels: string[]; brand?: string; sendLanguage: boolean; resurveyAfterDays: number;
+  kustomerBudgetShare: number;
 }
 export interface CoreOptions { /** Accept http:// loopback URLs, for local sandboxes only. */ allowLoopback?: boolean }
 export interface FieldError { field: string; code: string; message: string }
@@ -60,6 +64,9 @@ export interface CardView {
 export type ExplainResult = { ok: true; card: CardView } | { ok: false; error: InputError };
 export type BuildResult = { ok: true; request: StellaRequest } | { ok: false; skip: Skip } | { ok: false; error: InputError };
 "#;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPESCRIPT_SECTION: &str = TYPES;
 
 /// Reads a JavaScript value as JSON: objects are serialized by `JSON.stringify`, strings are
 /// parsed as JSON text, `undefined` and `null` are `null`.

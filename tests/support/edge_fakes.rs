@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use stella_connect::edge::gateway::{Gateway, Request, Router};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
-use stella_connect::edge::scheduler::{Clock, Command, Scheduler};
+use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
 use stella_connect::edge::seal::Sealer;
 use stella_connect::edge::{
     block_on, setting_header, Config, InResponse, OrgRecord, OutRequest, Reply, SendError, Store,
@@ -530,6 +530,15 @@ impl Store for MemStore {
         Ok(())
     }
 
+    fn insert_new(&self, job: &Job) -> Result<bool, String> {
+        let mut jobs = self.jobs.borrow_mut();
+        if jobs.contains_key(&job.conversation_id) {
+            return Ok(false);
+        }
+        jobs.insert(job.conversation_id.clone(), job.clone());
+        Ok(true)
+    }
+
     fn due(&self, now_ms: i64, lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {
         let mut due: Vec<Job> = self
             .jobs
@@ -643,6 +652,10 @@ pub struct OrgRouter {
     pub commands: RefCell<Vec<(String, Command)>>,
     /// Rate-limit buckets: (window end, uses), as the Durable Object counter keeps them.
     pub limits: RefCell<BTreeMap<String, (i64, u32)>>,
+    /// Each org's alarm as its Durable Object would hold it: set only through
+    /// `Scheduler::alarm_change`, as `www/edge.js` sets it, so a change it misses shows as a
+    /// survey that never goes out.
+    alarms: RefCell<BTreeMap<String, i64>>,
 }
 
 impl OrgRouter {
@@ -652,13 +665,13 @@ impl OrgRouter {
             .borrow_mut()
             .entry(org.to_owned())
             .or_insert_with(|| {
-                Rc::new(Scheduler {
-                    store: MemStore::default(),
-                    transport: Net(self.world.clone()),
-                    clock: SimClock(self.time.clone()),
-                    config: self.config,
-                    sealer: test_sealer(),
-                })
+                Rc::new(Scheduler::new(
+                    MemStore::default(),
+                    Net(self.world.clone()),
+                    SimClock(self.time.clone()),
+                    self.config,
+                    test_sealer(),
+                ))
             })
             .clone()
     }
@@ -671,6 +684,38 @@ impl OrgRouter {
     fn all(&self) -> Vec<Rc<OrgScheduler>> {
         self.schedulers.borrow().values().cloned().collect()
     }
+
+    /// After a call into the org's scheduler: its alarm as the worker entry would set it.
+    fn rearm(&self, org: &str) {
+        match self.scheduler(org).alarm_change(0).expect("alarm_change") {
+            AlarmChange::Keep => {}
+            AlarmChange::Set(at) => {
+                self.alarms.borrow_mut().insert(org.to_owned(), at);
+            }
+            AlarmChange::Delete => {
+                self.alarms.borrow_mut().remove(org);
+            }
+        }
+    }
+
+    /// Fires the org's alarm: spent, the due jobs run, and set again as the scheduler says.
+    fn fire(&self, org: &str) -> usize {
+        self.alarms.borrow_mut().remove(org);
+        let handled = block_on(self.scheduler(org).run_due()).expect("run_due");
+        self.rearm(org);
+        handled
+    }
+
+    /// The earliest alarm set, and the orgs it is for.
+    fn earliest_alarm(&self) -> Option<(i64, Vec<String>)> {
+        let alarms = self.alarms.borrow();
+        let at = *alarms.values().min()?;
+        let orgs = alarms
+            .iter()
+            .filter(|(_, t)| **t <= at)
+            .map(|(o, _)| o.clone());
+        Some((at, orgs.collect()))
+    }
 }
 
 impl Router for OrgRouter {
@@ -681,6 +726,7 @@ impl Router for OrgRouter {
         let text = serde_json::to_string(command).map_err(|e| e.to_string())?;
         let command: Command = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         let reply = self.scheduler(org).command(command);
+        self.rearm(org);
         let text = serde_json::to_string(&reply).map_err(|e| e.to_string())?;
         serde_json::from_str(&text).map_err(|e| e.to_string())
     }
@@ -781,6 +827,7 @@ impl Edge {
             schedulers: RefCell::default(),
             commands: RefCell::default(),
             limits: RefCell::default(),
+            alarms: RefCell::default(),
         };
         Self {
             gateway: Gateway::new(Net(world.clone()), router, config),
@@ -885,35 +932,23 @@ impl Edge {
     /// harmless). Returns how many jobs were handled.
     pub fn fire_alarms(&self, at_ms: i64) -> usize {
         self.set_now(at_ms);
-        self.gateway
-            .router
-            .all()
-            .iter()
-            .map(|s| block_on(s.run_due()).expect("run_due"))
-            .sum()
+        let router = &self.gateway.router;
+        router.orgs().iter().map(|org| router.fire(org)).sum()
     }
 
     /// Lets time pass until `until_ms`, each org's alarm firing when its scheduler asked for
     /// it. Returns the times at which alarms fired.
     pub fn advance_to(&self, until_ms: i64) -> Vec<i64> {
         let mut fired = Vec::new();
+        let router = &self.gateway.router;
         loop {
-            let next = self
-                .gateway
-                .router
-                .all()
-                .iter()
-                .filter_map(|s| s.next_alarm().expect("next_alarm"))
-                .min();
-            match next {
-                Some(at) if at <= until_ms => {
+            match router.earliest_alarm() {
+                Some((at, orgs)) if at <= until_ms => {
                     assert!(fired.len() < 10_000, "alarms never settle: {fired:?}");
                     let at = at.max(self.now());
                     self.set_now(at);
-                    for s in self.gateway.router.all() {
-                        if s.next_alarm().unwrap().is_some_and(|n| n <= at) {
-                            block_on(s.run_due()).expect("run_due");
-                        }
+                    for org in orgs {
+                        router.fire(&org);
                     }
                     fired.push(at);
                 }
