@@ -13,11 +13,12 @@ setup:
 	scripts/setup.sh
 
 ## Build the Wasm packages (--target web: loads in browsers, workerd and node): pkg/ for the
-## pages, pkg-edge/ for the worker (with the `edge` feature); the pages' site (build/site: www/
-## and pkg/, served under /app/); and the Stella sandbox's schema.
+## pages (smallest), pkg-edge/ for the worker (with the `edge` feature, fastest: the `edge`
+## profile); the pages' site (build/site: www/ and pkg/, served under /app/); and the Stella
+## sandbox's schema.
 build: setup
 	wasm-pack build --target web --release --out-dir pkg --no-pack
-	wasm-pack build --target web --release --out-dir pkg-edge --no-pack -- --features edge
+	wasm-pack build --target web --profile edge --out-dir pkg-edge --no-pack -- --features edge
 	mkdir -p build/worker && cp www/edge.js pkg-edge/stella_connect.js pkg-edge/stella_connect_bg.wasm build/worker/
 	rm -rf build/site && mkdir -p build/site/app/pkg
 	cp www/*.html www/app.js www/settings.js www/card.js www/app.css www/icon.svg build/site/app/
@@ -76,6 +77,16 @@ size:
 .PHONY: drills
 drills: build
 	node scripts/drills.mjs
+
+## Where the edge's close path spends its time: the worker's `edge` build with its functions'
+## names (build/profile/: wasm-bindgen without wasm-opt), the V8 sampling profiler on its isolate under autocannon; prints req/s,
+## workerd CPU per request and the split between Rust, the JS glue and workerd's built-ins.
+.PHONY: profile
+profile: build
+	cargo build --locked --lib --profile edge --target wasm32-unknown-unknown --features edge
+	wasm-bindgen --target web --out-dir build/profile target/wasm32-unknown-unknown/edge/stella_connect.wasm
+	cp www/edge.js build/profile/
+	node --experimental-websocket scripts/profile/profile.mjs $${SECONDS_PER_RUN:-5}
 
 ## Benchmarks: the core natively and through Wasm, the edge against a no-op Worker (autocannon),
 ## Kustomer calls per survey, size and cold start, and BENCH_SCALE (10000) jobs due at once.

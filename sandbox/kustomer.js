@@ -1,23 +1,77 @@
 // Kustomer API sandbox (local dev tooling, never deployed).
 // Serves the few /v1 calls the app makes, in Kustomer's JSON:API shapes, plus unauthenticated
 // controls under the same prefix to close/reopen conversations (which calls the edge as the
-// app's workflow would), inject faults, count calls and add data. All state lives in one
-// Durable Object so it survives a workerd restart.
-import { DurableObject } from "cloudflare:workers";
+// app's workflow would), inject faults, count calls, set the API budget and add data. All state
+// lives in one Durable Object so it survives a workerd restart.
+//
+// The API budget: one per org per fixed window (windows aligned to multiples of the window
+// length since the epoch), shared by every key of the org, as on Kustomer (Enterprise: 1,000 a
+// minute). Every /v1 answer carries `x-ratelimit-limit`, `x-ratelimit-remaining` and
+// `x-ratelimit-reset` (whole seconds until the window ends, rounded up); a known key's call
+// beyond the limit is answered 429 (remaining 0). The default is the `KUSTOMER_BUDGET` binding
+// (`limit/windowSeconds`, such as `1000/10`; unset: Kustomer's 1000/60); `PUT /budget` changes it
+// for one org or all, and `GET /budget` shows it with each window's calls by key and its 429s.
+import { DurableObject, env as startEnv } from "cloudflare:workers";
 import * as seed from "./seed.js";
 import CARDS_SDK from "./cards-sdk-source";
+// The app definition generated from the settings table (app-manifest/stella_connect.json): the
+// settings the workflow action passes to the edge, and which of them are secret, come from it.
+import DEFINITION from "./app-definition";
 
 // The shared router forwards the full URL; the sandbox strips its own mount point.
 const PREFIX = "/sandbox/kustomer";
-const RATE_LIMIT = 1000; // per org per minute, as on Kustomer's Enterprise plan
 const MASK = "********"; // what Kustomer answers instead of a secret setting
-const SECRET_SETTINGS = ["stellaApiKey", "kustomerApiKey", "appSecret"];
 // The app secret the sandbox org starts with (the settings page makes a random one).
 const SANDBOX_APP_SECRET = "sandbox-app-secret-0123456789";
-// Settings the workflow action passes to the edge as headers: the first five always, the
-// others only when set.
-const REQUIRED_SETTINGS = ["stellaApiKey", "kustomerApiKey", "kustomerApiUrl", "kustomerUrl", "secondsUntilSend"];
-const OPTIONAL_SETTINGS = ["stellaApiUrl", "channelMap", "surveyedChannels", "brand", "sendLanguage", "resurveyAfterDays", "appSecret"];
+
+// ---- the settings the app's workflow action sends, from the app definition ----------------------
+const SETTING_SPECS = DEFINITION?.settings?.default ?? {};
+const CLOSE_ACTION = (DEFINITION?.actions ?? []).find((a) => /\.conversation-closed$/.test(a?.name ?? ""));
+if (!CLOSE_ACTION?.inputTemplate?.headers || !Object.keys(SETTING_SPECS).length) {
+  throw new Error("app-definition: no conversation-closed action with headers, or no settings.default, in app-manifest/stella_connect.json");
+}
+// Each header of the action's template: a setting (`{{{key}}}`, sent always when the definition
+// requires it, else only when set) or a literal value.
+const WORKFLOW_HEADERS = Object.entries(CLOSE_ACTION.inputTemplate.headers).map(([header, template]) => {
+  const setting = /^\{\{\{(\w+)\}\}\}$/.exec(template)?.[1];
+  return setting ? { header, setting, required: SETTING_SPECS[setting]?.required === true } : { header, literal: template };
+});
+// Secret settings (the keys, the app secret): masked on every read.
+const SECRET_SETTINGS = Object.entries(SETTING_SPECS).filter(([, spec]) => spec?.type === "secret").map(([k]) => k);
+
+// ---- the API budget ------------------------------------------------------------------------
+const ENTERPRISE_BUDGET = { limit: 1000, windowSeconds: 60 }; // per org, Kustomer's Enterprise plan
+const MAX_LIMIT = 1_000_000_000;
+const MAX_WINDOW_SECONDS = 86_400;
+const KEPT_WINDOWS = 1000; // per org: older windows' accounting is dropped as new ones start
+const ANONYMOUS = "(anonymous)"; // unknown keys: headers from the default budget, never limited
+
+/** `limit/windowSeconds` (such as `1000/60`) → {limit, windowSeconds}, or undefined. */
+function parseBudget(text) {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
+  return m ? checkBudget({ limit: Number(m[1]), windowSeconds: Number(m[2]) }).budget : undefined;
+}
+
+/** {budget} when `limit` and `windowSeconds` are whole numbers in range, else {error}. */
+function checkBudget({ limit, windowSeconds }) {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    return { error: `limit must be a whole number of calls from 1 to ${MAX_LIMIT}, not ${JSON.stringify(limit)}.` };
+  }
+  if (!Number.isSafeInteger(windowSeconds) || windowSeconds < 1 || windowSeconds > MAX_WINDOW_SECONDS) {
+    return { error: `windowSeconds must be a whole number of seconds from 1 to ${MAX_WINDOW_SECONDS}, not ${JSON.stringify(windowSeconds)}.` };
+  }
+  return { budget: { limit, windowSeconds } };
+}
+
+// The default budget, from the binding (an unset `fromEnvironment` binding is null). A value that
+// is not `limit/windowSeconds` stops the worker at start, naming the binding.
+const BINDING = startEnv.KUSTOMER_BUDGET;
+const DEFAULT_BUDGET = BINDING === null || BINDING === undefined || BINDING === "" ? ENTERPRISE_BUDGET : parseBudget(String(BINDING));
+if (!DEFAULT_BUDGET) {
+  throw new Error(`KUSTOMER_BUDGET must be limit/windowSeconds, such as 1000/60 (calls per org per window of seconds), not ${JSON.stringify(BINDING)}`);
+}
+const DEFAULT_SOURCE = DEFAULT_BUDGET === ENTERPRISE_BUDGET ? "Kustomer Enterprise (KUSTOMER_BUDGET unset)" : "KUSTOMER_BUDGET";
+const windowKey = (org, startMs, windowSeconds) => `window:${org}:${String(startMs).padStart(16, "0")}:${windowSeconds}`;
 
 const ROLES = [
   "org.permission.conversation.read",
@@ -81,6 +135,12 @@ const apiError = (status, code, title, detail, headers, meta) =>
   json(status, { errors: [{ status: String(status), code, title, detail, ...(meta && { meta }) }] }, headers);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
+// A handler's exception as an answer: malformed JSON is the caller's fault.
+const errorResponse = (e) =>
+  e instanceof SyntaxError
+    ? apiError(400, "bad_request", "Bad Request", `Body is not valid JSON: ${e.message}`)
+    : apiError(500, "internal", "Internal Server Error", String(e?.stack ?? e));
+
 // Body as JSON, or undefined when there is none; throws on malformed JSON.
 async function readJson(request) {
   const text = await request.text();
@@ -99,10 +159,9 @@ export class KustomerState extends DurableObject {
     const path = url.pathname.startsWith(PREFIX) ? url.pathname.slice(PREFIX.length) || "/" : url.pathname;
     if (!(await this.ctx.storage.get("seeded"))) await this.seed();
     try {
-      return path.startsWith("/v1/") ? await this.api(request, path) : await this.control(request, path, url.origin);
+      return path.startsWith("/v1/") ? await this.api(request, path) : await this.control(request, path, url);
     } catch (e) {
-      if (e instanceof SyntaxError) return apiError(400, "bad_request", "Bad Request", `Body is not valid JSON: ${e.message}`);
-      return apiError(500, "internal", "Internal Server Error", String(e?.stack ?? e));
+      return errorResponse(e);
     }
   }
 
@@ -157,17 +216,29 @@ export class KustomerState extends DurableObject {
     stats.total++;
     stats.byRoute[name] = (stats.byRoute[name] ?? 0) + 1;
     await this.ctx.storage.put("stats", stats);
-    const rate = await this.rateHeaders(key?.org ?? "(anonymous)");
+    const budget = await this.spend(key?.org);
 
+    // An injected fault answers first, as before the budget existed; the call still counts.
     const faults = await this.ctx.storage.get("faults");
     if (faults?.count > 0) {
       faults.count--;
       await this.ctx.storage.put("faults", faults);
-      return this.faultResponse(faults, rate);
+      if (key) await this.account(budget, auth[1], false);
+      return this.faultResponse(faults, budget.headers);
+    }
+    if (key) await this.account(budget, auth[1], budget.over);
+    if (budget.over) {
+      const detail = `The org's API budget of ${budget.limit} calls per ${budget.windowSeconds} s is spent; it resets in ${budget.headers["x-ratelimit-reset"]} s.`;
+      return apiError(429, "too_many_requests", "Too Many Requests", detail, budget.headers);
     }
 
-    const response = await this.serve(request, path, route, key);
-    for (const [k, v] of Object.entries(rate)) response.headers.set(k, v);
+    let response;
+    try {
+      response = await this.serve(request, path, route, key);
+    } catch (e) {
+      response = errorResponse(e);
+    }
+    for (const [k, v] of Object.entries(budget.headers)) response.headers.set(k, v);
     return response;
   }
 
@@ -182,19 +253,120 @@ export class KustomerState extends DurableObject {
     return this[handler](request, key, param && decodeURIComponent(param), path);
   }
 
-  // One budget per org per clock minute, reported but not enforced (inject 429s with faults).
-  async rateHeaders(org) {
+  // ---- the API budget ----------------------------------------------------------------------
+
+  /** The budget in force for an org: its own, else the one set for all orgs, else the binding's. */
+  async budgetFor(org) {
+    const config = (await this.ctx.storage.get("budget")) ?? {};
+    return (org !== undefined && config.orgs && Object.hasOwn(config.orgs, org) && config.orgs[org]) || config.all || DEFAULT_BUDGET;
+  }
+
+  /**
+   * Counts one call against the org's budget for the current window and answers the rate-limit
+   * headers; `over` when the call is beyond the limit (never for an unknown key: no org to
+   * charge, so it gets the default budget's headers and is not limited).
+   */
+  async spend(org) {
+    const { limit, windowSeconds } = await this.budgetFor(org);
     const now = Date.now();
-    const window = Math.floor(now / 60_000) * 60_000;
-    let rate = await this.ctx.storage.get(`rate:${org}`);
-    if (rate?.window !== window) rate = { window, count: 0 };
+    const windowMs = windowSeconds * 1000;
+    const start = Math.floor(now / windowMs) * windowMs;
+    const storeKey = `rate:${org ?? ANONYMOUS}`;
+    let rate = await this.ctx.storage.get(storeKey);
+    if (rate?.start !== start || rate?.windowMs !== windowMs) rate = { start, windowMs, count: 0 };
     rate.count++;
-    await this.ctx.storage.put(`rate:${org}`, rate);
+    await this.ctx.storage.put(storeKey, rate);
+    const over = org !== undefined && rate.count > limit;
     return {
-      "x-ratelimit-limit": String(RATE_LIMIT),
-      "x-ratelimit-remaining": String(Math.max(0, RATE_LIMIT - rate.count)),
-      "x-ratelimit-reset": String(Math.ceil((window + 60_000 - now) / 1000)),
+      org,
+      limit,
+      windowSeconds,
+      start,
+      now,
+      over,
+      headers: {
+        "x-ratelimit-limit": String(limit),
+        "x-ratelimit-remaining": String(over ? 0 : Math.max(0, limit - rate.count)),
+        "x-ratelimit-reset": String(Math.ceil((start + windowMs - now) / 1000)),
+      },
     };
+  }
+
+  /**
+   * The window's accounting (shown by `GET /budget`, cleared by `POST /stats/reset`): calls in
+   * all and by API key, and how many the budget answered 429. Windows more than KEPT_WINDOWS
+   * windows old are dropped when a new one starts.
+   */
+  async account({ org, limit, windowSeconds, start, now }, apiKey, limited) {
+    const storeKey = windowKey(org, start, windowSeconds);
+    let w = await this.ctx.storage.get(storeKey);
+    if (!w) {
+      w = { org, startMs: start, windowSeconds, limit, calls: 0, byKey: {}, limited: 0, firstCallMs: now, lastCallMs: now };
+      const old = await this.ctx.storage.list({ prefix: `window:${org}:`, end: windowKey(org, start - KEPT_WINDOWS * windowSeconds * 1000, 0) });
+      const keys = [...old.keys()];
+      for (let i = 0; i < keys.length; i += 128) await this.ctx.storage.delete(keys.slice(i, i + 128));
+    }
+    w.limit = limit; // the limit in force at the window's latest call
+    w.calls++;
+    w.byKey[apiKey] = (w.byKey[apiKey] ?? 0) + 1;
+    if (limited) w.limited++;
+    w.lastCallMs = now;
+    await this.ctx.storage.put(storeKey, w);
+  }
+
+  /** `GET /budget[?org=…]`: the budgets in force and each window's accounting, oldest first, by org. */
+  async budgetDocument(org) {
+    const config = (await this.ctx.storage.get("budget")) ?? {};
+    const windows = {};
+    for (const w of (await this.ctx.storage.list({ prefix: org === null ? "window:" : `window:${org}:` })).values()) {
+      (windows[w.org] ??= []).push({
+        start: new Date(w.startMs).toISOString(),
+        startMs: w.startMs,
+        windowSeconds: w.windowSeconds,
+        limit: w.limit,
+        calls: w.calls,
+        byKey: w.byKey,
+        limited: w.limited,
+        firstCallAt: new Date(w.firstCallMs).toISOString(),
+        lastCallAt: new Date(w.lastCallMs).toISOString(),
+      });
+    }
+    return json(200, { default: { ...DEFAULT_BUDGET, from: DEFAULT_SOURCE }, all: config.all ?? null, orgs: config.orgs ?? {}, windows });
+  }
+
+  /**
+   * `PUT /budget` `{limit, windowSeconds, org?}`: one org's budget, or (without `org`) every
+   * org's, replacing the per-org ones. `DELETE /budget[?org=…]` goes back to the binding's.
+   */
+  async setBudget(request) {
+    const usage = "Body must be {limit: calls, windowSeconds: seconds, org?: id}: whole numbers, such as {limit: 1000, windowSeconds: 60}.";
+    const body = await readJson(request);
+    if (!isObject(body)) return json(400, { error: usage });
+    const unknown = Object.keys(body).find((k) => !["limit", "windowSeconds", "org"].includes(k));
+    if (unknown !== undefined) return json(400, { error: `Unknown field ${JSON.stringify(unknown)}. ${usage}` });
+    if (body.limit === undefined || body.windowSeconds === undefined) return json(400, { error: `limit and windowSeconds are both required. ${usage}` });
+    const { budget, error } = checkBudget(body);
+    if (error) return json(400, { error });
+    if (body.org !== undefined && (typeof body.org !== "string" || !body.org.trim() || body.org.length > 256)) {
+      return json(400, { error: `org must be an org id (text), not ${JSON.stringify(body.org)}.` });
+    }
+    const config = (await this.ctx.storage.get("budget")) ?? {};
+    if (body.org === undefined) {
+      config.all = budget;
+      config.orgs = {};
+    } else config.orgs = { ...config.orgs, [body.org]: budget };
+    await this.ctx.storage.put("budget", config);
+    return json(200, { default: { ...DEFAULT_BUDGET, from: DEFAULT_SOURCE }, all: config.all ?? null, orgs: config.orgs });
+  }
+
+  async clearBudget(org) {
+    const config = (await this.ctx.storage.get("budget")) ?? {};
+    if (org === null) await this.ctx.storage.delete("budget");
+    else {
+      delete config.orgs?.[org];
+      await this.ctx.storage.put("budget", config);
+    }
+    return this.budgetDocument(org);
   }
 
   faultResponse({ status, retryAfter, rateLimitReset }, rate) {
@@ -404,7 +576,8 @@ export class KustomerState extends DurableObject {
 
   // ---- controls (no auth) ----------------------------------------------------------------
 
-  async control(request, path, origin) {
+  async control(request, path, url) {
+    const { origin } = url;
     const m = request.method;
     const status = /^\/conversations\/([^/]+)\/(close|reopen)$/.exec(path);
     if (m === "POST" && status) {
@@ -418,8 +591,14 @@ export class KustomerState extends DurableObject {
     if (m === "GET" && path === "/stats") return json(200, (await this.ctx.storage.get("stats")) ?? { total: 0, byRoute: {} });
     if (m === "POST" && path === "/stats/reset") {
       await this.ctx.storage.delete("stats");
+      // The budget's per-window accounting too (not the counts the budget enforces).
+      const windows = [...(await this.ctx.storage.list({ prefix: "window:" })).keys()];
+      for (let i = 0; i < windows.length; i += 128) await this.ctx.storage.delete(windows.slice(i, i + 128));
       return json(200, { total: 0, byRoute: {} });
     }
+    if (m === "GET" && path === "/budget") return this.budgetDocument(url.searchParams.get("org"));
+    if (m === "PUT" && path === "/budget") return this.setBudget(request);
+    if (m === "DELETE" && path === "/budget") return this.clearBudget(url.searchParams.get("org"));
     if (m === "POST" && path === "/faults") return this.setFaults(request);
     if (m === "DELETE" && path === "/faults") {
       await this.ctx.storage.delete("faults");
@@ -598,13 +777,14 @@ function compareSemver(a, b) {
   return cmp(x.pre.length, y.pre.length);
 }
 
-// `stellaApiKey` → `x-stella-api-key`: the header each setting travels in, as in the app's
-// workflow action (the edge derives the same names).
+// The headers the app's workflow action sends (its template in the app definition): each
+// required setting always, each other one only when set, and the literal ones.
 function settingHeaders(settings) {
   const headers = {};
-  const header = (k) => "x-" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
   const text = (v) => (v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v));
-  for (const k of REQUIRED_SETTINGS) headers[header(k)] = text(settings[k]);
-  for (const k of OPTIONAL_SETTINGS) if (text(settings[k]) !== "") headers[header(k)] = text(settings[k]);
+  for (const h of WORKFLOW_HEADERS) {
+    if (h.literal !== undefined) headers[h.header] = h.literal;
+    else if (h.required || text(settings[h.setting]) !== "") headers[h.header] = text(settings[h.setting]);
+  }
   return headers;
 }

@@ -69,6 +69,9 @@ const kustomer :Workerd.Worker = (
     (name = "kustomer.js", esModule = embed "kustomer.js"),
     (name = "seed.js", esModule = embed "seed.js"),
     (name = "cards-sdk-source", text = embed "cards-sdk.js"),
+    # The app definition generated from the settings table: the sandbox's workflow sends the
+    # headers its action names.
+    (name = "app-definition", json = embed "../app-manifest/stella_connect.json"),
   ],
   compatibilityDate = "2026-11-01",
   durableObjectNamespaces = [(className = "KustomerState", uniqueKey = "stella-connect-kustomer-sandbox", enableSql = true)],
@@ -76,6 +79,8 @@ const kustomer :Workerd.Worker = (
   bindings = [
     (name = "STATE", durableObjectNamespace = "KustomerState"),
     (name = "EDGE", service = "edge"),
+    # The org's API budget, `limit/windowSeconds`; unset: Kustomer's Enterprise 1000/60.
+    (name = "KUSTOMER_BUDGET", fromEnvironment = "KUSTOMER_BUDGET"),
   ],
 );
 

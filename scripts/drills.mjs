@@ -2,12 +2,15 @@
 // purpose, each ending with one count: exactly one Stella request per eligible conversation,
 // none lost, none for an ineligible one.
 //
-//   node scripts/drills.mjs [drill…]     all four when none is named (`make drills`)
+//   node scripts/drills.mjs [drill…]     every drill when none is named (`make drills`)
 //     stella-outage  (1)  Stella answers 500s, 429s with Retry-After, 503s and 10-second timeouts for a while
 //     kustomer-429   (2)  Kustomer answers 429 with x-ratelimit-reset for a stretch
 //     kill           (3)  workerd killed with SIGKILL 3–5 times while 1,000 surveys are being sent; Stella
 //                          paced (POST /sandbox/stella/pace) so that every kill lands while surveys remain
 //     redelivery     (4)  every event delivered three times, shuffled, older closes last, reopens between
+//     input          (5)  hostile and odd requests beside real closes and sends
+//     budget         (6)  2,000 surveys due at once against Kustomer's API budget (1,000 per 10 s here), the
+//                          app's share 50%: no 429, no window over the share, and how fast it went
 //   DRILL_SCALE=0.1 scales the number of conversations (1 = the full drill); DRILL_SEED=n replays
 //   the shuffles and kill moments of an earlier run (each run prints its seed).
 //
@@ -17,7 +20,7 @@
 // harness's RETRY_BASE_MS=300 and LEASE_MS=2000. Waits are for events, with generous limits.
 import { pathToFileURL } from "node:url";
 import { drawKind, hostileKinds } from "./drills/hostile.mjs";
-import { rssMb } from "../tests/http/harness.mjs";
+import { KUSTOMER_KEY, rssMb } from "../tests/http/harness.mjs";
 import {
   DrillStack, INELIGIBLE_KINDS, addConversations, byConversation, closeEvent, conversationSet, count, pool, postEvents, random,
   reopenEvent, settle, shuffle, sleep, tallyReplies, waitFor,
@@ -45,9 +48,9 @@ async function closedConversations(stack, prefix, n, ineligibleCount, closedAtMs
   return { sets, eligible, ineligible };
 }
 
-/** Posts one close event per set; every reply must be 202. */
-async function scheduleAll(stack, sets, delaySeconds) {
-  const headers = stack.settingsHeaders({ "x-seconds-until-send": String(delaySeconds) });
+/** Posts one close event per set (with the settings headers, plus `extraHeaders`); every reply must be 202. */
+async function scheduleAll(stack, sets, delaySeconds, extraHeaders = {}) {
+  const headers = stack.settingsHeaders({ "x-seconds-until-send": String(delaySeconds), ...extraHeaders });
   const events = sets.map((s) => closeEvent(s, s.conversation.attributes.modificationHistory.statusAt));
   const replies = await postEvents(stack, events, headers);
   const bad = replies.filter((r) => r.status !== 202);
@@ -498,6 +501,115 @@ async function inputDrill(stack, { n, hostile, rand, log }) {
  */
 const MEMORY_BOUND_MB = 250;
 
+// ---- 6. many surveys due at once, within a share of Kustomer's API budget ------------------------
+
+// The org the sandbox's keys belong to (sandbox/seed.js), whose budget the edge spends.
+const ORG = "sandbox-org";
+// Kustomer calls per survey in steady state (the conversation and its customer; agents and tags
+// come from the edge's cache): a window with fewer calls than this left of the app's share counts
+// as used up.
+const CALLS_PER_SURVEY = 2;
+
+/**
+ * `n` surveys fall due at the same instant while the Kustomer sandbox enforces a budget per org
+ * (KUSTOMER_BUDGET, limit per window) and the app's share of it is `share` percent
+ * (`x-kustomer-budget-share`). From the sandbox's accounting of every window: no call answered
+ * 429 by the budget, and in no window did the app's key use more than its share; exactly one Stella
+ * request per conversation. Reported: the pace, the calls per window, the largest share used, and
+ * the slack: from when the budget allowed the last send to the send itself.
+ */
+async function budgetDrill(stack, { n, share, log }) {
+  const { limit, windowSeconds } = (await stack.kustomerBudget()).default;
+  const windowMs = windowSeconds * 1000;
+  const windowOf = (t) => Math.floor(t / windowMs) * windowMs;
+  const allowance = Math.floor((limit * share) / 100);
+  // Room to schedule every close before they fall due (2,000 took 8 s here, 200 up to 5 s with
+  // the machine busy), as in the kill drill.
+  const delay = 5 + Math.ceil(n / 80);
+  const closedAt = Date.now();
+  const { sets, eligible } = await closedConversations(stack, `bd-${closedAt}`, n, 0, closedAt);
+  const postedFrom = Date.now();
+  const replies = await scheduleAll(stack, sets, delay, { "x-kustomer-budget-share": String(share) });
+  const dueAt = closedAt + delay * 1000;
+  const scheduledBeforeDue = Date.now() < dueAt;
+  log(`  ${n} closes scheduled in ${((Date.now() - postedFrom) / 1000).toFixed(1)} s, all due ${iso(dueAt)}; budget ${limit} calls per ${windowSeconds} s, the app's share ${share}%: ${allowance} a window`);
+  if (!scheduledBeforeDue) log("  warning: scheduling ran past the due time; the pace below starts at the due time anyway");
+
+  // Sending at the share takes about calls / allowance windows; three times that, and a margin.
+  const windowsNeeded = Math.ceil((n * CALLS_PER_SURVEY) / allowance);
+  const state = await settle(stack, { eligible, jobs: n, limitMs: 120_000 + 3 * windowsNeeded * windowMs, progress: progressLog(log, "surveys at Stella", n) });
+  const result = count({ requests: state.requests, eligible, ineligible: [] });
+
+  const times = state.requests.map((r) => Date.parse(r.receivedAt)).sort((a, b) => a - b);
+  const lastAt = times.at(-1);
+  const orgWindows = (await stack.kustomerBudget(ORG)).windows[ORG] ?? [];
+  const windows = orgWindows.filter((w) => w.windowSeconds === windowSeconds);
+  const app = (w) => w.byKey[KUSTOMER_KEY] ?? 0;
+  const appCalls = new Map(windows.map((w) => [w.startMs, app(w)]));
+  const limited = orgWindows.reduce((sum, w) => sum + w.limited, 0);
+  const allowed = (w) => Math.floor((w.limit * share) / 100);
+  const over = windows.filter((w) => app(w) > allowed(w));
+  const busiest = windows.reduce((b, w) => (!b || app(w) / w.limit > app(b) / b.limit ? w : b), undefined);
+  const maxShare = busiest ? app(busiest) / busiest.limit : 0;
+
+  // While sending: the windows from the due time's to the last send's; "full" ones lie between.
+  const firstWindow = windowOf(dueAt);
+  const lastWindow = windowOf(lastAt);
+  let sendingCalls = 0;
+  const inner = [];
+  for (let start = firstWindow; start <= lastWindow; start += windowMs) {
+    sendingCalls += appCalls.get(start) ?? 0;
+    if (start > firstWindow && start < lastWindow) inner.push(appCalls.get(start) ?? 0);
+  }
+  const sendSeconds = (lastAt - dueAt) / 1000;
+  const surveysPerSecond = n / Math.max(sendSeconds, 0.001);
+  const idealPerSecond = allowance / CALLS_PER_SURVEY / windowSeconds;
+
+  // When the budget allowed the last send: the start of the last window before which the app's
+  // share was used up; going back over windows in which the app still had share left (those were
+  // the edge's, not the budget's, delay), but not before the due time.
+  const usedUp = (start) => (appCalls.get(start) ?? 0) > allowance - CALLS_PER_SURVEY;
+  let from = lastWindow;
+  while (from - windowMs >= firstWindow && !usedUp(from - windowMs)) from -= windowMs;
+  const allowedAt = Math.max(from, dueAt);
+  const slackSeconds = (lastAt - allowedAt) / 1000;
+  const last = windows.find((w) => w.startMs === lastWindow);
+  const offset = (t) => `${((t - dueAt) / 1000).toFixed(1)} s`;
+
+  const problems = [];
+  if (limited) problems.push(`${limited} calls answered 429 by the budget`);
+  if (over.length) problems.push(`${over.length} window(s) over the ${share}% share (largest ${(maxShare * 100).toFixed(0)}%)`);
+  if (problems.length) {
+    result.ok = false;
+    result.verdict = result.verdict.startsWith("FAIL") ? `${result.verdict}, ${problems.join(", ")}` : `FAIL: ${problems.join(", ")}`;
+  } else if (result.ok) {
+    result.verdict = `${result.verdict}; no 429, at most ${(maxShare * 100).toFixed(0)}% of any window`;
+  }
+  return {
+    conversations: n,
+    eligible: n,
+    ...result,
+    budget429s: limited,
+    maxShare,
+    windowsOverShare: over.length,
+    surveysPerSecond,
+    slackSeconds,
+    details: {
+      budget: `${limit} calls per ${windowSeconds} s for the org (KUSTOMER_BUDGET); the app's share ${share}% (x-kustomer-budget-share): ${allowance} calls a window, ${idealPerSecond.toFixed(1)} surveys/s at ${CALLS_PER_SURVEY} calls each`,
+      pace: `${surveysPerSecond.toFixed(1)} surveys/s: ${n} sent from the due time to the last send in ${sendSeconds.toFixed(1)} s; ${inner.length ? `${(inner.reduce((a, b) => a + b, 0) / inner.length).toFixed(0)} calls a window by the app's key over the ${inner.length} full window(s), ` : ""}${(sendingCalls / n).toFixed(2)} calls per survey`,
+      // Calls made by the app's key, those answered 429 included.
+      largestShare: busiest ? `${(maxShare * 100).toFixed(1)}% (${app(busiest)} calls made of ${busiest.limit} in the window from ${busiest.start}${busiest.limited ? `, ${busiest.limited} answered 429` : ""}); over ${share}% in ${over.length} window(s)` : "(no calls)",
+      kustomer429s: `${limited} answered by the budget (must be 0)`,
+      slack: `${slackSeconds.toFixed(2)} s from when the budget allowed the last send (${iso(allowedAt)}, ${from > firstWindow ? "the start of the window after the app's share was last used up" : "the due time: the app's share was never used up"}) to the last send (${iso(lastAt)})`,
+      lastWindow: last ? `from ${offset(last.startMs)} after the due time: the app's first call at ${offset(Date.parse(last.firstCallAt))}, the last send at ${offset(lastAt)}, ${app(last)} calls` : "(none)",
+      // The app's calls (and the budget's 429s) in each window, by its start relative to the due time.
+      windows: windows.filter((w) => w.startMs >= firstWindow - windowMs).map((w) => `${offset(w.startMs)}: ${app(w)}/${w.limit}${w.limited ? ` (${w.limited} × 429)` : ""}`).join(", "),
+      scheduledBeforeDue: scheduledBeforeDue ? "yes" : "NO (slow machine)",
+      edgeReplies: tallyReplies(replies),
+    },
+  };
+}
+
 // ---- the drills, scaled -------------------------------------------------------------------------
 
 const atLeast = (min, x) => Math.max(min, Math.round(x));
@@ -544,6 +656,15 @@ export const DRILLS = {
     env: { KEY_CHECKS_PER_MINUTE: null },
     run: inputDrill,
   },
+  budget: {
+    number: 6,
+    title: "2,000 surveys due at once, within half of Kustomer's API budget",
+    options: (scale) => ({ n: atLeast(20, 2000 * scale), share: 50 }),
+    // 1,000 calls per 10 s at full size (Kustomer's Enterprise budget, six times faster, so the
+    // drill runs in seconds); a tenth: 100 per 2 s. Surveys per budget stay the same.
+    env: (scale) => ({ KUSTOMER_BUDGET: `${atLeast(10, 1000 * scale)}/${Math.min(10, Math.max(2, Math.round(10 * scale)))}` }),
+    run: budgetDrill,
+  },
 };
 
 /**
@@ -555,7 +676,7 @@ export async function runDrill(name, { scale = 1, seed = Date.now() % 2 ** 31, l
   const drill = DRILLS[name];
   if (!drill) throw new Error(`no drill ${name}: ${Object.keys(DRILLS).join(", ")}`);
   const rand = random(seed);
-  const stack = new DrillStack({ env: drill.env });
+  const stack = new DrillStack({ env: typeof drill.env === "function" ? drill.env(scale) : drill.env });
   const started = Date.now();
   // An interrupted drill leaves no workerd behind (its process group is its own).
   const interrupted = () => {
@@ -592,7 +713,7 @@ function table(results) {
 async function main() {
   const aliases = Object.fromEntries(Object.entries(DRILLS).map(([k, d]) => [String(d.number), k]));
   const names = process.argv.slice(2).map((a) => aliases[a] ?? a);
-  for (const n of names) if (!DRILLS[n]) throw new Error(`unknown drill ${n}; choose from ${Object.keys(DRILLS).join(", ")} (or 1–5)`);
+  for (const n of names) if (!DRILLS[n]) throw new Error(`unknown drill ${n}; choose from ${Object.keys(DRILLS).join(", ")} (or 1–${Object.keys(DRILLS).length})`);
   const scale = Number(process.env.DRILL_SCALE ?? 1);
   if (!(scale > 0)) throw new Error("DRILL_SCALE must be a positive number");
   const seed = process.env.DRILL_SEED ? Number(process.env.DRILL_SEED) : Date.now() % 2 ** 31;

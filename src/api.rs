@@ -5,9 +5,10 @@
 use crate::card::{self, CardView};
 use crate::decision::{self, Decision, Plan, Skip, SkipCode, SurveyInput};
 use crate::error::{FieldError, InputError};
+use crate::http;
 use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
 use crate::settings::{self, Settings, ValidationOptions};
-use crate::stella::HttpRequest;
+use crate::stella;
 use crate::timestamp::Instant;
 use serde::Serialize;
 use serde_json::Value;
@@ -112,7 +113,7 @@ pub enum Built {
         /// Always `true`.
         ok: bool,
         /// Method, URL, headers and body.
-        request: Box<HttpRequest>,
+        request: Box<http::Request>,
     },
     /// No survey, and why.
     Skip {
@@ -178,7 +179,7 @@ impl Parts {
     }
 }
 
-fn build(input: &Value) -> Result<Result<HttpRequest, Skip>, InputError> {
+fn build(input: &Value) -> Result<Result<http::Request, Skip>, InputError> {
     let parts = Parts::read(input)?;
     let settings = match &parts.settings {
         Ok(s) => s,
@@ -192,7 +193,7 @@ fn build(input: &Value) -> Result<Result<HttpRequest, Skip>, InputError> {
         }
     };
     Ok(match decision::decide(settings, parts.survey_input()) {
-        Decision::Send(body) => Ok(HttpRequest::new(settings, body)),
+        Decision::Send(body) => Ok(stella::survey_request(settings, &body)),
         Decision::Skip(skip) => Err(skip),
     })
 }

@@ -213,7 +213,7 @@ pub fn tag_names(ids: &[String], tags: &[Tag]) -> Vec<String> {
             .and_then(|t| t.name.as_deref())
             .map(str::trim);
         if let Some(name) = name.filter(|n| !n.is_empty()) {
-            let name = stella::truncate_chars(name, MAX_TAG_CHARS);
+            let name = crate::response::truncate_chars(name, MAX_TAG_CHARS);
             if !names.iter().any(|n| n == name) {
                 names.push(name.to_owned());
             }

@@ -1,7 +1,7 @@
 //! What an HTTP answer from Stella or Kustomer means for a pending survey: done, failed for
 //! good, or worth another try (and when).
 
-use crate::stella::truncate_chars;
+use crate::http::Response;
 use crate::timestamp::Instant;
 use serde::Serialize;
 
@@ -9,19 +9,6 @@ use serde::Serialize;
 pub const MAX_ERROR_CHARS: usize = 2000;
 /// The longest wait a server may ask for that is honoured as given (one day).
 pub const MAX_WAIT_SECONDS: u64 = 86_400;
-
-/// The parts of an HTTP answer that decide what happens next.
-#[derive(Debug, Clone, Copy)]
-pub struct Response<'a> {
-    /// Status code.
-    pub status: u16,
-    /// `Retry-After`: seconds or an HTTP date.
-    pub retry_after: Option<&'a str>,
-    /// Kustomer's `x-ratelimit-reset`.
-    pub ratelimit_reset: Option<&'a str>,
-    /// The body, as text (Stella answers errors in plain text).
-    pub body: &'a str,
-}
 
 /// What an answer means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,8 +39,9 @@ pub enum Outcome {
     },
 }
 
-/// Classifies an answer. `now` reads `Retry-After` dates and reset times.
-pub fn classify_response(r: Response<'_>, now: Instant) -> Outcome {
+/// Classifies an answer (its body is text: Stella answers errors in plain text). `now` reads
+/// `Retry-After` dates and Kustomer's `x-ratelimit-reset`.
+pub fn classify_response(r: &Response, now: Instant) -> Outcome {
     let text = truncate_chars(r.body.trim(), MAX_ERROR_CHARS);
     let message = if text.is_empty() {
         format!("HTTP {}", r.status)
@@ -65,12 +53,12 @@ pub fn classify_response(r: Response<'_>, now: Instant) -> Outcome {
         408 | 429 | 500..=599 => Outcome::Retry {
             status: Some(r.status),
             wait_seconds: r
-                .retry_after
+                .header("retry-after")
                 .and_then(|v| retry_after_seconds(v, now))
                 // Kustomer sends its rate-limit reset on every answer; it says when to come
                 // back only when the answer is "too many requests".
                 .or_else(|| {
-                    r.ratelimit_reset
+                    r.header("x-ratelimit-reset")
                         .filter(|_| r.status == 429)
                         .and_then(|v| ratelimit_reset_seconds(v, now))
                 }),
@@ -122,6 +110,14 @@ pub fn ratelimit_reset_seconds(value: &str, now: Instant) -> Option<u64> {
     Some(seconds_until(at, now))
 }
 
+/// Cuts `s` to at most `max` characters, on a character boundary.
+pub fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 fn seconds_until(at: Instant, now: Instant) -> u64 {
     let secs = (at - now).whole_seconds().max(0);
     u64::try_from(secs).unwrap_or(0).min(MAX_WAIT_SECONDS)
@@ -137,15 +133,7 @@ mod tests {
     }
 
     fn answer(status: u16, body: &str) -> Outcome {
-        classify_response(
-            Response {
-                status,
-                retry_after: None,
-                ratelimit_reset: None,
-                body,
-            },
-            now(),
-        )
+        classify_response(&Response::new(status, body), now())
     }
 
     #[test]
@@ -185,15 +173,17 @@ mod tests {
 
     #[test]
     fn waits() {
-        let wait = |retry_after, reset| match classify_response(
-            Response {
-                status: 429,
-                retry_after,
-                ratelimit_reset: reset,
-                body: "",
-            },
-            now(),
-        ) {
+        let wait = |retry_after: Option<&str>, reset: Option<&str>| {
+            let mut r = Response::new(429, "");
+            if let Some(v) = retry_after {
+                r = r.with_header("retry-after", v);
+            }
+            if let Some(v) = reset {
+                r = r.with_header("x-ratelimit-reset", v);
+            }
+            classify_response(&r, now())
+        };
+        let wait = |retry_after, reset| match wait(retry_after, reset) {
             Outcome::Retry { wait_seconds, .. } => wait_seconds,
             other => panic!("{other:?}"),
         };
@@ -211,12 +201,7 @@ mod tests {
         assert_eq!(wait(Some("10"), Some("30")), Some(10), "Retry-After wins");
         // A server error with the rate-limit headers Kustomer always sends: the usual backoff.
         let server_error = classify_response(
-            Response {
-                status: 500,
-                retry_after: None,
-                ratelimit_reset: Some("30"),
-                body: "",
-            },
+            &Response::new(500, "").with_header("x-ratelimit-reset", "30"),
             now(),
         );
         assert!(matches!(

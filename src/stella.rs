@@ -2,9 +2,9 @@
 //! owns the network. The body follows the vendor's closed schema (`FeedbackRequestModel`):
 //! a field with no value is left out, never sent as `null` or `""`.
 
+use crate::http;
 use crate::response::Outcome;
-use crate::settings::{Secret, Settings, MASK};
-use serde::ser::{SerializeMap, Serializer};
+use crate::settings::Settings;
 use serde::{Deserialize, Serialize};
 
 /// The most tags Stella accepts.
@@ -59,61 +59,25 @@ pub struct FeedbackRequest {
 /// The path of the endpoint under the Stella API base URL.
 pub const REQUESTS_PATH: &str = "/v1/requests";
 
-/// An HTTP request ready to send. Its `Debug` and `Serialize` mask the key; the transport reads
-/// the real headers with [`HttpRequest::headers`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct HttpRequest {
-    /// Always `POST`.
-    pub method: &'static str,
-    /// `{stellaApiUrl}/v1/requests`.
-    pub url: String,
-    api_key: Secret,
-    /// The JSON body.
-    pub body: FeedbackRequest,
-}
-
-impl HttpRequest {
-    /// The survey request for `body`, with the settings' Stella URL and key.
-    pub fn new(settings: &Settings, body: FeedbackRequest) -> Self {
-        Self {
-            method: "POST",
-            url: format!("{}{REQUESTS_PATH}", settings.stella_api_url),
-            api_key: settings.stella_api_key.clone(),
-            body,
-        }
-    }
-
-    /// The headers with the real key, for the transport alone.
-    pub fn headers(&self) -> [(&'static str, &str); 3] {
-        request_headers(self.api_key.expose())
-    }
-
-    /// The body as JSON text.
-    pub fn body_json(&self) -> String {
-        // Serializing plain strings and bools into a String cannot fail.
-        serde_json::to_string(&self.body).unwrap_or_default()
-    }
-}
-
-fn request_headers(key: &str) -> [(&'static str, &str); 3] {
-    [
-        ("x-api-key", key),
-        ("content-type", "application/json"),
-        ("accept", "application/json"),
-    ]
+/// The survey request for `body`: a `POST` to the settings' Stella URL with their key.
+pub fn survey_request(settings: &Settings, body: &FeedbackRequest) -> http::Request {
+    // Serializing plain strings and bools into a String cannot fail.
+    let json = serde_json::to_string(body).unwrap_or_default();
+    http::Request::post_json(format!("{}{REQUESTS_PATH}", settings.stella_api_url), json)
+        .credential("x-api-key", settings.stella_api_key.clone())
 }
 
 /// The body that checks a Stella key: Stella reads the key before the body (403 before 400),
 /// and a body without `channel` fails its schema, so the probe can never create a survey.
 pub const KEY_PROBE_BODY: &str = "{}";
 
-/// The URL and headers (real key included) that check the settings' Stella key; send them
-/// with [`KEY_PROBE_BODY`].
-pub fn key_probe(settings: &Settings) -> (String, [(&'static str, &str); 3]) {
-    (
+/// The request that checks the settings' Stella key: [`KEY_PROBE_BODY`] to the survey endpoint.
+pub fn key_probe(settings: &Settings) -> http::Request {
+    http::Request::post_json(
         format!("{}{REQUESTS_PATH}", settings.stella_api_url),
-        request_headers(settings.stella_api_key.expose()),
+        KEY_PROBE_BODY.to_owned(),
     )
+    .credential("x-api-key", settings.stella_api_key.clone())
 }
 
 /// What Stella's answer to the key probe says about the key: a 400 (the empty body refused)
@@ -133,45 +97,5 @@ pub fn key_probe_verdict(outcome: &Outcome) -> Result<(), (&'static str, String)
             "stella_unavailable",
             format!("Agent Connect could not be reached: {message}"),
         )),
-    }
-}
-
-impl std::fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpRequest")
-            .field("method", &self.method)
-            .field("url", &self.url)
-            .field("headers", &request_headers(MASK))
-            .field("body", &self.body)
-            .finish()
-    }
-}
-
-impl Serialize for HttpRequest {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Headers<'a>([(&'static str, &'a str); 3]);
-        impl Serialize for Headers<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut m = s.serialize_map(Some(self.0.len()))?;
-                for (k, v) in &self.0 {
-                    m.serialize_entry(k, v)?;
-                }
-                m.end()
-            }
-        }
-        let mut m = s.serialize_map(Some(4))?;
-        m.serialize_entry("method", self.method)?;
-        m.serialize_entry("url", &self.url)?;
-        m.serialize_entry("headers", &Headers(request_headers(MASK)))?;
-        m.serialize_entry("body", &self.body)?;
-        m.end()
-    }
-}
-
-/// Cuts `s` to at most `max` characters, on a character boundary.
-pub fn truncate_chars(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }

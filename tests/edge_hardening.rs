@@ -132,10 +132,7 @@ fn only_the_apps_own_calls_schedule_list_and_resend() {
         .filter(|r| r.url.starts_with(STELLA_API))
         .collect();
     assert_eq!(stella.len(), 1);
-    assert!(stella[0]
-        .headers
-        .iter()
-        .any(|(k, v)| *k == "x-api-key" && v == STELLA_KEY));
+    assert_eq!(stella[0].header("x-api-key"), Some(STELLA_KEY));
     edge.assert_no_secrets();
 }
 

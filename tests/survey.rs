@@ -54,11 +54,11 @@ fn fixtures_give_the_expected_request() {
 fn the_transport_gets_the_real_key() {
     let s = stella_connect::validate_settings(&settings(), Default::default()).unwrap();
     let body = serde_json::from_value(fixture("expected-stella-request")).unwrap();
-    let request = stella_connect::HttpRequest::new(&s, body);
-    assert_eq!(request.headers()[0], ("x-api-key", "stella-test-key-0123"));
+    let request = stella_connect::stella::survey_request(&s, &body);
+    assert_eq!(request.header("x-api-key"), Some("stella-test-key-0123"));
     assert!(!format!("{request:?}").contains("stella-test-key"));
     assert_eq!(
-        serde_json::from_str::<Value>(&request.body_json()).unwrap(),
+        serde_json::from_str::<Value>(request.body.as_deref().unwrap()).unwrap(),
         fixture("expected-stella-request")
     );
 }

@@ -48,29 +48,34 @@ async function readBody(request, limit) {
 let gateway; // one per isolate: it keeps Kustomer's key → org answers for a few minutes
 const schedulerIds = new Map(); // org → its Durable Object's id, per isolate
 
+/** A command (JSON text) to the org's Durable Object; resolves to its reply (JSON text). */
+function forward(env, org, command) {
+  let id = schedulerIds.get(org);
+  if (id === undefined) {
+    if (schedulerIds.size >= 10_000) schedulerIds.clear(); // a bound: ids are cheap to make again
+    schedulerIds.set(org, (id = env.SCHEDULER.idFromName(org)));
+  }
+  return env.SCHEDULER.get(id).command(command);
+}
+
+/**
+ * Counts a use of a rate-limited bucket; resolves to the seconds to wait, 0 when allowed:
+ * Cloudflare's rate-limiting binding where deployed (its limit is in wrangler.toml), else a
+ * Durable Object counter per bucket.
+ */
+function countUse(env, bucket, perMinute) {
+  return env.KEY_CHECKS
+    ? env.KEY_CHECKS.limit({ key: bucket }).then(({ success }) => (success ? 0 : 60))
+    : env.LIMITER.get(env.LIMITER.idFromName(bucket)).hit(perMinute);
+}
+
 export default {
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
     const limit = bodyLimit(request.method, pathname);
     const body = await readBody(request, limit);
     if (body === null) return respond({ status: 413, body: JSON.stringify({ error: { code: "too_large", message: `The body is over ${limit} bytes.` } }) });
-    gateway ??= new Gateway(
-      env,
-      (org, command) => {
-        let id = schedulerIds.get(org);
-        if (id === undefined) {
-          if (schedulerIds.size >= 10_000) schedulerIds.clear(); // a bound: ids are cheap to make again
-          schedulerIds.set(org, (id = env.SCHEDULER.idFromName(org)));
-        }
-        return env.SCHEDULER.get(id).command(command);
-      },
-      // Cloudflare's rate-limiting binding where deployed (its limit is in wrangler.toml), else
-      // a Durable Object counter per bucket.
-      (bucket, perMinute) =>
-        env.KEY_CHECKS
-          ? env.KEY_CHECKS.limit({ key: bucket }).then(({ success }) => (success ? 0 : 60))
-          : env.LIMITER.get(env.LIMITER.idFromName(bucket)).hit(perMinute),
-    );
+    gateway ??= new Gateway(env, (org, command) => forward(env, org, command), (bucket, perMinute) => countUse(env, bucket, perMinute));
     return respond(await gateway.handle(request.method, pathname, request.headers, body));
   },
 };

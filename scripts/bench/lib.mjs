@@ -137,8 +137,9 @@ export async function startWorkerd(config, sockets, { site = true, state: withSt
   const spawnedAt = performance.now();
   const proc = spawn(WORKERD, args, {
     cwd: ROOT,
-    // As tests/http/harness.mjs: fast retries and leases, key checks never the bottleneck.
-    env: { ...process.env, RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000", ...env },
+    // As tests/http/harness.mjs: fast retries and leases, key checks and the Kustomer sandbox's
+    // budget never the bottleneck.
+    env: { ...process.env, RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000", KUSTOMER_BUDGET: "1000000/60", ...env },
     stdio: ["ignore", "ignore", "pipe"],
     detached: true,
   });

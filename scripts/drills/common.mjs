@@ -40,6 +40,16 @@ export class DrillStack extends Stack {
     return r.body;
   }
 
+  /**
+   * Kustomer sandbox's API budget: {default, all, orgs, windows: {org: [{start, startMs,
+   * windowSeconds, limit, calls, byKey, limited, firstCallAt, lastCallAt}]}} (oldest first).
+   */
+  async kustomerBudget(org) {
+    const r = await this.request("GET", `/sandbox/kustomer/budget${org ? `?org=${encodeURIComponent(org)}` : ""}`);
+    if (r.status !== 200) throw new Error(`GET /sandbox/kustomer/budget: ${r.status} ${r.text}`);
+    return r.body;
+  }
+
   async kustomerFault(fault) {
     const r = await this.request("POST", "/sandbox/kustomer/faults", { body: fault });
     if (r.status !== 200) throw new Error(`Kustomer fault ${JSON.stringify(fault)}: ${r.text}`);

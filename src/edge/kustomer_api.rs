@@ -2,10 +2,11 @@
 //! survey at two calls in steady state: the conversation and the customer are always read
 //! fresh (they change), the agent's email and tag names are cached for a few minutes.
 
-use super::{InResponse, OutRequest, SendError, Store, Transport, MAX_URL_BYTES};
+use super::{Request, Response, SendError, Store, Transport, MAX_URL_BYTES};
 use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
 use crate::redact::scrub;
-use crate::response::{classify_response, network_error, Outcome, Response};
+use crate::response::{classify_response, network_error, Outcome};
+use crate::settings::Secret;
 use crate::settings::Settings;
 use crate::timestamp;
 use serde_json::Value;
@@ -33,11 +34,11 @@ pub enum Failure {
 /// (an error body, a runtime's error text) are where a key may come back, so `keys` are
 /// masked out of them here, as they enter, in every form [`scrub`] knows.
 pub fn interpret(
-    result: Result<InResponse, SendError>,
+    result: Result<Response, SendError>,
     now_ms: i64,
     service: &str,
     keys: &[&str],
-) -> Result<InResponse, Failure> {
+) -> Result<Response, Failure> {
     // What an answer (or no answer) means is decided in `response`; this only words it.
     let response = match result {
         Ok(response) => response,
@@ -54,20 +55,16 @@ pub fn interpret(
             })
         }
     };
-    let classify = |body: &str| {
-        classify_response(
-            Response {
-                status: response.status,
-                retry_after: response.retry_after.as_deref(),
-                ratelimit_reset: response.ratelimit_reset.as_deref(),
-                body,
-            },
-            timestamp::from_millis(now_ms as f64),
-        )
-    };
-    match classify(&response.body) {
+    let now = timestamp::from_millis(now_ms as f64);
+    match classify_response(&response, now) {
         Outcome::Sent { .. } => Ok(response),
-        _ => Err(failure(classify(&scrub(&response.body, keys)), service)),
+        _ => {
+            let scrubbed = Response {
+                body: scrub(&response.body, keys),
+                ..response
+            };
+            Err(failure(classify_response(&scrubbed, now), service))
+        }
     }
 }
 
@@ -121,15 +118,8 @@ pub async fn get<T: Transport>(
             ),
         });
     }
-    let request = OutRequest {
-        method: "GET",
-        url,
-        headers: vec![
-            ("authorization", format!("Bearer {key}")),
-            ("accept", "application/json".into()),
-        ],
-        body: None,
-    };
+    let request =
+        Request::get(url).credential("authorization", Secret::new(format!("Bearer {key}")));
     let response = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
     kustomer::from_json(&response.body).map_err(|e| Failure::Fatal {
         code: "invalid_response",

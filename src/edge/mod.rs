@@ -17,63 +17,9 @@ pub mod kustomer_api;
 pub mod scheduler;
 pub mod seal;
 
+pub use crate::http::{Request, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::fmt;
-
-/// An HTTP request the edge makes. `Debug` masks credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OutRequest {
-    /// `GET` or `POST`.
-    pub method: &'static str,
-    /// Absolute URL.
-    pub url: String,
-    /// Headers, credentials included.
-    pub headers: Vec<(&'static str, String)>,
-    /// JSON body, if any.
-    pub body: Option<String>,
-}
-
-impl fmt::Debug for OutRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    *k,
-                    if is_credential(k) {
-                        crate::settings::MASK
-                    } else {
-                        v.as_str()
-                    },
-                )
-            })
-            .collect();
-        f.debug_struct("OutRequest")
-            .field("method", &self.method)
-            .field("url", &self.url)
-            .field("headers", &headers)
-            .finish()
-    }
-}
-
-fn is_credential(header: &str) -> bool {
-    header.eq_ignore_ascii_case("authorization") || header.eq_ignore_ascii_case("x-api-key")
-}
-
-/// An HTTP answer, reduced to what the edge reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InResponse {
-    /// Status code.
-    pub status: u16,
-    /// `Retry-After`.
-    pub retry_after: Option<String>,
-    /// `x-ratelimit-reset`.
-    pub ratelimit_reset: Option<String>,
-    /// Body text.
-    pub body: String,
-}
 
 /// Why a request got no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +38,7 @@ pub const MAX_URL_BYTES: usize = 8192;
 /// Sends HTTP requests. The real one is workerd's `fetch` with a 10-second timeout.
 pub trait Transport {
     /// Sends one request.
-    async fn send(&self, request: OutRequest) -> Result<InResponse, SendError>;
+    async fn send(&self, request: Request) -> Result<Response, SendError>;
 }
 
 /// What the edge keeps about an org besides its jobs: its settings (sealed, and only while a job
@@ -346,24 +292,5 @@ mod tests {
             let e = from(&[(name, bad)]).unwrap_err();
             assert!(e.contains(name), "{e}");
         }
-    }
-
-    #[test]
-    fn debug_masks_credentials() {
-        let r = OutRequest {
-            method: "GET",
-            url: "https://x".into(),
-            headers: vec![
-                ("authorization", "Bearer k-123".into()),
-                ("x-api-key", "s-456".into()),
-                ("accept", "a".into()),
-            ],
-            body: None,
-        };
-        let printed = format!("{r:?}");
-        assert!(
-            !printed.contains("k-123") && !printed.contains("s-456") && printed.contains("accept"),
-            "{printed}"
-        );
     }
 }

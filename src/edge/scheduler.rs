@@ -11,10 +11,10 @@
 use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::kustomer_api::{self, Failure};
 use super::seal::{self, Sealer};
-use super::{Config, OrgRecord, OutRequest, Reply, Store, Transport};
+use super::{Config, OrgRecord, Reply, Store, Transport};
 use crate::decision::{self, Decision, Recheck, SurveyInput};
 use crate::settings::{self, Settings, ValidationOptions};
-use crate::stella::HttpRequest;
+use crate::stella;
 use crate::timestamp;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -764,21 +764,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
             Decision::Send(body) => body,
         };
-        let request = HttpRequest::new(settings, body);
-        let shown = serde_json::to_value(&request.body).ok();
-        let out = OutRequest {
-            method: request.method,
-            url: request.url.clone(),
-            headers: request
-                .headers()
-                .iter()
-                .map(|(k, v)| (*k, (*v).to_owned()))
-                .collect(),
-            body: Some(request.body_json()),
-        };
+        let shown = serde_json::to_value(&body).ok();
+        let request = stella::survey_request(settings, &body);
         let now = self.clock.now_ms();
         let keys = [settings.stella_api_key.expose()];
-        match kustomer_api::interpret(self.transport.send(out).await, now, "Stella", &keys) {
+        match kustomer_api::interpret(self.transport.send(request).await, now, "Stella", &keys) {
             Ok(_) => Attempt::Sent {
                 request: shown.unwrap_or(Value::Null),
                 closed_at_ms,

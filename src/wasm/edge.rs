@@ -3,11 +3,12 @@
 //! [`Gateway`] for HTTP and [`Scheduler`] for one org's Durable Object. Built only with the
 //! `edge` feature, so the pages' module does not carry them.
 
-use crate::edge::gateway::{self, Request, Router};
+use crate::edge::gateway::{self, Incoming, Router};
 use crate::edge::job::Job;
 use crate::edge::scheduler::{self, AlarmChange, Clock, Command};
 use crate::edge::seal::Sealer;
-use crate::edge::{Config, InResponse, OrgRecord, OutRequest, Reply, SendError, Store, Transport};
+use crate::edge::{Config, OrgRecord, Reply, SendError, Store, Transport};
+use crate::http::{self, READ_HEADERS};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -38,12 +39,12 @@ pub struct FetchTransport;
 impl FetchTransport {
     /// A `Request` built first: what the runtime refuses to build (an invalid URL or header)
     /// is refused for good, apart from what fails on the way (retried).
-    fn build(request: &OutRequest) -> Result<JsValue, JsValue> {
+    fn build(request: &http::Request) -> Result<JsValue, JsValue> {
         let global = js_sys::global();
         let init = Object::new();
         set(&init, "method", &request.method.into());
         let headers = Object::new();
-        for (k, v) in &request.headers {
+        for (k, v) in request.header_values() {
             set(&headers, k, &JsValue::from_str(v));
         }
         set(&init, "headers", &headers);
@@ -62,7 +63,7 @@ impl FetchTransport {
         Reflect::construct(&class, &args)
     }
 
-    async fn fetch(built: JsValue) -> Result<InResponse, JsValue> {
+    async fn fetch(built: JsValue) -> Result<http::Response, JsValue> {
         let global = js_sys::global();
         let fetch: Function = Reflect::get(&global, &"fetch".into())?.dyn_into()?;
         let promise: Promise = fetch.call1(&global, &built)?.dyn_into()?;
@@ -72,25 +73,23 @@ impl FetchTransport {
             .unwrap_or(0.0) as u16;
         let headers = Reflect::get(&response, &"headers".into())?;
         let get: Function = Reflect::get(&headers, &"get".into())?.dyn_into()?;
-        let header = |name: &str| {
-            get.call1(&headers, &name.into())
-                .ok()
-                .and_then(|v| v.as_string())
-        };
-        let (retry_after, ratelimit_reset) = (header("retry-after"), header("x-ratelimit-reset"));
+        let read = READ_HEADERS.iter().filter_map(|name| {
+            let value = get.call1(&headers, &(*name).into()).ok()?.as_string()?;
+            Some((*name, value))
+        });
+        let headers = read.collect();
         let text: Function = Reflect::get(&response, &"text".into())?.dyn_into()?;
         let body = JsFuture::from(text.call0(&response)?.dyn_into::<Promise>()?).await?;
-        Ok(InResponse {
+        Ok(http::Response {
             status,
-            retry_after,
-            ratelimit_reset,
+            headers,
             body: body.as_string().unwrap_or_default(),
         })
     }
 }
 
 impl Transport for FetchTransport {
-    async fn send(&self, request: OutRequest) -> Result<InResponse, SendError> {
+    async fn send(&self, request: http::Request) -> Result<http::Response, SendError> {
         if request.url.len() > crate::edge::MAX_URL_BYTES {
             return Err(SendError::Refused(format!(
                 "the URL is over {} bytes",
@@ -483,7 +482,7 @@ impl JsGateway {
             };
             let now_ms = js_sys::Date::now() as i64;
             let reply = inner
-                .handle(Request {
+                .handle(Incoming {
                     method: &method,
                     path: &path,
                     header: &header,

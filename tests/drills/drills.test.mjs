@@ -1,7 +1,8 @@
 // A small run of every fault drill (scripts/drills.mjs) against a real workerd: the same
 // functions as `make drills`, at a tenth of the size (20 conversations; 100 surveys and 2 kills
-// for the kill drill). Each must end with exactly one Stella request per eligible conversation,
-// none lost and none for an ineligible one. Waits are for events, with generous limits.
+// for the kill drill; 200 surveys against a budget of 100 calls per 2 s for the budget drill).
+// Each must end with exactly one Stella request per eligible conversation, none lost and none for
+// an ineligible one. Waits are for events, with generous limits.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DRILLS, runDrill } from "../../scripts/drills.mjs";
@@ -28,6 +29,14 @@ for (const [name, drill] of Object.entries(DRILLS)) {
       assert.ok(r.details.unsentAtKill.every((u) => u > 0), `surveys unsent at every kill: ${summary}`);
     } else {
       assert.equal(r.duplicates, 0, `duplicates: ${summary}`);
+    }
+    if (name === "budget") {
+      // The edge keeps within its share of Kustomer's budget (x-kustomer-budget-share: 50) and
+      // never makes the budget answer 429; the sandbox's accounting of every window says so.
+      t.diagnostic(`pace ${r.surveysPerSecond.toFixed(1)} surveys/s, largest share ${(r.maxShare * 100).toFixed(1)}%, slack ${r.slackSeconds.toFixed(2)} s; ${r.details.windows}`);
+      assert.equal(r.budget429s, 0, `calls answered 429 by the Kustomer budget: ${summary}`);
+      assert.equal(r.windowsOverShare, 0, `windows where the app used more than its 50% share: ${summary}`);
+      assert.ok(r.maxShare <= 0.5, summary);
     }
     if (name === "input") {
       assert.ok(r.hostile >= 300, summary);

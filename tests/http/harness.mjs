@@ -13,9 +13,10 @@ export const STELLA_KEY = "sandbox-stella-key";
 export const APP_SECRET = "sandbox-app-secret-0123456789";
 
 // The edge's bindings for tests: fast retries and leases, and key checks that a page calling
-// Check connection and Preview several times a minute never exhausts. A stack may override any
-// of them, or omit one (null) for production's default.
-const TEST_ENV = { RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000" };
+// Check connection and Preview several times a minute never exhausts; and the Kustomer sandbox's
+// API budget so large that it never binds (the budget drill sets its own). A stack may override
+// any of them, or omit one (null) for production's default.
+const TEST_ENV = { RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000", KUSTOMER_BUDGET: "1000000/60" };
 
 async function freePort() {
   return new Promise((resolve, reject) => {

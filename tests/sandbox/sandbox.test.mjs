@@ -30,13 +30,20 @@ async function freePort() {
   return port;
 }
 
-async function startWorkerd() {
-  const port = await freePort();
-  const child = spawn(
+// The Kustomer sandbox's budget binding is KUSTOMER_BUDGET from this environment: unset here
+// (Kustomer's 1000/60) unless a test passes its own.
+function spawnWorkerd(port, dir, env = {}) {
+  const { KUSTOMER_BUDGET, ...inherited } = process.env;
+  return spawn(
     "node_modules/.bin/workerd",
-    ["serve", "sandbox/test-config.capnp", "--socket-addr", `http=127.0.0.1:${port}`, "--directory-path", `sandbox-state=${storageDir}`],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+    ["serve", "sandbox/test-config.capnp", "--socket-addr", `http=127.0.0.1:${port}`, "--directory-path", `sandbox-state=${dir}`],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...inherited, ...env } },
   );
+}
+
+async function startWorkerd({ dir = storageDir, env } = {}) {
+  const port = await freePort();
+  const child = spawnWorkerd(port, dir, env);
   const started = { child, base: `http://127.0.0.1:${port}`, log: "" };
   process.once("exit", () => child.kill("SIGKILL")); // never leave a workerd behind, even on a crash
   child.stdout.on("data", (d) => (started.log += d));
@@ -311,6 +318,286 @@ describe("Kustomer sandbox", () => {
   });
 });
 
+describe("Kustomer sandbox: the workflow's headers come from the app definition", () => {
+  const action = DEFINITION.actions.find((a) => a.name.endsWith(".conversation-closed"));
+  // header → setting, for each header of the action's template that carries a setting
+  const settingOf = Object.fromEntries(
+    Object.entries(action.inputTemplate.headers).flatMap(([h, t]) => (/^\{\{\{\w+\}\}\}$/.test(t) ? [[h, t.slice(3, -3)]] : [])),
+  );
+  const required = Object.keys(settingOf).filter((h) => DEFINITION.settings.default[settingOf[h]].required);
+  const closeAndRead = async () => {
+    await call("POST", "/edge-stub/reset");
+    assert.equal((await kustomer("POST", "/conversations/conv-email/close")).status, 200);
+    const [sent] = (await call("GET", "/edge-stub/received")).body.received;
+    return sent.headers;
+  };
+  const settingHeaders = (headers) => Object.keys(headers).filter((h) => h.startsWith("x-")).sort();
+  before(async () => {
+    await kustomer("POST", "/reset");
+  });
+
+  it("sends the required settings always and the others only when set, as the definition's action names them", async () => {
+    assert.ok(required.length >= 5 && Object.keys(settingOf).length > required.length, JSON.stringify(settingOf));
+    // The seeded settings: the required ones, the Stella URL and the app secret.
+    const seeded = await closeAndRead();
+    assert.deepEqual(settingHeaders(seeded), [...required, "x-app-secret", "x-stella-api-url"].sort());
+    assert.equal(seeded["content-type"], "application/json");
+
+    // Every setting the definition declares set: every header of its action, with the setting's text.
+    const values = Object.fromEntries(Object.values(settingOf).map((k) => [k, `value-of-${k}`]));
+    values.kustomerBudgetShare = 30;
+    values.sendLanguage = true;
+    assert.equal((await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: values } })).status, 200);
+    const all = await closeAndRead();
+    assert.deepEqual(settingHeaders(all), Object.keys(settingOf).sort());
+    for (const [header, setting] of Object.entries(settingOf)) assert.equal(all[header], String(values[setting]), header);
+
+    // A required setting removed still travels (empty); an optional one removed does not.
+    await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: { secondsUntilSend: null, brand: null } } });
+    const some = await closeAndRead();
+    assert.equal(some["x-seconds-until-send"], "");
+    assert.ok(!("x-brand" in some));
+  });
+
+  it("passes a setting added to the settings table with no sandbox change: x-kustomer-budget-share when set", async () => {
+    await kustomer("POST", "/reset");
+    assert.equal(settingOf["x-kustomer-budget-share"], "kustomerBudgetShare");
+    assert.ok(!("x-kustomer-budget-share" in (await closeAndRead())));
+    await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: { kustomerBudgetShare: "25" } } });
+    assert.equal((await closeAndRead())["x-kustomer-budget-share"], "25");
+  });
+});
+
+describe("Kustomer sandbox: the API budget", () => {
+  const budget = async (org) => (await kustomer("GET", `/budget${org ? `?org=${encodeURIComponent(org)}` : ""}`)).body;
+  const setBudget = (body) => kustomer("PUT", "/budget", { body });
+  const get = (key, path = "/v1/conversations/conv-email") => kustomer("GET", path, { key });
+  const rate = (r) => ({
+    limit: r.headers.get("x-ratelimit-limit"),
+    remaining: r.headers.get("x-ratelimit-remaining"),
+    reset: r.headers.get("x-ratelimit-reset"),
+  });
+  // Waits (on the clock, not a fixed sleep) until the current fixed window of `windowSeconds`
+  // has at least `seconds` left, so a short sequence of calls stays inside one window.
+  const roomInWindow = async (windowSeconds, seconds) => {
+    while (windowSeconds - ((Date.now() / 1000) % windowSeconds) < seconds) await new Promise((r) => setTimeout(r, 100));
+  };
+  before(async () => {
+    await kustomer("POST", "/reset");
+  });
+
+  it("puts the three headers on every /v1 answer, one budget per org shared by its keys (default 1000/60)", async () => {
+    const doc = await budget();
+    assert.deepEqual(doc.default, { limit: 1000, windowSeconds: 60, from: "Kustomer Enterprise (KUSTOMER_BUDGET unset)" });
+    assert.deepEqual([doc.all, doc.orgs], [null, {}]);
+    const answers = [
+      [200, await get(KEY)],
+      [403, await get("sandbox-kustomer-key-no-tags", "/v1/tags/tag-vip")],
+      [404, await get(KEY, "/v1/nope")],
+      [404, await get(KEY, "/v1/conversations/nope")],
+      [400, await kustomer("PUT", "/v1/conversations/conv-email", { key: AGENT_KEY, raw: "{oops" })],
+      [200, await get(AGENT_KEY)],
+      [201, await kustomer("POST", "/v1/apps/available", { key: KEY, body: { ...DEFINITION } })],
+    ];
+    let previous;
+    for (const [status, r] of answers) {
+      assert.equal(r.status, status);
+      const h = rate(r);
+      assert.equal(h.limit, "1000");
+      assert.ok(Number(h.reset) >= 1 && Number(h.reset) <= 60, JSON.stringify(h));
+      // One less each call of the org, whichever key, unless the window rolled over meanwhile.
+      if (previous && Number(h.reset) <= Number(previous.reset)) assert.equal(Number(h.remaining), Number(previous.remaining) - 1, JSON.stringify([previous, h]));
+      previous = h;
+    }
+    // Another org has its own budget; an unknown key gets the headers and is never limited.
+    const other = rate(await get("other-org-key"));
+    assert.equal(other.limit, "1000");
+    assert.ok(Number(other.remaining) >= 998, JSON.stringify(other));
+    const anonymous = await get("nope");
+    assert.equal(anonymous.status, 401);
+    assert.equal(rate(anonymous).limit, "1000");
+  });
+
+  it("answers 429 beyond the org's limit, in Kustomer's error shape, with remaining 0; faults still come first", async () => {
+    await kustomer("POST", "/stats/reset");
+    const set = await setBudget({ org: "sandbox-org", limit: 3, windowSeconds: 3600 });
+    assert.equal(set.status, 200);
+    assert.deepEqual(set.body.orgs, { "sandbox-org": { limit: 3, windowSeconds: 3600 } });
+    await roomInWindow(3600, 60);
+
+    for (const remaining of ["2", "1", "0"]) {
+      const r = await get(KEY);
+      assert.equal(r.status, 200);
+      assert.deepEqual({ ...rate(r), reset: "" }, { limit: "3", remaining, reset: "" });
+    }
+    const limited = await get(KEY);
+    assert.equal(limited.status, 429);
+    assert.deepEqual(Object.keys(limited.body.errors[0]).sort(), ["code", "detail", "status", "title"]);
+    assert.equal(limited.body.errors[0].status, "429");
+    assert.match(limited.body.errors[0].detail, /3 calls per 3600 s/);
+    const h = rate(limited);
+    assert.equal(h.limit, "3");
+    assert.equal(h.remaining, "0");
+    const secondsLeft = 3600 - ((Date.now() / 1000) % 3600);
+    assert.ok(Math.abs(Number(h.reset) - Math.ceil(secondsLeft)) <= 1, `${h.reset} vs ${secondsLeft}`);
+    // The org's other keys share the budget; another org and unknown keys do not.
+    assert.equal((await get("sandbox-kustomer-key-no-tags")).status, 429);
+    assert.equal((await get("other-org-key", "/v1/auth/tokens/current")).status, 200);
+    assert.equal((await get("nope")).status, 401);
+
+    // An injected fault answers before the budget, with the budget's headers.
+    await kustomer("POST", "/faults", { body: { status: 503, count: 1 } });
+    const fault = await get(KEY);
+    assert.equal(fault.status, 503);
+    assert.deepEqual({ ...rate(fault), reset: "" }, { limit: "3", remaining: "0", reset: "" });
+    assert.equal((await get(KEY)).status, 429);
+
+    const [window] = (await budget("sandbox-org")).windows["sandbox-org"].filter((w) => w.windowSeconds === 3600);
+    assert.equal(window.limit, 3);
+    assert.equal(window.calls, 7);
+    assert.deepEqual(window.byKey, { [KEY]: 6, "sandbox-kustomer-key-no-tags": 1 });
+    assert.equal(window.limited, 3); // not the fault's 503
+    assert.equal(window.startMs % 3_600_000, 0);
+    assert.equal(Date.parse(window.start), window.startMs);
+    await kustomer("DELETE", "/budget");
+  });
+
+  it("rolls over to a fresh window (1-second windows)", async () => {
+    await kustomer("POST", "/stats/reset");
+    assert.equal((await setBudget({ org: "sandbox-org", limit: 2, windowSeconds: 1 })).status, 200);
+    // Calls until the budget answers 429 (three calls within one second, unless the machine stalls).
+    let limited;
+    for (let i = 0; i < 100 && !limited; i++) {
+      const r = await get(KEY, "/v1/users/user-sam");
+      if (r.status === 429) limited = r;
+      else assert.equal(r.status, 200);
+    }
+    assert.ok(limited, "no 429 in 100 calls with a budget of 2 a second");
+    assert.equal(rate(limited).reset, "1");
+    // Then until it answers again: the first call of the next window.
+    let fresh;
+    const until = Date.now() + 10_000;
+    while (!fresh && Date.now() < until) {
+      const r = await get(KEY, "/v1/users/user-sam");
+      if (r.status === 200) fresh = r;
+      else await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(fresh, "the window did not roll over within 10 s");
+    assert.deepEqual(rate(fresh), { limit: "2", remaining: "1", reset: "1" });
+
+    const windows = (await budget("sandbox-org")).windows["sandbox-org"].filter((w) => w.windowSeconds === 1);
+    assert.ok(windows.length >= 2, JSON.stringify(windows));
+    for (const [i, w] of windows.entries()) {
+      assert.equal(w.startMs % 1000, 0);
+      if (i) assert.ok(w.startMs > windows[i - 1].startMs);
+      assert.equal(w.calls - w.limited, Math.min(w.calls, 2), JSON.stringify(w)); // at most 2 served per window
+    }
+    assert.ok(windows.some((w) => w.limited > 0));
+    assert.equal(windows.at(-1).calls, 1);
+    await kustomer("DELETE", "/budget");
+  });
+
+  it("validates the budget it is given, per org or for all orgs, and goes back to the default", async () => {
+    const bad = [
+      [{ raw: "{nope" }, /JSON/],
+      [{ body: [] }, /Body must be/],
+      [{ body: { limit: 1000 } }, /required/],
+      [{ body: { windowSeconds: 60 } }, /required/],
+      [{ body: { limit: 0, windowSeconds: 60 } }, /limit must be a whole number/],
+      [{ body: { limit: -5, windowSeconds: 60 } }, /limit/],
+      [{ body: { limit: 1.5, windowSeconds: 60 } }, /limit/],
+      [{ body: { limit: "1000", windowSeconds: 60 } }, /limit/],
+      [{ body: { limit: 1000, windowSeconds: 0 } }, /windowSeconds must be a whole number/],
+      [{ body: { limit: 1000, windowSeconds: 86_401 } }, /windowSeconds/],
+      [{ body: { limit: 1000, windowSeconds: "60" } }, /windowSeconds/],
+      [{ body: { limit: 1000, windowSeconds: 60, org: "" } }, /org must be/],
+      [{ body: { limit: 1000, windowSeconds: 60, org: 7 } }, /org must be/],
+      [{ body: { limit: 1000, windowSeconds: 60, window: 60 } }, /Unknown field "window"/],
+    ];
+    for (const [opts, message] of bad) {
+      const r = await kustomer("PUT", "/budget", opts);
+      assert.equal(r.status, 400, JSON.stringify(opts));
+      assert.match(r.body.error ?? JSON.stringify(r.body), message, JSON.stringify(opts));
+    }
+    assert.deepEqual([(await budget()).all, (await budget()).orgs], [null, {}]);
+
+    const limitOf = async (key) => rate(await get(key, "/v1/auth/tokens/current")).limit;
+    assert.equal((await setBudget({ limit: 50, windowSeconds: 30 })).status, 200);
+    assert.deepEqual([await limitOf(KEY), await limitOf("other-org-key")], ["50", "50"]);
+    assert.equal((await setBudget({ org: "other-org", limit: 7, windowSeconds: 30 })).status, 200);
+    assert.deepEqual([await limitOf(KEY), await limitOf("other-org-key")], ["50", "7"]);
+    const doc = await budget();
+    assert.deepEqual([doc.all, doc.orgs], [{ limit: 50, windowSeconds: 30 }, { "other-org": { limit: 7, windowSeconds: 30 } }]);
+    // A budget for all orgs replaces the per-org ones.
+    assert.equal((await setBudget({ limit: 60, windowSeconds: 30 })).status, 200);
+    assert.deepEqual([await limitOf(KEY), await limitOf("other-org-key")], ["60", "60"]);
+    assert.equal((await setBudget({ org: "other-org", limit: 8, windowSeconds: 30 })).status, 200);
+    assert.equal((await kustomer("DELETE", "/budget?org=other-org")).status, 200);
+    assert.equal(await limitOf("other-org-key"), "60");
+    assert.equal((await kustomer("DELETE", "/budget")).status, 200);
+    assert.deepEqual([await limitOf(KEY), await limitOf("other-org-key")], ["1000", "1000"]);
+  });
+
+  it("counts each window's calls by API key, per org; the stats reset clears that, not the budget's count", async () => {
+    assert.equal((await setBudget({ limit: 1000, windowSeconds: 3600 })).status, 200);
+    await roomInWindow(3600, 60);
+    await kustomer("POST", "/stats/reset");
+    assert.deepEqual((await budget()).windows, {});
+    await get(KEY);
+    await get(KEY, "/v1/customers/cust-ann");
+    await get("sandbox-kustomer-key-no-tags");
+    await get(AGENT_KEY);
+    await get("other-org-key", "/v1/auth/tokens/current");
+    await get("nope"); // no org: not counted against any
+    const before = rate(await get("sandbox-user-session", "/v1/users/user-sam"));
+
+    const { windows } = await budget();
+    assert.deepEqual(Object.keys(windows).sort(), ["other-org", "sandbox-org"]);
+    const [ours] = windows["sandbox-org"];
+    assert.deepEqual(
+      { calls: ours.calls, byKey: ours.byKey, limited: ours.limited, limit: ours.limit, windowSeconds: ours.windowSeconds },
+      { calls: 5, byKey: { [KEY]: 2, "sandbox-kustomer-key-no-tags": 1, [AGENT_KEY]: 1, "sandbox-user-session": 1 }, limited: 0, limit: 1000, windowSeconds: 3600 },
+    );
+    assert.ok(Date.parse(ours.firstCallAt) <= Date.parse(ours.lastCallAt));
+    assert.deepEqual(windows["other-org"].map((w) => [w.calls, w.byKey]), [[1, { "other-org-key": 1 }]]);
+    assert.deepEqual(Object.keys((await budget("other-org")).windows), ["other-org"]);
+
+    await kustomer("POST", "/stats/reset");
+    assert.deepEqual((await budget()).windows, {});
+    const after = rate(await get(KEY));
+    assert.equal(Number(after.remaining), Number(before.remaining) - 1);
+    await kustomer("DELETE", "/budget");
+  });
+
+  it("takes its default from KUSTOMER_BUDGET, and refuses to start on a value that is not limit/windowSeconds", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sandbox-budget-"));
+    try {
+      const other = await startWorkerd({ dir, env: { KUSTOMER_BUDGET: "5/2" } });
+      try {
+        const doc = await (await fetch(`${other.base}/sandbox/kustomer/budget`)).json();
+        assert.deepEqual(doc.default, { limit: 5, windowSeconds: 2, from: "KUSTOMER_BUDGET" });
+        const r = await fetch(`${other.base}/sandbox/kustomer/v1/users/user-sam`, { headers: { authorization: `Bearer ${KEY}` } });
+        assert.equal(r.headers.get("x-ratelimit-limit"), "5");
+        assert.ok(["1", "2"].includes(r.headers.get("x-ratelimit-reset")));
+      } finally {
+        other.child.kill("SIGKILL");
+        await once(other.child, "exit");
+      }
+      for (const value of ["abc", "0/60", "1000/0", "1000", "10/60/2"]) {
+        const child = spawnWorkerd(await freePort(), dir, { KUSTOMER_BUDGET: value });
+        let log = "";
+        child.stdout.on("data", (d) => (log += d));
+        child.stderr.on("data", (d) => (log += d));
+        const [code] = await once(child, "close"); // output complete
+        assert.notEqual(code, 0, `KUSTOMER_BUDGET=${value}`);
+        assert.ok(log.includes(`KUSTOMER_BUDGET must be limit/windowSeconds, such as 1000/60 (calls per org per window of seconds), not ${JSON.stringify(value)}`), log);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("Kustomer sandbox: app registration and installation", () => {
   const register = (body, key = KEY) => kustomer("POST", "/v1/apps/available", { key, body });
   const definition = (version, extra = {}) => ({ ...structuredClone(DEFINITION), version, ...extra });
@@ -412,6 +699,7 @@ describe("Kustomer sandbox: app registration and installation", () => {
       stellaApiKey: "********", // kept, masked
       kustomerApiKey: "", // the secret's default: nothing to mask
       kustomerApiUrl: `${workerd.base}/sandbox/kustomer`, // kept, not the definition's default
+      kustomerBudgetShare: 50,
       kustomerUrl: `${workerd.base}/sandbox/kustomer`,
       secondsUntilSend: 86400,
       stellaApiUrl: `${workerd.base}/sandbox/stella`,

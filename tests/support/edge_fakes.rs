@@ -10,12 +10,12 @@ use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use stella_connect::edge::gateway::{Gateway, Request, Router};
+use stella_connect::edge::gateway::{Gateway, Incoming, Router};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
 use stella_connect::edge::seal::Sealer;
 use stella_connect::edge::{
-    block_on, setting_header, Config, InResponse, OrgRecord, OutRequest, Reply, SendError, Store,
+    block_on, setting_header, Config, OrgRecord, Reply, Request, Response, SendError, Store,
     Transport, MAX_URL_BYTES,
 };
 use stella_connect::timestamp;
@@ -147,47 +147,40 @@ impl Fault {
         }
     }
 
-    fn answer(&self, url: &str) -> Result<InResponse, String> {
+    fn answer(&self, url: &str) -> Result<Response, String> {
         match self {
             Self::Status {
                 status,
                 body,
                 retry_after,
                 ratelimit_reset,
-            } => Ok(InResponse {
-                status: *status,
-                retry_after: retry_after.clone(),
-                ratelimit_reset: ratelimit_reset.clone(),
-                body: body.clone(),
-            }),
+            } => {
+                let mut response = Response::new(*status, body.clone());
+                if let Some(v) = retry_after {
+                    response = response.with_header("retry-after", v.clone());
+                }
+                if let Some(v) = ratelimit_reset {
+                    response = response.with_header("x-ratelimit-reset", v.clone());
+                }
+                Ok(response)
+            }
             Self::Network(message) => Err(message.clone()),
             Self::Crash => panic!("simulated crash: the process died while calling {url}"),
         }
     }
 }
 
-fn ok(body: Value) -> Result<InResponse, String> {
-    Ok(InResponse {
-        status: 200,
-        body: body.to_string(),
-        ..Default::default()
-    })
+fn ok(body: Value) -> Result<Response, String> {
+    Ok(Response::new(200, body.to_string()))
 }
 
-fn kustomer_error(status: u16, code: &str, title: &str) -> Result<InResponse, String> {
-    Ok(InResponse {
-        status,
-        body: json!({"errors": [{"status": status, "code": code, "title": title}]}).to_string(),
-        ..Default::default()
-    })
+fn kustomer_error(status: u16, code: &str, title: &str) -> Result<Response, String> {
+    let body = json!({"errors": [{"status": status, "code": code, "title": title}]});
+    Ok(Response::new(status, body.to_string()))
 }
 
-fn plain(status: u16, text: &str) -> Result<InResponse, String> {
-    Ok(InResponse {
-        status,
-        body: text.to_owned(),
-        ..Default::default()
-    })
+fn plain(status: u16, text: &str) -> Result<Response, String> {
+    Ok(Response::new(status, text))
 }
 
 /// `%XX` decoding, for ids in URL paths.
@@ -225,7 +218,7 @@ pub struct World {
     /// Kustomer key → org.
     keys: BTreeMap<String, String>,
     /// Every request, as the transport received it (real credentials included).
-    requests: RefCell<Vec<OutRequest>>,
+    requests: RefCell<Vec<Request>>,
     /// Calls per route: `conversation`, `customer`, `user`, `tags`, `token`, `stella`.
     calls: RefCell<BTreeMap<&'static str, usize>>,
     /// The ids asked for by each `GET /v1/tags/…`.
@@ -367,11 +360,11 @@ impl World {
     }
 
     /// Every request the transport received.
-    pub fn requests(&self) -> Vec<OutRequest> {
+    pub fn requests(&self) -> Vec<Request> {
         self.requests.borrow().clone()
     }
 
-    fn answer(&self, r: &OutRequest) -> Result<InResponse, String> {
+    fn answer(&self, r: &Request) -> Result<Response, String> {
         self.requests.borrow_mut().push(r.clone());
         if let Some(path) = r.url.strip_prefix(STELLA_API) {
             let meanwhile = self.during_stella.borrow_mut().take();
@@ -390,7 +383,7 @@ impl World {
         *self.calls.borrow_mut().entry(route).or_default() += 1;
     }
 
-    fn kustomer(&self, r: &OutRequest, path: &str) -> Result<InResponse, String> {
+    fn kustomer(&self, r: &Request, path: &str) -> Result<Response, String> {
         assert_eq!(r.method, "GET", "Kustomer is only read: {r:?}");
         assert!(r.body.is_none(), "a GET with a body: {r:?}");
         assert_eq!(header(r, "accept").as_deref(), Some("application/json"));
@@ -451,7 +444,7 @@ impl World {
         }
     }
 
-    fn stella(&self, r: &OutRequest, path: &str) -> Result<InResponse, String> {
+    fn stella(&self, r: &Request, path: &str) -> Result<Response, String> {
         assert_eq!((r.method, path), ("POST", "/v1/requests"), "{r:?}");
         self.count("stella");
         let fault = self.stella_faults.borrow_mut().pop_front();
@@ -482,11 +475,8 @@ thread_local! {
     static SCHEMA: jsonschema::Validator = feedback_request_schema();
 }
 
-fn header(r: &OutRequest, name: &str) -> Option<String> {
-    r.headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.clone())
+fn header(r: &Request, name: &str) -> Option<String> {
+    r.header(name).map(str::to_owned)
 }
 
 /// The transport every part of the edge uses: all of them reach the same world.
@@ -494,7 +484,7 @@ fn header(r: &OutRequest, name: &str) -> Option<String> {
 pub struct Net(pub Rc<World>);
 
 impl Transport for Net {
-    async fn send(&self, request: OutRequest) -> Result<InResponse, SendError> {
+    async fn send(&self, request: Request) -> Result<Response, SendError> {
         // As workerd's fetch: a request that cannot be built is refused, never sent.
         if request.url.len() > MAX_URL_BYTES {
             return Err(SendError::Refused("the URL is too long".into()));
@@ -866,7 +856,7 @@ impl Edge {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let reply = block_on(self.gateway.handle(Request {
+        let reply = block_on(self.gateway.handle(Incoming {
             method,
             path,
             header: &lookup,

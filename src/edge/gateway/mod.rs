@@ -16,19 +16,17 @@ use super::kustomer_api::{self, Failure, TokenInfo};
 use super::scheduler::Command;
 use super::seal;
 use super::{
-    job::Schedule, job::StoredSettings, settings_from_headers, Config, OutRequest, Reply,
-    SendError, Transport,
+    job::Schedule, job::StoredSettings, settings_from_headers, Config, Reply, SendError, Transport,
 };
 use crate::decision::{self, Decision, Plan, SurveyInput};
 use crate::error::MAX_INPUT_BYTES;
 use crate::kustomer::{self, At};
 use crate::redact::scrub;
-use crate::response::{classify_response, network_error, Response};
+use crate::response::{classify_response, network_error};
 use crate::settings::{
     self, Secret, Settings, ValidationOptions, APP_SECRET, DEFAULT_KUSTOMER_API_URL,
 };
 use crate::stella;
-use crate::stella::HttpRequest;
 use crate::timestamp;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -73,7 +71,7 @@ pub struct Gateway<T, R> {
 }
 
 /// A request as the gateway reads it.
-pub struct Request<'a> {
+pub struct Incoming<'a> {
     /// Method.
     pub method: &'a str,
     /// Path, without the query.
@@ -104,7 +102,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 
     /// Answers one request.
-    pub async fn handle(&self, r: Request<'_>) -> Reply {
+    pub async fn handle(&self, r: Incoming<'_>) -> Reply {
         if r.body.len() > MAX_INPUT_BYTES {
             return Reply::error(
                 413,
@@ -139,7 +137,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         }
     }
 
-    async fn conversation_closed(&self, r: &Request<'_>) -> Reply {
+    async fn conversation_closed(&self, r: &Incoming<'_>) -> Reply {
         let app_secret = match app_secret(r) {
             Ok(digest) => digest,
             Err(reply) => return reply,
@@ -277,7 +275,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
     /// The caller's org and roles, from the `x-kustomer-api-key` (and optional
     /// `x-kustomer-api-url`).
-    async fn caller(&self, r: &Request<'_>) -> Result<TokenInfo, Reply> {
+    async fn caller(&self, r: &Incoming<'_>) -> Result<TokenInfo, Reply> {
         let Some(key) = (r.header)("x-kustomer-api-key").filter(|k| !k.trim().is_empty()) else {
             return Err(Reply::error(
                 401,
@@ -292,7 +290,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         self.org_of(&api_url, key.trim(), r.now_ms).await
     }
 
-    async fn deliveries(&self, r: &Request<'_>) -> Reply {
+    async fn deliveries(&self, r: &Incoming<'_>) -> Reply {
         let app_secret = match app_secret(r) {
             Ok(digest) => digest,
             Err(reply) => return reply,
@@ -312,7 +310,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// Sends a failed or skipped survey again. The path segment is percent-decoded exactly
     /// once, so any id the log shows can be resent; the call carries the settings, as a close
     /// does, and they are what the new attempt uses.
-    async fn resend(&self, r: &Request<'_>, segment: &str) -> Reply {
+    async fn resend(&self, r: &Incoming<'_>, segment: &str) -> Reply {
         let app_secret = match app_secret(r) {
             Ok(digest) => digest,
             Err(reply) => return reply,
@@ -346,7 +344,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
     /// Registers, rotates (`x-app-secret` is the current one) or resets (a Kustomer key with
     /// an org admin role) the org's app secret, given as `x-new-app-secret`.
-    async fn set_app_secret(&self, r: &Request<'_>) -> Reply {
+    async fn set_app_secret(&self, r: &Incoming<'_>) -> Reply {
         let Some(new) = (r.header)("x-new-app-secret").filter(|s| valid_app_secret(s)) else {
             return Reply::error(
                 400,
@@ -380,7 +378,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// has accepted the Kustomer key (cached per key), stopping at the first refusal. A caller
     /// without a key reaches only its address's bucket, and a burst of guessed Stella keys stops
     /// at the Kustomer key's bucket.
-    async fn rate_limited(&self, r: &Request<'_>, settings: &Settings) -> Option<Reply> {
+    async fn rate_limited(&self, r: &Incoming<'_>, settings: &Settings) -> Option<Reply> {
         // Cloudflare sets cf-connecting-ip itself; elsewhere (locally) there is no address.
         let address = (r.header)("cf-connecting-ip")
             .map(|ip| ip.trim().to_owned())
@@ -434,7 +432,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
     /// The request that would be sent for `{conversationId}` (now, or once it is closed), key
     /// masked, or the reason none would be.
-    async fn preview(&self, r: &Request<'_>) -> Reply {
+    async fn preview(&self, r: &Incoming<'_>) -> Reply {
         let raw = settings_from_headers(r.header);
         let settings: Settings = match settings::validate_settings(&raw, self.options()) {
             Ok(s) => s,
@@ -502,7 +500,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         match decision::decide(&settings, input) {
             Decision::Send(body) => Reply::json(
                 200,
-                json!({"ok": true, "closed": closed, "request": HttpRequest::new(&settings, body)}),
+                json!({"ok": true, "closed": closed, "request": stella::survey_request(&settings, &body)}),
             ),
             Decision::Skip(skip) => {
                 Reply::json(200, json!({"ok": false, "closed": closed, "skip": skip}))
@@ -532,7 +530,7 @@ impl KeyCheck {
 impl<T: Transport, R: Router> Gateway<T, R> {
     /// "Check connection": whether Kustomer accepts the Kustomer key and lets it read tags, and
     /// whether Stella accepts the Stella key. Both are asked at once; nothing is sent.
-    async fn check_connection(&self, r: &Request<'_>) -> Reply {
+    async fn check_connection(&self, r: &Incoming<'_>) -> Reply {
         let settings =
             match settings::validate_settings(&settings_from_headers(r.header), self.options()) {
                 Ok(s) => s,
@@ -597,29 +595,15 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 
     async fn check_stella(&self, settings: &Settings, now_ms: i64) -> KeyCheck {
-        let (url, headers) = stella::key_probe(settings);
         let key = settings.stella_api_key.expose();
-        let answer = self
-            .transport
-            .send(OutRequest {
-                method: "POST",
-                url,
-                headers: headers
-                    .into_iter()
-                    .map(|(k, v)| (k, v.to_owned()))
-                    .collect(),
-                body: Some(stella::KEY_PROBE_BODY.to_owned()),
-            })
-            .await;
+        let answer = self.transport.send(stella::key_probe(settings)).await;
         // The probe's answer is judged here, not by `interpret` (a 400 is the good answer); its
         // words are masked as they enter, the same way.
         let outcome = match answer {
             Ok(a) => classify_response(
-                Response {
-                    status: a.status,
-                    retry_after: a.retry_after.as_deref(),
-                    ratelimit_reset: None,
-                    body: &scrub(&a.body, &[key]),
+                &super::Response {
+                    body: scrub(&a.body, &[key]),
+                    ..a
                 },
                 timestamp::from_millis(now_ms as f64),
             ),
@@ -638,7 +622,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
 /// The digest of the call's app secret (`x-app-secret`), or the reply refusing a call without
 /// one.
-fn app_secret(r: &Request<'_>) -> Result<String, Reply> {
+fn app_secret(r: &Incoming<'_>) -> Result<String, Reply> {
     match (r.header)(&settings::setting_header(APP_SECRET)) {
         Some(secret) if valid_app_secret(&secret) => Ok(seal::digest(secret.trim())),
         _ => Err(Reply::error(
