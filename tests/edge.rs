@@ -1365,3 +1365,52 @@ fn the_fakes_hold_the_trait_contracts() {
     assert_eq!(store.oldest_final().unwrap(), Some(7));
     assert_eq!(store.jobs().len(), 6);
 }
+
+// Budget ---------------------------------------------------------------------------------------
+
+/// Thirty surveys due at once against an org budget of 20 Kustomer calls a minute, with the
+/// default share (50%): spread over the minutes, never more than 10 of the app's calls in one
+/// of Kustomer's windows, no 429, each survey sent once, and no attempt spent on waiting.
+#[test]
+fn a_burst_of_due_surveys_is_paced_under_the_share_of_the_orgs_budget() {
+    let edge = Edge::quick();
+    let ids: Vec<String> = (0..30)
+        .map(|i| format!("6560e0f1a2b3c4d5e6f7{:04x}", 0x3000 + i))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let customer = format!("5f0c1b2a3d4e5f6a7b8c{:04x}", 0x4000 + i);
+        add_conversation(&edge.world, id, &customer, &format!("burst{i}"));
+    }
+    let t0 = closed_ms();
+    for id in &ids {
+        let reply = edge.close(&close_event(id, &iso(t0)));
+        assert_eq!(reply.status, 202, "{reply:?}");
+    }
+    edge.world.enforce_budget(20, 60_000, edge.time.clone());
+    let fired = edge.advance_to(t0 + DELAY_MS + 30 * 60_000);
+
+    let accepted = edge.world.accepted();
+    assert_eq!(accepted.len(), 30, "each survey sent");
+    let mut sent: Vec<&str> = accepted
+        .iter()
+        .map(|b| b["ext_interaction_id"].as_str().unwrap())
+        .collect();
+    sent.sort_unstable();
+    sent.dedup();
+    assert_eq!(sent.len(), 30, "each once");
+    for id in &ids {
+        assert_eq!(edge.job(id).attempts, 1, "no attempt spent on waiting");
+    }
+    let (windows, refused) = edge.world.budget_use();
+    assert_eq!(refused, 0, "no call into a 429");
+    assert!(
+        windows.iter().all(|n| *n <= 10),
+        "over the share: {windows:?}"
+    );
+    assert!(windows.len() >= 6, "paced over the windows: {windows:?}");
+    assert!(
+        fired.len() < 100,
+        "alarms only when the budget has room: {} alarms",
+        fired.len()
+    );
+}

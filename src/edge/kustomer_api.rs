@@ -21,6 +21,8 @@ pub enum Failure {
         /// What happened.
         message: String,
     },
+    /// Not tried: the org's API budget allows no more calls for now.
+    Paced,
     /// Permanent: a refusal, a missing record, or an answer that cannot be read.
     Fatal {
         /// Stable code.
@@ -45,6 +47,7 @@ pub fn interpret(
         Err(SendError::Network(e)) => {
             return Err(failure(network_error(&scrub(&e, keys)), service))
         }
+        Err(SendError::Paced) => return Err(Failure::Paced),
         Err(SendError::Refused(e)) => {
             return Err(Failure::Fatal {
                 code: "request_refused",

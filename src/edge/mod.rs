@@ -11,6 +11,7 @@
 //! due time).
 #![allow(async_fn_in_trait)] // single-threaded Wasm: the futures never cross threads
 
+pub mod budget;
 pub mod gateway;
 pub mod job;
 pub mod kustomer_api;
@@ -29,6 +30,9 @@ pub enum SendError {
     /// The request itself cannot be made (an invalid URL or header, or one too long for any
     /// server): it never will, so it is not retried.
     Refused(String),
+    /// Not sent: the org's Kustomer API budget allows no more calls from this app for now
+    /// ([`budget`]). Nothing was tried.
+    Paced,
 }
 
 /// The longest URL the edge requests. Ids are checked at the door, so only a misconfigured

@@ -8,10 +8,11 @@
 //! Stella's 2xx and the write that records it: the lease then expires and the job is retried
 //! (at least once, never lost; Stella suppresses repeat surveys to a customer on its side).
 
+use super::budget::Budget;
 use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::kustomer_api::{self, Failure};
 use super::seal::{self, Sealer};
-use super::{Config, OrgRecord, Reply, Store, Transport};
+use super::{Config, OrgRecord, Reply, Request, Response, SendError, Store, Transport};
 use crate::decision::{self, Decision, Recheck, SurveyInput};
 use crate::settings::{self, Settings, ValidationOptions};
 use crate::stella;
@@ -19,7 +20,7 @@ use crate::timestamp;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 /// The clock and the dice, passed in so that the scheduler stays deterministic under test.
 pub trait Clock {
@@ -82,6 +83,9 @@ pub enum Command {
 pub const MAX_PER_ALARM: usize = 2000;
 /// How many jobs are attempted at once: their calls to Kustomer and Stella overlap.
 pub const CONCURRENCY: usize = 32;
+/// Kustomer calls per survey in steady state (the conversation and its customer; the agent's
+/// email and tag names are cached): what a job is started with, of the org's API budget.
+pub const CALLS_PER_SURVEY: u32 = 2;
 /// How long a rotated app secret is still accepted: calls already under way with it land.
 pub const SECRET_GRACE_MS: i64 = 24 * 3_600_000;
 
@@ -121,6 +125,10 @@ pub struct Scheduler<S, T, C> {
     armed: Cell<Armed>,
     /// The earliest due time a call added since the alarm was last set.
     added_due: Cell<Option<i64>>,
+    /// The org's Kustomer API budget as this instance knows it.
+    budget: RefCell<Budget>,
+    /// Until when due jobs wait for the budget.
+    paced_until: Cell<Option<i64>>,
 }
 
 fn iso(ms: i64) -> String {
@@ -129,6 +137,8 @@ fn iso(ms: i64) -> String {
 
 /// What one attempt came to.
 enum Attempt {
+    /// Stopped before anything was sent: the org's API budget has no room for now.
+    Paced,
     Sent {
         request: Value,
         /// Kustomer's close time, which the survey is about.
@@ -151,6 +161,32 @@ enum Attempt {
         message: String,
         request: Option<Value>,
     },
+}
+
+/// The scheduler's Kustomer calls, counted against the org's API budget: a call the budget has
+/// no room for is not made, and every answer's budget headers are read.
+struct Metered<'a, T, C> {
+    inner: &'a T,
+    budget: &'a RefCell<Budget>,
+    clock: &'a C,
+    share: u32,
+}
+
+impl<T: Transport, C: Clock> Transport for Metered<'_, T, C> {
+    async fn send(&self, request: Request) -> Result<Response, SendError> {
+        let now = self.clock.now_ms();
+        {
+            let mut budget = self.budget.borrow_mut();
+            if budget.allowance(self.share, now) == 0 {
+                return Err(SendError::Paced);
+            }
+            budget.spend(now);
+        }
+        let answer = self.inner.send(request).await;
+        let now = self.clock.now_ms();
+        self.budget.borrow_mut().settle(answer.as_ref().ok(), now);
+        answer
+    }
 }
 
 /// Whether a call may register the org's app secret when it has none: only a close, the call
@@ -181,6 +217,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             sealer,
             armed: Cell::new(Armed::Unknown),
             added_due: Cell::new(None),
+            budget: RefCell::default(),
+            paced_until: Cell::new(None),
         }
     }
 
@@ -466,7 +504,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             .store
             .oldest_final()?
             .map(|t| t.saturating_add(self.config.retention_ms()));
-        Ok(match (self.store.next_due()?, prune) {
+        // Due jobs waiting for the org's API budget wait for it: no alarm before then.
+        let due = match (self.store.next_due()?, self.paced_until.get()) {
+            (Some(due), Some(paced)) => Some(due.max(paced)),
+            (due, _) => due,
+        };
+        Ok(match (due, prune) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
@@ -515,18 +558,37 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         self.armed.set(Armed::Unknown);
         let started = self.clock.now_ms();
         let settings = self.org_settings()?;
+        let share = match &settings {
+            OrgSettings::Ready(s) => s.kustomer_budget_share,
+            _ => settings::DEFAULT_KUSTOMER_BUDGET_SHARE,
+        };
+        self.paced_until.set(None);
         let mut handled = 0;
         while handled < MAX_PER_ALARM {
+            // As many jobs as the org's API budget has room for now; the rest wait for the
+            // next window, still due and with no attempt counted.
+            let now = self.clock.now_ms();
+            let room = self.budget.borrow_mut().allowance(share, now) / CALLS_PER_SURVEY;
+            let lease_before = started - self.config.lease_ms;
             let batch = self
                 .store
-                .due(started, started - self.config.lease_ms, CONCURRENCY)?;
+                .due(started, lease_before, CONCURRENCY.min(room as usize))?;
             if batch.is_empty() {
+                if room == 0 && !self.store.due(started, lease_before, 1)?.is_empty() {
+                    self.paced_until
+                        .set(Some(self.budget.borrow().next_window(now)));
+                }
                 break;
             }
             handled += batch.len();
             // Each job is leased before its first await, so the attempts overlap safely; one
             // slow server holds back only its own job.
-            let results = join_all(batch.into_iter().map(|job| self.process(job, &settings))).await;
+            let results = join_all(
+                batch
+                    .into_iter()
+                    .map(|job| self.process(job, &settings, share)),
+            )
+            .await;
             results.into_iter().collect::<Result<Vec<()>, String>>()?;
         }
         let now = self.clock.now_ms();
@@ -546,8 +608,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Ok(handled)
     }
 
-    async fn process(&self, job: Job, settings: &OrgSettings) -> Result<(), String> {
+    async fn process(&self, job: Job, settings: &OrgSettings, share: u32) -> Result<(), String> {
         let now = self.clock.now_ms();
+        let waiting = job.clone();
         // The lease: if this attempt never finishes (the process died), the job falls due again
         // just after the lease expires, and the alarm is set for then.
         let job = Job {
@@ -559,7 +622,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             ..job
         };
         self.store.put(&job)?;
-        let attempt = self.attempt(&job, settings).await;
+        let attempt = self.attempt(&job, settings, share).await;
         // A close that arrived during the attempt replaced the job: leave the new one alone,
         // but if this attempt's survey went out, the new one must know, or the resurvey rule
         // would let a second survey go out for the new close.
@@ -587,6 +650,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 ..job.clone()
             };
         let next = match attempt {
+            // The budget ran out mid-way: as it was before, nothing sent and no attempt spent.
+            Attempt::Paced => Job {
+                updated_ms: now,
+                ..waiting
+            },
             Attempt::Retime {
                 closed_at_ms,
                 send_at_ms,
@@ -663,7 +731,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
 
     /// One attempt: the org's settings, fresh Kustomer data, the rechecks, the decision, then
     /// Stella.
-    async fn attempt(&self, job: &Job, settings: &OrgSettings) -> Attempt {
+    async fn attempt(&self, job: &Job, settings: &OrgSettings, share: u32) -> Attempt {
         let settings = match settings {
             OrgSettings::Ready(s) => s,
             OrgSettings::Invalid(message) => {
@@ -683,8 +751,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         let now = self.clock.now_ms();
         let cache: Option<&dyn Store> = Some(&self.store);
+        let metered = Metered {
+            inner: &self.transport,
+            budget: &self.budget,
+            clock: &self.clock,
+            share,
+        };
         let inputs = match kustomer_api::fetch_inputs(
-            &self.transport,
+            &metered,
             cache,
             settings,
             &job.conversation_id,
@@ -701,6 +775,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     request: None,
                 }
             }
+            Err(Failure::Paced) => return Attempt::Paced,
             Err(Failure::Fatal {
                 code: "not_found",
                 message,
@@ -778,6 +853,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 message,
                 request: shown,
             },
+            // Not reached: Stella's calls are not metered.
+            Err(Failure::Paced) => Attempt::Paced,
             Err(Failure::Fatal { code, message }) => Attempt::Failed {
                 code: if code.starts_with("request_") {
                     code.into()

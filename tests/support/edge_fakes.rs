@@ -232,6 +232,20 @@ pub struct World {
     /// Run once, during the next Stella request: what happens meanwhile elsewhere (a close
     /// delivered while an attempt waits on Stella).
     during_stella: RefCell<Option<Box<dyn FnOnce()>>>,
+    /// Kustomer's per-org API budget, when enforced ([`World::enforce_budget`]).
+    budget: RefCell<Option<KustomerBudget>>,
+}
+
+/// An org's API budget as Kustomer keeps it: `limit` calls per fixed window, 429 beyond, and
+/// `x-ratelimit-*` on every answer.
+pub struct KustomerBudget {
+    limit: u32,
+    window_ms: i64,
+    clock: Rc<Cell<i64>>,
+    /// Calls per window (numbered from the epoch), and 429s answered.
+    pub windows: BTreeMap<i64, u32>,
+    /// Calls refused for the budget.
+    pub refused: u32,
 }
 
 impl World {
@@ -266,6 +280,7 @@ impl World {
             kustomer_faults: RefCell::default(),
             stella_outage: RefCell::default(),
             during_stella: RefCell::default(),
+            budget: RefCell::default(),
         })
     }
 
@@ -312,6 +327,49 @@ impl World {
     }
 
     /// The next Kustomer request, whatever its route, gets `fault`.
+    pub fn enforce_budget(&self, limit: u32, window_ms: i64, clock: Rc<Cell<i64>>) {
+        *self.budget.borrow_mut() = Some(KustomerBudget {
+            limit,
+            window_ms,
+            clock,
+            windows: BTreeMap::new(),
+            refused: 0,
+        });
+    }
+
+    /// Calls per budget window so far, and the calls refused for the budget.
+    pub fn budget_use(&self) -> (Vec<u32>, u32) {
+        let budget = self.budget.borrow();
+        let b = budget.as_ref().expect("a budget");
+        (b.windows.values().copied().collect(), b.refused)
+    }
+
+    /// The budget's headers for a call now, or its 429.
+    fn spend_budget(&self) -> Option<Result<Response, String>> {
+        let mut budget = self.budget.borrow_mut();
+        let b = budget.as_mut()?;
+        let now = b.clock.get();
+        let window = now.div_euclid(b.window_ms);
+        let used = b.windows.entry(window).or_default();
+        *used += 1;
+        let over = *used > b.limit;
+        let remaining = b.limit.saturating_sub(*used);
+        let reset = ((window + 1) * b.window_ms - now + 999) / 1000;
+        if over {
+            b.refused += 1;
+        }
+        let with = |r: Response| {
+            r.with_header("x-ratelimit-limit", b.limit.to_string())
+                .with_header("x-ratelimit-remaining", remaining.to_string())
+                .with_header("x-ratelimit-reset", reset.to_string())
+        };
+        Some(if over {
+            Ok(with(Response::new(429, "Too Many Requests")))
+        } else {
+            Ok(with(Response::new(200, "")))
+        })
+    }
+
     pub fn kustomer_fault(&self, fault: Fault) {
         self.kustomer_faults.borrow_mut().push_back(fault);
     }
@@ -401,6 +459,29 @@ impl World {
             _ => panic!("no such Kustomer route: {}", r.url),
         };
         self.count(route);
+        let budget = self.spend_budget();
+        if let Some(Ok(refused)) = budget
+            .as_ref()
+            .filter(|b| matches!(b, Ok(r) if r.status == 429))
+        {
+            return Ok(refused.clone());
+        }
+        let answer = self.kustomer_answer(r, route, &segments);
+        match (answer, budget) {
+            (Ok(answer), Some(Ok(headers))) => Ok(Response {
+                headers: headers.headers,
+                ..answer
+            }),
+            (answer, _) => answer,
+        }
+    }
+
+    fn kustomer_answer(
+        &self,
+        r: &Request,
+        route: &str,
+        segments: &[&str],
+    ) -> Result<Response, String> {
         let fault = self.kustomer_faults.borrow_mut().pop_front();
         if let Some(fault) = fault {
             return fault.answer(&r.url);

@@ -260,6 +260,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(Failure::Retry { message, .. }) => {
                 Err(Reply::error(503, "kustomer_unavailable", message))
             }
+            Err(Failure::Paced) => Err(Reply::error(
+                503,
+                "kustomer_unavailable",
+                "Kustomer's API budget is spent for now.",
+            )),
             Err(Failure::Fatal {
                 code: "rejected", ..
             }) => Err(Reply::error(
@@ -485,6 +490,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
                 return Reply::error(502, "kustomer_error", message)
             }
+            Err(Failure::Paced) => {
+                return Reply::error(502, "kustomer_error", "Kustomer's API budget is spent.")
+            }
         };
         // An open conversation is shown as it would be sent once closed, as the agent's card
         // does; `closed` tells the page which it is.
@@ -590,6 +598,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "kustomer_unavailable",
                 format!("Kustomer could not be reached: {}", message),
             ),
+            Err(Failure::Paced) => KeyCheck::new(
+                false,
+                "kustomer_unavailable",
+                "Kustomer's API budget is spent for now.",
+            ),
             Err(Failure::Fatal { message, .. }) => KeyCheck::new(false, "kustomer_error", message),
         }
     }
@@ -608,6 +621,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 timestamp::from_millis(now_ms as f64),
             ),
             Err(SendError::Network(e) | SendError::Refused(e)) => network_error(&scrub(&e, &[key])),
+            Err(SendError::Paced) => network_error("not sent"),
         };
         match stella::key_probe_verdict(&outcome) {
             Ok(()) => KeyCheck::new(
