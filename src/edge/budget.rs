@@ -279,8 +279,16 @@ mod tests {
             }
             now = b.next_window(now).max(now + 10);
         }
-        assert!(sent >= 8 * 40, "only {sent} calls in 9 windows: {:?}", server.counts);
-        assert!(server.counts.values().all(|n| *n <= 50), "{:?}", server.counts);
+        assert!(
+            sent >= 8 * 40,
+            "only {sent} calls in 9 windows: {:?}",
+            server.counts
+        );
+        assert!(
+            server.counts.values().all(|n| *n <= 50),
+            "{:?}",
+            server.counts
+        );
     }
 
     #[test]
