@@ -3,7 +3,6 @@
 //! a field with no value is left out, never sent as `null` or `""`.
 
 use crate::http;
-use crate::response::Outcome;
 use crate::settings::Settings;
 use serde::{Deserialize, Serialize};
 
@@ -78,24 +77,4 @@ pub fn key_probe(settings: &Settings) -> http::Request {
         KEY_PROBE_BODY.to_owned(),
     )
     .credential("x-api-key", settings.stella_api_key.clone())
-}
-
-/// What Stella's answer to the key probe says about the key: a 400 (the empty body refused)
-/// means the key passed; a 401/403 means it did not.
-pub fn key_probe_verdict(outcome: &Outcome) -> Result<(), (&'static str, String)> {
-    match outcome {
-        Outcome::Sent { .. } | Outcome::Rejected { status: 400, .. } => Ok(()),
-        Outcome::Rejected { status: 401 | 403, .. } => Err((
-            "stella_key_rejected",
-            "Agent Connect did not accept the Stella Connect API key: copy it again from Agent Connect's settings.".into(),
-        )),
-        Outcome::Rejected { status, message } => Err((
-            "stella_error",
-            format!("Agent Connect answered {status}: {message}"),
-        )),
-        Outcome::Retry { message, .. } => Err((
-            "stella_unavailable",
-            format!("Agent Connect could not be reached: {message}"),
-        )),
-    }
 }

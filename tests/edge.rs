@@ -582,6 +582,11 @@ fn steady_state() -> Edge {
         1,
         "the key's org is cached by the gateway"
     );
+    assert_eq!(
+        edge.stepped.get(),
+        9,
+        "once the org is known, a close goes to its scheduler without waiting"
+    );
 
     let mut per_survey = Vec::new();
     for i in 0..10 {

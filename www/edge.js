@@ -48,7 +48,7 @@ async function readBody(request, limit) {
 let gateway; // one per isolate: it keeps Kustomer's key → org answers for a few minutes
 const schedulerIds = new Map(); // org → its Durable Object's id, per isolate
 
-/** A command (JSON text) to the org's Durable Object; resolves to its reply (JSON text). */
+/** A command (JSON text) to the org's Durable Object; resolves to its reply. */
 function forward(env, org, command) {
   let id = schedulerIds.get(org);
   if (id === undefined) {
@@ -74,9 +74,15 @@ export default {
     const { pathname } = new URL(request.url);
     const limit = bodyLimit(request.method, pathname);
     const body = await readBody(request, limit);
-    if (body === null) return respond({ status: 413, body: JSON.stringify({ error: { code: "too_large", message: `The body is over ${limit} bytes.` } }) });
+    if (body === null) return respond(Gateway.tooLarge(limit));
     gateway ??= new Gateway(env, (org, command) => forward(env, org, command), (bucket, perMinute) => countUse(env, bucket, perMinute));
-    return respond(await gateway.handle(request.method, pathname, request.headers, body));
+    // A close from a key whose org is known: one call into Rust, then the org's Durable Object
+    // answers. Anything else, or a key Kustomer must be asked about, goes the long way.
+    const step = gateway.step(request.method, pathname, request.headers, body);
+    if (step?.org !== undefined) {
+      return respond(await forward(env, step.org, step.command).catch((e) => Gateway.schedulerUnreachable(e)));
+    }
+    return respond(step ?? (await gateway.handle(request.method, pathname, request.headers, body)));
   },
 };
 
@@ -87,7 +93,7 @@ export class OrgScheduler extends DurableObject {
     this.scheduler = new Scheduler(ctx.storage.sql, env);
   }
 
-  /** RPC from the gateway: a command as JSON text, the reply as JSON text. */
+  /** RPC from the gateway: a command as JSON text; the reply as the worker answers it. */
   async command(command) {
     const reply = this.scheduler.command(command);
     await this.arm();

@@ -3,6 +3,7 @@
 //! fresh (they change), the agent's email and tag names are cached for a few minutes.
 
 use super::{Request, Response, SendError, Store, Transport, MAX_URL_BYTES};
+use crate::error::codes;
 use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
 use crate::redact::scrub;
 use crate::response::{classify_response, network_error, Outcome};
@@ -10,6 +11,22 @@ use crate::settings::Secret;
 use crate::settings::Settings;
 use crate::timestamp;
 use serde_json::Value;
+
+codes! {
+    /// Why a Kustomer (or Stella) call failed for good.
+    pub enum FetchError {
+        /// The server refused the call (a 4xx other than 404).
+        Rejected = "rejected",
+        /// The server has no such record (404).
+        NotFound = "not_found",
+        /// The answer cannot be read.
+        InvalidResponse = "invalid_response",
+        /// The API URL cannot take the path.
+        InvalidUrl = "invalid_url",
+        /// The request cannot be made at all.
+        RequestRefused = "request_refused",
+    }
+}
 
 /// Why a call did not give a usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +43,7 @@ pub enum Failure {
     /// Permanent: a refusal, a missing record, or an answer that cannot be read.
     Fatal {
         /// Stable code.
-        code: &'static str,
+        code: FetchError,
         /// What happened, with the server's words.
         message: String,
     },
@@ -50,7 +67,7 @@ pub fn interpret(
         Err(SendError::Paced) => return Err(Failure::Paced),
         Err(SendError::Refused(e)) => {
             return Err(Failure::Fatal {
-                code: "request_refused",
+                code: FetchError::RequestRefused,
                 message: format!(
                     "The request to {service} cannot be made: {}",
                     scrub(&e, keys)
@@ -87,15 +104,15 @@ fn failure(outcome: Outcome, service: &str) -> Failure {
         },
         Outcome::Rejected { status, message } => Failure::Fatal {
             code: if status == 404 {
-                "not_found"
+                FetchError::NotFound
             } else {
-                "rejected"
+                FetchError::Rejected
             },
             message: format!("{service} answered {status}: {message}"),
         },
         // Not reached: `interpret` returns a 2xx as the answer itself.
         Outcome::Sent { status } => Failure::Fatal {
-            code: "rejected",
+            code: FetchError::Rejected,
             message: format!("{service} answered {status}"),
         },
     }
@@ -110,12 +127,12 @@ pub async fn get<T: Transport>(
     now_ms: i64,
 ) -> Result<Value, Failure> {
     let url = api_url_with(api_url, segments).ok_or_else(|| Failure::Fatal {
-        code: "invalid_url",
+        code: FetchError::InvalidUrl,
         message: "The Kustomer API URL cannot take a path.".into(),
     })?;
     if url.len() > MAX_URL_BYTES {
         return Err(Failure::Fatal {
-            code: "request_refused",
+            code: FetchError::RequestRefused,
             message: format!(
                 "The request to Kustomer cannot be made: its URL is over {MAX_URL_BYTES} bytes."
             ),
@@ -125,7 +142,7 @@ pub async fn get<T: Transport>(
         Request::get(url).credential("authorization", Secret::new(format!("Bearer {key}")));
     let response = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
     kustomer::from_json(&response.body).map_err(|e| Failure::Fatal {
-        code: "invalid_response",
+        code: FetchError::InvalidResponse,
         message: format!("Kustomer's answer: {e}"),
     })
 }
@@ -183,7 +200,7 @@ pub async fn token_info<T: Transport>(
         })
     };
     read().map_err(|e| Failure::Fatal {
-        code: "invalid_response",
+        code: FetchError::InvalidResponse,
         message: format!("Kustomer's token answer: {e}"),
     })
 }
@@ -203,7 +220,7 @@ pub struct Inputs {
 
 fn shape(what: &str) -> impl Fn(crate::InputError) -> Failure + '_ {
     move |e| Failure::Fatal {
-        code: "invalid_response",
+        code: FetchError::InvalidResponse,
         message: format!("Kustomer's {what}: {e}"),
     }
 }

@@ -15,6 +15,7 @@ pub mod budget;
 pub mod gateway;
 pub mod job;
 pub mod kustomer_api;
+pub mod outcome;
 pub mod scheduler;
 pub mod seal;
 
@@ -128,10 +129,10 @@ impl Reply {
         }
     }
 
-    /// `{error: {code, message}}`.
-    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+    /// `{error: {code, message}}`, with the code's status.
+    pub fn error(code: outcome::ErrorCode, message: impl Into<String>) -> Self {
         Self::json(
-            status,
+            code.status(),
             json!({"error": {"code": code, "message": message.into()}}),
         )
     }

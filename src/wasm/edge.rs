@@ -3,8 +3,9 @@
 //! [`Gateway`] for HTTP and [`Scheduler`] for one org's Durable Object. Built only with the
 //! `edge` feature, so the pages' module does not carry them.
 
-use crate::edge::gateway::{self, Incoming, Router};
+use crate::edge::gateway::{self, Incoming, Router, Step};
 use crate::edge::job::Job;
+use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::{self, AlarmChange, Clock, Command};
 use crate::edge::seal::Sealer;
 use crate::edge::{Config, OrgRecord, Reply, SendError, Store, Transport};
@@ -389,6 +390,21 @@ fn reply_to_js(reply: &Reply) -> JsValue {
     out.into()
 }
 
+/// The scheduler's reply as [`reply_to_js`] made it.
+fn reply_from_js(reply: &JsValue) -> Option<Reply> {
+    let field = |name: &str| Reflect::get(reply, &name.into()).ok();
+    let status = field("status")?.as_f64()? as u16;
+    let body = serde_json::from_str(&field("body")?.as_string()?).ok()?;
+    let retry_after = field("retryAfter")
+        .and_then(|v| v.as_f64())
+        .map(|s| s as u32);
+    Some(Reply {
+        status,
+        body,
+        retry_after,
+    })
+}
+
 #[wasm_bindgen]
 extern "C" {
     /// A request's `Headers`, read one name at a time: no object of them all is built.
@@ -413,11 +429,10 @@ impl Router for JsRouter {
             .call2(&JsValue::NULL, &org.into(), &json.into())
             .map_err(|e| js_error(&e))?;
         // A Durable Object RPC call returns a thenable, not a Promise: adopt it.
-        let text = JsFuture::from(Promise::resolve(&promise))
+        let reply = JsFuture::from(Promise::resolve(&promise))
             .await
             .map_err(|e| js_error(&e))?;
-        serde_json::from_str(&text.as_string().unwrap_or_default())
-            .map_err(|e| format!("the scheduler's reply cannot be read: {e}"))
+        reply_from_js(&reply).ok_or_else(|| "the scheduler's reply cannot be read".to_owned())
     }
 
     async fn limit(&self, bucket: &str, per_minute: u32) -> Result<Option<u32>, String> {
@@ -463,36 +478,88 @@ impl JsGateway {
     /// Answers one request: `{status, body, retryAfter?}` where `body` is the JSON text to
     /// send back. `path` is the URL's path; headers are read by name, only those the route
     /// needs. The body comes as its bytes, copied once into Wasm memory (no JavaScript string
-    /// is built for it); bytes that are not UTF-8 read as U+FFFD, as `TextDecoder` would.
-    #[wasm_bindgen(
-        unchecked_return_type = "Promise<{status: number, body: string, retryAfter?: number}>"
-    )]
+    /// is built for it).
+    #[wasm_bindgen(unchecked_return_type = "Promise<EdgeReply>")]
     pub fn handle(&self, method: String, path: String, headers: Headers, body: Vec<u8>) -> Promise {
         let inner = self.inner.clone();
         let names = self.names.clone();
-        let body = String::from_utf8(body)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let body = text(body);
         future_to_promise(async move {
-            let header = |name: &str| {
-                let mut names = names.borrow_mut();
-                let js = names
-                    .entry(name.to_owned())
-                    .or_insert_with(|| JsValue::from_str(name));
-                headers.get(js)
-            };
-            let now_ms = js_sys::Date::now() as i64;
+            let header = |name: &str| header(&names, &headers, name);
             let reply = inner
                 .handle(Incoming {
                     method: &method,
                     path: &path,
                     header: &header,
                     body: &body,
-                    now_ms,
+                    now_ms: js_sys::Date::now() as i64,
                 })
                 .await;
             Ok(reply_to_js(&reply))
         })
     }
+
+    /// The same request without waiting on anything, for the close path: `undefined` when it
+    /// needs [`JsGateway::handle`]; else the reply to give now, or `{org, command}` (the command
+    /// as JSON text) for the worker entry to hand to the org's Durable Object, whose reply is
+    /// the answer.
+    #[wasm_bindgen(
+        unchecked_return_type = "EdgeReply | {org: string, command: string} | undefined"
+    )]
+    pub fn step(&self, method: &str, path: &str, headers: Headers, body: Vec<u8>) -> JsValue {
+        let body = text(body);
+        let header = |name: &str| header(&self.names, &headers, name);
+        let incoming = Incoming {
+            method,
+            path,
+            header: &header,
+            body: &body,
+            now_ms: js_sys::Date::now() as i64,
+        };
+        match self.inner.step(&incoming) {
+            None => JsValue::UNDEFINED,
+            Some(Step::Reply(reply)) => reply_to_js(&reply),
+            Some(Step::Forward { org, command }) => match serde_json::to_string(&command) {
+                Ok(json) => {
+                    let out = Object::new();
+                    set(&out, "org", &org.into());
+                    set(&out, "command", &json.into());
+                    out.into()
+                }
+                Err(_) => JsValue::UNDEFINED, // not reached: a command is plain data
+            },
+        }
+    }
+
+    /// The answer to a body over `limit` bytes (the worker entry stops reading there).
+    #[wasm_bindgen(js_name = tooLarge, unchecked_return_type = "EdgeReply")]
+    pub fn too_large(limit: u32) -> JsValue {
+        reply_to_js(&gateway::too_large(limit as usize))
+    }
+
+    /// The answer when the org's Durable Object could not be reached (`error`: what was thrown).
+    #[wasm_bindgen(js_name = schedulerUnreachable, unchecked_return_type = "EdgeReply")]
+    pub fn scheduler_unreachable(error: JsValue) -> JsValue {
+        reply_to_js(&gateway::scheduler_unreachable(&js_error(&error)))
+    }
+}
+
+/// A request body's text: bytes that are not UTF-8 read as U+FFFD, as `TextDecoder` would.
+fn text(body: Vec<u8>) -> String {
+    String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// A request header by name, the name made a JavaScript string once per isolate.
+fn header(
+    names: &RefCell<HashMap<String, JsValue>>,
+    headers: &Headers,
+    name: &str,
+) -> Option<String> {
+    let mut names = names.borrow_mut();
+    let js = names
+        .entry(name.to_owned())
+        .or_insert_with(|| JsValue::from_str(name));
+    headers.get(js)
 }
 
 /// One org's scheduler, living in that org's Durable Object.
@@ -521,13 +588,15 @@ impl JsScheduler {
         })
     }
 
-    /// Handles a command from the gateway (JSON text in, reply JSON text out).
-    pub fn command(&self, command: &str) -> String {
+    /// Handles a command from the gateway (JSON text): its reply as the worker entry answers
+    /// it, `{status, body, retryAfter?}` with the body as JSON text.
+    #[wasm_bindgen(unchecked_return_type = "EdgeReply")]
+    pub fn command(&self, command: &str) -> JsValue {
         let reply = match serde_json::from_str::<Command>(command) {
             Ok(c) => self.inner.command(c),
-            Err(e) => Reply::error(400, "invalid_command", e.to_string()),
+            Err(e) => Reply::error(ErrorCode::InvalidCommand, e.to_string()),
         };
-        serde_json::to_string(&reply).unwrap_or_default()
+        reply_to_js(&reply)
     }
 
     /// Works through the jobs due now; resolves to how many were handled.
@@ -558,6 +627,8 @@ impl JsScheduler {
 
 #[wasm_bindgen(typescript_custom_section)]
 const EDGE_TYPES: &str = r#"
+/** An answer of the edge: status, the body as JSON text, and Retry-After seconds on a 429. */
+export interface EdgeReply { status: number; body: string; retryAfter?: number }
 /** The worker's bindings the edge reads (all text; unset or null means the default). */
 export interface EdgeBindings {
   SETTINGS_KEY?: string | null; SETTINGS_KEY_PREVIOUS?: string | null; ALLOW_LOOPBACK?: string | null;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use stella_connect::edge::gateway::{Gateway, Incoming, Router};
+use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
 use stella_connect::edge::seal::Sealer;
@@ -884,6 +884,8 @@ pub struct Edge {
     pub gateway: Gateway<Net, OrgRouter>,
     /// Every reply given, in order.
     pub replies: RefCell<Vec<Reply>>,
+    /// How many calls went to a scheduler without waiting ([`Gateway::step`]).
+    pub stepped: Cell<usize>,
 }
 
 impl Edge {
@@ -905,6 +907,7 @@ impl Edge {
             world,
             time,
             replies: RefCell::default(),
+            stepped: Cell::default(),
         }
     }
 
@@ -937,13 +940,27 @@ impl Edge {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let reply = block_on(self.gateway.handle(Incoming {
+        let incoming = Incoming {
             method,
             path,
             header: &lookup,
             body,
             now_ms: self.now(),
-        }));
+        };
+        // As the worker entry does: the path without waiting first, the long way otherwise.
+        let reply = match self.gateway.step(&incoming) {
+            Some(Step::Reply(reply)) => {
+                // Refused before anything is stored: the long way must say the same.
+                let long_way = block_on(self.gateway.handle(incoming));
+                assert_eq!(reply, long_way, "the step and the long way disagree");
+                reply
+            }
+            Some(Step::Forward { org, command }) => {
+                self.stepped.set(self.stepped.get() + 1);
+                block_on(self.gateway.router.forward(&org, &command)).expect("forward")
+            }
+            None => block_on(self.gateway.handle(incoming)),
+        };
         self.replies.borrow_mut().push(reply.clone());
         reply
     }

@@ -1,0 +1,157 @@
+//! `POST /v1/kustomer/conversation-closed`: a conversation closed in Kustomer becomes a survey
+//! scheduled in its org's scheduler.
+//!
+//! Everything but asking Kustomer whose key it is happens without waiting, so that a close
+//! from a key whose org is known (nearly all of them) is one call into Rust that answers with
+//! the command for the org's scheduler ([`Gateway::step`]); the worker entry makes that one
+//! Durable Object call itself and returns its answer.
+
+use super::{app_secret, field_error, Gateway, Incoming, Route, Router};
+use crate::decision::{self, Plan};
+use crate::edge::job::{Schedule, StoredSettings};
+use crate::edge::kustomer_api::TokenInfo;
+use crate::edge::outcome::ErrorCode;
+use crate::edge::scheduler::Command;
+use crate::edge::{Reply, Transport};
+use crate::kustomer;
+use crate::settings::{self, Settings};
+use crate::timestamp;
+use serde_json::{json, Value};
+
+/// What the gateway does with a request without waiting on anything.
+#[derive(Debug)]
+pub enum Step {
+    /// Answer now.
+    Reply(Reply),
+    /// Hand this command to the org's scheduler; its reply is the answer.
+    Forward {
+        /// The org, whose scheduler it is.
+        org: String,
+        /// The command.
+        command: Command,
+    },
+}
+
+/// A close, checked as far as it goes before the key's org is known.
+struct Checked {
+    app_secret: String,
+    raw: Value,
+    settings: Settings,
+    claimed_org: String,
+    close: Schedule,
+}
+
+impl<T: Transport, R: Router> Gateway<T, R> {
+    /// The close path without waiting: `None` unless this is a close whose key's org is cached
+    /// (then [`Gateway::handle`] answers it, asking Kustomer).
+    pub fn step(&self, r: &Incoming<'_>) -> Option<Step> {
+        if super::route(r.method, r.path) != Route::Close
+            || r.body.len() > crate::error::MAX_INPUT_BYTES
+        {
+            return None;
+        }
+        let checked = match self.check_close(r) {
+            Ok(checked) => checked,
+            Err(reply) => return Some(Step::Reply(reply)),
+        };
+        let settings = &checked.settings;
+        let key = settings.kustomer_api_key.expose();
+        let token = self.cached_org(&settings.kustomer_api_url, key, r.now_ms)?;
+        Some(match command_for(checked, &token) {
+            Ok((org, command)) => Step::Forward { org, command },
+            Err(reply) => Step::Reply(reply),
+        })
+    }
+
+    pub(super) async fn conversation_closed(&self, r: &Incoming<'_>) -> Reply {
+        let checked = match self.check_close(r) {
+            Ok(checked) => checked,
+            Err(reply) => return reply,
+        };
+        let settings = &checked.settings;
+        let key = settings.kustomer_api_key.expose();
+        let token = match self.org_of(&settings.kustomer_api_url, key, r.now_ms).await {
+            Ok(token) => token,
+            Err(reply) => return reply,
+        };
+        match command_for(checked, &token) {
+            Ok((org, command)) => self.forward(&org, &command).await,
+            Err(reply) => reply,
+        }
+    }
+
+    /// The app secret, the settings (validated once, here), the event and the core's plan.
+    fn check_close(&self, r: &Incoming<'_>) -> Result<Checked, Reply> {
+        let app_secret = app_secret(r)?;
+        let event =
+            kustomer::from_json(r.body).map_err(|e| Reply::json(400, json!({ "error": e })))?;
+        let (raw, settings) = self.settings(r)?;
+        let event = kustomer::parse_event(&event)
+            .map_err(|e| Reply::json(400, json!({ "error": e.within("event") })))?;
+        let now = timestamp::from_millis(r.now_ms as f64);
+        let (conversation_id, org, closed_at, send_at) =
+            match decision::plan_event(&settings, &event, now) {
+                Plan::Ignore { reason, message } if reason.is_refusal() => {
+                    let error = json!({"code": reason, "message": message});
+                    return Err(Reply::json(400, json!({ "error": error })));
+                }
+                Plan::Ignore { reason, message } => {
+                    let ignored =
+                        json!({"status": "ignored", "reason": reason, "message": message});
+                    return Err(Reply::json(200, ignored));
+                }
+                Plan::Schedule {
+                    conversation_id,
+                    org,
+                    closed_at,
+                    send_at,
+                } => (conversation_id, org, closed_at, send_at),
+            };
+        let Some(claimed_org) = org else {
+            return Err(Reply::error(
+                ErrorCode::MissingOrg,
+                "The event does not name its org (`org`).",
+            ));
+        };
+        Ok(Checked {
+            app_secret,
+            raw,
+            close: Schedule {
+                org: String::new(), // Kustomer's word, once asked: see `command_for`
+                conversation_id,
+                closed_at_ms: timestamp::to_millis(closed_at),
+                send_at_ms: timestamp::to_millis(send_at),
+                event_id: event.id,
+            },
+            settings,
+            claimed_org,
+        })
+    }
+}
+
+/// The scheduler's command, once Kustomer has said whose key it is: stored under that org,
+/// never the one the event claims.
+fn command_for(checked: Checked, token: &TokenInfo) -> Result<(String, Command), Reply> {
+    // Without tag access every survey would fail at send time: refuse now, where the admin
+    // sees it. Checked only when Kustomer reports the key's roles.
+    if !token.roles.is_empty() {
+        settings::check_kustomer_roles(&token.roles).map_err(field_error)?;
+    }
+    if token.org != checked.claimed_org {
+        return Err(Reply::error(
+            ErrorCode::OrgMismatch,
+            "The Kustomer API key belongs to another org than the event.",
+        ));
+    }
+    let org = token.org.clone();
+    let command = Command::Schedule {
+        close: Schedule {
+            org: org.clone(),
+            ..checked.close
+        },
+        app_secret: checked.app_secret,
+        settings: StoredSettings(checked.raw),
+        resurvey_after_days: checked.settings.resurvey_after_days,
+    };
+    Ok((org, command))
+}

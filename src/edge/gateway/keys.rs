@@ -1,0 +1,274 @@
+//! The admin's key checks: "Check connection" (does each service accept its key?) and the
+//! preview (the request a conversation would get), both rate-limited per client address and
+//! per key, so the edge is no free oracle for guessing keys.
+
+use super::{Gateway, Incoming, Router};
+use crate::decision::{self, Decision, SurveyInput};
+use crate::edge::kustomer_api::{self, Failure, FetchError};
+use crate::edge::outcome::{ErrorCode, KeyCheckCode};
+use crate::edge::{seal, Reply, SendError, Transport};
+use crate::kustomer::{self, At};
+use crate::redact::scrub;
+use crate::response::{classify_response, network_error, Outcome};
+use crate::settings::{self, Secret, Settings};
+use crate::stella;
+use crate::timestamp;
+use serde::Serialize;
+use serde_json::json;
+
+impl<T: Transport, R: Router> Gateway<T, R> {
+    /// Counts a key check against the client's address (where the platform tells it) and the
+    /// keys it names; the reply to give when any of them is over its limit.
+    ///
+    /// Order matters, so that no one mints buckets (Durable Objects, locally) at will: the
+    /// address first; then the Kustomer key's and the Stella key's buckets, only once Kustomer
+    /// has accepted the Kustomer key (cached per key), stopping at the first refusal. A caller
+    /// without a key reaches only its address's bucket, and a burst of guessed Stella keys stops
+    /// at the Kustomer key's bucket.
+    async fn rate_limited(&self, r: &Incoming<'_>, settings: &Settings) -> Option<Reply> {
+        // Cloudflare sets cf-connecting-ip itself; elsewhere (locally) there is no address.
+        let address = (r.header)("cf-connecting-ip")
+            .map(|ip| ip.trim().to_owned())
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| format!("addr:{ip}"));
+        if let Some(reply) = self.count(address.as_slice()).await {
+            return Some(reply);
+        }
+        let (url, kustomer_key) = (&settings.kustomer_api_url, &settings.kustomer_api_key);
+        if self
+            .org_of(url, kustomer_key.expose(), r.now_ms)
+            .await
+            .is_err()
+        {
+            return None; // the check itself says the key was not accepted; Stella is not asked
+        }
+        let key = |k: &Secret| format!("key:{}", &seal::digest(k.expose())[..32]);
+        let keys = [key(kustomer_key), key(&settings.stella_api_key)];
+        self.count(&keys).await
+    }
+
+    /// Counts one use of each bucket in turn; the reply for the first that is over its limit.
+    async fn count(&self, buckets: &[String]) -> Option<Reply> {
+        for bucket in buckets {
+            match self
+                .router
+                .limit(bucket, self.config.key_checks_per_minute)
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(wait)) => {
+                    let mut reply = Reply::error(
+                        ErrorCode::RateLimited,
+                        format!("Too many key checks: try again in {wait} seconds."),
+                    );
+                    reply.retry_after = Some(wait.max(1));
+                    return Some(reply);
+                }
+                Err(e) => {
+                    return Some(Reply::error(
+                        ErrorCode::RateLimiterUnavailable,
+                        format!("The rate limiter could not be reached: {e}"),
+                    ))
+                }
+            }
+        }
+        None
+    }
+
+    /// The request that would be sent for `{conversationId}` (now, or once it is closed), key
+    /// masked, or the reason none would be.
+    pub(super) async fn preview(&self, r: &Incoming<'_>) -> Reply {
+        let settings = match self.settings(r) {
+            Ok((_, settings)) => settings,
+            Err(reply) => return reply,
+        };
+        let body = match kustomer::from_json(r.body) {
+            Ok(v) => v,
+            Err(e) => return Reply::json(400, json!({ "error": e })),
+        };
+        let id = match At::named(&body, "body").get("conversationId").string() {
+            Ok(id) => id,
+            Err(e) => return Reply::json(400, json!({ "error": e })),
+        };
+        if let Err(e) = kustomer::check_id(&id, "conversationId") {
+            return Reply::json(400, json!({ "error": e }));
+        }
+        if let Some(reply) = self.rate_limited(r, &settings).await {
+            return reply;
+        }
+        let inputs = match kustomer_api::fetch_inputs(
+            &self.transport,
+            None,
+            &settings,
+            id.trim(),
+            r.now_ms,
+            0,
+        )
+        .await
+        {
+            Ok(inputs) => inputs,
+            Err(Failure::Fatal {
+                code: FetchError::NotFound,
+                message,
+            }) => return Reply::error(ErrorCode::ConversationNotFound, message),
+            Err(Failure::Fatal {
+                code: FetchError::Rejected,
+                message,
+            }) => {
+                let message = format!("Kustomer did not accept the Kustomer API key: {message}");
+                return Reply::error(ErrorCode::KustomerKeyRejected, message);
+            }
+            Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
+                return Reply::error(ErrorCode::KustomerError, message)
+            }
+            Err(Failure::Paced) => {
+                return Reply::error(ErrorCode::KustomerError, "Kustomer's API budget is spent.")
+            }
+        };
+        // An open conversation is shown as it would be sent once closed, as the agent's card
+        // does; `closed` tells the page which it is.
+        let closed = inputs.conversation.is_done();
+        let mut conversation = inputs.conversation;
+        conversation.status = Some("done".into());
+        let input = SurveyInput {
+            conversation: &conversation,
+            customer: inputs.customer.as_ref(),
+            user: inputs.user.as_ref(),
+            tags: &inputs.tags,
+        };
+        match decision::decide(&settings, input) {
+            Decision::Send(body) => Reply::json(
+                200,
+                json!({"ok": true, "closed": closed, "request": stella::survey_request(&settings, &body)}),
+            ),
+            Decision::Skip(skip) => {
+                Reply::json(200, json!({"ok": false, "closed": closed, "skip": skip}))
+            }
+        }
+    }
+}
+
+/// One service's verdict on its key, for "Check connection".
+#[derive(Debug, Serialize)]
+struct KeyCheck {
+    ok: bool,
+    code: KeyCheckCode,
+    message: String,
+}
+
+impl KeyCheck {
+    fn new(code: KeyCheckCode, message: impl Into<String>) -> Self {
+        Self {
+            ok: code == KeyCheckCode::Ok,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl<T: Transport, R: Router> Gateway<T, R> {
+    /// "Check connection": whether Kustomer accepts the Kustomer key and lets it read tags, and
+    /// whether Stella accepts the Stella key. Both are asked at once; nothing is sent.
+    pub(super) async fn check_connection(&self, r: &Incoming<'_>) -> Reply {
+        let settings = match self.settings(r) {
+            Ok((_, settings)) => settings,
+            Err(reply) => return reply,
+        };
+        if let Some(reply) = self.rate_limited(r, &settings).await {
+            return reply;
+        }
+        // Kustomer first: nothing reaches Stella until Kustomer has accepted the org's key, so
+        // the edge is no free oracle for guessing Stella keys.
+        let kustomer = self.check_kustomer(&settings, r.now_ms).await;
+        let stella = if kustomer.ok || kustomer.code == KeyCheckCode::MissingPermission {
+            self.check_stella(&settings, r.now_ms).await
+        } else {
+            KeyCheck::new(
+                KeyCheckCode::NotChecked,
+                "Checked once Kustomer accepts the Kustomer API key.",
+            )
+        };
+        Reply::json(
+            200,
+            json!({ "ok": kustomer.ok && stella.ok, "kustomer": kustomer, "stella": stella }),
+        )
+    }
+
+    async fn check_kustomer(&self, settings: &Settings, now_ms: i64) -> KeyCheck {
+        let key = settings.kustomer_api_key.expose();
+        // Uncached: the admin asks about the key as it is now.
+        match kustomer_api::token_info(&self.transport, &settings.kustomer_api_url, key, now_ms)
+            .await
+        {
+            Ok(token) => match settings::check_kustomer_roles(&token.roles) {
+                Err(e) if !token.roles.is_empty() => {
+                    KeyCheck::new(KeyCheckCode::MissingPermission, e.message)
+                }
+                _ => KeyCheck::new(
+                    KeyCheckCode::Ok,
+                    "Kustomer accepted the key, and it can read tags.",
+                ),
+            },
+            Err(Failure::Fatal {
+                code: FetchError::Rejected,
+                ..
+            }) => KeyCheck::new(
+                KeyCheckCode::KustomerKeyRejected,
+                "Kustomer did not accept the Kustomer API key: check it, and the Kustomer API URL.",
+            ),
+            Err(Failure::Retry { message, .. }) => KeyCheck::new(
+                KeyCheckCode::KustomerUnavailable,
+                format!("Kustomer could not be reached: {}", message),
+            ),
+            Err(Failure::Paced) => KeyCheck::new(
+                KeyCheckCode::KustomerUnavailable,
+                "Kustomer's API budget is spent for now.",
+            ),
+            Err(Failure::Fatal { message, .. }) => {
+                KeyCheck::new(KeyCheckCode::KustomerError, message)
+            }
+        }
+    }
+
+    async fn check_stella(&self, settings: &Settings, now_ms: i64) -> KeyCheck {
+        let key = settings.stella_api_key.expose();
+        let answer = self.transport.send(stella::key_probe(settings)).await;
+        // The probe's answer is judged here, not by `interpret` (a 400 is the good answer); its
+        // words are masked as they enter, the same way.
+        let outcome = match answer {
+            Ok(a) => classify_response(
+                &crate::http::Response {
+                    body: scrub(&a.body, &[key]),
+                    ..a
+                },
+                timestamp::from_millis(now_ms as f64),
+            ),
+            Err(SendError::Network(e) | SendError::Refused(e)) => network_error(&scrub(&e, &[key])),
+            Err(SendError::Paced) => network_error("not sent"),
+        };
+        key_probe_verdict(outcome)
+    }
+}
+
+/// What Stella's answer to the key probe says about the key: a 400 (the empty body refused)
+/// means the key passed; a 401/403 means it did not.
+fn key_probe_verdict(outcome: Outcome) -> KeyCheck {
+    match outcome {
+        Outcome::Sent { .. } | Outcome::Rejected { status: 400, .. } => KeyCheck::new(
+            KeyCheckCode::Ok,
+            "Agent Connect accepted the key (no survey was sent).",
+        ),
+        Outcome::Rejected { status: 401 | 403, .. } => KeyCheck::new(
+            KeyCheckCode::StellaKeyRejected,
+            "Agent Connect did not accept the Stella Connect API key: copy it again from Agent Connect's settings.",
+        ),
+        Outcome::Rejected { status, message } => KeyCheck::new(
+            KeyCheckCode::StellaError,
+            format!("Agent Connect answered {status}: {message}"),
+        ),
+        Outcome::Retry { message, .. } => KeyCheck::new(
+            KeyCheckCode::StellaUnavailable,
+            format!("Agent Connect could not be reached: {message}"),
+        ),
+    }
+}

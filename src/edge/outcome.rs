@@ -1,0 +1,198 @@
+//! The edge's stable codes, one enum per family, each code's text written once: the
+//! `error.code` of its answers (with the HTTP status that goes with it), the `reason` of a
+//! delivery log entry, and the verdicts of "Check connection". Pages, logs and tests match on
+//! them; the words around them are for people.
+
+use crate::error::codes;
+
+codes! {
+    /// Why the edge refuses a call or cannot complete it: `{error: {code, message}}`.
+    pub enum ErrorCode {
+        /// The body is over the limit (413).
+        TooLarge = "too_large",
+        /// No such endpoint (404).
+        NotFound = "not_found",
+        /// The endpoint takes another method (405).
+        MethodNotAllowed = "method_not_allowed",
+        /// A field of the call is not valid (400).
+        InvalidSettings = "invalid_settings",
+        /// An id is empty, too long or has control characters (400).
+        InvalidId = "invalid_id",
+        /// The close event names no org (400).
+        MissingOrg = "missing_org",
+        /// The Kustomer key belongs to another org than the event (403).
+        OrgMismatch = "org_mismatch",
+        /// No Kustomer key in the call (401).
+        MissingKey = "missing_key",
+        /// Kustomer did not accept the key (401).
+        KustomerKeyRejected = "kustomer_key_rejected",
+        /// Kustomer could not be reached, or its budget is spent (503).
+        KustomerUnavailable = "kustomer_unavailable",
+        /// Kustomer refused the call, or answered what cannot be read (502).
+        KustomerError = "kustomer_error",
+        /// Kustomer has no such conversation (404).
+        ConversationNotFound = "conversation_not_found",
+        /// The call carries no app secret (401).
+        MissingAppSecret = "missing_app_secret",
+        /// The new app secret is not one (400).
+        InvalidAppSecret = "invalid_app_secret",
+        /// The app secret is not the org's (401).
+        AppSecretRejected = "app_secret_rejected",
+        /// Too many key checks (429).
+        RateLimited = "rate_limited",
+        /// The rate limiter could not be reached (503).
+        RateLimiterUnavailable = "rate_limiter_unavailable",
+        /// The org's scheduler could not be reached (503).
+        SchedulerUnavailable = "scheduler_unavailable",
+        /// The org's storage failed (500).
+        StorageError = "storage_error",
+        /// Only failed or skipped surveys are sent again (409).
+        NotResendable = "not_resendable",
+        /// A command from the gateway could not be read (400).
+        InvalidCommand = "invalid_command",
+    }
+}
+
+impl ErrorCode {
+    /// The HTTP status of an answer with this code.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::TooLarge => 413,
+            Self::NotFound | Self::ConversationNotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::InvalidSettings
+            | Self::InvalidId
+            | Self::MissingOrg
+            | Self::InvalidAppSecret
+            | Self::InvalidCommand => 400,
+            Self::OrgMismatch => 403,
+            Self::MissingKey
+            | Self::KustomerKeyRejected
+            | Self::MissingAppSecret
+            | Self::AppSecretRejected => 401,
+            Self::KustomerUnavailable
+            | Self::RateLimiterUnavailable
+            | Self::SchedulerUnavailable => 503,
+            Self::KustomerError => 502,
+            Self::StorageError => 500,
+            Self::NotResendable => 409,
+            Self::RateLimited => 429,
+        }
+    }
+}
+
+codes! {
+    /// Why a close changed nothing (200, `{status: "ignored", reason}`), besides the core's
+    /// reasons.
+    pub enum Ignored {
+        /// The same close again: Kustomer delivers at least once.
+        Duplicate = "duplicate",
+        /// An older close after a newer one.
+        StaleEvent = "stale_event",
+    }
+}
+
+codes! {
+    /// Why a survey is where it is: the delivery log's `reason`, besides the core's skip codes.
+    pub enum Reason {
+        /// Kustomer's own close time moved the survey later.
+        Retimed = "retimed",
+        /// Sent again on request.
+        Resend = "resend",
+        /// The last attempt failed for now; another is due.
+        TemporaryFailure = "temporary_failure",
+        /// Retried for 24 hours without success.
+        GaveUp = "gave_up",
+        /// The org's stored settings are not valid.
+        InvalidSettings = "invalid_settings",
+        /// Kustomer has no such conversation.
+        ConversationNotFound = "conversation_not_found",
+        /// Kustomer refused the app's key or the call.
+        KustomerRejected = "kustomer_rejected",
+        /// Kustomer's answer cannot be read.
+        KustomerInvalidResponse = "kustomer_invalid_response",
+        /// The Kustomer API URL cannot take the path.
+        KustomerInvalidUrl = "kustomer_invalid_url",
+        /// The request cannot be made at all (an invalid URL or header).
+        RequestRefused = "request_refused",
+        /// Stella refused the survey.
+        StellaRejected = "stella_rejected",
+    }
+}
+
+codes! {
+    /// One service's verdict on its key in "Check connection".
+    pub enum KeyCheckCode {
+        /// Accepted.
+        Ok = "ok",
+        /// Not asked: Kustomer has not accepted the Kustomer key.
+        NotChecked = "not_checked",
+        /// The Kustomer key cannot read tags.
+        MissingPermission = "missing_permission",
+        /// Kustomer did not accept the key.
+        KustomerKeyRejected = "kustomer_key_rejected",
+        /// Kustomer could not be reached.
+        KustomerUnavailable = "kustomer_unavailable",
+        /// Kustomer answered an error.
+        KustomerError = "kustomer_error",
+        /// Agent Connect did not accept the key.
+        StellaKeyRejected = "stella_key_rejected",
+        /// Agent Connect answered an error.
+        StellaError = "stella_error",
+        /// Agent Connect could not be reached.
+        StellaUnavailable = "stella_unavailable",
+    }
+}
+
+codes! {
+    /// What `POST /v1/app-secret` did.
+    pub enum SecretChange {
+        /// A first secret (201).
+        Registered = "registered",
+        /// Replaced by its holder; the old one is accepted a while longer.
+        Rotated = "rotated",
+        /// Replaced by an org admin.
+        Reset = "reset",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_snake_case_and_unique_per_family() {
+        fn check(codes: &[&'static str]) {
+            let mut seen = std::collections::BTreeSet::new();
+            for code in codes {
+                assert!(
+                    code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    "{code}"
+                );
+                assert!(seen.insert(code), "{code} twice");
+            }
+        }
+        check(
+            &ErrorCode::ALL
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>(),
+        );
+        check(&Ignored::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>());
+        check(&Reason::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>());
+        check(
+            &KeyCheckCode::ALL
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>(),
+        );
+        check(
+            &SecretChange::ALL
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(ErrorCode::RateLimited.status(), 429);
+        assert_eq!(serde_json::to_value(Reason::GaveUp).unwrap(), "gave_up");
+    }
+}

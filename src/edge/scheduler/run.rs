@@ -1,0 +1,439 @@
+//! An alarm's run: the jobs due now, each checked against Kustomer's data and sent to Stella,
+//! as many at once as the org's Kustomer API budget has room for.
+
+use super::{iso, Armed, Clock, Scheduler, CALLS_PER_SURVEY, CONCURRENCY, MAX_PER_ALARM};
+use crate::decision::{self, Decision, Recheck, SurveyInput};
+use crate::edge::budget::Budget;
+use crate::edge::job::{Job, JobState};
+use crate::edge::kustomer_api::{self, Failure, FetchError};
+use crate::edge::outcome::Reason;
+use crate::edge::{OrgRecord, Request, Response, SendError, Store, Transport};
+use crate::settings::{self, Settings};
+use crate::stella;
+use crate::timestamp;
+use futures_util::future::join_all;
+use serde_json::Value;
+use std::cell::RefCell;
+
+/// What one attempt came to.
+enum Attempt {
+    /// Stopped before anything was sent: the org's API budget has no room for now.
+    Paced,
+    Sent {
+        request: Value,
+        /// Kustomer's close time, which the survey is about.
+        closed_at_ms: i64,
+    },
+    /// Kustomer's own close is another one: the survey falls due later.
+    Retime { closed_at_ms: i64, send_at_ms: i64 },
+    Skipped {
+        /// A core skip code, or [`Reason::ConversationNotFound`].
+        code: &'static str,
+        message: String,
+        request: Option<Value>,
+    },
+    Failed {
+        code: Reason,
+        message: String,
+        request: Option<Value>,
+    },
+    Retry {
+        wait_ms: Option<i64>,
+        message: String,
+        request: Option<Value>,
+    },
+}
+
+/// The scheduler's Kustomer calls, counted against the org's API budget: a call the budget has
+/// no room for is not made, and every answer's budget headers are read.
+struct Metered<'a, T, C> {
+    inner: &'a T,
+    budget: &'a RefCell<Budget>,
+    clock: &'a C,
+    share: u32,
+}
+
+impl<T: Transport, C: Clock> Transport for Metered<'_, T, C> {
+    async fn send(&self, request: Request) -> Result<Response, SendError> {
+        let now = self.clock.now_ms();
+        {
+            let mut budget = self.budget.borrow_mut();
+            if budget.allowance(self.share, now) == 0 {
+                return Err(SendError::Paced);
+            }
+            budget.spend(now);
+        }
+        let answer = self.inner.send(request).await;
+        let now = self.clock.now_ms();
+        self.budget.borrow_mut().settle(answer.as_ref().ok(), now);
+        answer
+    }
+}
+
+/// The org's settings as an attempt finds them.
+enum OrgSettings {
+    Ready(Settings),
+    /// Stored but invalid: the survey fails with this message.
+    Invalid(String),
+    /// Not stored, or not readable: the survey waits for the next authenticated call.
+    Missing(String),
+}
+
+impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
+    /// The org's settings for this run, opened once.
+    fn org_settings(&self) -> Result<OrgSettings, String> {
+        let record = self.store.org()?;
+        let (Some(sealed), Some(org)) = (&record.sealed_settings, &record.org) else {
+            return Ok(OrgSettings::Missing(
+                "No settings are stored for this org; they come with the next close.".into(),
+            ));
+        };
+        let raw = match self.sealer.open(sealed, org) {
+            Ok(text) => serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            Err(why) => {
+                // Forget its fingerprint, so that the next authenticated call seals its settings
+                // afresh instead of finding "the same settings" kept. The seal itself stays: it
+                // opens again if the deployment's previous key is configured again.
+                self.store.put_org(&OrgRecord {
+                    settings_digest: None,
+                    ..record.clone()
+                })?;
+                return Ok(OrgSettings::Missing(format!(
+                    "The org's settings cannot be read ({why}); they come again with the next close."
+                )));
+            }
+        };
+        Ok(match settings::validate_settings(&raw, self.validation()) {
+            Ok(s) => OrgSettings::Ready(s),
+            Err(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                OrgSettings::Invalid(format!(
+                    "The app's settings are not valid: check {}.",
+                    fields.join(", ")
+                ))
+            }
+        })
+    }
+
+    /// Works through every job due now, then keeps house: finished jobs past the retention
+    /// period go, and the org's keys go when no job needs them. Returns how many jobs it
+    /// handled.
+    pub async fn run_due(&self) -> Result<usize, String> {
+        // The alarm that runs this is spent, and jobs change: computed afresh afterwards.
+        self.armed.set(Armed::Unknown);
+        let started = self.clock.now_ms();
+        let settings = self.org_settings()?;
+        let share = match &settings {
+            OrgSettings::Ready(s) => s.kustomer_budget_share,
+            _ => settings::DEFAULT_KUSTOMER_BUDGET_SHARE,
+        };
+        self.paced_until.set(None);
+        let mut handled = 0;
+        while handled < MAX_PER_ALARM {
+            // As many jobs as the org's API budget has room for now; the rest wait for the
+            // next window, still due and with no attempt counted.
+            let now = self.clock.now_ms();
+            let room = self.budget.borrow_mut().allowance(share, now) / CALLS_PER_SURVEY;
+            let lease_before = started - self.config.lease_ms;
+            let batch = self
+                .store
+                .due(started, lease_before, CONCURRENCY.min(room as usize))?;
+            if batch.is_empty() {
+                if room == 0 && !self.store.due(started, lease_before, 1)?.is_empty() {
+                    self.paced_until
+                        .set(Some(self.budget.borrow().next_window(now)));
+                }
+                break;
+            }
+            handled += batch.len();
+            // Each job is leased before its first await, so the attempts overlap safely; one
+            // slow server holds back only its own job.
+            let results = join_all(
+                batch
+                    .into_iter()
+                    .map(|job| self.process(job, &settings, share)),
+            )
+            .await;
+            results.into_iter().collect::<Result<Vec<()>, String>>()?;
+        }
+        let now = self.clock.now_ms();
+        self.store
+            .prune(now.saturating_sub(self.config.retention_ms()), now)?;
+        if self.store.next_due()?.is_none() {
+            // Read again: a close may have stored newer settings (and a job) meanwhile.
+            let record = self.store.org()?;
+            if record.sealed_settings.is_some() && self.store.next_due()?.is_none() {
+                self.store.put_org(&OrgRecord {
+                    sealed_settings: None,
+                    settings_digest: None,
+                    ..record
+                })?;
+            }
+        }
+        Ok(handled)
+    }
+
+    async fn process(&self, job: Job, settings: &OrgSettings, share: u32) -> Result<(), String> {
+        let now = self.clock.now_ms();
+        let waiting = job.clone();
+        // The lease: if this attempt never finishes (the process died), the job falls due again
+        // just after the lease expires, and the alarm is set for then.
+        let job = Job {
+            state: JobState::Sending,
+            attempts: job.attempts.saturating_add(1),
+            first_attempt_ms: job.first_attempt_ms.or(Some(now)),
+            due_ms: Some(now.saturating_add(self.config.lease_ms).saturating_add(1)),
+            updated_ms: now,
+            ..job
+        };
+        self.store.put(&job)?;
+        let attempt = self.attempt(&job, settings, share).await;
+        // A close that arrived during the attempt replaced the job: leave the new one alone,
+        // but if this attempt's survey went out, the new one must know, or the resurvey rule
+        // would let a second survey go out for the new close.
+        let current = self.store.get(&job.conversation_id)?;
+        if let Some(current) = current.filter(|c| c.generation != job.generation) {
+            if matches!(attempt, Attempt::Sent { .. }) {
+                let now = self.clock.now_ms();
+                self.store.put(&Job {
+                    previous_sent_ms: Some(now),
+                    updated_ms: now,
+                    ..current
+                })?;
+            }
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let done =
+            |state, reason: Option<String>, message: Option<String>, request: Option<Value>| Job {
+                state,
+                due_ms: None,
+                reason,
+                message,
+                request: request.or_else(|| job.request.clone()),
+                updated_ms: now,
+                ..job.clone()
+            };
+        let next = match attempt {
+            // The budget ran out mid-way: as it was before, nothing sent and no attempt spent.
+            Attempt::Paced => Job {
+                updated_ms: now,
+                ..waiting
+            },
+            Attempt::Retime {
+                closed_at_ms,
+                send_at_ms,
+            } => Job {
+                state: JobState::Scheduled,
+                closed_at_ms,
+                send_at_ms,
+                due_ms: Some(send_at_ms),
+                attempts: 0,
+                first_attempt_ms: None,
+                reason: Some(Reason::Retimed.as_str().into()),
+                message: Some(format!(
+                    "Kustomer says this conversation was closed at {}: the survey goes out at {}.",
+                    iso(closed_at_ms),
+                    iso(send_at_ms)
+                )),
+                updated_ms: now,
+                ..job.clone()
+            },
+            Attempt::Sent {
+                request,
+                closed_at_ms,
+            } => Job {
+                sent_ms: Some(now),
+                closed_at_ms,
+                ..done(JobState::Sent, None, None, Some(request))
+            },
+            Attempt::Skipped {
+                code,
+                message,
+                request,
+            } => done(JobState::Skipped, Some(code.into()), Some(message), request),
+            Attempt::Failed {
+                code,
+                message,
+                request,
+            } => done(
+                JobState::Failed,
+                Some(code.as_str().into()),
+                Some(message),
+                request,
+            ),
+            Attempt::Retry {
+                wait_ms,
+                message,
+                request,
+            } => {
+                let first = job.first_attempt_ms.unwrap_or(now);
+                match self.config.retry.next_attempt(
+                    job.attempts,
+                    first,
+                    now,
+                    wait_ms,
+                    self.clock.random(),
+                ) {
+                    Some(at) => Job {
+                        due_ms: Some(at),
+                        ..done(
+                            JobState::Retrying,
+                            Some(Reason::TemporaryFailure.as_str().into()),
+                            Some(message),
+                            request,
+                        )
+                    },
+                    None => done(
+                        JobState::Failed,
+                        Some(Reason::GaveUp.as_str().into()),
+                        Some(format!(
+                            "Gave up after {} attempts over 24 hours. Last: {message}",
+                            job.attempts
+                        )),
+                        request,
+                    ),
+                }
+            }
+        };
+        self.store.put(&next)
+    }
+
+    /// One attempt: the org's settings, fresh Kustomer data, the rechecks, the decision, then
+    /// Stella.
+    async fn attempt(&self, job: &Job, settings: &OrgSettings, share: u32) -> Attempt {
+        let settings = match settings {
+            OrgSettings::Ready(s) => s,
+            OrgSettings::Invalid(message) => {
+                return Attempt::Failed {
+                    code: Reason::InvalidSettings,
+                    message: message.clone(),
+                    request: None,
+                }
+            }
+            OrgSettings::Missing(message) => {
+                return Attempt::Retry {
+                    wait_ms: None,
+                    message: message.clone(),
+                    request: None,
+                }
+            }
+        };
+        let now = self.clock.now_ms();
+        let cache: Option<&dyn Store> = Some(&self.store);
+        let metered = Metered {
+            inner: &self.transport,
+            budget: &self.budget,
+            clock: &self.clock,
+            share,
+        };
+        let inputs = match kustomer_api::fetch_inputs(
+            &metered,
+            cache,
+            settings,
+            &job.conversation_id,
+            now,
+            self.config.cache_ms,
+        )
+        .await
+        {
+            Ok(inputs) => inputs,
+            Err(Failure::Retry { wait_ms, message }) => {
+                return Attempt::Retry {
+                    wait_ms,
+                    message,
+                    request: None,
+                }
+            }
+            Err(Failure::Paced) => return Attempt::Paced,
+            Err(Failure::Fatal {
+                code: FetchError::NotFound,
+                message,
+            }) => {
+                return Attempt::Skipped {
+                    code: Reason::ConversationNotFound.as_str(),
+                    message,
+                    request: None,
+                }
+            }
+            Err(Failure::Fatal { code, message }) => {
+                let code = match code {
+                    FetchError::RequestRefused => Reason::RequestRefused,
+                    FetchError::InvalidResponse => Reason::KustomerInvalidResponse,
+                    FetchError::InvalidUrl => Reason::KustomerInvalidUrl,
+                    FetchError::Rejected | FetchError::NotFound => Reason::KustomerRejected,
+                };
+                return Attempt::Failed {
+                    code,
+                    message,
+                    request: None,
+                };
+            }
+        };
+        let at = |ms: i64| timestamp::from_millis(ms as f64);
+        let recheck = decision::recheck(
+            settings,
+            &inputs.conversation,
+            at(job.closed_at_ms),
+            job.last_surveyed_ms().map(at),
+            at(self.clock.now_ms()),
+        );
+        let closed_at_ms = match recheck {
+            Recheck::Send { closed_at } => timestamp::to_millis(closed_at),
+            Recheck::Retime { closed_at, send_at } => {
+                return Attempt::Retime {
+                    closed_at_ms: timestamp::to_millis(closed_at),
+                    send_at_ms: timestamp::to_millis(send_at),
+                }
+            }
+            Recheck::Skip(skip) => {
+                return Attempt::Skipped {
+                    code: skip.code.as_str(),
+                    message: skip.message,
+                    request: None,
+                }
+            }
+        };
+        let input = SurveyInput {
+            conversation: &inputs.conversation,
+            customer: inputs.customer.as_ref(),
+            user: inputs.user.as_ref(),
+            tags: &inputs.tags,
+        };
+        let body = match decision::decide(settings, input) {
+            Decision::Skip(skip) => {
+                return Attempt::Skipped {
+                    code: skip.code.as_str(),
+                    message: skip.message,
+                    request: None,
+                }
+            }
+            Decision::Send(body) => body,
+        };
+        let shown = serde_json::to_value(&body).ok();
+        let request = stella::survey_request(settings, &body);
+        let now = self.clock.now_ms();
+        let keys = [settings.stella_api_key.expose()];
+        match kustomer_api::interpret(self.transport.send(request).await, now, "Stella", &keys) {
+            Ok(_) => Attempt::Sent {
+                request: shown.unwrap_or(Value::Null),
+                closed_at_ms,
+            },
+            Err(Failure::Retry { wait_ms, message }) => Attempt::Retry {
+                wait_ms,
+                message,
+                request: shown,
+            },
+            // Not reached: Stella's calls are not metered.
+            Err(Failure::Paced) => Attempt::Paced,
+            Err(Failure::Fatal { code, message }) => Attempt::Failed {
+                code: match code {
+                    FetchError::RequestRefused => Reason::RequestRefused,
+                    _ => Reason::StellaRejected,
+                },
+                message,
+                request: shown,
+            },
+        }
+    }
+}
