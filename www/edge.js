@@ -2,12 +2,16 @@
 // Every rule (validation, org checks, scheduling, retries, the survey itself) is in Rust.
 import { DurableObject, env as startEnv } from "cloudflare:workers";
 import wasm from "./stella_connect_bg.wasm";
-import { initSync, Gateway, Scheduler, bodyLimit, checkEdgeConfig } from "./stella_connect.js";
+import { initSync, Gateway, Scheduler, bodyLimit, checkEdgeConfig, headerNames } from "./stella_connect.js";
 
 initSync({ module: wasm });
 // A binding that is not valid (a zero lease, a missing settings key) stops the worker here,
 // at start, with a message that names it.
 checkEdgeConfig(startEnv);
+
+const HEADERS = headerNames(); // the request headers Rust reads, per isolate
+/** Their values as one text, a line each, `\0` for an absent one: one string crosses into Rust. */
+const headerValues = (headers) => HEADERS.map((name) => headers.get(name) ?? "\0").join("\n");
 
 const JSON_TYPE = { "content-type": "application/json" };
 /** A reply from Rust (`{status, body, retryAfter?}`, the body JSON text) as a Response. */
@@ -78,11 +82,12 @@ export default {
     gateway ??= new Gateway(env, (org, command) => forward(env, org, command), (bucket, perMinute) => countUse(env, bucket, perMinute));
     // A close from a key whose org is known: one call into Rust, then the org's Durable Object
     // answers. Anything else, or a key Kustomer must be asked about, goes the long way.
-    const step = gateway.step(request.method, pathname, request.headers, body);
+    const headers = headerValues(request.headers);
+    const step = gateway.step(request.method, pathname, headers, body);
     if (step?.org !== undefined) {
       return respond(await forward(env, step.org, step.command).catch((e) => Gateway.schedulerUnreachable(e)));
     }
-    return respond(step ?? (await gateway.handle(request.method, pathname, request.headers, body)));
+    return respond(step ?? (await gateway.handle(request.method, pathname, headers, body)));
   },
 };
 
@@ -94,10 +99,10 @@ export class OrgScheduler extends DurableObject {
   }
 
   /** RPC from the gateway: a command as JSON text; the reply as the worker answers it. */
-  async command(command) {
+  command(command) {
     const reply = this.scheduler.command(command);
-    await this.arm();
-    return reply;
+    const alarm = this.arm();
+    return alarm ? alarm.then(() => reply) : reply; // most closes change no alarm: no await
   }
 
   async alarm() {
@@ -113,11 +118,11 @@ export class OrgScheduler extends DurableObject {
     await this.arm(failed ? Date.now() + 60_000 : 0);
   }
 
-  /** Sets the alarm only when Rust says it changes: most closes fall due after it. */
-  async arm(notBefore = 0) {
+  /** Sets the alarm only when Rust says it changes (most closes fall due after it). */
+  arm(notBefore = 0) {
     const at = this.scheduler.alarmChange(notBefore);
-    if (at === null) await this.ctx.storage.deleteAlarm();
-    else if (at !== undefined) await this.ctx.storage.setAlarm(at);
+    if (at === null) return this.ctx.storage.deleteAlarm();
+    if (at !== undefined) return this.ctx.storage.setAlarm(at);
   }
 }
 

@@ -221,11 +221,9 @@ pub use crate::settings::setting_header;
 /// The app secret is not a setting the survey needs: it is read apart and never stored.
 pub fn settings_from_headers(header: impl Fn(&str) -> Option<String>) -> Value {
     let mut raw = serde_json::Map::new();
-    for f in crate::settings::FIELDS
-        .iter()
-        .filter(|f| f.key != crate::settings::APP_SECRET)
-    {
-        if let Some(v) = header(&setting_header(f.key)) {
+    let fields = crate::settings::FIELDS.iter().zip(gateway::HEADERS.names());
+    for (f, name) in fields.filter(|(f, _)| f.key != crate::settings::APP_SECRET) {
+        if let Some(v) = header(name) {
             raw.insert(f.key.to_owned(), Value::String(v));
         }
     }

@@ -3,7 +3,7 @@
 //! [`Gateway`] for HTTP and [`Scheduler`] for one org's Durable Object. Built only with the
 //! `edge` feature, so the pages' module does not carry them.
 
-use crate::edge::gateway::{self, Incoming, Router, Step};
+use crate::edge::gateway::{self, Incoming, Router, Step, HEADERS};
 use crate::edge::job::Job;
 use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::{self, AlarmChange, Clock, Command};
@@ -12,7 +12,6 @@ use crate::edge::{Config, OrgRecord, Reply, SendError, Store, Transport};
 use crate::http::{self, READ_HEADERS};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -405,14 +404,6 @@ fn reply_from_js(reply: &JsValue) -> Option<Reply> {
     })
 }
 
-#[wasm_bindgen]
-extern "C" {
-    /// A request's `Headers`, read one name at a time: no object of them all is built.
-    pub type Headers;
-    #[wasm_bindgen(method)]
-    fn get(this: &Headers, name: &JsValue) -> Option<String>;
-}
-
 /// Forwards commands to org schedulers through a JS function `(org, commandJson) =>
 /// Promise<replyJson>` (a Durable Object stub call in the worker entry), and counts rate-limited
 /// uses through `(bucket, perMinute) => Promise<number>` (seconds to wait, 0 when allowed).
@@ -452,8 +443,6 @@ impl Router for JsRouter {
 #[wasm_bindgen(js_name = Gateway)]
 pub struct JsGateway {
     inner: Rc<gateway::Gateway<FetchTransport, JsRouter>>,
-    /// Header names as JavaScript strings, made once per isolate.
-    names: Rc<RefCell<HashMap<String, JsValue>>>,
 }
 
 #[wasm_bindgen(js_class = Gateway)]
@@ -471,21 +460,19 @@ impl JsGateway {
             gateway::Gateway::new(FetchTransport, JsRouter { forward, limit }, config(&env)?);
         Ok(Self {
             inner: Rc::new(gateway),
-            names: Rc::default(),
         })
     }
 
     /// Answers one request: `{status, body, retryAfter?}` where `body` is the JSON text to
-    /// send back. `path` is the URL's path; headers are read by name, only those the route
-    /// needs. The body comes as its bytes, copied once into Wasm memory (no JavaScript string
-    /// is built for it).
+    /// send back. `path` is the URL's path; `headers` the values of [`header_names`], a line
+    /// each (one string crosses, not an object of them all). The body comes as its bytes,
+    /// copied once into Wasm memory (no JavaScript string is built for it).
     #[wasm_bindgen(unchecked_return_type = "Promise<EdgeReply>")]
-    pub fn handle(&self, method: String, path: String, headers: Headers, body: Vec<u8>) -> Promise {
+    pub fn handle(&self, method: String, path: String, headers: String, body: Vec<u8>) -> Promise {
         let inner = self.inner.clone();
-        let names = self.names.clone();
         let body = text(body);
         future_to_promise(async move {
-            let header = |name: &str| header(&names, &headers, name);
+            let header = |name: &str| header(&headers, name);
             let reply = inner
                 .handle(Incoming {
                     method: &method,
@@ -506,9 +493,9 @@ impl JsGateway {
     #[wasm_bindgen(
         unchecked_return_type = "EdgeReply | {org: string, command: string} | undefined"
     )]
-    pub fn step(&self, method: &str, path: &str, headers: Headers, body: Vec<u8>) -> JsValue {
+    pub fn step(&self, method: &str, path: &str, headers: &str, body: Vec<u8>) -> JsValue {
         let body = text(body);
-        let header = |name: &str| header(&self.names, &headers, name);
+        let header = |name: &str| header(headers, name);
         let incoming = Incoming {
             method,
             path,
@@ -549,17 +536,18 @@ fn text(body: Vec<u8>) -> String {
     String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// A request header by name, the name made a JavaScript string once per isolate.
-fn header(
-    names: &RefCell<HashMap<String, JsValue>>,
-    headers: &Headers,
-    name: &str,
-) -> Option<String> {
-    let mut names = names.borrow_mut();
-    let js = names
-        .entry(name.to_owned())
-        .or_insert_with(|| JsValue::from_str(name));
-    headers.get(js)
+/// A request header by name, from the values of [`header_names`] as the worker entry passes
+/// them: one text, a line per name, `\0` for an absent header (header values have neither).
+fn header(values: &str, name: &str) -> Option<String> {
+    let at = HEADERS.names().iter().position(|n| n == name)?;
+    let value = values.split('\n').nth(at)?;
+    (value != "\0").then(|| value.to_owned())
+}
+
+/// The request headers the gateway reads, in the order it wants their values.
+#[wasm_bindgen(js_name = headerNames)]
+pub fn header_names() -> Vec<String> {
+    HEADERS.names().to_vec()
 }
 
 /// One org's scheduler, living in that org's Durable Object.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step};
+use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step, HEADERS};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
 use stella_connect::edge::seal::Sealer;
@@ -935,6 +935,11 @@ impl Edge {
         body: &str,
     ) -> Reply {
         let lookup = |name: &str| {
+            // The worker entry passes these headers and no others.
+            assert!(
+                HEADERS.names().iter().any(|n| n == name),
+                "the gateway reads {name}, which the worker entry does not pass"
+            );
             headers
                 .iter()
                 .find(|(k, _)| k == name)

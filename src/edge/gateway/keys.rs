@@ -27,7 +27,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// at the Kustomer key's bucket.
     async fn rate_limited(&self, r: &Incoming<'_>, settings: &Settings) -> Option<Reply> {
         // Cloudflare sets cf-connecting-ip itself; elsewhere (locally) there is no address.
-        let address = (r.header)("cf-connecting-ip")
+        let address = (r.header)(super::CLIENT_ADDRESS_HEADER)
             .map(|ip| ip.trim().to_owned())
             .filter(|ip| !ip.is_empty())
             .map(|ip| format!("addr:{ip}"));

@@ -70,7 +70,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// Registers, rotates (`x-app-secret` is the current one) or resets (a Kustomer key with
     /// an org admin role) the org's app secret, given as `x-new-app-secret`.
     pub(super) async fn set_app_secret(&self, r: &Incoming<'_>) -> Reply {
-        let Some(new) = (r.header)("x-new-app-secret").filter(|s| valid_app_secret(s)) else {
+        let new = (r.header)(super::NEW_APP_SECRET_HEADER);
+        let Some(new) = new.filter(|s| valid_app_secret(s)) else {
             return Reply::error(
                 ErrorCode::InvalidAppSecret,
                 "Send the new app secret in x-new-app-secret: 16 to 256 characters without spaces.",

@@ -45,6 +45,31 @@ pub trait Router {
 /// The roles with which a Kustomer key may reset an org's app secret it does not know.
 pub const ADMIN_ROLES: [&str; 2] = ["org.admin", "org.admin.apps"];
 
+/// Every request header the gateway reads: the settings' (in [`settings::FIELDS`] order),
+/// then the few others. The worker entry reads these and no others.
+pub struct HeaderNames(std::sync::OnceLock<Vec<String>>);
+
+/// Where a new app secret comes (`POST /v1/app-secret`).
+pub const NEW_APP_SECRET_HEADER: &str = "x-new-app-secret";
+/// The client's address, which Cloudflare sets itself (absent locally).
+pub const CLIENT_ADDRESS_HEADER: &str = "cf-connecting-ip";
+
+/// The gateway's [`HeaderNames`], made once per isolate.
+pub static HEADERS: HeaderNames = HeaderNames(std::sync::OnceLock::new());
+
+impl HeaderNames {
+    /// The names, lower case.
+    pub fn names(&self) -> &[String] {
+        self.0.get_or_init(|| {
+            let settings = settings::FIELDS
+                .iter()
+                .map(|f| settings::setting_header(f.key));
+            let others = [NEW_APP_SECRET_HEADER, CLIENT_ADDRESS_HEADER].map(str::to_owned);
+            settings.chain(others).collect()
+        })
+    }
+}
+
 /// The most delivery log entries returned.
 pub const DELIVERY_LOG_LIMIT: usize = 200;
 
