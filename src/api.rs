@@ -8,7 +8,7 @@ use crate::error::{FieldError, InputError};
 use crate::http;
 use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
 use crate::settings::{self, Settings, ValidationOptions};
-use crate::stella;
+use crate::stella::{self, FeedbackRequest};
 use crate::timestamp::Instant;
 use serde::Serialize;
 use serde_json::Value;
@@ -113,7 +113,7 @@ pub enum Built {
         /// Always `true`.
         ok: bool,
         /// Method, URL, headers and body.
-        request: Box<http::Request>,
+        request: Box<SurveyRequest>,
     },
     /// No survey, and why.
     Skip {
@@ -140,6 +140,21 @@ pub fn build_survey_request(input: &Value) -> Built {
         },
         Ok(Err(skip)) => Built::Skip { ok: false, skip },
         Err(error) => Built::Error { ok: false, error },
+    }
+}
+
+/// The Stella request as `buildSurveyRequest` shows it: key masked, body as built.
+#[derive(Debug)]
+pub struct SurveyRequest {
+    /// The request as the transport would send it.
+    pub request: http::Request,
+    /// The body its JSON text was made from.
+    pub body: FeedbackRequest,
+}
+
+impl Serialize for SurveyRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.request.shown_with(&self.body).serialize(s)
     }
 }
 
@@ -179,7 +194,7 @@ impl Parts {
     }
 }
 
-fn build(input: &Value) -> Result<Result<http::Request, Skip>, InputError> {
+fn build(input: &Value) -> Result<Result<SurveyRequest, Skip>, InputError> {
     let parts = Parts::read(input)?;
     let settings = match &parts.settings {
         Ok(s) => s,
@@ -193,7 +208,10 @@ fn build(input: &Value) -> Result<Result<http::Request, Skip>, InputError> {
         }
     };
     Ok(match decision::decide(settings, parts.survey_input()) {
-        Decision::Send(body) => Ok(stella::survey_request(settings, &body)),
+        Decision::Send(body) => Ok(SurveyRequest {
+            request: stella::survey_request(settings, &body),
+            body,
+        }),
         Decision::Skip(skip) => Err(skip),
     })
 }
@@ -231,6 +249,49 @@ pub fn explain_conversation(input: &Value, now: Instant) -> Explained {
             )),
         },
         Err(error) => Explained::Error { ok: false, error },
+    }
+}
+
+/// `recordsToRead` → `{ok: true, customer?, agent?, tags}` or `{ok: false, error}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ToRead {
+    /// The ids of the records the decision reads ([`decision::records`]).
+    Records {
+        /// Always `true`.
+        ok: bool,
+        /// The customer's id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        customer: Option<String>,
+        /// The agent's id: the user to read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        /// The tag ids whose names to read.
+        tags: Vec<String>,
+    },
+    /// The conversation was malformed.
+    Error {
+        /// Always `false`.
+        ok: bool,
+        /// What was wrong, with its JSON path.
+        error: InputError,
+    },
+}
+
+/// Which Kustomer records the decision reads for a conversation, from the body of
+/// `GET /v1/conversations/{id}` (`{data: conversation}`): the pages fetch exactly these.
+pub fn records_to_read(conversation: &Value) -> ToRead {
+    match kustomer::parse_conversation(conversation) {
+        Ok(conversation) => {
+            let records = decision::records(&conversation);
+            ToRead::Records {
+                ok: true,
+                customer: records.customer.map(str::to_owned),
+                agent: records.agent.map(str::to_owned),
+                tags: records.tags.into_iter().map(str::to_owned).collect(),
+            }
+        }
+        Err(error) => ToRead::Error { ok: false, error },
     }
 }
 

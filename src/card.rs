@@ -2,9 +2,10 @@
 //!
 //! It runs the very [`decide`](crate::decide) the edge runs at send time, so the card never
 //! promises what the edge would not do. An open conversation is judged as if it were closed
-//! now: the card then says what closing it would bring.
+//! now ([`decide_as_if_closed`](crate::decision::decide_as_if_closed)): the card then says what
+//! closing it would bring.
 
-use crate::decision::{self, Decision, Skip, SurveyInput};
+use crate::decision::{self, AsIfClosed, Decision, Skip, SurveyInput};
 use crate::error::FieldError;
 use crate::kustomer::{app_attribute_key, APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE};
 use crate::settings::Settings;
@@ -116,14 +117,8 @@ pub fn explain(
         }
     };
     view.delay = describe_delay(settings.seconds_until_send);
-    let closed = conversation.is_done();
-    let mut as_closed = conversation.clone();
-    as_closed.status = Some("done".into());
-    let judged = SurveyInput {
-        conversation: &as_closed,
-        ..input
-    };
-    let body = match decision::decide(settings, judged) {
+    let AsIfClosed { closed, decision } = decision::decide_as_if_closed(settings, input);
+    let body = match decision {
         Decision::Send(body) => body,
         Decision::Skip(skip) => {
             view.outlook = Outlook::NoSurvey;

@@ -93,23 +93,79 @@ pub struct SurveyInput<'a> {
     pub conversation: &'a Conversation,
     /// Its customer, if it has one.
     pub customer: Option<&'a Customer>,
-    /// The first assigned user, if any.
+    /// The agent [`records`] names (the first assigned user), if any.
     pub user: Option<&'a User>,
     /// The conversation's tags, in any order; unknown ids are left out.
     pub tags: &'a [Tag],
 }
 
+/// The Kustomer records a conversation's decision reads besides the conversation itself, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records<'a> {
+    /// The customer (`relationships.customer.data.id`), if the conversation has one.
+    pub customer: Option<&'a str>,
+    /// The agent: the first non-empty id in `assignedUsers`.
+    pub agent: Option<&'a str>,
+    /// The tags whose names go to Stella: the non-empty ids, in the conversation's order.
+    pub tags: Vec<&'a str>,
+}
+
+/// The one list of records the decision reads for `conversation`: the agent's card, the
+/// preview and the scheduler all fetch exactly these, and [`decide`] judges the agent this
+/// list names.
+pub fn records(conversation: &Conversation) -> Records<'_> {
+    Records {
+        customer: conversation
+            .customer_id
+            .as_deref()
+            .filter(|id| !id.is_empty()),
+        agent: non_empty(&conversation.assigned_users).next(),
+        tags: non_empty(&conversation.tags).collect(),
+    }
+}
+
+fn non_empty(ids: &[String]) -> impl Iterator<Item = &str> {
+    ids.iter().map(String::as_str).filter(|id| !id.is_empty())
+}
+
 /// Decides whether a survey goes out for the conversation as it is now, and builds its body.
 pub fn decide(settings: &Settings, input: SurveyInput<'_>) -> Decision {
-    match build(settings, input) {
+    decision(build(settings, input, false))
+}
+
+/// [`decide_as_if_closed`]'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsIfClosed {
+    /// Whether the conversation is closed now (then `decision` is [`decide`]'s own).
+    pub closed: bool,
+    /// What [`decide`] would conclude once the conversation is closed, as it is otherwise.
+    pub decision: Decision,
+}
+
+/// Judges an open conversation as it would be once closed, and a closed one as it is: what the
+/// agent's card and the preview show. The status is the only thing closing changes that the
+/// decision reads, so this is [`decide`] without its "not closed" rule.
+pub fn decide_as_if_closed(settings: &Settings, input: SurveyInput<'_>) -> AsIfClosed {
+    AsIfClosed {
+        closed: input.conversation.is_done(),
+        decision: decision(build(settings, input, true)),
+    }
+}
+
+fn decision(built: Result<FeedbackRequest, Skip>) -> Decision {
+    match built {
         Ok(body) => Decision::Send(body),
         Err(skip) => Decision::Skip(skip),
     }
 }
 
-fn build(settings: &Settings, input: SurveyInput<'_>) -> Result<FeedbackRequest, Skip> {
+fn build(
+    settings: &Settings,
+    input: SurveyInput<'_>,
+    as_if_closed: bool,
+) -> Result<FeedbackRequest, Skip> {
     let conversation = input.conversation;
-    if !conversation.is_done() {
+    if !as_if_closed && !conversation.is_done() {
         let status = conversation.status.as_deref().unwrap_or("unknown");
         return Err(Skip::new(
             SkipCode::NotClosed,
@@ -118,19 +174,15 @@ fn build(settings: &Settings, input: SurveyInput<'_>) -> Result<FeedbackRequest,
             ),
         ));
     }
-    let agent_id = conversation
-        .assigned_users
-        .iter()
-        .find(|id| !id.is_empty())
-        .ok_or_else(|| {
-            Skip::new(
-                SkipCode::NoAssignedAgent,
-                "No agent is assigned to this conversation, so no one would get the feedback.",
-            )
-        })?;
+    let agent_id = records(conversation).agent.ok_or_else(|| {
+        Skip::new(
+            SkipCode::NoAssignedAgent,
+            "No agent is assigned to this conversation, so no one would get the feedback.",
+        )
+    })?;
     let employee = input
         .user
-        .filter(|u| &u.id == agent_id)
+        .filter(|u| u.id == agent_id)
         .and_then(User::email)
         .ok_or_else(|| Skip::new(SkipCode::NoAgentEmail, "The assigned agent has no email address in Kustomer; Agent Connect finds agents by email."))?;
     let customer = input.customer;

@@ -88,6 +88,15 @@ impl Request {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
+
+    /// The request as shown (see its `Serialize`), with `body`, the value its body text was made
+    /// from, in place of that text: what the pages show, without parsing the text back.
+    pub fn shown_with<'a, B: Serialize + ?Sized>(&'a self, body: &'a B) -> ShownWith<'a, B> {
+        ShownWith {
+            request: self,
+            body: Some(body),
+        }
+    }
 }
 
 struct Shown<'a>(&'a [(&'static str, HeaderValue)]);
@@ -102,21 +111,39 @@ impl Serialize for Shown<'_> {
     }
 }
 
+/// A [`Request`] as shown, with a body value in place of its body text
+/// ([`Request::shown_with`]).
+pub struct ShownWith<'a, B: ?Sized> {
+    request: &'a Request,
+    body: Option<&'a B>,
+}
+
+impl<B: Serialize + ?Sized> Serialize for ShownWith<'_, B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("method", self.request.method)?;
+        m.serialize_entry("url", &self.request.url)?;
+        m.serialize_entry("headers", &Shown(&self.request.headers))?;
+        if let Some(body) = self.body {
+            m.serialize_entry("body", body)?;
+        }
+        m.end()
+    }
+}
+
 /// `{method, url, headers, body}` with credentials masked and the body as JSON (text if it is
 /// not JSON): what the preview shows.
 impl Serialize for Request {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("method", self.method)?;
-        m.serialize_entry("url", &self.url)?;
-        m.serialize_entry("headers", &Shown(&self.headers))?;
-        if let Some(body) = &self.body {
-            match serde_json::from_str::<&serde_json::value::RawValue>(body) {
-                Ok(json) => m.serialize_entry("body", json)?,
-                Err(_) => m.serialize_entry("body", body)?,
+        let body = self.body.as_deref();
+        match body.map(serde_json::from_str::<serde_json::Value>) {
+            Some(Ok(json)) => self.shown_with(&json).serialize(s),
+            _ => ShownWith {
+                request: self,
+                body,
             }
+            .serialize(s),
         }
-        m.end()
     }
 }
 

@@ -1,11 +1,13 @@
-//! The three exports under WebAssembly, called with JavaScript values exactly as the pages and
+//! The exports under WebAssembly, called with JavaScript values exactly as the pages and
 //! the edge call them. Runs in node (`wasm-pack test --node`) and in headless Chromium
 //! (`WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --headless --chrome`).
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Object, Reflect, JSON};
 use serde_json::{json, Value};
-use stella_connect::wasm::{build_survey_request, plan_conversation_event, validate_settings};
+use stella_connect::wasm::{
+    build_survey_request, plan_conversation_event, records_to_read, validate_settings,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
@@ -133,6 +135,24 @@ fn plan_conversation_event_schedules_the_fixture() {
     assert_eq!(out["sendAt"], "2026-11-20T14:18:11.401Z");
 }
 
+#[wasm_bindgen_test]
+fn records_to_read_names_the_fixture_records() {
+    let out = rust(&records_to_read(js(&fixture(CONVERSATION))));
+    assert_eq!(
+        out,
+        json!({"ok": true, "customer": "5f0c1b2a3d4e5f6a7b8c9d31", "agent": "5f0c1b2a3d4e5f6a7b8c9d21",
+               "tags": ["5f0c1b2a3d4e5f6a7b8c9d11", "5f0c1b2a3d4e5f6a7b8c9d12"]})
+    );
+    let mut blanks = fixture(CONVERSATION);
+    blanks["data"]["attributes"]["assignedUsers"] = json!(["", "u2"]);
+    blanks["data"]["attributes"]["tags"] = json!(["", "t1"]);
+    let out = rust(&records_to_read(JsValue::from_str(&blanks.to_string())));
+    assert_eq!(
+        (&out["agent"], &out["tags"]),
+        (&json!("u2"), &json!(["t1"]))
+    );
+}
+
 /// Values only JavaScript can make, and the usual garbage: never a trap, always a coded answer.
 #[wasm_bindgen_test]
 fn hostile_values_give_coded_errors() {
@@ -170,6 +190,10 @@ fn hostile_values_give_coded_errors() {
         let built = rust(&build_survey_request(v.clone()));
         assert_eq!(built["ok"], false);
         assert!(built["error"]["code"].is_string(), "{built}");
+
+        let records = rust(&records_to_read(v.clone()));
+        assert_eq!(records["ok"], false);
+        assert!(records["error"]["code"].is_string(), "{records}");
     }
     // The instance is still alive after all of that.
     assert_eq!(rust(&build_survey_request(js(&survey_input())))["ok"], true);

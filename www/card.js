@@ -20,9 +20,10 @@ async function load(context) {
   const conversation = context?.conversation;
   if (!conversation?.id) return show(h("p", { class: "muted" }, "Open a conversation to see its survey."));
   message = null;
-  const attributes = conversation.attributes ?? {};
-  const agent = (attributes.assignedUsers ?? []).find(Boolean);
-  const tagIds = (attributes.tags ?? []).filter(Boolean);
+  // The core names the records its decision reads; the customer comes with the context.
+  const records = core.recordsToRead({ data: conversation });
+  if (!records.ok) return unreadable(records.error);
+  const { agent, tags: tagIds } = records;
   try {
     const [settings, user, tags, customer] = await Promise.all([
       kustomer(Kustomer, "/v1/apps/settings").then((doc) => doc?.data?.attributes?.settings ?? {}),
@@ -43,7 +44,7 @@ async function load(context) {
 function draw() {
   const { conversation, settings, user, tags, customer } = current;
   const result = core.explainConversation({ settings, conversation: { data: conversation }, customer, user, tags, options });
-  if (!result.ok) return show(h("p", { class: "error" }, `This conversation could not be read: ${result.error.message}`));
+  if (!result.ok) return unreadable(result.error);
   const card = result.card;
   const facts = card.survey
     ? h(
@@ -73,6 +74,10 @@ function draw() {
     card.outlook === "not_configured" ? null : toggle,
     message && h("p", { class: "error", role: "alert" }, message),
   );
+}
+
+function unreadable(error) {
+  show(h("p", { class: "error" }, `This conversation could not be read: ${error.message}`));
 }
 
 function when(iso) {

@@ -124,6 +124,24 @@ try {
   for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1])) {
     if (k !== "idle") console.log(`  ${k.padEnd(28)} ${(us / 1000 / requests).toFixed(4)} ms/request  ${((100 * us) / busy).toFixed(1)}%`);
   }
+  // Inclusive time: a function's own samples and its callees', counted once per stack.
+  const parent = new Map();
+  for (const node of nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const inclusive = new Map();
+  timeDeltas.forEach((dt, i) => {
+    const seen = new Set();
+    for (let id = samples[i]; id !== undefined; id = parent.get(id)) {
+      const node = byId.get(id);
+      const name = `${node.callFrame.functionName || "(anonymous)"} [${kind(node)}]`;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      inclusive.set(name, (inclusive.get(name) ?? 0) + dt);
+    }
+  });
+  console.log("\ntop functions by inclusive time (Rust and the worker entry):");
+  for (const [name, us] of [...inclusive].sort((a, b) => b[1] - a[1]).filter(([n]) => /Rust|worker entry|glue/.test(n)).slice(0, 40)) {
+    console.log(`  ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${name.slice(0, 160)}`);
+  }
   console.log("\ntop functions:");
   for (const [name, us] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
     if (!name.startsWith("(idle)")) console.log(`  ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${name}`);

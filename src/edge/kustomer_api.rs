@@ -3,6 +3,7 @@
 //! fresh (they change), the agent's email and tag names are cached for a few minutes.
 
 use super::{Request, Response, SendError, Store, Transport, MAX_URL_BYTES};
+use crate::decision;
 use crate::error::codes;
 use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
 use crate::redact::scrub;
@@ -248,8 +249,13 @@ pub async fn fetch_inputs<T: Transport>(
     )
     .await?;
     let conversation = kustomer::parse_conversation(&doc).map_err(shape("conversation"))?;
+    // The records the decision reads, as the core lists them.
+    let records = decision::records(&conversation);
+    let owned = |id: &str| id.to_owned();
+    let (customer_id, agent_id) = (records.customer.map(owned), records.agent.map(owned));
+    let tag_ids: Vec<String> = records.tags.into_iter().map(owned).collect();
 
-    let customer = match &conversation.customer_id {
+    let customer = match &customer_id {
         Some(id) => {
             let doc = get(transport, api, key, &["v1", "customers", id], now_ms).await?;
             Some(kustomer::parse_customer(&doc).map_err(shape("customer"))?)
@@ -264,7 +270,7 @@ pub async fn fetch_inputs<T: Transport>(
         }
     };
 
-    let user = match conversation.assigned_users.iter().find(|id| !id.is_empty()) {
+    let user = match &agent_id {
         None => None,
         Some(id) => {
             let cache_key = format!("user:{id}");
@@ -285,7 +291,7 @@ pub async fn fetch_inputs<T: Transport>(
 
     let mut tags = Vec::new();
     let mut missing = Vec::new();
-    for id in conversation.tags.iter().filter(|id| !id.is_empty()) {
+    for id in &tag_ids {
         match cached(&format!("tag:{id}")) {
             Some(name) => tags.push(Tag {
                 id: id.clone(),

@@ -62,6 +62,8 @@ export interface CardView {
   doNotSend: boolean; /** The `custom` attributes the "do not send" switch writes. */ doNotSendKeys: string[];
 }
 export type ExplainResult = { ok: true; card: CardView } | { ok: false; error: InputError };
+/** The ids of the Kustomer records the decision reads: the agent is the user to read. */
+export type RecordsResult = { ok: true; customer?: string; agent?: string; tags: string[] } | { ok: false; error: InputError };
 export type BuildResult = { ok: true; request: StellaRequest } | { ok: false; skip: Skip } | { ok: false; error: InputError };
 "#;
 
@@ -93,8 +95,13 @@ fn json_input(value: &JsValue) -> Result<Value, InputError> {
 /// Converts a result to a plain JavaScript object. Going through JSON text reuses serde_json's
 /// serializer, which the module needs anyway, instead of linking a second one (~25 KB).
 fn js_output<T: Serialize>(value: &T) -> JsValue {
-    serde_json::to_string(value)
-        .map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))
+    js_parse(serde_json::to_string(value))
+}
+
+/// [`js_output`]'s second half, kept out of line: one copy instead of one per output type.
+#[inline(never)]
+fn js_parse(text: serde_json::Result<String>) -> JsValue {
+    text.map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))
         .and_then(|text| js_sys::JSON::parse(&text))
         .unwrap_or_else(|e| e)
 }
@@ -166,6 +173,19 @@ pub fn explain_conversation(
     match json_input(&input) {
         Ok(input) => js_output(&api::explain_conversation(&input, now)),
         Err(error) => js_output(&api::Explained::Error { ok: false, error }),
+    }
+}
+
+/// Which Kustomer records the decision reads for a conversation (the body of
+/// `GET /v1/conversations/{id}`, as `explainConversation` takes it): its customer, the agent
+/// and the tags, by id. The pages fetch exactly these.
+#[wasm_bindgen(js_name = recordsToRead, unchecked_return_type = "RecordsResult")]
+pub fn records_to_read(
+    #[wasm_bindgen(unchecked_param_type = "unknown")] conversation: JsValue,
+) -> JsValue {
+    match json_input(&conversation) {
+        Ok(conversation) => js_output(&api::records_to_read(&conversation)),
+        Err(error) => js_output(&api::ToRead::Error { ok: false, error }),
     }
 }
 

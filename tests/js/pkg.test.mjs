@@ -12,8 +12,8 @@ core.initSync({ module: readFileSync(new URL("stella_connect_bg.wasm", pkg)) });
 
 const settings = { stellaApiKey: "k1", kustomerApiKey: "k2", kustomerUrl: "https://acme.kustomerapp.com" };
 
-test("the three exports exist under their camelCase names", () => {
-  for (const name of ["validateSettings", "planConversationEvent", "buildSurveyRequest", "explainConversation", "settingsFields"]) {
+test("the exports exist under their camelCase names", () => {
+  for (const name of ["validateSettings", "planConversationEvent", "buildSurveyRequest", "explainConversation", "recordsToRead", "settingsFields"]) {
     assert.equal(typeof core[name], "function", name);
   }
 });
@@ -24,6 +24,7 @@ test("the .d.ts declares typed signatures, not any", () => {
   assert.match(dts, /export function planConversationEvent\(raw_settings: RawSettings \| string, event: unknown, options_: CoreOptions \| undefined\): PlanResult;/);
   assert.match(dts, /export function buildSurveyRequest\(input: SurveyInput \| string\): BuildResult;/);
   assert.match(dts, /export function explainConversation\(input: SurveyInput \| string\): ExplainResult;/);
+  assert.match(dts, /export function recordsToRead\(conversation: unknown\): RecordsResult;/);
   assert.match(dts, /export function settingsFields\(\): FieldDef\[\];/);
   assert.match(dts, /export type BuildResult = /);
 });
@@ -76,4 +77,22 @@ test("explainConversation answers with a plain card object", () => {
   assert.equal(Object.getPrototypeOf(result.card), Object.prototype);
   assert.equal(result.card.survey.customerEmail, load("expected-stella-request").customer.email);
   assert.deepEqual(core.explainConversation("{").error.code, "malformed_json");
+});
+
+test("recordsToRead names the records the card reads: the agent, the tags, the customer", () => {
+  const conversation = load("conversation");
+  const result = core.recordsToRead(conversation);
+  assert.equal(Object.getPrototypeOf(result), Object.prototype);
+  assert.deepEqual(result, {
+    ok: true,
+    customer: conversation.data.relationships.customer.data.id,
+    agent: conversation.data.attributes.assignedUsers[0],
+    tags: conversation.data.attributes.tags,
+  });
+  conversation.data.attributes.assignedUsers = ["", "u2"];
+  conversation.data.attributes.tags = ["", "t1", ""];
+  delete conversation.data.relationships;
+  assert.deepEqual(core.recordsToRead(JSON.stringify(conversation)), { ok: true, agent: "u2", tags: ["t1"] });
+  assert.equal(core.recordsToRead({ data: { id: 1 } }).error.code, "invalid_shape");
+  assert.equal(core.recordsToRead("{").error.code, "malformed_json");
 });

@@ -3,7 +3,7 @@
 //! per key, so the edge is no free oracle for guessing keys.
 
 use super::{Gateway, Incoming, Router};
-use crate::decision::{self, Decision, SurveyInput};
+use crate::decision::{self, AsIfClosed, Decision, SurveyInput};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::{ErrorCode, KeyCheckCode};
 use crate::edge::{seal, Reply, SendError, Transport};
@@ -127,16 +127,14 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         // An open conversation is shown as it would be sent once closed, as the agent's card
         // does; `closed` tells the page which it is.
-        let closed = inputs.conversation.is_done();
-        let mut conversation = inputs.conversation;
-        conversation.status = Some("done".into());
         let input = SurveyInput {
-            conversation: &conversation,
+            conversation: &inputs.conversation,
             customer: inputs.customer.as_ref(),
             user: inputs.user.as_ref(),
             tags: &inputs.tags,
         };
-        match decision::decide(&settings, input) {
+        let AsIfClosed { closed, decision } = decision::decide_as_if_closed(&settings, input);
+        match decision {
             Decision::Send(body) => Reply::json(
                 200,
                 json!({"ok": true, "closed": closed, "request": stella::survey_request(&settings, &body)}),
