@@ -681,7 +681,7 @@ fn a_close_that_lands_while_its_survey_goes_out_gets_no_second_survey() {
             event_id: Some("evt-during-the-attempt".into()),
         },
         app_secret: seal::digest(APP_SECRET),
-        settings: StoredSettings(raw),
+        settings: StoredSettings(raw.to_string()),
         resurvey_after_days: 0,
     };
     let (world, scheduler) = (edge.world.clone(), edge.scheduler(ORG));

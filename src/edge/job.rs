@@ -6,12 +6,12 @@ use crate::timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Raw settings as an authenticated call gave them, keys included: kept once per org, sealed
-/// (see [`super::seal`]), never in a job. `Debug` prints nothing of them, so no log line can
-/// carry a key.
+/// Raw settings as an authenticated call gave them, keys included, as JSON text (what is
+/// sealed): kept once per org, sealed (see [`super::seal`]), never in a job. `Debug` prints
+/// nothing of them, so no log line can carry a key.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct StoredSettings(pub Value);
+pub struct StoredSettings(pub String);
 
 impl std::fmt::Debug for StoredSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,7 +57,8 @@ impl JobState {
 }
 
 /// One survey for one conversation of one org. It holds no key: the org's settings are kept
-/// once per org, sealed, and only while a job needs them.
+/// once per org, sealed, and only while a job needs them. Stored as JSON, absent values left
+/// out (a row is written with every close).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
@@ -79,14 +80,19 @@ pub struct Job {
     /// Attempts made since the last schedule or resend.
     pub attempts: u32,
     /// When the first of those attempts started, for the 24-hour limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_attempt_ms: Option<i64>,
     /// Stable code of the last outcome (`reopened`, `stella_rejected`, `gave_up`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The last outcome in words (Stella's own text for a refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The body sent, or that would be sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Value>,
     /// When Stella accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_ms: Option<i64>,
     /// Created, and last changed.
     pub created_ms: i64,

@@ -113,6 +113,8 @@ extern "C" {
     type SqlCursor;
     #[wasm_bindgen(method, js_name = toArray)]
     fn to_array(this: &SqlCursor) -> Array;
+    #[wasm_bindgen(method, getter, js_name = rowsWritten)]
+    fn rows_written(this: &SqlCursor) -> f64;
 }
 
 /// The org's jobs in SQLite: indexed columns for the queries, the job itself as JSON. The org's
@@ -201,11 +203,12 @@ impl Store for SqlStore {
     }
 
     fn insert_new(&self, job: &Job) -> Result<bool, String> {
-        let inserted = self.rows(
-            "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job) VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING 1",
-            Self::job_row(job)?,
-        )?;
-        Ok(!inserted.is_empty())
+        // Whether it wrote, from the cursor's count: no row is built to say so.
+        let cursor = self.sql.exec(
+            "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job) VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING",
+            Self::job_row(job)?.into_boxed_slice(),
+        );
+        Ok(cursor.map_err(|e| js_error(&e))?.rows_written() > 0.0)
     }
 
     fn due(&self, now_ms: i64, lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {

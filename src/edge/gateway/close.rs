@@ -16,7 +16,7 @@ use crate::edge::{Reply, Transport};
 use crate::kustomer;
 use crate::settings::{self, Settings};
 use crate::timestamp;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// What the gateway does with a request without waiting on anything.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ pub enum Step {
 /// A close, checked as far as it goes before the key's org is known.
 struct Checked {
     app_secret: String,
-    raw: Value,
+    raw: StoredSettings,
     settings: Settings,
     claimed_org: String,
     close: Schedule,
@@ -150,7 +150,7 @@ fn command_for(checked: Checked, token: &TokenInfo) -> Result<(String, Command),
             ..checked.close
         },
         app_secret: checked.app_secret,
-        settings: StoredSettings(checked.raw),
+        settings: checked.raw,
         resurvey_after_days: checked.settings.resurvey_after_days,
     };
     Ok((org, command))

@@ -4,7 +4,6 @@
 use super::{
     app_secret, valid_app_secret, Gateway, Incoming, Router, ADMIN_ROLES, DELIVERY_LOG_LIMIT,
 };
-use crate::edge::job::StoredSettings;
 use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, Transport};
@@ -59,7 +58,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 let command = Command::Resend {
                     conversation_id,
                     app_secret,
-                    settings: StoredSettings(raw),
+                    settings: raw,
                 };
                 self.forward(&token.org, &command).await
             }

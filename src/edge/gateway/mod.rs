@@ -21,6 +21,7 @@ mod log;
 
 pub use close::Step;
 
+use super::job::StoredSettings;
 use super::kustomer_api::{self, Failure, TokenInfo};
 use super::outcome::ErrorCode;
 use super::scheduler::Command;
@@ -250,19 +251,20 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 
     /// The call's settings (`x-…` headers), validated; the reply refusing them when not valid.
-    fn settings(&self, r: &Incoming<'_>) -> Result<(Value, Settings), Reply> {
+    /// Also their raw form as JSON text, as the scheduler keeps it.
+    fn settings(&self, r: &Incoming<'_>) -> Result<(StoredSettings, Settings), Reply> {
         let raw = super::settings_from_headers(r.header);
         let text = raw.to_string();
         if let Some((last, settings)) = self.last_settings.borrow().as_ref() {
             // In constant time: the text holds the keys, and anyone may send a guess.
             if seal::same_text(last, &text) {
-                return Ok((raw, settings.clone()));
+                return Ok((StoredSettings(text), settings.clone()));
             }
         }
         match settings::validate_settings(&raw, self.options()) {
             Ok(settings) => {
-                *self.last_settings.borrow_mut() = Some((text, settings.clone()));
-                Ok((raw, settings))
+                *self.last_settings.borrow_mut() = Some((text.clone(), settings.clone()));
+                Ok((StoredSettings(text), settings))
             }
             Err(fields) => Err(Reply::json(
                 400,

@@ -362,7 +362,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         org: &str,
         raw: &StoredSettings,
     ) -> Result<(), String> {
-        let text = serde_json::to_string(&raw.0).map_err(|e| e.to_string())?;
+        let text = &raw.0;
         let sealed_now =
             (record.sealed_settings.as_deref()).is_some_and(|s| self.sealer.is_current(s));
         // The same settings as this instance kept last, still sealed: nothing to do, not even
@@ -378,14 +378,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let digest = self.sealer.fingerprint(&format!("{org}\n{text}"));
         let unchanged = record.settings_digest.as_deref() == Some(&digest);
         if unchanged && sealed_now {
-            *self.kept.borrow_mut() = Some(text);
+            *self.kept.borrow_mut() = Some(text.clone());
             return Ok(());
         }
         record.sealed_settings = Some(self.sealer.seal(&text, org, self.clock.nonce()));
         record.settings_digest = Some(digest);
         record.org = Some(org.to_owned());
         self.store.put_org(record)?;
-        *self.kept.borrow_mut() = Some(text);
+        *self.kept.borrow_mut() = Some(text.clone());
         Ok(())
     }
 
@@ -407,7 +407,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         conversation_id: &str,
         raw: StoredSettings,
     ) -> Result<Reply, String> {
-        if let Err(fields) = settings::validate_settings(&raw.0, self.validation()) {
+        let value = serde_json::from_str(&raw.0).unwrap_or(Value::Null);
+        if let Err(fields) = settings::validate_settings(&value, self.validation()) {
             let error = crate::InputError::invalid_settings(fields);
             return Ok(Reply::json(400, json!({ "error": error })));
         }
