@@ -371,7 +371,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             .kept
             .borrow()
             .as_deref()
-            .is_some_and(|k| seal::same_text(k, &text));
+            .is_some_and(|k| seal::same_text(k, text));
         if kept_here && record.settings_digest.is_some() && sealed_now {
             return Ok(());
         }
@@ -381,7 +381,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             *self.kept.borrow_mut() = Some(text.clone());
             return Ok(());
         }
-        record.sealed_settings = Some(self.sealer.seal(&text, org, self.clock.nonce()));
+        record.sealed_settings = Some(self.sealer.seal(text, org, self.clock.nonce()));
         record.settings_digest = Some(digest);
         record.org = Some(org.to_owned());
         self.store.put_org(record)?;
