@@ -49,6 +49,18 @@ async function readBody(request, limit) {
   return body;
 }
 
+/** The body limit of a route (Rust's answer, kept per isolate; a bound, since paths are anyone's). */
+const limits = new Map();
+function limitOf(method, path) {
+  const route = `${method} ${path}`;
+  let limit = limits.get(route);
+  if (limit === undefined) {
+    if (limits.size >= 256) limits.clear();
+    limits.set(route, (limit = bodyLimit(method, path)));
+  }
+  return limit;
+}
+
 let gateway; // one per isolate: it keeps Kustomer's key → org answers for a few minutes
 const schedulerIds = new Map(); // org → its Durable Object's id, per isolate
 
@@ -76,7 +88,7 @@ function countUse(env, bucket, perMinute) {
 export default {
   async fetch(request, env) {
     const { pathname } = new URL(request.url);
-    const limit = bodyLimit(request.method, pathname);
+    const limit = limitOf(request.method, pathname);
     const body = await readBody(request, limit);
     if (body === null) return respond(Gateway.tooLarge(limit));
     gateway ??= new Gateway(env, (org, command) => forward(env, org, command), (bucket, perMinute) => countUse(env, bucket, perMinute));

@@ -82,7 +82,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
     /// The app secret, the settings (validated once, here), the event and the core's plan.
     fn check_close(&self, r: &Incoming<'_>) -> Result<Checked, Reply> {
-        let app_secret = app_secret(r)?;
+        let app_secret = app_secret(r, &self.last_secret)?;
         let event =
             kustomer::from_json(r.body).map_err(|e| Reply::json(400, json!({ "error": e })))?;
         let (raw, settings) = self.settings(r)?;

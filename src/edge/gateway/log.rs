@@ -13,7 +13,7 @@ use serde_json::json;
 
 impl<T: Transport, R: Router> Gateway<T, R> {
     pub(super) async fn deliveries(&self, r: &Incoming<'_>) -> Reply {
-        let app_secret = match app_secret(r) {
+        let app_secret = match app_secret(r, &self.last_secret) {
             Ok(digest) => digest,
             Err(reply) => return reply,
         };
@@ -33,7 +33,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// once, so any id the log shows can be resent; the call carries the settings, as a close
     /// does, and they are what the new attempt uses.
     pub(super) async fn resend(&self, r: &Incoming<'_>, segment: &str) -> Reply {
-        let app_secret = match app_secret(r) {
+        let app_secret = match app_secret(r, &self.last_secret) {
             Ok(digest) => digest,
             Err(reply) => return reply,
         };
