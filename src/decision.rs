@@ -5,52 +5,35 @@
 //! is none. Both carry their reasons as stable codes, so the agent's card, the edge's log and
 //! the tests all say the same thing.
 
-use crate::error::FieldError;
+use crate::error::{codes, FieldError};
 use crate::kustomer::{Conversation, ConversationEvent, Customer, Tag, User, CONVERSATION_UPDATE};
 use crate::settings::Settings;
 use crate::stella::{self, FeedbackRequest, MAX_TAGS, MAX_TAG_CHARS};
 use crate::timestamp::{self, Instant};
 use serde::Serialize;
 
-/// Why no survey request goes out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipCode {
-    /// The conversation is not closed.
-    NotClosed,
-    /// It was closed, then reopened before the survey fell due.
-    Reopened,
-    /// Nobody is assigned.
-    NoAssignedAgent,
-    /// The assigned agent has no email.
-    NoAgentEmail,
-    /// The customer has no usable email.
-    NoCustomerEmail,
-    /// The conversation has no channel.
-    NoChannel,
-    /// The channel is not in the surveyed list.
-    ChannelNotSurveyed,
-    /// The app's settings are invalid.
-    InvalidSettings,
-    /// The conversation was surveyed before, and "Survey a conversation again after (days)"
-    /// does not allow another survey yet (or ever, at 0).
-    AlreadySurveyed,
-}
-
-impl SkipCode {
-    /// The stable code as text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotClosed => "not_closed",
-            Self::Reopened => "reopened",
-            Self::NoAssignedAgent => "no_assigned_agent",
-            Self::NoAgentEmail => "no_agent_email",
-            Self::NoCustomerEmail => "no_customer_email",
-            Self::NoChannel => "no_channel",
-            Self::ChannelNotSurveyed => "channel_not_surveyed",
-            Self::InvalidSettings => "invalid_settings",
-            Self::AlreadySurveyed => "already_surveyed",
-        }
+codes! {
+    /// Why no survey request goes out.
+    pub enum SkipCode {
+        /// The conversation is not closed.
+        NotClosed = "not_closed",
+        /// It was closed, then reopened before the survey fell due.
+        Reopened = "reopened",
+        /// Nobody is assigned.
+        NoAssignedAgent = "no_assigned_agent",
+        /// The assigned agent has no email.
+        NoAgentEmail = "no_agent_email",
+        /// The customer has no usable email.
+        NoCustomerEmail = "no_customer_email",
+        /// The conversation has no channel.
+        NoChannel = "no_channel",
+        /// The channel is not in the surveyed list.
+        ChannelNotSurveyed = "channel_not_surveyed",
+        /// The app's settings are invalid.
+        InvalidSettings = "invalid_settings",
+        /// The conversation was surveyed before, and "Survey a conversation again after
+        /// (days)" does not allow another survey yet (or ever, at 0).
+        AlreadySurveyed = "already_surveyed",
     }
 }
 

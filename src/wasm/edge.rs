@@ -38,8 +38,9 @@ pub struct FetchTransport;
 
 impl FetchTransport {
     /// A `Request` built first: what the runtime refuses to build (an invalid URL or header)
-    /// is refused for good, apart from what fails on the way (retried).
-    fn build(request: &http::Request) -> Result<JsValue, JsValue> {
+    /// is refused for good, apart from what fails on the way (retried). It carries `signal`,
+    /// which [`Deadline`] aborts.
+    fn build(request: &http::Request, signal: &JsValue) -> Result<JsValue, JsValue> {
         let global = js_sys::global();
         let init = Object::new();
         set(&init, "method", &request.method.into());
@@ -51,13 +52,7 @@ impl FetchTransport {
         if let Some(body) = &request.body {
             set(&init, "body", &JsValue::from_str(body));
         }
-        let abort = Reflect::get(&global, &"AbortSignal".into())?;
-        let timeout: Function = Reflect::get(&abort, &"timeout".into())?.dyn_into()?;
-        set(
-            &init,
-            "signal",
-            &timeout.call1(&abort, &FETCH_TIMEOUT_MS.into())?,
-        );
+        set(&init, "signal", signal);
         let class: Function = Reflect::get(&global, &"Request".into())?.dyn_into()?;
         let args = Array::of2(&JsValue::from_str(&request.url), &init);
         Reflect::construct(&class, &args)
@@ -96,10 +91,48 @@ impl Transport for FetchTransport {
                 crate::edge::MAX_URL_BYTES
             )));
         }
-        let built = Self::build(&request).map_err(|e| SendError::Refused(js_error(&e)))?;
-        Self::fetch(built)
-            .await
-            .map_err(|e| SendError::Network(js_error(&e)))
+        // A deadline the runtime cannot set now is a passing fault: retried.
+        let deadline = Deadline::start().map_err(|e| SendError::Network(js_error(&e)))?;
+        let built = Self::build(&request, &deadline.signal)
+            .map_err(|e| SendError::Refused(js_error(&e)))?;
+        let answer = Self::fetch(built).await;
+        deadline.clear();
+        answer.map_err(|e| SendError::Network(js_error(&e)))
+    }
+}
+
+/// An outbound call's deadline ([`FETCH_TIMEOUT_MS`], the answer's body included): an
+/// `AbortController` aborted by a timer that is cleared as soon as the call is over. (An
+/// `AbortSignal.timeout` stays active until it fires, and workerd allows 10,000 active timeouts
+/// per event: an alarm sending thousands of surveys ran out of them.)
+struct Deadline {
+    signal: JsValue,
+    timer: JsValue,
+}
+
+impl Deadline {
+    fn start() -> Result<Self, JsValue> {
+        let global = js_sys::global();
+        let class: Function = Reflect::get(&global, &"AbortController".into())?.dyn_into()?;
+        let controller = Reflect::construct(&class, &Array::new())?;
+        let abort: Function = Reflect::get(&controller, &"abort".into())?.dyn_into()?;
+        let set_timeout: Function = Reflect::get(&global, &"setTimeout".into())?.dyn_into()?;
+        let reason = js_sys::Error::new(&format!("no answer within {} s", FETCH_TIMEOUT_MS / 1000));
+        let abort = abort.bind1(&controller, &reason);
+        let timer = set_timeout.call2(&global, &abort, &FETCH_TIMEOUT_MS.into())?;
+        Ok(Self {
+            signal: Reflect::get(&controller, &"signal".into())?,
+            timer,
+        })
+    }
+
+    fn clear(self) {
+        let global = js_sys::global();
+        if let Ok(clear) = Reflect::get(&global, &"clearTimeout".into()) {
+            if let Ok(clear) = clear.dyn_into::<Function>() {
+                let _ = clear.call1(&global, &self.timer); // clearing a timer cannot fail
+            }
+        }
     }
 }
 
