@@ -18,15 +18,23 @@ const JSON_TYPE = { "content-type": "application/json" };
 const respond = ({ status, body, retryAfter }) =>
   new Response(body, { status, headers: retryAfter ? { ...JSON_TYPE, "retry-after": String(retryAfter) } : JSON_TYPE });
 
+const EMPTY = new Uint8Array();
+
 /**
  * The body's bytes, read only where the route takes one and never past `limit` bytes, whatever
- * the headers say (a chunked body has no length): null when it is larger.
+ * the headers say (a chunked body has no length): null when it is larger. A declared length is
+ * what the runtime reads, no more: one native read.
  */
-async function readBody(request, limit) {
-  if (limit === 0 || request.body === null) return new Uint8Array();
+function readBody(request, limit) {
+  if (limit === 0 || request.body === null) return EMPTY;
   const length = request.headers.get("content-length");
-  // A declared length is what the runtime reads, no more: one native read.
-  if (length !== null) return Number(length) > limit ? null : new Uint8Array(await request.arrayBuffer());
+  if (length === null) return readChunked(request, limit);
+  if (Number(length) > limit) return null;
+  return request.arrayBuffer().then((bytes) => new Uint8Array(bytes));
+}
+
+/** A body without a length, chunk by chunk, stopping past `limit` bytes (null then). */
+async function readChunked(request, limit) {
   const reader = request.body.getReader();
   const chunks = [];
   let size = 0;

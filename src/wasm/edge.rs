@@ -418,7 +418,8 @@ pub fn body_limit(method: &str, path: &str) -> u32 {
 fn reply_to_js(reply: &Reply) -> JsValue {
     let out = Object::new();
     set(&out, "status", &reply.status.into());
-    set(&out, "body", &JsValue::from_str(&reply.body.to_string()));
+    let body = serde_json::to_string(&reply.body).unwrap_or_default(); // a Value: cannot fail
+    set(&out, "body", &JsValue::from_str(&body));
     if let Some(seconds) = reply.retry_after {
         set(&out, "retryAfter", &seconds.into());
     }
