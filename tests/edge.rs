@@ -1419,3 +1419,31 @@ fn a_burst_of_due_surveys_is_paced_under_the_share_of_the_orgs_budget() {
         fired.len()
     );
 }
+
+/// A job cut off by a crash, picked again once its lease is over while the org's budget is
+/// spent by others: it waits for the next window without renewing its lease, and the alarm
+/// does not spin meanwhile.
+#[test]
+fn a_crash_left_job_waits_for_the_budget_without_spinning() {
+    let edge = Edge::quick();
+    let lease = edge.gateway.config.lease_ms;
+    edge.world.stella_fault(Fault::Crash);
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    edge.world.enforce_budget(100, 600_000, edge.time.clone());
+    let crashed = catch_unwind(AssertUnwindSafe(|| edge.fire_alarms(due())));
+    assert!(crashed.is_err(), "the process died during the Stella call");
+    // The rest of the window (the attempt took 4 calls) goes to the org's other integrations.
+    edge.world.spend_budget_elsewhere(96);
+    // workerd runs a failed alarm again: nothing is due within the lease.
+    assert_eq!(edge.fire_alarms(due() + lease / 2), 0);
+    let fired = edge.advance_to(due() + lease + 20 * 60_000);
+    assert!(fired.len() < 30, "{} alarms", fired.len());
+    assert_eq!(
+        edge.world.accepted(),
+        vec![expected()],
+        "sent once, after the window"
+    );
+    // One call finds out what the others spent (the scheduler knew only its own answers).
+    let (_, refused) = edge.world.budget_use();
+    assert!(refused <= 1, "{refused} calls into a 429");
+}

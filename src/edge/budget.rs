@@ -18,6 +18,13 @@ const UNCERTAIN_MS: i64 = 1000;
 pub const PROBE_CALLS: u32 = 2;
 /// When to look again if nothing says when the budget allows another call.
 const LOOK_AGAIN_MS: i64 = 1000;
+/// Kustomer calls per survey in steady state (the conversation and its customer; the agent's
+/// email and tag names are cached): what a job is started with.
+pub const CALLS_PER_SURVEY: u32 = 2;
+/// The most Kustomer calls a survey takes (the agent's email and the tag names too). Also the
+/// least this app takes of any window, whatever the share: a share too small for one survey
+/// would send none at all.
+pub const MAX_CALLS_PER_SURVEY: u32 = 4;
 
 /// What this app knows of the org's budget, and what it has used of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,25 +41,44 @@ pub struct Budget {
     carried: u32,
     /// An answer came without a budget: the server keeps none, and calls are not paced.
     unreported: bool,
+    /// When this instance last turned to a new window: answers to calls spent before then
+    /// speak of the window before.
+    window_began: i64,
+    /// When `remaining` was read.
+    remaining_at: i64,
 }
 
 impl Budget {
-    /// A call spent at `now_ms` is over: its answer's budget headers are read. Before the budget
-    /// is known, calls count only while under way (one with no answer says nothing).
-    pub fn settle(&mut self, answer: Option<&Response>, now_ms: i64) {
+    /// A call spent at `spent_ms` is over at `now_ms`: its answer's budget headers are read.
+    pub fn settle(&mut self, answer: Option<&Response>, spent_ms: i64, now_ms: i64) {
+        let stale = spent_ms < self.window_began;
         // Before the budget is known, and when a call in a window whose end is not known yet
         // got no answer, the call is not counted: nothing says it reached the server, and no
         // answer will come to say when its window ends.
-        if self.limit.is_none() || (answer.is_none() && self.window_end.is_none()) {
+        let unknown = self.window_end.is_none() && !stale;
+        if self.limit.is_none() || (answer.is_none() && unknown) {
             self.used = self.used.saturating_sub(1);
         }
-        if let Some(response) = answer {
+        if let Some(response) = answer.filter(|_| !stale) {
             self.observe(response, now_ms);
         }
     }
 
     /// Reads the budget headers of a Kustomer answer received at `now_ms`.
     fn observe(&mut self, response: &Response, now_ms: i64) {
+        // The window first: an answer from a new window turns it before its counts are read.
+        let now = timestamp::from_millis(now_ms as f64);
+        let reset = response.header("x-ratelimit-reset");
+        if let Some(seconds) = reset.and_then(|v| ratelimit_reset_seconds(v, now)) {
+            let end = now_ms.saturating_add(seconds as i64 * 1000);
+            match self.window_end {
+                // The server has started a new window (its end is past this one's by more than
+                // the rounding): what was carried is the new window's.
+                Some(known) if end > known + UNCERTAIN_MS => self.turn(Some(end), now_ms),
+                Some(known) => self.window_end = Some(known.min(end)),
+                None => self.window_end = Some(end),
+            }
+        }
         let number = |name| response.header(name)?.trim().parse::<u32>().ok();
         let first = self.limit.is_none();
         match number("x-ratelimit-limit") {
@@ -60,32 +86,24 @@ impl Budget {
             None => self.unreported = first,
         }
         if let Some(remaining) = number("x-ratelimit-remaining") {
-            self.remaining = Some(remaining);
+            (self.remaining, self.remaining_at) = (Some(remaining), now_ms);
             if first {
                 // A restart forgets this app's calls: count all of the window's as its own.
                 let spent = self.limit.unwrap_or(0).saturating_sub(remaining);
                 self.used = self.used.max(spent);
             }
         }
-        let now = timestamp::from_millis(now_ms as f64);
-        let reset = response.header("x-ratelimit-reset");
-        let Some(seconds) = reset.and_then(|v| ratelimit_reset_seconds(v, now)) else {
-            return;
-        };
-        let end = now_ms.saturating_add(seconds as i64 * 1000);
-        match self.window_end {
-            // The server has started a new window (its end is past this one's by more than
-            // the rounding): what was carried is the new window's.
-            Some(known) if end > known + UNCERTAIN_MS => self.turn(Some(end)),
-            Some(known) => self.window_end = Some(known.min(end)),
-            None => self.window_end = Some(end),
-        }
     }
 
     /// How many calls this app may make now, with `share_percent` of each window's budget.
     pub fn allowance(&mut self, share_percent: u32, now_ms: i64) -> u32 {
         if self.window_end.is_some_and(|end| now_ms >= end) {
-            self.turn(None);
+            self.turn(None, now_ms);
+        }
+        // Counts from an answer that said no end (no reset): they hold for a second.
+        let endless = self.window_end.is_none() && self.remaining.is_some();
+        if endless && now_ms >= self.remaining_at + LOOK_AGAIN_MS {
+            self.turn(None, now_ms);
         }
         let Some(limit) = self.limit else {
             if self.unreported {
@@ -93,7 +111,8 @@ impl Budget {
             }
             return PROBE_CALLS.saturating_sub(self.used);
         };
-        let cap = (u64::from(limit) * u64::from(share_percent.min(100)) / 100).max(1) as u32;
+        let share = u64::from(limit) * u64::from(share_percent.min(100)) / 100;
+        let cap = (share as u32).max(MAX_CALLS_PER_SURVEY);
         let mut allowed = cap.saturating_sub(self.used);
         if self.uncertain(now_ms) {
             // Room is left for one survey after the turn, so that an answer then says where
@@ -129,12 +148,13 @@ impl Budget {
             .is_some_and(|end| now_ms >= end - UNCERTAIN_MS)
     }
 
-    /// A new window: its end as the server says, or unknown until its first answer.
-    fn turn(&mut self, end: Option<i64>) {
+    /// A new window at `now_ms`: its end as the server says, or unknown until its first answer.
+    fn turn(&mut self, end: Option<i64>, now_ms: i64) {
         self.used = self.carried;
         self.carried = 0;
         self.remaining = None;
         self.window_end = end;
+        self.window_began = now_ms;
     }
 }
 
@@ -155,7 +175,7 @@ mod tests {
         while b.allowance(share, now) > 0 {
             b.spend(now);
             let r = server.call(now);
-            b.settle(Some(&r), now);
+            b.settle(Some(&r), now, now);
             n += 1;
         }
         n
@@ -187,10 +207,10 @@ mod tests {
         b.spend(0);
         assert_eq!(b.allowance(50, 0), 0, "both under way");
         assert_eq!(b.next_window(0), LOOK_AGAIN_MS);
-        b.settle(None, 5);
+        b.settle(None, 5, 5);
         assert_eq!(b.allowance(50, 5), 1, "a call with no answer says nothing");
         b.spend(5);
-        b.settle(Some(&answer(1000, 998, 60)), 10);
+        b.settle(Some(&answer(1000, 998, 60)), 10, 10);
         assert_eq!(
             b.allowance(50, 10),
             498,
@@ -235,11 +255,11 @@ mod tests {
         // One answer early in the window: its end is known as 10.3 s (whole-second reset).
         b.spend(300);
         let r = server.call(300);
-        b.settle(Some(&r), 300);
+        b.settle(Some(&r), 300, 300);
         for _ in 0..20 {
             b.spend(9_500);
             let r = server.call(9_500);
-            b.settle(Some(&r), 9_500);
+            b.settle(Some(&r), 9_500, 9_500);
         }
         // The server's next window starts at 10 s; the end known here is still 10.3 s.
         spend_all(&mut b, 50, 10_100, &mut server);
@@ -273,7 +293,7 @@ mod tests {
                 for _ in 0..2 {
                     b.spend(now);
                     let r = server.call(now);
-                    b.settle(Some(&r), now);
+                    b.settle(Some(&r), now, now);
                     sent += 1;
                 }
             }
@@ -292,10 +312,61 @@ mod tests {
     }
 
     #[test]
+    fn a_share_too_small_for_one_survey_still_sends_one_a_window() {
+        let mut b = Budget::default();
+        b.spend(0);
+        b.settle(Some(&answer(100, 99, 60)), 0, 0);
+        assert_eq!(
+            b.allowance(1, 0),
+            MAX_CALLS_PER_SURVEY - 1,
+            "1% of 100 is one call"
+        );
+    }
+
+    #[test]
+    fn nothing_left_and_no_reset_said_is_looked_at_again() {
+        let mut b = Budget::default();
+        b.spend(0);
+        let spent = Response::new(200, "{}")
+            .with_header("x-ratelimit-limit", "100")
+            .with_header("x-ratelimit-remaining", "0");
+        b.settle(Some(&spent), 0, 0);
+        assert_eq!(b.allowance(50, 10), 0);
+        assert!(b.allowance(50, LOOK_AGAIN_MS) > 0, "not stuck for good");
+    }
+
+    #[test]
+    fn an_answer_from_a_new_window_counts_what_it_says_is_left() {
+        let mut b = Budget::default();
+        b.spend(0);
+        b.settle(Some(&answer(1000, 999, 10)), 0, 0);
+        // The server's next window, where other integrations already spent all but 3.
+        b.spend(10_500);
+        b.settle(Some(&answer(1000, 3, 10)), 10_500, 10_500);
+        assert_eq!(b.allowance(50, 10_500), 3);
+    }
+
+    #[test]
+    fn an_answer_to_a_call_from_before_the_turn_says_nothing_of_the_new_window() {
+        let mut b = Budget::default();
+        b.spend(0);
+        b.settle(Some(&answer(100, 99, 10)), 0, 0);
+        b.spend(9_950);
+        assert_eq!(
+            b.allowance(50, 10_000),
+            50 - 1,
+            "turned by the clock; the call carried"
+        );
+        // Its answer arrives late, from the old window: no end or count is taken from it.
+        b.settle(Some(&answer(100, 0, 1)), 9_950, 10_100);
+        assert_eq!(b.allowance(50, 10_100), 49);
+    }
+
+    #[test]
     fn a_restart_counts_the_windows_calls_as_its_own() {
         let mut b = Budget::default();
         b.spend(0);
-        b.settle(Some(&answer(1000, 600, 30)), 0);
+        b.settle(Some(&answer(1000, 600, 30)), 0, 0);
         assert_eq!(b.allowance(50, 0), 100, "400 used already: 100 left of 500");
     }
 
@@ -303,9 +374,9 @@ mod tests {
     fn others_spending_the_budget_leave_nothing_and_the_window_turns() {
         let mut b = Budget::default();
         b.spend(0);
-        b.settle(Some(&answer(1000, 900, 30)), 0);
+        b.settle(Some(&answer(1000, 900, 30)), 0, 0);
         b.spend(10_000);
-        b.settle(Some(&answer(1000, 0, 20)), 10_000);
+        b.settle(Some(&answer(1000, 0, 20)), 10_000, 10_000);
         assert_eq!(b.allowance(50, 10_000), 0, "no call into a 429");
         assert_eq!(b.next_window(10_000), 30_000);
         assert_eq!(b.allowance(50, 30_000), 500, "a new window");
@@ -316,10 +387,10 @@ mod tests {
         let mut b = Budget::default();
         assert_eq!(b.next_window(0), LOOK_AGAIN_MS);
         b.spend(0);
-        b.settle(Some(&Response::new(200, "{}")), 0);
+        b.settle(Some(&Response::new(200, "{}")), 0, 0);
         assert_eq!(b.allowance(50, 0), u32::MAX);
         b.spend(5);
-        b.settle(Some(&answer(100, 99, 10)), 5);
+        b.settle(Some(&answer(100, 99, 10)), 5, 5);
         assert_eq!(b.allowance(50, 5), 49, "until it reports one");
     }
 }

@@ -96,7 +96,7 @@ impl Transport for FetchTransport {
         let built = Self::build(&request, &deadline.signal)
             .map_err(|e| SendError::Refused(js_error(&e)))?;
         let answer = Self::fetch(built).await;
-        deadline.clear();
+        drop(deadline);
         answer.map_err(|e| SendError::Network(js_error(&e)))
     }
 }
@@ -125,8 +125,11 @@ impl Deadline {
             timer,
         })
     }
+}
 
-    fn clear(self) {
+/// Cleared however the call ends: answered, refused, or its future dropped.
+impl Drop for Deadline {
+    fn drop(&mut self) {
         let global = js_sys::global();
         if let Ok(clear) = Reflect::get(&global, &"clearTimeout".into()) {
             if let Ok(clear) = clear.dyn_into::<Function>() {

@@ -337,6 +337,13 @@ impl World {
         });
     }
 
+    /// The org's other integrations spend `calls` of the budget's current window.
+    pub fn spend_budget_elsewhere(&self, calls: u32) {
+        for _ in 0..calls {
+            self.spend_budget();
+        }
+    }
+
     /// Calls per budget window so far, and the calls refused for the budget.
     pub fn budget_use(&self) -> (Vec<u32>, u32) {
         let budget = self.budget.borrow();

@@ -1,6 +1,6 @@
 //! One org's surveys: stores closes as jobs, and at due time checks the conversation again
-//! and sends to Stella. Runs in the org's Durable Object; the alarm is set to
-//! [`Scheduler::next_alarm`] after every call.
+//! and sends to Stella. Runs in the org's Durable Object; after every call the alarm is set as
+//! [`Scheduler::alarm_change`] says (to [`Scheduler::next_alarm`], when it changes).
 //!
 //! Exactly once: a job is marked `sending` (a lease) before its attempt and `sent` as soon as
 //! Stella answers 2xx; only due `scheduled`/`retrying` jobs and expired leases are picked, so a
@@ -15,7 +15,7 @@ use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::outcome::{ErrorCode, Ignored, Reason, SecretChange};
 use super::seal::{self, Sealer};
 use super::{Config, OrgRecord, Reply, Store, Transport};
-use crate::settings::{self, ValidationOptions};
+use crate::settings::ValidationOptions;
 use crate::timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -82,9 +82,6 @@ pub enum Command {
 pub const MAX_PER_ALARM: usize = 2000;
 /// How many jobs are attempted at once: their calls to Kustomer and Stella overlap.
 pub const CONCURRENCY: usize = 32;
-/// Kustomer calls per survey in steady state (the conversation and its customer; the agent's
-/// email and tag names are cached): what a job is started with, of the org's API budget.
-pub const CALLS_PER_SURVEY: u32 = 2;
 /// How long a rotated app secret is still accepted: calls already under way with it land.
 pub const SECRET_GRACE_MS: i64 = 24 * 3_600_000;
 
@@ -130,6 +127,9 @@ pub struct Scheduler<S, T, C> {
     paced_until: Cell<Option<i64>>,
     /// The settings text this instance last found or made sealed in the org's record.
     kept: RefCell<Option<String>>,
+    /// The last batch had a job the budget stopped mid-way (an uncached agent or tag name):
+    /// the next one is sized for every job's calls, so none is stopped again for good.
+    cold: Cell<bool>,
 }
 
 fn iso(ms: i64) -> String {
@@ -158,6 +158,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             budget: RefCell::default(),
             paced_until: Cell::new(None),
             kept: RefCell::new(None),
+            cold: Cell::new(false),
         }
     }
 
@@ -407,11 +408,6 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         conversation_id: &str,
         raw: StoredSettings,
     ) -> Result<Reply, String> {
-        let value = serde_json::from_str(&raw.0).unwrap_or(Value::Null);
-        if let Err(fields) = settings::validate_settings(&value, self.validation()) {
-            let error = crate::InputError::invalid_settings(fields);
-            return Ok(Reply::json(400, json!({ "error": error })));
-        }
         let now = self.clock.now_ms();
         let Some(job) = self.store.get(conversation_id)? else {
             return Ok(Reply::error(

@@ -1,9 +1,9 @@
 //! An alarm's run: the jobs due now, each checked against Kustomer's data and sent to Stella,
 //! as many at once as the org's Kustomer API budget has room for.
 
-use super::{iso, Armed, Clock, Scheduler, CALLS_PER_SURVEY, CONCURRENCY, MAX_PER_ALARM};
+use super::{iso, Armed, Clock, Scheduler, CONCURRENCY, MAX_PER_ALARM};
 use crate::decision::{self, Decision, Recheck, SurveyInput};
-use crate::edge::budget::Budget;
+use crate::edge::budget::{Budget, CALLS_PER_SURVEY, MAX_CALLS_PER_SURVEY};
 use crate::edge::job::{Job, JobState};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::Reason;
@@ -64,8 +64,10 @@ impl<T: Transport, C: Clock> Transport for Metered<'_, T, C> {
             budget.spend(now);
         }
         let answer = self.inner.send(request).await;
-        let now = self.clock.now_ms();
-        self.budget.borrow_mut().settle(answer.as_ref().ok(), now);
+        let settled = self.clock.now_ms();
+        self.budget
+            .borrow_mut()
+            .settle(answer.as_ref().ok(), now, settled);
         answer
     }
 }
@@ -119,8 +121,15 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// period go, and the org's keys go when no job needs them. Returns how many jobs it
     /// handled.
     pub async fn run_due(&self) -> Result<usize, String> {
-        // The alarm that runs this is spent, and jobs change: computed afresh afterwards.
+        // The alarm that runs this is spent, and jobs change: it is computed afresh afterwards,
+        // whatever a call that came in meanwhile set it to.
         self.armed.set(Armed::Unknown);
+        let result = self.run_due_jobs().await;
+        self.armed.set(Armed::Unknown);
+        result
+    }
+
+    async fn run_due_jobs(&self) -> Result<usize, String> {
         let started = self.clock.now_ms();
         let settings = self.org_settings()?;
         let share = match &settings {
@@ -132,8 +141,15 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         while handled < MAX_PER_ALARM {
             // As many jobs as the org's API budget has room for now; the rest wait for the
             // next window, still due and with no attempt counted.
+            // A job is started with room for all of its calls: two when the agent's email and
+            // the tag names are cached, four when a job of the last batch found them missing.
             let now = self.clock.now_ms();
-            let room = self.budget.borrow_mut().allowance(share, now) / CALLS_PER_SURVEY;
+            let calls = if self.cold.get() {
+                MAX_CALLS_PER_SURVEY
+            } else {
+                CALLS_PER_SURVEY
+            };
+            let room = self.budget.borrow_mut().allowance(share, now) / calls;
             let lease_before = started - self.config.lease_ms;
             let batch = self
                 .store
@@ -154,7 +170,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     .map(|job| self.process(job, &settings, share)),
             )
             .await;
-            results.into_iter().collect::<Result<Vec<()>, String>>()?;
+            let paced = results.iter().any(|r| matches!(r, Ok(true)));
+            self.cold.set(paced);
+            results.into_iter().collect::<Result<Vec<bool>, String>>()?;
         }
         let now = self.clock.now_ms();
         self.store
@@ -173,7 +191,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Ok(handled)
     }
 
-    async fn process(&self, job: Job, settings: &OrgSettings, share: u32) -> Result<(), String> {
+    /// One job's attempt; `true` when the budget stopped it before anything was sent.
+    async fn process(&self, job: Job, settings: &OrgSettings, share: u32) -> Result<bool, String> {
         let now = self.clock.now_ms();
         let waiting = job.clone();
         // The lease: if this attempt never finishes (the process died), the job falls due again
@@ -201,7 +220,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     ..current
                 })?;
             }
-            return Ok(());
+            return Ok(false);
         }
         let now = self.clock.now_ms();
         let done =
@@ -214,12 +233,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 updated_ms: now,
                 ..job.clone()
             };
+        let paced = matches!(attempt, Attempt::Paced);
         let next = match attempt {
             // The budget ran out mid-way: as it was before, nothing sent and no attempt spent.
-            Attempt::Paced => Job {
-                updated_ms: now,
-                ..waiting
-            },
+            // (An expired lease stays expired: the job is picked again once there is room.)
+            Attempt::Paced => waiting,
             Attempt::Retime {
                 closed_at_ms,
                 send_at_ms,
@@ -296,7 +314,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 }
             }
         };
-        self.store.put(&next)
+        self.store.put(&next)?;
+        Ok(paced)
     }
 
     /// One attempt: the org's settings, fresh Kustomer data, the rechecks, the decision, then
