@@ -12,8 +12,8 @@
 //! - Key checks (`settings/check`, `preview`) need a Kustomer key that Kustomer accepts before
 //!   anything reaches Stella, and are rate-limited per key and per client address.
 //!
-//! One file per job: [`close`] (a conversation closed), [`keys`] (check connection, preview,
-//! and their rate limits), [`log`] (the delivery log, resends, the app secret).
+//! One file per job: `close.rs` (a conversation closed), `keys.rs` (check connection, preview,
+//! and their rate limits), `log.rs` (the delivery log, resends, the app secret).
 
 mod close;
 mod keys;
