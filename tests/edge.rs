@@ -50,6 +50,19 @@ fn add_conversation(world: &World, id: &str, customer_id: &str, name: &str) {
     world.add_customer(customer);
 }
 
+/// `n` such copies, their ids and their customers' numbered from `first` (customers
+/// `{name}0`, `{name}1`, …): the conversations' ids.
+fn add_conversations(world: &World, n: usize, first: usize, name: &str) -> Vec<String> {
+    let ids: Vec<String> = (0..n)
+        .map(|i| format!("6560e0f1a2b3c4d5e6f7{:04x}", first + i))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let customer = format!("5f0c1b2a3d4e5f6a7b8c{:04x}", first + 0x1000 + i);
+        add_conversation(world, id, &customer, &format!("{name}{i}"));
+    }
+    ids
+}
+
 // 1 ------------------------------------------------------------------------------------------
 
 fn happy_path() -> Edge {
@@ -562,13 +575,7 @@ fn gives_up_after_24_hours_of_failures() {
 
 fn steady_state() -> Edge {
     let edge = Edge::quick();
-    let ids: Vec<String> = (0..11)
-        .map(|i| format!("6560e0f1a2b3c4d5e6f7{:04x}", 0x1000 + i))
-        .collect();
-    for (i, id) in ids.iter().enumerate() {
-        let customer = format!("5f0c1b2a3d4e5f6a7b8c{:04x}", 0x2000 + i);
-        add_conversation(&edge.world, id, &customer, &format!("customer{i}"));
-    }
+    let ids = add_conversations(&edge.world, 11, 0x1000, "customer");
     // Ten closes ten seconds apart.
     let t0 = closed_ms();
     let close_at = |i: usize| t0 + i as i64 * 10_000;
@@ -1379,13 +1386,7 @@ fn the_fakes_hold_the_trait_contracts() {
 #[test]
 fn a_burst_of_due_surveys_is_paced_under_the_share_of_the_orgs_budget() {
     let edge = Edge::quick();
-    let ids: Vec<String> = (0..30)
-        .map(|i| format!("6560e0f1a2b3c4d5e6f7{:04x}", 0x3000 + i))
-        .collect();
-    for (i, id) in ids.iter().enumerate() {
-        let customer = format!("5f0c1b2a3d4e5f6a7b8c{:04x}", 0x4000 + i);
-        add_conversation(&edge.world, id, &customer, &format!("burst{i}"));
-    }
+    let ids = add_conversations(&edge.world, 30, 0x3000, "burst");
     let t0 = closed_ms();
     for id in &ids {
         let reply = edge.close(&close_event(id, &iso(t0)));

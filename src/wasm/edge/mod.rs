@@ -147,28 +147,22 @@ pub struct JsRouter {
 impl Router for JsRouter {
     async fn forward(&self, org: &str, command: &Command) -> Result<Reply, String> {
         let json = serde_json::to_string(command).map_err(|e| e.to_string())?;
-        let promise = self
-            .forward
-            .call2(&JsValue::NULL, &org.into(), &json.into())
-            .map_err(|e| js_error(&e))?;
-        // A Durable Object RPC call returns a thenable, not a Promise: adopt it.
-        let reply = JsFuture::from(Promise::resolve(&promise))
-            .await
-            .map_err(|e| js_error(&e))?;
+        let reply = call(&self.forward, &org.into(), &json.into()).await?;
         reply_from_js(&reply).ok_or_else(|| "the scheduler's reply cannot be read".to_owned())
     }
 
     async fn limit(&self, bucket: &str, per_minute: u32) -> Result<Option<u32>, String> {
-        let promise = self
-            .limit
-            .call2(&JsValue::NULL, &bucket.into(), &per_minute.into())
-            .map_err(|e| js_error(&e))?;
-        let wait = JsFuture::from(Promise::resolve(&promise))
-            .await
-            .map_err(|e| js_error(&e))?;
+        let wait = call(&self.limit, &bucket.into(), &per_minute.into()).await?;
         let wait = wait.as_f64().unwrap_or(0.0);
         Ok((wait > 0.0).then_some(wait.ceil() as u32))
     }
+}
+
+/// Calls a function of the worker entry with two arguments and waits for its result: a Durable
+/// Object RPC call returns a thenable, not a Promise, so it is adopted first.
+async fn call(f: &Function, a: &JsValue, b: &JsValue) -> Result<JsValue, String> {
+    let result = f.call2(&JsValue::NULL, a, b).map_err(|e| js_error(&e))?;
+    (JsFuture::from(Promise::resolve(&result)).await).map_err(|e| js_error(&e))
 }
 
 /// The edge's HTTP front, one per isolate (it keeps the key → org cache).

@@ -58,6 +58,13 @@ impl SqlStore {
         Ok(cursor.to_array().to_vec())
     }
 
+    /// The one value (`least`) of a `MIN(…)` query: `None` on an empty table.
+    fn least(&self, query: &str) -> Result<Option<i64>, String> {
+        let rows = self.rows(query, vec![])?;
+        let least = rows.first().and_then(|r| Self::column(r, "least").as_f64());
+        Ok(least.map(|ms| ms as i64))
+    }
+
     fn column(row: &JsValue, name: &str) -> JsValue {
         Reflect::get(row, &name.into()).unwrap_or(JsValue::NULL)
     }
@@ -126,14 +133,9 @@ impl Store for SqlStore {
     fn next_due(&self) -> Result<Option<i64>, String> {
         // `due_ms IS NOT NULL` lets SQLite answer from the partial index `jobs_due` instead of
         // reading every row (measured: 4.9 ms → 0.008 ms with 10,000 jobs, on every schedule).
-        let rows = self.rows(
-            "SELECT MIN(due_ms) AS due FROM jobs WHERE due_ms IS NOT NULL AND state IN ('scheduled', 'retrying', 'sending')",
-            vec![],
-        )?;
-        Ok(rows
-            .first()
-            .and_then(|r| Self::column(r, "due").as_f64())
-            .map(|d| d as i64))
+        self.least(
+            "SELECT MIN(due_ms) AS least FROM jobs WHERE due_ms IS NOT NULL AND state IN ('scheduled', 'retrying', 'sending')",
+        )
     }
 
     fn recent(&self, limit: usize) -> Result<Vec<Job>, String> {
@@ -200,13 +202,6 @@ impl Store for SqlStore {
     }
 
     fn oldest_final(&self) -> Result<Option<i64>, String> {
-        let rows = self.rows(
-            "SELECT MIN(updated_ms) AS at FROM jobs WHERE due_ms IS NULL",
-            vec![],
-        )?;
-        Ok(rows
-            .first()
-            .and_then(|r| Self::column(r, "at").as_f64())
-            .map(|t| t as i64))
+        self.least("SELECT MIN(updated_ms) AS least FROM jobs WHERE due_ms IS NULL")
     }
 }
