@@ -115,9 +115,10 @@ impl Budget {
         let cap = (share as u32).max(MAX_CALLS_PER_SURVEY);
         let mut allowed = cap.saturating_sub(self.used);
         if self.uncertain(now_ms) {
-            // Room is left for one survey after the turn, so that an answer then says where
-            // the new window ends.
-            allowed = allowed.min(cap.saturating_sub(self.carried.saturating_add(PROBE_CALLS)));
+            // Room is left for one survey after the turn, all of its calls, so that an answer
+            // then says where the new window ends.
+            let room_after = cap.saturating_sub(MAX_CALLS_PER_SURVEY);
+            allowed = allowed.min(room_after.saturating_sub(self.carried));
         }
         if let Some(remaining) = self.remaining {
             allowed = allowed.min(remaining);
@@ -360,6 +361,20 @@ mod tests {
         // Its answer arrives late, from the old window: no end or count is taken from it.
         b.settle(Some(&answer(100, 0, 1)), 9_950, 10_100);
         assert_eq!(b.allowance(50, 10_100), 49);
+    }
+
+    #[test]
+    fn after_a_windows_last_second_a_whole_survey_still_fits() {
+        let mut server = Server {
+            limit: 100,
+            window_ms: 2_000,
+            counts: Default::default(),
+        };
+        let mut b = Budget::default();
+        // All of the share asked for in the window's last second as known.
+        spend_all(&mut b, 50, 1_500, &mut server);
+        let after = b.allowance(50, b.next_window(1_500));
+        assert!(after >= MAX_CALLS_PER_SURVEY, "{after} calls: no survey could start");
     }
 
     #[test]

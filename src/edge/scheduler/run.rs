@@ -149,7 +149,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             } else {
                 CALLS_PER_SURVEY
             };
-            let room = self.budget.borrow_mut().allowance(share, now) / calls;
+            let allowed = self.budget.borrow_mut().allowance(share, now);
+            // Never none while a warm job would fit: its calls' answers are what move the
+            // budget on (a window whose end no answer has said yet).
+            let room = match allowed / calls {
+                0 => allowed / CALLS_PER_SURVEY,
+                n => n,
+            };
             let lease_before = started - self.config.lease_ms;
             let batch = self
                 .store
