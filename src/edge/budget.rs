@@ -374,7 +374,10 @@ mod tests {
         // All of the share asked for in the window's last second as known.
         spend_all(&mut b, 50, 1_500, &mut server);
         let after = b.allowance(50, b.next_window(1_500));
-        assert!(after >= MAX_CALLS_PER_SURVEY, "{after} calls: no survey could start");
+        assert!(
+            after >= MAX_CALLS_PER_SURVEY,
+            "{after} calls: no survey could start"
+        );
     }
 
     #[test]
