@@ -38,5 +38,23 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Kustomer's published app SDK, for its types only (tests/js/commands.test.mjs checks the app
+# definition's commands against `Command`). Not an npm dependency: its own dependencies include
+# puppeteer, whose install downloads a browser. The tarball is checked against the pinned digest.
+sdk_version=0.0.55
+sdk_integrity="sha512-FXNtj9yHy5/6eYSg3zerOAjtKVulCzVOHl/dDCNdf4V2gyW0llIa4R46I5q0ys1llrJvBjUp7M9CaFA3EeQM7Q=="
+sdk_dir=build/vendor/apps-server-sdk
+step "@kustomer/apps-server-sdk $sdk_version (types)"
+if [ "$(cat "$sdk_dir/.integrity" 2>/dev/null)" != "$sdk_integrity" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack "@kustomer/apps-server-sdk@$sdk_version" --silent >/dev/null)
+  got="sha512-$(openssl dgst -sha512 -binary "$tmp"/*.tgz | base64 -w0)"
+  if [ "$got" != "$sdk_integrity" ]; then echo "setup: the SDK tarball's digest is $got, not the pinned one" >&2; exit 1; fi
+  rm -rf "$sdk_dir" && mkdir -p "$sdk_dir"
+  tar xzf "$tmp"/*.tgz -C "$sdk_dir" --strip-components=1
+  echo "$sdk_integrity" > "$sdk_dir/.integrity"
+  rm -rf "$tmp"
+fi
+
 echo
 echo "setup: done"

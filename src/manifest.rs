@@ -8,7 +8,7 @@
 
 use crate::edge::setting_header;
 use crate::kustomer::{APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE};
-use crate::settings::{FieldDef, FieldKind, FIELDS};
+use crate::settings::{self, FieldDef, FieldKind, APP_SECRET, FIELDS};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
@@ -41,6 +41,10 @@ const CHANGELOG: &[(&str, &str)] = &[
         "0.2.0",
         "Hardening: only the app's own workflow and pages can schedule, list or resend surveys (the app secret); one survey per conversation unless \"Survey a conversation again after (days)\" allows more; keys sealed at rest and dropped when no survey needs them.",
     ),
+    (
+        "0.3.0",
+        "Admin and agent tools: a Deliveries page (every survey's state and reason, filters, paging, resend one or all failed, CSV export); the agent's card shows what actually happened; Check connection and Preview use the saved keys through the app's commands, so no key is typed twice.",
+    ),
 ];
 
 /// The settings category; the documentation asks for `default`.
@@ -50,7 +54,7 @@ const SETTING_TYPES: [&str; 4] = ["string", "number", "boolean", "secret"];
 /// Top-level keys allowed here: the ones `kustomer-apps.md` §1 lists. Kustomer's strict schema
 /// knows more (`screenshots`, `hooks`, `triggers`, `commands`, `widgets`, …): add one here when
 /// the app starts using it.
-const ALLOWED_KEYS: [&str; 18] = [
+const ALLOWED_KEYS: [&str; 19] = [
     "app",
     "version",
     "title",
@@ -65,6 +69,7 @@ const ALLOWED_KEYS: [&str; 18] = [
     "klasses",
     "kviews",
     "actions",
+    "commands",
     "workflows",
     "outboundWebhooks",
     "i18n",
@@ -72,6 +77,8 @@ const ALLOWED_KEYS: [&str; 18] = [
 ];
 /// The keys registration cannot do without.
 const REQUIRED_KEYS: [&str; 3] = ["app", "version", "title"];
+/// The HTTP methods a command may use, as the SDK types them.
+const HTTP_METHODS: [&str; 5] = ["post", "put", "patch", "get", "delete"];
 /// Attribute name suffixes and the type each sets.
 const ATTRIBUTE_SUFFIXES: [&str; 7] = ["Str", "Txt", "Num", "At", "Bool", "Url", "Id"];
 
@@ -101,6 +108,7 @@ pub fn definition(edge_url: &str) -> Value {
         .map(|(v, notes)| ((*v).to_owned(), (*notes).into()))
         .collect();
     let (kview, action, workflow) = components(edge);
+    let commands = commands(edge);
     json!({
         "app": APP,
         "version": env!("CARGO_PKG_VERSION"),
@@ -127,6 +135,7 @@ pub fn definition(edge_url: &str) -> Value {
         }],
         "kviews": [kview],
         "actions": [action],
+        "commands": commands,
         "workflows": [workflow],
     })
 }
@@ -151,19 +160,7 @@ fn components(edge: &str) -> (Value, Value, Value) {
         "meta": {"displayName": "Stella Connect survey", "icon": "star"},
         "template": format!("<DynamicCard src=\"{edge}/app/card.html\" context={{context}} fillToWidth noPadding />"),
     });
-    let mut app_settings = Map::new();
-    let mut headers = Map::new();
-    for f in FIELDS {
-        app_settings.insert(
-            f.key.to_owned(),
-            json!({"key": format!("{APP}.{CATEGORY}.{}", f.key)}),
-        );
-        headers.insert(
-            setting_header(f.key),
-            format!("{{{{{{{}}}}}}}", f.key).into(),
-        );
-    }
-    headers.insert("content-type".to_owned(), "application/json".into());
+    let (app_settings, headers) = settings_as_headers(|_| true);
     let action = json!({
         "name": action_name,
         "description": "Schedules the Stella Connect survey request for a closed conversation.",
@@ -213,6 +210,129 @@ fn components(edge: &str) -> (Value, Value, Value) {
         }],
     });
     (kview, action, workflow)
+}
+
+/// The `appSettings` aliases and the headers that carry the settings `keep` selects, as the
+/// workflow action and the commands send them: each setting as its `x-…` header, filled by
+/// Kustomer on its side (`{{{key}}}`), so a secret never passes through a browser.
+fn settings_as_headers(keep: impl Fn(&str) -> bool) -> (Map<String, Value>, Map<String, Value>) {
+    let mut app_settings = Map::new();
+    let mut headers = Map::new();
+    for f in FIELDS.iter().filter(|f| keep(f.key)) {
+        app_settings.insert(
+            f.key.to_owned(),
+            json!({"key": format!("{APP}.{CATEGORY}.{}", f.key)}),
+        );
+        headers.insert(setting_header(f.key), template(f.key).into());
+    }
+    headers.insert("content-type".to_owned(), "application/json".into());
+    (app_settings, headers)
+}
+
+/// A Handlebars reference that inserts the value as it is (`{{{name}}}`).
+fn template(name: &str) -> String {
+    format!("{{{{{{{name}}}}}}}")
+}
+
+/// The full name a page runs a command by: `<app>.app.<name>`, as in Kustomer's commands
+/// example (private apps may be namespaced further: the pages keep that guess in one place).
+pub fn command_name(name: &str) -> String {
+    format!("{APP}.app.{name}")
+}
+
+/// The query parameters of the delivery log a page may set, in the order the URL names them.
+pub const DELIVERY_QUERY: [&str; 9] = [
+    "state",
+    "reason",
+    "agent",
+    "from",
+    "to",
+    "conversationId",
+    "limit",
+    "cursor",
+    "utcOffsetMinutes",
+];
+
+/// The commands the pages run (`Kustomer.command.run`), one per edge operation they need.
+/// Kustomer fills the settings into the headers on its side, so no page ever holds a saved key.
+/// What the user supplies goes in the body, except the delivery log's filters: a `get` has no
+/// body, so they are URL arguments (`permittedArgs`, each `{{{arg}}}` in the query; the pages
+/// percent-encode them).
+fn commands(edge: &str) -> Vec<Value> {
+    let (all_settings, all_headers) = settings_as_headers(|_| true);
+    // The log needs only the caller's org (the Kustomer key and URL) and the app secret.
+    let (org_settings, org_headers) = settings_as_headers(|k| {
+        [
+            settings::KUSTOMER_API_KEY,
+            settings::KUSTOMER_API_URL,
+            APP_SECRET,
+        ]
+        .contains(&k)
+    });
+    let query: Vec<String> = DELIVERY_QUERY
+        .iter()
+        .map(|arg| format!("{arg}={}", template(arg)))
+        .collect();
+    let command =
+        |name: &str, display: &str, method: &str, path: &str, args: &[&str], all: bool| {
+            let (app_settings, headers) = if all {
+                (&all_settings, &all_headers)
+            } else {
+                (&org_settings, &org_headers)
+            };
+            json!({
+                "type": "external-api",
+                "name": command_name(name),
+                "displayName": display,
+                "url": format!("{edge}{path}"),
+                "httpMethod": method,
+                "permittedArgs": args,
+                "appSettings": app_settings,
+                "defaultHeaders": headers,
+            })
+        };
+    vec![
+        command(
+            "check-connection",
+            "Check the Stella Connect connection",
+            "post",
+            "/v1/settings/check",
+            &[],
+            true,
+        ),
+        command(
+            "preview",
+            "Preview a Stella Connect survey",
+            "post",
+            "/v1/preview",
+            &[],
+            true,
+        ),
+        command(
+            "list-deliveries",
+            "List Stella Connect survey deliveries",
+            "get",
+            &format!("/v1/deliveries?{}", query.join("&")),
+            &DELIVERY_QUERY,
+            false,
+        ),
+        command(
+            "resend",
+            "Resend a Stella Connect survey",
+            "post",
+            "/v1/deliveries/resend",
+            &[],
+            true,
+        ),
+        command(
+            "resend-many",
+            "Resend Stella Connect surveys",
+            "post",
+            "/v1/deliveries/resend",
+            &[],
+            true,
+        ),
+    ]
 }
 
 fn setting_type(kind: FieldKind) -> &'static str {
@@ -472,33 +592,9 @@ fn check_components(r: &mut Report, def: &Map<String, Value>, app: &str) {
     let mut actions = Vec::new();
     for (i, action) in r.array(def, "actions").iter().enumerate() {
         actions.push(name_of(r, format!("actions[{i}]"), action));
-        let Some(aliases) = action.get("appSettings").and_then(Value::as_object) else {
-            continue;
-        };
-        for (alias, setting) in aliases {
-            let key = setting
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let declared = key
-                .strip_prefix(app)
-                .and_then(|k| k.strip_prefix('.'))
-                .and_then(|k| k.split_once('.'))
-                .is_some_and(|(category, name)| {
-                    def.get("settings")
-                        .and_then(|s| s.get(category))
-                        .and_then(|c| c.get(name))
-                        .is_some()
-                });
-            if !declared {
-                r.add(
-                    "unknown_setting",
-                    format!("actions[{i}].appSettings.{alias}.key"),
-                    format!("`{key}` is not a declared setting `{app}.<category>.<name>`."),
-                );
-            }
-        }
+        check_aliases(r, def, app, &format!("actions[{i}]"), action);
     }
+    check_commands(r, def, app);
     for (i, workflow) in r.array(def, "workflows").iter().enumerate() {
         name_of(r, format!("workflows[{i}]"), workflow);
         let steps = workflow.get("steps").and_then(Value::as_array);
@@ -517,6 +613,124 @@ fn check_components(r: &mut Report, def: &Map<String, Value>, app: &str) {
                         "`{action}` is neither one of this app's actions nor a Kustomer action."
                     ),
                 );
+            }
+        }
+    }
+}
+
+/// Each `appSettings` alias of a component names a declared setting `<app>.<category>.<name>`;
+/// returns the aliases.
+fn check_aliases(
+    r: &mut Report,
+    def: &Map<String, Value>,
+    app: &str,
+    path: &str,
+    item: &Value,
+) -> Vec<String> {
+    let Some(aliases) = item.get("appSettings").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    for (alias, setting) in aliases {
+        let key = setting
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let declared = key
+            .strip_prefix(app)
+            .and_then(|k| k.strip_prefix('.'))
+            .and_then(|k| k.split_once('.'))
+            .is_some_and(|(category, name)| {
+                def.get("settings")
+                    .and_then(|s| s.get(category))
+                    .and_then(|c| c.get(name))
+                    .is_some()
+            });
+        if !declared {
+            r.add(
+                "unknown_setting",
+                format!("{path}.appSettings.{alias}.key"),
+                format!("`{key}` is not a declared setting `{app}.<category>.<name>`."),
+            );
+        }
+    }
+    aliases.keys().cloned().collect()
+}
+
+/// The names a Handlebars template refers to (`{{name}}` and `{{{name}}}`).
+fn references(template: &str) -> Vec<&str> {
+    template
+        .split("{{")
+        .skip(1)
+        .filter_map(|rest| rest.trim_start_matches('{').split_once("}}"))
+        .map(|(name, _)| name.trim())
+        .collect()
+}
+
+/// Commands (kustomer-apps.md §7; `Command` in `@kustomer/apps-server-sdk`): a name in the
+/// app's `<app>.app.` namespace, once; an `external-api` type; a lower-case HTTP method; and
+/// templates that refer only to the command's settings aliases, or (in the URL only) to its
+/// permitted arguments.
+fn check_commands(r: &mut Report, def: &Map<String, Value>, app: &str) {
+    let prefix = format!("{app}.app.");
+    let mut names = Vec::new();
+    for (i, command) in r.array(def, "commands").iter().enumerate() {
+        let path = format!("commands[{i}]");
+        let field = |k: &str| command.get(k).and_then(Value::as_str).unwrap_or_default();
+        let name = field("name");
+        if name.strip_prefix(&prefix).is_none_or(str::is_empty) || names.contains(&name) {
+            r.add(
+                "invalid_command_name",
+                format!("{path}.name"),
+                format!("The name must be `{prefix}<name>`, and used once."),
+            );
+        }
+        names.push(name);
+        if field("type") != "external-api" {
+            r.add(
+                "invalid_command_type",
+                format!("{path}.type"),
+                "The type must be `external-api`.",
+            );
+        }
+        if !HTTP_METHODS.contains(&field("httpMethod")) {
+            r.add(
+                "invalid_http_method",
+                format!("{path}.httpMethod"),
+                format!("The method must be one of {}.", HTTP_METHODS.join(", ")),
+            );
+        }
+        let aliases = check_aliases(r, def, app, &path, command);
+        let args: Vec<&str> = match command.get("permittedArgs") {
+            None => Vec::new(),
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                a.iter().filter_map(Value::as_str).collect()
+            }
+            Some(_) => {
+                r.add(
+                    "invalid_type",
+                    format!("{path}.permittedArgs"),
+                    "`permittedArgs` must be a list of names.",
+                );
+                Vec::new()
+            }
+        };
+        let mut templates = vec![(format!("{path}.url"), field("url"), true)];
+        if let Some(headers) = command.get("defaultHeaders").and_then(Value::as_object) {
+            for (header, value) in headers {
+                let value = value.as_str().unwrap_or_default();
+                templates.push((format!("{path}.defaultHeaders.{header}"), value, false));
+            }
+        }
+        for (at, text, url) in templates {
+            for name in references(text) {
+                let known = aliases.iter().any(|a| a == name) || (url && args.contains(&name));
+                if !known {
+                    r.add(
+                        "unknown_template_name",
+                        at.clone(),
+                        format!("`{name}` is neither a settings alias of this command nor, in its URL, a permitted argument."),
+                    );
+                }
             }
         }
     }

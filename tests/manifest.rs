@@ -110,7 +110,7 @@ fn the_action_sends_each_setting_as_the_edge_reads_it() {
 #[test]
 fn the_check_catches_each_rule() {
     type Edit = fn(&mut Value);
-    let cases: [(&str, Edit, &str, &str); 12] = [
+    let cases: [(&str, Edit, &str, &str); 18] = [
         (
             "no title",
             |d| {
@@ -198,11 +198,49 @@ fn the_check_catches_each_rule() {
             "unknown_action",
             "workflows[0].steps[0].action",
         ),
+        (
+            "command outside the namespace",
+            |d| d["commands"][0]["name"] = json!("check-connection"),
+            "invalid_command_name",
+            "commands[0].name",
+        ),
+        (
+            "command named twice",
+            |d| d["commands"][1]["name"] = d["commands"][0]["name"].clone(),
+            "invalid_command_name",
+            "commands[1].name",
+        ),
+        (
+            "command of another type",
+            |d| d["commands"][0]["type"] = json!("internal-api"),
+            "invalid_command_type",
+            "commands[0].type",
+        ),
+        (
+            "upper-case method",
+            |d| d["commands"][0]["httpMethod"] = json!("POST"),
+            "invalid_http_method",
+            "commands[0].httpMethod",
+        ),
+        (
+            "header naming an argument",
+            |d| d["commands"][2]["defaultHeaders"]["x-state"] = json!("{{{state}}}"),
+            "unknown_template_name",
+            "commands[2].defaultHeaders.x-state",
+        ),
+        (
+            "URL naming an undeclared argument",
+            |d| d["commands"][2]["permittedArgs"] = json!(["state"]),
+            "unknown_template_name",
+            "commands[2].url",
+        ),
     ];
     for (what, edit, rule, path) in cases {
         let mut def = generated();
         edit(&mut def);
-        assert_eq!(rules(&def), vec![(rule, path.to_owned())], "{what}");
+        let mut found = rules(&def);
+        found.dedup();
+        assert_eq!(found, vec![(rule, path.to_owned())], "{what}");
     }
     // A bad app name also leaves every namespaced name and label unmatched; it comes first.
     let mut def = generated();
@@ -307,4 +345,41 @@ fn the_binary_checks_files_and_refuses_bad_edge_urls() {
     assert_eq!(out.status.code(), Some(0));
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed, definition("http://localhost:8787"));
+}
+
+#[test]
+fn the_commands_carry_the_settings_kustomer_fills_in() {
+    let def = generated();
+    let commands = def["commands"].as_array().cloned().unwrap_or_default();
+    let named = |n: &str| {
+        commands
+            .iter()
+            .find(|c| c["name"] == format!("stella_connect.app.{n}"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Check connection, preview and resends carry every setting, as the close action does.
+    for n in ["check-connection", "preview", "resend", "resend-many"] {
+        let c = named(n);
+        assert_eq!(c["httpMethod"], "post", "{n}");
+        assert_eq!(c["permittedArgs"], json!([]), "{n}: user input goes in the body");
+        assert_eq!(
+            c["defaultHeaders"],
+            def["actions"][0]["inputTemplate"]["headers"],
+            "{n}"
+        );
+    }
+    // The log sees only the org's key, address and app secret: never the Stella key.
+    let list = named("list-deliveries");
+    let headers = list["defaultHeaders"].as_object().cloned().unwrap_or_default();
+    let mut names: Vec<&str> = headers.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["content-type", "x-app-secret", "x-kustomer-api-key", "x-kustomer-api-url"]
+    );
+    assert!(list["url"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with(&format!("{DEFAULT_EDGE_URL}/v1/deliveries?state={{{{{{state}}}}}}&")));
 }
