@@ -362,24 +362,37 @@ fn the_commands_carry_the_settings_kustomer_fills_in() {
     for n in ["check-connection", "preview", "resend", "resend-many"] {
         let c = named(n);
         assert_eq!(c["httpMethod"], "post", "{n}");
-        assert_eq!(c["permittedArgs"], json!([]), "{n}: user input goes in the body");
         assert_eq!(
-            c["defaultHeaders"],
-            def["actions"][0]["inputTemplate"]["headers"],
+            c["permittedArgs"],
+            json!([]),
+            "{n}: user input goes in the body"
+        );
+        assert_eq!(
+            c["defaultHeaders"], def["actions"][0]["inputTemplate"]["headers"],
             "{n}"
         );
     }
     // The log sees only the org's key, address and app secret: never the Stella key.
     let list = named("list-deliveries");
-    let headers = list["defaultHeaders"].as_object().cloned().unwrap_or_default();
+    let headers = list["defaultHeaders"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut names: Vec<&str> = headers.keys().map(String::as_str).collect();
     names.sort_unstable();
     assert_eq!(
         names,
-        ["content-type", "x-app-secret", "x-kustomer-api-key", "x-kustomer-api-url"]
+        [
+            "content-type",
+            "x-app-secret",
+            "x-kustomer-api-key",
+            "x-kustomer-api-url"
+        ]
     );
     assert!(list["url"]
         .as_str()
         .unwrap_or_default()
-        .starts_with(&format!("{DEFAULT_EDGE_URL}/v1/deliveries?state={{{{{{state}}}}}}&")));
+        .starts_with(&format!(
+            "{DEFAULT_EDGE_URL}/v1/deliveries?state={{{{{{state}}}}}}&"
+        )));
 }
