@@ -1,7 +1,8 @@
 // Stand-in for Kustomer's Cards SDK: local development only, served by the Kustomer sandbox
 // and loaded by the pages only when they run on a loopback address (see www/app.js).
-// Same method names as the real SDK (initialize, on, request, resize, updateStatus); requests
-// go to the Kustomer sandbox as the signed-in user. The context comes from the page's query:
+// Same method names as the real SDK (initialize, on, request, command.run, resize, updateStatus);
+// requests go to the Kustomer sandbox as the signed-in user, and so do command runs, which the
+// sandbox carries out as Kustomer does (settings filled in on its side). The context comes from the page's query:
 // `?conversation=<id>` for the agent card.
 (() => {
   const API = "/sandbox/kustomer";
@@ -60,6 +61,15 @@
         (data) => callback(null, data),
         (error) => callback(error),
       );
+    },
+    command: {
+      /** Runs one of the app's commands: resolves to (and calls back with) the run's answer,
+       * `{commandId, args, url, statusCode, responseBody, requestError}`. */
+      run(name, { args, headers, body } = {}, callback) {
+        const run = call(`/v1/commands/${encodeURIComponent(name)}/run`, "POST", { args, headers, body }).then((doc) => doc.data.attributes);
+        if (callback) run.then((answer) => callback(null, answer), (error) => callback(error));
+        return run;
+      },
     },
     resize() {
       standIn.resizes++;

@@ -115,11 +115,13 @@ const API_ROUTES = [
   ["POST", /^\/v1\/apps\/([^/]+)\/install$/, "POST /v1/apps/:app/install", ["org.admin.apps"], "installApp"],
   ["GET", /^\/v1\/apps\/installed$/, "GET /v1/apps/installed", ["org.admin.apps"], "listInstalled"],
   ["GET", /^\/v1\/klasses\/([^/]+)$/, "GET /v1/klasses/:name", [], "getKlass"],
+  // Commands (kustomer-apps.md §7): any user of the org may run the org's apps' commands.
+  ["POST", /^\/v1\/commands\/([^/]+)\/run$/, "POST /v1/commands/:name/run", [], "runCommand"],
 ];
 // The top-level keys of an app definition (kustomer-apps.md §1); the schema is strict.
 const DEFINITION_KEYS = [
   "app", "version", "title", "identifier", "visibility", "description", "iconUrl", "appDetails", "dependencies",
-  "settings", "settingsPageConfig", "klasses", "kviews", "actions", "workflows", "outboundWebhooks", "i18n", "changelog",
+  "settings", "settingsPageConfig", "klasses", "kviews", "actions", "commands", "workflows", "outboundWebhooks", "i18n", "changelog",
 ];
 const REQUIRED_DEFINITION_KEYS = ["app", "version", "title"];
 // Guess: Kustomer's size limit for a definition is not documented; this keeps one stored value
@@ -127,6 +129,8 @@ const REQUIRED_DEFINITION_KEYS = ["app", "version", "title"];
 const MAX_DEFINITION_BYTES = 120_000;
 // Attribute name suffix → type (kustomer-apps.md §3); the type names are a guess.
 const ATTRIBUTE_TYPES = { Str: "string", Txt: "text", Num: "number", At: "date", Bool: "boolean", Url: "url", Id: "id" };
+// The largest command run the sandbox reads (its own limit; Kustomer's is not published).
+const MAX_COMMAND_RUN_BYTES = 64 * 1024;
 const RESOURCE_TYPES = { conversations: "conversation", customers: "customer", users: "user" };
 
 const json = (status, body, headers = {}) =>
@@ -574,6 +578,99 @@ export class KustomerState extends DurableObject {
     });
   }
 
+  // ---- commands ------------------------------------------------------------------------------
+  // `POST /v1/commands/<name>/run` `{args?, headers?, body?}`, what the Cards SDK's
+  // `Kustomer.command.run` sends: Kustomer fills the command's templates on its side (settings
+  // through its `appSettings` aliases, the caller's `args` in the URL only, each named in
+  // `permittedArgs`), calls the URL and answers with what came back. A saved key reaches the
+  // edge, never the caller. Guesses, kept here (kustomer-apps.md §7 leaves them open):
+  // - headers given with the run are added to the command's `defaultHeaders` and replace those
+  //   of the same name (the settings page checks a key just typed this way); a header whose
+  //   value comes out empty (an unset setting) is not sent;
+  // - a missing argument is empty text; `{{x}}` is HTML-escaped, `{{{x}}}` is not (Handlebars);
+  // - the answer is `{data: {type: "command_run", id, attributes: {commandId, args, url,
+  //   statusCode, responseBody, requestError}}}`, the fields of the SDK's command action output
+  //   minus the request's headers and body (which would show the filled-in keys).
+  // Whatever the command's host, the sandbox calls the local edge (the EDGE binding) with the
+  // URL's path and query.
+  async runCommand(request, key, name) {
+    const text = await request.text();
+    if (text.length > MAX_COMMAND_RUN_BYTES) {
+      return apiError(413, "too_large", "Payload Too Large", `A command run is at most ${MAX_COMMAND_RUN_BYTES} bytes.`);
+    }
+    const run = text.trim() === "" ? {} : JSON.parse(text);
+    const bad = (code, detail, meta) => apiError(400, code, "Bad Request", detail, undefined, meta);
+    if (!isObject(run)) return bad("invalid_type", "The body must be an object {args?, headers?, body?}.");
+    const unknown = Object.keys(run).find((k) => !["args", "headers", "body"].includes(k));
+    if (unknown !== undefined) return bad("unknown_key", `Unknown field "${unknown}": a run is {args?, headers?, body?}.`, { key: unknown });
+    const command = await this.command(key.org, name);
+    if (!command) return apiError(404, "not_found", "Not Found", `No command ${name} in the org's installed apps.`);
+    const args = run.args ?? {};
+    if (!isObject(args)) return bad("invalid_type", "args must be an object of names to values.");
+    const permitted = Array.isArray(command.permittedArgs) ? command.permittedArgs : [];
+    for (const [arg, value] of Object.entries(args)) {
+      if (!permitted.includes(arg)) {
+        return bad("arg_not_permitted", `The command does not take the argument "${arg}".`, { arg, permittedArgs: permitted });
+      }
+      if (!["string", "number", "boolean"].includes(typeof value)) return bad("invalid_type", `The argument "${arg}" must be text, a number or a flag.`, { arg });
+    }
+    const headers = run.headers ?? {};
+    if (!isObject(headers) || Object.values(headers).some((v) => typeof v !== "string")) {
+      return bad("invalid_type", "headers must be an object of names to text.");
+    }
+
+    const settings = await this.settings(key.org, new URL(request.url).origin);
+    const values = {};
+    for (const [alias, ref] of Object.entries(isObject(command.appSettings) ? command.appSettings : {})) {
+      const setting = typeof ref?.key === "string" ? ref.key.split(".").at(-1) : undefined;
+      if (setting !== undefined && settings[setting] !== undefined && settings[setting] !== null) values[alias] = settings[setting];
+    }
+    const url = fill(String(command.url ?? ""), { ...values, ...args });
+    const sent = new Headers();
+    for (const [header, template] of Object.entries(isObject(command.defaultHeaders) ? command.defaultHeaders : {})) {
+      const value = fill(String(template), values);
+      if (value !== "") sent.set(header, value);
+    }
+    for (const [header, value] of Object.entries(headers)) sent.set(header, value);
+    const method = String(command.httpMethod ?? "post").toUpperCase();
+    const body = run.body !== undefined ? run.body : command.defaultBody;
+
+    const answer = { commandId: name, args, url, statusCode: null, responseBody: null, requestError: null };
+    try {
+      const target = new URL(url);
+      if (!this.env.EDGE) throw new Error("no EDGE service binding");
+      const res = await this.env.EDGE.fetch(`http://edge${target.pathname}${target.search}`, {
+        method,
+        headers: sent,
+        body: method === "GET" || body === undefined ? undefined : JSON.stringify(body),
+      });
+      const received = await res.text();
+      answer.statusCode = res.status;
+      try {
+        answer.responseBody = JSON.parse(received);
+      } catch {
+        answer.responseBody = received;
+      }
+    } catch (e) {
+      answer.requestError = String(e?.message ?? e);
+    }
+    return json(200, { data: { type: "command_run", id: crypto.randomUUID(), attributes: answer } });
+  }
+
+  /** The command `name` of an app installed in the org (else of the app definition the sandbox
+   * runs with, installed in the seeded org from the start). */
+  async command(org, name) {
+    const installed = await this.ctx.storage.list({ prefix: `installed:${org}:` });
+    const definitions = [];
+    for (const { app } of installed.values()) definitions.push((await this.ctx.storage.get(`app:${org}:${app}`))?.definition);
+    definitions.push(DEFINITION);
+    for (const def of definitions) {
+      const found = (Array.isArray(def?.commands) ? def.commands : []).find((c) => c?.name === name);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
   // ---- controls (no auth) ----------------------------------------------------------------
 
   async control(request, path, url) {
@@ -787,4 +884,14 @@ function settingHeaders(settings) {
     else if (h.required || text(settings[h.setting]) !== "") headers[h.header] = text(settings[h.setting]);
   }
   return headers;
+}
+
+// Fills a command template: `{{{name}}}` as it is, `{{name}}` HTML-escaped, as Handlebars does;
+// an unknown name is empty text.
+function fill(template, values) {
+  const escape = (v) => v.replace(/[&<>"'`=]/g, (c) => `&#${c.charCodeAt(0)};`);
+  return template.replace(/\{\{(\{?)\s*([\w.-]+)\s*\}?\}\}/g, (whole, raw, name) => {
+    const value = Object.hasOwn(values, name) ? String(values[name]) : "";
+    return raw ? value : escape(value);
+  });
 }

@@ -368,6 +368,73 @@ describe("Kustomer sandbox: the workflow's headers come from the app definition"
   });
 });
 
+describe("Kustomer sandbox: app commands run with the saved settings, on Kustomer's side", () => {
+  const run = (name, body, key = "sandbox-user-session") =>
+    kustomer("POST", `/v1/commands/${encodeURIComponent(`stella_connect.app.${name}`)}/run`, { key, body });
+  const received = async () => (await call("GET", "/edge-stub/received")).body.received;
+  before(async () => {
+    await kustomer("POST", "/reset");
+  });
+
+  it("fills the saved keys into the headers, forwards the body and answers the edge's answer, no key in it", async () => {
+    await call("POST", "/edge-stub/reset");
+    const r = await run("preview", { body: { conversationId: "conv-email" } });
+    assert.equal(r.status, 200);
+    const answer = r.body.data.attributes;
+    assert.equal(r.body.data.type, "command_run");
+    assert.equal(answer.statusCode, 202);
+    assert.deepEqual(answer.responseBody, { accepted: true, stub: true });
+    assert.equal(answer.requestError, null);
+    const [sent] = await received();
+    assert.equal(sent.method, "POST");
+    assert.equal(new URL(sent.url).pathname, "/v1/preview");
+    assert.deepEqual(sent.body, { conversationId: "conv-email" });
+    assert.equal(sent.headers["x-stella-api-key"], STELLA_KEY);
+    assert.equal(sent.headers["x-kustomer-api-key"], KEY);
+    assert.equal(sent.headers["x-app-secret"], APP_SECRET);
+    for (const secret of [STELLA_KEY, KEY, APP_SECRET]) assert.ok(!JSON.stringify(r.body).includes(secret), secret);
+  });
+
+  it("puts permitted arguments in the URL, and sends the log only the org's key, address and app secret", async () => {
+    await call("POST", "/edge-stub/reset");
+    const r = await run("list-deliveries", { args: { state: "failed", limit: 50 } });
+    assert.equal(r.status, 200);
+    const [sent] = await received();
+    assert.equal(sent.method, "GET");
+    const url = new URL(sent.url);
+    assert.equal(url.pathname, "/v1/deliveries");
+    assert.equal(url.searchParams.get("state"), "failed");
+    assert.equal(url.searchParams.get("limit"), "50");
+    assert.equal(url.searchParams.get("cursor"), "");
+    assert.equal(sent.headers["x-app-secret"], APP_SECRET);
+    assert.ok(!("x-stella-api-key" in sent.headers));
+  });
+
+  it("refuses arguments the command does not permit, and unknown commands, before calling anything", async () => {
+    await call("POST", "/edge-stub/reset");
+    const notPermitted = await run("list-deliveries", { args: { stellaApiKey: "x" } });
+    assert.equal(notPermitted.status, 400);
+    assert.equal(notPermitted.body.errors[0].code, "arg_not_permitted");
+    assert.equal((await run("preview", { args: { conversationId: "conv-email" } })).body.errors[0].code, "arg_not_permitted");
+    assert.equal((await run("nope", {})).status, 404);
+    for (const body of [[], { args: [] }, { args: { state: {} } }, { headers: { a: 1 } }, { extra: 1 }]) {
+      assert.equal((await run("list-deliveries", body)).status, 400, JSON.stringify(body));
+    }
+    const garbage = await kustomer("POST", "/v1/commands/stella_connect.app.preview/run", { key: KEY, raw: "{not json" });
+    assert.equal(garbage.status, 400);
+    assert.equal((await run("preview", {}, "nope")).status, 401);
+    assert.deepEqual(await received(), []);
+  });
+
+  it("lets a run's headers replace the saved ones (a key just typed)", async () => {
+    await call("POST", "/edge-stub/reset");
+    await run("check-connection", { headers: { "x-stella-api-key": "typed-key" } });
+    const [sent] = await received();
+    assert.equal(sent.headers["x-stella-api-key"], "typed-key");
+    assert.equal(sent.headers["x-kustomer-api-key"], KEY);
+  });
+});
+
 describe("Kustomer sandbox: the API budget", () => {
   const budget = async (org) => (await kustomer("GET", `/budget${org ? `?org=${encodeURIComponent(org)}` : ""}`)).body;
   const setBudget = (body) => kustomer("PUT", "/budget", { body });
