@@ -44,16 +44,23 @@ export function describeError(error) {
   return `${detail}${status}`;
 }
 
-/** Calls the edge that serves this page. */
-export async function edge(path, { headers = {}, body } = {}) {
-  const response = await fetch(path, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw { status: response.status, body: data };
-  return data;
+/** The full name of one of the app's commands (app-manifest/stella_connect.json `commands`).
+ * Guess, kept here alone: private apps' commands may carry the org's namespace. */
+const commandName = (name) => `stella_connect.app.${name}`;
+
+/**
+ * Runs one of the app's commands through Kustomer, which fills in the saved settings on its
+ * side: this page never holds a saved key. `args` go in the command's URL (the names its
+ * `permittedArgs` lists; each value is percent-encoded here, as the URL interpolates it as it
+ * is), `headers` replace saved settings for this call (a key just typed), `body` is sent as
+ * JSON. Resolves to the edge's answer; rejects with {status, body} like a failed request.
+ */
+export async function command(Kustomer, name, { args, headers, body } = {}) {
+  const encoded = args && Object.fromEntries(Object.entries(args).map(([k, v]) => [k, encodeURIComponent(v ?? "")]));
+  const run = await Kustomer.command.run(commandName(name), { args: encoded, headers, body });
+  if (run.requestError) throw { message: `the app's server could not be reached (${run.requestError})` };
+  if (!(run.statusCode >= 200 && run.statusCode < 300)) throw { status: run.statusCode, body: run.responseBody };
+  return run.responseBody;
 }
 
 /** Creates an element. Children are nodes or strings, and strings are always text, never

@@ -1,11 +1,13 @@
 // The agent's card beside a conversation: whether a survey will go out, to whom and when, or
-// why not (the core's decision), and the "do not send" switch.
-import { start, core, options, kustomer, describeError, h } from "./app.js";
+// why not (the core's decision), what actually happened (the conversation's entry in the
+// delivery log, read through the app's command), and the "do not send" switch.
+import { start, core, options, kustomer, command, describeError, h } from "./app.js";
 
 const root = document.getElementById("card");
 let Kustomer;
 let current; // {context, settings, user, tags} of the conversation shown
 let message = null; // a note under the card, such as a failed write
+let delivery = { loading: true }; // {entry, reasons} of the conversation shown, or {error}
 
 main().catch((e) => show(h("p", { class: "error" }, `The card could not start: ${e.message}`)));
 
@@ -20,6 +22,8 @@ async function load(context) {
   const conversation = context?.conversation;
   if (!conversation?.id) return show(h("p", { class: "muted" }, "Open a conversation to see its survey."));
   message = null;
+  if (current?.conversation.id !== conversation.id) delivery = { loading: true };
+  readDelivery(conversation.id);
   // The core names the records its decision reads; the customer comes with the context.
   const records = core.recordsToRead({ data: conversation });
   if (!records.ok) return unreadable(records.error);
@@ -73,7 +77,44 @@ function draw() {
     card.resurvey && h("p", { class: "note" }, card.resurvey),
     card.outlook === "not_configured" ? null : toggle,
     message && h("p", { class: "error", role: "alert" }, message),
+    happened(),
   );
+}
+
+/** Reads this conversation's entry in the delivery log; draws the card again when it comes. */
+async function readDelivery(id) {
+  let found;
+  try {
+    const answer = await command(Kustomer, "list-deliveries", { args: { conversationId: id, limit: 1 } });
+    found = { entry: answer.deliveries?.[0] ?? null, reasons: answer.reasons ?? {} };
+  } catch (e) {
+    found = { error: describeError(e) };
+  }
+  if (current?.conversation.id !== id && current) return; // another conversation is shown now
+  delivery = found;
+  if (current) draw();
+}
+
+/** What the app actually did for this conversation, in an agent's words. */
+function happened() {
+  const section = (...lines) => h("section", { class: "happened", "aria-labelledby": "happened-title" }, h("h3", { id: "happened-title" }, "What happened"), ...lines);
+  if (delivery.loading) return section(h("p", { class: "muted" }, "Reading the delivery log…"));
+  if (delivery.error) return section(h("p", { class: "muted" }, `The delivery log could not be read: ${delivery.error}`));
+  const entry = delivery.entry;
+  if (!entry) return section(h("p", { class: "muted" }, "No survey recorded yet: one is planned when the conversation is closed."));
+  // A skip's message is the core's words for agents; a failure's may be a service's own text,
+  // so its reason's words come first and the text below them.
+  const words = delivery.reasons[entry.reason];
+  const why = entry.state === "failed" ? (words ?? entry.message) : (entry.message ?? words);
+  const line = {
+    scheduled: `Scheduled for ${when(entry.nextAttemptAt ?? entry.sendAt)}.`,
+    retrying: `Retrying after a temporary failure; next attempt ${when(entry.nextAttemptAt ?? entry.sendAt)}.`,
+    sent: `Survey sent ${when(entry.sentAt ?? entry.updatedAt)}.`,
+    skipped: `Not sent: ${why ?? entry.reason}`,
+    failed: `Failed: ${why ?? entry.reason}`,
+  }[entry.state] ?? `${entry.state}.`;
+  const detail = entry.state === "failed" && words && entry.message ? entry.message : null;
+  return section(h("p", { class: `delivery ${entry.state}` }, line), detail && h("p", { class: "note" }, detail));
 }
 
 function unreadable(error) {

@@ -1,7 +1,7 @@
 // The settings page: draws the form from the core's field table, validates every change with
-// the core, saves through the Cards SDK, and asks the edge to check the keys or preview a
-// survey. Keys are never shown again once saved.
-import { start, core, options, kustomer, edge, describeError, h } from "./app.js";
+// the core, saves through the Cards SDK, and checks the keys or previews a survey through the
+// app's commands, which Kustomer runs with the saved keys. Keys are never shown again once saved.
+import { start, core, options, kustomer, command, describeError, h } from "./app.js";
 
 const MASK = "********"; // what Kustomer answers instead of a saved key
 const form = document.getElementById("settings");
@@ -186,22 +186,26 @@ async function save(event) {
   }
 }
 
-/** The settings as the headers the edge reads, or null (with a message) when a key the call
- * needs is saved but not typed: saved keys never come back to this page. */
-function headers(needed) {
-  const missing = needed.filter((key) => raw()[key] === MASK).map((key) => byKey.get(key).field.label);
+/**
+ * The form's settings for one command, as the headers the edge reads: the saved ones are filled
+ * in by Kustomer, so only what this form changes is sent (every value shown, and each key just
+ * typed). Null, with a message, when the form is invalid or a key the call needs is neither
+ * saved nor typed.
+ */
+function overrides(needed) {
+  const values = raw();
+  const missing = needed.filter((key) => values[key].trim() === "").map((key) => byKey.get(key).field.label);
   if (missing.length) {
-    status("error", `Type the ${missing.join(" and the ")} again to do this: saved keys are never sent back to this page.`);
+    status("error", `Type the ${missing.join(" and the ")} first: none is saved yet.`);
     return null;
   }
   if (!ready()) return null;
-  const values = raw();
-  const result = {};
+  const headers = {};
   for (const { field } of byKey.values()) {
     const value = String(values[field.key] ?? "").trim();
-    if (value !== "") result[field.header] = value;
+    if (field.kind !== "secret" || (value !== "" && value !== MASK)) headers[field.header] = value;
   }
-  return result;
+  return headers;
 }
 
 const KEYS = ["stellaApiKey", "kustomerApiKey"];
@@ -209,11 +213,11 @@ const KEYS = ["stellaApiKey", "kustomerApiKey"];
 async function checkConnection() {
   const list = document.getElementById("checks");
   list.replaceChildren();
-  const settingsHeaders = headers(KEYS);
-  if (!settingsHeaders) return;
+  const headers = overrides(KEYS);
+  if (!headers) return;
   status("busy", "Checking both keys…");
   try {
-    const result = await edge("/v1/settings/check", { headers: settingsHeaders });
+    const result = await command(Kustomer, "check-connection", { headers });
     const line = (name, check) =>
       h("li", { class: check.ok ? "ok" : "error" }, h("strong", {}, `${name}: ${check.ok ? "connected" : "not connected"}. `), check.message);
     list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella));
@@ -231,12 +235,11 @@ async function preview(event) {
     out.replaceChildren(h("p", { class: "error" }, "Enter a conversation id, as in the conversation's address in Kustomer."));
     return;
   }
-  // The Stella key is masked in a preview, so a saved one will do; the Kustomer key reads the conversation.
-  const settingsHeaders = headers(["kustomerApiKey"]);
-  if (!settingsHeaders) return;
+  const headers = overrides(["kustomerApiKey"]);
+  if (!headers) return;
   out.replaceChildren(h("p", { class: "muted" }, "Reading the conversation…"));
   try {
-    const result = await edge("/v1/preview", { headers: settingsHeaders, body: { conversationId: id } });
+    const result = await command(Kustomer, "preview", { headers, body: { conversationId: id } });
     out.replaceChildren(
       ...(result.ok
         ? [

@@ -161,18 +161,33 @@ test("Check connection says whether each key works", async () => {
   assert.match(stella, /^Agent Connect: not connected.*did not accept/);
   assert.equal((await stack.stellaRequests()).some((r) => !r.body.ext_interaction_id), false, "the probe created no survey");
 
-  // A saved key is never sent back to the page, so it has to be typed again to be checked.
+  // Saved keys are used without being typed again: Kustomer fills them into the command.
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl").value !== "");
+  assert.equal(await page.getByLabel("Stella Connect API key").inputValue(), "");
+  [kustomer, stella] = await check();
+  assert.match(kustomer, /^Kustomer: connected/);
+  assert.match(stella, /^Agent Connect: connected/);
+  // A key just typed replaces the saved one for the check, and only it.
+  await page.getByLabel("Stella Connect API key").fill("wrong-stella-key");
+  [kustomer, stella] = await check();
+  assert.match(kustomer, /^Kustomer: connected/);
+  assert.match(stella, /^Agent Connect: not connected/);
+  // No key saved and none typed: the page says so and runs nothing.
+  await stack.request("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: asUser, body: { settings: { stellaApiKey: null } } });
   await page.reload();
   await page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl").value !== "");
   await page.getByRole("button", { name: "Check connection" }).click();
-  assert.match(await page.locator("#status").textContent(), /Type the Stella Connect API key and the Kustomer API key again/);
+  assert.match(await page.locator("#status").textContent(), /Type the Stella Connect API key first: none is saved yet/);
+  assert.equal(await page.locator("#checks li").count(), 0);
+  await stack.request("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: asUser, body: { settings: { stellaApiKey: STELLA_KEY } } });
+  assert.ok(!(await page.content()).includes(STELLA_KEY));
   assert.deepEqual(page.problems, []);
   await page.close();
 });
 
-test("Preview shows the exact request with the key masked, or why there is none", async () => {
+test("Preview shows the exact request with the key masked, or why there is none, with the saved keys", async () => {
   const page = await settingsPage();
-  await fillValid(page);
   await page.getByLabel("Conversation id").fill("conv-voice");
   await page.getByRole("button", { name: "Preview" }).click();
   const pre = page.locator("#preview-result pre");
@@ -216,14 +231,44 @@ test("the card says who gets the survey and when, and why not", async () => {
   assert.match(await page.locator("dl.facts").textContent(), /Channelphone/);
   await page.close();
 
-  // Closed: the card gives the due time.
+  // Closed: the card gives the due time, and what the app did: the delivery log's entry.
   await stack.setDelay(3600);
   await stack.close("conv-no-email");
   page = await cardPage("conv-no-email");
   assert.equal(await page.locator("h2").textContent(), "No survey for this conversation");
   assert.match(await page.locator(".detail").textContent(), /no email address/);
+  await page.locator(".happened .delivery.scheduled").waitFor();
+  assert.match(await page.locator(".happened").textContent(), /What happened.*Scheduled for /);
   await page.close();
   await stack.reopen("conv-no-email");
+});
+
+test("the card shows what actually happened: sent, skipped, failed, or nothing yet", async () => {
+  await stack.setDelay(1);
+  const happened = async (id) => {
+    const page = await cardPage(id);
+    await page.locator(".happened .delivery, .happened .muted:not(:has-text('Reading'))").first().waitFor();
+    const text = await page.locator(".happened").textContent();
+    assert.deepEqual(page.problems, [], id);
+    await page.close();
+    return text;
+  };
+  assert.match(await happened("conv-chat"), /No survey recorded yet/);
+  // Sent.
+  await stack.close("conv-chat");
+  await waitFor(async () => (await stack.delivery("conv-chat"))?.state === "sent", 20_000, "conv-chat to be sent");
+  assert.match(await happened("conv-chat"), /Survey sent /);
+  // Skipped, in the core's words.
+  await stack.close("conv-no-email");
+  await waitFor(async () => (await stack.delivery("conv-no-email"))?.state === "skipped", 20_000, "conv-no-email to be skipped");
+  assert.match(await happened("conv-no-email"), /Not sent: .*email/);
+  // Failed: Stella refuses the key for good.
+  await stack.request("POST", "/sandbox/stella/faults", { body: { status: 400, count: 100 } });
+  await stack.close("conv-voice");
+  await waitFor(async () => (await stack.delivery("conv-voice"))?.state === "failed", 20_000, "conv-voice to fail");
+  await stack.request("DELETE", "/sandbox/stella/faults");
+  assert.match(await happened("conv-voice"), /Failed: /);
+  for (const id of ["conv-chat", "conv-no-email", "conv-voice"]) await stack.reopen(id);
 });
 
 test("a hostile customer name is shown as text and never runs", async () => {
