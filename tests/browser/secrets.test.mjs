@@ -175,6 +175,32 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
   // org's key, so with an unknown Kustomer key the Stella key is not checked at all.
   assert.equal(answers[14].stella.code, "not_checked");
   assert.deepEqual(answers.slice(-5).map((a) => a.error.code), ["missing_app_secret", "app_secret_rejected", "app_secret_rejected", "app_secret_rejected", "missing_app_secret"]);
+
+  // The app's commands, as Kustomer runs them for a page with the saved settings: every answer
+  // goes into the scan (the edge's answers to calls that carried every saved key).
+  const session = { authorization: "Bearer sandbox-user-session" };
+  const run = (name, body) => call("POST", `/sandbox/kustomer/v1/commands/stella_connect.app.${name}/run`, { headers: session, body });
+  const runs = [
+    ["check-connection", {}],
+    ["preview", { body: { conversationId: "conv-voice" } }],
+    ["preview", { body: { conversationId: "conv-missing" } }],
+    ["list-deliveries", { args: { state: "sent" } }],
+    ["list-deliveries", { args: { from: "not a time" } }],
+    ["resend", { body: { conversationIds: ["conv-email"] } }],
+    ["resend-many", { body: { conversationIds: ["conv-unassigned", "conv-missing"] } }],
+  ];
+  const results = [];
+  for (const [name, body] of runs) {
+    const r = await run(name, body);
+    assert.equal(r.status, 200, `${name}: ${r.text.slice(0, 300)}`);
+    results.push(r.body.data.attributes);
+  }
+  assert.equal(results[0].responseBody.stella.ok, true, "the saved Stella key reached the edge through the command");
+  assert.equal(results[1].responseBody.request.headers["x-api-key"], "********");
+  assert.deepEqual(results.map((r) => r.statusCode), [200, 200, 404, 200, 400, 200, 200]);
+  assert.ok(results[3].responseBody.deliveries.some((d) => d.conversationId === "conv-email"));
+  const refused = await run("list-deliveries", { args: { stellaApiKey: STELLA_SECRET } });
+  assert.equal(refused.body.errors[0].code, "arg_not_permitted");
 });
 
 test("the app secret: rotated with the current one, refused to an agent's key, reset by an admin's", async () => {
@@ -227,11 +253,11 @@ test("a burst of key checks past the limit: 429 with Retry-After, the keys never
 test("the pages: settings (save, reload, check, preview), the agent card and the home page", async () => {
   const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
   const bodies = [];
-  const checks = []; // the headers of each request to /v1/settings/check
+  const runs = []; // the body of each command run the pages asked Kustomer for
   const saves = []; // the body of each settings save
   context.on("console", (m) => seen("console", m.type(), `${m.type()}: ${m.text()}`));
   context.on("request", (r) => {
-    if (r.url().endsWith("/v1/settings/check")) checks.push(r.headers());
+    if (/\/v1\/commands\/[^/]+\/run$/.test(r.url())) runs.push(`${r.url()}\n${r.postData()}`);
     if (r.method() === "PUT" && r.url().endsWith("/v1/apps/settings")) saves.push(r.postData());
   });
   context.on("response", (r) => {
@@ -274,17 +300,17 @@ test("the pages: settings (save, reload, check, preview), the agent card and the
   await formReady(settings);
   await snapshot(settings, "settings after reload", { inputs: true });
 
-  // Saved keys never come back, so they are typed again to check and preview.
-  await fillSettings(settings, api, { stellaKey: STELLA_SECRET, kustomerKey: KUSTOMER_KEY, seconds: "1" });
+  // Saved keys never come back, and are not typed again: Kustomer fills them into the app's
+  // commands on its side, so check and preview work with the form's keys left blank.
   const [kustomer, stella] = await checkConnection(settings);
   assert.match(kustomer, /^Kustomer: connected/);
-  assert.match(stella, /^Agent Connect: connected/, "the Stella sandbox accepted the recognisable key");
+  assert.match(stella, /^Agent Connect: connected/, "the Stella sandbox accepted the saved recognisable key");
   await snapshot(settings, "settings after check");
   await preview(settings, "conv-voice", settings.locator("#preview-result pre"));
   assert.equal(JSON.parse(await settings.locator("#preview-result pre").textContent()).headers["x-api-key"], "********");
   await snapshot(settings, "settings after preview");
 
-  // Wrong keys: the messages say so without repeating them.
+  // Wrong keys typed replace the saved ones for the call: the messages say so without repeating them.
   await fillSettings(settings, api, { stellaKey: WRONG_STELLA, kustomerKey: KUSTOMER_SECRET, seconds: "1" });
   const wrong = await checkConnection(settings);
   assert.match(wrong[0], /^Kustomer: not connected/);
@@ -306,10 +332,13 @@ test("the pages: settings (save, reload, check, preview), the agent card and the
   await context.close();
   await Promise.all(bodies);
 
-  // The keys did travel where they must: typed into the save, and sent to the edge's check.
+  // The keys did travel where they must: typed into the save, and typed keys into a command run.
+  // A saved key never left Kustomer for a page: no run the pages sent holds one.
   assert.ok(saves.some((body) => body?.includes(STELLA_SECRET)), "the save carried the typed Stella key");
-  assert.ok(checks.some((h) => h["x-stella-api-key"] === STELLA_SECRET && h["x-kustomer-api-key"] === KUSTOMER_KEY), "the check carried the keys");
-  assert.ok(checks.some((h) => h["x-stella-api-key"] === WRONG_STELLA && h["x-kustomer-api-key"] === KUSTOMER_SECRET));
+  assert.ok(runs.some((r) => r.includes("check-connection") && r.includes(WRONG_STELLA) && r.includes(KUSTOMER_SECRET)), "typed keys went with the run");
+  for (const name of ["check-connection", "preview", "list-deliveries"]) assert.ok(runs.some((r) => r.includes(`.${name}/run`)), `the pages ran ${name}`);
+  for (const r of runs) assert.ok(!r.includes(STELLA_SECRET) && !r.includes(APP_SECRET), `a run carried a saved key: ${r.slice(0, 200)}`);
+
 });
 
 test("no answer, log line, stored record, page, console message or network body holds a key", async (t) => {
