@@ -134,6 +134,18 @@ async function requests() {
   );
 }
 
+// The Agent Connect sandbox's fault control: refuse every survey (400) until switched back.
+async function stellaFaults(refuse) {
+  const button = $("stella-fail");
+  await fetch("/sandbox/stella/faults", refuse ? { method: "POST", body: JSON.stringify({ status: 400, count: 1_000_000 }) } : { method: "DELETE" });
+  button.setAttribute("aria-pressed", String(refuse));
+  button.textContent = refuse ? "Accept surveys again" : "Refuse surveys";
+  $("stella-status").textContent = refuse
+    ? "The Agent Connect sandbox now refuses every survey request (400): closed conversations' surveys fail."
+    : "The Agent Connect sandbox accepts survey requests.";
+}
+$("stella-fail").addEventListener("click", () => stellaFaults($("stella-fail").getAttribute("aria-pressed") !== "true"));
+
 values();
 directory();
 conversations();

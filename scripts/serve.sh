@@ -15,7 +15,8 @@ close a conversation and watch its survey arrive.
                      GET  http://127.0.0.1:$port/v1/deliveries   (headers x-kustomer-api-key, x-kustomer-api-url and
                                                                    x-app-secret: the Kustomer sandbox's key, URL and app
                                                                    secret, see the README)
-  pages:             http://127.0.0.1:$port/app/settings.html, /app/card.html?conversation=conv-email
+  pages:             http://127.0.0.1:$port/app/settings.html, /app/deliveries.html,
+                     /app/card.html?conversation=conv-email
   Kustomer sandbox:  POST http://127.0.0.1:$port/sandbox/kustomer/conversations/conv-email/close
   Stella sandbox:    GET  http://127.0.0.1:$port/sandbox/stella/requests
   A closed conversation's survey arrives in the Stella sandbox after "Seconds until send" (5 s here).
