@@ -12,6 +12,7 @@ mod edge_fakes;
 use edge_fakes::*;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use stella_connect::edge::deliveries::DeliveryQuery;
 use stella_connect::edge::job::{Job, JobState};
 use stella_connect::edge::scheduler::Command;
 use stella_connect::edge::{Request, Store};
@@ -20,6 +21,7 @@ use support::fixture;
 /// The delay the settings headers ask for.
 const DELAY_MS: i64 = 900_000;
 const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// When the fixture's survey falls due.
 fn due() -> i64 {
@@ -1322,7 +1324,7 @@ fn keys_echoed_by_servers_are_masked() {
 #[test]
 fn the_fakes_hold_the_trait_contracts() {
     // `due` picks due scheduled/retrying jobs and expired leases, earliest first, up to the
-    // limit; `next_due` ignores final jobs; `recent` is newest first; the cache expires.
+    // limit; `next_due` ignores final jobs; the log is newest close first; the cache expires.
     let store = MemStore::default();
     let job = |id: &str, state, due_ms: Option<i64>, updated_ms| Job {
         org: ORG.into(),
@@ -1363,7 +1365,18 @@ fn the_fakes_hold_the_trait_contracts() {
     assert_eq!(ids(store.due(1000, 100, 2).unwrap()), ["d", "b"]);
     assert_eq!(ids(store.due(99, 0, 10).unwrap()), Vec::<String>::new());
     assert_eq!(store.next_due().unwrap(), Some(40));
-    assert_eq!(ids(store.recent(3).unwrap()), ["e", "d", "f"]);
+    // The log: newest close first, then by id (all closed at 0 here); a lease shows as
+    // scheduled before any failed attempt.
+    let all = DeliveryQuery::default();
+    assert_eq!(ids(store.deliveries(&all, 3).unwrap()), ["g", "f", "e"]);
+    let scheduled = DeliveryQuery {
+        states: vec![JobState::Scheduled],
+        ..DeliveryQuery::default()
+    };
+    assert_eq!(
+        ids(store.deliveries(&scheduled, 10).unwrap()),
+        ["e", "d", "c", "a"]
+    );
     store.cache_put("k", "v", 200).unwrap();
     assert_eq!(store.cache_get("k", 199).unwrap().as_deref(), Some("v"));
     assert_eq!(store.cache_get("k", 200).unwrap(), None);
@@ -1447,4 +1460,462 @@ fn a_crash_left_job_waits_for_the_budget_without_spinning() {
     // One call finds out what the others spent (the scheduler knew only its own answers).
     let (_, refused) = edge.world.budget_use();
     assert!(refused <= 1, "{refused} calls into a 429");
+}
+
+// Delivery log: filters, paging, summary, bulk resend ------------------------------------------
+
+/// An edge whose org has registered its app secret (one real close), and whose store then
+/// holds `jobs` as well.
+fn log_edge(jobs: &[Job]) -> Edge {
+    let edge = Edge::quick();
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    let scheduler = edge.scheduler(ORG);
+    for job in jobs {
+        scheduler.store.put(job).unwrap();
+    }
+    edge
+}
+
+const SAM: &str = "sam.agent@acme.example";
+const KIM: &str = "Kim@Acme.example";
+
+/// A dozen jobs in every state, over three days.
+fn varied_jobs() -> Vec<Job> {
+    let day = |d: i64, h: i64| ms("2026-11-01T00:00:00Z") + d * DAY_MS + h * HOUR_MS;
+    let mut lease = log_job("l-retry", JobState::Sending, day(2, 5), None, None);
+    lease.attempts = 2;
+    vec![
+        log_job("a-sent", JobState::Sent, day(0, 1), None, Some(SAM)),
+        log_job(
+            "b-sent",
+            JobState::Sent,
+            day(0, 23),
+            Some("resend"),
+            Some(KIM),
+        ),
+        log_job(
+            "c-skip",
+            JobState::Skipped,
+            day(1, 0),
+            Some("reopened"),
+            None,
+        ),
+        log_job(
+            "d-skip",
+            JobState::Skipped,
+            day(1, 12),
+            Some("no_customer_email"),
+            Some(SAM),
+        ),
+        log_job(
+            "e-fail",
+            JobState::Failed,
+            day(1, 13),
+            Some("stella_rejected"),
+            Some("kim@acme.example"),
+        ),
+        log_job(
+            "f-fail",
+            JobState::Failed,
+            day(2, 1),
+            Some("gave_up"),
+            Some(SAM),
+        ),
+        log_job("g-sched", JobState::Scheduled, day(2, 2), None, None),
+        log_job(
+            "h-retry",
+            JobState::Retrying,
+            day(2, 3),
+            Some("temporary_failure"),
+            Some(SAM),
+        ),
+        log_job("k-lease", JobState::Sending, day(2, 4), None, None),
+        lease,
+    ]
+}
+
+#[test]
+fn the_log_filters_by_state_reason_agent_time_and_conversation() {
+    let edge = log_edge(&varied_jobs());
+    let ids = |query: &str| log_ids(&edge.log(query));
+    // Newest close first; the fixture's real close (2026-11-20) is the newest.
+    assert_eq!(
+        ids(""),
+        [
+            CONVERSATION,
+            "l-retry",
+            "k-lease",
+            "h-retry",
+            "g-sched",
+            "f-fail",
+            "e-fail",
+            "d-skip",
+            "c-skip",
+            "b-sent",
+            "a-sent"
+        ]
+    );
+    assert_eq!(ids("state=sent"), ["b-sent", "a-sent"]);
+    assert_eq!(
+        ids("state=failed,skipped"),
+        ["f-fail", "e-fail", "d-skip", "c-skip"]
+    );
+    // A lease shows as it was: retrying after a failed attempt, else scheduled.
+    assert_eq!(ids("state=retrying"), ["l-retry", "h-retry"]);
+    assert_eq!(ids("state=scheduled"), [CONVERSATION, "k-lease", "g-sched"]);
+    assert_eq!(ids("reason=reopened"), ["c-skip"]);
+    assert_eq!(ids("reason=resend&state=sent"), ["b-sent"]);
+    // Case-insensitive, on the request's agent; a job without a request has none.
+    assert_eq!(ids("agent=KIM%40acme.EXAMPLE"), ["e-fail", "b-sent"]);
+    assert_eq!(ids(&format!("agent={SAM}&state=failed")), ["f-fail"]);
+    assert_eq!(ids("agent=nobody%40acme.example"), Vec::<String>::new());
+    // The close time: `from` inclusive, `to` exclusive.
+    assert_eq!(
+        ids("from=2026-11-02T00:00:00Z&to=2026-11-02T13:00:00Z"),
+        ["d-skip", "c-skip"]
+    );
+    assert_eq!(ids("to=2026-11-01T23:00:00Z"), ["a-sent"]);
+    assert_eq!(
+        ids("from=2026-11-03T04:00:00%2B00:00&to=2026-11-04T00:00:00Z"),
+        ["l-retry", "k-lease"]
+    );
+    assert_eq!(ids("conversationId=e-fail"), ["e-fail"]);
+    assert_eq!(
+        ids("conversationId=e-fail&state=sent"),
+        Vec::<String>::new()
+    );
+    assert_eq!(ids("limit=2"), [CONVERSATION, "l-retry"]);
+    // Every parameter given, empty, as the app's command template sends them: all of the log.
+    let empty = "state=&reason=&agent=&from=&to=&conversationId=&limit=&cursor=&utcOffsetMinutes=";
+    assert_eq!(ids(empty).len(), 11);
+
+    // The table's fields, flat; unknown ones null.
+    let reply = edge.log("conversationId=e-fail");
+    let entry = &reply.body["deliveries"][0];
+    assert_eq!(entry["state"], "failed");
+    assert_eq!(entry["reason"], "stella_rejected");
+    assert_eq!(entry["customerName"], "Customer e-fail");
+    assert_eq!(entry["customerEmail"], "e-fail@example.com");
+    assert_eq!(entry["agentEmail"], "kim@acme.example");
+    assert_eq!(entry["channel"], "email");
+    assert_eq!(
+        entry["conversationUrl"],
+        "https://acme.kustomerapp.com/app/customers/c/event/e-fail"
+    );
+    assert_eq!(entry["closedAt"], "2026-11-02T13:00:00.000Z");
+    let reply = edge.log("conversationId=c-skip");
+    let entry = &reply.body["deliveries"][0];
+    for field in [
+        "customerName",
+        "customerEmail",
+        "agentEmail",
+        "channel",
+        "conversationUrl",
+        "request",
+    ] {
+        assert_eq!(entry[field], Value::Null, "{field}");
+    }
+    // Every reason code the log can show, in words, from the Rust code.
+    let reasons = reply.body["reasons"].as_object().unwrap();
+    for code in [
+        "reopened",
+        "already_surveyed",
+        "stella_rejected",
+        "gave_up",
+        "resend",
+        "invalid_settings",
+    ] {
+        assert!(
+            reasons[code].as_str().is_some_and(|w| !w.is_empty()),
+            "{code}"
+        );
+    }
+    assert_eq!(reply.body["retentionDays"], 90);
+    assert_eq!(reply.body["nextCursor"], Value::Null);
+}
+
+#[test]
+fn the_summary_counts_by_state_day_reason_and_agent_at_the_admins_offset() {
+    let edge = log_edge(&varied_jobs());
+    let summary = |query: &str| {
+        let reply = edge.log(query);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body["summary"].clone()
+    };
+    let s = summary("to=2026-11-04T00:00:00Z");
+    assert_eq!(
+        s["byState"],
+        json!({"scheduled": 2, "retrying": 2, "sent": 2, "skipped": 2, "failed": 2})
+    );
+    // UTC days.
+    assert_eq!(
+        s["days"],
+        json!([
+            {"day": "2026-11-01", "sent": 2, "skipped": 0, "failed": 0, "pending": 0},
+            {"day": "2026-11-02", "sent": 0, "skipped": 2, "failed": 1, "pending": 0},
+            {"day": "2026-11-03", "sent": 0, "skipped": 0, "failed": 1, "pending": 4},
+        ])
+    );
+    // The most frequent first, then by name; agents folded to lower case.
+    assert_eq!(
+        s["byAgent"],
+        json!([{"agent": SAM, "count": 4}, {"agent": "kim@acme.example", "count": 2}])
+    );
+    assert_eq!(s["byReason"].as_array().unwrap().len(), 6);
+    assert_eq!(s["byReason"][0], json!({"reason": "gave_up", "count": 1}));
+    // An hour east: b-sent (23:00 UTC) is the 2nd's, and c-skip stays there.
+    let east = summary("to=2026-11-04T00:00:00Z&utcOffsetMinutes=60");
+    assert_eq!(
+        east["days"][0],
+        json!({"day": "2026-11-01", "sent": 1, "skipped": 0, "failed": 0, "pending": 0})
+    );
+    assert_eq!(
+        east["days"][1],
+        json!({"day": "2026-11-02", "sent": 1, "skipped": 2, "failed": 1, "pending": 0})
+    );
+    // Five hours west: c-skip (00:00 UTC on the 2nd) is the 1st's, f-fail (01:00 on the 3rd)
+    // and the leases before 05:00 the 2nd's, and a-sent (01:00 on the 1st) the day before.
+    let west = summary("to=2026-11-04T00:00:00Z&utcOffsetMinutes=-300");
+    assert_eq!(
+        west["days"],
+        json!([
+            {"day": "2026-10-31", "sent": 1, "skipped": 0, "failed": 0, "pending": 0},
+            {"day": "2026-11-01", "sent": 1, "skipped": 1, "failed": 0, "pending": 0},
+            {"day": "2026-11-02", "sent": 0, "skipped": 1, "failed": 2, "pending": 3},
+            {"day": "2026-11-03", "sent": 0, "skipped": 0, "failed": 0, "pending": 1},
+        ])
+    );
+    // The summary ignores `state` (the menus offer every state) but follows the other filters.
+    assert_eq!(
+        summary("to=2026-11-04T00:00:00Z&state=sent")["byState"],
+        s["byState"]
+    );
+    let sam = summary(&format!("agent={SAM}"));
+    assert_eq!(
+        sam["byState"],
+        json!({"scheduled": 0, "retrying": 1, "sent": 1, "skipped": 1, "failed": 1})
+    );
+    assert_eq!(sam["byAgent"], json!([{"agent": SAM, "count": 4}]));
+    // Only a first page has one.
+    let first = edge.log("limit=3");
+    let cursor = first.body["nextCursor"].as_str().unwrap();
+    let next = edge.log(&format!("limit=3&cursor={cursor}"));
+    assert_eq!(next.body["summary"], Value::Null);
+    assert_eq!(log_ids(&next), ["h-retry", "g-sched", "f-fail"]);
+}
+
+#[test]
+fn the_cursor_pages_past_200_without_repeats_or_gaps_while_closes_arrive() {
+    // 450 jobs, three to a close time (the id breaks ties), the fixture's real close newest.
+    let t0 = closed_ms() - 30 * DAY_MS;
+    let jobs: Vec<Job> = (0..450)
+        .map(|i| {
+            let state = [JobState::Sent, JobState::Skipped, JobState::Failed][i % 3];
+            log_job(
+                &format!("p{i:04}"),
+                state,
+                t0 + (i as i64 / 3) * 60_000,
+                None,
+                None,
+            )
+        })
+        .collect();
+    let edge = log_edge(&jobs);
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("limit=200&cursor={c}"),
+            None => "limit=200".to_owned(),
+        };
+        let reply = edge.log(&query);
+        assert_eq!(
+            reply.body["summary"].is_null(),
+            cursor.is_some(),
+            "a summary on the first page only"
+        );
+        seen.extend(log_ids(&reply));
+        pages += 1;
+        if pages == 1 {
+            // Closes arrive while the admin reads: a new conversation through the gateway, and
+            // a later close of one already listed, newest of all.
+            let ids = add_conversations(&edge.world, 1, 0x7000, "late");
+            edge.set_now(edge.now() + 60_000);
+            assert_eq!(
+                edge.close(&close_event(&ids[0], &iso(edge.now() - 1000)))
+                    .status,
+                202
+            );
+            let mut moved = edge.job("p0449");
+            moved.closed_at_ms = edge.now() - 500;
+            edge.scheduler(ORG).store.put(&moved).unwrap();
+        }
+        match reply.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "paging never ends");
+    }
+    assert_eq!(pages, 3, "200 + 200 + 51");
+    assert_eq!(seen.len(), 451, "no repeats, none missed");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 451);
+    assert_eq!(seen[0], CONVERSATION);
+    // Same close time: the greater id first.
+    assert_eq!(&seen[1..4], ["p0449", "p0448", "p0447"]);
+    // A filter pages the same way.
+    let mut failed = Vec::new();
+    let mut query = "state=failed&limit=7".to_owned();
+    loop {
+        let reply = edge.log(&query);
+        failed.extend(log_ids(&reply));
+        match reply.body["nextCursor"].as_str() {
+            Some(c) => query = format!("state=failed&limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(failed.len(), 150);
+    assert!(failed
+        .iter()
+        .all(|id| edge.job(id).state == JobState::Failed));
+    // The last page exactly full: no cursor to an empty page.
+    let reply = edge.log("state=failed&limit=150");
+    assert_eq!(
+        (log_ids(&reply).len(), &reply.body["nextCursor"]),
+        (150, &Value::Null)
+    );
+}
+
+#[test]
+fn bulk_resend_schedules_the_failed_and_skipped_and_says_why_not_for_the_rest() {
+    let t = closed_ms() - DAY_MS;
+    let edge = log_edge(&[]);
+    let ids = add_conversations(&edge.world, 2, 0x7100, "bulk");
+    let scheduler = edge.scheduler(ORG);
+    for (id, state) in [(&ids[0], JobState::Failed), (&ids[1], JobState::Skipped)] {
+        scheduler
+            .store
+            .put(&log_job(
+                id,
+                state,
+                closed_ms(),
+                Some("stella_rejected"),
+                None,
+            ))
+            .unwrap();
+    }
+    scheduler
+        .store
+        .put(&log_job("sent-one", JobState::Sent, t, None, Some(SAM)))
+        .unwrap();
+    let at = edge.now() + 60_000;
+    edge.set_now(at);
+    let reply = edge.resend_many(
+        &[
+            &ids[0],
+            "sent-one",
+            "nowhere",
+            &ids[1],
+            &ids[0],
+            CONVERSATION,
+        ],
+        KUSTOMER_KEY,
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let results: Vec<(String, String)> = reply.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["message"].as_str().is_some_and(|m| !m.is_empty()), "{r}");
+            (
+                r["conversationId"].as_str().unwrap().into(),
+                r["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expect = |id: &str, status: &str| (id.to_owned(), status.to_owned());
+    assert_eq!(
+        results,
+        [
+            expect(&ids[0], "scheduled"),
+            expect("sent-one", "not_resendable"),
+            expect("nowhere", "not_found"),
+            expect(&ids[1], "scheduled"),
+            expect(CONVERSATION, "not_resendable"),
+        ],
+        "repeats folded, in the order given"
+    );
+    assert_eq!(
+        (&reply.body["scheduled"], &reply.body["refused"]),
+        (&json!(2), &json!(3))
+    );
+    for id in &ids {
+        let job = edge.job(id);
+        assert_eq!(
+            (job.state, job.due_ms, job.reason.as_deref()),
+            (JobState::Scheduled, Some(at), Some("resend"))
+        );
+    }
+    assert_eq!(edge.job("sent-one").state, JobState::Sent, "untouched");
+    // One round trip to the org's scheduler for the lot.
+    let bulk = edge
+        .gateway
+        .router
+        .commands
+        .borrow()
+        .iter()
+        .filter(|(_, c)| matches!(c, Command::ResendMany { .. }))
+        .count();
+    assert_eq!(bulk, 1);
+    // The resent surveys go out.
+    edge.advance_to(at + 10_000);
+    let sent: Vec<String> = edge
+        .world
+        .accepted()
+        .iter()
+        .map(|b| b["ext_interaction_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.iter().all(|id| sent.contains(id)), "{sent:?}");
+    assert_eq!(edge.job(&ids[0]).state, JobState::Sent);
+
+    // At most 50 a call; at least one; each id checked; a body that is a list of ids.
+    let many: Vec<String> = (0..51).map(|i| format!("x{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let reply = edge.resend_many(&many, KUSTOMER_KEY);
+    assert_eq!(
+        (reply.status, error_code(&reply)),
+        (400, "too_many_ids"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        edge.resend_many(&many[..50], KUSTOMER_KEY).body["refused"],
+        50
+    );
+    let reply = edge.resend_many(&[], KUSTOMER_KEY);
+    assert_eq!((reply.status, error_code(&reply)), (400, "invalid_shape"));
+    let reply = edge.resend_many(&["ok", ""], KUSTOMER_KEY);
+    assert_eq!((reply.status, error_code(&reply)), (400, "invalid_id"));
+    assert_eq!(reply.body["error"]["path"], "body.conversationIds[1]");
+    let headers = settings_headers();
+    for (body, code) in [
+        ("{not json", "malformed_json"),
+        ("[]", "invalid_shape"),
+        (r#"{"conversationIds": "x"}"#, "invalid_shape"),
+        (r#"{"conversationIds": [7]}"#, "invalid_shape"),
+    ] {
+        let reply = edge.call("POST", "/v1/deliveries/resend", &headers, body);
+        assert_eq!((reply.status, error_code(&reply)), (400, code), "{body}");
+    }
+    let reply = edge.call("GET", "/v1/deliveries/resend", &headers, "");
+    assert_eq!(reply.status, 405);
+    assert_eq!(
+        stella_connect::edge::gateway::body_limit("POST", "/v1/deliveries/resend"),
+        stella_connect::edge::deliveries::MAX_RESEND_BODY_BYTES
+    );
+    // The single resend still answers as before.
+    assert_eq!(edge.resend("sent-one", KUSTOMER_KEY).status, 409);
 }

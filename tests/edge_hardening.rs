@@ -731,3 +731,191 @@ fn only_a_close_or_an_org_admin_sets_the_first_app_secret() {
         "{reply:?}"
     );
 }
+
+// The delivery log's query and bulk resend -----------------------------------------------------
+
+/// Every query the log refuses: a 400 with a stable code whose `path` names the parameter,
+/// answered before Kustomer is asked about the key or the org's scheduler is reached.
+#[test]
+fn every_bad_delivery_query_is_a_400_naming_its_parameter() {
+    let edge = Edge::quick();
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    let kustomer_before = edge.world.kustomer_calls();
+    let commands_before = edge.gateway.router.commands.borrow().len();
+    let tampered = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("12x:abc")
+    };
+    let control = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("12:a\u{7}b")
+    };
+    let long_name = "n".repeat(1000);
+    let long_query = format!("agent={}", "a".repeat(5000));
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("color=red".into(), "invalid_query", "color"),
+        ("state=sent&state=failed".into(), "invalid_query", "state"),
+        ("limit=10&limit=".into(), "invalid_query", "limit"),
+        ("state=sending".into(), "invalid_query", "state"),
+        ("state=sent,lost".into(), "invalid_query", "state"),
+        ("reason=duplicate".into(), "invalid_query", "reason"),
+        ("from=last%20week".into(), "invalid_query", "from"),
+        ("to=2026-11-20T25:00:00Z".into(), "invalid_query", "to"),
+        (
+            "from=2026-11-20T00:00:00Z&to=2026-11-20T00:00:00Z".into(),
+            "invalid_query",
+            "to",
+        ),
+        ("limit=0".into(), "invalid_query", "limit"),
+        ("limit=201".into(), "invalid_query", "limit"),
+        (
+            "limit=18446744073709551617".into(),
+            "invalid_query",
+            "limit",
+        ),
+        ("limit=%2B5".into(), "invalid_query", "limit"),
+        (
+            "utcOffsetMinutes=99999999999".into(),
+            "invalid_query",
+            "utcOffsetMinutes",
+        ),
+        (
+            "conversationId=..".into(),
+            "invalid_query",
+            "conversationId",
+        ),
+        (
+            format!("conversationId={}", "c".repeat(300)),
+            "invalid_query",
+            "conversationId",
+        ),
+        ("cursor=not-a-cursor%21".into(), "invalid_cursor", "cursor"),
+        (format!("cursor={tampered}"), "invalid_cursor", "cursor"),
+        (format!("cursor={control}"), "invalid_cursor", "cursor"),
+        (
+            format!("cursor={}", "A".repeat(3000)),
+            "invalid_cursor",
+            "cursor",
+        ),
+        (format!("{long_name}=1"), "invalid_query", &long_name[..64]),
+        (long_query, "invalid_query", "query"),
+        ("%FF%FE=1".into(), "invalid_query", "\u{fffd}\u{fffd}"),
+    ];
+    for (query, code, parameter) in &cases {
+        let reply = edge.log(query);
+        let shown = &query[..query.len().min(80)];
+        assert_eq!(reply.status, 400, "{shown}: {reply:?}");
+        assert_eq!(reply.body["error"]["code"], *code, "{shown}");
+        assert_eq!(reply.body["error"]["path"], *parameter, "{shown}");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.len() < 400,
+            "the caller's text is not echoed whole: {message}"
+        );
+    }
+    // A megabyte of query costs no more than its length check.
+    let huge = format!("state={}", "x".repeat(1 << 20));
+    assert_eq!(edge.log(&huge).body["error"]["path"], "query");
+    assert_eq!(
+        edge.world.kustomer_calls(),
+        kustomer_before,
+        "Kustomer was not asked"
+    );
+    assert_eq!(
+        edge.gateway.router.commands.borrow().len(),
+        commands_before,
+        "no scheduler was reached"
+    );
+    // The same parameters, valid, are answered.
+    let ok = edge
+        .log("state=sent,failed&limit=200&utcOffsetMinutes=-840&from=2026-01-01T00:00:00%2B14:00");
+    assert_eq!(ok.status, 200, "{ok:?}");
+}
+
+const OTHER_SECRET: &str = "other-org-app-secret-Qz7Wm4";
+
+/// Another org's key (even with its own app secret) neither sees nor resends this org's
+/// surveys; a wrong or missing app secret is refused.
+#[test]
+fn the_log_and_bulk_resend_stay_in_the_keys_org() {
+    let edge = Edge::quick();
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    let ours = log_job(
+        "ours-failed",
+        JobState::Failed,
+        closed_ms() - DAY_MS,
+        Some("gave_up"),
+        None,
+    );
+    edge.scheduler(ORG).store.put(&ours).unwrap();
+    // The other org's app registers its own secret with its first close.
+    let mut theirs = close_event("their-conversation", &iso(closed_ms()));
+    theirs["org"] = json!(OTHER_ORG);
+    let their_settings = settings_headers_with(&[
+        ("kustomerApiKey", Some(OTHER_ORG_KEY)),
+        ("appSecret", Some(OTHER_SECRET)),
+    ]);
+    assert_eq!(edge.close_with(&theirs, &their_settings).status, 202);
+    let as_them = |secret: &str| {
+        vec![
+            ("x-kustomer-api-key".to_owned(), OTHER_ORG_KEY.to_owned()),
+            ("x-app-secret".to_owned(), secret.to_owned()),
+        ]
+    };
+
+    let reply = edge.call("GET", "/v1/deliveries", &as_them(OTHER_SECRET), "");
+    assert_eq!(log_ids(&reply), ["their-conversation"]);
+    assert_eq!(reply.body["summary"]["byState"]["scheduled"], 1);
+    assert_eq!(reply.body["summary"]["byState"]["failed"], 0);
+    let reply = edge.call(
+        "GET",
+        "/v1/deliveries?conversationId=ours-failed",
+        &as_them(OTHER_SECRET),
+        "",
+    );
+    assert_eq!(log_ids(&reply), Vec::<String>::new());
+    let body = json!({"conversationIds": ["ours-failed", CONVERSATION]}).to_string();
+    let reply = edge.call("POST", "/v1/deliveries/resend", &their_settings, &body);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["results"][0]["status"], "not_found");
+    assert_eq!(reply.body["results"][1]["status"], "not_found");
+    assert_eq!(reply.body["scheduled"], 0);
+    assert_eq!(edge.job("ours-failed").state, JobState::Failed, "untouched");
+
+    // Their key with our secret, our key with theirs, a guess, none: refused.
+    let ours_with = |secret: Option<&str>| settings_headers_with(&[("appSecret", secret)]);
+    let mut our_key_their_secret = key_header(KUSTOMER_KEY);
+    our_key_their_secret[1].1 = OTHER_SECRET.to_owned();
+    for (headers, expected) in [
+        (as_them(APP_SECRET), "app_secret_rejected"),
+        (our_key_their_secret, "app_secret_rejected"),
+        (
+            vec![("x-kustomer-api-key".to_owned(), KUSTOMER_KEY.to_owned())],
+            "missing_app_secret",
+        ),
+    ] {
+        let reply = edge.call("GET", "/v1/deliveries?state=failed", &headers, "");
+        assert_eq!((reply.status, code(&reply)), (401, expected), "{reply:?}");
+    }
+    for (headers, expected) in [
+        (
+            ours_with(Some("guessed-app-secret-0000")),
+            "app_secret_rejected",
+        ),
+        (ours_with(Some(OTHER_SECRET)), "app_secret_rejected"),
+        (ours_with(None), "missing_app_secret"),
+    ] {
+        let body = json!({"conversationIds": ["ours-failed"]}).to_string();
+        let reply = edge.call("POST", "/v1/deliveries/resend", &headers, &body);
+        assert_eq!((reply.status, code(&reply)), (401, expected), "{reply:?}");
+    }
+    assert_eq!(
+        edge.job("ours-failed").state,
+        JobState::Failed,
+        "still untouched"
+    );
+    // The org's own call resends it.
+    let reply = edge.resend_many(&["ours-failed"], KUSTOMER_KEY);
+    assert_eq!(reply.body["results"][0]["status"], "scheduled", "{reply:?}");
+    edge.assert_no_secrets();
+}

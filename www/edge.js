@@ -95,7 +95,7 @@ function countUse(env, bucket, perMinute) {
 
 export default {
   async fetch(request, env) {
-    const { pathname } = new URL(request.url);
+    const { pathname, search } = new URL(request.url);
     const limit = limitOf(request.method, pathname);
     const body = await readBody(request, limit);
     if (body === null) return respond(Gateway.tooLarge(limit));
@@ -107,7 +107,7 @@ export default {
     if (step?.org !== undefined) {
       return respond(await forward(env, step.org, step.command).catch((e) => Gateway.schedulerUnreachable(e)));
     }
-    return respond(step ?? (await gateway.handle(request.method, pathname, headers, body)));
+    return respond(step ?? (await gateway.handle(request.method, pathname, search.slice(1), headers, body)));
   },
 };
 

@@ -12,6 +12,7 @@
 #![allow(async_fn_in_trait)] // single-threaded Wasm: the futures never cross threads
 
 pub mod budget;
+pub mod deliveries;
 pub mod gateway;
 pub mod job;
 pub mod kustomer_api;
@@ -20,6 +21,7 @@ pub mod scheduler;
 pub mod seal;
 
 pub use crate::http::{Request, Response};
+use deliveries::{DeliveryQuery, Tally};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -88,8 +90,11 @@ pub trait Store {
     /// The earliest `due_ms` of a job that is not final (a `sending` job's is its lease
     /// expiry), for the alarm.
     fn next_due(&self) -> Result<Option<i64>, String>;
-    /// The most recently changed jobs, newest first.
-    fn recent(&self, limit: usize) -> Result<Vec<job::Job>, String>;
+    /// The delivery log's page: the jobs [`DeliveryQuery::matches`], newest close first (then
+    /// by conversation id, descending), at most `limit`.
+    fn deliveries(&self, query: &DeliveryQuery, limit: usize) -> Result<Vec<job::Job>, String>;
+    /// The summary's counts over the jobs [`DeliveryQuery::in_summary`] admits.
+    fn tally(&self, query: &DeliveryQuery) -> Result<Tally, String>;
     /// A cached value, if not expired.
     fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<String>, String>;
     /// Caches a value until `expires_ms`.

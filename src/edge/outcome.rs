@@ -3,6 +3,7 @@
 //! delivery log entry, and the verdicts of "Check connection". Pages, logs and tests match on
 //! them; the words around them are for people.
 
+use crate::decision::SkipCode;
 use crate::error::codes;
 
 codes! {
@@ -50,6 +51,12 @@ codes! {
         NotResendable = "not_resendable",
         /// A command from the gateway could not be read (400).
         InvalidCommand = "invalid_command",
+        /// A query parameter of the delivery log is unknown, repeated or not valid (400).
+        InvalidQuery = "invalid_query",
+        /// The delivery log's `cursor` is not one it gave (400).
+        InvalidCursor = "invalid_cursor",
+        /// A bulk resend names more conversations than one call may (400).
+        TooManyIds = "too_many_ids",
     }
 }
 
@@ -64,7 +71,10 @@ impl ErrorCode {
             | Self::InvalidId
             | Self::MissingOrg
             | Self::InvalidAppSecret
-            | Self::InvalidCommand => 400,
+            | Self::InvalidCommand
+            | Self::InvalidQuery
+            | Self::InvalidCursor
+            | Self::TooManyIds => 400,
             Self::OrgMismatch => 403,
             Self::MissingKey
             | Self::KustomerKeyRejected
@@ -117,6 +127,42 @@ codes! {
         RequestRefused = "request_refused",
         /// Stella refused the survey.
         StellaRejected = "stella_rejected",
+    }
+}
+
+impl Reason {
+    /// The reason in a few words for an admin (the delivery log's `reasons`).
+    pub const fn words(self) -> &'static str {
+        match self {
+            Self::Retimed => "Closed later than planned: send time moved",
+            Self::Resend => "Sent again on request",
+            Self::TemporaryFailure => "Temporary failure: will try again",
+            Self::GaveUp => "Failed for 24 hours: gave up",
+            Self::InvalidSettings => "The app's settings are not valid",
+            Self::ConversationNotFound => "Conversation not found in Kustomer",
+            Self::KustomerRejected => "Kustomer refused the app's key or call",
+            Self::KustomerInvalidResponse => "Kustomer's answer could not be read",
+            Self::KustomerInvalidUrl => "The Kustomer API URL is not valid",
+            Self::RequestRefused => "The request could not be made (URL or header)",
+            Self::StellaRejected => "Agent Connect refused the survey",
+        }
+    }
+}
+
+/// A core skip code in a few words for an admin (the delivery log's `reasons`): written here,
+/// beside the edge's own, so that one list serves the log; a new code does not compile without
+/// its words.
+pub const fn skip_words(code: SkipCode) -> &'static str {
+    match code {
+        SkipCode::NotClosed => "Conversation not closed",
+        SkipCode::Reopened => "Reopened before the send time",
+        SkipCode::NoAssignedAgent => "No agent assigned",
+        SkipCode::NoAgentEmail => "The agent has no email",
+        SkipCode::NoCustomerEmail => "The customer has no email",
+        SkipCode::NoChannel => "The conversation has no channel",
+        SkipCode::ChannelNotSurveyed => "Channel not surveyed",
+        SkipCode::InvalidSettings => "The app's settings are not valid",
+        SkipCode::AlreadySurveyed => "Surveyed before: not again yet",
     }
 }
 

@@ -203,8 +203,9 @@ export class Stack {
     return body.requests.filter((r) => id === undefined || r.body.ext_interaction_id === id);
   }
 
+  /** The org's delivery log, its first page of 200 (the most a page holds). */
   async deliveries(headers = this.orgHeaders()) {
-    const r = await this.request("GET", "/v1/deliveries", { headers });
+    const r = await this.request("GET", "/v1/deliveries?limit=200", { headers });
     if (r.status !== 200) throw new Error(`deliveries: ${r.status} ${r.text}`);
     return r.body.deliveries;
   }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use stella_connect::edge::deliveries::{DeliveryQuery, Tally};
 use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step, HEADERS};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
@@ -644,11 +645,25 @@ impl Store for MemStore {
             .min())
     }
 
-    fn recent(&self, limit: usize) -> Result<Vec<Job>, String> {
-        let mut jobs = self.jobs();
-        jobs.sort_by_key(|j| std::cmp::Reverse(j.updated_ms));
+    fn deliveries(&self, query: &DeliveryQuery, limit: usize) -> Result<Vec<Job>, String> {
+        let mut jobs: Vec<Job> = self
+            .jobs()
+            .into_iter()
+            .filter(|j| query.matches(j))
+            .collect();
+        jobs.sort_by(|a, b| {
+            (b.closed_at_ms, &b.conversation_id).cmp(&(a.closed_at_ms, &a.conversation_id))
+        });
         jobs.truncate(limit);
         Ok(jobs)
+    }
+
+    fn tally(&self, query: &DeliveryQuery) -> Result<Tally, String> {
+        let mut tally = Tally::default();
+        for job in self.jobs.borrow().values().filter(|j| query.in_summary(j)) {
+            tally.count(query, job);
+        }
+        Ok(tally)
     }
 
     fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<String>, String> {
@@ -869,6 +884,57 @@ pub fn key_header(key: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// The conversation ids of a page of the log, in its order.
+pub fn log_ids(reply: &Reply) -> Vec<String> {
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["conversationId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A job of the fixtures' org as the log reads it, put straight into its store: closed at
+/// `closed_at_ms`, with `reason`, and a request naming `agent` when given (a job that reached
+/// its check).
+pub fn log_job(
+    id: &str,
+    state: JobState,
+    closed_at_ms: i64,
+    reason: Option<&str>,
+    agent: Option<&str>,
+) -> Job {
+    Job {
+        org: ORG.into(),
+        conversation_id: id.into(),
+        state,
+        generation: 0,
+        closed_at_ms,
+        send_at_ms: closed_at_ms + 900_000,
+        due_ms: (!state.is_final()).then_some(closed_at_ms + 900_000),
+        attempts: u32::from(state != JobState::Scheduled),
+        first_attempt_ms: None,
+        reason: reason.map(str::to_owned),
+        message: None,
+        request: agent.map(|a| {
+            json!({
+                "channel": "email",
+                "customer": {"name": format!("Customer {id}"), "email": format!("{id}@example.com")},
+                "employee": {"email": a},
+                "ext_interaction_id": id,
+                "external_url": format!("https://acme.kustomerapp.com/app/customers/c/event/{id}"),
+                "do_not_send": false,
+            })
+        }),
+        sent_ms: (state == JobState::Sent).then_some(closed_at_ms + 900_000),
+        created_ms: closed_at_ms,
+        updated_ms: closed_at_ms + 900_000,
+        event_ids: vec![],
+        previous_sent_ms: None,
+    }
+}
+
 /// The fixture's close event for `conversation_id`, closed at `status_at`, with an event id of
 /// its own (Kustomer gives every event one).
 pub fn close_event(conversation_id: &str, status_at: &str) -> Value {
@@ -952,9 +1018,12 @@ impl Edge {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
+        // The query, as the worker entry splits it off the URL.
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let incoming = Incoming {
             method,
             path,
+            query,
             header: &lookup,
             body,
             now_ms: self.now(),
@@ -992,11 +1061,28 @@ impl Edge {
         self.close_with(event, &settings_headers())
     }
 
-    /// The org's delivery log.
+    /// The org's delivery log (its first 200 entries).
     pub fn deliveries(&self) -> Vec<Value> {
-        let reply = self.call("GET", "/v1/deliveries", &key_header(KUSTOMER_KEY), "");
+        let reply = self.log("limit=200");
         assert_eq!(reply.status, 200, "{reply:?}");
         reply.body["deliveries"].as_array().unwrap().clone()
+    }
+
+    /// `GET /v1/deliveries?{query}` with the org's key and app secret.
+    pub fn log(&self, query: &str) -> Reply {
+        self.call(
+            "GET",
+            &format!("/v1/deliveries?{query}"),
+            &key_header(KUSTOMER_KEY),
+            "",
+        )
+    }
+
+    /// `POST /v1/deliveries/resend` for `ids` with the settings, `key` as the Kustomer key.
+    pub fn resend_many(&self, ids: &[&str], key: &str) -> Reply {
+        let headers = settings_headers_with(&[("kustomerApiKey", Some(key))]);
+        let body = json!({ "conversationIds": ids }).to_string();
+        self.call("POST", "/v1/deliveries/resend", &headers, &body)
     }
 
     /// The org's delivery log entry for a conversation.

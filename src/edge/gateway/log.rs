@@ -1,28 +1,30 @@
 //! The delivery log, resends and the org's app secret: calls from the app's own pages, each
 //! scoped to the org of the caller's Kustomer key.
 
-use super::{
-    app_secret, valid_app_secret, Gateway, Incoming, Router, ADMIN_ROLES, DELIVERY_LOG_LIMIT,
-};
+use super::{app_secret, too_large, valid_app_secret, Gateway, Incoming, Router, ADMIN_ROLES};
+use crate::edge::deliveries::{DeliveryQuery, MAX_RESEND_BODY_BYTES, MAX_RESEND_PER_CALL};
 use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, Transport};
-use crate::kustomer;
+use crate::kustomer::{self, At};
 use crate::settings::{self, APP_SECRET};
 use serde_json::json;
 
 impl<T: Transport, R: Router> Gateway<T, R> {
+    /// A page of the org's delivery log, filtered as the query says (checked here, before
+    /// Kustomer is asked about the key).
     pub(super) async fn deliveries(&self, r: &Incoming<'_>) -> Reply {
         let app_secret = match app_secret(r, &self.last_secret) {
             Ok(digest) => digest,
             Err(reply) => return reply,
         };
+        let query = match DeliveryQuery::parse(r.query) {
+            Ok(query) => query,
+            Err(e) => return e.reply(),
+        };
         match self.caller(r).await {
             Ok(token) => {
-                let command = Command::List {
-                    limit: DELIVERY_LOG_LIMIT,
-                    app_secret,
-                };
+                let command = Command::List { query, app_secret };
                 self.forward(&token.org, &command).await
             }
             Err(reply) => reply,
@@ -66,6 +68,38 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         }
     }
 
+    /// Sends several failed or skipped surveys again: `{"conversationIds": [...]}`, 1 to
+    /// [`MAX_RESEND_PER_CALL`] ids (repeats folded), each checked as the single resend's; one
+    /// call to the org's scheduler for them all.
+    pub(super) async fn resend_many(&self, r: &Incoming<'_>) -> Reply {
+        if r.body.len() > MAX_RESEND_BODY_BYTES {
+            return too_large(MAX_RESEND_BODY_BYTES);
+        }
+        let app_secret = match app_secret(r, &self.last_secret) {
+            Ok(digest) => digest,
+            Err(reply) => return reply,
+        };
+        let conversation_ids = match resend_ids(r.body) {
+            Ok(ids) => ids,
+            Err(reply) => return reply,
+        };
+        let raw = match self.settings(r) {
+            Ok((raw, _)) => raw,
+            Err(reply) => return reply,
+        };
+        match self.caller(r).await {
+            Ok(token) => {
+                let command = Command::ResendMany {
+                    conversation_ids,
+                    app_secret,
+                    settings: raw,
+                };
+                self.forward(&token.org, &command).await
+            }
+            Err(reply) => reply,
+        }
+    }
+
     /// Registers, rotates (`x-app-secret` is the current one) or resets (a Kustomer key with
     /// an org admin role) the org's app secret, given as `x-new-app-secret`.
     pub(super) async fn set_app_secret(&self, r: &Incoming<'_>) -> Reply {
@@ -93,4 +127,39 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(reply) => reply,
         }
     }
+}
+
+/// The ids of a bulk resend's body, checked, repeats folded (first mention kept).
+fn resend_ids(body: &str) -> Result<Vec<String>, Reply> {
+    let refuse = |e: crate::InputError| Reply::json(400, json!({ "error": e }));
+    let body = kustomer::from_json(body).map_err(refuse)?;
+    let at = At::named(&body, "body");
+    at.object().map_err(refuse)?;
+    let list = at.get("conversationIds");
+    let items = list.items().map_err(refuse)?;
+    if items.len() > MAX_RESEND_PER_CALL {
+        return Err(Reply::error(
+            ErrorCode::TooManyIds,
+            format!(
+                "body.conversationIds holds {} ids; at most {MAX_RESEND_PER_CALL} are resent in one call.",
+                items.len()
+            ),
+        ));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let id = item.string().map_err(refuse)?;
+        kustomer::check_id(&id, &format!("body.conversationIds[{i}]")).map_err(refuse)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        return Err(refuse(crate::InputError::new(
+            crate::error::InputErrorCode::InvalidShape,
+            "body.conversationIds",
+            format!("expected a list of 1 to {MAX_RESEND_PER_CALL} conversation ids"),
+        )));
+    }
+    Ok(ids)
 }

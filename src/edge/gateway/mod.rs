@@ -21,6 +21,7 @@ mod log;
 
 pub use close::Step;
 
+use super::deliveries::MAX_RESEND_BODY_BYTES;
 use super::job::StoredSettings;
 use super::kustomer_api::{self, Failure, TokenInfo};
 use super::outcome::ErrorCode;
@@ -71,9 +72,6 @@ impl HeaderNames {
     }
 }
 
-/// The most delivery log entries returned.
-pub const DELIVERY_LOG_LIMIT: usize = 200;
-
 /// The edge's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route<'a> {
@@ -82,6 +80,7 @@ enum Route<'a> {
     Check,
     Deliveries,
     Resend(&'a str),
+    ResendMany,
     AppSecret,
     Health,
     /// A route that exists, with another method.
@@ -96,6 +95,7 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ("POST", ["v1", "preview"]) => Route::Preview,
         ("POST", ["v1", "settings", "check"]) => Route::Check,
         ("GET", ["v1", "deliveries"]) => Route::Deliveries,
+        ("POST", ["v1", "deliveries", "resend"]) => Route::ResendMany,
         ("POST", ["v1", "deliveries", id, "resend"]) => Route::Resend(id),
         ("POST", ["v1", "app-secret"]) => Route::AppSecret,
         ("GET", ["healthz"]) => Route::Health,
@@ -116,6 +116,7 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
 pub fn body_limit(method: &str, path: &str) -> usize {
     match route(method, path) {
         Route::Close | Route::Preview => MAX_INPUT_BYTES,
+        Route::ResendMany => MAX_RESEND_BODY_BYTES,
         _ => 0,
     }
 }
@@ -144,6 +145,8 @@ pub struct Incoming<'a> {
     pub method: &'a str,
     /// Path, without the query.
     pub path: &'a str,
+    /// The query string as sent, without `?` (empty when none).
+    pub query: &'a str,
     /// Header lookup (names in lower case).
     pub header: &'a dyn Fn(&str) -> Option<String>,
     /// Body text.
@@ -182,6 +185,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Route::Check => self.check_connection(&r).await,
             Route::Deliveries => self.deliveries(&r).await,
             Route::Resend(id) => self.resend(&r, id).await,
+            Route::ResendMany => self.resend_many(&r).await,
             Route::AppSecret => self.set_app_secret(&r).await,
             Route::Health => Reply::json(200, json!({"ok": true})),
             Route::WrongMethod => Reply::error(

@@ -11,6 +11,7 @@
 mod run;
 
 use super::budget::Budget;
+use super::deliveries::{self, DeliveryQuery, Tally, MAX_LIMIT, MAX_RESEND_PER_CALL};
 use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::outcome::{ErrorCode, Ignored, Reason, SecretChange};
 use super::seal::{self, Sealer};
@@ -18,7 +19,7 @@ use super::{Config, OrgRecord, Reply, Store, Transport};
 use crate::settings::ValidationOptions;
 use crate::timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::cell::{Cell, RefCell};
 
 /// The clock and the dice, passed in so that the scheduler stays deterministic under test.
@@ -48,10 +49,10 @@ pub enum Command {
         /// The one setting storing a close reads: "Survey a conversation again after (days)".
         resurvey_after_days: u32,
     },
-    /// The delivery log.
+    /// The delivery log: a page of it, and on a first page the summary.
     List {
-        /// How many jobs, newest first.
-        limit: usize,
+        /// The filters and the page.
+        query: DeliveryQuery,
         /// Digest of the presented app secret.
         app_secret: String,
     },
@@ -59,6 +60,17 @@ pub enum Command {
     Resend {
         /// The conversation.
         conversation_id: String,
+        /// Digest of the presented app secret.
+        app_secret: String,
+        /// The settings from the call's headers.
+        settings: StoredSettings,
+    },
+    /// Send several failed or skipped surveys again (at most
+    /// [`MAX_RESEND_PER_CALL`](super::deliveries::MAX_RESEND_PER_CALL)), each as
+    /// [`Command::Resend`] would.
+    ResendMany {
+        /// The conversations, without repeats.
+        conversation_ids: Vec<String>,
         /// Digest of the presented app secret.
         app_secret: String,
         /// The settings from the call's headers.
@@ -175,9 +187,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }),
             // An org without an app secret has had no survey: an empty log, and no secret
             // registered by a mere reader.
-            Command::List { limit, app_secret } => match self.store.org() {
-                Ok(record) if record.secret_digest.is_none() => self.list(0),
-                _ => self.authorized(Register::No, &app_secret, |_| self.list(limit)),
+            Command::List { query, app_secret } => match self.store.org() {
+                Ok(record) if record.secret_digest.is_none() => self.list(&query, false),
+                _ => self.authorized(Register::No, &app_secret, |_| self.list(&query, true)),
             },
             Command::Resend {
                 conversation_id,
@@ -185,6 +197,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 settings,
             } => self.authorized(Register::No, &app_secret, |record| {
                 self.resend(record, &conversation_id, settings)
+            }),
+            Command::ResendMany {
+                conversation_ids,
+                app_secret,
+                settings,
+            } => self.authorized(Register::No, &app_secret, |record| {
+                self.resend_many(record, &conversation_ids, settings)
             }),
             Command::SetSecret {
                 org,
@@ -390,39 +409,37 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Ok(())
     }
 
-    fn list(&self, limit: usize) -> Result<Reply, String> {
-        let jobs = match limit {
-            0 => vec![],
-            n => self.store.recent(n.min(1000))?,
+    /// A page of the log (`stored`: the org has any; else an empty log of the same shape).
+    fn list(&self, query: &DeliveryQuery, stored: bool) -> Result<Reply, String> {
+        let limit = query.limit.clamp(1, MAX_LIMIT);
+        let first_page = query.after.is_none();
+        let (jobs, tally) = if stored {
+            let jobs = self.store.deliveries(query, limit + 1)?;
+            let tally = first_page.then(|| self.store.tally(query)).transpose()?;
+            (jobs, tally)
+        } else {
+            (vec![], first_page.then(Tally::default))
         };
-        let deliveries: Vec<Value> = jobs.iter().map(public_view).collect();
-        Ok(Reply::json(
-            200,
-            json!({ "deliveries": deliveries, "retentionDays": self.config.retention_days }),
-        ))
+        let body = deliveries::answer(query, jobs, tally.as_ref(), self.config.retention_days);
+        Ok(Reply::json(200, body))
     }
 
-    fn resend(
-        &self,
-        mut record: OrgRecord,
-        conversation_id: &str,
-        raw: StoredSettings,
-    ) -> Result<Reply, String> {
+    /// Schedules one failed or skipped survey again, or says why not.
+    fn resend_one(&self, conversation_id: &str) -> Result<Result<Job, Reply>, String> {
         let now = self.clock.now_ms();
         let Some(job) = self.store.get(conversation_id)? else {
-            return Ok(Reply::error(
+            return Ok(Err(Reply::error(
                 ErrorCode::NotFound,
                 "No survey is recorded for this conversation.",
-            ));
+            )));
         };
         if !matches!(job.state, JobState::Failed | JobState::Skipped) {
             let why = format!(
                 "Only failed or skipped surveys can be sent again; this one is {}.",
                 state_name(job.state)
             );
-            return Ok(Reply::error(ErrorCode::NotResendable, why));
+            return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
         }
-        let org = job.org.clone();
         let job = Job {
             state: JobState::Scheduled,
             generation: job.generation.wrapping_add(1),
@@ -436,10 +453,67 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         self.store.put(&job)?;
         self.added(now);
-        self.keep_settings(&mut record, &org, &raw)?;
+        Ok(Ok(job))
+    }
+
+    fn resend(
+        &self,
+        mut record: OrgRecord,
+        conversation_id: &str,
+        raw: StoredSettings,
+    ) -> Result<Reply, String> {
+        let job = match self.resend_one(conversation_id)? {
+            Ok(job) => job,
+            Err(refused) => return Ok(refused),
+        };
+        self.keep_settings(&mut record, &job.org, &raw)?;
         Ok(Reply::json(
             202,
-            json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(now)}),
+            json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(job.updated_ms)}),
+        ))
+    }
+
+    /// [`Self::resend`] for each conversation: one answer listing each one's outcome.
+    fn resend_many(
+        &self,
+        mut record: OrgRecord,
+        conversation_ids: &[String],
+        raw: StoredSettings,
+    ) -> Result<Reply, String> {
+        let mut results = Vec::new();
+        let mut org = None;
+        for id in conversation_ids.iter().take(MAX_RESEND_PER_CALL) {
+            let (status, message) = match self.resend_one(id)? {
+                Ok(job) => {
+                    let message = format!("Scheduled to be sent at {}.", iso(job.updated_ms));
+                    org = Some(job.org);
+                    ("scheduled", message)
+                }
+                Err(refused) => {
+                    let error = &refused.body["error"];
+                    let status = if error["code"] == ErrorCode::NotFound.as_str() {
+                        "not_found"
+                    } else {
+                        "not_resendable"
+                    };
+                    (
+                        status,
+                        error["message"].as_str().unwrap_or_default().to_owned(),
+                    )
+                }
+            };
+            results.push(json!({"conversationId": id, "status": status, "message": message}));
+        }
+        if let Some(org) = org {
+            self.keep_settings(&mut record, &org, &raw)?;
+        }
+        let scheduled = results
+            .iter()
+            .filter(|r| r["status"] == "scheduled")
+            .count();
+        Ok(Reply::json(
+            200,
+            json!({"results": results, "scheduled": scheduled, "refused": results.len() - scheduled}),
         ))
     }
 
@@ -478,27 +552,4 @@ fn state_name(state: JobState) -> &'static str {
         JobState::Skipped => "skipped",
         JobState::Failed => "failed",
     }
-}
-
-/// A job as the delivery log shows it: no settings, so no key.
-pub fn public_view(job: &Job) -> Value {
-    // `sending` is an internal lease; the log says `retrying` or `scheduled` for it.
-    let state = match job.state {
-        JobState::Sending if job.attempts > 1 => JobState::Retrying,
-        JobState::Sending => JobState::Scheduled,
-        s => s,
-    };
-    json!({
-        "conversationId": job.conversation_id,
-        "state": state,
-        "reason": job.reason,
-        "message": job.message,
-        "attempts": job.attempts,
-        "closedAt": iso(job.closed_at_ms),
-        "sendAt": iso(job.send_at_ms),
-        "nextAttemptAt": job.due_ms.map(iso),
-        "sentAt": job.sent_ms.map(iso),
-        "updatedAt": iso(job.updated_ms),
-        "request": job.request,
-    })
 }

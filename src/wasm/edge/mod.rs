@@ -190,11 +190,19 @@ impl JsGateway {
     }
 
     /// Answers one request: `{status, body, retryAfter?}` where `body` is the JSON text to
-    /// send back. `path` is the URL's path; `headers` the values of [`header_names`], a line
-    /// each (one string crosses, not an object of them all). The body comes as its bytes,
-    /// copied once into Wasm memory (no JavaScript string is built for it).
+    /// send back. `path` is the URL's path and `query` its query string without `?`; `headers`
+    /// the values of [`header_names`], a line each (one string crosses, not an object of them
+    /// all). The body comes as its bytes, copied once into Wasm memory (no JavaScript string is
+    /// built for it).
     #[wasm_bindgen(unchecked_return_type = "Promise<EdgeReply>")]
-    pub fn handle(&self, method: String, path: String, headers: String, body: Vec<u8>) -> Promise {
+    pub fn handle(
+        &self,
+        method: String,
+        path: String,
+        query: String,
+        headers: String,
+        body: Vec<u8>,
+    ) -> Promise {
         let inner = self.inner.clone();
         let body = text(body);
         future_to_promise(async move {
@@ -203,6 +211,7 @@ impl JsGateway {
                 .handle(Incoming {
                     method: &method,
                     path: &path,
+                    query: &query,
                     header: &header,
                     body: &body,
                     now_ms: js_sys::Date::now() as i64,
@@ -225,6 +234,7 @@ impl JsGateway {
         let incoming = Incoming {
             method,
             path,
+            query: "", // the close reads no query
             header: &header,
             body: &body,
             now_ms: js_sys::Date::now() as i64,

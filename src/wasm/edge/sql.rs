@@ -1,6 +1,7 @@
 //! [`Store`] over a Durable Object's SQL storage: the org's jobs, its cache and its record.
 
 use super::js_error;
+use crate::edge::deliveries::{DeliveryQuery, Tally, MAX_SUMMARY_ROWS};
 use crate::edge::job::Job;
 use crate::edge::{OrgRecord, Store};
 use js_sys::{Array, Reflect};
@@ -92,6 +93,64 @@ impl SqlStore {
     }
 }
 
+/// A job's close time, read from its JSON. Not indexed: an index would cost every close a JSON
+/// parse, and the log is read by an admin now and then, while closes are the hot path.
+const CLOSED_AT: &str = "json_extract(job, '$.closedAtMs')";
+/// The state the log shows ([`crate::edge::deliveries::shown_state`]): a `sending` lease is
+/// `retrying` after a failed attempt, else `scheduled`.
+const SHOWN_STATE: &str = "(CASE state WHEN 'sending' THEN (CASE WHEN json_extract(job, '$.attempts') > 1 THEN 'retrying' ELSE 'scheduled' END) ELSE state END)";
+const REASON: &str = "json_extract(job, '$.reason')";
+/// The request's agent, in ASCII lower case (SQLite's `lower` folds ASCII only, as
+/// [`DeliveryQuery`] does).
+const AGENT: &str = "lower(json_extract(job, '$.request.employee.email'))";
+const DAY_MS: i64 = 86_400_000;
+
+/// The `WHERE` clause of [`DeliveryQuery::matches`] (`page`) or of
+/// [`DeliveryQuery::in_summary`], and its bindings: every value is bound, none is spliced in.
+fn log_filter(query: &DeliveryQuery, page: bool) -> (String, Vec<JsValue>) {
+    let mut clauses = vec!["1".to_owned()];
+    let mut bindings: Vec<JsValue> = Vec::new();
+    if let Some(from) = query.from_ms {
+        clauses.push(format!("{CLOSED_AT} >= ?"));
+        bindings.push(num(from));
+    }
+    if let Some(to) = query.to_ms {
+        clauses.push(format!("{CLOSED_AT} < ?"));
+        bindings.push(num(to));
+    }
+    if let Some(id) = &query.conversation_id {
+        clauses.push("conversation_id = ?".to_owned());
+        bindings.push(id.as_str().into());
+    }
+    if let Some(reason) = &query.reason {
+        clauses.push(format!("{REASON} = ?"));
+        bindings.push(reason.as_str().into());
+    }
+    if let Some(agent) = &query.agent {
+        clauses.push(format!("{AGENT} = ?"));
+        bindings.push(agent.to_ascii_lowercase().into());
+    }
+    if page && !query.states.is_empty() {
+        let marks = vec!["?"; query.states.len()].join(", ");
+        clauses.push(format!("{SHOWN_STATE} IN ({marks})"));
+        bindings.extend(query.states.iter().map(|s| JsValue::from(s.as_str())));
+    }
+    if let (true, Some(after)) = (page, &query.after) {
+        clauses.push(format!(
+            "({CLOSED_AT} < ? OR ({CLOSED_AT} = ? AND conversation_id < ?))"
+        ));
+        bindings.push(num(after.closed_at_ms));
+        bindings.push(num(after.closed_at_ms));
+        bindings.push(after.conversation_id.as_str().into());
+    }
+    (clauses.join(" AND "), bindings)
+}
+
+/// A grouped row's count (`n`).
+fn count(row: &JsValue) -> u64 {
+    SqlStore::column(row, "n").as_f64().unwrap_or(0.0) as u64
+}
+
 pub(super) fn num(n: i64) -> JsValue {
     JsValue::from_f64(n as f64) // milliseconds since 1970 are far below 2^53
 }
@@ -138,11 +197,47 @@ impl Store for SqlStore {
         )
     }
 
-    fn recent(&self, limit: usize) -> Result<Vec<Job>, String> {
-        self.jobs(
-            "SELECT job FROM jobs ORDER BY updated_ms DESC LIMIT ?",
-            vec![num(limit as i64)],
-        )
+    fn deliveries(&self, query: &DeliveryQuery, limit: usize) -> Result<Vec<Job>, String> {
+        let (mut sql, mut bindings) = log_filter(query, true);
+        sql.push_str(" ORDER BY ");
+        sql.push_str(CLOSED_AT);
+        sql.push_str(" DESC, conversation_id DESC LIMIT ?");
+        bindings.push(num(limit as i64));
+        self.jobs(&format!("SELECT job FROM jobs WHERE {sql}"), bindings)
+    }
+
+    fn tally(&self, query: &DeliveryQuery) -> Result<Tally, String> {
+        // Three grouped reads, each a few rows: per (state, day), per reason, per agent.
+        let (filter, bindings) = log_filter(query, false);
+        let offset = num(query.offset_ms());
+        // Whole days, rounded down (SQLite's `/` rounds toward zero); the offset is cast, as a
+        // JavaScript number may be bound as a real.
+        let local = format!("({CLOSED_AT} + CAST(? AS INTEGER))");
+        let day = format!("({local} / {DAY_MS} - ({local} % {DAY_MS} < 0))");
+        let mut tally = Tally::default();
+        let by_day = format!(
+            "SELECT {SHOWN_STATE} AS state, {day} AS day, COUNT(*) AS n FROM jobs WHERE {filter} GROUP BY 1, 2"
+        );
+        let day_bindings = [vec![offset.clone(), offset], bindings.clone()].concat();
+        for row in self.rows(&by_day, day_bindings)? {
+            let state = Self::column(&row, "state").as_string().unwrap_or_default();
+            let day = Self::column(&row, "day").as_f64().unwrap_or(0.0) as i64;
+            tally.add_state(&state, day, count(&row));
+        }
+        for (expression, add) in [
+            (REASON, Tally::add_reason as fn(&mut Tally, &str, u64)),
+            (AGENT, Tally::add_agent),
+        ] {
+            let top = format!(
+                "SELECT {expression} AS name, COUNT(*) AS n FROM jobs WHERE {filter} AND {expression} IS NOT NULL GROUP BY 1 ORDER BY n DESC, name LIMIT {MAX_SUMMARY_ROWS}"
+            );
+            for row in self.rows(&top, bindings.clone())? {
+                if let Some(name) = Self::column(&row, "name").as_string() {
+                    add(&mut tally, &name, count(&row));
+                }
+            }
+        }
+        Ok(tally)
     }
 
     fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<String>, String> {
