@@ -50,8 +50,9 @@ pub const LOG_STATES: [JobState; 5] = [
     JobState::Failed,
 ];
 
-/// The query parameters, in the order the README lists them.
-const PARAMETERS: [&str; 9] = [
+/// The query parameters, in the order the README lists them: the one list (the app definition's
+/// `list-deliveries` command may pass exactly these).
+pub const PARAMETERS: [&str; 9] = [
     "state",
     "reason",
     "agent",
