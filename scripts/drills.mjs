@@ -155,7 +155,7 @@ async function kustomer429(stack, { n, fault, log }) {
   let watching = true;
   const watcher = (async () => {
     while (watching) {
-      for (const d of (await stack.deliveries()) ?? []) {
+      for (const d of (await stack.deliveries("state=retrying")) ?? []) {
         if (d.state === "retrying" && !retrying.has(d.conversationId)) {
           retrying.set(d.conversationId, { decidedAt: Date.parse(d.updatedAt), nextAttemptAt: Date.parse(d.nextAttemptAt), message: d.message });
         }
@@ -185,7 +185,7 @@ async function kustomer429(stack, { n, fault, log }) {
       early.push({ id, decidedAt: iso(seen.decidedAt), nextAttemptAt: iso(seen.nextAttemptAt), receivedAt: at && iso(at) });
     }
   }
-  const log2 = (await stack.deliveries()) ?? [];
+  const log2 = (await stack.deliveries("state=sent")) ?? [];
   const delayed = log2.filter((d) => d.attempts > 1);
   for (const d of delayed) {
     if (Date.parse(d.sentAt ?? d.updatedAt) - Math.max(Date.parse(d.sendAt), faultAt) < resetMs - 50 && !early.some((e) => e.id === d.conversationId)) {
@@ -387,7 +387,7 @@ async function redelivery(stack, { m, rand, log }) {
   const lateStale = lateReplies.filter((r) => r.status === 200 && r.body.reason === "stale_event").length;
   const dueSecond = Date.parse(t3) + delay * 1000;
   const tooEarly = state.requests.filter((r) => Date.parse(r.receivedAt) < dueSecond).length;
-  const log2 = (await stack.deliveries()) ?? [];
+  const log2 = (await stack.deliveries("state=skipped&reason=reopened")) ?? [];
   const skippedReopened = log2.filter((d) => ineligible.includes(d.conversationId) && d.state === "skipped" && d.reason === "reopened").length;
   const problems = [];
   if (lateStale !== late.length) problems.push(`${late.length - lateStale} late older closes not ignored as stale`);

@@ -55,11 +55,12 @@ export class DrillStack extends Stack {
     if (r.status !== 200) throw new Error(`Kustomer fault ${JSON.stringify(fault)}: ${r.text}`);
   }
 
-  /** The edge's delivery log (newest 200), or undefined when the edge did not answer 200. */
-  async deliveries() {
+  /** The edge's delivery log (the 200 latest closes matching `query`, such as `state=retrying`),
+   * or undefined when the edge did not answer 200. */
+  async deliveries(query = "") {
     // The harness's org headers carry the org's app secret where the edge asks for one.
     const headers = this.orgHeaders?.() ?? { "x-kustomer-api-key": "sandbox-kustomer-key", "x-kustomer-api-url": `${this.base}/sandbox/kustomer` };
-    const { status, body } = await this.request("GET", "/v1/deliveries", { headers });
+    const { status, body } = await this.request("GET", `/v1/deliveries?limit=200${query && `&${query}`}`, { headers });
     return status === 200 ? body.deliveries : undefined;
   }
 
