@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # Where wasm-bindgen-test finds Debian's driver (never a download).
 export CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: setup build run serve test test-rust test-wasm test-js test-edge test-browser lint size clean demo manifest register bench bench-smoke
+.PHONY: setup build run serve test test-rust test-wasm test-js test-edge test-browser lint size clean demo manifest register deploy bench bench-smoke
 
 ## Install everything the project needs (idempotent; seconds when warm).
 setup:
@@ -101,14 +101,25 @@ bench: build
 bench-smoke: build
 	BENCH_SMOKE=1 node scripts/bench/run.mjs
 
-## The Kustomer app definition, generated from the settings table: EDGE_URL=https://… for
-## another edge than the default (see app-manifest/README.md).
+## Deploys the edge to Cloudflare Workers (README, "Going live") with the wrangler package.json
+## pins, after `make build`, once the Worker has its SETTINGS_KEY secret (else it refuses and
+## prints the one-time command); keeps the deployed address in build/deploy/edge-url.
+## DRY_RUN=1 bundles what `make build` last built into build/deploy/bundle/ and deploys nothing
+## (offline: no metrics, no update check).
+deploy: $(if $(filter 1,$(DRY_RUN)),,build)
+	scripts/deploy.sh
+
+## The Kustomer app definition, generated from the settings table, in app-manifest/stella_connect.json
+## (MANIFEST=path for another file): for EDGE_URL=https://… (the edge's address alone), else for
+## the address `make deploy` kept, else for the placeholder, which is the checked-in one (see
+## app-manifest/README.md).
 manifest:
-	EDGE_URL='$(EDGE_URL)' cargo run --quiet --locked --bin app-manifest -- print > app-manifest/stella_connect.json
+	scripts/deploy.sh manifest
 
 ## Registers app-manifest/stella_connect.json with Kustomer after the platform check: the local
 ## sandbox of `make run` by default, or KUSTOMER_API_URL=https://<org>.api.kustomerapp.com with
-## KUSTOMER_API_KEY (org.admin.apps) from the environment. MANIFEST=path for another file.
+## KUSTOMER_API_KEY (org.admin.apps) from the environment, which refuses a definition for the
+## placeholder edge (exit 2: make deploy, then make manifest). MANIFEST=path for another file.
 register:
 	node scripts/register.mjs
 

@@ -6,9 +6,13 @@
 // environment (a key with the org.admin.apps role); without KUSTOMER_API_URL, the local Kustomer
 // sandbox of `make run` (http://127.0.0.1:${PORT:-8787}/sandbox/kustomer) and its key.
 // The definition is first checked by the Rust rules (`app-manifest check`); nothing is sent when
-// it breaks one. The key is never printed: every line this script writes is scrubbed of it.
+// it breaks one. For a real Kustomer (KUSTOMER_API_URL), nothing is sent either when it carries
+// the placeholder edge address (DEFAULT_EDGE_URL in src/manifest.rs, read from `app-manifest
+// print`): `make deploy`, then `make manifest`, write the one for the deployed edge. The key is
+// never printed: every line this script writes is scrubbed of it.
 //
-// Exit codes: 0 registered (or the dry run passed), 1 not registered, 2 bad usage or setup.
+// Exit codes: 0 registered (or the dry run passed), 1 not registered, 2 bad usage or setup (the
+// placeholder edge included).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -61,9 +65,12 @@ function target(env) {
 }
 
 // The platform's rules are the Rust crate's (src/manifest.rs); this runs them, never a copy.
-function checkDefinition(file) {
+const checkDefinition = (file) => appManifest(["check", file]);
+
+// `app-manifest ARGS…`: {code, stdout, stderr}.
+function appManifest(args, env = process.env) {
   return new Promise((done) => {
-    const child = spawn("cargo", ["run", "--quiet", "--locked", "--bin", "app-manifest", "--", "check", file], { cwd: ROOT });
+    const child = spawn("cargo", ["run", "--quiet", "--locked", "--bin", "app-manifest", "--", ...args], { cwd: ROOT, env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -73,6 +80,24 @@ function checkDefinition(file) {
     });
     child.on("close", (code) => done({ code, stdout, stderr }));
   });
+}
+
+// The placeholder edge's origin: the definition app-manifest prints without an edge URL is
+// made for it (its icon is `{edge}/app/icon.svg`).
+async function placeholderEdge() {
+  const { EDGE_URL: _, ...env } = process.env;
+  const printed = await appManifest(["print"], env);
+  if (printed.code !== 0) fail(2, `Not sent: app-manifest print exited with ${printed.code}: ${printed.stderr.trim()}`);
+  return new URL(JSON.parse(printed.stdout).iconUrl).origin;
+}
+
+// The paths (`actions[0].inputTemplate.uri`) of the strings in `value` that hold `needle`.
+function pathsHolding(value, needle, path = "") {
+  if (typeof value === "string") return value.includes(needle) ? [path] : [];
+  if (value === null || typeof value !== "object") return [];
+  return Object.entries(value).flatMap(([k, v]) =>
+    pathsHolding(v, needle, Array.isArray(value) ? `${path}[${k}]` : path ? `${path}.${k}` : k),
+  );
 }
 
 // The first error of a JSON:API answer ({errors: [{status, code, title, detail, meta}]}), or the
@@ -97,6 +122,23 @@ async function main() {
   }
   const body = readFileSync(file);
   const def = JSON.parse(body);
+  if (!to.local) {
+    const placeholder = await placeholderEdge();
+    const paths = pathsHolding(def, `//${new URL(placeholder).host}`);
+    if (paths.length > 0) {
+      const where = paths.length > 2 ? `${paths.slice(0, 2).join(", ")} and ${paths.length - 2} more` : paths.join(" and ");
+      fail(
+        2,
+        [
+          `Not sent: ${opts.file} points Kustomer at the placeholder edge ${placeholder} (${where}), not at a deployed edge:`,
+          "an org that installed it would get no settings page, no agent card and no surveys.",
+          "Deploy the edge and write the definition for its address, then register again:",
+          "  make deploy",
+          "  make manifest      (takes the address from the deploy; or make manifest EDGE_URL=https://<your edge>)",
+        ].join("\n"),
+      );
+    }
+  }
   const endpoint = `${to.base}/v1/apps/available`;
   const where = to.local ? "the local Kustomer sandbox" : new URL(to.base).host;
   say(`${checked.stdout.trim()} (${opts.file})`);

@@ -13,8 +13,12 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 
-/// The edge's public base URL, used when the build does not name another (`EDGE_URL`).
-pub const DEFAULT_EDGE_URL: &str = "https://stella-connect-kustomer.workers.dev";
+/// The edge's public base URL when the build does not name one (`EDGE_URL`): a placeholder under
+/// the reserved `.invalid` top-level domain, which never resolves, because the real address is
+/// only known once the edge is deployed (a workers.dev address carries the account's subdomain).
+/// `make register` refuses a definition that carries it for a real Kustomer; `make deploy` then
+/// `make manifest` write the definition for the deployed edge (README, "Going live").
+pub const DEFAULT_EDGE_URL: &str = "https://your-edge.example.invalid";
 
 /// The app's name on the platform (snake_case, unique).
 pub const APP: &str = "stella_connect";

@@ -1,8 +1,10 @@
 // scripts/register.mjs against a fake Kustomer (a node http server on 127.0.0.1 that records
 // each request and answers as the test says). Needs cargo: the script runs the Rust check.
+// The checked-in definition carries the placeholder edge, which a real Kustomer is never sent:
+// the tests register one generated for a deployed-looking edge (EDGE), as `make manifest` does.
 import { after, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { homedir, tmpdir } from "node:os";
@@ -11,10 +13,11 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const MANIFEST = join(root, "app-manifest/stella_connect.json");
+const CHECKED_IN = join(root, "app-manifest/stella_connect.json");
+const EDGE = "https://stella-connect-kustomer.acme.example.test";
 const KEY = "test-secret-key-4f7a9c";
 // The version the checked-in manifest declares (raised with each release), as a regex part.
-const VERSION = JSON.parse(readFileSync(MANIFEST, "utf8")).version;
+const VERSION = JSON.parse(readFileSync(CHECKED_IN, "utf8")).version;
 const V = VERSION.replaceAll(".", "\\.");
 
 let server;
@@ -22,9 +25,20 @@ let base;
 let received; // [{method, url, headers, body}]
 let answer; // (request) => [status, body]
 let dir;
+let MANIFEST; // the definition for EDGE
+
+const PATH = `${process.env.PATH}:${join(homedir(), ".cargo/bin")}`;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "register-test-"));
+  MANIFEST = join(dir, "stella_connect.json");
+  const printed = spawnSync("cargo", ["run", "--quiet", "--locked", "--bin", "app-manifest", "--", "print", "--edge-url", EDGE], {
+    cwd: root,
+    env: { ...process.env, PATH },
+    encoding: "utf8",
+  });
+  assert.equal(printed.status, 0, printed.stderr);
+  writeFileSync(MANIFEST, printed.stdout);
   server = createServer(async (req, res) => {
     let body = "";
     for await (const chunk of req) body += chunk;
@@ -48,11 +62,11 @@ beforeEach(() => {
 });
 
 // Runs the script (asynchronously: the fake server lives in this process).
-async function register(args = [], env = { KUSTOMER_API_URL: base, KUSTOMER_API_KEY: KEY }) {
-  const { KUSTOMER_API_URL, KUSTOMER_API_KEY, MANIFEST: _, PORT, ...inherited } = process.env;
+async function register(args = [], env = { KUSTOMER_API_URL: base, KUSTOMER_API_KEY: KEY, MANIFEST }) {
+  const { KUSTOMER_API_URL, KUSTOMER_API_KEY, MANIFEST: _, PORT, EDGE_URL, ...inherited } = process.env;
   const child = spawn(process.execPath, ["scripts/register.mjs", ...args], {
     cwd: root,
-    env: { ...inherited, PATH: `${process.env.PATH}:${join(homedir(), ".cargo/bin")}`, ...env },
+    env: { ...inherited, PATH, ...env },
   });
   let stdout = "";
   let stderr = "";
@@ -135,6 +149,27 @@ describe("scripts/register.mjs", () => {
     const unknown = await register();
     assert.equal(received.length, 2);
     for (const out of [r.output, unknown.output]) assert.ok(!out.includes(KEY), out);
+  });
+
+  it("refuses to send a real Kustomer the placeholder edge, in plain words (exit 2)", async () => {
+    answer = () => [201, { data: { attributes: {} } }];
+    const placeholder = new URL(JSON.parse(readFileSync(CHECKED_IN, "utf8")).iconUrl).origin;
+    assert.match(placeholder, /\.invalid$/, "the checked-in definition is the placeholder's (make manifest)");
+    for (const args of [[], ["--dry-run"]]) {
+      const r = await register(args, { KUSTOMER_API_URL: base, KUSTOMER_API_KEY: KEY });
+      assert.equal(r.code, 2, r.output);
+      assert.ok(r.stderr.startsWith(`Not sent: app-manifest/stella_connect.json points Kustomer at the placeholder edge ${placeholder} (`), r.stderr);
+      assert.match(r.stderr, /actions\[0\]\.inputTemplate\.uri/);
+      assert.match(r.stderr, /not at a deployed edge/);
+      assert.match(r.stderr, /^  make deploy$/m);
+      assert.match(r.stderr, /^  make manifest .*make manifest EDGE_URL=https:\/\/<your edge>/m);
+      assert.doesNotMatch(r.stdout, /Dry run/);
+    }
+    assert.deepEqual(received, []);
+    // The local sandbox of `make run` takes it (serve.sh registers one for the local address).
+    const local = await register(["--dry-run"], {});
+    assert.equal(local.code, 0, local.output);
+    assert.match(local.stdout, /target: the local Kustomer sandbox/);
   });
 
   it("needs KUSTOMER_API_KEY with KUSTOMER_API_URL, and https off loopback", async () => {
