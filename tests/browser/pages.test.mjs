@@ -253,22 +253,27 @@ test("the card shows what actually happened: sent, skipped, failed, or nothing y
     await page.close();
     return text;
   };
-  assert.match(await happened("conv-chat"), /No survey recorded yet/);
+  const fresh = await stack.newConversation();
+  assert.match(await happened(fresh), /No survey recorded yet/);
   // Sent.
-  await stack.close("conv-chat");
-  await waitFor(async () => (await stack.delivery("conv-chat"))?.state === "sent", 20_000, "conv-chat to be sent");
-  assert.match(await happened("conv-chat"), /Survey sent /);
+  await stack.close(fresh);
+  await waitFor(async () => (await stack.delivery(fresh))?.state === "sent", 20_000, "the survey to be sent");
+  assert.match(await happened(fresh), /Survey sent /);
   // Skipped, in the core's words.
   await stack.close("conv-no-email");
-  await waitFor(async () => (await stack.delivery("conv-no-email"))?.state === "skipped", 20_000, "conv-no-email to be skipped");
+  await waitFor(async () => {
+    const d = await stack.delivery("conv-no-email");
+    return d?.state === "skipped" && d.reason !== "reopened"; // not the earlier close's outcome
+  }, 20_000, "conv-no-email to be skipped");
   assert.match(await happened("conv-no-email"), /Not sent: .*email/);
   // Failed: Stella refuses the key for good.
+  const refused = await stack.newConversation();
   await stack.request("POST", "/sandbox/stella/faults", { body: { status: 400, count: 100 } });
-  await stack.close("conv-voice");
-  await waitFor(async () => (await stack.delivery("conv-voice"))?.state === "failed", 20_000, "conv-voice to fail");
+  await stack.close(refused);
+  await waitFor(async () => (await stack.delivery(refused))?.state === "failed", 20_000, "the survey to fail");
   await stack.request("DELETE", "/sandbox/stella/faults");
-  assert.match(await happened("conv-voice"), /Failed: /);
-  for (const id of ["conv-chat", "conv-no-email", "conv-voice"]) await stack.reopen(id);
+  assert.match(await happened(refused), /Failed: Agent Connect refused/i);
+  await stack.reopen("conv-no-email");
 });
 
 test("a hostile customer name is shown as text and never runs", async () => {
