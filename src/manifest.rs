@@ -6,6 +6,7 @@
 //! from Kustomer's app documentation (`../shared/reference/kustomer-apps.md`); shapes that the
 //! documentation leaves open are marked "guess" and kept in [`components`].
 
+use crate::edge::deliveries::PARAMETERS;
 use crate::edge::setting_header;
 use crate::kustomer::{APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE};
 use crate::settings::{self, FieldDef, FieldKind, APP_SECRET, FIELDS};
@@ -244,19 +245,6 @@ pub fn command_name(name: &str) -> String {
     format!("{APP}.app.{name}")
 }
 
-/// The query parameters of the delivery log a page may set, in the order the URL names them.
-pub const DELIVERY_QUERY: [&str; 9] = [
-    "state",
-    "reason",
-    "agent",
-    "from",
-    "to",
-    "conversationId",
-    "limit",
-    "cursor",
-    "utcOffsetMinutes",
-];
-
 /// The commands the pages run (`Kustomer.command.run`), one per edge operation they need.
 /// Kustomer fills the settings into the headers on its side, so no page ever holds a saved key.
 /// What the user supplies goes in the body, except the delivery log's filters: a `get` has no
@@ -273,7 +261,7 @@ fn commands(edge: &str) -> Vec<Value> {
         ]
         .contains(&k)
     });
-    let query: Vec<String> = DELIVERY_QUERY
+    let query: Vec<String> = PARAMETERS
         .iter()
         .map(|arg| format!("{arg}={}", template(arg)))
         .collect();
@@ -317,7 +305,7 @@ fn commands(edge: &str) -> Vec<Value> {
             "List Stella Connect survey deliveries",
             "get",
             &format!("/v1/deliveries?{}", query.join("&")),
-            &DELIVERY_QUERY,
+            &PARAMETERS,
             false,
         ),
         command(
