@@ -65,7 +65,7 @@ test-browser:
 ## The same, refreshing the screenshots the README shows (docs/screenshots/).
 .PHONY: screenshots
 screenshots: build
-	SCREENSHOTS_DIR=docs/screenshots node --test --test-concurrency=1 tests/browser/pages.test.mjs
+	SCREENSHOTS_DIR=docs/screenshots node --test --test-concurrency=1 tests/browser/pages.test.mjs tests/browser/deliveries.test.mjs
 
 size:
 	scripts/size.sh

@@ -3,7 +3,7 @@
 // again through `resend` and `resend-many`. Kustomer runs the commands with the saved keys, so
 // this page never holds one. No business rules here: the edge decides what matches a filter,
 // what can be resent and in which words.
-import { start, command, describeError, h } from "./app.js";
+import { start, command, kustomer, describeError, h } from "./app.js";
 
 const STATES = ["scheduled", "retrying", "sent", "skipped", "failed"];
 const STATE_WORDS = { scheduled: "Scheduled", retrying: "Retrying", sent: "Sent", skipped: "Skipped", failed: "Failed" };
@@ -75,9 +75,7 @@ function working(handler) {
 /** The saved Kustomer URL (not a secret), or "" when it cannot be read. */
 async function savedKustomerUrl() {
   try {
-    const doc = await new Promise((resolve, reject) =>
-      Kustomer.request({ url: "/v1/apps/settings" }, (error, data) => (error ? reject(error) : resolve(data))),
-    );
+    const doc = await kustomer(Kustomer, "/v1/apps/settings");
     return String(doc?.data?.attributes?.settings?.kustomerUrl ?? "").replace(/\/+$/, "");
   } catch {
     return ""; // links fall back to the log's own conversationUrl only

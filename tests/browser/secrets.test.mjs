@@ -321,8 +321,13 @@ test("the pages: settings (save, reload, check, preview), the agent card and the
 
   const card = await open(context, `${stack.base}/app/card.html?conversation=conv-email`);
   await card.waitForSelector("#card h2");
+  await card.locator(".happened .delivery").waitFor(); // the delivery log, through the command
   await snapshot(card, "card conv-email");
   await card.close();
+  // A card for a conversation Kustomer does not have: the browser logs the failed read.
+  const missing = await open(context, `${stack.base}/app/card.html?conversation=conv-missing`);
+  await missing.waitForEvent("console");
+  await missing.close();
 
   const home = await open(context, `${stack.base}/`);
   await home.locator("#conversations tbody tr").first().waitFor();
