@@ -247,12 +247,16 @@ pub fn command_name(name: &str) -> String {
 
 /// The commands the pages run (`Kustomer.command.run`), one per edge operation they need.
 /// Kustomer fills the settings into the headers on its side, so no page ever holds a saved key.
-/// What the user supplies goes in the body, except the delivery log's filters: a `get` has no
-/// body, so they are URL arguments (`permittedArgs`, each `{{{arg}}}` in the query; the pages
-/// percent-encode them).
+/// What the user supplies goes in the body (settings typed and not saved included), except the
+/// delivery log's filters: a `get` has no body, so they are URL arguments (`permittedArgs`,
+/// each `{{{arg}}}` in the query; the pages percent-encode them).
 fn commands(edge: &str) -> Vec<Value> {
+    // A key check or preview carries every setting the survey reads (not the app secret, which
+    // those calls do not read); a resend every setting, as the close action (the edge uses them
+    // only if they are the ones the org's workflow last sent); the log only the caller's org
+    // (the Kustomer key and URL) and the app secret.
+    let (check_settings, check_headers) = settings_as_headers(|k| k != APP_SECRET);
     let (all_settings, all_headers) = settings_as_headers(|_| true);
-    // The log needs only the caller's org (the Kustomer key and URL) and the app secret.
     let (org_settings, org_headers) = settings_as_headers(|k| {
         [
             settings::KUSTOMER_API_KEY,
@@ -265,24 +269,24 @@ fn commands(edge: &str) -> Vec<Value> {
         .iter()
         .map(|arg| format!("{arg}={}", template(arg)))
         .collect();
-    let command =
-        |name: &str, display: &str, method: &str, path: &str, args: &[&str], all: bool| {
-            let (app_settings, headers) = if all {
-                (&all_settings, &all_headers)
-            } else {
-                (&org_settings, &org_headers)
-            };
-            json!({
-                "type": "external-api",
-                "name": command_name(name),
-                "displayName": display,
-                "url": format!("{edge}{path}"),
-                "httpMethod": method,
-                "permittedArgs": args,
-                "appSettings": app_settings,
-                "defaultHeaders": headers,
-            })
+    let command = |name: &str, display: &str, method: &str, path: &str, args: &[&str]| {
+        let (app_settings, headers) = match name {
+            "check-connection" | "preview" => (&check_settings, &check_headers),
+            "resend" | "resend-many" => (&all_settings, &all_headers),
+            _ => (&org_settings, &org_headers),
         };
+        json!({
+            "type": "external-api",
+            "name": command_name(name),
+            "displayName": display,
+            "url": format!("{edge}{path}"),
+            "httpMethod": method,
+            "permittedArgs": args,
+            "appSettings": app_settings,
+            "defaultHeaders": headers,
+        })
+    };
+    let log = format!("/v1/deliveries?{}", query.join("&"));
     vec![
         command(
             "check-connection",
@@ -290,7 +294,6 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/settings/check",
             &[],
-            true,
         ),
         command(
             "preview",
@@ -298,15 +301,13 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/preview",
             &[],
-            true,
         ),
         command(
             "list-deliveries",
             "List Stella Connect survey deliveries",
             "get",
-            &format!("/v1/deliveries?{}", query.join("&")),
+            &log,
             &PARAMETERS,
-            false,
         ),
         command(
             "resend",
@@ -314,7 +315,6 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/deliveries/resend",
             &[],
-            true,
         ),
         command(
             "resend-many",
@@ -322,7 +322,6 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/deliveries/resend",
             &[],
-            true,
         ),
     ]
 }
@@ -658,6 +657,23 @@ fn references(template: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Whether `alias` of `component` names a setting of type `secret`.
+fn secret_alias(def: &Map<String, Value>, component: &Value, alias: &str) -> bool {
+    let key = component
+        .pointer(&format!("/appSettings/{alias}/key"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut parts = key.splitn(3, '.').skip(1);
+    let (Some(category), Some(name)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    def.get("settings")
+        .and_then(|s| s.get(category))
+        .and_then(|c| c.get(name))
+        .and_then(|s| s.get("type"))
+        .is_some_and(|t| t == "secret")
+}
+
 /// Commands (kustomer-apps.md §7; `Command` in `@kustomer/apps-server-sdk`): a name in the
 /// app's `<app>.app.` namespace, once; an `external-api` type; a lower-case HTTP method; and
 /// templates that refer only to the command's settings aliases, or (in the URL only) to its
@@ -713,8 +729,25 @@ fn check_commands(r: &mut Report, def: &Map<String, Value>, app: &str) {
                 templates.push((format!("{path}.defaultHeaders.{header}"), value, false));
             }
         }
+        if let Some(arg) = args
+            .iter()
+            .find(|a| aliases.iter().any(|alias| alias == *a))
+        {
+            r.add(
+                "argument_shadows_setting",
+                format!("{path}.permittedArgs"),
+                format!("`{arg}` is also a settings alias: a caller's argument must never stand for a setting."),
+            );
+        }
         for (at, text, url) in templates {
             for name in references(text) {
+                if url && secret_alias(def, command, name) {
+                    r.add(
+                        "secret_in_url",
+                        at.clone(),
+                        format!("`{name}` is a secret setting: it goes in a header, never in the URL (which the run's answer shows)."),
+                    );
+                }
                 let known = aliases.iter().any(|a| a == name) || (url && args.contains(&name));
                 if !known {
                     r.add(

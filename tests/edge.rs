@@ -868,7 +868,13 @@ fn resend() -> Edge {
     );
     assert_eq!(edge.job(CONVERSATION).state, JobState::Failed);
 
-    // The admin fixed the channel in Stella (the fault is used up) and resends.
+    // The admin fixed the channel in Stella (the fault is used up) and resends. No survey is
+    // pending, so the org's settings are no longer kept; the resend brings back the same ones
+    // the workflow sent (their fingerprint stayed), and they are kept again while it is due.
+    assert_eq!(
+        edge.scheduler(ORG).store.org().unwrap().sealed_settings,
+        None
+    );
     let reply = edge.resend(CONVERSATION, KUSTOMER_KEY);
     assert_eq!(reply.status, 202, "{reply:?}");
     assert_eq!(ms_of(&reply.body["sendAt"]), at);

@@ -919,3 +919,107 @@ fn the_log_and_bulk_resend_stay_in_the_keys_org() {
     assert_eq!(reply.body["results"][0]["status"], "scheduled", "{reply:?}");
     edge.assert_no_secrets();
 }
+
+/// Any user of the org may run the resend command, perhaps with headers of their own (if
+/// Kustomer lets a run's headers replace the command's): a resend's settings are used only if
+/// they are the ones the org's workflow last sent, so a key or brand of the user's own is never
+/// kept, and no survey goes out with it.
+#[test]
+fn a_resend_with_settings_of_its_own_changes_nothing() {
+    let edge = Edge::quick();
+    edge.world
+        .stella_fault(Fault::status(403, "Channel not enabled"));
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    edge.advance_to(due());
+    assert_eq!(edge.job(CONVERSATION).state, JobState::Failed);
+    let sealed = || edge.scheduler(ORG).store.org().unwrap().sealed_settings;
+    assert_eq!(
+        sealed(),
+        None,
+        "no survey pending: the settings are no longer kept"
+    );
+
+    let own = settings_headers_with(&[
+        ("stellaApiKey", Some("someone-elses-stella-key")),
+        ("brand", Some("someone-else")),
+    ]);
+    let path = format!("/v1/deliveries/{CONVERSATION}/resend");
+    let reply = edge.call("POST", &path, &own, "");
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let message = reply.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("next closed conversation"), "{message}");
+    assert_eq!(sealed(), None, "a user's own settings are not kept");
+    // The resent survey waits for the org's settings: nothing reaches Stella meanwhile.
+    edge.advance_to(due() + HOUR_MS);
+    assert_eq!(edge.world.stella_attempts(), 1);
+    assert_eq!(edge.job(CONVERSATION).state, JobState::Retrying);
+
+    // The bulk resend keeps none of them either, whatever becomes of its ids.
+    let body = json!({ "conversationIds": [CONVERSATION] }).to_string();
+    let reply = edge.call("POST", "/v1/deliveries/resend", &own, &body);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(sealed(), None);
+}
+
+/// Settings typed on the settings page and not saved come in a key check's or a preview's body
+/// and replace the saved ones (the headers) for that call only; anything else in their place
+/// is refused with a stable code, and the app secret is never among them.
+#[test]
+fn typed_settings_replace_the_saved_ones_for_one_call_only() {
+    let edge = Edge::quick();
+    let check = |body: &str| edge.call("POST", "/v1/settings/check", &settings_headers(), body);
+    let reply = check(r#"{"settings": {"stellaApiKey": "not-the-key"}}"#);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        (
+            &reply.body["kustomer"]["code"],
+            &reply.body["stella"]["code"]
+        ),
+        (&json!("ok"), &json!("stella_key_rejected")),
+        "the typed key was checked, not the saved one"
+    );
+    assert_eq!(check("").body["ok"], true, "the saved keys again");
+    assert_eq!(check(r#"{"settings": {}}"#).body["ok"], true);
+    for (body, path) in [
+        (
+            r#"{"settings": {"appSecret": "x"}}"#,
+            "body.settings.appSecret",
+        ),
+        (r#"{"settings": {"nope": "x"}}"#, "body.settings.nope"),
+        (
+            r#"{"settings": {"stellaApiKey": 5}}"#,
+            "body.settings.stellaApiKey",
+        ),
+        (r#"{"settings": "x"}"#, "body.settings"),
+        (r#"[1]"#, "body"),
+        ("{not json", ""),
+    ] {
+        let reply = check(body);
+        assert_eq!(reply.status, 400, "{body}: {reply:?}");
+        assert_eq!(
+            reply.body["error"]["path"].as_str().unwrap_or(""),
+            path,
+            "{body}"
+        );
+    }
+    // A typed setting that does not validate is refused in the core's words.
+    let reply = check(r#"{"settings": {"kustomerUrl": "http://acme.kustomerapp.com"}}"#);
+    assert_eq!(
+        (reply.status, &reply.body["error"]["code"]),
+        (400, &json!("invalid_settings")),
+        "{reply:?}"
+    );
+
+    // A preview with a channel map typed and not saved uses it.
+    let body = json!({"conversationId": CONVERSATION, "settings": {"channelMap": "email=sms"}});
+    let reply = edge.call(
+        "POST",
+        "/v1/preview",
+        &settings_headers(),
+        &body.to_string(),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["request"]["body"]["channel"], "sms");
+    // Nothing was stored by either: the next close's survey is sent as the saved settings say.
+    assert!(edge.world.accepted().is_empty());
+}

@@ -110,7 +110,7 @@ fn the_action_sends_each_setting_as_the_edge_reads_it() {
 #[test]
 fn the_check_catches_each_rule() {
     type Edit = fn(&mut Value);
-    let cases: [(&str, Edit, &str, &str); 18] = [
+    let cases: [(&str, Edit, &str, &str); 20] = [
         (
             "no title",
             |d| {
@@ -227,6 +227,25 @@ fn the_check_catches_each_rule() {
             |d| d["commands"][2]["defaultHeaders"]["x-state"] = json!("{{{state}}}"),
             "unknown_template_name",
             "commands[2].defaultHeaders.x-state",
+        ),
+        (
+            "a secret in a URL",
+            |d| {
+                d["commands"][2]["url"] =
+                    json!("https://edge.example/v1/deliveries?k={{{kustomerApiKey}}}");
+            },
+            "secret_in_url",
+            "commands[2].url",
+        ),
+        (
+            "an argument named like a setting",
+            |d| {
+                if let Some(a) = d["commands"][2]["permittedArgs"].as_array_mut() {
+                    a.push(json!("kustomerApiUrl"));
+                }
+            },
+            "argument_shadows_setting",
+            "commands[2].permittedArgs",
         ),
         (
             "URL naming an undeclared argument",
@@ -358,8 +377,13 @@ fn the_commands_carry_the_settings_kustomer_fills_in() {
             .cloned()
             .unwrap_or_default()
     };
-    // Check connection, preview and resends carry every setting, as the close action does.
-    for n in ["check-connection", "preview", "resend", "resend-many"] {
+    // Check connection and preview carry every setting the close action does, but the app
+    // secret, which they do not read; user input goes in the body.
+    let mut action_headers = def["actions"][0]["inputTemplate"]["headers"].clone();
+    action_headers
+        .as_object_mut()
+        .map(|h| h.remove("x-app-secret"));
+    for n in ["check-connection", "preview"] {
         let c = named(n);
         assert_eq!(c["httpMethod"], "post", "{n}");
         assert_eq!(
@@ -367,28 +391,35 @@ fn the_commands_carry_the_settings_kustomer_fills_in() {
             json!([]),
             "{n}: user input goes in the body"
         );
+        assert_eq!(c["defaultHeaders"], action_headers, "{n}");
+    }
+    // Resends carry every setting, as the close action does.
+    for n in ["resend", "resend-many"] {
         assert_eq!(
-            c["defaultHeaders"], def["actions"][0]["inputTemplate"]["headers"],
+            named(n)["defaultHeaders"],
+            def["actions"][0]["inputTemplate"]["headers"],
             "{n}"
         );
     }
     // The log sees only the org's key, address and app secret: never the Stella key.
-    let list = named("list-deliveries");
-    let headers = list["defaultHeaders"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let mut names: Vec<&str> = headers.keys().map(String::as_str).collect();
-    names.sort_unstable();
+    let org_headers = |c: &Value| {
+        let mut names: Vec<String> = c["defaultHeaders"]
+            .as_object()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort_unstable();
+        names
+    };
     assert_eq!(
-        names,
+        org_headers(&named("list-deliveries")),
         [
             "content-type",
             "x-app-secret",
             "x-kustomer-api-key",
             "x-kustomer-api-url"
-        ]
+        ],
     );
+    let list = named("list-deliveries");
     assert!(list["url"]
         .as_str()
         .unwrap_or_default()

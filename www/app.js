@@ -51,13 +51,13 @@ const commandName = (name) => `stella_connect.app.${name}`;
 /**
  * Runs one of the app's commands through Kustomer, which fills in the saved settings on its
  * side: this page never holds a saved key. `args` go in the command's URL (the names its
- * `permittedArgs` lists; each value is percent-encoded here, as the URL interpolates it as it
- * is), `headers` replace saved settings for this call (a key just typed), `body` is sent as
- * JSON. Resolves to the edge's answer; rejects with {status, body} like a failed request.
+ * `permittedArgs` lists; each value is percent-encoded here, on the guess that Kustomer
+ * interpolates `{{{arg}}}` as it is), `body` is sent as JSON. Resolves to the edge's answer;
+ * rejects with {status, body} like a failed request.
  */
-export async function command(Kustomer, name, { args, headers, body } = {}) {
+export async function command(Kustomer, name, { args, body } = {}) {
   const encoded = args && Object.fromEntries(Object.entries(args).map(([k, v]) => [k, encodeURIComponent(v ?? "")]));
-  const run = await Kustomer.command.run(commandName(name), { args: encoded, headers, body });
+  const run = await Kustomer.command.run(commandName(name), { args: encoded, body });
   if (run.requestError) throw { message: `the app's server could not be reached (${run.requestError})` };
   if (!(run.statusCode >= 200 && run.statusCode < 300)) throw { status: run.statusCode, body: run.responseBody };
   return run.responseBody;

@@ -8,6 +8,7 @@ let Kustomer;
 let current; // {context, settings, user, tags} of the conversation shown
 let message = null; // a note under the card, such as a failed write
 let delivery = { loading: true }; // {entry, reasons} of the conversation shown, or {error}
+let shown = null; // the id of the conversation the card is for, set as soon as it changes
 
 main().catch((e) => show(h("p", { class: "error" }, `The card could not start: ${e.message}`)));
 
@@ -22,7 +23,8 @@ async function load(context) {
   const conversation = context?.conversation;
   if (!conversation?.id) return show(h("p", { class: "muted" }, "Open a conversation to see its survey."));
   message = null;
-  if (current?.conversation.id !== conversation.id) delivery = { loading: true };
+  if (shown !== conversation.id) delivery = { loading: true };
+  shown = conversation.id;
   readDelivery(conversation.id);
   // The core names the records its decision reads; the customer comes with the context.
   const records = core.recordsToRead({ data: conversation });
@@ -90,9 +92,9 @@ async function readDelivery(id) {
   } catch (e) {
     found = { error: describeError(e) };
   }
-  if (current?.conversation.id !== id && current) return; // another conversation is shown now
+  if (shown !== id) return; // another conversation is shown now
   delivery = found;
-  if (current) draw();
+  if (current?.conversation.id === id) draw();
 }
 
 /** What the app actually did for this conversation, in an agent's words. */

@@ -188,6 +188,8 @@ async function clear() {
 /** Reads the first page and the summary for the filters, and draws them. */
 async function load() {
   const read = ++reading;
+  cursor = null; // no "Load more" of the previous view while this one loads
+  showMore();
   status("busy", "Loading the delivery log…");
   setBusy(true);
   try {
@@ -480,8 +482,10 @@ function focusRow(tr) {
 
 /** The summary again, for the filters (after a resend changed the counts). */
 async function refreshSummary() {
+  const read = reading;
   try {
     const answer = await command(Kustomer, "list-deliveries", { args: args(filters, { limit: "1" }) });
+    if (read !== reading) return; // the view changed meanwhile: its own read draws it
     summary = answer.summary ?? summary;
     drawSummary();
   } catch {

@@ -187,12 +187,12 @@ async function save(event) {
 }
 
 /**
- * The form's settings for one command, as the headers the edge reads: the saved ones are filled
- * in by Kustomer, so only what this form changes is sent (every value shown, and each key just
- * typed). Null, with a message, when the form is invalid or a key the call needs is neither
- * saved nor typed.
+ * The settings this form shows, for a check or a preview: every value, and each key just typed.
+ * They go in the command's body and replace the saved ones for that call only; Kustomer fills in
+ * the saved ones (keys included) on its side. Null, with a message, when the form is invalid or
+ * a key the call needs is neither saved nor typed.
  */
-function overrides(needed) {
+function typed(needed) {
   const values = raw();
   const missing = needed.filter((key) => values[key].trim() === "").map((key) => byKey.get(key).field.label);
   if (missing.length) {
@@ -200,12 +200,12 @@ function overrides(needed) {
     return null;
   }
   if (!ready()) return null;
-  const headers = {};
+  const settings = {};
   for (const { field } of byKey.values()) {
     const value = String(values[field.key] ?? "").trim();
-    if (field.kind !== "secret" || (value !== "" && value !== MASK)) headers[field.header] = value;
+    if (field.kind !== "secret" || (value !== "" && value !== MASK)) settings[field.key] = value;
   }
-  return headers;
+  return settings;
 }
 
 const KEYS = ["stellaApiKey", "kustomerApiKey"];
@@ -213,11 +213,11 @@ const KEYS = ["stellaApiKey", "kustomerApiKey"];
 async function checkConnection() {
   const list = document.getElementById("checks");
   list.replaceChildren();
-  const headers = overrides(KEYS);
-  if (!headers) return;
+  const settings = typed(KEYS);
+  if (!settings) return;
   status("busy", "Checking both keys…");
   try {
-    const result = await command(Kustomer, "check-connection", { headers });
+    const result = await command(Kustomer, "check-connection", { body: { settings } });
     const line = (name, check) =>
       h("li", { class: check.ok ? "ok" : "error" }, h("strong", {}, `${name}: ${check.ok ? "connected" : "not connected"}. `), check.message);
     list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella));
@@ -235,11 +235,11 @@ async function preview(event) {
     out.replaceChildren(h("p", { class: "error" }, "Enter a conversation id, as in the conversation's address in Kustomer."));
     return;
   }
-  const headers = overrides(["kustomerApiKey"]);
-  if (!headers) return;
+  const settings = typed(["kustomerApiKey"]);
+  if (!settings) return;
   out.replaceChildren(h("p", { class: "muted" }, "Reading the conversation…"));
   try {
-    const result = await command(Kustomer, "preview", { headers, body: { conversationId: id } });
+    const result = await command(Kustomer, "preview", { body: { conversationId: id, settings } });
     out.replaceChildren(
       ...(result.ok
         ? [

@@ -203,6 +203,24 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
   assert.equal(refused.body.errors[0].code, "arg_not_permitted");
 });
 
+test("a user's resend with headers of their own cannot change what the org's surveys are sent with", async () => {
+  // Any user of the org may run the resend command, and (if Kustomer lets a run's headers
+  // replace the command's) with settings of their own: the edge must resend with the org's.
+  const id = await stack.newConversation();
+  await call("POST", "/sandbox/stella/faults", { body: { status: 400, count: 1 } });
+  assert.equal((await call("POST", `/sandbox/kustomer/conversations/${id}/close`, { body: {} })).body.edge.status, 202);
+  await waitFor(async () => (await delivery(id))?.state === "failed", 30_000, `${id} to fail`, 250);
+  const run = await call("POST", "/sandbox/kustomer/v1/commands/stella_connect.app.resend/run", {
+    headers: { authorization: "Bearer sandbox-user-session" },
+    body: { body: { conversationIds: [id] }, headers: { "x-stella-api-key": WRONG_STELLA, "x-brand": "attacker" } },
+  });
+  assert.equal(run.body.data.attributes.responseBody.scheduled, 1, run.text);
+  await waitFor(async () => (await delivery(id))?.state === "sent", 30_000, `${id} to be sent again`, 250);
+  // Sent with the org's own key (the Stella sandbox accepts no other) and brand.
+  const [sent] = await stack.stellaRequests(id);
+  assert.notEqual(sent.body.brand, "attacker");
+});
+
 test("the app secret: rotated with the current one, refused to an agent's key, reset by an admin's", async () => {
   const newSecret = (secret, extra = {}) => ({ ...asOrg(), "x-new-app-secret": secret, ...extra });
   const rotated = await call("POST", "/v1/app-secret", { headers: newSecret(ROTATED_APP_SECRET) });

@@ -391,7 +391,7 @@ describe("Kustomer sandbox: app commands run with the saved settings, on Kustome
     assert.deepEqual(sent.body, { conversationId: "conv-email" });
     assert.equal(sent.headers["x-stella-api-key"], STELLA_KEY);
     assert.equal(sent.headers["x-kustomer-api-key"], KEY);
-    assert.equal(sent.headers["x-app-secret"], APP_SECRET);
+    assert.ok(!("x-app-secret" in sent.headers), "a preview does not need the app secret");
     for (const secret of [STELLA_KEY, KEY, APP_SECRET]) assert.ok(!JSON.stringify(r.body).includes(secret), secret);
   });
 
@@ -423,6 +423,7 @@ describe("Kustomer sandbox: app commands run with the saved settings, on Kustome
     const garbage = await kustomer("POST", "/v1/commands/stella_connect.app.preview/run", { key: KEY, raw: "{not json" });
     assert.equal(garbage.status, 400);
     assert.equal((await run("preview", {}, "nope")).status, 401);
+    assert.equal((await run("preview", {}, "other-org-key")).status, 404, "the other org has not installed the app");
     assert.deepEqual(await received(), []);
   });
 

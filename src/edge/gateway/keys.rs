@@ -13,8 +13,9 @@ use crate::response::{classify_response, network_error, Outcome};
 use crate::settings::{self, Secret, Settings};
 use crate::stella;
 use crate::timestamp;
+use crate::{InputError, InputErrorCode};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 impl<T: Transport, R: Router> Gateway<T, R> {
     /// Counts a key check against the client's address (where the platform tells it) and the
@@ -78,13 +79,13 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// The request that would be sent for `{conversationId}` (now, or once it is closed), key
     /// masked, or the reason none would be.
     pub(super) async fn preview(&self, r: &Incoming<'_>) -> Reply {
-        let settings = match self.settings(r) {
-            Ok((_, settings)) => settings,
-            Err(reply) => return reply,
-        };
         let body = match kustomer::from_json(r.body) {
             Ok(v) => v,
             Err(e) => return Reply::json(400, json!({ "error": e })),
+        };
+        let settings = match typed_settings(&body).and_then(|typed| self.settings_typed(r, typed)) {
+            Ok((_, settings)) => settings,
+            Err(reply) => return reply,
         };
         let id = match At::named(&body, "body").get("conversationId").string() {
             Ok(id) => id,
@@ -146,6 +147,43 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 }
 
+/// The settings an admin has typed and not saved, sent with a key check or a preview as
+/// `{"settings": {"<key>": "<value>"}}`: they replace the saved ones for that call only (the
+/// saved ones come as headers, which Kustomer fills in on its side). Only the settings table's
+/// keys, as text (numbers and flags as they print); never the app secret. Nothing is stored.
+fn typed_settings(body: &Value) -> Result<Option<&Map<String, Value>>, Reply> {
+    let refuse = |e: InputError| Reply::json(400, json!({ "error": e }));
+    if body.is_null() {
+        return Ok(None);
+    }
+    let at = At::named(body, "body");
+    at.object().map_err(refuse)?;
+    let Some(typed) = at.get("settings").opt_object().map_err(refuse)? else {
+        return Ok(None);
+    };
+    for (key, value) in typed {
+        let known = settings::FIELDS.iter().any(|f| f.key == key && !f.hidden);
+        let path = format!("body.settings.{key}");
+        if !known {
+            let message = "Not a setting of the app (the app secret is never typed).";
+            return Err(refuse(InputError::new(
+                InputErrorCode::InvalidShape,
+                path,
+                message,
+            )));
+        }
+        if !value.is_string() {
+            let message = "A setting is sent as text.";
+            return Err(refuse(InputError::new(
+                InputErrorCode::InvalidShape,
+                path,
+                message,
+            )));
+        }
+    }
+    Ok(Some(typed))
+}
+
 /// One service's verdict on its key, for "Check connection".
 #[derive(Debug, Serialize)]
 struct KeyCheck {
@@ -168,7 +206,14 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// "Check connection": whether Kustomer accepts the Kustomer key and lets it read tags, and
     /// whether Stella accepts the Stella key. Both are asked at once; nothing is sent.
     pub(super) async fn check_connection(&self, r: &Incoming<'_>) -> Reply {
-        let settings = match self.settings(r) {
+        let body = match r.body.trim() {
+            "" => Value::Null,
+            text => match kustomer::from_json(text) {
+                Ok(v) => v,
+                Err(e) => return Reply::json(400, json!({ "error": e })),
+            },
+        };
+        let settings = match typed_settings(&body).and_then(|typed| self.settings_typed(r, typed)) {
             Ok((_, settings)) => settings,
             Err(reply) => return reply,
         };

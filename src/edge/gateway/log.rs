@@ -32,8 +32,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 
     /// Sends a failed or skipped survey again. The path segment is percent-decoded exactly
-    /// once, so any id the log shows can be resent; the call carries the settings, as a close
-    /// does, and they are what the new attempt uses.
+    /// once, so any id the log shows can be resent. The call carries the settings, but the new
+    /// attempt uses them only if they are the ones the org's workflow last sent: any user of
+    /// the org may run the resend command, and perhaps with headers of their own, so a resend
+    /// must never change what the org's surveys are sent with.
     pub(super) async fn resend(&self, r: &Incoming<'_>, segment: &str) -> Reply {
         let app_secret = match app_secret(r, &self.last_secret) {
             Ok(digest) => digest,

@@ -6,9 +6,11 @@
 //!   a close is stored under that org, never under the org the body claims, so one org can never
 //!   schedule into, list or resend another org's surveys.
 //! - Scheduling, the delivery log and resends also need the org's app secret
-//!   (`x-app-secret`), which only the app's own workflow action and pages carry (Kustomer keeps
-//!   it as a secret setting that no API returns). Any other holder of an org key is refused, and
-//!   settings are stored only from such calls.
+//!   (`x-app-secret`), which only the app's own workflow action and commands carry (Kustomer
+//!   keeps it as a secret setting that no API returns, and fills it in on its side). Any other
+//!   holder of an org key is refused. Settings are stored only from closes; a resend's are used
+//!   only when they are the ones the last close sent, because any signed-in user of the org
+//!   may run the app's commands, perhaps with headers of their own.
 //! - Key checks (`settings/check`, `preview`) need a Kustomer key that Kustomer accepts before
 //!   anything reaches Stella, and are rate-limited per key and per client address.
 //!
@@ -111,11 +113,15 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     }
 }
 
+/// The most a key check's body (the settings typed and not saved) may weigh.
+const MAX_TYPED_SETTINGS_BYTES: usize = 64 * 1024;
+
 /// The body a request may carry: bodies are read only where a route takes one, and never past
 /// this many bytes (the worker entry stops reading there and answers 413).
 pub fn body_limit(method: &str, path: &str) -> usize {
     match route(method, path) {
         Route::Close | Route::Preview => MAX_INPUT_BYTES,
+        Route::Check => MAX_TYPED_SETTINGS_BYTES,
         Route::ResendMany => MAX_RESEND_BODY_BYTES,
         _ => 0,
     }
@@ -260,7 +266,20 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// The call's settings (`x-…` headers), validated; the reply refusing them when not valid.
     /// Also their raw form as JSON text, as the scheduler keeps it.
     fn settings(&self, r: &Incoming<'_>) -> Result<(StoredSettings, Settings), Reply> {
-        let raw = super::settings_from_headers(r.header);
+        self.settings_typed(r, None)
+    }
+
+    /// [`Self::settings`], with `typed` (settings an admin has typed and not saved, from the
+    /// body of a key check or preview) in place of the headers' values of the same names.
+    fn settings_typed(
+        &self,
+        r: &Incoming<'_>,
+        typed: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<(StoredSettings, Settings), Reply> {
+        let mut raw = super::settings_from_headers(r.header);
+        if let (Some(typed), Some(raw)) = (typed, raw.as_object_mut()) {
+            raw.extend(typed.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let text = serde_json::to_string(&raw).unwrap_or_default(); // strings only: cannot fail
         if let Some((last, settings)) = self.last_settings.borrow().as_ref() {
             // In constant time: the text holds the keys, and anyone may send a guess.

@@ -56,13 +56,14 @@ pub enum Command {
         /// Digest of the presented app secret.
         app_secret: String,
     },
-    /// Send a failed or skipped survey again, after a fresh check.
+    /// Send a failed or skipped survey again, after a fresh check, with the settings the
+    /// org's workflow last sent ([`Scheduler::adopt_settings`]).
     Resend {
         /// The conversation.
         conversation_id: String,
         /// Digest of the presented app secret.
         app_secret: String,
-        /// The settings from the call's headers.
+        /// The settings from the call's headers: used only if they are the org's last ones.
         settings: StoredSettings,
     },
     /// Send several failed or skipped surveys again (at most
@@ -73,7 +74,7 @@ pub enum Command {
         conversation_ids: Vec<String>,
         /// Digest of the presented app secret.
         app_secret: String,
-        /// The settings from the call's headers.
+        /// As [`Command::Resend`]'s.
         settings: StoredSettings,
     },
     /// Registers, rotates or resets the org's app secret.
@@ -196,14 +197,16 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 app_secret,
                 settings,
             } => self.authorized(Register::No, &app_secret, |record| {
-                self.resend(record, &conversation_id, settings)
+                let ready = self.adopt_settings(record, &settings)?;
+                self.resend(ready, &conversation_id)
             }),
             Command::ResendMany {
                 conversation_ids,
                 app_secret,
                 settings,
             } => self.authorized(Register::No, &app_secret, |record| {
-                self.resend_many(record, &conversation_ids, settings)
+                let ready = self.adopt_settings(record, &settings)?;
+                self.resend_many(ready, &conversation_ids)
             }),
             Command::SetSecret {
                 org,
@@ -456,39 +459,38 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Ok(Ok(job))
     }
 
-    fn resend(
-        &self,
-        mut record: OrgRecord,
-        conversation_id: &str,
-        raw: StoredSettings,
-    ) -> Result<Reply, String> {
+    /// Seals a resend's settings again if they are exactly those the org's workflow last sent
+    /// (its keyed fingerprint, which outlives the sealed copy); any others are not kept, so a
+    /// user's own headers on a resend change nothing. Whether the org has settings for the
+    /// resent surveys now.
+    fn adopt_settings(&self, mut record: OrgRecord, raw: &StoredSettings) -> Result<bool, String> {
+        let Some(org) = record.org.clone() else {
+            return Ok(false);
+        };
+        let digest = self.sealer.fingerprint(&format!("{org}\n{}", raw.0));
+        if record.settings_digest.as_deref() == Some(&digest) {
+            self.keep_settings(&mut record, &org, raw)?;
+        }
+        Ok(record.sealed_settings.is_some())
+    }
+
+    fn resend(&self, ready: bool, conversation_id: &str) -> Result<Reply, String> {
         let job = match self.resend_one(conversation_id)? {
             Ok(job) => job,
             Err(refused) => return Ok(refused),
         };
-        self.keep_settings(&mut record, &job.org, &raw)?;
         Ok(Reply::json(
             202,
-            json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(job.updated_ms)}),
+            json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(job.updated_ms), "message": resent(ready, &job)}),
         ))
     }
 
     /// [`Self::resend`] for each conversation: one answer listing each one's outcome.
-    fn resend_many(
-        &self,
-        mut record: OrgRecord,
-        conversation_ids: &[String],
-        raw: StoredSettings,
-    ) -> Result<Reply, String> {
+    fn resend_many(&self, ready: bool, conversation_ids: &[String]) -> Result<Reply, String> {
         let mut results = Vec::new();
-        let mut org = None;
         for id in conversation_ids.iter().take(MAX_RESEND_PER_CALL) {
             let (status, message) = match self.resend_one(id)? {
-                Ok(job) => {
-                    let message = format!("Scheduled to be sent at {}.", iso(job.updated_ms));
-                    org = Some(job.org);
-                    ("scheduled", message)
-                }
+                Ok(job) => ("scheduled", resent(ready, &job)),
                 Err(refused) => {
                     let error = &refused.body["error"];
                     let status = if error["code"] == ErrorCode::NotFound.as_str() {
@@ -503,9 +505,6 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 }
             };
             results.push(json!({"conversationId": id, "status": status, "message": message}));
-        }
-        if let Some(org) = org {
-            self.keep_settings(&mut record, &org, &raw)?;
         }
         let scheduled = results
             .iter()
@@ -533,6 +532,18 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
+    }
+}
+
+/// What a resend's answer says of the job it scheduled: when it goes, and, when the org has
+/// no settings for it (they changed since the last close, and the last ones are no longer
+/// kept), that it waits for those of the next close.
+fn resent(ready: bool, job: &Job) -> String {
+    let at = iso(job.updated_ms);
+    if ready {
+        format!("Scheduled to be sent at {at}.")
+    } else {
+        format!("Scheduled at {at}; it goes out with the app's settings, which come with the org's next closed conversation.")
     }
 }
 

@@ -186,10 +186,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         if self.store.next_due()?.is_none() {
             // Read again: a close may have stored newer settings (and a job) meanwhile.
             let record = self.store.org()?;
+            // The keyed fingerprint stays: it reveals nothing without the deployment's key, and
+            // it lets a resend bring back exactly these settings (`Scheduler::adopt_settings`).
             if record.sealed_settings.is_some() && self.store.next_due()?.is_none() {
                 self.store.put_org(&OrgRecord {
                     sealed_settings: None,
-                    settings_digest: None,
                     ..record
                 })?;
             }
