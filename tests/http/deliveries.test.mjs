@@ -1,8 +1,12 @@
 // The delivery log's filters, cursor and summary, and bulk resend, against a real workerd: the
-// SQL store's queries (json_extract over the jobs table) must answer as the host tests' in-memory
-// store does. A stack of its own, so the org's log holds only what these tests put there.
+// SQL store's queries (the jobs table's columns and json_extract over its JSON) must answer as
+// the host tests' in-memory store does. A stack of its own, so the org's log holds only what
+// these tests put there.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { APP_SECRET, Stack, waitFor } from "./harness.mjs";
 
 const stack = new Stack();
@@ -246,4 +250,49 @@ test("bulk resend: mixed results, at most 50, the org's own surveys only", async
   assert.equal((await log(`conversationId=${real.skipped}`)).body.deliveries[0].state, "skipped", "untouched");
   const ourSecret = await log("", stack.orgHeaders({ "x-kustomer-api-key": OTHER_KEY, "x-app-secret": APP_SECRET }));
   assert.deepEqual([ourSecret.status, ourSecret.body.error.code], [401, "app_secret_rejected"]);
+});
+
+/** `sqlite3 file sql`'s output (Debian's sqlite3), or null when there is no sqlite3. */
+function sqlite3(file, sql) {
+  try {
+    return execFileSync("sqlite3", [file, sql], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  } catch (e) {
+    if (e.code === "ENOENT") return null;
+    throw e;
+  }
+}
+const hasSqlite3 = sqlite3(":memory:", "SELECT 1") === "1";
+
+test("a Durable Object from before the closed_ms column pages and counts as before", { skip: !hasSqlite3 && "no sqlite3 to rewrite the stored table" }, async () => {
+  const window = `from=${new Date(syntheticAt(10)).toISOString()}&to=${new Date(syntheticAt(14)).toISOString()}`;
+  const read = async () => ({
+    all: (await walk("state=", 9)).map((d) => [d.conversationId, d.state, d.closedAt]),
+    window: await ids(window),
+    summary: (await log()).body.summary,
+    // A window: a row without its close time would drop out of it.
+    theirs: (await log(`from=${new Date(T0).toISOString()}`, stack.orgHeaders({ "x-kustomer-api-key": OTHER_KEY, "x-app-secret": OTHER_SECRET }))).body.deliveries.map((d) => d.conversationId),
+  });
+  const before = await read();
+  assert.ok(before.all.length > SYNTHETIC && before.theirs.length === 1);
+
+  // Stopped, the orgs' tables are taken back: this org's to the old schema (no closed_ms, no
+  // jobs_closed), the other's rows left without a close time, as an older worker's writes are.
+  await stack.kill();
+  const tables = readdirSync(stack.state, { recursive: true })
+    .filter((f) => f.endsWith(".sqlite") && !f.endsWith("metadata.sqlite"))
+    .map((f) => join(stack.state, f))
+    .filter((f) => sqlite3(f, "SELECT count(*) FROM sqlite_master WHERE name = 'jobs'") === "1");
+  const ours = tables.find((f) => Number(sqlite3(f, "SELECT count(*) FROM jobs")) > SYNTHETIC);
+  const theirs = tables.find((f) => sqlite3(f, "SELECT count(*) FROM jobs WHERE conversation_id = 'other-conv'") === "1");
+  assert.ok(ours && theirs && ours !== theirs, `the two orgs' tables among ${tables}`);
+  sqlite3(ours, "DROP INDEX jobs_closed; ALTER TABLE jobs DROP COLUMN closed_ms;");
+  assert.ok(!sqlite3(ours, "SELECT name FROM pragma_table_info('jobs')").includes("closed_ms"));
+  sqlite3(theirs, "UPDATE jobs SET closed_ms = NULL");
+
+  await stack.start();
+  assert.deepEqual(await read(), before, "the same log, page after page, and the same summary");
+  // A close after the change sorts among the filled-in rows.
+  const r = await stack.postEvent(syntheticClose("page-after", syntheticAt(11) + 1), stack.settingsHeaders(LATER));
+  assert.equal(r.status, 202, r.text);
+  assert.deepEqual(await ids(window), ["page-0013", "page-0012", "page-after", "page-0011", "page-0010"]);
 });

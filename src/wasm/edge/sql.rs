@@ -29,20 +29,53 @@ pub struct SqlStore {
     org: RefCell<Option<OrgRecord>>,
 }
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS jobs (conversation_id TEXT PRIMARY KEY, state TEXT NOT NULL, due_ms INTEGER, updated_ms INTEGER NOT NULL, job TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_ms) WHERE due_ms IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_ms)",
+/// The tables, as a new Durable Object creates them. `closed_ms` is the job's close time
+/// (`closedAtMs` of its JSON), kept as a column so the delivery log reads it from `jobs_closed`.
+const TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS jobs (conversation_id TEXT PRIMARY KEY, state TEXT NOT NULL, due_ms INTEGER, updated_ms INTEGER NOT NULL, job TEXT NOT NULL, closed_ms INTEGER)",
     "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
     // One row: the org's sealed settings and app secret digest (no key is ever stored readable).
     "CREATE TABLE IF NOT EXISTS org (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS jobs_final ON jobs (updated_ms) WHERE due_ms IS NULL",
 ];
 
+/// A `jobs` table from before `closed_ms` (added last, as a new table has it too).
+const ADD_CLOSED: &str = "ALTER TABLE jobs ADD COLUMN closed_ms INTEGER";
+
+/// The indexes, once every column is there.
+const INDEXES: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_ms) WHERE due_ms IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_ms)",
+    "CREATE INDEX IF NOT EXISTS jobs_final ON jobs (updated_ms) WHERE due_ms IS NULL",
+    // The delivery log's order (newest close first, then id): a page is a walk down this index
+    // that stops at its limit, a close-time window a range of it.
+    "CREATE INDEX IF NOT EXISTS jobs_closed ON jobs (closed_ms, conversation_id)",
+];
+
+/// Fills in `closed_ms` where it is missing: every row of a table that has just been given the
+/// column, and any row an older version of the worker wrote since (its INSERTs leave the column
+/// out, as during a rollout or a rollback). An index look-up (`jobs_closed`) that finds nothing
+/// on every other start.
+const FILL_CLOSED: &str =
+    "UPDATE jobs SET closed_ms = json_extract(job, '$.closedAtMs') WHERE closed_ms IS NULL";
+
 impl SqlStore {
-    /// The store over `ctx.storage.sql`, its tables created if needed.
+    /// The store over `ctx.storage.sql`, its tables created or brought up to date if needed (in
+    /// the Durable Object's constructor, before any request; no `await` between the writes, so
+    /// they are committed together).
     pub fn new(sql: SqlStorage) -> Result<Self, JsValue> {
-        for statement in SCHEMA {
+        for statement in TABLES {
+            sql.exec(statement, Box::new([]))?;
+        }
+        let columns = sql
+            .exec("PRAGMA table_info(jobs)", Box::new([]))?
+            .to_array();
+        let has_closed = columns
+            .iter()
+            .any(|c| Self::column(&c, "name").as_string().as_deref() == Some("closed_ms"));
+        if !has_closed {
+            sql.exec(ADD_CLOSED, Box::new([]))?;
+        }
+        for statement in INDEXES.iter().chain([&FILL_CLOSED]) {
             sql.exec(statement, Box::new([]))?;
         }
         Ok(Self {
@@ -79,6 +112,7 @@ impl SqlStore {
             job.due_ms.map_or(JsValue::NULL, num),
             num(job.updated_ms),
             text.into(),
+            num(job.closed_at_ms),
         ])
     }
 
@@ -93,9 +127,6 @@ impl SqlStore {
     }
 }
 
-/// A job's close time, read from its JSON. Not indexed: an index would cost every close a JSON
-/// parse, and the log is read by an admin now and then, while closes are the hot path.
-const CLOSED_AT: &str = "json_extract(job, '$.closedAtMs')";
 /// The state the log shows ([`crate::edge::deliveries::shown_state`]): a `sending` lease is
 /// `retrying` after a failed attempt, else `scheduled`.
 const SHOWN_STATE: &str = "(CASE state WHEN 'sending' THEN (CASE WHEN json_extract(job, '$.attempts') > 1 THEN 'retrying' ELSE 'scheduled' END) ELSE state END)";
@@ -111,11 +142,11 @@ fn log_filter(query: &DeliveryQuery, page: bool) -> (String, Vec<JsValue>) {
     let mut clauses = vec!["1".to_owned()];
     let mut bindings: Vec<JsValue> = Vec::new();
     if let Some(from) = query.from_ms {
-        clauses.push(format!("{CLOSED_AT} >= ?"));
+        clauses.push("closed_ms >= ?".to_owned());
         bindings.push(num(from));
     }
     if let Some(to) = query.to_ms {
-        clauses.push(format!("{CLOSED_AT} < ?"));
+        clauses.push("closed_ms < ?".to_owned());
         bindings.push(num(to));
     }
     if let Some(id) = &query.conversation_id {
@@ -136,12 +167,19 @@ fn log_filter(query: &DeliveryQuery, page: bool) -> (String, Vec<JsValue>) {
         bindings.extend(query.states.iter().map(|s| JsValue::from(s.as_str())));
     }
     if let (true, Some(after)) = (page, &query.after) {
-        clauses.push(format!(
-            "({CLOSED_AT} < ? OR ({CLOSED_AT} = ? AND conversation_id < ?))"
-        ));
-        bindings.push(num(after.closed_at_ms));
-        bindings.push(num(after.closed_at_ms));
-        bindings.push(after.conversation_id.as_str().into());
+        // `closed_ms <= ?` follows from the rest; said outright, it is where the walk down
+        // `jobs_closed` starts, whatever the planner makes of the `OR`.
+        clauses.push(
+            "closed_ms <= ? AND (closed_ms < ? OR (closed_ms = ? AND conversation_id < ?))"
+                .to_owned(),
+        );
+        let at = num(after.closed_at_ms);
+        bindings.extend([
+            at.clone(),
+            at.clone(),
+            at,
+            after.conversation_id.as_str().into(),
+        ]);
     }
     (clauses.join(" AND "), bindings)
 }
@@ -167,7 +205,7 @@ impl Store for SqlStore {
 
     fn put(&self, job: &Job) -> Result<(), String> {
         self.rows(
-            "INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms) VALUES (?, ?, ?, ?, ?, ?)",
             Self::job_row(job)?,
         )
         .map(drop)
@@ -176,7 +214,7 @@ impl Store for SqlStore {
     fn insert_new(&self, job: &Job) -> Result<bool, String> {
         // Whether it wrote, from the cursor's count: no row is built to say so.
         let cursor = self.sql.exec(
-            "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job) VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING",
+            "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING",
             Self::job_row(job)?.into_boxed_slice(),
         );
         Ok(cursor.map_err(|e| js_error(&e))?.rows_written() > 0.0)
@@ -198,21 +236,22 @@ impl Store for SqlStore {
     }
 
     fn deliveries(&self, query: &DeliveryQuery, limit: usize) -> Result<Vec<Job>, String> {
+        // In the order of `jobs_closed`, read backwards: SQLite walks the index from the newest
+        // close (or from the cursor) and stops at the limit, with no sort.
         let (mut sql, mut bindings) = log_filter(query, true);
-        sql.push_str(" ORDER BY ");
-        sql.push_str(CLOSED_AT);
-        sql.push_str(" DESC, conversation_id DESC LIMIT ?");
+        sql.push_str(" ORDER BY closed_ms DESC, conversation_id DESC LIMIT ?");
         bindings.push(num(limit as i64));
         self.jobs(&format!("SELECT job FROM jobs WHERE {sql}"), bindings)
     }
 
     fn tally(&self, query: &DeliveryQuery) -> Result<Tally, String> {
-        // Three grouped reads, each a few rows: per (state, day), per reason, per agent.
+        // Three grouped reads, each a few rows: per (state, day), per reason, per agent. A window
+        // (`from`, `to`) is a range of `jobs_closed`; without one, every job is counted.
         let (filter, bindings) = log_filter(query, false);
         let offset = num(query.offset_ms());
         // Whole days, rounded down (SQLite's `/` rounds toward zero); the offset is cast, as a
         // JavaScript number may be bound as a real.
-        let local = format!("({CLOSED_AT} + CAST(? AS INTEGER))");
+        let local = "(closed_ms + CAST(? AS INTEGER))";
         let day = format!("({local} / {DAY_MS} - ({local} % {DAY_MS} < 0))");
         let mut tally = Tally::default();
         let by_day = format!(
