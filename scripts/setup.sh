@@ -24,11 +24,13 @@ fi
 step "wasm-pack"
 command -v wasm-pack >/dev/null || cargo install wasm-pack --locked
 
-step "chromium and chromedriver (Debian)"
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+step "chromium, chromedriver and sqlite3 (Debian)"
+# sqlite3: tests/http/deliveries.test.mjs rewrites a Durable Object's stored table to an older
+# schema to test the migration.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v sqlite3 >/dev/null; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium chromium-driver sqlite3 >/dev/null
 fi
 
 step "npm packages"
