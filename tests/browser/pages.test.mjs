@@ -341,6 +341,26 @@ test("full flow: fill the settings, close a conversation on the home page, see t
   await home.close();
 });
 
+test("the home page makes the Agent Connect sandbox refuse surveys, and accept them again", async () => {
+  await stack.setDelay(1);
+  const home = await open(browser, `${stack.base}/`);
+  const toggle = home.getByRole("button", { name: "Refuse surveys" });
+  await toggle.click();
+  await home.getByRole("button", { name: "Accept surveys again", pressed: true }).waitFor();
+  const refused = await stack.newConversation();
+  await stack.close(refused);
+  await waitFor(async () => (await stack.delivery(refused))?.state === "failed", 20_000, "the survey to fail");
+  await home.getByRole("button", { name: "Accept surveys again" }).click();
+  await home.getByRole("button", { name: "Refuse surveys", pressed: false }).waitFor();
+  const accepted = await stack.newConversation();
+  await stack.close(accepted);
+  await waitFor(async () => (await stack.delivery(accepted))?.state === "sent", 20_000, "the survey to be sent");
+  assert.match(await home.locator("#stella-status").textContent(), /accepts survey requests/);
+  assert.ok(await home.getByRole("link", { name: "Deliveries page" }).isVisible());
+  assert.deepEqual(home.problems, []);
+  await home.close();
+});
+
 test("no console errors and no serious axe violations on either page; screenshots", async () => {
   const pages = [
     ["settings", await settingsPage()],

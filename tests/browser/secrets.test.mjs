@@ -214,11 +214,20 @@ test("a user's resend with headers of their own cannot change what the org's sur
     headers: { authorization: "Bearer sandbox-user-session" },
     body: { body: { conversationIds: [id] }, headers: { "x-stella-api-key": WRONG_STELLA, "x-brand": "attacker" } },
   });
-  assert.equal(run.body.data.attributes.responseBody.scheduled, 1, run.text);
+  const [result] = run.body.data.attributes.responseBody.results;
+  assert.equal(result.status, "scheduled", run.text);
+  // No survey was pending, so the org's settings were no longer kept, and these are not taken
+  // in their place: the resent survey waits for the next close's.
+  assert.match(result.message, /next closed conversation/);
+  await waitFor(async () => (await delivery(id))?.state === "retrying", 30_000, `${id} to wait for settings`, 100);
+  // The next close (the app's workflow, with the org's settings) lets it go, as the org says.
+  const next = await stack.newConversation();
+  assert.equal((await call("POST", `/sandbox/kustomer/conversations/${next}/close`, { body: {} })).body.edge.status, 202);
   await waitFor(async () => (await delivery(id))?.state === "sent", 30_000, `${id} to be sent again`, 250);
   // Sent with the org's own key (the Stella sandbox accepts no other) and brand.
   const [sent] = await stack.stellaRequests(id);
   assert.notEqual(sent.body.brand, "attacker");
+  await waitFor(async () => (await delivery(next))?.state === "sent", 30_000, `${next} to be sent`, 250);
 });
 
 test("the app secret: rotated with the current one, refused to an agent's key, reset by an admin's", async () => {

@@ -183,9 +183,9 @@ test("the summary counts by state, admin's day, reason and agent", async () => {
     all.byReason.sort((a, b) => a.reason.localeCompare(b.reason)),
     [{ reason: "reopened", count: 1 }, { reason: "stella_rejected", count: 1 }],
   );
-  const today = new Date().toISOString().slice(0, 10);
-  const todays = all.days.find((d) => d.day === today);
-  assert.deepEqual([todays.sent, todays.skipped, todays.failed], [1, 1, 1]);
+  // Summed over the days, so that a run across midnight counts the same.
+  const sum = (k) => all.days.reduce((n, d) => n + d[k], 0);
+  assert.deepEqual([sum("sent"), sum("skipped"), sum("failed")], [1, 1, 1]);
 });
 
 test("a bad query is a 400 naming its parameter, before Kustomer is asked", async () => {
