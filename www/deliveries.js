@@ -287,7 +287,6 @@ function drawSummary() {
   $("tallies").replaceChildren(
     ...STATES.map((s) => h("li", { class: `tally ${s}` }, h("span", { class: "count" }, String(byState[s] ?? 0)), " ", STATE_WORDS[s])),
   );
-  drawOutcomes();
   const days = chartDays(summary.days ?? []);
   const most = Math.max(1, ...days.map((d) => d.sent + d.skipped + d.failed + d.pending));
   $("chart").replaceChildren(
@@ -347,16 +346,6 @@ function chartDays(days) {
 const dayWords = (day) => localDay(day)?.toLocaleDateString(undefined, { weekday: "short", month: "short", day: "numeric" }) ?? day;
 const shortDay = (day) => localDay(day)?.toLocaleDateString(undefined, { month: "numeric", day: "numeric" }) ?? day;
 
-/** Outcome counts (from Agent Connect, once the log has them) of the rows loaded. */
-function drawOutcomes() {
-  const counts = new Map();
-  for (const d of rows) if (d.outcome !== undefined && d.outcome !== null) counts.set(outcomeText(d), (counts.get(outcomeText(d)) ?? 0) + 1);
-  $("outcomes").hidden = counts.size === 0;
-  $("outcomes").textContent = counts.size
-    ? `Outcomes of the ${rows.length} rows shown: ${[...counts].map(([text, n]) => `${text}: ${n}`).join(", ")}.`
-    : "";
-}
-
 /** The reason and agent choices: the summary's, with the chosen one kept. */
 function drawOptions() {
   if (!summary) return;
@@ -374,7 +363,6 @@ function drawRows() {
   tbody.replaceChildren(...rows.map(row));
   $("empty").hidden = rows.length > 0;
   showMore();
-  drawOutcomes();
 }
 
 function showMore() {
@@ -391,12 +379,13 @@ function conversationHref(d) {
   return kustomerUrl ? `${kustomerUrl}/app/conversations/${encodeURIComponent(d.conversationId)}` : "";
 }
 
+/** Agent Connect's outcome of a survey, once the log carries one (its delivery status, and
+ * the customer's rating); empty until then. */
 function outcomeText(d) {
   const o = d.outcome;
-  if (o === undefined || o === null) return "";
-  if (typeof o !== "object") return String(o);
-  const parts = [o.status ?? o.state, o.rating !== undefined && o.rating !== null ? `rating ${o.rating}` : null].filter(Boolean);
-  return parts.length ? parts.join(", ") : JSON.stringify(o);
+  if (!o || typeof o !== "object") return "";
+  const rated = Number.isInteger(o.rating) ? `rated ${o.rating} of 5` : null;
+  return [typeof o.deliveryStatus === "string" ? o.deliveryStatus.replaceAll("_", " ") : null, rated].filter(Boolean).join(", ");
 }
 
 const formatter = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });

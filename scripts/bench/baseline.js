@@ -291,6 +291,8 @@ export class BaselineScheduler extends DurableObject {
     // The alarm finds due jobs by due_ms; the delivery log lists the newest by updated_ms.
     this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_ms) WHERE due_ms IS NOT NULL");
     this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_ms)");
+    // The delivery log's order (newest close first), as the edge keeps it for the Deliveries page.
+    this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_closed ON jobs (closed_at_ms, conversation_id)");
     // The org record is read on every close: kept in memory, written through.
     this.org = this.sql.exec("SELECT secret_digest, settings_fingerprint FROM org WHERE id = 1").toArray()[0] ?? { secret_digest: null, settings_fingerprint: null };
   }

@@ -44,7 +44,9 @@ const ADD_CLOSED: &str = "ALTER TABLE jobs ADD COLUMN closed_ms INTEGER";
 /// The indexes, once every column is there.
 const INDEXES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_ms) WHERE due_ms IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_ms)",
+    // No index on `updated_ms` alone any more: an expired lease is found by its `due_ms` (see
+    // `due`), and every close would pay for keeping it.
+    "DROP INDEX IF EXISTS jobs_updated",
     "CREATE INDEX IF NOT EXISTS jobs_final ON jobs (updated_ms) WHERE due_ms IS NULL",
     // The delivery log's order (newest close first, then id): a page is a walk down this index
     // that stops at its limit, a close-time window a range of it.
@@ -220,10 +222,12 @@ impl Store for SqlStore {
         Ok(cursor.map_err(|e| js_error(&e))?.rows_written() > 0.0)
     }
 
-    fn due(&self, now_ms: i64, lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {
+    fn due(&self, now_ms: i64, _lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {
+        // A lease's expiry is its job's `due_ms` (taken at `updated_ms + lease + 1`), so "leased
+        // before `lease_before_ms`" is "due by now": one range of `jobs_due` answers both.
         self.jobs(
-            "SELECT job FROM jobs WHERE (state IN ('scheduled', 'retrying') AND due_ms <= ?) OR (state = 'sending' AND updated_ms < ?) ORDER BY due_ms LIMIT ?",
-            vec![num(now_ms), num(lease_before_ms), num(limit as i64)],
+            "SELECT job FROM jobs WHERE state IN ('scheduled', 'retrying', 'sending') AND due_ms <= ? ORDER BY due_ms LIMIT ?",
+            vec![num(now_ms), num(limit as i64)],
         )
     }
 
