@@ -63,6 +63,14 @@ export async function command(Kustomer, name, { args, body } = {}) {
   return run.responseBody;
 }
 
+/** Keeps the query Kustomer gives a page (`parentUrl`, `id`, …) on the links between the app's
+ * pages, leaving out the page's own parameters (`own`), so the next page starts as this one did. */
+export function linkPages(own = []) {
+  const query = new URLSearchParams(location.search);
+  for (const name of own) query.delete(name);
+  for (const link of document.querySelectorAll("nav.pages-nav a")) link.search = query.toString();
+}
+
 /** Creates an element. Children are nodes or strings, and strings are always text, never
  * markup: names and tags come from customers. */
 export function h(tag, attributes = {}, ...children) {

@@ -3,7 +3,7 @@
 // again through `resend` and `resend-many`. Kustomer runs the commands with the saved keys, so
 // this page never holds one. No business rules here: the edge decides what matches a filter,
 // what can be resent and in which words.
-import { start, command, kustomer, describeError, h } from "./app.js";
+import { start, command, kustomer, describeError, h, linkPages } from "./app.js";
 
 const STATES = ["scheduled", "retrying", "sent", "skipped", "failed"];
 const STATE_WORDS = { scheduled: "Scheduled", retrying: "Retrying", sent: "Sent", skipped: "Skipped", failed: "Failed" };
@@ -12,7 +12,8 @@ const PAGE_ROWS = 50; // rows per page shown
 const READ_ROWS = 200; // rows per read when collecting every match (the edge's most)
 const MAX_COLLECTED = 10_000; // the most rows an export or "Resend all failed" collects
 const RESEND_CHUNK = 50; // ids per `resend-many` (the edge's most)
-const FILTERS = ["period", "from", "to", "state", "reason", "agent", "id"]; // this page's URL query
+// This page's URL query (not `id` or `parentUrl`: Kustomer gives its frames those).
+const FILTERS = ["period", "from", "to", "state", "reason", "agent", "conversation"];
 const DEFAULT_PERIOD = "7";
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -31,6 +32,7 @@ let reading = 0; // the latest read: an older one's answer is dropped
 main().catch((e) => status("error", `The Deliveries page could not start: ${describeError(e)}`));
 
 async function main() {
+  linkPages(FILTERS);
   Kustomer = await start();
   await new Promise((resolve) => Kustomer.initialize(resolve));
   form.addEventListener("submit", guard(apply));
@@ -160,7 +162,7 @@ function args(f, extra = {}) {
     agent: f.agent,
     from: from ? from.toISOString() : "",
     to: to ? to.toISOString() : "",
-    conversationId: f.id,
+    conversationId: f.conversation,
     limit: String(PAGE_ROWS),
     cursor: "",
     utcOffsetMinutes: String(-new Date().getTimezoneOffset()),

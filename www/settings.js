@@ -1,7 +1,7 @@
 // The settings page: draws the form from the core's field table, validates every change with
 // the core, saves through the Cards SDK, and checks the keys or previews a survey through the
 // app's commands, which Kustomer runs with the saved keys. Keys are never shown again once saved.
-import { start, core, options, kustomer, command, describeError, h } from "./app.js";
+import { start, core, options, kustomer, command, describeError, h, linkPages } from "./app.js";
 
 const MASK = "********"; // what Kustomer answers instead of a saved key
 const form = document.getElementById("settings");
@@ -14,6 +14,7 @@ let Kustomer;
 main().catch((e) => status("error", `The settings page could not start: ${e.message}`));
 
 async function main() {
+  linkPages();
   Kustomer = await start();
   await new Promise((resolve) => Kustomer.initialize(resolve));
   const fields = core.settingsFields();

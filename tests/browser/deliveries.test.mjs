@@ -225,12 +225,34 @@ test("Resend on one row sends that survey again and the row shows its new state"
   await page.close();
 });
 
+test("Kustomer's own query (parentUrl, id) stays on the page and goes with the links between pages", async () => {
+  const kustomer = "parentUrl=https%3A%2F%2Facme.kustomerapp.com%2Fapp&id=frame-7";
+  const page = await deliveriesPage(`?${kustomer}&state=sent`);
+  const sent = (await edgeLog()).filter((d) => d.state === "sent").map((d) => d.conversationId);
+  assert.ok(sent.length > 0);
+  assert.deepEqual(await rowIds(page), sent, "the filter in the address applies; Kustomer's id is not a search");
+  await page.getByLabel("Conversation id").fill("conv-chat");
+  await reload(page, () => page.getByLabel("Conversation id").press("Enter"));
+  const url = new URL(page.url());
+  assert.deepEqual([url.searchParams.get("parentUrl"), url.searchParams.get("id"), url.searchParams.get("conversation")], ["https://acme.kustomerapp.com/app", "frame-7", "conv-chat"]);
+  const settingsLink = new URL(await page.getByRole("link", { name: "Settings" }).evaluate((a) => a.href));
+  assert.equal(settingsLink.search, `?${kustomer}`, "the settings page gets Kustomer's query, not the filters");
+  await page.close();
+
+  const settings = await open(browser, `${stack.base}/app/settings.html?${kustomer}`);
+  await settings.waitForSelector("#f-stellaApiKey");
+  const deliveriesLink = new URL(await settings.getByRole("link", { name: "Deliveries" }).evaluate((a) => a.href));
+  assert.equal(deliveriesLink.search, `?${kustomer}`);
+  assert.deepEqual(settings.problems, []);
+  await settings.close();
+});
+
 test("search by conversation id; the view is in the page's address, so a reload keeps it", async () => {
   const page = await deliveriesPage();
   await page.getByLabel("Conversation id").fill("conv-chat");
   await reload(page, () => page.getByLabel("Conversation id").press("Enter"));
   assert.deepEqual(await rowIds(page), ["conv-chat"]);
-  assert.match(page.url(), /[?&]id=conv-chat(&|$)/);
+  assert.match(page.url(), /[?&]conversation=conv-chat(&|$)/);
   await page.reload();
   await idle(page);
   assert.deepEqual(await rowIds(page), ["conv-chat"]);
