@@ -255,26 +255,27 @@ fn commands(edge: &str) -> Vec<Value> {
     // those calls do not read); a resend every setting, as the close action (the edge uses them
     // only if they are the ones the org's workflow last sent); the log only the caller's org
     // (the Kustomer key and URL) and the app secret.
-    let (check_settings, check_headers) = settings_as_headers(|k| k != APP_SECRET);
-    let (all_settings, all_headers) = settings_as_headers(|_| true);
-    let (org_settings, org_headers) = settings_as_headers(|k| {
+    let check: fn(&str) -> bool = |k| k != APP_SECRET;
+    let all: fn(&str) -> bool = |_| true;
+    let org: fn(&str) -> bool = |k| {
         [
             settings::KUSTOMER_API_KEY,
             settings::KUSTOMER_API_URL,
             APP_SECRET,
         ]
         .contains(&k)
-    });
+    };
     let query: Vec<String> = PARAMETERS
         .iter()
         .map(|arg| format!("{arg}={}", template(arg)))
         .collect();
-    let command = |name: &str, display: &str, method: &str, path: &str, args: &[&str]| {
-        let (app_settings, headers) = match name {
-            "check-connection" | "preview" => (&check_settings, &check_headers),
-            "resend" | "resend-many" => (&all_settings, &all_headers),
-            _ => (&org_settings, &org_headers),
-        };
+    let command = |name: &str,
+                   display: &str,
+                   method: &str,
+                   path: &str,
+                   args: &[&str],
+                   carries: fn(&str) -> bool| {
+        let (app_settings, headers) = settings_as_headers(carries);
         json!({
             "type": "external-api",
             "name": command_name(name),
@@ -294,6 +295,7 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/settings/check",
             &[],
+            check,
         ),
         command(
             "preview",
@@ -301,6 +303,7 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/preview",
             &[],
+            check,
         ),
         command(
             "list-deliveries",
@@ -308,6 +311,7 @@ fn commands(edge: &str) -> Vec<Value> {
             "get",
             &log,
             &PARAMETERS,
+            org,
         ),
         command(
             "resend",
@@ -315,6 +319,7 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/deliveries/resend",
             &[],
+            all,
         ),
         command(
             "resend-many",
@@ -322,6 +327,7 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/deliveries/resend",
             &[],
+            all,
         ),
     ]
 }

@@ -3,6 +3,7 @@
 
 use super::{app_secret, too_large, valid_app_secret, Gateway, Incoming, Router, ADMIN_ROLES};
 use crate::edge::deliveries::{DeliveryQuery, MAX_RESEND_BODY_BYTES, MAX_RESEND_PER_CALL};
+use crate::edge::job::StoredSettings;
 use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, Transport};
@@ -53,21 +54,12 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         if let Err(e) = kustomer::check_id(&conversation_id, "conversationId") {
             return Reply::json(400, json!({ "error": e }));
         }
-        let raw = match self.settings(r) {
-            Ok((raw, _)) => raw,
-            Err(reply) => return reply,
-        };
-        match self.caller(r).await {
-            Ok(token) => {
-                let command = Command::Resend {
-                    conversation_id,
-                    app_secret,
-                    settings: raw,
-                };
-                self.forward(&token.org, &command).await
-            }
-            Err(reply) => reply,
-        }
+        self.forward_resend(r, |settings| Command::Resend {
+            conversation_id,
+            app_secret,
+            settings,
+        })
+        .await
     }
 
     /// Sends several failed or skipped surveys again: `{"conversationIds": [...]}`, 1 to
@@ -85,19 +77,27 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Ok(ids) => ids,
             Err(reply) => return reply,
         };
+        self.forward_resend(r, |settings| Command::ResendMany {
+            conversation_ids,
+            app_secret,
+            settings,
+        })
+        .await
+    }
+
+    /// A resend's settings (as the call gave them; the scheduler decides whether to use them)
+    /// and the caller's org, then the command `make` builds with them, to that org's scheduler.
+    async fn forward_resend(
+        &self,
+        r: &Incoming<'_>,
+        make: impl FnOnce(StoredSettings) -> Command,
+    ) -> Reply {
         let raw = match self.settings(r) {
             Ok((raw, _)) => raw,
             Err(reply) => return reply,
         };
         match self.caller(r).await {
-            Ok(token) => {
-                let command = Command::ResendMany {
-                    conversation_ids,
-                    app_secret,
-                    settings: raw,
-                };
-                self.forward(&token.org, &command).await
-            }
+            Ok(token) => self.forward(&token.org, &make(raw)).await,
             Err(reply) => reply,
         }
     }
