@@ -3,7 +3,8 @@
 // Same method names as the real SDK (initialize, on, request, command.run, resize, updateStatus);
 // requests go to the Kustomer sandbox as the signed-in user, and so do command runs, which the
 // sandbox carries out as Kustomer does (settings filled in on its side). The context comes from the page's query:
-// `?conversation=<id>` for the agent card.
+// `?conversation=<id>` for the agent card: the conversation as stored (its `brand`, and its
+// `custom` attributes with the outcomes the edge wrote), and its customer.
 (() => {
   const API = "/sandbox/kustomer";
   const SESSION = "sandbox-user-session"; // the signed-in user's session, not an app key

@@ -4,6 +4,12 @@
 // app's workflow would), inject faults, count calls, set the API budget and add data. All state
 // lives in one Durable Object so it survives a workerd restart.
 //
+// Outcome writes: `PATCH /v1/conversations/{id}` `{custom}` checks each value against its name's
+// type suffix, merges, fires the update event and runs the org's workflows on it (a custom-only
+// change runs none of the app's: its trigger is status → done). `GET /writes` counts the PATCH
+// calls by conversation (`{total, byConversation, applied, events}`); `/reset` and `/stats/reset`
+// clear it. `GET /v1/users` and `GET /v1/brands` page as Kustomer's lists do.
+//
 // The API budget: one per org per fixed window (windows aligned to multiples of the window
 // length since the epoch), shared by every key of the org, as on Kustomer (Enterprise: 1,000 a
 // minute). Every /v1 answer carries `x-ratelimit-limit`, `x-ratelimit-remaining` and
@@ -21,8 +27,12 @@ import DEFINITION from "./app-definition";
 // The shared router forwards the full URL; the sandbox strips its own mount point.
 const PREFIX = "/sandbox/kustomer";
 const MASK = "********"; // what Kustomer answers instead of a secret setting
+// The outcome writes: these calls are also counted per conversation (GET /writes).
+const PATCH_ROUTE = "PATCH /v1/conversations/:id";
 // The app secret the sandbox org starts with (the settings page makes a random one).
 const SANDBOX_APP_SECRET = "sandbox-app-secret-0123456789";
+// The Stella sandbox's secret of `sandbox-stella-key`: with it the edge reads outcomes back.
+const SANDBOX_STELLA_SECRET = "sandbox-stella-secret";
 
 // ---- the settings the app's workflow action sends, from the app definition ----------------------
 const SETTING_SPECS = DEFINITION?.settings?.default ?? {};
@@ -36,8 +46,11 @@ const WORKFLOW_HEADERS = Object.entries(CLOSE_ACTION.inputTemplate.headers).map(
   const setting = /^\{\{\{(\w+)\}\}\}$/.exec(template)?.[1];
   return setting ? { header, setting, required: SETTING_SPECS[setting]?.required === true } : { header, literal: template };
 });
-// Secret settings (the keys, the app secret): masked on every read.
-const SECRET_SETTINGS = Object.entries(SETTING_SPECS).filter(([, spec]) => spec?.type === "secret").map(([k]) => k);
+// Secret settings (the keys, the app secret, the Stella API secret): masked on every read. The
+// Stella API secret is named as well, so it stays masked whatever the definition declares.
+const SECRET_SETTINGS = [
+  ...new Set([...Object.entries(SETTING_SPECS).filter(([, spec]) => spec?.type === "secret").map(([k]) => k), "stellaApiSecret"]),
+];
 
 // ---- the API budget ------------------------------------------------------------------------
 const ENTERPRISE_BUDGET = { limit: 1000, windowSeconds: 60 }; // per org, Kustomer's Enterprise plan
@@ -79,6 +92,8 @@ const ROLES = [
   "org.permission.customer.read",
   "org.permission.user.read",
   "org.permission.tag.read",
+  // Guess: Kustomer's role for reading brands is not documented.
+  "org.permission.brand.read",
   "org.admin.apps",
   "org.permission.setting.read",
   "org.permission.setting.update",
@@ -102,8 +117,12 @@ const ORG_NAMES = { [seed.SEED_ORG]: "sandbox" };
 const API_ROUTES = [
   ["GET", /^\/v1\/conversations\/([^/]+)$/, "GET /v1/conversations/:id", ["org.permission.conversation.read"], "getResource"],
   ["PUT", /^\/v1\/conversations\/([^/]+)$/, "PUT /v1/conversations/:id", ["org.permission.conversation.update"], "putConversation"],
+  ["PATCH", /^\/v1\/conversations\/([^/]+)$/, PATCH_ROUTE, ["org.permission.conversation.update"], "patchConversation"],
   ["GET", /^\/v1\/customers\/([^/]+)$/, "GET /v1/customers/:id", ["org.permission.customer.read"], "getResource"],
   ["GET", /^\/v1\/users\/([^/]+)$/, "GET /v1/users/:id", ["org.permission.user.read"], "getResource"],
+  ["GET", /^\/v1\/users$/, "GET /v1/users", ["org.permission.user.read"], "listResources"],
+  ["GET", /^\/v1\/brands\/([^/]+)$/, "GET /v1/brands/:id", ["org.permission.brand.read"], "getResource"],
+  ["GET", /^\/v1\/brands$/, "GET /v1/brands", ["org.permission.brand.read"], "listResources"],
   ["GET", /^\/v1\/tags\/([^/]+)$/, "GET /v1/tags/:ids", ["org.permission.tag.read", "org.admin.tag.read"], "getTags"],
   ["GET", /^\/v1\/apps\/settings$/, "GET /v1/apps/settings", ["org.permission.setting.read", "org.admin.apps"], "getSettings"],
   ["PUT", /^\/v1\/apps\/settings$/, "PUT /v1/apps/settings", ["org.permission.setting.update", "org.admin.apps"], "putSettings"],
@@ -132,7 +151,30 @@ const MAX_DEFINITION_BYTES = 120_000;
 const ATTRIBUTE_TYPES = { Str: "string", Txt: "text", Num: "number", At: "date", Bool: "boolean", Url: "url", Id: "id" };
 // The largest command run the sandbox reads (its own limit; Kustomer's is not published).
 const MAX_COMMAND_RUN_BYTES = 64 * 1024;
-const RESOURCE_TYPES = { conversations: "conversation", customers: "customer", users: "user" };
+const RESOURCE_TYPES = { conversations: "conversation", customers: "customer", users: "user", brands: "brand" };
+// Lists (`GET /v1/users`, `/v1/brands`) page as Kustomer's do: `page` from 1, `pageSize` up to 100.
+const MAX_PAGE_SIZE = 100;
+const KEPT_UPDATE_EVENTS = 50; // the latest update events a PATCH fired, shown by GET /writes
+// A custom attribute's value, by the suffix of its name (kustomer-apps.md §3, §8): null removes
+// it. Txt's 10,000 characters is the sandbox's choice (Kustomer documents no limit for it).
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const parsesAsUrl = (v) => {
+  try {
+    return Boolean(new URL(v));
+  } catch {
+    return false;
+  }
+};
+const textOfAtMost = (max) => (v) => typeof v === "string" && [...v].length <= max;
+const CUSTOM_VALUES = {
+  Num: { expected: "a number", ok: (v) => typeof v === "number" && Number.isFinite(v) },
+  Str: { expected: "text of at most 1,024 characters", ok: textOfAtMost(1024) },
+  Txt: { expected: "text of at most 10,000 characters", ok: textOfAtMost(10_000) },
+  At: { expected: "an ISO 8601 date and time such as 2026-11-20T09:00:00Z", ok: (v) => typeof v === "string" && ISO_DATE.test(v) && !Number.isNaN(Date.parse(v)) },
+  Bool: { expected: "true or false", ok: (v) => typeof v === "boolean" },
+  Url: { expected: "an http(s) URL of at most 1,024 characters", ok: (v) => textOfAtMost(1024)(v) && /^https?:\/\/\S+$/.test(v) && parsesAsUrl(v) },
+  Id: { expected: "an id (text of at most 1,024 characters)", ok: textOfAtMost(1024) },
+};
 
 const json = (status, body, headers = {}) =>
   Response.json(body, { status, headers: { "cache-control": "no-store", ...headers } });
@@ -145,6 +187,15 @@ const errorResponse = (e) =>
   e instanceof SyntaxError
     ? apiError(400, "bad_request", "Bad Request", `Body is not valid JSON: ${e.message}`)
     : apiError(500, "internal", "Internal Server Error", String(e?.stack ?? e));
+
+// A path segment as text; a malformed %-escape is kept as it came.
+function decodePathPart(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
 
 // Body as JSON, or undefined when there is none; throws on malformed JSON.
 async function readJson(request) {
@@ -174,7 +225,7 @@ export class KustomerState extends DurableObject {
 
   // Every resource is stored as {org, resource} under its type and id.
   async seed() {
-    await this.putRecords(seed.SEED_ORG, [...seed.users, ...seed.tags, ...seed.customers, ...seed.conversations]);
+    await this.putRecords(seed.SEED_ORG, [...seed.users, ...seed.tags, ...seed.brands, ...seed.customers, ...seed.conversations]);
     await this.ctx.storage.put("seeded", true);
   }
 
@@ -202,6 +253,8 @@ export class KustomerState extends DurableObject {
         // As an admin running locally would set it (advanced): surveys go to the Stella sandbox.
         stellaApiUrl: `${origin}/sandbox/stella`,
         appSecret: SANDBOX_APP_SECRET,
+        // Outcomes (delivery status, rating) flow back under `make run` with no setup.
+        stellaApiSecret: SANDBOX_STELLA_SECRET,
       };
       await this.ctx.storage.put(`settings:${org}`, settings);
     }
@@ -221,6 +274,7 @@ export class KustomerState extends DurableObject {
     stats.total++;
     stats.byRoute[name] = (stats.byRoute[name] ?? 0) + 1;
     await this.ctx.storage.put("stats", stats);
+    if (name === PATCH_ROUTE) await this.countWrite({ conversation: decodePathPart(route[1].exec(path)[1]) });
     const budget = await this.spend(key?.org);
 
     // An injected fault answers first, as before the budget existed; the call still counts.
@@ -243,6 +297,7 @@ export class KustomerState extends DurableObject {
     } catch (e) {
       response = errorResponse(e);
     }
+    if (name === PATCH_ROUTE && response.ok) await this.countWrite({ applied: true });
     for (const [k, v] of Object.entries(budget.headers)) response.headers.set(k, v);
     return response;
   }
@@ -424,6 +479,101 @@ export class KustomerState extends DurableObject {
     a.rev = (a.rev ?? 0) + 1;
     await this.putRecords(rec.org, [rec.resource]);
     return json(200, { data: rec.resource });
+  }
+
+  /**
+   * `GET /v1/users`, `GET /v1/brands`: one page of the org's resources of that type, by id, as
+   * Kustomer pages its lists: `page` (from 1) and `pageSize` (1–100, default 100) in the query,
+   * `links.next` the path of the next page from the API root (null on the last page).
+   */
+  async listResources(request, key, _param, path) {
+    const resource = path.split("/")[2];
+    const type = RESOURCE_TYPES[resource];
+    const query = new URL(request.url).searchParams;
+    const whole = (name, fallback, max) => {
+      const text = query.get(name);
+      if (text === null) return fallback;
+      const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+      return n >= 1 && n <= max ? n : undefined;
+    };
+    const page = whole("page", 1, MAX_LIMIT);
+    const pageSize = whole("pageSize", MAX_PAGE_SIZE, MAX_PAGE_SIZE);
+    for (const [name, value, range] of [["page", page, "1 or more"], ["pageSize", pageSize, `from 1 to ${MAX_PAGE_SIZE}`]]) {
+      if (value === undefined) {
+        const detail = `${name} must be a whole number ${range}, not ${JSON.stringify(query.get(name))}.`;
+        return apiError(400, "invalid_query", "Bad Request", detail, undefined, { parameter: name });
+      }
+    }
+    const all = [];
+    for (const rec of (await this.ctx.storage.list({ prefix: `rec:${type}:` })).values()) if (rec.org === key.org) all.push(rec.resource);
+    const start = (page - 1) * pageSize;
+    const link = (p) => `/v1/${resource}?page=${p}&pageSize=${pageSize}`;
+    return json(200, {
+      data: all.slice(start, start + pageSize),
+      links: { self: link(page), first: link(1), prev: page > 1 ? link(page - 1) : null, next: start + pageSize < all.length ? link(page + 1) : null },
+      meta: { page, pageSize },
+    });
+  }
+
+  /**
+   * `PATCH /v1/conversations/{id}` `{custom: {...}}`: how the edge writes a survey's outcome.
+   * Merges the custom attributes (null removes one) after checking each value against the type
+   * its name's suffix declares; every bad attribute is one error of the 400. Then fires the
+   * `kustomer.conversation.update` event with `changes.attributes.custom` and runs the org's
+   * workflows on it, as Kustomer does: a custom-only change leaves the status as it was, so the
+   * app's close workflow (status → done) does not run.
+   */
+  async patchConversation(request, key, id) {
+    const body = await readJson(request);
+    const bad = (errors) => json(400, { errors: errors.map(([code, detail, meta]) => ({ status: "400", code, title: "Bad Request", detail, meta })) });
+    if (!isObject(body) || !isObject(body.custom)) {
+      return bad([["invalid_type", "The body must be an object {custom: {attribute: value, ...}}.", { expected: "object" }]]);
+    }
+    const unknown = Object.keys(body).find((k) => k !== "custom");
+    if (unknown !== undefined) {
+      // The sandbox models only the custom attributes' writes: anything else is a caller's mistake here.
+      return bad([["unknown_key", `Unknown field "${unknown}": the sandbox's PATCH takes {custom: {...}} only.`, { key: unknown }]]);
+    }
+    const errors = [];
+    for (const [attribute, value] of Object.entries(body.custom)) {
+      const suffix = /(Str|Txt|Num|At|Bool|Url|Id)$/.exec(attribute)?.[1];
+      if (!suffix) {
+        errors.push(["unknown_attribute_type", `"${attribute}" names no type: a custom attribute ends in Str, Txt, Num, At, Bool, Url or Id.`, { attribute }]);
+      } else if (value !== null && !CUSTOM_VALUES[suffix].ok(value)) {
+        const { expected } = CUSTOM_VALUES[suffix];
+        errors.push(["invalid_value", `"${attribute}" takes ${expected} or null, not ${describeValue(value)}.`, { attribute, expected: ATTRIBUTE_TYPES[suffix] }]);
+      }
+    }
+    if (errors.length) return bad(errors);
+
+    const rec = await this.record("conversation", id, key.org);
+    if (!rec) return apiError(404, "not_found", "Not Found", `No conversation ${id}.`);
+    const conversation = rec.resource;
+    const a = conversation.attributes;
+    const custom = { ...a.custom };
+    const before = {};
+    const after = {};
+    for (const [attribute, value] of Object.entries(body.custom)) {
+      if (custom[attribute] === value || (value === null && !Object.hasOwn(custom, attribute))) continue;
+      before[attribute] = Object.hasOwn(custom, attribute) ? custom[attribute] : null;
+      after[attribute] = value;
+      if (value === null) delete custom[attribute];
+      else custom[attribute] = value;
+    }
+    const now = new Date().toISOString();
+    a.custom = custom;
+    a.updatedAt = now;
+    a.rev = (a.rev ?? 0) + 1;
+    await this.putRecords(rec.org, [conversation]);
+
+    // The event Kustomer fires; the shape of a custom change is a guess (kustomer-apps.md §8).
+    const changes = { attributes: Object.keys(after).length ? { custom: { op: "replace", before, after } } : {}, relationships: {} };
+    const event = updateEvent(rec.org, conversation, changes, now);
+    const workflows = workflowsTriggeredBy(await this.definitionsOf(rec.org), event);
+    let edge = null;
+    if (workflows.length) edge = await this.postToEdge(rec.org, event, new URL(request.url).origin);
+    await this.keepUpdateEvent({ conversation: id, at: now, changes, workflows, edge });
+    return json(200, { data: conversation });
   }
 
   async getSettings(request, key) {
@@ -661,15 +811,21 @@ export class KustomerState extends DurableObject {
   /** The command `name` of an app installed in the org (in the seeded org, also of the app
    * definition the sandbox runs with, installed there from the start). */
   async command(org, name) {
-    const installed = await this.ctx.storage.list({ prefix: `installed:${org}:` });
-    const definitions = [];
-    for (const { app } of installed.values()) definitions.push((await this.ctx.storage.get(`app:${org}:${app}`))?.definition);
-    if (org === seed.SEED_ORG) definitions.push(DEFINITION);
-    for (const def of definitions) {
+    for (const def of await this.definitionsOf(org)) {
       const found = (Array.isArray(def?.commands) ? def.commands : []).find((c) => c?.name === name);
       if (found) return found;
     }
     return undefined;
+  }
+
+  /** The definitions of the apps installed in the org (in the seeded org, also the one the
+   * sandbox runs with, installed there from the start). */
+  async definitionsOf(org) {
+    const installed = await this.ctx.storage.list({ prefix: `installed:${org}:` });
+    const definitions = [];
+    for (const { app } of installed.values()) definitions.push((await this.ctx.storage.get(`app:${org}:${app}`))?.definition);
+    if (org === seed.SEED_ORG) definitions.push(DEFINITION);
+    return definitions;
   }
 
   // ---- controls (no auth) ----------------------------------------------------------------
@@ -687,8 +843,10 @@ export class KustomerState extends DurableObject {
       return new Response(CARDS_SDK, { headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" } });
     }
     if (m === "GET" && path === "/stats") return json(200, (await this.ctx.storage.get("stats")) ?? { total: 0, byRoute: {} });
+    if (m === "GET" && path === "/writes") return this.writesDocument();
     if (m === "POST" && path === "/stats/reset") {
       await this.ctx.storage.delete("stats");
+      await this.clearWrites(); // the outcome writes' counts too (they are calls)
       // The budget's per-window accounting too (not the counts the budget enforces).
       const windows = [...(await this.ctx.storage.list({ prefix: "window:" })).keys()];
       for (let i = 0; i < windows.length; i += 128) await this.ctx.storage.delete(windows.slice(i, i + 128));
@@ -731,21 +889,21 @@ export class KustomerState extends DurableObject {
     a.rev = (a.rev ?? 0) + 1;
     await this.putRecords(rec.org, [conversation]);
 
-    const settings = await this.settings(rec.org, origin);
-    const event = {
-      id: crypto.randomUUID().replaceAll("-", "").slice(0, 24),
-      name: "kustomer.conversation.update",
-      org: rec.org,
-      orgName: ORG_NAMES[rec.org] ?? rec.org,
-      partition: rec.org,
-      createdAt: now,
-      data: conversation,
-      changes: { attributes: { status: { op: "replace", before, after } }, relationships: {} },
-      meta: { customChanged: isObject(edits.custom) },
-    };
+    const changes = { attributes: { status: { op: "replace", before, after } }, relationships: {} };
+    const event = updateEvent(rec.org, conversation, changes, now, isObject(edits.custom));
+    const edge = await this.postToEdge(rec.org, event, origin);
+    return json(edge.status ? 200 : 502, { conversation: { data: conversation }, edge });
+  }
+
+  /**
+   * Posts a `kustomer.conversation.update` event to the edge with the org's settings as headers,
+   * as the app's workflow action does: {status, body} of the edge's answer, or {status: 0, error}.
+   */
+  async postToEdge(org, event, origin) {
+    if (!this.env.EDGE) return { status: 0, error: "No EDGE service binding: bind the edge worker as EDGE to call it." };
+    const settings = await this.settings(org, origin);
     const headers = { "content-type": "application/json", ...settingHeaders(settings) };
     if (!settings.stellaApiUrl) headers["x-stella-api-url"] = `${origin}/sandbox/stella`;
-
     try {
       const res = await this.env.EDGE.fetch("http://edge/v1/kustomer/conversation-closed", {
         method: "POST",
@@ -759,10 +917,50 @@ export class KustomerState extends DurableObject {
       } catch {
         body = text;
       }
-      return json(200, { conversation: { data: conversation }, edge: { status: res.status, body } });
+      return { status: res.status, body };
     } catch (e) {
-      return json(502, { conversation: { data: conversation }, edge: { status: 0, error: String(e?.message ?? e) } });
+      return { status: 0, error: String(e?.message ?? e) };
     }
+  }
+
+  // ---- outcome writes ------------------------------------------------------------------------
+
+  /**
+   * Counts one PATCH call (every one, rejected too, as the budget does) or one applied write.
+   * Each conversation's count is its own stored value, so a run over many conversations never
+   * outgrows one.
+   */
+  async countWrite({ conversation, applied = false }) {
+    const totals = (await this.ctx.storage.get("writes")) ?? { total: 0, applied: 0 };
+    if (applied) totals.applied++;
+    else {
+      totals.total++;
+      const storeKey = `writes:conversation:${conversation}`;
+      await this.ctx.storage.put(storeKey, ((await this.ctx.storage.get(storeKey)) ?? 0) + 1);
+    }
+    await this.ctx.storage.put("writes", totals);
+  }
+
+  /** Keeps the latest update events PATCH fired (what changed, which workflows ran), long texts clipped. */
+  async keepUpdateEvent(entry) {
+    const events = (await this.ctx.storage.get("update-events")) ?? [];
+    events.push(clipTexts(entry));
+    await this.ctx.storage.put("update-events", events.slice(-KEPT_UPDATE_EVENTS));
+  }
+
+  /** `GET /writes`: the PATCH calls in all and by conversation, those applied, the latest events. */
+  async writesDocument() {
+    const { total, applied } = (await this.ctx.storage.get("writes")) ?? { total: 0, applied: 0 };
+    const byConversation = {};
+    const prefix = "writes:conversation:";
+    for (const [k, n] of await this.ctx.storage.list({ prefix })) byConversation[k.slice(prefix.length)] = n;
+    return json(200, { total, byConversation, applied, events: (await this.ctx.storage.get("update-events")) ?? [] });
+  }
+
+  /** Forgets the outcome writes' counts and events. */
+  async clearWrites() {
+    const keys = ["writes", "update-events", ...(await this.ctx.storage.list({ prefix: "writes:conversation:" })).keys()];
+    for (let i = 0; i < keys.length; i += 128) await this.ctx.storage.delete(keys.slice(i, i + 128));
   }
 
   // The seeded org's conversations with their customer's name, for the local home page.
@@ -895,4 +1093,93 @@ function fill(template, values) {
     const value = Object.hasOwn(values, name) ? String(values[name]) : "";
     return raw ? value : escape(value);
   });
+}
+
+const KEPT_TEXT_CHARACTERS = 200; // of each text in a kept update event
+
+// A copy with every text longer than KEPT_TEXT_CHARACTERS cut there (and marked with "…").
+function clipTexts(value) {
+  if (typeof value === "string") return [...value].length > KEPT_TEXT_CHARACTERS ? `${[...value].slice(0, KEPT_TEXT_CHARACTERS).join("")}…` : value;
+  if (Array.isArray(value)) return value.map(clipTexts);
+  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clipTexts(v)]));
+  return value;
+}
+
+// What a value is, for an error message (never the value itself: it may be long).
+const describeValue = (v) => (v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "string" ? `text of ${[...v].length} characters` : `a ${typeof v}`);
+
+/** The `kustomer.conversation.update` event (kustomer-apps.md §6) for a change of a conversation. */
+function updateEvent(org, conversation, changes, now, customChanged = Boolean(changes.attributes?.custom)) {
+  return {
+    id: crypto.randomUUID().replaceAll("-", "").slice(0, 24),
+    name: "kustomer.conversation.update",
+    org,
+    orgName: ORG_NAMES[org] ?? org,
+    partition: org,
+    createdAt: now,
+    data: conversation,
+    changes,
+    meta: { customChanged },
+  };
+}
+
+/**
+ * The names of the workflows (of the given app definitions) that an event starts: the trigger
+ * names the event and one of its transitions' conditions holds, with the event as step `1`
+ * (kustomer-apps.md §5).
+ */
+function workflowsTriggeredBy(definitions, event) {
+  const names = [];
+  for (const def of definitions) {
+    for (const workflow of Array.isArray(def?.workflows) ? def.workflows : []) {
+      const trigger = workflow?.trigger;
+      if (trigger?.eventName !== event.name || !Array.isArray(trigger.transitions)) continue;
+      const steps = { [String(trigger.id ?? "1")]: event };
+      if (trigger.transitions.some((t) => conditionHolds(t?.condition, steps))) names.push(String(workflow.name));
+    }
+  }
+  return names;
+}
+
+// A workflow condition (the ops seen in real definitions); an unknown op never holds, so the
+// sandbox runs nothing it does not understand.
+function conditionHolds(condition, steps) {
+  if (!isObject(condition)) return false;
+  const raw = Array.isArray(condition.values) ? condition.values : [];
+  const [x, y] = raw.map((v) => workflowValue(v, steps));
+  switch (condition.op) {
+    case "true":
+      return true;
+    case "and":
+      return raw.length > 0 && raw.every((c) => conditionHolds(c, steps));
+    case "or":
+      return raw.some((c) => conditionHolds(c, steps));
+    case "eq":
+      return x === y;
+    case "gt":
+      return typeof x === "number" && typeof y === "number" && x > y;
+    case "exists":
+      return x !== undefined && x !== null;
+    case "dne":
+      return x === undefined || x === null;
+    case "contains":
+      return (Array.isArray(x) || typeof x === "string") && x.includes(y);
+    case "not-contains":
+      return !((Array.isArray(x) || typeof x === "string") && x.includes(y));
+    default:
+      return false;
+  }
+}
+
+// A workflow value: `/#steps.<id>.<path>` read from the steps' outputs, anything else as it is.
+function workflowValue(value, steps) {
+  const ref = typeof value === "string" ? /^\/#steps\.(.+)$/.exec(value) : null;
+  if (!ref) return value;
+  let at = steps;
+  for (const part of ref[1].split(".")) {
+    if (!isObject(at) && !Array.isArray(at)) return undefined;
+    if (!Object.hasOwn(at, part)) return undefined;
+    at = at[part];
+  }
+  return at;
 }
