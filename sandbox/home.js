@@ -1,5 +1,5 @@
 // The local home page (development only): the sandbox's values, its conversations with their
-// cards and close buttons, and what the Agent Connect sandbox received.
+// cards and close buttons, what the Agent Connect sandbox received, and its survey outcomes.
 import { h } from "/app/app.js"; // the pages' element helper: strings are always text
 
 const $ = (id) => document.getElementById(id);
@@ -69,6 +69,7 @@ function values() {
   const api = `${location.origin}/sandbox/kustomer`;
   const rows = [
     ["Stella Connect API key", "sandbox-stella-key"],
+    ["Stella Connect API secret (survey outcomes)", "sandbox-stella-secret"],
     ["Kustomer API key", "sandbox-kustomer-key"],
     ["Kustomer API URL", api],
     ["Kustomer URL", api],
@@ -146,8 +147,98 @@ async function stellaFaults(refuse) {
 }
 $("stella-fail").addEventListener("click", () => stellaFaults($("stella-fail").getAttribute("aria-pressed") !== "true"));
 
+// Survey outcomes: the Agent Connect sandbox's Data Return records, and controls that answer a
+// survey as its customer would or give it another delivery status (a bounce).
+const stars = (record) => {
+  const options = Object.values(record.answers?.agent_star_rating?.selected_options ?? {});
+  return options.length ? `${options[0].integer_value} / 5` : "";
+};
+let surveysShown = "";
+
+async function records() {
+  const { records: list } = await json("/sandbox/stella/records");
+  const newest = [...list].reverse();
+  $("records").replaceChildren(
+    $("records").querySelector("caption"),
+    h("thead", {}, h("tr", {}, ...["Conversation", "Customer", "Delivery status", "Rating", "Comment", "Answered"].map((t) => h("th", { scope: "col" }, t)))),
+    h(
+      "tbody",
+      {},
+      ...newest.map((r) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, h("code", {}, r.ext_interaction_id ?? "")),
+          h("td", {}, r.customer?.email ?? ""),
+          h("td", {}, r.request_delivery_status),
+          h("td", {}, stars(r)),
+          h("td", {}, r.answers?.agent_star_rating?.comment ?? ""),
+          h("td", {}, r.response_received_at ? new Date(r.response_received_at).toLocaleTimeString() : ""),
+        ),
+      ),
+    ),
+  );
+  // The survey pickers change only when the list of conversations does, keeping the choice
+  // (and not moving a keyboard user's place in an open list every 2 seconds).
+  const ids = [...new Set(newest.map((r) => r.ext_interaction_id).filter(Boolean))];
+  const shown = JSON.stringify(ids);
+  if (shown === surveysShown) return;
+  surveysShown = shown;
+  for (const select of [$("answer-survey"), $("status-survey")]) {
+    const chosen = select.value;
+    select.replaceChildren(...(ids.length ? ids.map((id) => h("option", { value: id, selected: id === chosen }, id)) : [h("option", { value: "" }, "No survey received yet")]));
+  }
+}
+
+// Answers a control's POST with its message in the form's live region.
+async function control(path, body, region) {
+  region.className = "busy";
+  region.textContent = "Sending…";
+  let response;
+  try {
+    response = await fetch(`/sandbox/stella${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  } catch {
+    return { ok: false, answer: { error: "the sandbox did not answer" } };
+  }
+  const answer = await response.json().catch(() => ({}));
+  await records();
+  return { ok: response.ok, answer };
+}
+
+function say(region, ok, message) {
+  region.className = ok ? "ok" : "error";
+  region.textContent = message;
+}
+
+$("answer-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const id = form.get("survey");
+  const region = $("answer-status");
+  if (!id) return say(region, false, "No survey to answer yet: close a conversation first.");
+  const comment = form.get("comment").trim();
+  const rating = Number(form.get("rating"));
+  const { ok, answer } = await control("/responses", { ext_interaction_id: id, rating, ...(comment ? { comment } : {}) }, region);
+  say(region, ok, ok ? `${id}: answered with ${rating} of 5 stars${comment ? " and a comment" : ""}.` : `${id}: not answered: ${answer.error ?? "the sandbox refused it"}`);
+});
+
+$("status-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const id = form.get("survey");
+  const status = form.get("status");
+  const region = $("status-result");
+  if (!id) return say(region, false, "No survey yet: close a conversation first.");
+  const { ok, answer } = await control("/delivery-status", { ext_interaction_id: id, status }, region);
+  say(region, ok, ok ? `${id}: delivery status is now "${status}".` : `${id}: not changed: ${answer.error ?? "the sandbox refused it"}`);
+});
+
 values();
 directory();
 conversations();
 requests();
-setInterval(requests, 2000);
+records();
+setInterval(() => {
+  requests();
+  records();
+}, 2000);
