@@ -16,6 +16,7 @@ pub mod kustomer;
 pub mod manifest;
 pub mod redact;
 pub mod response;
+pub mod roster;
 pub mod settings;
 pub mod stella;
 pub mod timestamp;

@@ -329,6 +329,15 @@ fn commands(edge: &str) -> Vec<Value> {
             &[],
             all,
         ),
+        // The agent's card: is the agent on Agent Connect's roster for this channel?
+        command(
+            "agent-profile",
+            "Check an agent's Agent Connect profile",
+            "post",
+            "/v1/roster",
+            &[],
+            check,
+        ),
     ]
 }
 

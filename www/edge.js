@@ -121,6 +121,8 @@ export class OrgScheduler extends DurableObject {
   /** RPC from the gateway: a command as JSON text; the reply as the worker answers it. */
   command(command) {
     const reply = this.scheduler.command(command);
+    // The roster waits on Agent Connect: its reply is a Promise, and it changes no alarm.
+    if (reply instanceof Promise) return reply;
     const alarm = this.arm();
     return alarm ? alarm.then(() => reply) : reply; // most closes change no alarm: no await
   }

@@ -26,7 +26,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// has accepted the Kustomer key (cached per key), stopping at the first refusal. A caller
     /// without a key reaches only its address's bucket, and a burst of guessed Stella keys stops
     /// at the Kustomer key's bucket.
-    async fn rate_limited(&self, r: &Incoming<'_>, settings: &Settings) -> Option<Reply> {
+    pub(super) async fn rate_limited(
+        &self,
+        r: &Incoming<'_>,
+        settings: &Settings,
+    ) -> Option<Reply> {
         // Cloudflare sets cf-connecting-ip itself; elsewhere (locally) there is no address.
         let address = (r.header)(super::CLIENT_ADDRESS_HEADER)
             .map(|ip| ip.trim().to_owned())
@@ -204,7 +208,9 @@ impl KeyCheck {
 
 impl<T: Transport, R: Router> Gateway<T, R> {
     /// "Check connection": whether Kustomer accepts the Kustomer key and lets it read tags, and
-    /// whether Stella accepts the Stella key. Both are asked at once; nothing is sent.
+    /// whether Stella accepts the Stella key; nothing is sent. With an API secret, also the
+    /// org's agents without an active profile (`roster`), and the secret itself (a field error
+    /// on it when Agent Connect refuses it).
     pub(super) async fn check_connection(&self, r: &Incoming<'_>) -> Reply {
         let body = match r.body.trim() {
             "" => Value::Null,
@@ -213,10 +219,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 Err(e) => return Reply::json(400, json!({ "error": e })),
             },
         };
-        let settings = match typed_settings(&body).and_then(|typed| self.settings_typed(r, typed)) {
-            Ok((_, settings)) => settings,
-            Err(reply) => return reply,
-        };
+        let (stored, settings) =
+            match typed_settings(&body).and_then(|typed| self.settings_typed(r, typed)) {
+                Ok(both) => both,
+                Err(reply) => return reply,
+            };
         if let Some(reply) = self.rate_limited(r, &settings).await {
             return reply;
         }
@@ -231,10 +238,17 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "Checked once Kustomer accepts the Kustomer API key.",
             )
         };
-        Reply::json(
-            200,
-            json!({ "ok": kustomer.ok && stella.ok, "kustomer": kustomer, "stella": stella }),
-        )
+        let ok = kustomer.ok && stella.ok;
+        let mut answer = json!({ "ok": ok, "kustomer": kustomer, "stella": stella });
+        if ok && settings.stella_api_secret.is_some() {
+            let (roster, field) = self.check_roster(stored, &settings, r.now_ms).await;
+            answer["roster"] = roster;
+            if let Some(field) = field {
+                answer["ok"] = json!(false);
+                answer["fields"] = json!([field]);
+            }
+        }
+        Reply::json(200, answer)
     }
 
     async fn check_kustomer(&self, settings: &Settings, now_ms: i64) -> KeyCheck {

@@ -15,11 +15,13 @@
 //!   anything reaches Stella, and are rate-limited per key and per client address.
 //!
 //! One file per job: `close.rs` (a conversation closed), `keys.rs` (check connection, preview,
-//! and their rate limits), `log.rs` (the delivery log, resends, the app secret).
+//! and their rate limits), `log.rs` (the delivery log, resends, the app secret), `roster.rs`
+//! (agents' Agent Connect profiles).
 
 mod close;
 mod keys;
 mod log;
+mod roster;
 
 pub use close::Step;
 
@@ -84,6 +86,7 @@ enum Route<'a> {
     Resend(&'a str),
     ResendMany,
     AppSecret,
+    Roster,
     Health,
     /// A route that exists, with another method.
     WrongMethod,
@@ -100,6 +103,7 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ("POST", ["v1", "deliveries", "resend"]) => Route::ResendMany,
         ("POST", ["v1", "deliveries", id, "resend"]) => Route::Resend(id),
         ("POST", ["v1", "app-secret"]) => Route::AppSecret,
+        ("POST", ["v1", "roster"]) => Route::Roster,
         ("GET", ["healthz"]) => Route::Health,
         (
             _,
@@ -107,6 +111,7 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
             | ["v1", "preview"]
             | ["v1", "settings", "check"]
             | ["v1", "app-secret"]
+            | ["v1", "roster"]
             | ["v1", "deliveries", ..],
         ) => Route::WrongMethod,
         _ => Route::NotFound,
@@ -123,6 +128,7 @@ pub fn body_limit(method: &str, path: &str) -> usize {
         Route::Close | Route::Preview => MAX_INPUT_BYTES,
         Route::Check => MAX_TYPED_SETTINGS_BYTES,
         Route::ResendMany => MAX_RESEND_BODY_BYTES,
+        Route::Roster => roster::MAX_ROSTER_BODY_BYTES,
         _ => 0,
     }
 }
@@ -193,6 +199,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Route::Resend(id) => self.resend(&r, id).await,
             Route::ResendMany => self.resend_many(&r).await,
             Route::AppSecret => self.set_app_secret(&r).await,
+            Route::Roster => self.roster(&r).await,
             Route::Health => Reply::json(200, json!({"ok": true})),
             Route::WrongMethod => Reply::error(
                 ErrorCode::MethodNotAllowed,

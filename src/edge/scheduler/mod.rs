@@ -89,6 +89,12 @@ pub enum Command {
         /// it does not know.
         admin: bool,
     },
+    /// Agents' standings against the org's cached Agent Connect roster (read when missing):
+    /// asynchronous, through [`Scheduler::command_async`].
+    Roster {
+        /// The credentials and the agents.
+        query: super::roster::RosterQuery,
+    },
 }
 
 /// The most jobs one alarm works through before handing back (the alarm is set again at once).
@@ -214,6 +220,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 new,
                 admin,
             } => self.set_secret(&org, current.as_deref(), new, admin),
+            Command::Roster { .. } => Ok(Reply::error(
+                ErrorCode::InvalidCommand,
+                "The roster waits on Agent Connect: it is answered by command_async.",
+            )),
         };
         result.unwrap_or_else(|e| Reply::error(ErrorCode::StorageError, e))
     }

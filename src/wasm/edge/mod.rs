@@ -313,10 +313,16 @@ impl JsScheduler {
     }
 
     /// Handles a command from the gateway (JSON text): its reply as the worker entry answers
-    /// it, `{status, body, retryAfter?}` with the body as JSON text.
-    #[wasm_bindgen(unchecked_return_type = "EdgeReply")]
+    /// it, `{status, body, retryAfter?}` with the body as JSON text; a Promise of it for the
+    /// one command that waits on the network (the roster), so every other stays synchronous.
+    #[wasm_bindgen(unchecked_return_type = "EdgeReply | Promise<EdgeReply>")]
     pub fn command(&self, command: &str) -> JsValue {
         let reply = match serde_json::from_str::<Command>(command) {
+            Ok(c @ Command::Roster { .. }) => {
+                let inner = self.inner.clone();
+                let reply = async move { Ok(reply_to_js(&inner.command_async(c).await)) };
+                return future_to_promise(reply).into();
+            }
             Ok(c) => self.inner.command(c),
             Err(e) => Reply::error(ErrorCode::InvalidCommand, e.to_string()),
         };

@@ -1,0 +1,317 @@
+//! Reading the roster: every page of Agent Connect's `GET /v2/employees` for an org, within the
+//! org's Agent Connect pace, and the org's Kustomer users to hold against it. Each call is one
+//! request through the transport given, so the paced one stops a read that would overrun the
+//! org's minute.
+
+use super::job::StoredSettings;
+use super::kustomer_api::{interpret, Failure, FetchError};
+use super::returns::{self, EMPLOYEES_PATH};
+use super::seal::Sealer;
+use super::{Request, Transport};
+use crate::error::codes;
+use crate::kustomer::{self, At};
+use crate::roster::{self, Roster};
+use crate::settings::{Secret, Settings};
+use serde::{Deserialize, Serialize};
+
+/// Employees asked for per page: the contract's most.
+pub const PAGE_SIZE: u32 = 500;
+/// Pages read at most (10,000 employees): past that the read fails rather than spend the
+/// org's Agent Connect minute on one roster.
+pub const MAX_PAGES: usize = 20;
+/// How long a roster is kept: it is read again once a day.
+pub const ROSTER_TTL_MS: i64 = 24 * 3_600_000;
+/// Kustomer users asked for per page: Kustomer's most.
+pub const USERS_PAGE_SIZE: u32 = 100;
+/// Pages of Kustomer users read at most, for "Check connection".
+pub const MAX_USER_PAGES: u32 = 5;
+/// The service's name in messages.
+const AGENT_CONNECT: &str = "Agent Connect";
+/// A 401 or 403 from the employee list: the key or the secret is wrong (the key alone is
+/// checked by "Check connection"'s probe, so it is most often the secret).
+pub const CREDENTIALS_REFUSED: &str = "Agent Connect refused the API key or secret.";
+
+codes! {
+    /// Why the roster could not be had.
+    pub enum RosterError {
+        /// Agent Connect refused the API key or secret (401/403).
+        SecretRejected = "stella_secret_rejected",
+        /// Agent Connect did not answer, or answered 5xx or 429: try later.
+        Unavailable = "stella_unavailable",
+        /// The org's Agent Connect minute is spent: try after `Retry-After`.
+        Paced = "stella_paced",
+        /// Agent Connect's answer could not be read, or lists more than the app reads.
+        InvalidResponse = "stella_invalid_response",
+        /// Another refusal.
+        Rejected = "stella_error",
+    }
+}
+
+impl RosterError {
+    /// The HTTP status the edge answers with.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::SecretRejected | Self::InvalidResponse | Self::Rejected => 502,
+            Self::Unavailable => 503,
+            Self::Paced => 429,
+        }
+    }
+}
+
+/// The roster's cache key for these credentials: a keyed fingerprint of the Stella API URL, key
+/// and secret, so a caller reads only the roster of credentials it holds, and a forged key
+/// (refused by Agent Connect, so never cached) cannot replace the org's. `None` without a secret.
+pub fn cache_key(sealer: &Sealer, settings: &Settings) -> Option<String> {
+    let secret = settings.stella_api_secret.as_ref()?;
+    let text = format!(
+        "roster\n{}\n{}\n{}",
+        settings.stella_api_url,
+        settings.stella_api_key.expose(),
+        secret.expose()
+    );
+    Some(format!("roster:{}", sealer.fingerprint(&text)))
+}
+
+/// The statuses other than `active` (the contract's `status` filter): the list's answer does
+/// not carry an employee's status, so those listed under each are asked for by it.
+pub const INACTIVE_STATUSES: [&str; 5] = [
+    "unapproved",
+    "deactivated",
+    "pending review",
+    "confirmed",
+    "created",
+];
+
+/// The org's roster: every page of the employee list, `PAGE_SIZE` at a time, at most
+/// `MAX_PAGES`; then, unless the answers said each employee's status, the employees listed under
+/// each of [`INACTIVE_STATUSES`] (a page or so each). A page the transport would not send (the
+/// org's pace) stops the read: [`Failure::Paced`]. Errors carry no key, secret or token.
+pub async fn fetch_roster<T: Transport>(
+    transport: &T,
+    settings: &Settings,
+    now_ms: i64,
+) -> Result<Roster, Failure> {
+    let mut employees = read_list(transport, settings, now_ms, None).await?;
+    if employees.iter().any(|e| e.status.is_none()) {
+        for status in INACTIVE_STATUSES {
+            let listed = read_list(transport, settings, now_ms, Some(status)).await?;
+            for found in listed {
+                if let Some(e) = employees.iter_mut().find(|e| e.email == found.email) {
+                    e.status = Some(status.to_owned());
+                }
+            }
+        }
+    }
+    Ok(Roster::new(employees, now_ms))
+}
+
+/// Every page of the employee list, or of those with `status`.
+async fn read_list<T: Transport>(
+    transport: &T,
+    settings: &Settings,
+    now_ms: i64,
+    status: Option<&str>,
+) -> Result<Vec<roster::Employee>, Failure> {
+    let fatal = |code, message: &str| Failure::Fatal {
+        code,
+        message: message.to_owned(),
+    };
+    let secret = settings.stella_api_secret.as_ref().ok_or_else(|| {
+        fatal(
+            FetchError::RequestRefused,
+            "No Stella Connect API secret is set: the roster is not read.",
+        )
+    })?;
+    let token = returns::token(secret, now_ms).unwrap_or_else(|| Secret::new(String::new()));
+    let keys = [
+        settings.stella_api_key.expose(),
+        secret.expose(),
+        token.expose(),
+    ];
+    let keys: Vec<&str> = keys.into_iter().filter(|k| !k.is_empty()).collect();
+    let mut fixed = vec![("number_of_employees".to_owned(), PAGE_SIZE.to_string())];
+    fixed.extend(status.map(|s| ("status".to_owned(), s.to_owned())));
+    let mut query = fixed.clone();
+    let mut asked = Vec::new();
+    let mut employees = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let pairs: Vec<(&str, String)> =
+            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let request = returns::get(settings, EMPLOYEES_PATH, &pairs, now_ms).ok_or_else(|| {
+            fatal(
+                FetchError::RequestRefused,
+                "The request to Agent Connect cannot be signed.",
+            )
+        })?;
+        let result = transport.send(request).await;
+        if matches!(&result, Ok(r) if r.status == 401 || r.status == 403) {
+            return Err(fatal(FetchError::Rejected, CREDENTIALS_REFUSED));
+        }
+        let answer = interpret(result, now_ms, AGENT_CONNECT, &keys)?;
+        let page = kustomer::from_json(&answer.body)
+            .and_then(|doc| roster::parse_page(&doc))
+            .map_err(|e| Failure::Fatal {
+                code: FetchError::InvalidResponse,
+                message: format!("Agent Connect's employee list: {e}"),
+            })?;
+        let empty = page.employees.is_empty();
+        employees.extend(page.employees);
+        asked.push(query);
+        let Some(mut next) = page.next else {
+            return Ok(employees);
+        };
+        for pair in &fixed {
+            if !next.iter().any(|(k, _)| *k == pair.0) {
+                next.push(pair.clone());
+            }
+        }
+        // A page that adds nothing, or names a page already read, would never end.
+        if empty || asked.contains(&next) {
+            return Err(fatal(
+                FetchError::InvalidResponse,
+                "Agent Connect's employee list pages back to a page already read.",
+            ));
+        }
+        query = next;
+    }
+    Err(fatal(
+        FetchError::InvalidResponse,
+        &format!(
+            "Agent Connect lists more than {} employees: the app reads at most {MAX_PAGES} pages of {PAGE_SIZE}.",
+            MAX_PAGES as u32 * PAGE_SIZE
+        ),
+    ))
+}
+
+/// A read failure as the roster's code and words.
+pub fn failure_reply(failure: &Failure) -> (RosterError, String) {
+    match failure {
+        Failure::Paced => (
+            RosterError::Paced,
+            "The org's Agent Connect calls for this minute are spent: try again in a minute.".into(),
+        ),
+        Failure::Retry { message, .. } => (
+            RosterError::Unavailable,
+            format!("Agent Connect could not be reached: {message}"),
+        ),
+        Failure::Fatal { code, message } => match code {
+            FetchError::Rejected if message == CREDENTIALS_REFUSED => (
+                RosterError::SecretRejected,
+                format!("{CREDENTIALS_REFUSED} Copy the Stella Connect API key and secret again from Agent Connect's settings."),
+            ),
+            FetchError::InvalidResponse => (RosterError::InvalidResponse, message.clone()),
+            _ => (RosterError::Rejected, message.clone()),
+        },
+    }
+}
+
+/// A Kustomer user, as "Check connection" holds them against the roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// Their email (the users without one are left out).
+    pub email: String,
+    /// Their name, for the words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The org's Kustomer users with an email: `GET {kustomerApiUrl}/v1/users`, `USERS_PAGE_SIZE` a
+/// page, at most `MAX_USER_PAGES` pages (then the first ones only).
+pub async fn kustomer_agents<T: Transport>(
+    transport: &T,
+    settings: &Settings,
+    now_ms: i64,
+) -> Result<Vec<Agent>, Failure> {
+    let key = settings.kustomer_api_key.expose();
+    let mut agents = Vec::new();
+    for page in 1..=MAX_USER_PAGES {
+        let mut url = url::Url::parse(&settings.kustomer_api_url).map_err(|_| Failure::Fatal {
+            code: FetchError::InvalidUrl,
+            message: "The Kustomer API URL cannot take a path.".into(),
+        })?;
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["v1", "users"]);
+        }
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("pageSize", &USERS_PAGE_SIZE.to_string());
+        let request = Request::get(url.into())
+            .credential("authorization", Secret::new(format!("Bearer {key}")));
+        let answer = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
+        let doc = kustomer::from_json(&answer.body).map_err(|e| Failure::Fatal {
+            code: FetchError::InvalidResponse,
+            message: format!("Kustomer's users: {e}"),
+        })?;
+        let (found, more) = read_users(&doc).map_err(|e| Failure::Fatal {
+            code: FetchError::InvalidResponse,
+            message: format!("Kustomer's users: {e}"),
+        })?;
+        let empty = found.is_empty();
+        agents.extend(found);
+        if !more || empty {
+            break;
+        }
+    }
+    Ok(agents)
+}
+
+/// A page of Kustomer's users: those with an email (name from `displayName` or `name`), and
+/// whether `links.next` names another page.
+fn read_users(doc: &serde_json::Value) -> Result<(Vec<Agent>, bool), crate::InputError> {
+    let root = At::root(doc);
+    let mut agents = Vec::new();
+    for user in root.get("data").items()? {
+        let attrs = user.get("attributes");
+        attrs.opt_object()?;
+        let Some(email) = attrs.get("email").opt_string()? else {
+            continue;
+        };
+        let email = email.trim().to_owned();
+        if email.is_empty() {
+            continue;
+        }
+        let name = match attrs.get("displayName").opt_string()? {
+            Some(n) if !n.trim().is_empty() => Some(n.trim().to_owned()),
+            _ => attrs
+                .get("name")
+                .opt_string()?
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty()),
+        };
+        agents.push(Agent { email, name });
+    }
+    let links = root.get("links");
+    links.opt_object()?;
+    let more = links
+        .get("next")
+        .opt_string()?
+        .is_some_and(|n| !n.trim().is_empty());
+    Ok((agents, more))
+}
+
+/// The most agents one roster command assesses (five pages of Kustomer users).
+pub const MAX_AGENTS: usize = 500;
+
+/// The answer without an API secret: the roster is not read.
+pub const NO_SECRET: &str =
+    "Add the Stella Connect API secret in the app's settings to check agents' Agent Connect profiles.";
+
+/// What the gateway asks of the org's roster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RosterQuery {
+    /// The call's settings (validated by the gateway): the Stella API URL, key and secret name
+    /// the roster, and are what it is read with.
+    pub settings: StoredSettings,
+    /// The agents to assess.
+    #[serde(default)]
+    pub agents: Vec<Agent>,
+    /// The conversation's Agent Connect channel, if one is asked about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Whether to read the roster from Agent Connect when none is cached; without, a missing
+    /// roster is answered `{notCached: true}` (the gateway then applies its key-check limit and
+    /// asks again with `fetch`).
+    #[serde(default)]
+    pub fetch: bool,
+}

@@ -1,0 +1,118 @@
+//! The org's cached roster: read from Agent Connect at most once a day per set of credentials,
+//! within the org's Agent Connect pace, and agents assessed against it
+//! ([`crate::roster::assess`]). The only command that waits on the network, so it has its own
+//! asynchronous entry, [`Scheduler::command_async`].
+
+use super::{iso, Clock, Command, Scheduler};
+use crate::edge::job::StoredSettings;
+use crate::edge::outcome::ErrorCode;
+use crate::edge::roster::{self as fetch, RosterQuery, MAX_AGENTS, NO_SECRET, ROSTER_TTL_MS};
+use crate::edge::{Reply, Store, Transport};
+use crate::roster::{assess, Roster};
+use crate::settings::{self, Settings};
+use serde_json::{json, Value};
+
+impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
+    /// Handles any command: the roster's asynchronously, the others as [`Self::command`] does.
+    pub async fn command_async(&self, command: Command) -> Reply {
+        match command {
+            Command::Roster { query } => self.roster(query).await,
+            other => self.command(other),
+        }
+    }
+
+    /// The agents' standings against the roster of the query's credentials: cached for
+    /// [`ROSTER_TTL_MS`], else read (when `fetch`) through the org's Agent Connect pace.
+    ///
+    /// Answers `{available: true, fetchedAt, agents, standings: [{email, name?, code, standing,
+    /// message}]}`; `{available: false, message}` without an API secret; `{notCached: true}`;
+    /// or `{error: {code, message}}` ([`fetch::RosterError`]).
+    pub async fn roster(&self, query: RosterQuery) -> Reply {
+        let settings = match self.roster_settings(&query.settings) {
+            Ok(settings) => settings,
+            Err(reply) => return reply,
+        };
+        let Some(key) = fetch::cache_key(&self.sealer, &settings) else {
+            return Reply::json(200, json!({"available": false, "message": NO_SECRET}));
+        };
+        let now = self.clock.now_ms();
+        let cached =
+            (self.store.cache_get(&key, now).ok().flatten()).and_then(|t| Roster::from_json(&t));
+        let roster = match cached {
+            Some(roster) => roster,
+            None if !query.fetch => return Reply::json(200, json!({"notCached": true})),
+            None => match self.read_roster(&settings, &key, now).await {
+                Ok(roster) => roster,
+                Err(reply) => return reply,
+            },
+        };
+        let channel = query.channel.as_deref();
+        let standings: Vec<Value> = (query.agents.iter().take(MAX_AGENTS))
+            .map(|agent| {
+                let standing = assess(&roster, &agent.email, agent.name.as_deref(), channel);
+                json!({
+                    "email": agent.email,
+                    "name": agent.name,
+                    "code": standing.code,
+                    "standing": standing.standing,
+                    "message": standing.message,
+                })
+            })
+            .collect();
+        Reply::json(
+            200,
+            json!({
+                "available": true,
+                "fetchedAt": iso(roster.fetched_ms),
+                "agents": roster.len(),
+                "standings": standings,
+            }),
+        )
+    }
+
+    fn roster_settings(&self, stored: &StoredSettings) -> Result<Settings, Reply> {
+        let raw: Value = serde_json::from_str(&stored.0).map_err(|_| {
+            Reply::error(
+                ErrorCode::InvalidCommand,
+                "The roster's settings are not JSON.",
+            )
+        })?;
+        settings::validate_settings(&raw, self.validation()).map_err(|fields| {
+            Reply::json(
+                400,
+                json!({"error": crate::InputError::invalid_settings(fields)}),
+            )
+        })
+    }
+
+    /// Reads and caches the roster; the reply for a failure (nothing is cached then).
+    async fn read_roster(&self, settings: &Settings, key: &str, now: i64) -> Result<Roster, Reply> {
+        let storage = |e: String| Reply::error(ErrorCode::StorageError, e);
+        let result = {
+            let paced = self.paced_stella().map_err(storage)?;
+            fetch::fetch_roster(&paced, settings, now).await
+        };
+        self.save_stella_pace().map_err(storage)?;
+        match result {
+            Ok(roster) => {
+                // A cache write that fails costs a read tomorrow's way, nothing more.
+                let _ = self
+                    .store
+                    .cache_put(key, &roster.to_json(), now + ROSTER_TTL_MS);
+                Ok(roster)
+            }
+            Err(failure) => {
+                let (code, message) = fetch::failure_reply(&failure);
+                let mut reply = Reply::json(
+                    code.status(),
+                    json!({"error": {"code": code, "message": message}}),
+                );
+                if code == fetch::RosterError::Paced {
+                    let wait = self.stella_window().map_or(60_000, |at| at - now);
+                    reply.retry_after = Some(((wait.max(1000) + 999) / 1000) as u32);
+                }
+                Err(reply)
+            }
+        }
+    }
+}
