@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of the settings parser, the event parser and
-# the Kustomer record parsers: each target in fuzz/fuzz_targets/ runs for a fixed number of
-# executions, then a table says how it went. Exits non-zero when a target crashes, naming the
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of the settings parser, the event parser, the
+# Kustomer record parsers and the Data Return record reader: each target in fuzz/fuzz_targets/
+# runs for a fixed number of executions, then a table says how it went. Exits non-zero when a target crashes, naming the
 # input that did it.
 #
 #   RUNS=100000               executions per target (default 100000); RUNS_<target>=… for one
-#   FUZZ_TARGETS="settings event records"   which targets, in this order (default: all three)
+#   FUZZ_TARGETS="settings event records outcome"   which targets, in this order (default: all four)
 #   MAX_LEN=65536             longest input libFuzzer makes, in bytes
 #   FUZZ_SANITIZER=none       cargo-fuzz's sanitizer: none by default, as the crate has no
 #                             `unsafe` and AddressSanitizer makes the targets 5 times slower
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 RUNS="${RUNS:-100000}"
-FUZZ_TARGETS="${FUZZ_TARGETS:-settings event records}"
+FUZZ_TARGETS="${FUZZ_TARGETS:-settings event records outcome}"
 MAX_LEN="${MAX_LEN:-65536}"
 FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}"
 CARGO_FUZZ_VERSION=0.13.2

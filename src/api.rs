@@ -9,6 +9,7 @@ use crate::http;
 use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
 use crate::settings::{self, Settings, ValidationOptions};
 use crate::stella::{self, FeedbackRequest};
+use crate::survey_outcome::{self, SurveyOutcome};
 use crate::timestamp::Instant;
 use serde::Serialize;
 use serde_json::Value;
@@ -304,5 +305,36 @@ fn optional<T>(
         Ok(None)
     } else {
         parse(value).map(Some).map_err(|e| e.within(name))
+    }
+}
+
+/// `readSurveyOutcome` → `{ok: true, outcome}` or `{ok: false, error}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OutcomeRead {
+    /// What became of the survey.
+    Outcome {
+        /// Always `true`.
+        ok: bool,
+        /// The record's outcome.
+        outcome: Box<SurveyOutcome>,
+    },
+    /// The record was malformed.
+    Error {
+        /// Always `false`.
+        ok: bool,
+        /// What was wrong, with its JSON path.
+        error: InputError,
+    },
+}
+
+/// Reads one record of Agent Connect's Data Return API (`GET /v2/data`) into its outcome.
+pub fn read_survey_outcome(record: &Value) -> OutcomeRead {
+    match survey_outcome::read_record(record) {
+        Ok(record) => OutcomeRead::Outcome {
+            ok: true,
+            outcome: Box::new(record.outcome),
+        },
+        Err(error) => OutcomeRead::Error { ok: false, error },
     }
 }

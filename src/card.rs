@@ -9,8 +9,10 @@ use crate::decision::{self, AsIfClosed, Decision, Skip, SurveyInput};
 use crate::error::FieldError;
 use crate::kustomer::{app_attribute_key, APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE};
 use crate::settings::Settings;
+use crate::survey_outcome::{self as outcome, DeliveryStatus};
 use crate::timestamp::{self, Instant};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// Where the conversation's survey stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,6 +61,10 @@ pub struct CardView {
     /// The `custom` attributes the switch writes: the app's, and the plain one of the manual
     /// setup when the conversation has it, so both readings agree.
     pub do_not_send_keys: Vec<String>,
+    /// What Agent Connect reported for the survey, once the edge has written it onto the
+    /// conversation's attributes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<CardOutcome>,
 }
 
 /// Who gets the survey, about whom, on which channel.
@@ -100,6 +106,7 @@ pub fn explain(
         resurvey: String::new(),
         do_not_send: conversation.do_not_send(),
         do_not_send_keys,
+        outcome: read_outcome(&conversation.custom),
     };
     let settings = match settings {
         Ok(s) => s,
@@ -203,6 +210,110 @@ pub fn explain(
     };
     view.survey = Some(survey);
     view
+}
+
+/// The survey's outcome for the card's "What happened": one line, `lead`, then `at` shown as a
+/// time in the agent's own zone and format (the card formats times), then `tail`; such as
+/// "Survey sent" · Tue 14:02 · " · rated 4 of 5: “Quick and kind”".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardOutcome {
+    /// What Agent Connect did with the request.
+    pub status: DeliveryStatus,
+    /// The line's start.
+    pub lead: String,
+    /// The time to show after `lead` (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The line's end, after the time; may be empty.
+    pub tail: String,
+    /// The agent's star rating, 1 to 5.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<u8>,
+    /// The rating as stars ("★★★★☆"), decoration only: `rating_text` says it in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stars: Option<String>,
+    /// The rating in words ("rated 4 of 5").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating_text: Option<String>,
+    /// The customer's comment, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// Reads the outcome attributes ([`survey_outcome::ATTRIBUTES`](crate::survey_outcome::ATTRIBUTES))
+/// from a conversation's `custom`; `None` when the edge has written none. Lenient: a value of
+/// the wrong type counts as absent, and a status code this build does not know as unknown.
+pub fn read_outcome(custom: &Map<String, Value>) -> Option<CardOutcome> {
+    let get = |name: &str| custom.get(&outcome::attribute_key(name));
+    let text = |name: &str| {
+        get(name)
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty())
+    };
+    let time = |name: &str| text(name).and_then(timestamp::parse).map(timestamp::format);
+    let status = text(outcome::DELIVERY_STATUS_ATTRIBUTE)
+        .map(|code| DeliveryStatus::from_code(code).unwrap_or(DeliveryStatus::Unknown));
+    // Kustomer may give a number back as 4 or 4.0.
+    let rating = get(outcome::RATING_ATTRIBUTE)
+        .and_then(Value::as_f64)
+        .filter(|r| r.fract() == 0.0 && (1.0..=5.0).contains(r))
+        .map(|r| r as u8);
+    let comment = text(outcome::COMMENT_ATTRIBUTE).map(str::to_owned);
+    let sent_at = time(outcome::SENT_AT_ATTRIBUTE);
+    let responded_at = time(outcome::RESPONDED_AT_ATTRIBUTE);
+    let answered = rating.is_some() || responded_at.is_some() || comment.is_some();
+    if status.is_none() && !answered {
+        return None;
+    }
+    let status = status.unwrap_or(DeliveryStatus::Sent);
+    let quoted = comment
+        .as_deref()
+        .map_or(String::new(), |c| format!(": “{c}”"));
+    let rating_text = rating.map(|r| format!("rated {r} of 5"));
+    let (lead, at, tail) = if answered {
+        let tail = match &rating_text {
+            Some(rated) => format!(" · {rated}{quoted}"),
+            None => format!(" · answered without a rating{quoted}"),
+        };
+        match sent_at {
+            Some(at) => ("Survey sent".to_owned(), Some(at), tail),
+            None => ("Survey answered".to_owned(), responded_at, tail),
+        }
+    } else {
+        match status {
+            DeliveryStatus::Sent => ("Survey sent".into(), sent_at, " · not answered yet".into()),
+            DeliveryStatus::SoftBounce => (
+                "Survey sent".into(),
+                sent_at,
+                format!(" · not delivered yet: {}", status.words()),
+            ),
+            DeliveryStatus::HardBounce => (
+                format!("Not delivered: {}", status.words()),
+                None,
+                String::new(),
+            ),
+            DeliveryStatus::Unknown => (
+                format!("Survey status unknown: {}", status.words()),
+                None,
+                String::new(),
+            ),
+            _ => (format!("Not sent: {}", status.words()), None, String::new()),
+        }
+    };
+    Some(CardOutcome {
+        status,
+        lead,
+        at,
+        tail,
+        rating,
+        stars: rating.map(|r| {
+            let r = usize::from(r);
+            "★".repeat(r) + &"☆".repeat(5 - r)
+        }),
+        rating_text,
+        comment,
+    })
 }
 
 /// A delay in the largest whole unit that fits: `86400` → "1 day", `90` → "90 seconds".

@@ -19,6 +19,7 @@ pub mod response;
 pub mod roster;
 pub mod settings;
 pub mod stella;
+pub mod survey_outcome;
 pub mod timestamp;
 pub mod wasm;
 

@@ -10,6 +10,7 @@ use crate::edge::deliveries::PARAMETERS;
 use crate::edge::setting_header;
 use crate::kustomer::{APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE};
 use crate::settings::{self, FieldDef, FieldKind, APP_SECRET, FIELDS};
+use crate::survey_outcome;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
@@ -136,13 +137,22 @@ pub fn definition(edge_url: &str) -> Value {
         "i18n": {"en_us": i18n},
         "klasses": [{
             "name": "conversation",
-            "metadata": {"standard": true, "properties": {DO_NOT_SEND_ATTRIBUTE: {"displayName": ATTRIBUTE_LABEL}}},
+            "metadata": {"standard": true, "properties": conversation_attributes()},
         }],
         "kviews": [kview],
         "actions": [action],
         "commands": commands,
         "workflows": [workflow],
     })
+}
+
+/// The attributes the app adds to conversations: the agent's "do not send" switch, and the
+/// survey's outcome as the edge writes it back, so admins can report and build rules on it.
+fn conversation_attributes() -> Map<String, Value> {
+    std::iter::once((DO_NOT_SEND_ATTRIBUTE, ATTRIBUTE_LABEL))
+        .chain(survey_outcome::ATTRIBUTES)
+        .map(|(name, label)| (name.to_owned(), json!({"displayName": label})))
+        .collect()
 }
 
 /// The agent's card, the action that calls the edge, and the workflow that runs it on close.
@@ -548,7 +558,7 @@ fn check_settings(r: &mut Report, def: &Map<String, Value>, app: &str) {
     }
 }
 
-/// Attributes added to klasses carry their type in their name's suffix.
+/// Attributes added to klasses carry their type in their name's suffix, and a name for admins.
 fn check_attributes(r: &mut Report, def: &Map<String, Value>) {
     for (i, klass) in r.array(def, "klasses").iter().enumerate() {
         let Some(props) = klass
@@ -557,7 +567,18 @@ fn check_attributes(r: &mut Report, def: &Map<String, Value>) {
         else {
             continue;
         };
-        for name in props.keys() {
+        for (name, attribute) in props {
+            let labelled = attribute
+                .get("displayName")
+                .and_then(Value::as_str)
+                .is_some_and(|l| !l.trim().is_empty());
+            if !labelled {
+                r.add(
+                    "missing_attribute_label",
+                    format!("klasses[{i}].metadata.properties.{name}.displayName"),
+                    format!("`{name}` needs a displayName: admins see it in rules and reports."),
+                );
+            }
             let typed = ATTRIBUTE_SUFFIXES
                 .iter()
                 .any(|s| name.len() > s.len() && name.ends_with(s));

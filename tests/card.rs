@@ -226,3 +226,151 @@ fn the_card_states_the_rule_for_closing_again_after_a_survey() {
         "no rule where no survey goes out"
     );
 }
+
+/// The card with the outcome attributes the edge writes put on the conversation.
+fn card_with_outcome(custom: Value) -> Value {
+    card(input(|d| attrs(d)["custom"] = custom))
+}
+
+#[test]
+fn a_rated_survey_shows_its_stars_rating_and_comment() {
+    let card = card_with_outcome(json!({
+        "@stellaSurveyDeliveryStatusStr": "sent",
+        "@stellaSurveySentAt": "2026-11-21T14:03:13.000Z",
+        "@stellaSurveyRespondedAt": "2026-11-21T14:40:00.500Z",
+        "@stellaSurveyRatingNum": 4,
+        "@stellaSurveyCommentTxt": "Quick and \"kind\" <b>",
+    }));
+    assert_eq!(
+        card["outcome"],
+        json!({
+            "status": "sent", "lead": "Survey sent", "at": "2026-11-21T14:03:13.000Z",
+            "tail": " · rated 4 of 5: “Quick and \"kind\" <b>”",
+            "rating": 4, "stars": "★★★★☆", "ratingText": "rated 4 of 5",
+            "comment": "Quick and \"kind\" <b>",
+        })
+    );
+    // The rest of the card is as before.
+    assert_eq!(card["outlook"], "scheduled");
+}
+
+#[test]
+fn each_outcome_reads_as_one_line() {
+    let sent_at = "2026-11-21T14:03:13.000Z";
+    let cases = [
+        (
+            json!({"@stellaSurveyDeliveryStatusStr": "sent", "@stellaSurveySentAt": sent_at}),
+            ("Survey sent", Some(sent_at), " · not answered yet"),
+        ),
+        (
+            json!({"@stellaSurveyDeliveryStatusStr": "suppressed"}),
+            (
+                "Not sent: the customer is in Agent Connect's suppression period",
+                None,
+                "",
+            ),
+        ),
+        (
+            json!({"@stellaSurveyDeliveryStatusStr": "do_not_send"}),
+            ("Not sent: the conversation was marked do not send", None, ""),
+        ),
+        (
+            json!({"@stellaSurveyDeliveryStatusStr": "hard_bounce", "@stellaSurveySentAt": sent_at}),
+            (
+                "Not delivered: the customer's address does not take mail",
+                None,
+                "",
+            ),
+        ),
+        (
+            json!({"@stellaSurveyDeliveryStatusStr": "soft_bounce", "@stellaSurveySentAt": sent_at}),
+            (
+                "Survey sent",
+                Some(sent_at),
+                " · not delivered yet: the customer's mail server refused it for now; Agent Connect tries again",
+            ),
+        ),
+        (
+            json!({"@stellaSurveyDeliveryStatusStr": "something_new"}),
+            (
+                "Survey status unknown: Agent Connect reported a status this app does not know",
+                None,
+                "",
+            ),
+        ),
+        // Answered without a rating, and no send time: the answer's time is shown.
+        (
+            json!({"@stellaSurveyDeliveryStatusStr": "sent", "@stellaSurveyRespondedAt": "2026-11-21T15:40:00+01:00",
+                "@stellaSurveyCommentTxt": "Fine"}),
+            (
+                "Survey answered",
+                Some("2026-11-21T14:40:00.000Z"),
+                " · answered without a rating: “Fine”",
+            ),
+        ),
+        // A rating as Kustomer may give a number back, and no status yet.
+        (
+            json!({"@stellaSurveyRatingNum": 5.0}),
+            ("Survey answered", None, " · rated 5 of 5"),
+        ),
+    ];
+    for (custom, (lead, at, tail)) in cases {
+        let outcome = &card_with_outcome(custom.clone())["outcome"];
+        assert_eq!(outcome["lead"], lead, "{custom}");
+        assert_eq!(outcome["at"].as_str(), at, "{custom}");
+        assert_eq!(outcome["tail"], tail, "{custom}");
+    }
+}
+
+#[test]
+fn no_outcome_attributes_means_no_outcome_and_odd_values_are_ignored() {
+    assert!(card(input(|_| {})).get("outcome").is_none());
+    let odd = card_with_outcome(json!({
+        "@stellaSurveyRatingNum": 6, "@stellaSurveyCommentTxt": "  ",
+        "@stellaSurveySentAt": "soon", "@stellaSurveyRespondedAt": 12,
+        "surveyRatingNum": 5,
+    }));
+    assert!(odd.get("outcome").is_none(), "{odd}");
+    for rating in [json!(0), json!(4.5), json!("4"), json!(null)] {
+        let c = card_with_outcome(
+            json!({"@stellaSurveyDeliveryStatusStr": "sent", "@stellaSurveyRatingNum": rating}),
+        );
+        assert!(c["outcome"].get("rating").is_none(), "{c}");
+        assert!(c["outcome"].get("stars").is_none(), "{c}");
+        assert_eq!(c["outcome"]["tail"], " · not answered yet", "{c}");
+    }
+}
+
+#[test]
+fn the_card_reads_back_what_the_edge_writes() {
+    use stella_connect::survey_outcome::{conversation_custom, read_record};
+    for (status, rating) in [
+        ("Sent", Some(1)),
+        ("Sent", Some(5)),
+        ("Sent", None),
+        ("Not sent: rejected", None),
+        ("Hard bounce", None),
+    ] {
+        let mut record = json!({"uuid": "u1", "ext_interaction_id": "c1",
+            "request_delivery_status": status, "request_sent_at": "2026-11-21T14:03:13Z"});
+        if let Some(r) = rating {
+            record["answers"] =
+                json!({"agent_star_rating": {"selected_options": {"o": {"integer_value": r}}}});
+        }
+        let outcome = read_record(&record).unwrap().outcome;
+        let card = card_with_outcome(Value::Object(conversation_custom(&outcome)));
+        let shown = &card["outcome"];
+        assert_eq!(
+            shown["status"],
+            outcome.delivery_status.as_str(),
+            "{record}"
+        );
+        assert_eq!(shown["rating"].as_u64(), rating, "{record}");
+        if let Some(r) = rating {
+            let stars = shown["stars"].as_str().unwrap();
+            assert_eq!(stars.chars().filter(|c| *c == '★').count(), r as usize);
+            assert_eq!(stars.chars().count(), 5);
+            assert_eq!(shown["ratingText"], format!("rated {r} of 5"));
+        }
+    }
+}

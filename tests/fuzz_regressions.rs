@@ -58,6 +58,30 @@ fn records_seeds_and_regressions_hold() {
     assert!(replay("records", invariants::records) >= 5);
 }
 
+#[test]
+fn outcome_seeds_and_regressions_hold() {
+    assert!(replay("outcome", invariants::outcome) >= 5);
+    // The seeds reach past the first checks: a rating, a not-sent status, an unknown one.
+    let read = |name: &str| {
+        let (_, bytes) = inputs("seeds", "outcome")
+            .into_iter()
+            .find(|(path, _)| path.ends_with(name))
+            .expect(name);
+        let value: Value = serde_json::from_slice(&bytes).expect(name);
+        serde_json::to_value(api::read_survey_outcome(&value)).unwrap()
+    };
+    assert_eq!(read("rated.json")["outcome"]["rating"], 4);
+    assert_eq!(
+        read("suppressed.json")["outcome"]["deliveryStatus"],
+        "suppressed"
+    );
+    assert_eq!(
+        read("unknown-status.json")["outcome"]["deliveryStatusText"],
+        "Queued"
+    );
+    assert_eq!(read("no-uuid.json")["error"]["path"], "uuid");
+}
+
 /// The seeds reach past the first checks: valid settings, a scheduled close, a built request
 /// and a card, so the fuzzers start from the deep paths.
 #[test]

@@ -6,7 +6,8 @@
 use js_sys::{Array, Object, Reflect, JSON};
 use serde_json::{json, Value};
 use stella_connect::wasm::{
-    build_survey_request, plan_conversation_event, records_to_read, validate_settings,
+    build_survey_request, plan_conversation_event, read_survey_outcome, records_to_read,
+    validate_settings,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
@@ -194,7 +195,35 @@ fn hostile_values_give_coded_errors() {
         let records = rust(&records_to_read(v.clone()));
         assert_eq!(records["ok"], false);
         assert!(records["error"]["code"].is_string(), "{records}");
+
+        let outcome = rust(&read_survey_outcome(v.clone()));
+        assert_eq!(outcome["ok"], false);
+        assert!(outcome["error"]["code"].is_string(), "{outcome}");
     }
     // The instance is still alive after all of that.
     assert_eq!(rust(&build_survey_request(js(&survey_input())))["ok"], true);
+}
+
+#[wasm_bindgen_test]
+fn read_survey_outcome_reads_a_data_return_record() {
+    let record = json!({"uuid": "u1", "ext_interaction_id": "6560e0f1a2b3c4d5e6f70819",
+        "request_delivery_status": "Sent", "request_sent_at": "2026-11-21T09:03:13-05:00",
+        "answers": {"agent_star_rating": {"comment": "Quick", "selected_options": {"o7": {"integer_value": 5}}}}});
+    let out = read_survey_outcome(js(&record));
+    assert_eq!(
+        Object::get_prototype_of(&out),
+        Object::get_prototype_of(&Object::new()),
+        "a plain object"
+    );
+    assert_eq!(
+        rust(&out),
+        json!({"ok": true, "outcome": {"conversationId": "6560e0f1a2b3c4d5e6f70819", "uuid": "u1",
+            "deliveryStatus": "sent", "rating": 5, "comment": "Quick",
+            "sentAt": "2026-11-21T14:03:13.000Z", "isRecovery": false}})
+    );
+    // JSON text works as well; a record without its conversation is an error with its path.
+    let text = rust(&read_survey_outcome(JsValue::from_str(&record.to_string())));
+    assert_eq!(text["outcome"]["rating"], 5);
+    let missing = rust(&read_survey_outcome(js(&json!({"uuid": "u1"}))));
+    assert_eq!(missing["error"]["path"], "ext_interaction_id");
 }

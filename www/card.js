@@ -1,6 +1,7 @@
 // The agent's card beside a conversation: whether a survey will go out, to whom and when, or
 // why not (the core's decision), what actually happened (the conversation's entry in the
-// delivery log, read through the app's command), and the "do not send" switch.
+// delivery log, read through the app's command, and the survey's outcome as Agent Connect
+// reported it, which the edge writes onto the conversation), and the "do not send" switch.
 import { start, core, options, kustomer, command, describeError, h } from "./app.js";
 
 const root = document.getElementById("card");
@@ -29,15 +30,17 @@ async function load(context) {
   // The core names the records its decision reads; the customer comes with the context.
   const records = core.recordsToRead({ data: conversation });
   if (!records.ok) return unreadable(records.error);
-  const { agent, tags: tagIds } = records;
+  const { agent, tags: tagIds, brand: brandId } = records;
   try {
-    const [settings, user, tags, customer] = await Promise.all([
+    const [settings, user, tags, customer, brand] = await Promise.all([
       kustomer(Kustomer, "/v1/apps/settings").then((doc) => doc?.data?.attributes?.settings ?? {}),
       agent ? kustomer(Kustomer, `/v1/users/${encodeURIComponent(agent)}`) : null,
       tagIds.length ? kustomer(Kustomer, `/v1/tags/${tagIds.map(encodeURIComponent).join(",")}`) : null,
       context.customer ? { data: context.customer } : null,
+      // A brand not read (the path is a guess) is judged as such by the core, not a broken card.
+      brandId ? kustomer(Kustomer, `/v1/brands/${encodeURIComponent(brandId)}`).catch(() => null) : null,
     ]);
-    current = { conversation, settings, user, tags, customer };
+    current = { conversation, settings, user, tags, customer, brand };
     draw();
   } catch (e) {
     show(
@@ -48,8 +51,8 @@ async function load(context) {
 }
 
 function draw() {
-  const { conversation, settings, user, tags, customer } = current;
-  const result = core.explainConversation({ settings, conversation: { data: conversation }, customer, user, tags, options });
+  const { conversation, settings, user, tags, customer, brand } = current;
+  const result = core.explainConversation({ settings, conversation: { data: conversation }, customer, user, tags, brand, options });
   if (!result.ok) return unreadable(result.error);
   const card = result.card;
   const facts = card.survey
@@ -79,7 +82,7 @@ function draw() {
     card.resurvey && h("p", { class: "note" }, card.resurvey),
     card.outlook === "not_configured" ? null : toggle,
     message && h("p", { class: "error", role: "alert" }, message),
-    happened(),
+    happened(card.outcome),
   );
 }
 
@@ -97,9 +100,13 @@ async function readDelivery(id) {
   if (current?.conversation.id === id) draw();
 }
 
-/** What the app actually did for this conversation, in an agent's words. */
-function happened() {
-  const section = (...lines) => h("section", { class: "happened", "aria-labelledby": "happened-title" }, h("h3", { id: "happened-title" }, "What happened"), ...lines);
+/** What the app actually did for this conversation, in an agent's words: Agent Connect's
+ * outcome first when the conversation carries one (no call needed), then the delivery log. */
+function happened(outcome) {
+  const first = outcome ? outcomeLine(outcome) : null;
+  const section = (...lines) => h("section", { class: "happened", "aria-labelledby": "happened-title" }, h("h3", { id: "happened-title" }, "What happened"), first, ...lines);
+  // With an outcome, the log adds only what the outcome does not say: a later survey or a failure.
+  if (first && (delivery.loading || delivery.error || !delivery.entry || delivery.entry.state === "sent")) return section();
   if (delivery.loading) return section(h("p", { class: "muted" }, "Reading the delivery log…"));
   if (delivery.error) return section(h("p", { class: "muted" }, `The delivery log could not be read: ${delivery.error}`));
   const entry = delivery.entry;
@@ -117,6 +124,19 @@ function happened() {
   }[entry.state] ?? `${entry.state}.`;
   const detail = entry.state === "failed" && words && entry.message ? entry.message : null;
   return section(h("p", { class: `delivery ${entry.state}` }, line), detail && h("p", { class: "note" }, detail));
+}
+
+/** The core's outcome line: its words, with the time in the agent's own format; the stars are
+ * decoration, the words say the rating. */
+function outcomeLine(o) {
+  return h(
+    "p",
+    { class: `outcome ${o.status}` },
+    o.stars && h("span", { class: "stars", "aria-hidden": "true" }, `${o.stars} `),
+    o.lead,
+    o.at && ` ${when(o.at)}`,
+    o.tail,
+  );
 }
 
 function unreadable(error) {

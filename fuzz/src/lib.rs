@@ -12,7 +12,9 @@
 //! - the parsers and the operations agree: an operation refuses an input exactly when the
 //!   parser of that part refuses it, at the same path;
 //! - valid settings re-validate to the same settings (normalizing is idempotent), and a built
-//!   body holds no `null` and no `""`, at most 20 tags of at most 2,000 characters.
+//!   body holds no `null` and no `""`, at most 20 tags of at most 2,000 characters;
+//! - a survey outcome has a rating from 1 to 5 or none, normalized times, reads back from its
+//!   exported shape, and what the edge writes from it the card reads back.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -21,6 +23,7 @@ use stella_connect::error::InputError;
 use stella_connect::kustomer::{self, CONVERSATION_UPDATE};
 use stella_connect::settings::{self, Settings, ValidationOptions, FIELDS, MASK};
 use stella_connect::stella::{MAX_TAGS, MAX_TAG_CHARS};
+use stella_connect::survey_outcome::{self, DeliveryStatus, SurveyOutcome};
 use stella_connect::timestamp::{self, Instant};
 
 /// The Stella key in the targets' fixed settings; must never appear in an answer.
@@ -182,6 +185,75 @@ pub fn records(data: &[u8]) {
         json!({"rest": without_keys(&value), "settings": without_keys(&value["settings"])});
     check_built(&value, &supplied, &Expect::Any);
     check_explained(&value, &supplied, &Expect::Any);
+}
+
+/// `outcome`: the bytes as a JSON Data Return record, read by the core and by
+/// `readSurveyOutcome`; an outcome read is written as conversation attributes, and the card
+/// reads those back.
+pub fn outcome(data: &[u8]) {
+    let Some(value) = parse(data) else { return };
+    let read = survey_outcome::read_record(&value);
+    let out = answer(&api::read_survey_outcome(&value), &value);
+    let record = match read {
+        Err(e) => {
+            assert!(
+                matches!(e.code.as_str(), "invalid_shape" | "invalid_id"),
+                "{e:?}"
+            );
+            assert!(
+                matches!(e.path.as_str(), "" | "ext_interaction_id" | "uuid"),
+                "{e:?}"
+            );
+            assert!(!e.message.is_empty() && e.fields.is_empty(), "{e:?}");
+            assert_eq!(out["ok"], false, "{out}");
+            assert_eq!(out["error"]["code"], e.code.as_str(), "{out}");
+            return;
+        }
+        Ok(record) => record,
+    };
+    let o = &record.outcome;
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["outcome"]["conversationId"], o.conversation_id.as_str());
+    assert!(kustomer::check_id(&o.conversation_id, "").is_ok(), "{o:?}");
+    assert!(!o.uuid.trim().is_empty(), "{o:?}");
+    assert!(o.rating.is_none_or(|r| (1..=5).contains(&r)), "{o:?}");
+    for time in [&o.sent_at, &o.responded_at, &record.created_at]
+        .into_iter()
+        .flatten()
+    {
+        let t = timestamp::parse(time).unwrap_or_else(|| panic!("not RFC 3339: {time}"));
+        assert_eq!(&timestamp::format(t), time, "not normalized");
+    }
+    if o.delivery_status != DeliveryStatus::Unknown {
+        assert_eq!(o.delivery_status_text, None, "{o:?}");
+    }
+    assert_eq!(
+        o.is_final(),
+        o.is_answered() || o.delivery_status.is_final()
+    );
+    // The edge stores the exported shape and reads it back.
+    let back: SurveyOutcome =
+        serde_json::from_value(out["outcome"].clone()).expect("the outcome reads back");
+    assert_eq!(&back, o);
+    // What the edge writes, the card reads: the same status and rating, and a line.
+    let custom = survey_outcome::conversation_custom(o);
+    assert!(
+        custom.keys().all(|k| k.starts_with("@stella")),
+        "{custom:?}"
+    );
+    let comment = custom.get(&survey_outcome::attribute_key(
+        survey_outcome::COMMENT_ATTRIBUTE,
+    ));
+    assert!(comment.is_none_or(|c| c
+        .as_str()
+        .is_some_and(|c| c.chars().count() <= survey_outcome::MAX_COMMENT_CHARS)));
+    let mut input = survey_input();
+    input["conversation"]["data"]["attributes"]["custom"] = Value::Object(custom);
+    let card = answer(&api::explain_conversation(&input, now()), &input);
+    let shown = &card["card"]["outcome"];
+    assert_eq!(shown["status"], o.delivery_status.as_str(), "{card}");
+    assert_eq!(shown["rating"].as_u64(), o.rating.map(u64::from), "{card}");
+    assert!(non_empty(&shown["lead"]), "{card}");
 }
 
 /// What an operation must make of an input with one fuzzed part.

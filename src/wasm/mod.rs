@@ -60,10 +60,26 @@ export interface CardView {
   /** RFC 3339, closed conversations only. */ sendAt?: string; delay: string;
   /** The rule for closing it again after its survey, in words. */ resurvey?: string;
   doNotSend: boolean; /** The `custom` attributes the "do not send" switch writes. */ doNotSendKeys: string[];
+  /** What Agent Connect reported for this conversation's survey, when the edge has written it. */ outcome?: CardOutcome;
 }
 export type ExplainResult = { ok: true; card: CardView } | { ok: false; error: InputError };
 /** The ids of the Kustomer records the decision reads: the agent is the user to read. */
 export type RecordsResult = { ok: true; customer?: string; agent?: string; tags: string[] } | { ok: false; error: InputError };
+/** What Agent Connect did with a survey request (its `request_delivery_status`). */
+export type DeliveryStatus = "sent" | "suppressed" | "do_not_send" | "unsubscribed" | "rejected" | "soft_bounce" | "hard_bounce" | "unknown";
+/** One Data Return record's outcome; times are RFC 3339 (UTC). */
+export interface SurveyOutcome {
+  conversationId: string; uuid: string; deliveryStatus: DeliveryStatus;
+  /** The vendor's text, for an unknown status. */ deliveryStatusText?: string;
+  /** The agent's star rating, 1 to 5. */ rating?: number; comment?: string;
+  sentAt?: string; respondedAt?: string; isRecovery: boolean;
+}
+export type OutcomeResult = { ok: true; outcome: SurveyOutcome } | { ok: false; error: InputError };
+/** The conversation's survey outcome, from its app attributes: `lead`, then `at` as a time, then `tail`. */
+export interface CardOutcome {
+  status: DeliveryStatus; lead: string; at?: string; tail: string;
+  rating?: number; /** Decoration: hide it from screen readers, `ratingText` says it. */ stars?: string; ratingText?: string; comment?: string;
+}
 export type BuildResult = { ok: true; request: StellaRequest } | { ok: false; skip: Skip } | { ok: false; error: InputError };
 "#;
 
@@ -186,6 +202,18 @@ pub fn records_to_read(
     match json_input(&conversation) {
         Ok(conversation) => js_output(&api::records_to_read(&conversation)),
         Err(error) => js_output(&api::ToRead::Error { ok: false, error }),
+    }
+}
+
+/// What became of a survey request: one record of Agent Connect's Data Return API
+/// (`GET /v2/data`) read into its delivery status, rating, comment and times.
+#[wasm_bindgen(js_name = readSurveyOutcome, unchecked_return_type = "OutcomeResult")]
+pub fn read_survey_outcome(
+    #[wasm_bindgen(unchecked_param_type = "unknown")] record: JsValue,
+) -> JsValue {
+    match json_input(&record) {
+        Ok(record) => js_output(&api::read_survey_outcome(&record)),
+        Err(error) => js_output(&api::OutcomeRead::Error { ok: false, error }),
     }
 }
 

@@ -96,3 +96,19 @@ test("recordsToRead names the records the card reads: the agent, the tags, the c
   assert.equal(core.recordsToRead({ data: { id: 1 } }).error.code, "invalid_shape");
   assert.equal(core.recordsToRead("{").error.code, "malformed_json");
 });
+
+test("readSurveyOutcome reads a Data Return record into a plain, typed outcome", () => {
+  assert.equal(typeof core.readSurveyOutcome, "function");
+  const dts = readFileSync(new URL("stella_connect.d.ts", pkg), "utf8");
+  assert.match(dts, /export function readSurveyOutcome\(record: unknown\): OutcomeResult;/);
+  const record = {
+    uuid: "u1", ext_interaction_id: "6560e0f1a2b3c4d5e6f70819", request_delivery_status: "Not sent: suppression period",
+    request_created_at: "2026-11-21T09:03:12-05:00", unknown_field: [1],
+  };
+  const out = core.readSurveyOutcome(record);
+  assert.equal(Object.getPrototypeOf(out), Object.prototype);
+  assert.deepEqual(out, { ok: true, outcome: { conversationId: "6560e0f1a2b3c4d5e6f70819", uuid: "u1", deliveryStatus: "suppressed", isRecovery: false } });
+  assert.deepEqual(core.readSurveyOutcome(JSON.stringify(record)), out);
+  assert.equal(core.readSurveyOutcome({ uuid: "u1" }).error.path, "ext_interaction_id");
+  assert.equal(core.readSurveyOutcome("{").error.code, "malformed_json");
+});
