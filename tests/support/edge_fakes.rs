@@ -41,8 +41,16 @@ pub const STELLA_KEY: &str = "stella-live-key-Bn5Rt8";
 pub const ADMIN_KEY: &str = "kustomer-admin-key-Jc6Tn1";
 /// The org's app secret, which the app's workflow and pages carry.
 pub const APP_SECRET: &str = "app-secret-Vd3Kw9Lm2Qx8Rt5Yp1";
+/// The org's Stella API secret, which signs the JWT of Agent Connect's read APIs.
+pub const STELLA_SECRET: &str = "stella-api-secret-Hm7Wq4Zt2Lp";
 /// Every credential a reply or a log line must never show.
-pub const SECRETS: [&str; 4] = [KUSTOMER_KEY, OTHER_ORG_KEY, STELLA_KEY, APP_SECRET];
+pub const SECRETS: [&str; 5] = [
+    KUSTOMER_KEY,
+    OTHER_ORG_KEY,
+    STELLA_KEY,
+    APP_SECRET,
+    STELLA_SECRET,
+];
 /// The deployment's settings key in these tests (base64 of 32 bytes).
 pub const SETTINGS_KEY: &str = "dGVzdC1zZXR0aW5ncy1rZXktMDEyMzQ1Njc4OWFiY2Q=";
 
@@ -235,6 +243,8 @@ pub struct World {
     during_stella: RefCell<Option<Box<dyn FnOnce()>>>,
     /// Kustomer's per-org API budget, when enforced ([`World::enforce_budget`]).
     budget: RefCell<Option<KustomerBudget>>,
+    /// Agent Connect's Data Return and Kustomer's outcome writes ([`DataReturn`]).
+    data_return: RefCell<DataReturn>,
 }
 
 /// An org's API budget as Kustomer keeps it: `limit` calls per fixed window, 429 beyond, and
@@ -282,6 +292,7 @@ impl World {
             stella_outage: RefCell::default(),
             during_stella: RefCell::default(),
             budget: RefCell::default(),
+            data_return: RefCell::default(),
         })
     }
 
@@ -437,7 +448,7 @@ impl World {
             if let Some(meanwhile) = meanwhile {
                 meanwhile();
             }
-            return self.stella(r, path);
+            return self.stamped(self.stella(r, path));
         }
         if let Some(path) = r.url.strip_prefix(KUSTOMER_API) {
             return self.kustomer(r, path);
@@ -450,6 +461,9 @@ impl World {
     }
 
     fn kustomer(&self, r: &Request, path: &str) -> Result<Response, String> {
+        if r.method == "PATCH" {
+            return self.kustomer_patch(r, path);
+        }
         assert_eq!(r.method, "GET", "Kustomer is only read: {r:?}");
         assert!(r.body.is_none(), "a GET with a body: {r:?}");
         assert_eq!(header(r, "accept").as_deref(), Some("application/json"));
@@ -534,6 +548,9 @@ impl World {
     }
 
     fn stella(&self, r: &Request, path: &str) -> Result<Response, String> {
+        if r.method == "GET" && path.split('?').next() == Some("/v2/data") {
+            return self.data_return(r, path);
+        }
         assert_eq!((r.method, path), ("POST", "/v1/requests"), "{r:?}");
         self.count("stella");
         let fault = self.stella_faults.borrow_mut().pop_front();
@@ -966,6 +983,7 @@ impl Edge {
     pub fn new(config: Config) -> Self {
         let world = World::from_fixtures();
         let time = Rc::new(Cell::new(closed_ms() + 2000));
+        world.use_clock(time.clone());
         let router = OrgRouter {
             world: world.clone(),
             time: time.clone(),
@@ -1165,4 +1183,425 @@ impl Edge {
             }
         }
     }
+}
+
+// Agent Connect's Data Return, and Kustomer's outcome writes ------------------------------------
+
+/// One `GET /v2/data` as the fake Data Return saw it.
+#[derive(Debug, Clone)]
+pub struct DataCall {
+    /// When (the fake clock), ms.
+    pub at_ms: i64,
+    /// The query's parameters.
+    pub query: BTreeMap<String, String>,
+    /// The status answered; 0 for no answer (a network fault).
+    pub status: u16,
+    /// Why the fake refused the credentials (a 403), if it did.
+    pub refused: Option<String>,
+    /// The JWT's `iat`, as `jsonwebtoken` decoded it.
+    pub iat: Option<i64>,
+}
+
+/// One `PATCH /v1/conversations/{id}` as the fake Kustomer saw it.
+#[derive(Debug, Clone)]
+pub struct Patch {
+    /// When (the fake clock), ms.
+    pub at_ms: i64,
+    /// The conversation.
+    pub conversation_id: String,
+    /// The body's `custom`.
+    pub custom: Value,
+    /// The status answered; 0 for no answer.
+    pub status: u16,
+}
+
+/// Agent Connect's Data Return as the fake keeps it: a record per survey Stella accepted (and
+/// any a test adds), plus the calls and outcome writes seen.
+#[derive(Default)]
+pub struct DataReturn {
+    /// The time every part reads (set by [`Edge::new`]).
+    clock: Option<Rc<Cell<i64>>>,
+    /// Records, in `sequence_id` order.
+    records: Vec<Value>,
+    /// How many of Stella's accepted bodies have a record.
+    synced: usize,
+    /// The last `sequence_id` given.
+    sequence: i64,
+    faults: VecDeque<Fault>,
+    calls: Vec<DataCall>,
+    patches: Vec<Patch>,
+    patch_faults: VecDeque<Fault>,
+    /// Stella accepts this many requests but its answer never arrives (a timeout).
+    lost_answers: usize,
+    /// The process dies right after Stella accepts the next request (before it is stored).
+    crash_after_accept: bool,
+    /// While set, accepted requests get no record yet (Agent Connect's lag).
+    held: bool,
+}
+
+/// The first `sequence_id` the fake Data Return gives.
+pub const FIRST_SEQUENCE: i64 = 70_000;
+
+/// A Data Return record for `conversation` of `org`, created at `created_ms` and sent then
+/// (`uuid` and `sequence_id` are given when it is added, unless set).
+pub fn data_record(conversation: &str, org: &str, created_ms: i64) -> Value {
+    json!({
+        "ext_interaction_id": conversation,
+        "custom_properties": {"kustomer_org": org, "kustomer_conversation_id": conversation},
+        "request_created_at": iso(created_ms),
+        "request_sent_at": iso(created_ms),
+        "request_delivery_status": "Sent",
+        "is_recovery": false,
+        "channel": "email",
+        "answers": {},
+    })
+}
+
+impl World {
+    /// The clock the fake Agent Connect stamps records with and checks JWTs against.
+    pub fn use_clock(&self, clock: Rc<Cell<i64>>) {
+        self.data_return.borrow_mut().clock = Some(clock);
+    }
+
+    fn clock_ms(&self) -> i64 {
+        let data = self.data_return.borrow();
+        data.clock.as_ref().expect("World::use_clock").get()
+    }
+
+    /// After every Stella call: a record for each body newly accepted, and an answer lost if
+    /// one is to be.
+    fn stamped(&self, answer: Result<Response, String>) -> Result<Response, String> {
+        let clock = self.data_return.borrow().clock.clone();
+        let Some(now) = clock.map(|c| c.get()) else {
+            return answer; // a world without a clock keeps no records
+        };
+        if self.data_return.borrow().held {
+            return self.lose_or_crash(answer);
+        }
+        self.sync_records(now);
+        self.lose_or_crash(answer)
+    }
+
+    /// A record for each body Stella accepted that has none yet, created at `now`.
+    fn sync_records(&self, now: i64) {
+        let accepted = self.accepted.borrow().clone();
+        let fresh: Vec<Value> = accepted
+            .get(self.data_return.borrow().synced..)
+            .unwrap_or_default()
+            .to_vec();
+        for body in fresh {
+            let conversation = body["ext_interaction_id"].as_str().unwrap_or_default();
+            let mut record = data_record(conversation, "", now);
+            record["custom_properties"] = body["custom_properties"].clone();
+            if body["do_not_send"] == json!(true) {
+                record["request_delivery_status"] = json!("Not sent: do not send flag");
+                record["request_sent_at"] = Value::Null;
+            }
+            self.add_data_record(record);
+            self.data_return.borrow_mut().synced += 1;
+        }
+    }
+
+    fn lose_or_crash(&self, answer: Result<Response, String>) -> Result<Response, String> {
+        let mut data = self.data_return.borrow_mut();
+        let taken = matches!(&answer, Ok(r) if r.status < 300);
+        if taken && data.crash_after_accept {
+            data.crash_after_accept = false;
+            drop(data);
+            panic!("simulated crash: the process died right after Stella accepted the request");
+        }
+        match answer {
+            Ok(_) if taken && data.lost_answers > 0 => {
+                data.lost_answers -= 1;
+                Err("timed out waiting for Stella's answer".into())
+            }
+            other => other,
+        }
+    }
+
+    /// The process dies right after Stella accepts the next request, before the edge stores
+    /// that it was sent (a panic, caught by the test).
+    pub fn crash_after_next_accept(&self) {
+        self.data_return.borrow_mut().crash_after_accept = true;
+    }
+
+    /// While `held`, Agent Connect has no record yet of the requests it accepts; released,
+    /// they appear, created now.
+    pub fn hold_records(&self, held: bool) {
+        self.data_return.borrow_mut().held = held;
+        if !held {
+            self.sync_records(self.clock_ms());
+        }
+    }
+
+    /// The conversation's latest record moves to the end of the sequence (a new
+    /// `sequence_id`), as Agent Connect may do when a record changes.
+    pub fn resequence(&self, conversation: &str) {
+        let mut data = self.data_return.borrow_mut();
+        let at = (data.records.iter())
+            .rposition(|r| r["ext_interaction_id"] == conversation)
+            .unwrap_or_else(|| panic!("no Data Return record for {conversation}"));
+        let mut record = data.records.remove(at);
+        data.sequence += 1;
+        record["sequence_id"] = json!(data.sequence);
+        data.records.push(record);
+    }
+
+    /// The next request Stella accepts gets no answer back (a timeout after it took it).
+    pub fn lose_next_stella_answer(&self) {
+        self.data_return.borrow_mut().lost_answers += 1;
+    }
+
+    /// Adds a record to Data Return, with the next `sequence_id` and a `uuid` unless it has
+    /// them. Returns its `sequence_id`.
+    pub fn add_data_record(&self, mut record: Value) -> i64 {
+        let mut data = self.data_return.borrow_mut();
+        data.sequence = data.sequence.max(FIRST_SEQUENCE - 1) + 1;
+        let sequence = data.sequence;
+        if record.get("sequence_id").is_none() {
+            record["sequence_id"] = json!(sequence);
+        }
+        if record.get("uuid").is_none() {
+            record["uuid"] = json!(format!("a0c1e2f3-0000-4000-8000-{sequence:012}"));
+        }
+        data.records.push(record);
+        sequence
+    }
+
+    /// Every record Data Return holds, in order.
+    pub fn data_records(&self) -> Vec<Value> {
+        self.data_return.borrow().records.clone()
+    }
+
+    /// The latest record of a conversation, changed by `edit`.
+    fn edit_record(&self, conversation: &str, edit: impl FnOnce(&mut Value)) {
+        let mut data = self.data_return.borrow_mut();
+        let record = (data.records.iter_mut().rev())
+            .find(|r| r["ext_interaction_id"] == conversation)
+            .unwrap_or_else(|| panic!("no Data Return record for {conversation}"));
+        edit(record);
+    }
+
+    /// The customer answers the conversation's latest survey now: a star rating and a comment.
+    /// The record keeps its `sequence_id` (Agent Connect does not say it changes).
+    pub fn answer_survey(&self, conversation: &str, rating: u8, comment: &str) {
+        let now = iso(self.clock_ms());
+        self.edit_record(conversation, |r| {
+            r["answers"]["agent_star_rating"] = json!({
+                "comment": comment,
+                "selected_options": {"opt-stars": {"integer_value": rating, "label": format!("{rating} stars")}},
+            });
+            r["response_received_at"] = json!(now);
+        });
+    }
+
+    /// Agent Connect's delivery status of the conversation's latest survey becomes `text`.
+    pub fn set_delivery_status(&self, conversation: &str, text: &str) {
+        self.edit_record(conversation, |r| r["request_delivery_status"] = json!(text));
+    }
+
+    /// The next Data Return call gets `fault` (in order, one per call).
+    pub fn data_fault(&self, fault: Fault) {
+        self.data_return.borrow_mut().faults.push_back(fault);
+    }
+
+    /// Every Data Return call, in order.
+    pub fn data_calls(&self) -> Vec<DataCall> {
+        self.data_return.borrow().calls.clone()
+    }
+
+    /// The next outcome write (`PATCH`) gets `fault` (in order, one per write).
+    pub fn patch_fault(&self, fault: Fault) {
+        self.data_return.borrow_mut().patch_faults.push_back(fault);
+    }
+
+    /// Every `PATCH` of a conversation, answered or not, in order.
+    pub fn patches(&self) -> Vec<Patch> {
+        self.data_return.borrow().patches.clone()
+    }
+
+    /// A conversation's `custom` attributes as Kustomer holds them.
+    pub fn conversation_custom(&self, id: &str) -> Value {
+        let conversations = self.conversations.borrow();
+        let doc = conversations
+            .get(id)
+            .unwrap_or_else(|| panic!("no conversation {id}"));
+        doc["data"]["attributes"]["custom"].clone()
+    }
+
+    /// `GET /v2/data?…`: the key, then the JWT (raw, HS256 over [`STELLA_SECRET`], `iat`
+    /// within a minute of now), then the records the query selects, as a bare array.
+    fn data_return(&self, r: &Request, path: &str) -> Result<Response, String> {
+        self.count("data");
+        let now = self.clock_ms();
+        let url = url::Url::parse(&r.url).expect("a URL");
+        let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+        let mut call = DataCall {
+            at_ms: now,
+            query: query.clone(),
+            status: 0,
+            refused: None,
+            iat: None,
+        };
+        let answer = self.data_answer(r, path, now, &query, &mut call);
+        call.status = answer.as_ref().map_or(0, |a| a.status);
+        self.data_return.borrow_mut().calls.push(call);
+        answer
+    }
+
+    fn data_answer(
+        &self,
+        r: &Request,
+        path: &str,
+        now: i64,
+        query: &BTreeMap<String, String>,
+        call: &mut DataCall,
+    ) -> Result<Response, String> {
+        assert!(r.body.is_none(), "a GET with a body: {r:?}");
+        let fault = self.data_return.borrow_mut().faults.pop_front();
+        if let Some(fault) = fault {
+            return fault.answer(&r.url);
+        }
+        if header(r, "x-api-key").as_deref() != Some(STELLA_KEY) {
+            call.refused = Some("x-api-key".into());
+            return plain(403, "Forbidden");
+        }
+        match check_jwt(header(r, "authorization").as_deref(), now) {
+            Ok(iat) => call.iat = Some(iat),
+            Err(why) => {
+                call.refused = Some(why);
+                return plain(403, "Forbidden");
+            }
+        }
+        for name in query.keys() {
+            assert!(
+                ["after", "limit", "created_at_gte", "responded_at_gte"].contains(&name.as_str()),
+                "a Data Return parameter the fake does not know: {path}"
+            );
+        }
+        let time = |name: &str| {
+            query.get(name).map(|t| {
+                timestamp::parse(t)
+                    .map(timestamp::to_millis)
+                    .unwrap_or_else(|| panic!("{name} is not RFC 3339: {t}"))
+            })
+        };
+        let after: Option<i64> = query
+            .get("after")
+            .map(|a| a.parse().unwrap_or_else(|_| panic!("after={a}")));
+        let limit: usize = query
+            .get("limit")
+            .map_or(1000, |l| l.parse().unwrap_or_else(|_| panic!("limit={l}")));
+        let (created_gte, responded_gte) = (time("created_at_gte"), time("responded_at_gte"));
+        let at = |record: &Value, field: &str| record[field].as_str().map(ms);
+        let data = self.data_return.borrow();
+        // Records are kept in `sequence_id` order: `after` is where the page starts.
+        let start = after.map_or(0, |a| {
+            (data.records).partition_point(|rec| rec["sequence_id"].as_i64() <= Some(a))
+        });
+        let page: Vec<Value> = (data.records.get(start..).unwrap_or_default().iter())
+            .filter(|rec| created_gte.is_none_or(|t| at(rec, "request_created_at") >= Some(t)))
+            .filter(|rec| responded_gte.is_none_or(|t| at(rec, "response_received_at") >= Some(t)))
+            .take(limit)
+            .cloned()
+            .collect();
+        ok(Value::Array(page))
+    }
+
+    /// `PATCH /v1/conversations/{id}` with `{custom}`: counted (`patch`) and against the budget
+    /// like every Kustomer call, `custom` merged into the stored conversation.
+    fn kustomer_patch(&self, r: &Request, path: &str) -> Result<Response, String> {
+        let id = path
+            .strip_prefix("/v1/conversations/")
+            .filter(|id| !id.is_empty() && !id.contains(['/', '?']))
+            .unwrap_or_else(|| panic!("no such Kustomer PATCH route: {}", r.url));
+        let id = percent_decode(id);
+        assert_eq!(
+            header(r, "content-type").as_deref(),
+            Some("application/json")
+        );
+        let body: Value = serde_json::from_str(r.body.as_deref().expect("a body")).expect("JSON");
+        let custom = body["custom"].clone();
+        assert!(
+            custom.is_object() && body.as_object().is_some_and(|b| b.len() == 1),
+            "a conversation PATCH carries {{custom}} alone: {body}"
+        );
+        self.count("patch");
+        let now = self.clock_ms();
+        let answer = self.patch_answer(r, &id, &custom);
+        self.data_return.borrow_mut().patches.push(Patch {
+            at_ms: now,
+            conversation_id: id,
+            custom,
+            status: answer.as_ref().map_or(0, |a| a.status),
+        });
+        answer
+    }
+
+    fn patch_answer(&self, r: &Request, id: &str, custom: &Value) -> Result<Response, String> {
+        let budget = self.spend_budget();
+        if let Some(Ok(refused)) = budget
+            .as_ref()
+            .filter(|b| matches!(b, Ok(r) if r.status == 429))
+        {
+            return Ok(refused.clone());
+        }
+        let fault = self.data_return.borrow_mut().patch_faults.pop_front();
+        let fault = fault.or_else(|| self.kustomer_faults.borrow_mut().pop_front());
+        let answer = match fault {
+            Some(fault) => fault.answer(&r.url),
+            None => {
+                let key = header(r, "authorization")
+                    .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+                match key.and_then(|k| self.keys.get(&k).cloned()) {
+                    None => kustomer_error(401, "unauthorized", "Unauthorized"),
+                    Some(org) if org != ORG => kustomer_error(404, "not_found", "Not Found"),
+                    Some(_) => match self.conversations.borrow_mut().get_mut(id) {
+                        None => kustomer_error(404, "not_found", "Not Found"),
+                        Some(doc) => {
+                            let attributes = &mut doc["data"]["attributes"];
+                            if !attributes["custom"].is_object() {
+                                attributes["custom"] = json!({});
+                            }
+                            for (k, v) in custom.as_object().into_iter().flatten() {
+                                attributes["custom"][k] = v.clone();
+                            }
+                            ok(doc.clone())
+                        }
+                    },
+                }
+            }
+        };
+        match (answer, budget) {
+            (Ok(answer), Some(Ok(headers))) => Ok(Response {
+                headers: headers.headers,
+                ..answer
+            }),
+            (answer, _) => answer,
+        }
+    }
+}
+
+/// Agent Connect's check of the JWT: raw (no `Bearer `), HS256, signed with [`STELLA_SECRET`],
+/// `iat` within a minute of `now_ms`. Its `iat`, or why not.
+fn check_jwt(token: Option<&str>, now_ms: i64) -> Result<i64, String> {
+    use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+    let token = token.ok_or("no authorization")?;
+    if token.starts_with("Bearer ") {
+        return Err("a Bearer token, not a raw JWT".into());
+    }
+    let head = decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
+    if head.alg != Algorithm::HS256 {
+        return Err(format!("alg {:?}", head.alg));
+    }
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    let key = DecodingKey::from_secret(STELLA_SECRET.as_bytes());
+    let data = decode::<Value>(token, &key, &validation).map_err(|e| format!("JWT: {e}"))?;
+    let iat = data.claims["iat"].as_i64().ok_or("no iat")?;
+    if (iat * 1000 - now_ms).abs() > 60_000 {
+        return Err(format!("iat {iat} is not within a minute of {now_ms} ms"));
+    }
+    Ok(iat)
 }
