@@ -6,7 +6,7 @@ use crate::card::{self, CardView};
 use crate::decision::{self, Decision, Plan, Skip, SkipCode, SurveyInput};
 use crate::error::{FieldError, InputError};
 use crate::http;
-use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
+use crate::kustomer::{self, At, Brand, Conversation, Customer, Tag, User};
 use crate::settings::{self, Settings, ValidationOptions};
 use crate::stella::{self, FeedbackRequest};
 use crate::survey_outcome::{self, SurveyOutcome};
@@ -46,8 +46,8 @@ pub enum Validated {
     Valid {
         /// Always `true`.
         ok: bool,
-        /// The normalized settings.
-        settings: Settings,
+        /// The normalized settings (boxed: far larger than the errors).
+        settings: Box<Settings>,
     },
     /// Every field error.
     Invalid {
@@ -61,7 +61,10 @@ pub enum Validated {
 /// Validates raw settings.
 pub fn validate_settings(raw: &Value, options: Options) -> Validated {
     match settings::validate_settings(raw, options.validation()) {
-        Ok(settings) => Validated::Valid { ok: true, settings },
+        Ok(settings) => Validated::Valid {
+            ok: true,
+            settings: Box::new(settings),
+        },
         Err(errors) => Validated::Invalid { ok: false, errors },
     }
 }
@@ -159,14 +162,16 @@ impl Serialize for SurveyRequest {
     }
 }
 
-/// The parts of a `{settings, conversation, customer?, user?, tags?, options?}` input: raw
-/// settings and the bodies of Kustomer's answers.
+/// The parts of a `{settings, conversation, customer?, user?, tags?, brand?, org?, options?}`
+/// input: raw settings, the bodies of Kustomer's answers, and the org when the caller knows it.
 struct Parts {
     settings: Result<Settings, Vec<FieldError>>,
     conversation: Conversation,
     customer: Option<Customer>,
     user: Option<User>,
     tags: Vec<Tag>,
+    brand: Option<Brand>,
+    org: Option<String>,
 }
 
 impl Parts {
@@ -181,6 +186,8 @@ impl Parts {
             customer: optional(part("customer"), kustomer::parse_customer, "customer")?,
             user: optional(part("user"), kustomer::parse_user, "user")?,
             tags: optional(part("tags"), kustomer::parse_tags, "tags")?.unwrap_or_default(),
+            brand: optional(part("brand"), kustomer::parse_brand, "brand")?,
+            org: root.get("org").opt_string()?,
             settings: settings::validate_settings(part("settings"), options.validation()),
         })
     }
@@ -191,6 +198,8 @@ impl Parts {
             customer: self.customer.as_ref(),
             user: self.user.as_ref(),
             tags: &self.tags,
+            brand: self.brand.as_ref(),
+            org: self.org.as_deref(),
         }
     }
 }
@@ -253,7 +262,7 @@ pub fn explain_conversation(input: &Value, now: Instant) -> Explained {
     }
 }
 
-/// `recordsToRead` → `{ok: true, customer?, agent?, tags}` or `{ok: false, error}`.
+/// `recordsToRead` → `{ok: true, customer?, agent?, tags, brand}` or `{ok: false, error}`.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum ToRead {
@@ -269,6 +278,8 @@ pub enum ToRead {
         agent: Option<String>,
         /// The tag ids whose names to read.
         tags: Vec<String>,
+        /// The brand's id, whose name to read (`null` when the conversation has none).
+        brand: Option<String>,
     },
     /// The conversation was malformed.
     Error {
@@ -290,6 +301,7 @@ pub fn records_to_read(conversation: &Value) -> ToRead {
                 customer: records.customer.map(str::to_owned),
                 agent: records.agent.map(str::to_owned),
                 tags: records.tags.into_iter().map(str::to_owned).collect(),
+                brand: records.brand.map(str::to_owned),
             }
         }
         Err(error) => ToRead::Error { ok: false, error },

@@ -6,8 +6,10 @@
 //! the tests all say the same thing.
 
 use crate::error::{codes, FieldError};
-use crate::kustomer::{Conversation, ConversationEvent, Customer, Tag, User, CONVERSATION_UPDATE};
-use crate::settings::Settings;
+use crate::kustomer::{
+    Brand, Conversation, ConversationEvent, Customer, Tag, User, CONVERSATION_UPDATE,
+};
+use crate::settings::{Settings, Source};
 use crate::stella::{self, FeedbackRequest, MAX_TAGS, MAX_TAG_CHARS};
 use crate::timestamp::{self, Instant};
 use serde::Serialize;
@@ -34,6 +36,8 @@ codes! {
         /// The conversation was surveyed before, and "Survey a conversation again after
         /// (days)" does not allow another survey yet (or ever, at 0).
         AlreadySurveyed = "already_surveyed",
+        /// The brand map is set, the conversation's brand is not in it, and no fixed brand is.
+        BrandNotMapped = "brand_not_mapped",
     }
 }
 
@@ -80,6 +84,10 @@ pub struct SurveyInput<'a> {
     pub user: Option<&'a User>,
     /// The conversation's tags, in any order; unknown ids are left out.
     pub tags: &'a [Tag],
+    /// The conversation's brand, when [`records`] names one and it was read.
+    pub brand: Option<&'a Brand>,
+    /// The org, when the caller knows it (the edge does; the agent's card does not).
+    pub org: Option<&'a str>,
 }
 
 /// The Kustomer records a conversation's decision reads besides the conversation itself, by id.
@@ -91,6 +99,8 @@ pub struct Records<'a> {
     pub agent: Option<&'a str>,
     /// The tags whose names go to Stella: the non-empty ids, in the conversation's order.
     pub tags: Vec<&'a str>,
+    /// The brand, whose name the brand map reads.
+    pub brand: Option<&'a str>,
 }
 
 /// The one list of records the decision reads for `conversation`: the agent's card, the
@@ -104,6 +114,7 @@ pub fn records(conversation: &Conversation) -> Records<'_> {
             .filter(|id| !id.is_empty()),
         agent: non_empty(&conversation.assigned_users).next(),
         tags: non_empty(&conversation.tags).collect(),
+        brand: conversation.brand_id.as_deref().filter(|id| !id.is_empty()),
     }
 }
 
@@ -193,6 +204,7 @@ fn build(
             format!("Surveys are not sent for {kustomer_channel} conversations (see the app's Surveyed channels setting)."),
         ));
     }
+    let brand = brand(settings, input)?;
     let customer_id = conversation
         .customer_id
         .as_deref()
@@ -211,13 +223,101 @@ fn build(
             .and_then(|cid| external_url(&settings.kustomer_url, cid, &conversation.id)),
         tags: tag_names(&conversation.tags, input.tags),
         do_not_send: conversation.do_not_send(),
-        brand: settings.brand.clone(),
+        brand,
         language: if settings.send_language {
-            conversation.language()
+            conversation
+                .language()
+                .map(|tag| stella_language(settings, tag))
         } else {
             None
         },
+        custom_properties: custom_properties(settings, input),
     })
+}
+
+/// The Stella brand: the brand map's entry for the conversation's brand name, else the fixed
+/// brand; with a brand map set and neither, no survey (Agent Connect would refuse it or file
+/// it under the wrong brand). Without a brand map, the fixed brand or none, as before.
+fn brand(settings: &Settings, input: SurveyInput<'_>) -> Result<Option<String>, Skip> {
+    let id = records(input.conversation).brand;
+    let name = input
+        .brand
+        .filter(|b| Some(b.id.as_str()) == id)
+        .and_then(Brand::name);
+    if let Some(mapped) = name.and_then(|n| settings.brand_map.get(n)) {
+        return Ok(Some(mapped.to_owned()));
+    }
+    if settings.brand.is_some() || settings.brand_map.is_empty() {
+        return Ok(settings.brand.clone());
+    }
+    let whose = match (name, id) {
+        (Some(name), _) => format!("This conversation's brand, {name}, is not in"),
+        (None, Some(_)) => {
+            "This conversation's brand could not be read, so it is not found in".to_owned()
+        }
+        (None, None) => "This conversation has no brand, so it is not found in".to_owned(),
+    };
+    Err(Skip::new(
+        SkipCode::BrandNotMapped,
+        format!("{whose} the app's Brand map setting, and no fixed Brand is set: Agent Connect would not know which brand's survey to send."),
+    ))
+}
+
+/// The language sent for a tag such as `fr-CA`: the language map's entry for the tag, else for
+/// its bare language (`fr`), else the tag itself.
+pub fn stella_language(settings: &Settings, tag: String) -> String {
+    let map = &settings.language_map;
+    let bare = tag.split('-').next().unwrap_or_default();
+    match map.get(&tag).or_else(|| map.get(bare)) {
+        Some(name) => name.to_owned(),
+        None => tag,
+    }
+}
+
+/// The name of the custom property that carries the org's id.
+pub const ORG_PROPERTY: &str = "kustomer_org";
+/// The name of the custom property that carries the conversation's id.
+pub const CONVERSATION_PROPERTY: &str = "kustomer_conversation_id";
+
+/// The request's custom properties: the org (when known) and the conversation, so that a
+/// survey's outcome can be matched without doubt, then the admin's attributes that have a
+/// value, as text cut to Stella's length.
+pub fn custom_properties(settings: &Settings, input: SurveyInput<'_>) -> stella::Properties {
+    let mut props = stella::Properties::new();
+    let mut put = |name: &str, value: &str| {
+        let value = crate::response::truncate_chars(value, stella::MAX_PROPERTY_CHARS);
+        props.insert(name.to_owned(), value.to_owned());
+    };
+    if let Some(org) = input.org.filter(|o| !o.is_empty()) {
+        put(ORG_PROPERTY, org);
+    }
+    put(CONVERSATION_PROPERTY, &input.conversation.id);
+    for p in settings.custom_properties.iter() {
+        let attributes = match p.source {
+            Source::Conversation => Some(&input.conversation.attributes),
+            Source::Customer => input.customer.map(|c| &c.attributes),
+        };
+        let value = attributes.and_then(|a| match p.custom {
+            true => a.get("custom")?.get(&p.attribute),
+            false => a.get(&p.attribute),
+        });
+        if let Some(text) = value.and_then(property_text) {
+            put(&p.property, &text);
+        }
+    }
+    props
+}
+
+/// An attribute's value as a property: text (not blank), a number or a flag as it prints;
+/// nothing for null, lists and objects.
+fn property_text(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 /// `{kustomerUrl}/app/customers/{customerId}/event/{conversationId}`, ids percent-encoded.

@@ -35,6 +35,13 @@ pub enum FieldErrorCode {
     InvalidType,
     /// Text longer than the field allows.
     TooLong,
+    /// A brand or language map that is not `name=value` pairs of valid names.
+    InvalidPairs,
+    /// A custom property that is not `attribute=property` with a known attribute and an
+    /// allowed, unrepeated property name.
+    InvalidCustomProperty,
+    /// More entries than the field allows.
+    TooMany,
 }
 
 impl FieldErrorCode {
@@ -54,6 +61,9 @@ impl FieldErrorCode {
             Self::InvalidChannelList => "invalid_channel_list",
             Self::InvalidType => "invalid_type",
             Self::TooLong => "too_long",
+            Self::InvalidPairs => "invalid_pairs",
+            Self::InvalidCustomProperty => "invalid_custom_property",
+            Self::TooMany => "too_many",
         }
     }
 }

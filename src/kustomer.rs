@@ -1,6 +1,6 @@
 //! Kustomer's records as the app reads them: the `kustomer.conversation.update` event and the
-//! JSON:API answers of `GET /v1/conversations/{id}`, `/v1/customers/{id}`, `/v1/users/{id}` and
-//! `/v1/tags/{ids}`.
+//! JSON:API answers of `GET /v1/conversations/{id}`, `/v1/customers/{id}`, `/v1/users/{id}`,
+//! `/v1/tags/{ids}` and `/v1/brands/{id}`.
 //!
 //! Parsing is lenient where Kustomer is loose (unknown fields, `null` lists, relationships with
 //! `links` but no `data`) and strict where a wrong type would change the decision: a wrong shape
@@ -179,6 +179,10 @@ pub struct Conversation {
     pub updated_at: Option<String>,
     /// The customer's id, from `relationships.customer.data.id`.
     pub customer_id: Option<String>,
+    /// The brand's id: `attributes.brand`, else `relationships.brand.data.id` (see [`brand_id`]).
+    pub brand_id: Option<String>,
+    /// Every attribute as Kustomer sent it, for the admin's custom properties.
+    pub attributes: Map<String, Value>,
 }
 
 impl Conversation {
@@ -194,6 +198,7 @@ impl Conversation {
         let customer = relationships.get("customer");
         customer.opt_object()?;
         customer.get("data").opt_object()?;
+        let attributes = attrs.opt_object()?.cloned().unwrap_or_default();
         Ok(Self {
             id: at.get("id").string()?,
             status: attrs.get("status").opt_string()?,
@@ -214,6 +219,8 @@ impl Conversation {
                 .get("id")
                 .opt_string()?
                 .filter(|id| !id.is_empty()),
+            brand_id: brand_id(at),
+            attributes,
         })
     }
 
@@ -239,6 +246,21 @@ impl Conversation {
             .flatten()
             .find_map(|l| language_tag(l))
     }
+}
+
+/// The conversation's brand id: `attributes.brand`, or `relationships.brand.data.id` in some
+/// payloads. A guess from Kustomer's multi-brand pages, kept here alone; a value of another
+/// shape is taken as no brand rather than refusing the conversation.
+fn brand_id(at: &At<'_>) -> Option<String> {
+    let id = |a: At<'_>| {
+        a.value()
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+    };
+    id(at.get("attributes").get("brand"))
+        .or_else(|| id(at.get("relationships").get("brand").get("data").get("id")))
 }
 
 /// Turns a Kustomer locale into an ISO 639-1 tag with optional region: `en_us` → `en-US`,
@@ -274,6 +296,8 @@ pub struct Customer {
     pub display_name: Option<String>,
     /// Email addresses in Kustomer's order (`emails[].email`), blanks included.
     pub emails: Vec<String>,
+    /// Every attribute as Kustomer sent it, for the admin's custom properties.
+    pub attributes: Map<String, Value>,
 }
 
 impl Customer {
@@ -291,6 +315,7 @@ impl Customer {
             name: attrs.get("name").opt_string()?,
             display_name: attrs.get("displayName").opt_string()?,
             emails,
+            attributes: attrs.opt_object()?.cloned().unwrap_or_default(),
         })
     }
 
@@ -371,6 +396,30 @@ impl Tag {
     fn read(at: &At<'_>) -> Result<Self, InputError> {
         let (id, name) = id_and(at, "name")?;
         Ok(Self { id, name })
+    }
+}
+
+/// A brand (`data` of `GET /v1/brands/{id}`), for the brand map.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Brand {
+    /// The brand id.
+    pub id: String,
+    /// The brand's name, as the brand map names it.
+    pub name: Option<String>,
+}
+
+/// The path that reads a brand, under the Kustomer API URL: `GET /v1/brands/{id}`, its name in
+/// `data.attributes.name`. A guess from Kustomer's multi-brand pages, kept here and in
+/// [`parse_brand`] alone (the agent's card names the same path).
+pub const BRANDS_PATH: [&str; 2] = ["v1", "brands"];
+
+impl Brand {
+    /// The name, if not blank.
+    pub fn name(&self) -> Option<&str> {
+        self.name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
     }
 }
 
@@ -552,6 +601,12 @@ pub fn parse_customer(value: &Value) -> Result<Customer, InputError> {
 /// Parses the body of `GET /v1/users/{id}`.
 pub fn parse_user(value: &Value) -> Result<User, InputError> {
     User::read(&data(value)?)
+}
+
+/// Parses the body of `GET /v1/brands/{id}` ([`BRANDS_PATH`]).
+pub fn parse_brand(value: &Value) -> Result<Brand, InputError> {
+    let (id, name) = id_and(&data(value)?, "name")?;
+    Ok(Brand { id, name })
 }
 
 /// Parses the body of `GET /v1/tags/{id1,id2,…}`: `data` is a list, or one tag when one id

@@ -261,11 +261,14 @@ pub fn command_name(name: &str) -> String {
 /// delivery log's filters: a `get` has no body, so they are URL arguments (`permittedArgs`,
 /// each `{{{arg}}}` in the query; the pages percent-encode them).
 fn commands(edge: &str) -> Vec<Value> {
-    // A key check or preview carries every setting the survey reads (not the app secret, which
-    // those calls do not read); a resend every setting, as the close action (the edge uses them
-    // only if they are the ones the org's workflow last sent); the log only the caller's org
-    // (the Kustomer key and URL) and the app secret.
+    // A key check carries every setting the survey reads and the Stella API secret (it lists
+    // the agents without an active Agent Connect profile), not the app secret, which it does
+    // not read; a preview the same but the Stella API secret, which it does not need; a resend
+    // every setting, as the close action (the edge uses them only if they are the ones the
+    // org's workflow last sent); the log only the caller's org (the Kustomer key and URL) and
+    // the app secret.
     let check: fn(&str) -> bool = |k| k != APP_SECRET;
+    let preview: fn(&str) -> bool = |k| k != APP_SECRET && k != settings::STELLA_API_SECRET;
     let all: fn(&str) -> bool = |_| true;
     let org: fn(&str) -> bool = |k| {
         [
@@ -313,7 +316,7 @@ fn commands(edge: &str) -> Vec<Value> {
             "post",
             "/v1/preview",
             &[],
-            check,
+            preview,
         ),
         command(
             "list-deliveries",
@@ -356,9 +359,11 @@ fn setting_type(kind: FieldKind) -> &'static str {
         FieldKind::Secret => "secret",
         FieldKind::Integer => "number",
         FieldKind::Boolean => "boolean",
-        FieldKind::Url | FieldKind::Text | FieldKind::ChannelMap | FieldKind::ChannelList => {
-            "string"
-        }
+        FieldKind::Url
+        | FieldKind::Text
+        | FieldKind::ChannelMap
+        | FieldKind::ChannelList
+        | FieldKind::Pairs => "string",
     }
 }
 

@@ -1,4 +1,4 @@
-//! The app's settings: the five fields admins fill in, the advanced ones, and their validation.
+//! The app's settings: the main fields admins fill in, the advanced ones, and their validation.
 //!
 //! [`FIELDS`] is the one place that names, labels and defaults them; the settings page and the
 //! app manifest read it instead of keeping copies. Validation is "parse, don't validate": it
@@ -30,6 +30,8 @@ pub enum FieldKind {
     ChannelMap,
     /// A list of channel names.
     ChannelList,
+    /// `name=value` pairs, such as a brand or language map.
+    Pairs,
 }
 
 /// One setting as admins see it.
@@ -74,6 +76,8 @@ impl Serialize for FieldDef {
 
 /// Setting key: the Stella Connect API key.
 pub const STELLA_API_KEY: &str = "stellaApiKey";
+/// Setting key: the Stella Connect API secret, with which survey outcomes are read back.
+pub const STELLA_API_SECRET: &str = "stellaApiSecret";
 /// Setting key: the Kustomer API key.
 pub const KUSTOMER_API_KEY: &str = "kustomerApiKey";
 /// Setting key: the Kustomer API URL.
@@ -90,6 +94,12 @@ pub const CHANNEL_MAP: &str = "channelMap";
 pub const SURVEYED_CHANNELS: &str = "surveyedChannels";
 /// Setting key: a fixed Stella brand.
 pub const BRAND: &str = "brand";
+/// Setting key: Kustomer brand name → Stella brand.
+pub const BRAND_MAP: &str = "brandMap";
+/// Setting key: language tag → Stella language.
+pub const LANGUAGE_MAP: &str = "languageMap";
+/// Setting key: Kustomer attribute → Stella custom property.
+pub const CUSTOM_PROPERTIES: &str = "customProperties";
 /// Setting key: whether to send the conversation's language.
 pub const SEND_LANGUAGE: &str = "sendLanguage";
 /// Setting key: days after a survey before the same conversation may be surveyed again.
@@ -118,6 +128,14 @@ pub const DEFAULT_CHANNEL_MAP: &str = "voice=phone";
 
 const MAX_KEY_CHARS: usize = 4096;
 const MAX_TEXT_CHARS: usize = 200;
+/// The most pairs a brand or language map holds.
+pub const MAX_PAIRS: usize = 100;
+/// The most custom properties an admin may add (the two fixed ones come on top).
+pub const MAX_CUSTOM_PROPERTIES: usize = 20;
+/// The longest custom property or attribute name.
+pub const MAX_PROPERTY_NAME_CHARS: usize = 100;
+/// The prefix of the custom properties the app always sends; admins' names may not take it.
+pub const RESERVED_PROPERTY_PREFIX: &str = "kustomer_";
 
 /// Every setting, in the order the settings page shows them.
 pub const FIELDS: &[FieldDef] = &[
@@ -128,6 +146,16 @@ pub const FIELDS: &[FieldDef] = &[
         kind: FieldKind::Secret,
         required: true,
         default: None,
+        advanced: false,
+        hidden: false,
+    },
+    FieldDef {
+        key: STELLA_API_SECRET,
+        label: "Stella Connect API secret",
+        help: "Optional. In Agent Connect's settings, beside the API keys (Company Info → API). With it, the app reads back whether each survey went out and its rating; without it, nothing is collected.",
+        kind: FieldKind::Secret,
+        required: false,
+        default: Some(""),
         advanced: false,
         hidden: false,
     },
@@ -212,12 +240,42 @@ pub const FIELDS: &[FieldDef] = &[
         hidden: false,
     },
     FieldDef {
+        key: BRAND_MAP,
+        label: "Brand map",
+        help: "Only for multi-brand accounts: Kustomer brand = Agent Connect brand, separated by commas, such as Acme Shoes=shoes, Acme Hats=hats. A conversation whose brand is not listed is sent under Brand above; with no Brand set, it gets no survey.",
+        kind: FieldKind::Pairs,
+        required: false,
+        default: Some(""),
+        advanced: true,
+        hidden: false,
+    },
+    FieldDef {
         key: SEND_LANGUAGE,
         label: "Send the conversation's language",
         help: "Only for multi-language Agent Connect accounts: sends the conversation's language, such as en-US.",
         kind: FieldKind::Boolean,
         required: false,
         default: Some("false"),
+        advanced: true,
+        hidden: false,
+    },
+    FieldDef {
+        key: LANGUAGE_MAP,
+        label: "Language map",
+        help: "With the conversation's language sent: language = Agent Connect language, separated by commas, such as en-US=English, fr=French. A bare language (fr) also covers its regions (fr-CA); languages not listed are sent as they are.",
+        kind: FieldKind::Pairs,
+        required: false,
+        default: Some(""),
+        advanced: true,
+        hidden: false,
+    },
+    FieldDef {
+        key: CUSTOM_PROPERTIES,
+        label: "Custom properties",
+        help: "Kustomer attribute = Agent Connect custom property, separated by commas, such as conversation.priority=priority, customer.custom.tierStr=tier (at most 20). Every survey also carries kustomer_org and kustomer_conversation_id.",
+        kind: FieldKind::Pairs,
+        required: false,
+        default: Some(""),
         advanced: true,
         hidden: false,
     },
@@ -328,12 +386,99 @@ impl Serialize for ChannelMap {
     }
 }
 
-/// Validated settings. Serializes in camelCase with both keys masked.
+/// `name=value` pairs an admin wrote (the brand and language maps): looked up by name in any
+/// case, the first pair of a name winning, as with the channel map.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pairs(Vec<(String, String)>);
+
+impl Pairs {
+    /// The value for `name`, matched in any case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Pairs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_pairs(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())), s)
+    }
+}
+
+/// Serializes pairs as a JSON object, in their order.
+pub(crate) fn serialize_pairs<'a, S: Serializer>(
+    pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// The Kustomer record a custom property is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The conversation.
+    Conversation,
+    /// Its customer.
+    Customer,
+}
+
+/// One admin-chosen custom property: a Kustomer attribute sent under an Agent Connect name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomProperty {
+    /// The record the attribute is on.
+    pub source: Source,
+    /// Whether the attribute is a custom one (`attributes.custom.<name>`).
+    pub custom: bool,
+    /// The attribute's name.
+    pub attribute: String,
+    /// The property's name at Agent Connect.
+    pub property: String,
+    /// The attribute as the admin wrote it, such as `conversation.custom.orderIdStr`.
+    written: String,
+}
+
+/// The admin's custom properties, in their order, at most [`MAX_CUSTOM_PROPERTIES`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomProperties(Vec<CustomProperty>);
+
+impl CustomProperties {
+    /// The properties, in the admin's order.
+    pub fn iter(&self) -> impl Iterator<Item = &CustomProperty> {
+        self.0.iter()
+    }
+}
+
+impl Serialize for CustomProperties {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_pairs(
+            self.0
+                .iter()
+                .map(|p| (p.written.as_str(), p.property.as_str())),
+            s,
+        )
+    }
+}
+
+/// Validated settings. Serializes in camelCase with every secret masked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
     /// Stella's `x-api-key`.
     pub stella_api_key: Secret,
+    /// The company's API secret, which signs the tokens that read survey outcomes back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stella_api_secret: Option<Secret>,
     /// Kustomer's Bearer key.
     pub kustomer_api_key: Secret,
     /// Kustomer API base, without a trailing slash.
@@ -351,12 +496,27 @@ pub struct Settings {
     /// Fixed Stella brand, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brand: Option<String>,
+    /// Kustomer brand name → Stella brand; when set, an unlisted brand needs `brand`.
+    pub brand_map: Pairs,
     /// Whether the conversation's language is sent.
     pub send_language: bool,
+    /// Language tag (`en-US`, or a bare `en`) → Stella language.
+    pub language_map: Pairs,
+    /// Kustomer attributes sent as custom properties.
+    pub custom_properties: CustomProperties,
     /// Days after a survey before the conversation may be surveyed again; 0 is never.
     pub resurvey_after_days: u32,
     /// The share of the org's Kustomer API budget the app may use, in percent (1 to 100).
     pub kustomer_budget_share: u32,
+}
+
+impl Settings {
+    /// Every Stella credential these settings hold, for masking out of Stella's answers.
+    pub fn stella_secrets(&self) -> Vec<&str> {
+        let mut keys = vec![self.stella_api_key.expose()];
+        keys.extend(self.stella_api_secret.as_ref().map(Secret::expose));
+        keys
+    }
 }
 
 /// How strict validation is.
@@ -387,6 +547,7 @@ pub fn validate_settings(
     let url = |key, v| url_field(key, v, options);
     let parsed = (
         form.parse(STELLA_API_KEY, secret),
+        form.parse(STELLA_API_SECRET, secret),
         form.parse(KUSTOMER_API_KEY, secret),
         form.parse(KUSTOMER_API_URL, url),
         form.parse(KUSTOMER_URL, url),
@@ -395,13 +556,17 @@ pub fn validate_settings(
         form.parse(CHANNEL_MAP, channel_map),
         form.parse(SURVEYED_CHANNELS, channel_list),
         form.parse(BRAND, text),
+        form.parse(BRAND_MAP, brand_map),
         form.parse(SEND_LANGUAGE, boolean),
+        form.parse(LANGUAGE_MAP, language_map),
+        form.parse(CUSTOM_PROPERTIES, custom_properties),
         form.parse(RESURVEY_AFTER_DAYS, resurvey_after_days),
         form.parse(KUSTOMER_BUDGET_SHARE, budget_share),
     );
     match parsed {
         (
             Some(sk),
+            Some(secret),
             Some(kk),
             Some(kau),
             Some(ku),
@@ -410,11 +575,15 @@ pub fn validate_settings(
             Some(map),
             Some(list),
             Some(brand),
+            Some(brand_map),
             Some(lang),
+            Some(language_map),
+            Some(custom_properties),
             Some(resurvey),
             Some(share),
         ) => Ok(Settings {
             stella_api_key: sk,
+            stella_api_secret: Some(secret).filter(|s| !s.0.is_empty()),
             kustomer_api_key: kk,
             kustomer_api_url: kau,
             kustomer_url: ku,
@@ -423,7 +592,10 @@ pub fn validate_settings(
             channel_map: map,
             surveyed_channels: list,
             brand,
+            brand_map,
             send_language: lang,
+            language_map,
+            custom_properties,
             resurvey_after_days: resurvey,
             kustomer_budget_share: share,
         }),
@@ -705,6 +877,175 @@ fn channel_map(key: &'static str, v: Value) -> Result<ChannelMap, FieldError> {
         }
     }
     Ok(ChannelMap(pairs))
+}
+
+/// Reads `name=value` pairs, written as text (`a=b, c=d`) or as an object, each side trimmed
+/// and checked by `check`, which says what is wrong with a pair. One copy for every map (a
+/// function pointer, not inlined): the pages' Wasm has little room.
+#[inline(never)]
+fn pairs(
+    key: &'static str,
+    v: Value,
+    code: Code,
+    format: &str,
+    check: fn(&str, &str) -> Result<(), String>,
+) -> Result<Vec<(String, String)>, FieldError> {
+    let err = |msg: String| FieldError::new(key, code, msg);
+    let raw: Vec<(String, String)> = match &v {
+        Value::String(s) => items(s)
+            .map(|item| match item.split_once('=') {
+                Some((k, v)) => Ok((k.trim().to_owned(), v.trim().to_owned())),
+                None => Err(err(format!("Write {format}; \"{item}\" is not one."))),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v.as_str() {
+                Some(v) => Ok((k.trim().to_owned(), v.trim().to_owned())),
+                None => Err(err(format!(
+                    "Write {format}; the value for \"{k}\" is not text."
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(err(format!("Write {format}."))),
+    };
+    for (k, v) in &raw {
+        check(k, v).map_err(|why| err(format!("\"{k}={v}\": {why}")))?;
+    }
+    Ok(raw)
+}
+
+/// A name in a pair: not blank, not too long, no control characters or `=`.
+fn pair_name(s: &str, max: usize) -> Result<(), String> {
+    if s.is_empty() {
+        Err("a name is missing on one side of the =.".into())
+    } else if s.chars().count() > max {
+        Err(format!("a name can be at most {max} characters."))
+    } else if s.chars().any(|c| c.is_control() || c == '=') {
+        Err("a name cannot hold line breaks, tabs or a second =.".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// `pairs` without repeated names (any case): the first pair of a name is the one applied.
+fn first_of_each(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut seen: Vec<String> = Vec::new();
+    pairs.retain(|(k, _)| {
+        let first = !seen.iter().any(|s| s.eq_ignore_ascii_case(k));
+        if first {
+            seen.push(k.clone());
+        }
+        first
+    });
+    pairs
+}
+
+fn too_many(key: &'static str, n: usize, max: usize) -> Result<(), FieldError> {
+    if n > max {
+        return Err(FieldError::new(
+            key,
+            Code::TooMany,
+            format!("{} can hold at most {max} pairs; it has {n}.", label(key)),
+        ));
+    }
+    Ok(())
+}
+
+fn brand_map(key: &'static str, v: Value) -> Result<Pairs, FieldError> {
+    let raw = pairs(
+        key,
+        v,
+        Code::InvalidPairs,
+        "brands as kustomer=agent connect pairs separated by commas, such as Acme Shoes=shoes",
+        |k, v| pair_name(k, MAX_TEXT_CHARS).and(pair_name(v, MAX_TEXT_CHARS)),
+    )?;
+    too_many(key, raw.len(), MAX_PAIRS)?;
+    Ok(Pairs(first_of_each(raw)))
+}
+
+fn language_map(key: &'static str, v: Value) -> Result<Pairs, FieldError> {
+    let raw = pairs(
+        key,
+        v,
+        Code::InvalidPairs,
+        "languages as language=agent connect language pairs separated by commas, such as en-US=English",
+        |k, v| {
+            crate::kustomer::language_tag(k)
+                .map(|_| ())
+                .ok_or_else(|| format!("{k} is not a language such as en, en-US or fr_ca."))
+                .and(pair_name(v, MAX_TEXT_CHARS))
+        },
+    )?;
+    too_many(key, raw.len(), MAX_PAIRS)?;
+    // Kept as tags (`fr_ca` → `fr-CA`), the form conversations' languages are sent in.
+    let tagged = raw
+        .into_iter()
+        .filter_map(|(k, v)| Some((crate::kustomer::language_tag(&k)?, v)))
+        .collect();
+    Ok(Pairs(first_of_each(tagged)))
+}
+
+/// Reads `conversation.<name>`, `customer.<name>` or either with `custom.` before the name.
+fn attribute_path(s: &str) -> Option<(Source, bool, &str)> {
+    let (record, rest) = s.split_once('.')?;
+    let source = match record {
+        "conversation" => Source::Conversation,
+        "customer" => Source::Customer,
+        _ => return None,
+    };
+    let (custom, name) = match rest.strip_prefix("custom.") {
+        Some(name) => (true, name),
+        None => (false, rest),
+    };
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_PROPERTY_NAME_CHARS
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '.');
+    ok.then_some((source, custom, name))
+}
+
+fn custom_properties(key: &'static str, v: Value) -> Result<CustomProperties, FieldError> {
+    let raw = pairs(
+        key,
+        v,
+        Code::InvalidCustomProperty,
+        "attribute=property pairs separated by commas, such as conversation.priority=priority or customer.custom.tierStr=tier",
+        |k, v| {
+            if attribute_path(k).is_none() {
+                return Err(format!("{k} is not an attribute such as conversation.priority, conversation.custom.orderIdStr or customer.custom.tierStr."));
+            }
+            pair_name(v, MAX_PROPERTY_NAME_CHARS)?;
+            if v.get(..RESERVED_PROPERTY_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PROPERTY_PREFIX)) {
+                return Err(format!("property names starting with {RESERVED_PROPERTY_PREFIX} are the app's own (kustomer_org, kustomer_conversation_id)."));
+            }
+            Ok(())
+        },
+    )?;
+    too_many(key, raw.len(), MAX_CUSTOM_PROPERTIES)?;
+    let mut properties: Vec<CustomProperty> = Vec::new();
+    for (written, property) in raw {
+        if properties.iter().any(|p| p.property == property) {
+            return Err(FieldError::new(
+                key,
+                Code::InvalidCustomProperty,
+                format!(
+                    "The property {property} is named twice: each property takes one attribute."
+                ),
+            ));
+        }
+        if let Some((source, custom, attribute)) = attribute_path(&written) {
+            properties.push(CustomProperty {
+                source,
+                custom,
+                attribute: attribute.to_owned(),
+                property,
+                written: written.clone(),
+            });
+        }
+    }
+    Ok(CustomProperties(properties))
 }
 
 fn channel_list(key: &'static str, v: Value) -> Result<Vec<String>, FieldError> {

@@ -10,6 +10,55 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TAGS: usize = 20;
 /// The longest tag Stella keeps, in characters.
 pub const MAX_TAG_CHARS: usize = 2000;
+/// The longest custom property value Stella keeps, in characters.
+pub const MAX_PROPERTY_CHARS: usize = 2000;
+
+/// `custom_properties`: a flat map of names to text, in the order they were put. A list of
+/// pairs rather than a map type: neither `serde_json::Value`'s serializer nor a `BTreeMap` of
+/// new types is linked into the pages' Wasm for it (each cost kilobytes there).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Properties(Vec<(String, String)>);
+
+impl Properties {
+    /// No properties.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value of the same name.
+    pub fn insert(&mut self, name: String, value: String) {
+        match self.0.iter_mut().find(|(k, _)| *k == name) {
+            Some(pair) => pair.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Properties {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::settings::serialize_pairs(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Properties {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        Ok(Self(map.into_iter().collect()))
+    }
+}
 
 /// `customer` of the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +102,9 @@ pub struct FeedbackRequest {
     /// Language such as `en-US`, for multi-language accounts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// Text properties kept with the survey and returned with its outcome.
+    #[serde(skip_serializing_if = "Properties::is_empty", default)]
+    pub custom_properties: Properties,
 }
 
 /// The path of the endpoint under the Stella API base URL.

@@ -28,8 +28,12 @@ fn due() -> i64 {
     closed_ms() + DELAY_MS
 }
 
+/// The shared fixture's request, with the custom properties the edge always adds.
 fn expected() -> Value {
-    fixture("expected-stella-request")
+    let mut want = fixture("expected-stella-request");
+    want["custom_properties"] =
+        json!({"kustomer_org": ORG, "kustomer_conversation_id": CONVERSATION});
+    want
 }
 
 fn error_code(reply: &stella_connect::edge::Reply) -> &str {
@@ -1924,4 +1928,130 @@ fn bulk_resend_schedules_the_failed_and_skipped_and_says_why_not_for_the_rest() 
     );
     // The single resend still answers as before.
     assert_eq!(edge.resend("sent-one", KUSTOMER_KEY).status, 409);
+}
+
+// Brands ---------------------------------------------------------------------------------------
+
+/// The fixture conversation's brand (`relationships.brand.data.id`).
+const BRAND: &str = "5f0c1b2a3d4e5f6a7b8c9d41";
+
+/// Closes `id` at `at_ms` with the settings headers changed by `changes`, and runs it due.
+fn close_and_send(edge: &Edge, id: &str, at_ms: i64, changes: &[(&str, Option<&str>)]) {
+    edge.set_now(at_ms + 1000);
+    let reply = edge.close_with(
+        &close_event(id, &iso(at_ms)),
+        &settings_headers_with(changes),
+    );
+    assert_eq!(reply.status, 202, "{reply:?}");
+    edge.advance_to(at_ms + DELAY_MS);
+}
+
+#[test]
+fn the_brand_map_reads_the_brand_name_once_through_the_orgs_cache() {
+    let edge = Edge::quick();
+    edge.world.add_brand(BRAND, "Acme Shoes");
+    let ids = add_conversations(&edge.world, 3, 0x7200, "branded");
+    let map = [("brandMap", Some("acme shoes=shoes, Acme Hats=hats"))];
+    let t0 = closed_ms();
+    close_and_send(&edge, &ids[0], t0, &map);
+    assert_eq!(edge.world.calls("brand"), 1, "a cold job reads the brand");
+    let before = edge.world.kustomer_calls();
+    close_and_send(&edge, &ids[1], t0 + 60_000, &map);
+    assert_eq!(
+        edge.world.calls("brand"),
+        1,
+        "the second job finds it cached"
+    );
+    assert_eq!(
+        edge.world.kustomer_calls() - before,
+        2,
+        "a warm job: the conversation and its customer"
+    );
+    let accepted = edge.world.accepted();
+    assert_eq!(accepted.len(), 2);
+    for (body, id) in accepted.iter().zip(&ids) {
+        assert_eq!(body["brand"], "shoes");
+        assert_eq!(
+            body["custom_properties"],
+            json!({"kustomer_org": ORG, "kustomer_conversation_id": id})
+        );
+    }
+    // Without a brand map, the brand is not read at all.
+    close_and_send(&edge, &ids[2], t0 + 120_000, &[]);
+    assert_eq!(edge.world.calls("brand"), 1);
+    assert!(edge.world.accepted()[2].get("brand").is_none());
+    edge.assert_no_secrets();
+}
+
+#[test]
+fn a_brand_not_in_the_map_is_skipped_unless_a_fixed_brand_is_set() {
+    let edge = Edge::quick();
+    edge.world.add_brand(BRAND, "Acme Socks");
+    let ids = add_conversations(&edge.world, 2, 0x7300, "unmapped");
+    let t0 = closed_ms();
+    close_and_send(
+        &edge,
+        &ids[0],
+        t0,
+        &[("brandMap", Some("Acme Shoes=shoes"))],
+    );
+    let d = edge.delivery(&ids[0]);
+    assert_eq!(
+        (&d["state"], &d["reason"]),
+        (&json!("skipped"), &json!("brand_not_mapped")),
+        "{d}"
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Acme Socks"),
+        "{d}"
+    );
+    assert_eq!(edge.world.stella_attempts(), 0);
+    let fixed = [
+        ("brandMap", Some("Acme Shoes=shoes")),
+        ("brand", Some("main")),
+    ];
+    close_and_send(&edge, &ids[1], t0 + 60_000, &fixed);
+    assert_eq!(edge.world.accepted()[0]["brand"], "main");
+    assert_eq!(
+        edge.world.calls("brand"),
+        1,
+        "the name was cached by the first job"
+    );
+}
+
+#[test]
+fn a_brand_kustomer_does_not_find_is_a_brand_not_read_not_a_missing_conversation() {
+    let edge = Edge::quick();
+    let ids = add_conversations(&edge.world, 2, 0x7400, "nobrand");
+    close_and_send(
+        &edge,
+        &ids[0],
+        closed_ms(),
+        &[("brandMap", Some("Acme Shoes=shoes"))],
+    );
+    let d = edge.delivery(&ids[0]);
+    assert_eq!(
+        (&d["state"], &d["reason"]),
+        (&json!("skipped"), &json!("brand_not_mapped")),
+        "{d}"
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not be read"),
+        "{d}"
+    );
+    assert_eq!(edge.world.calls("brand"), 1);
+    assert_eq!(edge.world.stella_attempts(), 0);
+    // With a fixed brand, the survey goes out under it.
+    let fixed = [
+        ("brandMap", Some("Acme Shoes=shoes")),
+        ("brand", Some("main")),
+    ];
+    close_and_send(&edge, &ids[1], closed_ms() + 60_000, &fixed);
+    assert_eq!(edge.world.accepted()[0]["brand"], "main");
 }

@@ -70,7 +70,7 @@ fn raw_type(kind: FieldKind) -> &'static str {
         FieldKind::Secret | FieldKind::Url | FieldKind::Text => "string",
         FieldKind::Integer => "number | string",
         FieldKind::Boolean => "boolean | string",
-        FieldKind::ChannelMap => "string | Record<string, string>",
+        FieldKind::ChannelMap | FieldKind::Pairs => "string | Record<string, string>",
         FieldKind::ChannelList => "string | string[]",
     }
 }
@@ -133,7 +133,11 @@ fn settings_type_has_every_serialized_key_and_no_other() {
         "stellaApiKey": "k1",
         "kustomerApiKey": "k2",
         "kustomerUrl": "https://acme.kustomerapp.com",
+        "stellaApiSecret": "s3",
         "brand": "Acme",
+        "brandMap": "Acme Shoes=shoes",
+        "languageMap": "en=English",
+        "customProperties": "conversation.priority=priority",
         "surveyedChannels": "email",
         "sendLanguage": true,
     });

@@ -29,6 +29,7 @@ fn the_fixture_reads_its_customer_its_agent_and_its_tags() {
             customer: Some("5f0c1b2a3d4e5f6a7b8c9d31"),
             agent: Some("5f0c1b2a3d4e5f6a7b8c9d21"),
             tags: vec!["5f0c1b2a3d4e5f6a7b8c9d11", "5f0c1b2a3d4e5f6a7b8c9d12"],
+            brand: Some("5f0c1b2a3d4e5f6a7b8c9d41"),
         }
     );
 }
@@ -78,6 +79,8 @@ fn the_decision_judges_the_agent_the_records_name() {
             customer: Some(&customer),
             user: Some(&user),
             tags: &[],
+            brand: None,
+            org: None,
         };
         match decision::decide(&settings, input) {
             Decision::Send(body) => Ok(body.employee.email),
@@ -95,10 +98,14 @@ fn records_to_read_answers_ids_or_a_coded_error() {
     assert_eq!(
         out(fixture("conversation")),
         json!({"ok": true, "customer": "5f0c1b2a3d4e5f6a7b8c9d31", "agent": "5f0c1b2a3d4e5f6a7b8c9d21",
-               "tags": ["5f0c1b2a3d4e5f6a7b8c9d11", "5f0c1b2a3d4e5f6a7b8c9d12"]})
+               "tags": ["5f0c1b2a3d4e5f6a7b8c9d11", "5f0c1b2a3d4e5f6a7b8c9d12"],
+               "brand": "5f0c1b2a3d4e5f6a7b8c9d41"})
     );
     let mut bare = json!({"data": {"id": "c1", "attributes": {"assignedUsers": [""], "tags": []}}});
-    assert_eq!(out(bare.clone()), json!({"ok": true, "tags": []}));
+    assert_eq!(
+        out(bare.clone()),
+        json!({"ok": true, "tags": [], "brand": null})
+    );
 
     bare["data"]["attributes"]["assignedUsers"] = json!([7]);
     let e = out(bare);
@@ -133,6 +140,8 @@ fn judged(edit: impl FnOnce(&mut Value)) -> (AsIfClosed, Decision) {
         customer: Some(&customer),
         user: Some(&user),
         tags: &tags,
+        brand: None,
+        org: None,
     };
     (
         decision::decide_as_if_closed(&settings, input(&c)),
@@ -162,6 +171,8 @@ fn an_open_conversation_gets_the_request_it_would_get_closed() {
         customer: Some(&customer),
         user: None,
         tags: &[],
+        brand: None,
+        org: None,
     };
     assert!(matches!(
         decision::decide(&settings, input),
@@ -188,4 +199,49 @@ fn an_open_conversation_gives_the_reason_it_would_have_closed() {
         Decision::Skip(s) if s.code == SkipCode::NoAssignedAgent
     ));
     assert_eq!(as_if.decision, when_closed);
+}
+
+#[test]
+fn the_brand_is_read_from_the_attribute_or_the_relationship() {
+    let brand = |edit: &dyn Fn(&mut Value)| {
+        let c = conversation(|d| edit(d));
+        decision::records(&c).brand.map(str::to_owned)
+    };
+    let fixture_brand = Some("5f0c1b2a3d4e5f6a7b8c9d41".to_owned());
+    assert_eq!(brand(&|_| {}), fixture_brand, "relationships.brand.data.id");
+    assert_eq!(
+        brand(&|d| attrs(d)["brand"] = json!("b-attr")),
+        Some("b-attr".to_owned()),
+        "attributes.brand first"
+    );
+    assert_eq!(brand(&|d| attrs(d)["brand"] = json!("  ")), fixture_brand);
+    for none in [
+        json!(null),
+        json!({"data": null}),
+        json!({"data": {"id": ""}}),
+        json!({"data": {"id": 4}}),
+    ] {
+        assert_eq!(
+            brand(&|d| d["data"]["relationships"]["brand"] = none.clone()),
+            None,
+            "{none}"
+        );
+    }
+    // A brand of an unexpected shape is no brand, not a refused conversation.
+    assert_eq!(
+        brand(&|d| {
+            attrs(d)["brand"] = json!({"id": "x"});
+            d["data"]["relationships"]["brand"] = json!(null);
+        }),
+        None
+    );
+    let b = kustomer::parse_brand(&json!({"data": {"id": "b1", "attributes": {"name": " Acme "}}}))
+        .unwrap();
+    assert_eq!((b.id.as_str(), b.name()), ("b1", Some("Acme")));
+    assert_eq!(
+        kustomer::parse_brand(&json!({"data": {"id": "b1", "attributes": {"name": 3}}}))
+            .unwrap_err()
+            .path,
+        "data.attributes.name"
+    );
 }

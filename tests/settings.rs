@@ -34,7 +34,7 @@ fn error_of(field: &str, value: Value) -> Option<&'static str> {
 }
 
 #[test]
-fn the_five_fields_carry_the_labels_admins_see() {
+fn the_main_fields_carry_the_labels_admins_see() {
     let five: Vec<(&str, &str)> = FIELDS
         .iter()
         .filter(|f| !f.advanced)
@@ -44,6 +44,7 @@ fn the_five_fields_carry_the_labels_admins_see() {
         five,
         [
             ("stellaApiKey", "Stella Connect API key"),
+            ("stellaApiSecret", "Stella Connect API secret"),
             ("kustomerApiKey", "Kustomer API key"),
             ("kustomerApiUrl", "Kustomer API URL"),
             ("kustomerUrl", "Kustomer URL"),
@@ -406,4 +407,234 @@ fn the_app_secret_is_a_hidden_setting_the_survey_does_not_read() {
     );
     // Validation ignores it: the page validates without it, the edge reads it apart.
     assert!(validate_settings(&settings_with(json!({"appSecret": "x y"})), STRICT).is_ok());
+}
+
+fn valid(changes: Value) -> settings::Settings {
+    validate_settings(&settings_with(changes), STRICT).expect("valid settings")
+}
+
+#[test]
+fn the_stella_api_secret_is_an_optional_secret_right_after_the_key() {
+    let keys: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
+    assert_eq!(
+        &keys[..2],
+        [settings::STELLA_API_KEY, settings::STELLA_API_SECRET]
+    );
+    let f = field(settings::STELLA_API_SECRET).unwrap();
+    assert_eq!(f.kind, settings::FieldKind::Secret);
+    assert!(!f.required && !f.hidden);
+    assert!(f.help.contains("Company Info → API"), "{}", f.help);
+
+    // Blank is none, whichever way it is blank.
+    for blank in [json!(null), json!(""), json!("   ")] {
+        assert_eq!(
+            valid(json!({"stellaApiSecret": blank})).stella_api_secret,
+            None
+        );
+    }
+    assert_eq!(valid(json!({})).stella_api_secret, None);
+    let s = valid(json!({"stellaApiSecret": " SECRET-API-3 "}));
+    assert_eq!(
+        s.stella_api_secret.as_ref().map(settings::Secret::expose),
+        Some("SECRET-API-3")
+    );
+    assert_eq!(s.stella_secrets(), ["stella-test-key-0123", "SECRET-API-3"]);
+    // Masked wherever the settings are printed or serialized.
+    let printed = format!("{s:?} {}", serde_json::to_string(&s).unwrap());
+    assert!(!printed.contains("SECRET-API"), "{printed}");
+    assert_eq!(
+        serde_json::to_value(&s).unwrap()["stellaApiSecret"],
+        settings::MASK
+    );
+    assert!(serde_json::to_value(valid(json!({})))
+        .unwrap()
+        .get("stellaApiSecret")
+        .is_none());
+    // The keys' rules, and an error that never repeats it.
+    assert_eq!(
+        error_of("stellaApiSecret", json!("SECRET API")),
+        Some("invalid_key")
+    );
+    assert_eq!(
+        error_of("stellaApiSecret", json!("a\u{7}b")),
+        Some("invalid_key")
+    );
+    assert_eq!(error_of("stellaApiSecret", json!("x".repeat(4096))), None);
+    assert_eq!(
+        error_of("stellaApiSecret", json!("x".repeat(4097))),
+        Some("invalid_key")
+    );
+    assert_eq!(error_of("stellaApiSecret", json!(42)), Some("invalid_type"));
+    let errs = validate_settings(
+        &settings_with(json!({"stellaApiSecret": "SECRET API"})),
+        STRICT,
+    )
+    .unwrap_err();
+    assert!(!format!("{errs:?}").contains("SECRET"));
+}
+
+#[test]
+fn brand_map_pairs_kustomer_brands_with_agent_connect_brands() {
+    let s = valid(json!({"brandMap": " Acme Shoes = shoes ; Acme Hats=hats\nacme shoes=other"}));
+    assert_eq!(
+        s.brand_map.get("ACME SHOES"),
+        Some("shoes"),
+        "any case, first pair wins"
+    );
+    assert_eq!(s.brand_map.get("Acme Hats"), Some("hats"));
+    assert_eq!(s.brand_map.get("Acme"), None);
+    assert_eq!(
+        serde_json::to_value(&s).unwrap()["brandMap"],
+        json!({"Acme Shoes": "shoes", "Acme Hats": "hats"})
+    );
+    let from_object = valid(json!({"brandMap": {"Acme Shoes": " shoes "}}));
+    assert_eq!(from_object.brand_map.get("acme shoes"), Some("shoes"));
+    for blank in [json!(""), json!(null), json!(" , ")] {
+        assert!(
+            valid(json!({"brandMap": blank})).brand_map.is_empty(),
+            "{blank}"
+        );
+    }
+    for bad in [
+        json!("Acme"),
+        json!("=shoes"),
+        json!("Acme="),
+        json!("a=b=c"),
+        json!({"Acme": 3}),
+        json!(["Acme=shoes"]),
+        json!(format!("Acme={}", "x".repeat(201))),
+    ] {
+        assert_eq!(
+            error_of("brandMap", bad.clone()),
+            Some("invalid_pairs"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        error_of("brandMap", json!(format!("Acme={}", "x".repeat(200)))),
+        None
+    );
+    let many = |n: usize| {
+        (0..n)
+            .map(|i| format!("b{i}=s{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    assert_eq!(error_of("brandMap", json!(many(100))), None);
+    assert_eq!(error_of("brandMap", json!(many(101))), Some("too_many"));
+}
+
+#[test]
+fn language_map_keys_are_language_tags() {
+    let s = valid(json!({"languageMap": "en_us=English (US), fr=French, EN-gb=British"}));
+    assert_eq!(
+        serde_json::to_value(&s).unwrap()["languageMap"],
+        json!({"en-US": "English (US)", "fr": "French", "en-GB": "British"}),
+        "kept as the tags conversations' languages are sent in"
+    );
+    assert!(valid(json!({"languageMap": ""})).language_map.is_empty());
+    for bad in [
+        json!("US=English"),
+        json!("english=English"),
+        json!("en"),
+        json!("en="),
+        json!({"en": true}),
+    ] {
+        assert_eq!(
+            error_of("languageMap", bad.clone()),
+            Some("invalid_pairs"),
+            "{bad}"
+        );
+    }
+    let many = |n: usize| {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "en-{}{}=x",
+                    (b'A' + (i / 26) as u8) as char,
+                    (b'A' + (i % 26) as u8) as char
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    assert_eq!(error_of("languageMap", json!(many(100))), None);
+    assert_eq!(error_of("languageMap", json!(many(101))), Some("too_many"));
+}
+
+#[test]
+fn custom_properties_name_conversation_or_customer_attributes() {
+    let s = valid(json!({"customProperties":
+        "conversation.priority=priority, conversation.custom.orderIdStr=order, customer.custom.tierStr=tier, customer.locale=locale"}));
+    let got: Vec<(settings::Source, bool, &str, &str)> = s
+        .custom_properties
+        .iter()
+        .map(|p| {
+            (
+                p.source,
+                p.custom,
+                p.attribute.as_str(),
+                p.property.as_str(),
+            )
+        })
+        .collect();
+    use settings::Source::{Conversation, Customer};
+    assert_eq!(
+        got,
+        [
+            (Conversation, false, "priority", "priority"),
+            (Conversation, true, "orderIdStr", "order"),
+            (Customer, true, "tierStr", "tier"),
+            (Customer, false, "locale", "locale"),
+        ]
+    );
+    assert_eq!(
+        serde_json::to_value(&s).unwrap()["customProperties"]["conversation.custom.orderIdStr"],
+        "order"
+    );
+    assert_eq!(
+        valid(json!({"customProperties": " "}))
+            .custom_properties
+            .iter()
+            .count(),
+        0
+    );
+    let code = |v: Value| error_of("customProperties", v);
+    for bad in [
+        "priority=priority",
+        "ticket.priority=priority",
+        "conversation.=x",
+        "conversation.custom.=x",
+        "conversation.a.b=x",
+        "conversation.custom.a b=x",
+        "conversation.priority",
+        "conversation.priority=",
+        "conversation.priority=kustomer_org",
+        "conversation.priority=Kustomer_Priority",
+        "conversation.priority=p, customer.custom.tierStr=p",
+    ] {
+        assert_eq!(code(json!(bad)), Some("invalid_custom_property"), "{bad}");
+    }
+    let long = |n: usize| json!(format!("conversation.priority={}", "p".repeat(n)));
+    assert_eq!(code(long(100)), None);
+    assert_eq!(code(long(101)), Some("invalid_custom_property"));
+    let many = |n: usize| {
+        json!((0..n)
+            .map(|i| format!("conversation.a{i}=p{i}"))
+            .collect::<Vec<_>>()
+            .join(","))
+    };
+    assert_eq!(code(many(20)), None);
+    assert_eq!(code(many(21)), Some("too_many"));
+    // The error says what to write, naming the reserved names.
+    let e = validate_settings(
+        &settings_with(json!({"customProperties": "conversation.priority=kustomer_org"})),
+        STRICT,
+    )
+    .unwrap_err();
+    assert!(
+        e[0].message.contains("kustomer_conversation_id"),
+        "{}",
+        e[0].message
+    );
 }

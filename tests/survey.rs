@@ -34,10 +34,18 @@ fn skip_code(out: &Value) -> &str {
         .unwrap_or_else(|| panic!("not a skip: {out:#}"))
 }
 
+/// The shared fixture's request, with the custom property every request carries (the org is
+/// unknown to a caller that does not pass it, so it is left out).
+fn expected_request() -> Value {
+    let mut want = fixture("expected-stella-request");
+    want["custom_properties"] = json!({"kustomer_conversation_id": "6560e0f1a2b3c4d5e6f70819"});
+    want
+}
+
 #[test]
 fn fixtures_give_the_expected_request() {
     let out = build(input(|_| {}));
-    assert_eq!(body(&out), &fixture("expected-stella-request"));
+    assert_eq!(body(&out), &expected_request());
     let request = &out["request"];
     assert_eq!(request["method"], "POST");
     assert_eq!(request["url"], "https://api.stellaconnect.net/v1/requests");
@@ -53,13 +61,13 @@ fn fixtures_give_the_expected_request() {
 #[test]
 fn the_transport_gets_the_real_key() {
     let s = stella_connect::validate_settings(&settings(), Default::default()).unwrap();
-    let body = serde_json::from_value(fixture("expected-stella-request")).unwrap();
+    let body = serde_json::from_value(expected_request()).unwrap();
     let request = stella_connect::stella::survey_request(&s, &body);
     assert_eq!(request.header("x-api-key"), Some("stella-test-key-0123"));
     assert!(!format!("{request:?}").contains("stella-test-key"));
     assert_eq!(
         serde_json::from_str::<Value>(request.body.as_deref().unwrap()).unwrap(),
-        fixture("expected-stella-request")
+        expected_request()
     );
 }
 
@@ -641,4 +649,195 @@ fn at_send_time_kustomers_close_reopen_and_past_surveys_decide() {
         ),
         Recheck::Send { .. }
     ));
+}
+
+/// The fixture conversation's brand (`relationships.brand.data.id`).
+const BRAND_ID: &str = "5f0c1b2a3d4e5f6a7b8c9d41";
+
+fn brand(name: &str) -> Value {
+    json!({"data": {"type": "brand", "id": BRAND_ID, "attributes": {"name": name}}})
+}
+
+#[test]
+fn the_brand_map_names_the_brand_and_falls_back_to_the_fixed_one() {
+    let with = |brand_map: &str, fixed: &str, record: Value| {
+        let (brand_map, fixed) = (brand_map.to_owned(), fixed.to_owned());
+        build(input(move |d| {
+            d["settings"]["brandMap"] = json!(brand_map);
+            d["settings"]["brand"] = json!(fixed);
+            d["brand"] = record;
+        }))
+    };
+    let map = "Acme Shoes=shoes, Acme Hats=hats";
+    // Mapped, in any case.
+    let out = with(map, "", brand("ACME HATS"));
+    assert_eq!(body(&out)["brand"], "hats");
+    let out = with(map, "fallback", brand("Acme Shoes"));
+    assert_eq!(
+        body(&out)["brand"],
+        "shoes",
+        "the map wins over the fixed brand"
+    );
+    // Not in the map: the fixed brand.
+    let out = with(map, "fallback", brand("Acme Socks"));
+    assert_eq!(body(&out)["brand"], "fallback");
+    // Not in the map and no fixed brand: no survey, and the agent is told why.
+    let out = with(map, "", brand("Acme Socks"));
+    assert_eq!(skip_code(&out), "brand_not_mapped");
+    let message = out["skip"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Acme Socks") && message.contains("Brand map"),
+        "{message}"
+    );
+    // No brand on the conversation.
+    let out = build(input(|d| {
+        d["settings"]["brandMap"] = json!(map);
+        d["conversation"]["data"]["relationships"]["brand"] = json!(null);
+    }));
+    assert_eq!(skip_code(&out), "brand_not_mapped");
+    assert!(out["skip"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("has no brand"));
+    // A brand record that is not the conversation's is not read as its brand.
+    let mut other = brand("Acme Shoes");
+    other["data"]["id"] = json!("another");
+    assert_eq!(skip_code(&with(map, "", other)), "brand_not_mapped");
+    // The brand not read (no record given).
+    let out = with(map, "", Value::Null);
+    assert_eq!(skip_code(&out), "brand_not_mapped");
+    assert!(out["skip"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("could not be read"));
+    // The map empty: as before, the fixed brand or none, whatever the conversation's brand.
+    assert_eq!(
+        body(&with("", "fixed", brand("Acme Socks")))["brand"],
+        "fixed"
+    );
+    assert!(body(&with("", "", brand("Acme Socks")))
+        .get("brand")
+        .is_none());
+    // Also from `attributes.brand`.
+    let out = build(input(|d| {
+        d["settings"]["brandMap"] = json!(map);
+        d["conversation"]["data"]["relationships"]["brand"] = json!(null);
+        d["conversation"]["data"]["attributes"]["brand"] = json!(BRAND_ID);
+        d["brand"] = brand("acme shoes");
+    }));
+    assert_eq!(body(&out)["brand"], "shoes");
+    // A malformed brand answer is a coded error with its path.
+    let out = with(map, "", json!({"data": {"id": 5}}));
+    assert_eq!(out["error"]["path"], "brand.data.id", "{out:#}");
+}
+
+#[test]
+fn the_language_map_renames_tags_and_bare_languages() {
+    let with = |locale: &str, map: &str| {
+        let (locale, map) = (locale.to_owned(), map.to_owned());
+        let out = build(input(move |d| {
+            d["settings"]["sendLanguage"] = json!(true);
+            d["settings"]["languageMap"] = json!(map);
+            d["conversation"]["data"]["attributes"]["locale"] = json!(locale);
+        }));
+        body(&out).get("language").cloned()
+    };
+    let map = "en-us=English (US), fr=French";
+    assert_eq!(with("en_us", map), Some(json!("English (US)")));
+    assert_eq!(
+        with("fr_ca", map),
+        Some(json!("French")),
+        "the bare language"
+    );
+    assert_eq!(with("fr", map), Some(json!("French")));
+    assert_eq!(
+        with("en_gb", map),
+        Some(json!("en-GB")),
+        "unmapped: as before"
+    );
+    assert_eq!(with("de", ""), Some(json!("de")));
+    assert_eq!(with("US", map), None, "a bare region is still no language");
+    // Nothing is sent without sendLanguage, map or not.
+    let out = build(input(|d| {
+        d["settings"]["languageMap"] = json!("en-US=English")
+    }));
+    assert!(body(&out).get("language").is_none());
+}
+
+#[test]
+fn every_request_carries_the_org_and_conversation_and_the_admins_properties() {
+    let build_with = |props: &str, org: Option<&str>, edit: &dyn Fn(&mut Value)| {
+        let mut doc = input(|_| {});
+        doc["settings"]["customProperties"] = json!(props);
+        if let Some(org) = org {
+            doc["org"] = json!(org);
+        }
+        edit(&mut doc);
+        let out = build(doc);
+        body(&out)["custom_properties"].clone()
+    };
+    assert_eq!(
+        build_with("", Some("org-1"), &|_| {}),
+        json!({"kustomer_org": "org-1", "kustomer_conversation_id": "6560e0f1a2b3c4d5e6f70819"})
+    );
+    assert_eq!(
+        build_with("", None, &|_| {}),
+        json!({"kustomer_conversation_id": "6560e0f1a2b3c4d5e6f70819"}),
+        "an org not known is left out, never invented"
+    );
+    let props = "conversation.priority=priority, conversation.name=subject, conversation.custom.orderIdStr=order, \
+                 conversation.custom.vipBool=vip, conversation.custom.missingStr=missing, conversation.custom.listStr=list, \
+                 conversation.custom.objStr=obj, conversation.custom.nullStr=none, conversation.custom.blankStr=blank, \
+                 customer.custom.tierStr=tier, customer.locale=customer_locale, customer.custom.scoreNum=score";
+    let long = "é".repeat(2500);
+    let got = build_with(props, Some("org-1"), &|d| {
+        let custom = &mut d["conversation"]["data"]["attributes"]["custom"];
+        custom["orderIdStr"] = json!(long.clone());
+        custom["vipBool"] = json!(true);
+        custom["listStr"] = json!(["a"]);
+        custom["objStr"] = json!({"a": 1});
+        custom["nullStr"] = json!(null);
+        custom["blankStr"] = json!("  ");
+        let customer = &mut d["customer"]["data"]["attributes"];
+        customer["custom"] = json!({"tierStr": "gold", "scoreNum": 4.5});
+    });
+    let order: String = "é".repeat(2000);
+    assert_eq!(
+        got,
+        json!({
+            "kustomer_org": "org-1",
+            "kustomer_conversation_id": "6560e0f1a2b3c4d5e6f70819",
+            "priority": "3",
+            "subject": "Where is my order?",
+            "order": order,
+            "vip": "true",
+            "tier": "gold",
+            "customer_locale": "en_us",
+            "score": "4.5",
+        })
+    );
+    // Without a customer record, its attributes are simply absent.
+    let got = build_with("customer.custom.tierStr=tier", None, &|d| {
+        d["customer"]["data"]["attributes"]["custom"] = json!({"tierStr": "gold"});
+        d["conversation"]["data"]["relationships"]["customer"] = json!(null);
+    });
+    assert_eq!(got["tier"], "gold", "the customer given is read");
+}
+
+#[test]
+fn the_schema_takes_custom_properties_only_as_a_flat_map_of_text() {
+    let mut ok = fixture("expected-stella-request");
+    ok["custom_properties"] = json!({"kustomer_org": "o", "a": "x".repeat(2000)});
+    assert_valid_body(&ok);
+    let validator = support::feedback_request_schema();
+    for bad in [
+        json!({"a": 1}),
+        json!({"a": {"b": "c"}}),
+        json!({"a": "x".repeat(2001)}),
+        json!(["a"]),
+    ] {
+        let mut body = fixture("expected-stella-request");
+        body["custom_properties"] = bad.clone();
+        assert!(!validator.is_valid(&body), "{bad}");
+    }
 }

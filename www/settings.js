@@ -91,7 +91,7 @@ function fill(settings) {
     if (field.kind === "secret") {
       if (value) savedKeys.add(field.key);
       input.value = "";
-      input.placeholder = savedKeys.has(field.key) ? "Saved. Type a new key to replace it." : "";
+      input.placeholder = savedKeys.has(field.key) ? "Saved. Type a new one to replace it." : "";
     } else if (field.kind === "boolean") {
       input.checked = String(value ?? field.default) === "true";
     } else {
@@ -238,6 +238,7 @@ async function preview(event) {
   }
   const settings = typed(["kustomerApiKey"]);
   if (!settings) return;
+  delete settings.stellaApiSecret; // a preview does not read it, so it does not carry it
   out.replaceChildren(h("p", { class: "muted" }, "Reading the conversation…"));
   try {
     const result = await command(Kustomer, "preview", { body: { conversationId: id, settings } });

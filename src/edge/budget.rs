@@ -19,12 +19,12 @@ pub const PROBE_CALLS: u32 = 2;
 /// When to look again if nothing says when the budget allows another call.
 const LOOK_AGAIN_MS: i64 = 1000;
 /// Kustomer calls per survey in steady state (the conversation and its customer; the agent's
-/// email and tag names are cached): what a job is started with.
+/// email, tag names and brand name are cached): what a job is started with.
 pub const CALLS_PER_SURVEY: u32 = 2;
-/// The most Kustomer calls a survey takes (the agent's email and the tag names too). Also the
-/// least this app takes of any window, whatever the share: a share too small for one survey
-/// would send none at all.
-pub const MAX_CALLS_PER_SURVEY: u32 = 4;
+/// The most Kustomer calls a survey takes (the agent's email, the tag names, and the brand's
+/// name when the brand map is set, too). Also the least this app takes of any window, whatever
+/// the share: a share too small for one survey would send none at all.
+pub const MAX_CALLS_PER_SURVEY: u32 = 5;
 
 /// What this app knows of the org's budget, and what it has used of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

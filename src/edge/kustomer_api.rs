@@ -1,11 +1,12 @@
 //! The Kustomer API calls the edge makes, with the org's own key, and the cache that keeps a
 //! survey at two calls in steady state: the conversation and the customer are always read
-//! fresh (they change), the agent's email and tag names are cached for a few minutes.
+//! fresh (they change), the agent's email, tag names and brand names are cached for a few
+//! minutes.
 
 use super::{Request, Response, SendError, Store, Transport, MAX_URL_BYTES};
-use crate::decision;
+use crate::decision::{self, SurveyInput};
 use crate::error::codes;
-use crate::kustomer::{self, At, Conversation, Customer, Tag, User};
+use crate::kustomer::{self, At, Brand, Conversation, Customer, Tag, User};
 use crate::redact::scrub;
 use crate::response::{classify_response, network_error, Outcome};
 use crate::settings::Secret;
@@ -217,6 +218,22 @@ pub struct Inputs {
     pub user: Option<User>,
     /// Its tags (names cached per id).
     pub tags: Vec<Tag>,
+    /// Its brand (name cached per id), read only when the brand map is set.
+    pub brand: Option<Brand>,
+}
+
+impl Inputs {
+    /// What the decision reads, for a conversation of `org` (when known).
+    pub fn survey_input<'a>(&'a self, org: Option<&'a str>) -> SurveyInput<'a> {
+        SurveyInput {
+            conversation: &self.conversation,
+            customer: self.customer.as_ref(),
+            user: self.user.as_ref(),
+            tags: &self.tags,
+            brand: self.brand.as_ref(),
+            org,
+        }
+    }
 }
 
 fn shape(what: &str) -> impl Fn(crate::InputError) -> Failure + '_ {
@@ -227,7 +244,8 @@ fn shape(what: &str) -> impl Fn(crate::InputError) -> Failure + '_ {
 }
 
 /// Fetches the conversation and what the decision needs with it. With a `cache`, user
-/// emails and tag names are reused for `cache_ms`.
+/// emails, tag names and brand names are reused for `cache_ms`. The brand is read only when
+/// the brand map is set: nothing else reads its name.
 pub async fn fetch_inputs<T: Transport>(
     transport: &T,
     cache: Option<&dyn Store>,
@@ -253,6 +271,10 @@ pub async fn fetch_inputs<T: Transport>(
     let records = decision::records(&conversation);
     let owned = |id: &str| id.to_owned();
     let (customer_id, agent_id) = (records.customer.map(owned), records.agent.map(owned));
+    let brand_id = records
+        .brand
+        .filter(|_| !settings.brand_map.is_empty())
+        .map(owned);
     let tag_ids: Vec<String> = records.tags.into_iter().map(owned).collect();
 
     let customer = match &customer_id {
@@ -323,10 +345,40 @@ pub async fn fetch_inputs<T: Transport>(
             });
         }
     }
+    let brand = match brand_id {
+        None => None,
+        Some(id) => {
+            let cache_key = format!("brand:{id}");
+            match cached(&cache_key) {
+                Some(name) => Some(Brand {
+                    name: Some(name).filter(|n| !n.is_empty()),
+                    id,
+                }),
+                None => {
+                    let [v1, brands] = kustomer::BRANDS_PATH;
+                    match get(transport, api, key, &[v1, brands, &id], now_ms).await {
+                        Ok(doc) => {
+                            let brand = kustomer::parse_brand(&doc).map_err(shape("brand"))?;
+                            remember(&cache_key, brand.name.as_deref().unwrap_or(""));
+                            Some(brand)
+                        }
+                        // No such brand: the decision says the brand could not be read (a
+                        // missing brand is not a missing conversation).
+                        Err(Failure::Fatal {
+                            code: FetchError::NotFound,
+                            ..
+                        }) => None,
+                        Err(other) => return Err(other),
+                    }
+                }
+            }
+        }
+    };
     Ok(Inputs {
         conversation,
         customer,
         user,
         tags,
+        brand,
     })
 }

@@ -163,6 +163,7 @@ pub const fn skip_words(code: SkipCode) -> &'static str {
         SkipCode::ChannelNotSurveyed => "Channel not surveyed",
         SkipCode::InvalidSettings => "The app's settings are not valid",
         SkipCode::AlreadySurveyed => "Surveyed before: not again yet",
+        SkipCode::BrandNotMapped => "Brand not in the brand map",
     }
 }
 

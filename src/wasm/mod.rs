@@ -16,18 +16,21 @@ use wasm_bindgen::prelude::*;
 pub const TYPES: &str = r#"
 /** Raw settings as the form or Kustomer's settings API holds them; blanks take defaults. */
 export interface RawSettings {
-  stellaApiKey?: string; kustomerApiKey?: string; kustomerApiUrl?: string; kustomerUrl?: string;
+  stellaApiKey?: string; stellaApiSecret?: string; kustomerApiKey?: string; kustomerApiUrl?: string; kustomerUrl?: string;
   secondsUntilSend?: number | string; stellaApiUrl?: string;
   channelMap?: string | Record<string, string>; surveyedChannels?: string | string[];
-  brand?: string; sendLanguage?: boolean | string; resurveyAfterDays?: number | string;
+  brand?: string; brandMap?: string | Record<string, string>; sendLanguage?: boolean | string;
+  languageMap?: string | Record<string, string>; customProperties?: string | Record<string, string>;
+  resurveyAfterDays?: number | string;
   kustomerBudgetShare?: number | string;
   /** Made by the settings page, carried by the app's workflow and pages only. */ appSecret?: string;
 }
-/** Validated settings; both keys are masked as "********". */
+/** Validated settings; the keys and the API secret are masked as "********". */
 export interface Settings {
-  stellaApiKey: string; kustomerApiKey: string; kustomerApiUrl: string; kustomerUrl: string;
+  stellaApiKey: string; stellaApiSecret?: string; kustomerApiKey: string; kustomerApiUrl: string; kustomerUrl: string;
   secondsUntilSend: number; stellaApiUrl: string; channelMap: Record<string, string>;
-  surveyedChannels: string[]; brand?: string; sendLanguage: boolean; resurveyAfterDays: number;
+  surveyedChannels: string[]; brand?: string; brandMap: Record<string, string>; sendLanguage: boolean;
+  languageMap: Record<string, string>; customProperties: Record<string, string>; resurveyAfterDays: number;
   kustomerBudgetShare: number;
 }
 export interface CoreOptions { /** Accept http:// loopback URLs, for local sandboxes only. */ allowLoopback?: boolean }
@@ -39,19 +42,22 @@ export type PlanResult =
   | { action: "ignore"; reason: "not_a_conversation_update" | "not_closed" | "status_unchanged" | "close_in_future"; message: string }
   | { action: "reject"; error: InputError };
 export interface SurveyInput {
-  settings: RawSettings; conversation: unknown; customer?: unknown; user?: unknown; tags?: unknown; options?: CoreOptions;
+  settings: RawSettings; conversation: unknown; customer?: unknown; user?: unknown; tags?: unknown;
+  /** The body of `GET /v1/brands/{id}` for the brand `recordsToRead` names. */ brand?: unknown;
+  /** The org's id, when known: sent as the `kustomer_org` custom property. */ org?: string; options?: CoreOptions;
 }
 export interface StellaRequest {
   method: "POST"; url: string; headers: Record<string, string>;
   body: { channel: string; customer: { name?: string; email: string }; employee: { email: string };
-    ext_interaction_id: string; external_url?: string; tags?: string[]; do_not_send: boolean; brand?: string; language?: string };
+    ext_interaction_id: string; external_url?: string; tags?: string[]; do_not_send: boolean; brand?: string; language?: string;
+    custom_properties?: Record<string, string> };
 }
 export interface Skip { code: string; message: string; fields?: FieldError[] }
 export interface FieldDef {
   key: string; label: string; help: string; required: boolean; default?: string; advanced: boolean;
   /** Never drawn: the page fills it in itself (the app secret). */ hidden: boolean;
   /** The header that carries the setting to the edge, such as "x-stella-api-key". */ header: string;
-  kind: "secret" | "url" | "integer" | "text" | "boolean" | "channelMap" | "channelList";
+  kind: "secret" | "url" | "integer" | "text" | "boolean" | "channelMap" | "channelList" | "pairs";
 }
 export interface CardView {
   outlook: "scheduled" | "due" | "when_closed" | "do_not_send" | "no_survey" | "not_configured";
@@ -63,8 +69,8 @@ export interface CardView {
   /** What Agent Connect reported for this conversation's survey, when the edge has written it. */ outcome?: CardOutcome;
 }
 export type ExplainResult = { ok: true; card: CardView } | { ok: false; error: InputError };
-/** The ids of the Kustomer records the decision reads: the agent is the user to read. */
-export type RecordsResult = { ok: true; customer?: string; agent?: string; tags: string[] } | { ok: false; error: InputError };
+/** The ids of the Kustomer records the decision reads: the agent is the user to read, the brand the one to read at `/v1/brands/{id}`. */
+export type RecordsResult = { ok: true; customer?: string; agent?: string; tags: string[]; brand: string | null } | { ok: false; error: InputError };
 /** What Agent Connect did with a survey request (its `request_delivery_status`). */
 export type DeliveryStatus = "sent" | "suppressed" | "do_not_send" | "unsubscribed" | "rejected" | "soft_bounce" | "hard_bounce" | "unknown";
 /** One Data Return record's outcome; times are RFC 3339 (UTC). */

@@ -41,7 +41,8 @@ test("the fixtures build the expected request; the key is masked", () => {
     settings, conversation: load("conversation"), customer: load("customer"), user: load("user"), tags: load("tags"),
   });
   assert.equal(out.ok, true);
-  assert.deepEqual(out.request.body, load("expected-stella-request"));
+  const conversationId = load("conversation").data.id; // every request carries it; the org only when given
+  assert.deepEqual(out.request.body, { ...load("expected-stella-request"), custom_properties: { kustomer_conversation_id: conversationId } });
   assert.equal(out.request.headers["x-api-key"], "********");
   assert.ok(!JSON.stringify(out).includes("k1"));
 });
@@ -53,15 +54,16 @@ test("optional arguments may be left out", () => {
 
 test("settingsFields gives the form its fields, in order, with the header each travels in", () => {
   const fields = core.settingsFields();
-  assert.deepEqual(fields.slice(0, 5).map((f) => [f.key, f.label, f.header]), [
+  assert.deepEqual(fields.slice(0, 6).map((f) => [f.key, f.label, f.header]), [
     ["stellaApiKey", "Stella Connect API key", "x-stella-api-key"],
+    ["stellaApiSecret", "Stella Connect API secret", "x-stella-api-secret"],
     ["kustomerApiKey", "Kustomer API key", "x-kustomer-api-key"],
     ["kustomerApiUrl", "Kustomer API URL", "x-kustomer-api-url"],
     ["kustomerUrl", "Kustomer URL", "x-kustomer-url"],
     ["secondsUntilSend", "Seconds until send", "x-seconds-until-send"],
   ]);
   assert.equal(fields.find((f) => f.key === "secondsUntilSend").default, "86400");
-  assert.ok(fields.slice(5).every((f) => f.advanced));
+  assert.ok(fields.slice(6).every((f) => f.advanced));
   assert.equal(Object.getPrototypeOf(fields[0]), Object.prototype);
 });
 
@@ -88,11 +90,12 @@ test("recordsToRead names the records the card reads: the agent, the tags, the c
     customer: conversation.data.relationships.customer.data.id,
     agent: conversation.data.attributes.assignedUsers[0],
     tags: conversation.data.attributes.tags,
+    brand: conversation.data.relationships.brand.data.id,
   });
   conversation.data.attributes.assignedUsers = ["", "u2"];
   conversation.data.attributes.tags = ["", "t1", ""];
   delete conversation.data.relationships;
-  assert.deepEqual(core.recordsToRead(JSON.stringify(conversation)), { ok: true, agent: "u2", tags: ["t1"] });
+  assert.deepEqual(core.recordsToRead(JSON.stringify(conversation)), { ok: true, agent: "u2", tags: ["t1"], brand: null });
   assert.equal(core.recordsToRead({ data: { id: 1 } }).error.code, "invalid_shape");
   assert.equal(core.recordsToRead("{").error.code, "malformed_json");
 });

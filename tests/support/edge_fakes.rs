@@ -224,6 +224,8 @@ pub struct World {
     users: RefCell<BTreeMap<String, Value>>,
     /// Tag resources (`{type, id, attributes}`) by id.
     tags: RefCell<BTreeMap<String, Value>>,
+    /// Brand documents (`GET /v1/brands/{id}` answers) by id; none unless a test adds one.
+    brands: RefCell<BTreeMap<String, Value>>,
     /// Kustomer key → org.
     keys: BTreeMap<String, String>,
     /// Every request, as the transport received it (real credentials included).
@@ -277,6 +279,7 @@ impl World {
             customers: RefCell::new([by_id(fixture("customer"))].into()),
             users: RefCell::new([by_id(fixture("user"))].into()),
             tags: RefCell::new(tags),
+            brands: RefCell::default(),
             keys: [
                 (KUSTOMER_KEY.to_owned(), ORG.to_owned()),
                 (OTHER_ORG_KEY.to_owned(), OTHER_ORG.to_owned()),
@@ -304,6 +307,12 @@ impl World {
                 .get_mut(id)
                 .unwrap_or_else(|| panic!("no conversation {id}")),
         );
+    }
+
+    /// Adds a brand, named `name`, as `GET /v1/brands/{id}` answers it.
+    pub fn add_brand(&self, id: &str, name: &str) {
+        let doc = json!({"data": {"type": "brand", "id": id, "attributes": {"name": name}}});
+        self.brands.borrow_mut().insert(id.to_owned(), doc);
     }
 
     /// Sets a conversation's status (`open`, `done`, …).
@@ -477,6 +486,7 @@ impl World {
             ["customers", _] => "customer",
             ["users", _] => "user",
             ["tags", _] => "tags",
+            ["brands", _] => "brand",
             ["auth", "tokens", "current"] => "token",
             _ => panic!("no such Kustomer route: {}", r.url),
         };
@@ -533,6 +543,7 @@ impl World {
             "conversation" => record(&self.conversations),
             "customer" => record(&self.customers),
             "user" => record(&self.users),
+            "brand" => record(&self.brands),
             _ => {
                 let ids: Vec<String> = id.split(',').map(str::to_owned).collect();
                 self.tag_queries.borrow_mut().push(ids.clone());

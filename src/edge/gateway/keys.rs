@@ -3,7 +3,7 @@
 //! per key, so the edge is no free oracle for guessing keys.
 
 use super::{Gateway, Incoming, Router};
-use crate::decision::{self, AsIfClosed, Decision, SurveyInput};
+use crate::decision::{self, AsIfClosed, Decision};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::{ErrorCode, KeyCheckCode};
 use crate::edge::{seal, Reply, SendError, Transport};
@@ -131,13 +131,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             }
         };
         // An open conversation is shown as it would be sent once closed, as the agent's card
-        // does; `closed` tells the page which it is.
-        let input = SurveyInput {
-            conversation: &inputs.conversation,
-            customer: inputs.customer.as_ref(),
-            user: inputs.user.as_ref(),
-            tags: &inputs.tags,
-        };
+        // does; `closed` tells the page which it is. The key's org was resolved (and cached)
+        // by the rate limit above: the request shows it as the edge would send it.
+        let url = &settings.kustomer_api_url;
+        let org = self.cached_org(url, settings.kustomer_api_key.expose(), r.now_ms);
+        let input = inputs.survey_input(org.as_ref().map(|t| t.org.as_str()));
         let AsIfClosed { closed, decision } = decision::decide_as_if_closed(&settings, input);
         match decision {
             Decision::Send(body) => Reply::json(
@@ -288,19 +286,19 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 
     async fn check_stella(&self, settings: &Settings, now_ms: i64) -> KeyCheck {
-        let key = settings.stella_api_key.expose();
+        let keys = settings.stella_secrets();
         let answer = self.transport.send(stella::key_probe(settings)).await;
         // The probe's answer is judged here, not by `interpret` (a 400 is the good answer); its
         // words are masked as they enter, the same way.
         let outcome = match answer {
             Ok(a) => classify_response(
                 &crate::http::Response {
-                    body: scrub(&a.body, &[key]),
+                    body: scrub(&a.body, &keys),
                     ..a
                 },
                 timestamp::from_millis(now_ms as f64),
             ),
-            Err(SendError::Network(e) | SendError::Refused(e)) => network_error(&scrub(&e, &[key])),
+            Err(SendError::Network(e) | SendError::Refused(e)) => network_error(&scrub(&e, &keys)),
             Err(SendError::Paced) => network_error("not sent"),
         };
         key_probe_verdict(outcome)

@@ -2,7 +2,7 @@
 //! as many at once as the org's Kustomer API budget has room for.
 
 use super::{iso, Armed, Clock, Scheduler, CONCURRENCY, MAX_PER_ALARM};
-use crate::decision::{self, Decision, Recheck, SurveyInput};
+use crate::decision::{self, Decision, Recheck};
 use crate::edge::budget::{Budget, CALLS_PER_SURVEY, MAX_CALLS_PER_SURVEY};
 use crate::edge::job::{Job, JobState};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
@@ -74,7 +74,7 @@ impl<T: Transport, C: Clock> Transport for Metered<'_, T, C> {
 
 /// The org's settings as an attempt finds them.
 enum OrgSettings {
-    Ready(Settings),
+    Ready(Box<Settings>),
     /// Stored but invalid: the survey fails with this message.
     Invalid(String),
     /// Not stored, or not readable: the survey waits for the next authenticated call.
@@ -106,7 +106,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
         };
         Ok(match settings::validate_settings(&raw, self.validation()) {
-            Ok(s) => OrgSettings::Ready(s),
+            Ok(s) => OrgSettings::Ready(Box::new(s)),
             Err(errors) => {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 OrgSettings::Invalid(format!(
@@ -141,8 +141,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         while handled < MAX_PER_ALARM {
             // As many jobs as the org's API budget has room for now; the rest wait for the
             // next window, still due and with no attempt counted.
-            // A job is started with room for all of its calls: two when the agent's email and
-            // the tag names are cached, four when a job of the last batch found them missing.
+            // A job is started with room for all of its calls: two when the agent's email, the
+            // tag names and the brand name are cached, five when a job of the last batch found
+            // them missing.
             let now = self.clock.now_ms();
             let calls = if self.cold.get() {
                 MAX_CALLS_PER_SURVEY
@@ -420,13 +421,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 }
             }
         };
-        let input = SurveyInput {
-            conversation: &inputs.conversation,
-            customer: inputs.customer.as_ref(),
-            user: inputs.user.as_ref(),
-            tags: &inputs.tags,
-        };
-        let body = match decision::decide(settings, input) {
+        let body = match decision::decide(settings, inputs.survey_input(Some(&job.org))) {
             Decision::Skip(skip) => {
                 return Attempt::Skipped {
                     code: skip.code.as_str(),
@@ -439,7 +434,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let shown = serde_json::to_value(&body).ok();
         let request = stella::survey_request(settings, &body);
         let now = self.clock.now_ms();
-        let keys = [settings.stella_api_key.expose()];
+        let keys = settings.stella_secrets();
         match kustomer_api::interpret(self.transport.send(request).await, now, "Stella", &keys) {
             Ok(_) => Attempt::Sent {
                 request: shown.unwrap_or(Value::Null),
