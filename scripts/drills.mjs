@@ -294,9 +294,15 @@ async function killDrill(stack, { n, kills, rand, log, pace = KILL_PACE }) {
   const { heldOut } = await stack.stellaPaceState();
   const state = await settle(stack, { eligible, jobs: total, limitMs: 600_000, quietMs: 6000, progress: progressLog(log, "surveys at Stella", n) });
 
-  // The documented at-least-once window: Stella accepted the first copy just before a kill (the
+  // With the Agent Connect API secret (the harness sends it, as `make run` does), an attempt a
+  // kill cut off is first looked up in Data Return, so no duplicate is excused. Without it, the
+  // documented at-least-once window: Stella accepted the first copy just before a kill (the
   // write recording it never happened) and the second came after the restart.
-  const explain = (id, times) => killed.some((k) => times[0] <= k.at && k.at - times[0] <= WINDOW_MS && times[1] >= k.restartedAt);
+  const withSecret = Boolean(stack.settingsHeaders()["x-stella-api-secret"]);
+  // Surveys a kill cut off after Stella took them, found in Data Return instead of sent again.
+  const found = await stack.request("GET", "/v1/deliveries?reason=found_in_agent_connect&limit=200", { headers: stack.orgHeaders() });
+  const explain = (id, times) =>
+    !withSecret && killed.some((k) => times[0] <= k.at && k.at - times[0] <= WINDOW_MS && times[1] >= k.restartedAt);
   const result = count({ requests: state.requests, eligible, ineligible, explain });
   // How long before the kill Stella had accepted each duplicated survey's first copy.
   for (const d of result.duplicateIds) {
@@ -310,6 +316,8 @@ async function killDrill(stack, { n, kills, rand, log, pace = KILL_PACE }) {
     ...result,
     details: {
       kills: killed.length,
+      apiSecret: withSecret,
+      foundInDataReturn: found.body?.deliveries?.length ?? 0,
       killedAt: killed.map((k) => iso(k.at)).join(", "),
       killedAfter: killed.map((k) => k.sentBefore).join(", "),
       unsentAtKill: killed.map((k) => k.unsent),

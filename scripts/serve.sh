@@ -20,9 +20,13 @@ close a conversation and watch its survey arrive.
   Kustomer sandbox:  POST http://127.0.0.1:$port/sandbox/kustomer/conversations/conv-email/close
   Stella sandbox:    GET  http://127.0.0.1:$port/sandbox/stella/requests
   A closed conversation's survey arrives in the Stella sandbox after "Seconds until send" (5 s here).
+  Answer it with the home page's "Answer the survey": the rating reaches the conversation and
+  its card within a few seconds (outcomes are read back every ${OUTCOME_POLL_MS:-3000} ms here;
+  every 5 minutes in production).
   State is kept in $state; Ctrl-C stops.
 TXT
-node_modules/.bin/workerd serve sandbox/workerd.capnp \
+# Survey outcomes are read back every few seconds locally (production: 5 minutes).
+OUTCOME_POLL_MS=${OUTCOME_POLL_MS:-3000} node_modules/.bin/workerd serve sandbox/workerd.capnp \
   --socket-addr "http=127.0.0.1:$port" --directory-path "state=$(realpath "$state")" \
   --directory-path "site=$(realpath build/site)" &
 workerd=$!

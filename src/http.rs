@@ -37,7 +37,7 @@ impl HeaderValue {
 /// An HTTP request: JSON in and out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Request {
-    /// `GET` or `POST`.
+    /// `GET`, `POST` or `PATCH`.
     pub method: &'static str,
     /// Absolute URL.
     pub url: String,
@@ -68,6 +68,14 @@ impl Request {
                 ("accept", HeaderValue::Text("application/json".into())),
             ],
             body: Some(body),
+        }
+    }
+
+    /// A `PATCH` of JSON text that accepts JSON (Kustomer's partial update of a record).
+    pub fn patch_json(url: String, body: String) -> Self {
+        Self {
+            method: "PATCH",
+            ..Self::post_json(url, body)
         }
     }
 

@@ -1354,6 +1354,8 @@ fn the_fakes_hold_the_trait_contracts() {
         updated_ms,
         event_ids: vec![],
         previous_sent_ms: None,
+        unsure: false,
+        outcome: None,
     };
     for j in [
         job("a", JobState::Scheduled, Some(300), 1),

@@ -732,7 +732,6 @@ fn data_return_is_read_within_sixty_calls_a_minute() {
 }
 
 #[test]
-#[ignore = "bug: StellaPace (src/edge/returns.rs) is a fixed window opened by a call, not a rolling minute: measured 68 calls in one rolling minute with reads every second, 81 when a backlog arrives late in a quiet window"]
 fn data_return_is_read_within_sixty_calls_in_any_rolling_minute() {
     for (poll, n, later, at) in [(1_000, 40_000, 0, 0), (5_000, 0, 40_000, 50_000)] {
         let edge = paced_reads(poll, n, later, at);
@@ -786,7 +785,6 @@ fn a_patch_refused_for_the_budget_waits_for_its_reset() {
 }
 
 #[test]
-#[ignore = "bug: write_outcome drops a 429's wait (x-ratelimit-reset / Retry-After) and retries after outcome_poll_ms: src/edge/scheduler/outcomes.rs write_outcome `Err(Failure::Paced | Failure::Retry { .. }) => return Ok(false)` and write_outcomes `after = now + outcome_poll_ms`"]
 fn a_patch_429_with_a_reset_waits_for_it() {
     let edge = Edge::quick();
     edge.world.patch_fault(

@@ -356,7 +356,7 @@ fn every_page_is_read_and_agents_are_assessed() {
         .is_some_and(|a| !a.starts_with("Bearer "))));
     // The org's pace counted them.
     let pace = rig.scheduler().store.org().unwrap().stella_pace.unwrap();
-    assert_eq!(pace.used, 3);
+    assert_eq!(pace.calls.len(), 3);
     rig.assert_no_secrets();
 }
 
@@ -383,12 +383,10 @@ fn the_roster_is_cached_a_day_per_set_of_credentials() {
     let forged = rig.command(&[("stellaApiKey", Some(FORGED_KEY))], &[], None);
     assert_eq!(forged.status, 502, "{forged:?}");
     assert_eq!(forged.body["error"]["code"], "stella_secret_rejected");
-    assert_eq!(
-        forged.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Agent Connect refused the API key or secret"),
-        true
+    let message = forged.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Agent Connect refused the API key or secret"),
+        "{message}"
     );
     assert_eq!(rig.world.employee_requests().len(), 4);
     let forged_secret = rig.command(
@@ -420,9 +418,9 @@ fn the_org_pace_stops_a_read_that_would_overrun_its_minute() {
     let rig = Rig::new();
     let store = &rig.scheduler().store;
     let mut record = store.org().unwrap();
+    // A minute that began 30 s ago, with room for one call more.
     record.stella_pace = Some(StellaPace {
-        window_ms: NOW - 30_000,
-        used: CALLS_PER_MINUTE - 1,
+        calls: vec![NOW - 30_000; CALLS_PER_MINUTE as usize - 1],
     });
     store.put_org(&record).unwrap();
     let reply = rig.command(&[], &[], None);
@@ -435,8 +433,8 @@ fn the_org_pace_stops_a_read_that_would_overrun_its_minute() {
         "one page fit in the minute"
     );
     assert_eq!(
-        store.org().unwrap().stella_pace.unwrap().used,
-        CALLS_PER_MINUTE
+        store.org().unwrap().stella_pace.unwrap().calls.len(),
+        CALLS_PER_MINUTE as usize
     );
     // Nothing half-read was cached: the next minute reads it whole.
     rig.time.set(NOW + 30_000);

@@ -10,6 +10,7 @@ let current; // {context, settings, user, tags} of the conversation shown
 let message = null; // a note under the card, such as a failed write
 let delivery = { loading: true }; // {entry, reasons} of the conversation shown, or {error}
 let shown = null; // the id of the conversation the card is for, set as soon as it changes
+let profile = null; // {for, agent?} Agent Connect's word on the assigned agent (the roster), once read
 
 main().catch((e) => show(h("p", { class: "error" }, `The card could not start: ${e.message}`)));
 
@@ -42,6 +43,7 @@ async function load(context) {
     ]);
     current = { conversation, settings, user, tags, customer, brand };
     draw();
+    readProfile(conversation, user?.data?.attributes);
   } catch (e) {
     show(
       h("p", { class: "error" }, `Could not read this conversation's details from Kustomer: ${describeError(e)}`),
@@ -80,10 +82,37 @@ function draw() {
     h("p", { class: "detail" }, card.detail),
     facts,
     card.resurvey && h("p", { class: "note" }, card.resurvey),
+    standing(card),
     card.outlook === "not_configured" ? null : toggle,
     message && h("p", { class: "error", role: "alert" }, message),
     happened(card.outcome),
   );
+}
+
+/** Asks the edge where the assigned agent stands in Agent Connect's roster (cached there a day),
+ * so that the card warns before the close when Agent Connect will not survey this conversation.
+ * Without the API secret, or on any failure, the card says nothing more: the warning is advice. */
+async function readProfile(conversation, agent) {
+  const id = conversation.id;
+  const key = `${id} ${agent?.email ?? ""} ${conversation.attributes?.channels?.[0] ?? ""}`;
+  if (!agent?.email || profile?.for === key) return;
+  profile = { for: key };
+  try {
+    const body = { agentEmail: agent.email, agentName: agent.displayName ?? agent.name, channel: conversation.attributes?.channels?.[0] };
+    const answer = await command(Kustomer, "agent-profile", { body });
+    if (profile?.for !== key) return; // another conversation or agent is shown now
+    profile = { for: key, agent: answer?.available ? answer.agent : null };
+  } catch {
+    return;
+  }
+  if (shown === id && current) draw();
+}
+
+/** The roster's warning, when the assigned agent will not be surveyed; nothing otherwise. */
+function standing(card) {
+  const agent = profile?.agent;
+  if (!agent || agent.code === "ready" || !card.survey || card.outlook === "not_configured") return null;
+  return h("p", { class: "warning", role: "status", "data-code": agent.code }, h("strong", {}, `${agent.standing}: `), agent.message);
 }
 
 /** Reads this conversation's entry in the delivery log; draws the card again when it comes. */

@@ -408,6 +408,13 @@ pub fn view(job: &Job) -> Value {
         "channel": request_text(job, "/channel"),
         "conversationUrl": request_text(job, "/external_url"),
         "request": job.request,
+        "outcome": job.outcome.as_ref().map(|o| {
+            let mut shown = serde_json::to_value(&o.read).unwrap_or_default();
+            if let (Some(map), Some(error)) = (shown.as_object_mut(), &o.write_error) {
+                map.insert("writeError".into(), error.as_str().into());
+            }
+            shown
+        }),
     })
 }
 

@@ -2,6 +2,7 @@
 //! a job, how long to wait before a retry, when to give up.
 
 use crate::decision::{self, Skip};
+use crate::survey_outcome::SurveyOutcome;
 use crate::timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -105,6 +106,32 @@ pub struct Job {
     /// When an earlier survey of this conversation went out, for the resurvey rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_sent_ms: Option<i64>,
+    /// An attempt may have reached Stella without its answer reaching us (a timeout, or a lease
+    /// cut off by a crash): before another, Data Return is asked whether the survey exists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsure: bool,
+    /// What Agent Connect says became of the survey, once read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<JobOutcome>,
+}
+
+/// A survey's outcome as the edge keeps it: Data Return's record, read by the core, and
+/// whether it is on the conversation yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobOutcome {
+    /// The record, as `readSurveyOutcome` gives it.
+    #[serde(flatten)]
+    pub read: SurveyOutcome,
+    /// When the record was created in Agent Connect (ms), to tell it from an earlier survey's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<i64>,
+    /// Changed since last written onto the Kustomer conversation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unwritten: bool,
+    /// Why it could not be written, when Kustomer refused for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_error: Option<String>,
 }
 
 /// How many event ids a job remembers. Kustomer redelivers within about an hour; a
@@ -112,6 +139,21 @@ pub struct Job {
 pub const MAX_EVENT_IDS: usize = 16;
 
 impl Job {
+    /// When it was sent, while Agent Connect may still tell more about it: a sent survey whose
+    /// outcome is not final ([`SurveyOutcome::is_final`]). The edge reads outcomes back while any
+    /// survey sent in the last [`FOLLOW_DAYS`](super::returns::FOLLOW_DAYS) is followed.
+    pub fn followed_since(&self) -> Option<i64> {
+        let done = self.outcome.as_ref().is_some_and(|o| o.read.is_final());
+        (self.state == JobState::Sent && !done)
+            .then_some(self.sent_ms)
+            .flatten()
+    }
+
+    /// Whether its outcome waits to be written onto the conversation.
+    pub fn outcome_unwritten(&self) -> bool {
+        self.outcome.as_ref().is_some_and(|o| o.unwritten)
+    }
+
     /// When this conversation was last surveyed: by this job, or by the one it replaced.
     pub fn last_surveyed_ms(&self) -> Option<i64> {
         self.sent_ms.or(self.previous_sent_ms)
@@ -226,6 +268,8 @@ pub fn first(s: Schedule, now_ms: i64) -> Job {
         updated_ms: now_ms,
         event_ids: s.event_id.into_iter().collect(),
         previous_sent_ms: None,
+        unsure: false,
+        outcome: None,
     }
 }
 

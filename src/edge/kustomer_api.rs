@@ -150,7 +150,7 @@ pub async fn get<T: Transport>(
 }
 
 /// `{base}/{segments…}`, each segment percent-encoded (commas kept, for `/v1/tags/a,b`).
-fn api_url_with(base: &str, segments: &[&str]) -> Option<String> {
+pub(crate) fn api_url_with(base: &str, segments: &[&str]) -> Option<String> {
     let mut url = url::Url::parse(base).ok()?;
     url.path_segments_mut()
         .ok()?

@@ -17,6 +17,8 @@ pub mod gateway;
 pub mod job;
 pub mod kustomer_api;
 pub mod outcome;
+pub mod returns;
+pub mod roster;
 pub mod scheduler;
 pub mod seal;
 
@@ -73,6 +75,12 @@ pub struct OrgRecord {
     /// Until when the previous secret is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_until_ms: Option<i64>,
+    /// The org's calls to Agent Connect's read APIs in the current minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stella_pace: Option<returns::StellaPace>,
+    /// Where reading survey outcomes back stands.
+    #[serde(default, skip_serializing_if = "returns::Follow::is_idle")]
+    pub follow: returns::Follow,
 }
 
 /// The org's jobs and cache (a Durable Object's SQL storage). Errors are storage faults.
@@ -109,6 +117,12 @@ pub trait Store {
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String>;
     /// When the oldest final job was last changed, for the alarm that prunes it.
     fn oldest_final(&self) -> Result<Option<i64>, String>;
+    /// Whether a survey sent at or after `sent_since_ms` is still followed
+    /// ([`job::Job::followed_since`]).
+    fn followed(&self, sent_since_ms: i64) -> Result<bool, String>;
+    /// Jobs whose outcome waits to be written onto the conversation
+    /// ([`job::Job::outcome_unwritten`]), at most `limit`, least recently changed first.
+    fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<job::Job>, String>;
 }
 
 /// An HTTP answer from the edge: status and JSON body.
@@ -159,6 +173,8 @@ pub struct Config {
     /// Key checks (`settings/check`, `preview`) allowed per key and per client address in a
     /// minute.
     pub key_checks_per_minute: u32,
+    /// How often survey outcomes are read back from Agent Connect while any is awaited.
+    pub outcome_poll_ms: i64,
 }
 
 impl Default for Config {
@@ -169,6 +185,7 @@ impl Default for Config {
             cache_ms: 5 * 60_000,
             lease_ms: 60_000,
             retention_days: 90,
+            outcome_poll_ms: 5 * 60_000,
             key_checks_per_minute: 5,
         }
     }
@@ -211,6 +228,7 @@ impl Config {
                 d.key_checks_per_minute,
                 1_000_000,
             )?,
+            outcome_poll_ms: number("OUTCOME_POLL_MS", d.outcome_poll_ms, DAY_MS)?,
         })
     }
 

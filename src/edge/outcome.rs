@@ -127,6 +127,8 @@ codes! {
         RequestRefused = "request_refused",
         /// Stella refused the survey.
         StellaRejected = "stella_rejected",
+        /// An attempt whose answer was lost had reached Agent Connect (Data Return has it).
+        FoundInAgentConnect = "found_in_agent_connect",
     }
 }
 
@@ -145,6 +147,7 @@ impl Reason {
             Self::KustomerInvalidUrl => "The Kustomer API URL is not valid",
             Self::RequestRefused => "The request could not be made (URL or header)",
             Self::StellaRejected => "Agent Connect refused the survey",
+            Self::FoundInAgentConnect => "Sent: found in Agent Connect after a lost answer",
         }
     }
 }

@@ -8,10 +8,11 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { APP_SECRET as SANDBOX_APP_SECRET, KUSTOMER_KEY, STELLA_KEY, Stack, waitFor } from "../http/harness.mjs";
+import { APP_SECRET as SANDBOX_APP_SECRET, KUSTOMER_KEY, STELLA_KEY, STELLA_SECRET as SANDBOX_STELLA_SECRET, Stack, waitFor } from "../http/harness.mjs";
 import { fillSettings, launch, open } from "./browser.mjs";
 
 const STELLA_SECRET = "SECRET-stella-7f3a9c"; // the only key the Stella sandbox accepts in this run
+const API_SECRET = "SECRET-stella-api-4b9e1d"; // its Agent Connect API secret: signs the JWT of Data Return and the roster
 const KUSTOMER_SECRET = "SECRET-kustomer-5d1e0b"; // unknown to the Kustomer sandbox: always rejected
 const WRONG_STELLA = "SECRET-stella-wrong-2c4d"; // a Stella key the sandbox refuses
 const APP_SECRET = "SECRET-app-3e8b1f0a9c7d"; // the org's app secret in this run (the first close registers it)
@@ -19,10 +20,10 @@ const ROTATED_APP_SECRET = "SECRET-app-rotated-6a5b4c3d"; // what it is rotated 
 const WRONG_APP_SECRET = "SECRET-app-wrong-1f2e3d4c"; // never the org's
 const BURST_STELLA = "SECRET-stella-burst-8e7f"; // the keys of a burst of key checks past the limit
 const BURST_KUSTOMER = "SECRET-kustomer-burst-0a1b";
-const SECRETS = [STELLA_SECRET, KUSTOMER_SECRET, WRONG_STELLA, APP_SECRET, ROTATED_APP_SECRET, WRONG_APP_SECRET, BURST_STELLA, BURST_KUSTOMER];
+const SECRETS = [STELLA_SECRET, API_SECRET, KUSTOMER_SECRET, WRONG_STELLA, APP_SECRET, ROTATED_APP_SECRET, WRONG_APP_SECRET, BURST_STELLA, BURST_KUSTOMER];
 // The org's Kustomer key, its former Stella key and the sandbox's seeded app secret are secrets
 // too, except on the local home page, which lists the keys as the sandboxes' documented values.
-const SANDBOX_KEYS = [KUSTOMER_KEY, STELLA_KEY, SANDBOX_APP_SECRET];
+const SANDBOX_KEYS = [KUSTOMER_KEY, STELLA_KEY, SANDBOX_APP_SECRET, SANDBOX_STELLA_SECRET];
 // Low enough for a burst to reach it, high enough that the rest of the run never does.
 const KEY_CHECKS_PER_MINUTE = 30;
 
@@ -35,7 +36,7 @@ before(async () => {
   stack = await new Stack({ env: { KEY_CHECKS_PER_MINUTE: String(KEY_CHECKS_PER_MINUTE) } }).start();
   browser = await launch();
   // Not through `call`: this control echoes the keys it was given, by design.
-  const keys = await fetch(`${stack.base}/sandbox/stella/keys`, { method: "PUT", body: JSON.stringify({ keys: [STELLA_SECRET] }) });
+  const keys = await fetch(`${stack.base}/sandbox/stella/keys`, { method: "PUT", body: JSON.stringify({ keys: [STELLA_SECRET], secrets: { [STELLA_SECRET]: API_SECRET } }) });
   assert.equal(keys.status, 200);
 });
 after(async () => {
@@ -80,16 +81,17 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
   // The org's stored settings get the recognisable Stella key; reading them back masks it.
   const auth = { authorization: `Bearer ${KUSTOMER_KEY}` };
   // So does the app secret, which the sandbox's close control then sends to the edge.
-  const put = await call("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: auth, body: { settings: { stellaApiKey: STELLA_SECRET, secondsUntilSend: "1", appSecret: APP_SECRET } } });
+  const put = await call("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: auth, body: { settings: { stellaApiKey: STELLA_SECRET, stellaApiSecret: API_SECRET, secondsUntilSend: "1", appSecret: APP_SECRET } } });
   assert.equal(put.status, 200, put.text);
   const got = await call("GET", "/sandbox/kustomer/v1/apps/settings", { headers: auth });
   assert.equal(got.body.data.attributes.settings.stellaApiKey, "********");
   assert.equal(got.body.data.attributes.settings.kustomerApiKey, "********");
   assert.equal(got.body.data.attributes.settings.appSecret, "********");
+  assert.equal(got.body.data.attributes.settings.stellaApiSecret, "********");
 
   // Two surveys: one from the sandbox's close control (the stored keys), one posted here with
   // the keys as headers. Stella fails the first attempt, so a delivery shows its error message.
-  const headers = stack.settingsHeaders({ "x-stella-api-key": STELLA_SECRET, "x-app-secret": APP_SECRET });
+  const headers = stack.settingsHeaders({ "x-stella-api-key": STELLA_SECRET, "x-stella-api-secret": API_SECRET, "x-app-secret": APP_SECRET });
   await call("PUT", "/sandbox/kustomer/v1/conversations/conv-chat", { headers: auth, body: { status: "done" } });
   const event = await stack.closeEvent("conv-chat");
   await call("POST", "/sandbox/stella/faults", { body: { status: 500, count: 1, retryAfter: 2 } });
@@ -104,6 +106,11 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
   assert.match(retrying.message, /500/);
   for (const id of ["conv-email", "conv-chat"]) {
     await waitFor(async () => (await delivery(id))?.state === "sent", 30_000, `${id} to be sent`, 250);
+  }
+  // Their outcomes came back from Data Return, whose JWT only the recognisable API secret signs:
+  // the edge used it (and the scan below finds it, and no JWT, nowhere else).
+  for (const id of ["conv-email", "conv-chat"]) {
+    await waitFor(async () => (await delivery(id))?.outcome?.deliveryStatus === "sent", 30_000, `${id}'s outcome`, 250);
   }
   // The Stella sandbox accepts only the recognisable key: the edge used it, from both paths.
   const received = (await stack.stellaRequests()).map((r) => r.body.ext_interaction_id);
@@ -391,6 +398,9 @@ test("no answer, log line, stored record, page, console message or network body 
       const at = text.indexOf(key);
       if (at >= 0) leaks.push(`${kind} (${what}) holds ${key}: …${text.slice(Math.max(0, at - 80), at + key.length + 40)}…`);
     }
+    // A JWT (header.payload.signature, base64url of `{"`): the edge's Agent Connect token.
+    const jwt = /eyJ[\w-]{2,}\.eyJ[\w-]*\.[\w-]+/.exec(text);
+    if (jwt) leaks.push(`${kind} (${what}) holds a JWT: ${jwt[0].slice(0, 24)}…`);
   }
   t.diagnostic(`scanned ${scanned.length} texts, ${scanned.reduce((n, s) => n + s.text.length, 0)} characters: ${JSON.stringify(counts)}`);
   assert.deepEqual(leaks, []);

@@ -8,6 +8,9 @@ import { join } from "node:path";
 
 export const KUSTOMER_KEY = "sandbox-kustomer-key";
 export const STELLA_KEY = "sandbox-stella-key";
+// The Stella sandbox's API secret for that key (Data Return and the roster): the sandbox org's
+// settings carry it, so outcomes are read back in every test, as under `make run`.
+export const STELLA_SECRET = "sandbox-stella-secret";
 // The org's app secret, as the Kustomer sandbox seeds it: its close control sends it, and every
 // close, delivery log read and resend made here carries it too (the first close registers it).
 export const APP_SECRET = "sandbox-app-secret-0123456789";
@@ -155,6 +158,7 @@ export class Stack {
       "x-kustomer-api-url": `${this.base}/sandbox/kustomer`,
       "x-kustomer-url": `${this.base}/sandbox/kustomer`,
       "x-stella-api-url": `${this.base}/sandbox/stella`,
+      "x-stella-api-secret": STELLA_SECRET,
       "x-seconds-until-send": "2",
       "x-app-secret": APP_SECRET,
       ...overrides,

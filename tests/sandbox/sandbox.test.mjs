@@ -179,6 +179,7 @@ describe("Kustomer sandbox", () => {
     assert.equal(r.body.data.id, "stella_connect");
     assert.deepEqual(r.body.data.attributes.settings, {
       stellaApiKey: "********",
+      stellaApiSecret: "********", // the sandbox's Agent Connect API secret, secret like the keys
       kustomerApiKey: "********",
       kustomerApiUrl: `${workerd.base}/sandbox/kustomer`,
       kustomerUrl: `${workerd.base}/sandbox/kustomer`,
@@ -340,7 +341,7 @@ describe("Kustomer sandbox: the workflow's headers come from the app definition"
     assert.ok(required.length >= 5 && Object.keys(settingOf).length > required.length, JSON.stringify(settingOf));
     // The seeded settings: the required ones, the Stella URL and the app secret.
     const seeded = await closeAndRead();
-    assert.deepEqual(settingHeaders(seeded), [...required, "x-app-secret", "x-stella-api-url"].sort());
+    assert.deepEqual(settingHeaders(seeded), [...required, "x-app-secret", "x-stella-api-secret", "x-stella-api-url"].sort());
     assert.equal(seeded["content-type"], "application/json");
 
     // Every setting the definition declares set: every header of its action, with the setting's text.
@@ -765,6 +766,7 @@ describe("Kustomer sandbox: app registration and installation", () => {
 
     assert.deepEqual(await settings(), {
       stellaApiKey: "********", // kept, masked
+      stellaApiSecret: "********", // kept, masked
       kustomerApiKey: "", // the secret's default: nothing to mask
       kustomerApiUrl: `${workerd.base}/sandbox/kustomer`, // kept, not the definition's default
       kustomerBudgetShare: 50,

@@ -736,6 +736,24 @@ impl Store for MemStore {
             .map(|j| j.updated_ms)
             .min())
     }
+
+    fn followed(&self, sent_since_ms: i64) -> Result<bool, String> {
+        Ok(self
+            .jobs
+            .borrow()
+            .values()
+            .any(|j| j.followed_since().is_some_and(|t| t >= sent_since_ms)))
+    }
+
+    fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<Job>, String> {
+        let mut jobs: Vec<Job> = (self.jobs.borrow().values())
+            .filter(|j| j.outcome_unwritten())
+            .cloned()
+            .collect();
+        jobs.sort_by_key(|j| (j.updated_ms, j.conversation_id.clone()));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
 }
 
 /// Time the test sets, and dice that always land in the middle.
@@ -960,6 +978,8 @@ pub fn log_job(
         updated_ms: closed_at_ms + 900_000,
         event_ids: vec![],
         previous_sent_ms: None,
+        unsure: false,
+        outcome: None,
     }
 }
 

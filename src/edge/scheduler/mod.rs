@@ -8,12 +8,15 @@
 //! Stella's 2xx and the write that records it: the lease then expires and the job is retried
 //! (at least once, never lost; Stella suppresses repeat surveys to a customer on its side).
 
+mod outcomes;
+mod roster;
 mod run;
 
 use super::budget::Budget;
 use super::deliveries::{self, DeliveryQuery, Tally, MAX_LIMIT, MAX_RESEND_PER_CALL};
 use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::outcome::{ErrorCode, Ignored, Reason, SecretChange};
+use super::returns::StellaPace;
 use super::seal::{self, Sealer};
 use super::{Config, OrgRecord, Reply, Store, Transport};
 use crate::settings::ValidationOptions;
@@ -149,6 +152,9 @@ pub struct Scheduler<S, T, C> {
     /// The last batch had a job the budget stopped mid-way (an uncached agent or tag name):
     /// the next one is sized for every job's calls, so none is stopped again for good.
     cold: Cell<bool>,
+    /// The org's calls to Agent Connect's read APIs this minute (Data Return, the roster),
+    /// loaded from the org's record on first use.
+    stella_pace: RefCell<Option<StellaPace>>,
 }
 
 fn iso(ms: i64) -> String {
@@ -178,6 +184,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             paced_until: Cell::new(None),
             kept: RefCell::new(None),
             cold: Cell::new(false),
+            stella_pace: RefCell::new(None),
         }
     }
 
@@ -526,8 +533,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         ))
     }
 
-    /// When the alarm should fire next: the earliest pending job, or the day the oldest
-    /// finished one leaves the log.
+    /// When the alarm should fire next: the earliest pending job, the next read or write of
+    /// survey outcomes, or the day the oldest finished one leaves the log.
     pub fn next_alarm(&self) -> Result<Option<i64>, String> {
         let prune = self
             .store
@@ -538,10 +545,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             (Some(due), Some(paced)) => Some(due.max(paced)),
             (due, _) => due,
         };
-        Ok(match (due, prune) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+        Ok([due, prune, self.next_follow()?]
+            .into_iter()
+            .flatten()
+            .min())
     }
 }
 

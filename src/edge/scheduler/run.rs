@@ -1,15 +1,17 @@
 //! An alarm's run: the jobs due now, each checked against Kustomer's data and sent to Stella,
 //! as many at once as the org's Kustomer API budget has room for.
 
+use super::outcomes::Lookup;
 use super::{iso, Armed, Clock, Scheduler, CONCURRENCY, MAX_PER_ALARM};
 use crate::decision::{self, Decision, Recheck};
 use crate::edge::budget::{Budget, CALLS_PER_SURVEY, MAX_CALLS_PER_SURVEY};
-use crate::edge::job::{Job, JobState};
+use crate::edge::job::{Job, JobOutcome, JobState};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::Reason;
 use crate::edge::{OrgRecord, Request, Response, SendError, Store, Transport};
 use crate::settings::{self, Settings};
 use crate::stella;
+use crate::survey_outcome::Record;
 use crate::timestamp;
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -41,16 +43,20 @@ enum Attempt {
         wait_ms: Option<i64>,
         message: String,
         request: Option<Value>,
+        /// Stella may have the survey: the request went out and no answer came back.
+        unsure: bool,
     },
+    /// Data Return has the survey an earlier attempt sent: recorded as sent, not sent again.
+    Found(Box<Record>),
 }
 
 /// The scheduler's Kustomer calls, counted against the org's API budget: a call the budget has
 /// no room for is not made, and every answer's budget headers are read.
-struct Metered<'a, T, C> {
-    inner: &'a T,
-    budget: &'a RefCell<Budget>,
-    clock: &'a C,
-    share: u32,
+pub(super) struct Metered<'a, T, C> {
+    pub(super) inner: &'a T,
+    pub(super) budget: &'a RefCell<Budget>,
+    pub(super) clock: &'a C,
+    pub(super) share: u32,
 }
 
 impl<T: Transport, C: Clock> Transport for Metered<'_, T, C> {
@@ -169,22 +175,31 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 break;
             }
             handled += batch.len();
+            // Attempts whose fate is unknown are first looked up in Data Return, all at once.
+            let lookup = match &settings {
+                OrgSettings::Ready(s) => self.look_up_unsure(&batch, s).await,
+                _ => Lookup::None,
+            };
             // Each job is leased before its first await, so the attempts overlap safely; one
             // slow server holds back only its own job.
             let results = join_all(
                 batch
                     .into_iter()
-                    .map(|job| self.process(job, &settings, share)),
+                    .map(|job| self.process(job, &settings, share, &lookup)),
             )
             .await;
             let paced = results.iter().any(|r| matches!(r, Ok(true)));
             self.cold.set(paced);
             results.into_iter().collect::<Result<Vec<bool>, String>>()?;
         }
+        if let OrgSettings::Ready(s) = &settings {
+            self.follow_outcomes(s, share).await?;
+        }
         let now = self.clock.now_ms();
         self.store
             .prune(now.saturating_sub(self.config.retention_ms()), now)?;
-        if self.store.next_due()?.is_none() {
+        // Kept while a job is pending, or while outcomes are read back or wait to be written.
+        if self.store.next_due()?.is_none() && self.next_follow()?.is_none() {
             // Read again: a close may have stored newer settings (and a job) meanwhile.
             let record = self.store.org()?;
             // The keyed fingerprint stays: it reveals nothing without the deployment's key, and
@@ -200,7 +215,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// One job's attempt; `true` when the budget stopped it before anything was sent.
-    async fn process(&self, job: Job, settings: &OrgSettings, share: u32) -> Result<bool, String> {
+    async fn process(
+        &self,
+        job: Job,
+        settings: &OrgSettings,
+        share: u32,
+        lookup: &Lookup,
+    ) -> Result<bool, String> {
         let now = self.clock.now_ms();
         let waiting = job.clone();
         // The lease: if this attempt never finishes (the process died), the job falls due again
@@ -214,7 +235,20 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             ..job
         };
         self.store.put(&job)?;
-        let attempt = self.attempt(&job, settings, share).await;
+        let unsure = waiting.unsure || waiting.state == JobState::Sending;
+        let attempt = match lookup {
+            Lookup::Found(found) if unsure => match found.get(&job.conversation_id) {
+                Some(record) => Attempt::Found(Box::new(record.clone())),
+                None => self.attempt(&job, settings, share).await,
+            },
+            Lookup::Failed { wait_ms, message } if unsure => Attempt::Retry {
+                wait_ms: *wait_ms,
+                message: message.clone(),
+                request: None,
+                unsure: true,
+            },
+            _ => self.attempt(&job, settings, share).await,
+        };
         // A close that arrived during the attempt replaced the job: leave the new one alone,
         // but if this attempt's survey went out, the new one must know, or the resurvey rule
         // would let a second survey go out for the new close.
@@ -239,6 +273,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 message,
                 request: request.or_else(|| job.request.clone()),
                 updated_ms: now,
+                unsure: false,
                 ..job.clone()
             };
         let paced = matches!(attempt, Attempt::Paced);
@@ -273,6 +308,27 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 closed_at_ms,
                 ..done(JobState::Sent, None, None, Some(request))
             },
+            // An earlier attempt reached Stella after all: recorded, never sent twice.
+            Attempt::Found(record) => {
+                let created_ms = (record.created_at.as_deref())
+                    .and_then(timestamp::parse)
+                    .map(timestamp::to_millis);
+                Job {
+                    sent_ms: Some(created_ms.unwrap_or(now)),
+                    outcome: Some(JobOutcome {
+                        read: record.outcome.clone(),
+                        created_ms,
+                        unwritten: true,
+                        write_error: None,
+                    }),
+                    ..done(
+                        JobState::Sent,
+                        Some(Reason::FoundInAgentConnect.as_str().into()),
+                        Some("An earlier attempt reached Agent Connect although its answer was lost: recorded as sent, not sent again.".into()),
+                        None,
+                    )
+                }
+            }
             Attempt::Skipped {
                 code,
                 message,
@@ -292,6 +348,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 wait_ms,
                 message,
                 request,
+                unsure,
             } => {
                 let first = job.first_attempt_ms.unwrap_or(now);
                 match self.config.retry.next_attempt(
@@ -303,6 +360,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 ) {
                     Some(at) => Job {
                         due_ms: Some(at),
+                        unsure,
                         ..done(
                             JobState::Retrying,
                             Some(Reason::TemporaryFailure.as_str().into()),
@@ -343,6 +401,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     wait_ms: None,
                     message: message.clone(),
                     request: None,
+                    unsure: false,
                 }
             }
         };
@@ -370,6 +429,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     wait_ms,
                     message,
                     request: None,
+                    unsure: false,
                 }
             }
             Err(Failure::Paced) => return Attempt::Paced,
@@ -435,7 +495,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let request = stella::survey_request(settings, &body);
         let now = self.clock.now_ms();
         let keys = settings.stella_secrets();
-        match kustomer_api::interpret(self.transport.send(request).await, now, "Stella", &keys) {
+        let answer = self.transport.send(request).await;
+        // No answer, or a server error: Stella may have taken the survey all the same.
+        let unsure = match &answer {
+            Err(SendError::Network(_)) => true,
+            Ok(response) => response.status >= 500,
+            Err(_) => false,
+        };
+        match kustomer_api::interpret(answer, now, "Stella", &keys) {
             Ok(_) => Attempt::Sent {
                 request: shown.unwrap_or(Value::Null),
                 closed_at_ms,
@@ -444,6 +511,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 wait_ms,
                 message,
                 request: shown,
+                unsure,
             },
             // Not reached: Stella's calls are not metered.
             Err(Failure::Paced) => Attempt::Paced,

@@ -32,14 +32,17 @@ pub struct SqlStore {
 /// The tables, as a new Durable Object creates them. `closed_ms` is the job's close time
 /// (`closedAtMs` of its JSON), kept as a column so the delivery log reads it from `jobs_closed`.
 const TABLES: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS jobs (conversation_id TEXT PRIMARY KEY, state TEXT NOT NULL, due_ms INTEGER, updated_ms INTEGER NOT NULL, job TEXT NOT NULL, closed_ms INTEGER)",
+    "CREATE TABLE IF NOT EXISTS jobs (conversation_id TEXT PRIMARY KEY, state TEXT NOT NULL, due_ms INTEGER, updated_ms INTEGER NOT NULL, job TEXT NOT NULL, closed_ms INTEGER, followed_ms INTEGER, unwritten_ms INTEGER)",
     "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
     // One row: the org's sealed settings and app secret digest (no key is ever stored readable).
     "CREATE TABLE IF NOT EXISTS org (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)",
 ];
 
-/// A `jobs` table from before `closed_ms` (added last, as a new table has it too).
-const ADD_CLOSED: &str = "ALTER TABLE jobs ADD COLUMN closed_ms INTEGER";
+/// Columns added since the first version, in order, each as a new table has it too:
+/// `closed_ms` (the delivery log's order), `followed_ms` (a sent survey whose outcome is still
+/// read back: its send time) and `unwritten_ms` (an outcome waiting to be written onto the
+/// conversation: its job's last change).
+const ADDED_COLUMNS: &[&str] = &["closed_ms", "followed_ms", "unwritten_ms"];
 
 /// The indexes, once every column is there.
 const INDEXES: &[&str] = &[
@@ -51,6 +54,9 @@ const INDEXES: &[&str] = &[
     // The delivery log's order (newest close first, then id): a page is a walk down this index
     // that stops at its limit, a close-time window a range of it.
     "CREATE INDEX IF NOT EXISTS jobs_closed ON jobs (closed_ms, conversation_id)",
+    // Surveys whose outcome is read back, and outcomes to write: few rows, partial indexes.
+    "CREATE INDEX IF NOT EXISTS jobs_followed ON jobs (followed_ms) WHERE followed_ms IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_unwritten ON jobs (unwritten_ms) WHERE unwritten_ms IS NOT NULL",
 ];
 
 /// Fills in `closed_ms` where it is missing: every row of a table that has just been given the
@@ -71,11 +77,18 @@ impl SqlStore {
         let columns = sql
             .exec("PRAGMA table_info(jobs)", Box::new([]))?
             .to_array();
-        let has_closed = columns
+        let names: Vec<String> = columns
             .iter()
-            .any(|c| Self::column(&c, "name").as_string().as_deref() == Some("closed_ms"));
-        if !has_closed {
-            sql.exec(ADD_CLOSED, Box::new([]))?;
+            .filter_map(|c| Self::column(&c, "name").as_string())
+            .collect();
+        for added in ADDED_COLUMNS
+            .iter()
+            .filter(|a| !names.iter().any(|n| n == *a))
+        {
+            sql.exec(
+                &format!("ALTER TABLE jobs ADD COLUMN {added} INTEGER"),
+                Box::new([]),
+            )?;
         }
         for statement in INDEXES.iter().chain([&FILL_CLOSED]) {
             sql.exec(statement, Box::new([]))?;
@@ -115,6 +128,12 @@ impl SqlStore {
             num(job.updated_ms),
             text.into(),
             num(job.closed_at_ms),
+            job.followed_since().map_or(JsValue::NULL, num),
+            if job.outcome_unwritten() {
+                num(job.updated_ms)
+            } else {
+                JsValue::NULL
+            },
         ])
     }
 
@@ -207,7 +226,7 @@ impl Store for SqlStore {
 
     fn put(&self, job: &Job) -> Result<(), String> {
         self.rows(
-            "INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             Self::job_row(job)?,
         )
         .map(drop)
@@ -216,7 +235,7 @@ impl Store for SqlStore {
     fn insert_new(&self, job: &Job) -> Result<bool, String> {
         // Whether it wrote, from the cursor's count: no row is built to say so.
         let cursor = self.sql.exec(
-            "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING",
+            "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING",
             Self::job_row(job)?.into_boxed_slice(),
         );
         Ok(cursor.map_err(|e| js_error(&e))?.rows_written() > 0.0)
@@ -341,5 +360,20 @@ impl Store for SqlStore {
 
     fn oldest_final(&self) -> Result<Option<i64>, String> {
         self.least("SELECT MIN(updated_ms) AS least FROM jobs WHERE due_ms IS NULL")
+    }
+
+    fn followed(&self, sent_since_ms: i64) -> Result<bool, String> {
+        let rows = self.rows(
+            "SELECT 1 FROM jobs WHERE followed_ms IS NOT NULL AND followed_ms >= ? LIMIT 1",
+            vec![num(sent_since_ms)],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<Job>, String> {
+        self.jobs(
+            "SELECT job FROM jobs WHERE unwritten_ms IS NOT NULL ORDER BY unwritten_ms, conversation_id LIMIT ?",
+            vec![num(limit as i64)],
+        )
     }
 }

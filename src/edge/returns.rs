@@ -1,0 +1,210 @@
+//! Agent Connect's read APIs: Data Return (`GET /v2/data`, each survey's fate and answer) and
+//! user management (`GET /v2/employees`, the agent roster). Both take the org's API key and a
+//! JWT signed with its API secret, and both count against one limit of 100 requests per
+//! minute per key, which [`StellaPace`] keeps the org well under.
+
+use super::{Request, Response, SendError, Transport};
+use crate::settings::{Secret, Settings};
+use crate::timestamp;
+use hmac::{Hmac, Mac};
+use jwt::SignWithKey;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// The path of Data Return under the Stella API base URL.
+pub const DATA_PATH: &str = "/v2/data";
+/// The path of the employee list under the Stella API base URL.
+pub const EMPLOYEES_PATH: &str = "/v2/employees";
+/// Agent Connect's limit is 100 requests per minute per key; the org stays at 60, so that
+/// another integration on the same key, or a restarted instance's window, still fits.
+pub const CALLS_PER_MINUTE: u32 = 60;
+const MINUTE_MS: i64 = 60_000;
+
+/// The JWT Agent Connect asks for: HS256 over the API secret, with the current `iat` (seconds).
+/// `None` when the secret cannot key an HMAC (HMAC takes any length, so in practice never).
+pub fn token(secret: &Secret, now_ms: i64) -> Option<Secret> {
+    let key: Hmac<Sha256> = Hmac::new_from_slice(secret.expose().as_bytes()).ok()?;
+    let mut claims = BTreeMap::new();
+    claims.insert("iat", now_ms.div_euclid(1000));
+    claims.sign_with_key(&key).ok().map(Secret::new)
+}
+
+/// `GET {stellaApiUrl}{path}?{query}` with the key and a fresh JWT, raw in `Authorization` (no
+/// `Bearer `, as Agent Connect documents). `None` without an API secret: nothing is read then.
+pub fn get(
+    settings: &Settings,
+    path: &str,
+    query: &[(&str, String)],
+    now_ms: i64,
+) -> Option<Request> {
+    let secret = settings.stella_api_secret.as_ref()?;
+    let token = token(secret, now_ms)?;
+    let mut url = format!("{}{path}", settings.stella_api_url);
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in query {
+        serializer.append_pair(name, value);
+    }
+    let encoded = serializer.finish();
+    if !encoded.is_empty() {
+        url.push('?');
+        url.push_str(&encoded);
+    }
+    Some(
+        Request::get(url)
+            .credential("authorization", token)
+            .credential("x-api-key", settings.stella_api_key.clone()),
+    )
+}
+
+/// A Data Return query: forward from a sequence cursor, or over a creation or response window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataQuery {
+    /// Only records after this `sequence_id` (exclusive).
+    pub after: Option<i64>,
+    /// Only records created at or after this instant (ms).
+    pub created_since_ms: Option<i64>,
+    /// Only records answered at or after this instant (ms).
+    pub responded_since_ms: Option<i64>,
+    /// At most this many records.
+    pub limit: u32,
+}
+
+impl DataQuery {
+    /// The query string, in the contract's names; times in RFC 3339 with their offset.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let iso = |ms: i64| timestamp::format(timestamp::from_millis(ms as f64));
+        let mut params = Vec::new();
+        if let Some(after) = self.after {
+            params.push(("after", after.to_string()));
+        }
+        if let Some(since) = self.created_since_ms {
+            params.push(("created_at_gte", iso(since)));
+        }
+        if let Some(since) = self.responded_since_ms {
+            params.push(("responded_at_gte", iso(since)));
+        }
+        params.push(("limit", self.limit.to_string()));
+        params
+    }
+}
+
+/// The org's calls to Agent Connect's read APIs in the last minute (a rolling minute: Agent
+/// Connect counts any 60 seconds). Kept in the org's record, so that a restarted instance
+/// knows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StellaPace {
+    /// When each call of the last minute was made (ms), oldest first; at most
+    /// [`CALLS_PER_MINUTE`].
+    #[serde(default)]
+    pub calls: Vec<i64>,
+}
+
+impl StellaPace {
+    /// Counts a call at `now_ms` if the last minute has room; false when it has none.
+    pub fn take(&mut self, now_ms: i64) -> bool {
+        self.calls
+            .retain(|&t| t > now_ms.saturating_sub(MINUTE_MS) && t <= now_ms);
+        if self.calls.len() >= CALLS_PER_MINUTE as usize {
+            return false;
+        }
+        self.calls.push(now_ms);
+        true
+    }
+
+    /// When the last minute has room again.
+    pub fn next_window(&self) -> i64 {
+        match self.calls.first() {
+            Some(&oldest) if self.calls.len() >= CALLS_PER_MINUTE as usize => {
+                oldest.saturating_add(MINUTE_MS)
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// A transport for Agent Connect's read APIs that stops at [`CALLS_PER_MINUTE`]: a call with no
+/// room is not made ([`SendError::Paced`]).
+pub struct Paced<'a, T> {
+    /// The real transport.
+    pub inner: &'a T,
+    /// The org's window (none yet: a fresh one).
+    pub pace: &'a RefCell<Option<StellaPace>>,
+    /// Now, ms.
+    pub now_ms: i64,
+}
+
+impl<T: Transport> Transport for Paced<'_, T> {
+    async fn send(&self, request: Request) -> Result<Response, SendError> {
+        let room = (self.pace.borrow_mut())
+            .get_or_insert_with(StellaPace::default)
+            .take(self.now_ms);
+        if !room {
+            return Err(SendError::Paced);
+        }
+        self.inner.send(request).await
+    }
+}
+
+/// Where reading survey outcomes back stands for an org: the Data Return cursors and when to
+/// read next. Kept in the org's record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Follow {
+    /// The org's settings carry an API secret: outcomes are read back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reading: bool,
+    /// The forward cursor: the highest `sequence_id` read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// The answers pass reads records answered since this instant (ms); each finished pass
+    /// moves it to its own start less [`RESPONSE_OVERLAP_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responded_since_ms: Option<i64>,
+    /// An unfinished answers pass: the last `sequence_id` it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responded_after: Option<i64>,
+    /// When the last pass over recent records (for delivery changes) finished (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_ms: Option<i64>,
+    /// An unfinished pass over recent records: the last `sequence_id` it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_after: Option<i64>,
+    /// When to read next; `None`: as soon as a survey awaits its outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_ms: Option<i64>,
+    /// After a failed write of outcomes onto conversations, none is tried before this (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_after_ms: Option<i64>,
+    /// Failed reads in a row, for the back-off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+    /// The last failure, in words (no key or token in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Follow {
+    /// Nothing read yet and nothing failed: not written into the org's record.
+    pub fn is_idle(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// How far back each answers pass reaches before the previous one began: an answer recorded
+/// late, or under a clock a little behind, is still read (and de-duplicated on `uuid`).
+pub const RESPONSE_OVERLAP_MS: i64 = 10 * 60_000;
+/// A delivery status can change after the record was read (a bounce, a redelivery) without a
+/// new `sequence_id` or an answer: records created this recently are read again, every
+/// [`SETTLE_EVERY_POLLS`] reads.
+pub const SETTLE_WINDOW_MS: i64 = 3 * 86_400_000;
+/// How many reads apart the pass over recent records comes.
+pub const SETTLE_EVERY_POLLS: i64 = 6;
+/// Surveys are followed this long after they are sent.
+pub const FOLLOW_DAYS: i64 = 14;
