@@ -1,12 +1,13 @@
 // The benchmark (`make bench`, after `make build`): the core's cost per closed conversation
 // natively and through Wasm, the edge's throughput against a JavaScript baseline Worker and a
-// no-op Worker, Kustomer calls per survey, size and cold start, and 10,000 jobs due at once.
+// no-op Worker, Kustomer calls per survey, size and cold start, 10,000 jobs due at once, and
+// survey outcomes read back (answer → rating on the conversation, PATCH and Data Return calls).
 // Prints a markdown table and writes BENCHMARKS.md with the machine, the date and the commands.
 //
 //   node scripts/bench/run.mjs                      full run → BENCHMARKS.md
 //   BENCH_SMOKE=1 node scripts/bench/run.mjs        tiny sizes, invariants only → build/bench-smoke.md
 //   BENCH_SCALE=N                                   jobs for the scale part (10000; smoke 100; 0 skips it)
-//   BENCH_ONLY=core,edge,calls,cold,scale           run only these parts (the report says so)
+//   BENCH_ONLY=core,edge,calls,cold,scale,outcomes  run only these parts (the report says so)
 //   BENCH_EDGE_ROUNDS=N, BENCH_EDGE_SECONDS=N,      the edge part's rounds per storage (5), seconds
 //   BENCH_EDGE_PENDING=N                            per run (10) and pending jobs (10000; 0 skips)
 //
@@ -18,7 +19,8 @@
 // the same run. The edge's targets against the baseline are reported as met (✓) or not (✗);
 // a missed target never fails the run. The smoke checks that everything still runs and that
 // the invariants hold (exactly once, ≤ 2 Kustomer calls per survey at steady state, every
-// 202/200 from the edge and the baseline, finite numbers); it never asserts a timing.
+// 202/200 from the edge and the baseline, every rating on its conversation with ≤ 1 PATCH per
+// outcome and ≤ 100 Data Return calls a minute, finite numbers); it never asserts a timing.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { benchCalls } from "./calls.mjs";
@@ -26,6 +28,7 @@ import { benchColdStart, sizes } from "./cold.mjs";
 import { benchCore } from "./core.mjs";
 import { TARGETS, benchEdge } from "./edge.mjs";
 import { ROOT, load, machine } from "./lib.mjs";
+import { benchOutcomes } from "./outcomes.mjs";
 import { benchScale } from "./scale.mjs";
 
 const smoke = process.env.BENCH_SMOKE === "1";
@@ -66,6 +69,7 @@ await part("edge", () => benchEdge({ smoke, log }));
 await part("calls", () => benchCalls({ smoke, log }));
 await part("cold", async () => ({ sizes: sizes(), start: await benchColdStart({ smoke, log }) }));
 await part("scale", () => benchScale({ n: scaleJobs, smoke, log }));
+await part("outcomes", () => benchOutcomes({ smoke, log }));
 
 // ---- invariants (never timings) ------------------------------------------------------------
 const check = (ok, what) => ok || failures.push(what);
@@ -74,7 +78,7 @@ const finite = (value, path = "") => {
   else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) finite(v, `${path}.${k}`);
 };
 finite(results, "results");
-const { core, edge, calls, cold, scale } = results;
+const { core, edge, calls, cold, scale, outcomes } = results;
 if (edge) {
   // The same invariants for every session: the edge and the baseline answer every event 202,
   // the no-op every request 200, and no connection fails.
@@ -93,6 +97,11 @@ if (calls) {
   check(calls.steadyPerSurvey <= 2, `calls: at most 2 Kustomer calls per survey at steady state (${calls.steadyPerSurvey})`);
 }
 if (scale) check(scale.exactlyOnce, `scale: each job sent exactly once (${scale.sent} sent, ${scale.unique} distinct, ${scale.jobs} jobs)`);
+if (outcomes) {
+  check(outcomes.arrived === outcomes.conversations, `outcomes: every rating reached its conversation (${outcomes.arrived} of ${outcomes.conversations})`);
+  check(outcomes.patchPerOutcome <= 1, `outcomes: at most 1 Kustomer PATCH call per outcome written (${outcomes.patchCalls} calls for ${outcomes.outcomesWritten} outcomes)`);
+  check(outcomes.perMinuteMax <= 100, `outcomes: at most 100 Data Return calls in any minute (${outcomes.perMinuteMax})`);
+}
 
 // ---- report --------------------------------------------------------------------------------
 const f = (x, digits = 1) => (Number.isFinite(x) ? x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "n/a");
@@ -168,6 +177,23 @@ const targetSummary = targetList.length
   : undefined;
 if (targetSummary) console.log(`\n${targetSummary}`);
 
+// Survey outcomes: a section of their own (the issue asks for these three figures).
+const outcomeSection = [];
+if (outcomes) {
+  const o = outcomes;
+  const l = o.latencySeconds;
+  const met = (ok) => (ok ? "✓" : "✗");
+  outcomeSection.push(
+    "| what | figure | target | how |",
+    "|---|---|---|---|",
+    `| customer's answer → rating on the conversation | **p50 ${f(l.p50, 2)} s**, p95 ${f(l.p95, 2)} s, max ${f(l.max, 2)} s | | ${o.arrived} of ${o.conversations} answers ${o.spreadSeconds ? `spread over ${int(o.spreadSeconds)} s` : "at once"}, ratings 1–5 with comments; outcomes read every ${f(o.pollMs / 1000, 0)} s (\`OUTCOME_POLL_MS=${o.pollMs}\`, as \`make run\`); the sandbox watched every 150 ms |`,
+    `| Kustomer calls per outcome written | **${f(o.patchPerOutcome, 2)}** (${int(o.patchCalls)} PATCH calls, ${int(o.patchApplied)} applied, for ${int(o.outcomesWritten)} outcomes; at most ${int(o.patchMaxPerConversation)} on one conversation) | ≤ 1 ${met(o.patchPerOutcome <= 1)} | two outcomes per conversation: delivery status "sent", then the answer; counted by the Kustomer sandbox's \`/writes\` |`,
+    `| Data Return calls per minute, per org | busiest rolling minute **${int(o.perMinuteMax)}**${o.perMinuteMax === o.dataCalls ? " (every call of the run)" : ""}; ${int(o.dataCalls)} in all over ${f(o.seconds, 0)} s (${f(o.dataCallsPerMinute)}/min on average), ${int(o.employeesCalls)} roster calls, ${int(o.limitedCalls)} answered 429 | ≤ 100 ${met(o.perMinuteMax <= 100)} (the edge keeps ≤ 60) | counted by the Stella sandbox's \`/calls\` (Data Return and the roster share the key's limit) |`,
+    `| the run | ${int(o.conversations)} conversations closed in ${f(o.closedInSeconds)} s; all sent, with their first outcome on the conversation, after ${f(o.sentInSeconds)} s; last rating after ${f(o.ratedInSeconds)} s; ${f(o.seconds)} s in all | | delay ${o.delaySeconds} s; one stack, fresh state |`,
+  );
+  console.log(`\n${outcomeSection.join("\n")}`);
+}
+
 const date = new Date().toISOString();
 const totalSeconds = (Date.now() - began) / 1000;
 const busiest = Math.max(...loads.map(([, l]) => Number(l.split(" ")[0])));
@@ -192,6 +218,15 @@ md.push("2. **Edge throughput, against a JavaScript baseline**: the edge worker 
 md.push("3. **Kustomer calls per survey**: conversations, each with its own customer, spread over the agents and tags, added to the Kustomer sandbox, closed through its control route (which posts the event to the edge as the app's workflow would), sent after the delay, counted by the sandbox's `/stats` (every `/v1` call, by route). The warm-up batch meets every agent and tag, then the stats are reset: the steady state is what each further survey costs (the conversation and the customer, read fresh at send time); the agent's email and the tag names come from the 5-minute per-org cache, the key's org from the gateway's cache.");
 md.push("4. **Size and cold start**: the `.wasm` the pages load (`pkg/`) and the worker's (`build/worker/`, with the edge feature), gzipped with zlib level 9 (`gzip -9`, as `scripts/size.sh` measures, comes out a few hundred bytes smaller). Cold start: from spawning workerd to the first answered request, polling every 2 ms. `edge.js` instantiates the Wasm at module load, so it is in the `/healthz` figure; the preview adds the first Kustomer sandbox reads.");
 md.push("5. **Scale**: N conversations with the same close time, scheduled through the edge with 32 requests in flight and a delay long enough that all are stored before they fall due, then sent by the scheduler's alarm to the Stella sandbox. Lateness is the Stella sandbox's `receivedAt` minus the due time. Memory is the workerd process running the whole local stack (the sandboxes hold every conversation and every received request too), not the edge alone.");
+if (outcomes) {
+  md.push("", "## Survey outcomes", "");
+  md.push("The edge reads each org's survey outcomes back from Agent Connect's Data Return API and writes each changed one onto the Kustomer conversation with one PATCH. One stack as `make run` runs it (`scripts/serve.sh`, outcomes read every 3 s; production reads every 5 minutes), conversations each with a customer of its own, closed through the Kustomer sandbox and sent after the delay; once every conversation carries its first outcome (delivery status \"sent\"), the customers answer in the Stella sandbox (`POST /sandbox/stella/responses`).", "");
+  md.push(...outcomeSection, "");
+  md.push("- **Answer → rating**: from just before the answer is posted to the Stella sandbox until the bench sees its rating and comment on the conversation (it reads the sandbox's PATCH counts every 150 ms and then the conversations written to); up to one read interval (3 s) waiting for the next read, plus the read and the write. Percentiles over the conversations of one run, not medians of runs.");
+  md.push("- **Kustomer calls per outcome written**: every PATCH the Kustomer sandbox received (refused ones too, as Kustomer's budget counts them) ÷ the outcomes there were to write, two per conversation; 1 means no outcome was written twice and none took a second call, and the reads themselves cost Kustomer nothing.");
+  md.push("- **Data Return calls per minute**: the busiest rolling minute of the org's key as the Stella sandbox counts it, against Agent Connect's 100 a minute; a read is two or three calls (new records from the cursor, the answers since the last pass, now and then recent records again for bounces), and the edge keeps any rolling minute at 60 or fewer; reading every 3 s at two calls a read comes to about 40 a minute. Reads stop once every survey has its final outcome, so a run whose reading lasts under a minute has all its calls in its busiest minute.");
+  md.push("- **The run**: how long closing, sending and answering took, for scale; no timing is a target.");
+}
 md.push("", "## Commands", "");
 md.push("```sh");
 md.push("make build     # pkg/, pkg-edge/, build/worker/, build/site/");
@@ -208,6 +243,7 @@ if (edge) md.push(`- edge: \`node_modules/.bin/workerd serve scripts/bench/bench
 if (calls) md.push(`- calls: \`tests/http/harness.mjs\` \`Stack\` (\`scripts/serve.sh\`, \`REGISTER=0\`); \`POST /sandbox/kustomer/conversations\` (the data sets), \`PUT /sandbox/kustomer/v1/apps/settings\` (\`secondsUntilSend: "${calls.delaySeconds}"\`), \`POST /sandbox/kustomer/conversations/{id}/close\` 8 at a time, \`GET /sandbox/stella/requests\` until all arrived, \`GET\`/\`POST /sandbox/kustomer/stats[/reset]\``);
 if (cold) md.push(`- cold start: \`node_modules/.bin/workerd serve sandbox/workerd.capnp --socket-addr http=127.0.0.1:<port> --directory-path state=<new temp> --directory-path site=build/site\`, then \`GET /healthz\` and \`POST /v1/preview\` \`{"conversationId": "conv-email"}\`; for the no-op figure, \`workerd serve scripts/bench/noop.capnp\``);
 if (scale) md.push(`- scale: \`scripts/bench/scale.mjs\` (${scale.jobs} jobs, delay ${scale.delaySeconds} s), with the memory of the workerd child of \`scripts/serve.sh\` sampled from \`/proc/<pid>/status\``);
+if (outcomes) md.push(`- outcomes: \`tests/http/harness.mjs\` \`Stack\` with \`OUTCOME_POLL_MS=${outcomes.pollMs}\` (\`REGISTER=0\`); \`POST /sandbox/kustomer/conversations\`, \`PUT /sandbox/kustomer/v1/apps/settings\` (\`secondsUntilSend: "${outcomes.delaySeconds}"\`), \`POST /sandbox/kustomer/stats/reset\`, \`DELETE /sandbox/stella/calls\`, \`POST /sandbox/kustomer/conversations/{id}/close\` 8 at a time, \`GET /sandbox/kustomer/writes\` until each has its first outcome, \`POST /sandbox/stella/responses\`, \`GET /sandbox/kustomer/writes\` and \`GET /sandbox/kustomer/v1/conversations/{id}\` until each rating is there, \`GET /sandbox/stella/calls\``);
 md.push("", "Part durations: " + Object.entries(timings).map(([k, s]) => `${k} ${f(s, 0)} s`).join(", ") + ".", "");
 md.push("## Details", "", "```json", JSON.stringify({ machine: info, results }, (k, v) => (typeof v === "number" ? Math.round(v * 1000) / 1000 : v), 2), "```", "");
 mkdirSync(join(ROOT, "build"), { recursive: true });
