@@ -51,6 +51,10 @@ const CHANGELOG: &[(&str, &str)] = &[
         "0.3.0",
         "Admin and agent tools: a Deliveries page (every survey's state and reason, filters, paging, resend one or all failed, CSV export); the agent's card shows what actually happened; Check connection and Preview use the saved keys through the app's commands, so no key is typed twice.",
     ),
+    (
+        "0.4.0",
+        "Survey outcomes: with the optional Stella Connect API secret, each survey's real fate (sent, suppressed, bounced, …) and the customer's rating and comment are read back from Agent Connect and written onto the conversation (five new conversation attributes), shown on the agent's card and in the Deliveries page; the card warns when the assigned agent has no active Agent Connect profile, and Check connection lists such agents. Multi-brand and multi-language accounts: a brand map, a language map and custom properties.",
+    ),
 ];
 
 /// The settings category; the documentation asks for `default`.

@@ -536,6 +536,27 @@ fn polling_stops_fourteen_days_after_the_send() {
     finish(&edge);
 }
 
+#[test]
+fn settings_that_cannot_be_read_delay_reading_without_spinning_the_alarm() {
+    let edge = sent_with_secret(quick_retries());
+    // The sealed settings stop opening (as after a deployment key change): the survey is still
+    // followed, but nothing can be read until a close brings the settings again.
+    let store = &edge.scheduler(ORG).store;
+    let mut record = store.org().unwrap();
+    record.sealed_settings = Some("v1.not-a-seal".into());
+    store.put_org(&record).unwrap();
+    let calls = data_calls(&edge);
+    let fired = edge.advance_to(due() + HOUR_MS);
+    assert_eq!(data_calls(&edge), calls, "nothing read without settings");
+    // At most one alarm per poll interval, not one right after another.
+    assert!(
+        (fired.len() as i64) <= HOUR_MS / poll_ms(&edge) + 2,
+        "{} alarms in an hour",
+        fired.len()
+    );
+    finish(&edge);
+}
+
 // Agent Connect failing ------------------------------------------------------------------------
 
 #[test]

@@ -221,11 +221,37 @@ async function checkConnection() {
     const result = await command(Kustomer, "check-connection", { body: { settings } });
     const line = (name, check) =>
       h("li", { class: check.ok ? "ok" : "error" }, h("strong", {}, `${name}: ${check.ok ? "connected" : "not connected"}. `), check.message);
-    list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella));
+    list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella), roster(result.roster));
+    // The edge's word on a field (the API secret Agent Connect refused), under that field.
+    for (const { field, message } of result.fields ?? []) {
+      const shown = byKey.get(field);
+      if (!shown) continue;
+      shown.error.textContent = message;
+      shown.input.setAttribute("aria-invalid", "true");
+    }
     status(result.ok ? "ok" : "error", result.ok ? "Both keys work." : "A key needs attention: see below.");
   } catch (e) {
     status("error", `The check could not run: ${describeError(e)}`);
   }
+}
+
+/** With the API secret: the org's agents Agent Connect will not survey, from its roster. */
+function roster(r) {
+  if (!r) return null;
+  const title = h("strong", {}, "Agent roster: ");
+  if (!r.ok) return h("li", { class: "error" }, title, r.message);
+  const without = r.withoutProfile ?? [];
+  const summary = without.length
+    ? `${without.length} of the org's ${r.checked} agents will not be surveyed until their Agent Connect profile is fixed (surveys are still sent; Agent Connect decides):`
+    : `every one of the org's ${r.checked} agents has an active Agent Connect profile.`;
+  return h(
+    "li",
+    { class: without.length ? "warning" : "ok" },
+    title,
+    summary,
+    without.length ? h("ul", { class: "agents" }, without.map((a) => h("li", {}, h("strong", {}, `${a.name ?? a.email} <${a.email}>: `), a.message))) : null,
+    r.usersError ? h("p", { class: "note" }, r.usersError) : null,
+  );
 }
 
 async function preview(event) {

@@ -108,3 +108,18 @@ test("the card of a conversation assigned to the unapproved agent warns before t
   await card.screenshot({ path: new URL("card-roster-warning.png", SHOTS).pathname });
   assert.deepEqual([...card.problems, ...fine.problems], []);
 });
+
+test("Check connection lists the org's agents without an active Agent Connect profile", async () => {
+  // The sandbox org's saved settings carry the sandbox's API secret: nothing typed.
+  const page = await open(browser, `${stack.base}/app/settings.html`);
+  await page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl")?.value !== "");
+  await page.getByRole("button", { name: "Check connection" }).click();
+  const roster = page.locator("#checks > li", { hasText: "Agent roster" });
+  await roster.waitFor({ timeout: 20_000 });
+  const text = await roster.textContent();
+  assert.match(text, /1 of the org's \d+ agents will not be surveyed/);
+  assert.match(text, /Kim Agent <kim\.agent@acme\.example>/);
+  assert.ok(!/Sam Agent|Ria Agent/.test(text), text);
+  assert.deepEqual(await seriousViolations(page), []);
+  assert.deepEqual(page.problems, []);
+});

@@ -132,3 +132,24 @@ test("the API secret and its JWT appear in no answer and no log", async () => {
   assert.ok(!text.includes(STELLA_SECRET), "the secret in the delivery log");
   assert.ok(!/eyJ[\w-]+\.[\w-]+\.[\w-]+/.test(text), "a JWT in the delivery log");
 });
+
+test("a multi-brand conversation carries its own brand, and every request the org and conversation ids", async () => {
+  // conv-brand is Globex's (the Kustomer sandbox's brand-globex); conv-email is Acme's.
+  const headers = stack.settingsHeaders({ "x-brand-map": "Acme=acme-ac, Globex=globex-ac", "x-seconds-until-send": "1" });
+  for (const id of ["conv-brand", "conv-email"]) {
+    await stack.request("PUT", `/sandbox/kustomer/v1/conversations/${id}`, { headers: { authorization: "Bearer sandbox-kustomer-key" }, body: { status: "done" } });
+    const posted = await stack.postEvent(await stack.closeEvent(id), headers);
+    assert.equal(posted.status, 202, posted.text);
+  }
+  const [globex] = await waitFor(async () => {
+    const r = await stack.stellaRequests("conv-brand");
+    return r.length ? r : null;
+  }, 30_000, "conv-brand's survey");
+  const [acme] = await waitFor(async () => {
+    const r = await stack.stellaRequests("conv-email");
+    return r.length ? r : null;
+  }, 30_000, "conv-email's survey");
+  assert.equal(globex.body.brand, "globex-ac");
+  assert.equal(acme.body.brand, "acme-ac");
+  assert.deepEqual(globex.body.custom_properties, { kustomer_org: "sandbox-org", kustomer_conversation_id: "conv-brand" });
+});

@@ -126,6 +126,26 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         self.write_outcomes(settings, share).await
     }
 
+    /// With no usable settings (not readable now), outcomes wait a poll interval: the alarm
+    /// would otherwise come straight back for a read it cannot make.
+    pub(super) fn defer_follow(&self) -> Result<(), String> {
+        let mut record = self.store.org()?;
+        let now = self.clock.now_ms();
+        let later = Some(now.saturating_add(self.config.outcome_poll_ms));
+        let follow = &mut record.follow;
+        let mut changed = false;
+        for at in [&mut follow.next_poll_ms, &mut follow.write_after_ms] {
+            if at.is_none_or(|t| t <= now) {
+                *at = later;
+                changed = true;
+            }
+        }
+        if !follow.reading || !changed {
+            return Ok(());
+        }
+        self.store.put_org(&record)
+    }
+
     /// When outcomes are next read or written, for the alarm: `None` when nothing awaits.
     pub(super) fn next_follow(&self) -> Result<Option<i64>, String> {
         let record = self.store.org()?;

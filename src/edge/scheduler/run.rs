@@ -192,8 +192,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             self.cold.set(paced);
             results.into_iter().collect::<Result<Vec<bool>, String>>()?;
         }
-        if let OrgSettings::Ready(s) = &settings {
-            self.follow_outcomes(s, share).await?;
+        match &settings {
+            OrgSettings::Ready(s) => self.follow_outcomes(s, share).await?,
+            _ => self.defer_follow()?,
         }
         let now = self.clock.now_ms();
         self.store
