@@ -291,8 +291,8 @@ pub fn attribute_key(name: &str) -> String {
 }
 
 /// The `custom` object of `PATCH /v1/conversations/{id}` for an outcome: the rating, the
-/// comment (cut to [`MAX_COMMENT_CHARS`]), the delivery status's code and the times. Fields
-/// without a value are left out, so a later write never clears an earlier one.
+/// comment (cut to [`MAX_COMMENT_CHARS`]), the delivery status's code and the times. Every
+/// attribute is written, `null` when the outcome has no value for it (Kustomer clears it).
 pub fn conversation_custom(outcome: &SurveyOutcome) -> Map<String, Value> {
     let comment =
         outcome
@@ -315,8 +315,10 @@ pub fn conversation_custom(outcome: &SurveyOutcome) -> Map<String, Value> {
             outcome.responded_at.clone().map(Value::from),
         ),
     ];
+    // A field without a value is written as null, which clears it: a later survey of the same
+    // conversation must not keep the earlier one's rating or comment.
     fields
         .into_iter()
-        .filter_map(|(name, value)| Some((attribute_key(name), value?)))
+        .map(|(name, value)| (attribute_key(name), value.unwrap_or(Value::Null)))
         .collect()
 }

@@ -169,8 +169,8 @@ fn a_sent_survey_and_its_answer_are_written_onto_the_conversation() {
     assert_eq!(patches[0].conversation_id, CONVERSATION);
     assert_eq!(
         patches[0].custom,
-        json!({STATUS_KEY: "sent", SENT_AT_KEY: iso(due())}),
-        "the status and the send time, nothing unknown"
+        json!({STATUS_KEY: "sent", SENT_AT_KEY: iso(due()), RATING_KEY: null, COMMENT_KEY: null, RESPONDED_AT_KEY: null}),
+        "the status and the send time; what is not known yet is cleared (an earlier survey's rating)"
     );
     let custom = edge.world.conversation_custom(CONVERSATION);
     assert_eq!(custom[STATUS_KEY], "sent");
@@ -388,7 +388,7 @@ fn an_earlier_surveys_record_is_ignored() {
     );
     let patches = written(&edge);
     assert_eq!(patches.len(), 1, "{patches:?}");
-    assert_eq!(patches[0].custom.get(RATING_KEY), None);
+    assert_eq!(patches[0].custom[RATING_KEY], Value::Null);
     finish(&edge);
 }
 
@@ -413,8 +413,8 @@ fn a_do_not_send_outcome_is_final_and_polling_stops() {
     assert_eq!(patches.len(), 1);
     assert_eq!(patches[0].custom[STATUS_KEY], "do_not_send");
     assert_eq!(
-        patches[0].custom.get(SENT_AT_KEY),
-        None,
+        patches[0].custom[SENT_AT_KEY],
+        Value::Null,
         "not sent: no time"
     );
     let reads = data_calls(&edge);
@@ -864,6 +864,47 @@ fn a_patch_404_is_recorded_and_not_retried() {
     assert_eq!(patches[1].status, 200);
     let outcome = edge.job(CONVERSATION).outcome.unwrap();
     assert_eq!(outcome.write_error, None);
+    finish(&edge);
+}
+
+#[test]
+fn a_patch_refused_for_a_missing_role_waits_an_hour_and_is_written_once_fixed() {
+    let edge = Edge::quick();
+    edge.world.patch_fault(Fault::status(
+        403,
+        r#"{"errors":[{"status":403,"code":"forbidden","title":"Forbidden"}]}"#,
+    ));
+    assert_eq!(
+        edge.close_with(&fixture("conversation-update-done"), &with_secret())
+            .status,
+        202
+    );
+    edge.advance_to(due());
+    let outcome = edge.job(CONVERSATION).outcome.unwrap();
+    assert!(
+        outcome.unwritten,
+        "kept, to be written once the admin fixes the key"
+    );
+    let error = outcome.write_error.expect("the refusal shown");
+    assert!(error.contains("403"), "{error}");
+    assert_eq!(
+        edge.delivery(CONVERSATION)["outcome"]["writeError"],
+        error.as_str()
+    );
+    // Not tried again within the hour, whatever the reads do; then written.
+    edge.advance_to(due() + HOUR_MS - MINUTE_MS);
+    assert_eq!(edge.world.patches().len(), 1, "{:?}", edge.world.patches());
+    edge.advance_to(due() + HOUR_MS + poll_ms(&edge));
+    let patches = edge.world.patches();
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert_eq!(patches[1].status, 200);
+    let outcome = edge.job(CONVERSATION).outcome.unwrap();
+    assert!(!outcome.unwritten);
+    assert_eq!(outcome.write_error, None);
+    assert_eq!(
+        edge.world.conversation_custom(CONVERSATION)[STATUS_KEY],
+        "sent"
+    );
     finish(&edge);
 }
 

@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use stella_connect::edge::gateway::{Gateway, Incoming, Router};
-use stella_connect::edge::returns::{self, StellaPace, CALLS_PER_MINUTE};
+use stella_connect::edge::returns::{self, StellaPace, ROSTER_CALLS_PER_MINUTE};
 use stella_connect::edge::roster::{RosterQuery, MAX_PAGES, PAGE_SIZE, ROSTER_TTL_MS};
 use stella_connect::edge::scheduler::{Command, Scheduler};
 use stella_connect::edge::{
@@ -418,9 +418,9 @@ fn the_org_pace_stops_a_read_that_would_overrun_its_minute() {
     let rig = Rig::new();
     let store = &rig.scheduler().store;
     let mut record = store.org().unwrap();
-    // A minute that began 30 s ago, with room for one call more.
+    // A minute that began 30 s ago, with room for one call more of the roster's half.
     record.stella_pace = Some(StellaPace {
-        calls: vec![NOW - 30_000; CALLS_PER_MINUTE as usize - 1],
+        calls: vec![NOW - 30_000; ROSTER_CALLS_PER_MINUTE as usize - 1],
     });
     store.put_org(&record).unwrap();
     let reply = rig.command(&[], &[], None);
@@ -434,7 +434,8 @@ fn the_org_pace_stops_a_read_that_would_overrun_its_minute() {
     );
     assert_eq!(
         store.org().unwrap().stella_pace.unwrap().calls.len(),
-        CALLS_PER_MINUTE as usize
+        ROSTER_CALLS_PER_MINUTE as usize,
+        "the other half of the minute is left to reading outcomes"
     );
     // Nothing half-read was cached: the next minute reads it whole.
     rig.time.set(NOW + 30_000);

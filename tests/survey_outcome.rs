@@ -536,7 +536,8 @@ fn conversation_custom_writes_the_app_attributes() {
             "@stellaSurveyRespondedAt": "2026-11-21T14:40:00.500Z",
         })
     );
-    // Fields without a value are left out, never written as null.
+    // Fields without a value are written as null, which clears what an earlier survey of the
+    // conversation left there.
     let suppressed = outcome(&record_with(|r| {
         r["request_delivery_status"] = json!("Not sent: suppression period");
         for k in ["answers", "request_sent_at", "response_received_at"] {
@@ -545,7 +546,13 @@ fn conversation_custom_writes_the_app_attributes() {
     }));
     assert_eq!(
         Value::Object(conversation_custom(&suppressed)),
-        json!({"@stellaSurveyDeliveryStatusStr": "suppressed"})
+        json!({
+            "@stellaSurveyDeliveryStatusStr": "suppressed",
+            "@stellaSurveyRatingNum": null,
+            "@stellaSurveyCommentTxt": null,
+            "@stellaSurveySentAt": null,
+            "@stellaSurveyRespondedAt": null,
+        })
     );
     let names: Vec<&str> = ATTRIBUTES.iter().map(|(n, _)| *n).collect();
     assert_eq!(

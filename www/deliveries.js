@@ -26,6 +26,7 @@ let filters = {};
 let rows = []; // the rows shown, in order
 let cursor = null; // where the next page starts
 let reasons = {}; // reason code → words, from the edge
+let statuses = {}; // an outcome's delivery status code → words, from the edge
 let summary = null;
 let reading = 0; // the latest read: an older one's answer is dropped
 
@@ -198,6 +199,7 @@ async function load() {
     const answer = await command(Kustomer, "list-deliveries", { args: args(filters) });
     if (read !== reading) return;
     reasons = answer.reasons ?? {};
+    statuses = answer.deliveryStatuses ?? {};
     summary = answer.summary ?? null;
     rows = answer.deliveries ?? [];
     cursor = answer.nextCursor ?? null;
@@ -387,7 +389,10 @@ function outcomeText(d) {
   const o = d.outcome;
   if (!o || typeof o !== "object") return "";
   const rated = Number.isInteger(o.rating) ? `rated ${o.rating} of 5` : null;
-  return [typeof o.deliveryStatus === "string" ? o.deliveryStatus.replaceAll("_", " ") : null, rated].filter(Boolean).join(", ");
+  const words = statuses[o.deliveryStatus] ?? (typeof o.deliveryStatus === "string" ? o.deliveryStatus.replaceAll("_", " ") : null);
+  const status = words && words[0].toUpperCase() + words.slice(1);
+  const unwritten = o.writeError ? `not written onto the conversation: ${o.writeError}` : null;
+  return [status, rated, unwritten].filter(Boolean).join("; ");
 }
 
 const formatter = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });

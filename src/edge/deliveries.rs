@@ -11,6 +11,7 @@ use super::job::{Job, JobState};
 use super::outcome::{skip_words, ErrorCode, Reason};
 use super::Reply;
 use crate::decision::SkipCode;
+use crate::survey_outcome::DeliveryStatus;
 use crate::{kustomer, timestamp};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -543,7 +544,16 @@ pub fn answer(
         "retentionDays": retention_days,
         "summary": tally.map(Tally::summary),
         "reasons": reasons(),
+        "deliveryStatuses": delivery_statuses(),
     })
+}
+
+/// Each outcome's delivery status code in words (the log's `outcome.deliveryStatus`).
+pub fn delivery_statuses() -> Value {
+    let words = DeliveryStatus::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), Value::from(s.words())));
+    Value::Object(words.collect())
 }
 
 #[cfg(test)]

@@ -149,6 +149,12 @@ impl Job {
             .flatten()
     }
 
+    /// Whether its last attempt may have reached Stella without the edge knowing: a lease cut
+    /// off (by a crash) or a call that got no answer or a server error.
+    pub fn is_unsure(&self) -> bool {
+        self.unsure || self.state == JobState::Sending
+    }
+
     /// Whether its outcome waits to be written onto the conversation.
     pub fn outcome_unwritten(&self) -> bool {
         self.outcome.as_ref().is_some_and(|o| o.unwritten)

@@ -103,24 +103,25 @@ pub struct StellaPace {
 }
 
 impl StellaPace {
-    /// Counts a call at `now_ms` if the last minute has room; false when it has none.
-    pub fn take(&mut self, now_ms: i64) -> bool {
+    /// Counts a call at `now_ms` if the last minute has fewer than `cap` (at most
+    /// [`CALLS_PER_MINUTE`]); false when it has none.
+    pub fn take(&mut self, now_ms: i64, cap: u32) -> bool {
         self.calls
             .retain(|&t| t > now_ms.saturating_sub(MINUTE_MS) && t <= now_ms);
-        if self.calls.len() >= CALLS_PER_MINUTE as usize {
+        if self.calls.len() >= cap.min(CALLS_PER_MINUTE) as usize {
             return false;
         }
         self.calls.push(now_ms);
         true
     }
 
-    /// When the last minute has room again.
-    pub fn next_window(&self) -> i64 {
-        match self.calls.first() {
-            Some(&oldest) if self.calls.len() >= CALLS_PER_MINUTE as usize => {
-                oldest.saturating_add(MINUTE_MS)
-            }
-            _ => 0,
+    /// When the last minute has room again for a user allowed `cap` calls in it (0: now).
+    pub fn next_window(&self, cap: u32) -> i64 {
+        let cap = cap.min(CALLS_PER_MINUTE) as usize;
+        match self.calls.len().checked_sub(cap) {
+            // The call whose expiry brings the minute under the cap.
+            Some(i) => self.calls.get(i).map_or(0, |t| t.saturating_add(MINUTE_MS)),
+            None => 0,
         }
     }
 }
@@ -134,13 +135,20 @@ pub struct Paced<'a, T> {
     pub pace: &'a RefCell<Option<StellaPace>>,
     /// Now, ms.
     pub now_ms: i64,
+    /// How many calls of the minute this transport may reach: the roster, which anyone holding
+    /// the org's Kustomer key may ask for with credentials of their own, gets half of them, so
+    /// that reading outcomes and the lookups after a crash always have the other half.
+    pub cap: u32,
 }
+
+/// The share of the minute the roster may use ([`Paced::cap`]).
+pub const ROSTER_CALLS_PER_MINUTE: u32 = CALLS_PER_MINUTE / 2;
 
 impl<T: Transport> Transport for Paced<'_, T> {
     async fn send(&self, request: Request) -> Result<Response, SendError> {
         let room = (self.pace.borrow_mut())
             .get_or_insert_with(StellaPace::default)
-            .take(self.now_ms);
+            .take(self.now_ms, self.cap);
         if !room {
             return Err(SendError::Paced);
         }
@@ -166,7 +174,17 @@ pub struct Follow {
     /// An unfinished answers pass: the last `sequence_id` it read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responded_after: Option<i64>,
-    /// When the last pass over recent records (for delivery changes) finished (ms).
+    /// The Agent Connect account read (a keyed fingerprint of its URL and key): the cursors
+    /// belong to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// When the unfinished answers pass began (ms): the next one starts there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responded_began_ms: Option<i64>,
+    /// When the unfinished pass over recent records began (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_began_ms: Option<i64>,
+    /// When the last pass over recent records (for delivery changes) began (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_ms: Option<i64>,
     /// An unfinished pass over recent records: the last `sequence_id` it read.

@@ -93,11 +93,15 @@ pub async fn fetch_roster<T: Transport>(
 ) -> Result<Roster, Failure> {
     let mut employees = read_list(transport, settings, now_ms, None).await?;
     if employees.iter().any(|e| e.status.is_none()) {
+        // By email, so that each status list is one pass (rosters run to thousands).
+        let at: std::collections::HashMap<String, usize> = (employees.iter().enumerate())
+            .map(|(i, e)| (e.email.clone(), i))
+            .collect();
         for status in INACTIVE_STATUSES {
             let listed = read_list(transport, settings, now_ms, Some(status)).await?;
             for found in listed {
-                if let Some(e) = employees.iter_mut().find(|e| e.email == found.email) {
-                    e.status = Some(status.to_owned());
+                if let Some(&i) = at.get(&found.email) {
+                    employees[i].status = Some(status.to_owned());
                 }
             }
         }

@@ -1594,8 +1594,12 @@ impl World {
                             if !attributes["custom"].is_object() {
                                 attributes["custom"] = json!({});
                             }
+                            // As Kustomer: null removes the attribute.
                             for (k, v) in custom.as_object().into_iter().flatten() {
-                                attributes["custom"][k] = v.clone();
+                                match (attributes["custom"].as_object_mut(), v.is_null()) {
+                                    (Some(map), true) => drop(map.remove(k)),
+                                    _ => attributes["custom"][k] = v.clone(),
+                                }
                             }
                             ok(doc.clone())
                         }

@@ -5,9 +5,9 @@
 use super::run::Metered;
 use super::{Clock, Scheduler, CONCURRENCY};
 use crate::edge::job::{Job, JobOutcome, JobState};
-use crate::edge::kustomer_api::{self, Failure};
+use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::returns::{
-    self, DataQuery, Follow, Paced, StellaPace, DATA_PATH, FOLLOW_DAYS, RESPONSE_OVERLAP_MS,
+    self, DataQuery, Follow, Paced, CALLS_PER_MINUTE, DATA_PATH, FOLLOW_DAYS, RESPONSE_OVERLAP_MS,
     SETTLE_EVERY_POLLS, SETTLE_WINDOW_MS,
 };
 use crate::edge::{OrgRecord, Request, Store, Transport};
@@ -19,9 +19,10 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
-    /// A transport for Agent Connect's read APIs within the org's [`StellaPace`]: the window is
-    /// loaded from the org's record on first use. Call [`Self::save_stella_pace`] after.
-    pub(super) fn paced_stella(&self) -> Result<Paced<'_, T>, String> {
+    /// A transport for Agent Connect's read APIs within the org's [`StellaPace`](crate::edge::returns::StellaPace), up to `cap`
+    /// calls in the minute: the window is loaded from the org's record on first use. Call
+    /// [`Self::save_stella_pace`] after.
+    pub(super) fn paced_stella(&self, cap: u32) -> Result<Paced<'_, T>, String> {
         if self.stella_pace.borrow().is_none() {
             let stored = self.store.org()?.stella_pace.unwrap_or_default();
             *self.stella_pace.borrow_mut() = Some(stored);
@@ -30,6 +31,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             inner: &self.transport,
             pace: &self.stella_pace,
             now_ms: self.clock.now_ms(),
+            cap,
         })
     }
 
@@ -44,12 +46,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Ok(())
     }
 
-    /// When the org's read window has room again.
-    pub(super) fn stella_window(&self) -> Option<i64> {
-        self.stella_pace
-            .borrow()
-            .as_ref()
-            .map(StellaPace::next_window)
+    /// When the org's read window has room again for a user allowed `cap` calls in it.
+    pub(super) fn stella_window(&self, cap: u32) -> Option<i64> {
+        (self.stella_pace.borrow().as_ref()).map(|pace| pace.next_window(cap))
     }
 }
 
@@ -57,6 +56,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
 pub const PAGE_SIZE: u32 = 500;
 /// Pages one read reads at most; the rest waits for the next (cursors are kept).
 pub const PAGES_PER_READ: u32 = 10;
+/// How long writes wait after Kustomer refused one (a missing role, an app not upgraded).
+const REFUSED_WRITE_WAIT_MS: i64 = 3_600_000;
 /// The longest wait after failed reads.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
 /// How much earlier than our own record of an attempt Agent Connect's record of it may be
@@ -78,6 +79,17 @@ impl From<String> for ReadError {
     }
 }
 
+/// One page of Data Return ([`Scheduler::fetch_records`]).
+#[derive(Default)]
+struct Page {
+    /// The records the core could read.
+    records: Vec<Record>,
+    /// How many records came, readable or not.
+    count: usize,
+    /// The highest `sequence_id` among them.
+    last: Option<i64>,
+}
+
 /// What became of one outcome's write.
 enum Written {
     /// Written, or given up for good (noted on the job).
@@ -89,8 +101,11 @@ use Written::{Done, Later};
 
 /// What Data Return says of attempts whose fate is unknown, by conversation.
 pub(super) enum Lookup {
-    /// Nothing to look up (no unsure job, or no API secret).
+    /// Nothing to look up (no unsure job, or no API secret): nothing asked.
     None,
+    /// Agent Connect refuses the key or secret: unsure jobs go out as they would without the
+    /// secret (at least once, never lost).
+    Refused,
     /// The records found, by conversation id: absent ones were not sent.
     Found(HashMap<String, Record>),
     /// The lookup failed: unsure jobs wait and try again.
@@ -167,11 +182,27 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Ok(next)
     }
 
-    /// One read: forward from the cursor, then the answers since the last pass (with overlap).
+    /// One read: forward from the cursor, recent records again now and then, then the answers
+    /// since the last pass (with overlap).
     async fn read_outcomes(&self, settings: &Settings, record: OrgRecord) -> Result<(), String> {
         let org = record.org.clone().unwrap_or_default();
         let started = self.clock.now_ms();
         let mut follow = record.follow.clone();
+        // Another Agent Connect account (the Test key replaced by the production one): its
+        // sequence is its own, so the cursors start again.
+        let account = Some(self.sealer.fingerprint(&format!(
+            "{}\n{}",
+            settings.stella_api_url,
+            settings.stella_api_key.expose()
+        )));
+        if follow.account != account {
+            follow = Follow {
+                reading: follow.reading,
+                account,
+                write_after_ms: follow.write_after_ms,
+                ..Follow::default()
+            };
+        }
         let result = self.read_passes(settings, &org, started, &mut follow).await;
         let now = self.clock.now_ms();
         match result {
@@ -182,11 +213,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
             Err(ReadError::Storage(e)) => return Err(e),
             Err(ReadError::Service(failure)) => {
-                let (wait, message) = match failure {
-                    Failure::Paced => (self.stella_window().map(|t| t - now), None),
-                    Failure::Retry { wait_ms, message } => (wait_ms, Some(message)),
-                    Failure::Fatal { message, .. } => (None, Some(message)),
-                };
+                let (wait, message) = self.wait_for(failure, now);
                 if message.is_some() {
                     follow.failures = follow.failures.saturating_add(1);
                     follow.last_error = message;
@@ -206,6 +233,16 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         self.store.put_org(&latest)
     }
 
+    /// How long to wait after a failed call, and its words (none when the org's own pace
+    /// stopped it: not a failure of Agent Connect's).
+    fn wait_for(&self, failure: Failure, now: i64) -> (Option<i64>, Option<String>) {
+        match failure {
+            Failure::Paced => (self.stella_window(CALLS_PER_MINUTE).map(|t| t - now), None),
+            Failure::Retry { wait_ms, message } => (wait_ms, Some(message)),
+            Failure::Fatal { message, .. } => (None, Some(message)),
+        }
+    }
+
     async fn read_passes(
         &self,
         settings: &Settings,
@@ -214,28 +251,21 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         follow: &mut Follow,
     ) -> Result<(), ReadError> {
         let mut pages = 0;
+        let mut apply = |record: Record| self.apply(org, record);
         // New records, forward from the cursor; the first read starts at the followed window.
-        loop {
-            if pages >= PAGES_PER_READ {
-                return Ok(());
-            }
-            let query = DataQuery {
-                after: follow.after,
-                created_since_ms: follow
-                    .after
-                    .is_none()
-                    .then_some(started - FOLLOW_DAYS * DAY_MS),
-                limit: PAGE_SIZE,
-                ..DataQuery::default()
-            };
-            let (n, last) = self.read_page(settings, org, &query).await?;
-            pages += 1;
-            if let Some(last) = last {
-                follow.after = Some(follow.after.map_or(last, |a| a.max(last)));
-            }
-            if n < PAGE_SIZE as usize {
-                break;
-            }
+        let forward = DataQuery {
+            created_since_ms: follow
+                .after
+                .is_none()
+                .then_some(started - FOLLOW_DAYS * DAY_MS),
+            ..DataQuery::default()
+        };
+        let cursor = &mut follow.after;
+        if !self
+            .pass(settings, forward, cursor, &mut pages, &mut apply)
+            .await?
+        {
+            return Ok(()); // the cursor resumes it next time
         }
         // Recent records again, every few reads: a bounce changes a record already read, and
         // neither the cursor nor the answers pass would see it.
@@ -244,85 +274,96 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             .outcome_poll_ms
             .saturating_mul(SETTLE_EVERY_POLLS);
         if follow.settle_after.is_some() || follow.settled_ms.is_none_or(|t| t + every <= started) {
-            loop {
-                if pages >= PAGES_PER_READ {
-                    return Ok(()); // `settle_after` resumes this pass next time
-                }
-                let query = DataQuery {
-                    after: follow.settle_after,
-                    created_since_ms: Some(started - SETTLE_WINDOW_MS),
-                    limit: PAGE_SIZE,
-                    ..DataQuery::default()
-                };
-                let (n, last) = self.read_page(settings, org, &query).await?;
-                pages += 1;
-                follow.settle_after = last.or(follow.settle_after);
-                if n < PAGE_SIZE as usize {
-                    follow.settle_after = None;
-                    follow.settled_ms = Some(started);
-                    break;
-                }
-            }
-        }
-        // Answers since the last pass: a record answered after it was first read may keep its
-        // `sequence_id` (not documented either way), so the cursor alone would miss it.
-        let since = follow
-            .responded_since_ms
-            .unwrap_or(started - FOLLOW_DAYS * DAY_MS);
-        loop {
-            if pages >= PAGES_PER_READ {
-                return Ok(()); // `responded_after` resumes this pass next time
-            }
-            let query = DataQuery {
-                after: follow.responded_after,
-                responded_since_ms: Some(since),
-                limit: PAGE_SIZE,
+            let began = *follow.settle_began_ms.get_or_insert(started);
+            let recent = DataQuery {
+                created_since_ms: Some(began - SETTLE_WINDOW_MS),
                 ..DataQuery::default()
             };
-            let (n, last) = self.read_page(settings, org, &query).await?;
-            pages += 1;
-            follow.responded_after = last.or(follow.responded_after);
-            if n < PAGE_SIZE as usize {
-                follow.responded_after = None;
-                follow.responded_since_ms = Some(started - RESPONSE_OVERLAP_MS);
-                return Ok(());
+            let cursor = &mut follow.settle_after;
+            if !self
+                .pass(settings, recent, cursor, &mut pages, &mut apply)
+                .await?
+            {
+                return Ok(()); // `settle_after` resumes this pass next time
+            }
+            follow.settle_after = None;
+            follow.settle_began_ms = None;
+            follow.settled_ms = Some(began);
+        }
+        // Answers since the last pass: a record answered after it was first read may keep its
+        // `sequence_id` (not documented either way), so the cursor alone would miss it. The
+        // next pass starts where this one began, less the overlap, however long this one took.
+        let began = *follow.responded_began_ms.get_or_insert(started);
+        let answered = DataQuery {
+            responded_since_ms: Some(
+                follow
+                    .responded_since_ms
+                    .unwrap_or(started - FOLLOW_DAYS * DAY_MS),
+            ),
+            ..DataQuery::default()
+        };
+        let cursor = &mut follow.responded_after;
+        if self
+            .pass(settings, answered, cursor, &mut pages, &mut apply)
+            .await?
+        {
+            follow.responded_after = None;
+            follow.responded_began_ms = None;
+            follow.responded_since_ms = Some(began - RESPONSE_OVERLAP_MS);
+        }
+        Ok(())
+    }
+
+    /// Pages through `query` from `cursor` (moved past each page), handing each record to
+    /// `each`, until a short page (true: the pass is over) or the read's page budget (false).
+    async fn pass(
+        &self,
+        settings: &Settings,
+        query: DataQuery,
+        cursor: &mut Option<i64>,
+        pages: &mut u32,
+        each: &mut impl FnMut(Record) -> Result<(), String>,
+    ) -> Result<bool, ReadError> {
+        loop {
+            if *pages >= PAGES_PER_READ {
+                return Ok(false);
+            }
+            let page_query = DataQuery {
+                after: *cursor,
+                limit: PAGE_SIZE,
+                ..query.clone()
+            };
+            let page = self.fetch_records(settings, &page_query).await?;
+            *pages += 1;
+            if page.last.is_some() {
+                *cursor = page.last.max(*cursor);
+            }
+            for record in page.records {
+                each(record)?;
+            }
+            if page.count < PAGE_SIZE as usize {
+                return Ok(true);
             }
         }
     }
 
-    /// Reads one page and applies its records: how many came, and the last `sequence_id`.
-    async fn read_page(
-        &self,
-        settings: &Settings,
-        org: &str,
-        query: &DataQuery,
-    ) -> Result<(usize, Option<i64>), ReadError> {
-        let records = self.fetch_records(settings, query).await?;
-        let n = records.len();
-        let mut last = None;
-        for record in records {
-            last = record.sequence_id.or(last);
-            self.apply(org, record)?;
-        }
-        Ok((n, last))
-    }
-
-    /// One page of Data Return, read by the core; records it cannot read are left out.
+    /// One page of Data Return: the records the core can read, and how many came and the last
+    /// `sequence_id` of them all (one another integration wrote, unreadable here, still moves
+    /// the cursor and counts towards a full page).
     async fn fetch_records(
         &self,
         settings: &Settings,
         query: &DataQuery,
-    ) -> Result<Vec<Record>, ReadError> {
+    ) -> Result<Page, ReadError> {
         let now = self.clock.now_ms();
         let Some(request) = returns::get(settings, DATA_PATH, &query.params(), now) else {
-            return Ok(vec![]);
+            return Ok(Page::default());
         };
-        let secret = settings.stella_api_secret.as_ref().map(Secret::expose);
-        let keys: Vec<&str> = [Some(settings.stella_api_key.expose()), secret]
-            .into_iter()
-            .flatten()
-            .collect();
-        let paced = self.paced_stella()?;
+        // The token too: a server's words may echo the request.
+        let token = request.header("authorization").map(str::to_owned);
+        let mut keys = settings.stella_secrets();
+        keys.extend(token.as_deref());
+        let paced = self.paced_stella(CALLS_PER_MINUTE)?;
         let answer =
             kustomer_api::interpret(paced.send(request).await, now, "Agent Connect", &keys)
                 .map_err(ReadError::Service)?;
@@ -334,10 +375,20 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                         .into(),
             }));
         };
-        Ok(items
+        let records: Vec<Record> = items
             .iter()
             .filter_map(|item| survey_outcome::read_record(item).ok())
-            .collect())
+            .collect();
+        let raw_last = items
+            .iter()
+            .filter_map(|item| item.get("sequence_id").and_then(Value::as_i64))
+            .max();
+        let read_last = records.iter().filter_map(|r| r.sequence_id).max();
+        Ok(Page {
+            count: items.len(),
+            last: raw_last.max(read_last),
+            records,
+        })
     }
 
     /// Keeps a record's outcome on its job, if it is this org's survey and says something new.
@@ -348,7 +399,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let Some(job) = self.store.get(&record.outcome.conversation_id)? else {
             return Ok(());
         };
-        let created_ms = created_ms(&record);
+        let outcome = JobOutcome::from_record(record);
+        let created_ms = outcome.created_ms;
         // Only the survey this job sent: not an earlier one of the same conversation.
         let begun = job.first_attempt_ms.unwrap_or(job.updated_ms);
         if job.state != JobState::Sent
@@ -358,11 +410,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         if let Some(known) = &job.outcome {
             // The same record read again (both passes, or the overlap): nothing new.
-            if known.read == record.outcome {
+            if known.read == outcome.read {
                 return Ok(());
             }
             // Two records for one survey: the later one speaks for it.
-            if known.read.uuid != record.outcome.uuid
+            if known.read.uuid != outcome.read.uuid
                 && known.created_ms.zip(created_ms).is_some_and(|(k, c)| c < k)
             {
                 return Ok(());
@@ -370,12 +422,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         let now = self.clock.now_ms();
         self.store.put(&Job {
-            outcome: Some(JobOutcome {
-                read: record.outcome,
-                created_ms,
-                unwritten: true,
-                write_error: None,
-            }),
+            outcome: Some(outcome),
             updated_ms: now,
             ..job
         })
@@ -458,39 +505,45 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let now = self.clock.now_ms();
         let keys = [settings.kustomer_api_key.expose()];
         let sent = kustomer_api::interpret(transport.send(request).await, now, "Kustomer", &keys);
-        let write_error = match sent {
-            Ok(_) => None,
+        // Written; or the conversation is gone (nothing to retry); or refused (a key without
+        // the update role, an app not upgraded to declare the attributes): an admin can fix
+        // that, so it stays unwritten, says why, and all writes wait an hour.
+        let (unwritten, write_error, then) = match sent {
+            Ok(_) => (false, None, Done),
             Err(Failure::Paced) => return Ok(Later(None)),
             Err(Failure::Retry { wait_ms, .. }) => return Ok(Later(wait_ms)),
-            Err(Failure::Fatal { message, .. }) => Some(message),
+            Err(Failure::Fatal {
+                code: FetchError::NotFound,
+                message,
+            }) => (false, Some(message), Done),
+            Err(Failure::Fatal { message, .. }) => {
+                (true, Some(message), Later(Some(REFUSED_WRITE_WAIT_MS)))
+            }
         };
         // Read again: a newer outcome may have come meanwhile (it stays unwritten).
         let Some(current) = self.store.get(&job.conversation_id)? else {
             return Ok(Done);
         };
         if current.outcome.as_ref().map(|o| &o.read) != Some(&outcome.read) {
-            return Ok(Done);
+            return Ok(then);
         }
         let now = self.clock.now_ms();
         self.store.put(&Job {
             outcome: current.outcome.clone().map(|o| JobOutcome {
-                unwritten: false,
+                unwritten,
                 write_error,
                 ..o
             }),
             updated_ms: now,
             ..current
         })?;
-        Ok(Done)
+        Ok(then)
     }
 
     /// Asks Data Return about the batch's attempts whose fate is unknown: one read from the
     /// earliest of them, so that a survey Stella already has is recorded, not sent again.
     pub(super) async fn look_up_unsure(&self, batch: &[Job], settings: &Settings) -> Lookup {
-        let unsure: Vec<&Job> = batch
-            .iter()
-            .filter(|j| j.unsure || j.state == JobState::Sending)
-            .collect();
+        let unsure: Vec<&Job> = batch.iter().filter(|j| j.is_unsure()).collect();
         let Some(since) = unsure
             .iter()
             .map(|j| j.first_attempt_ms.unwrap_or(j.updated_ms))
@@ -501,66 +554,64 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         if settings.stella_api_secret.is_none() {
             return Lookup::None;
         }
-        let org = batch.first().map(|j| j.org.clone()).unwrap_or_default();
         let mut found = HashMap::new();
-        let mut after = None;
-        for _ in 0..PAGES_PER_READ {
-            let query = DataQuery {
-                after,
-                created_since_ms: Some(since.saturating_sub(CLOCK_MARGIN_MS)),
-                limit: PAGE_SIZE,
-                ..DataQuery::default()
-            };
-            let records = match self.fetch_records(settings, &query).await {
-                Ok(records) => records,
-                Err(ReadError::Storage(message)) => {
-                    return Lookup::Failed {
-                        wait_ms: None,
-                        message,
-                    }
-                }
-                Err(ReadError::Service(failure)) => {
-                    let now = self.clock.now_ms();
-                    let (wait_ms, message) = match failure {
-                        Failure::Paced => (
-                            self.stella_window().map(|t| t - now),
-                            "Agent Connect's read limit for this minute is used up".into(),
-                        ),
-                        Failure::Retry { wait_ms, message } => (wait_ms, message),
-                        Failure::Fatal { message, .. } => (None, message),
-                    };
-                    return Lookup::Failed {
-                        wait_ms,
-                        message: format!("Could not ask Agent Connect whether an earlier attempt reached it: {message}"),
-                    };
-                }
-            };
-            let n = records.len();
-            for record in records {
-                after = record.sequence_id.or(after);
-                let ours = record.org.as_deref().is_none_or(|o| o == org);
-                let wanted = unsure
-                    .iter()
-                    .any(|j| j.conversation_id == record.outcome.conversation_id);
-                if ours && wanted {
-                    found.insert(record.outcome.conversation_id.clone(), record);
+        let mut keep = |record: Record| {
+            let job = unsure
+                .iter()
+                .find(|j| j.conversation_id == record.outcome.conversation_id);
+            if job.is_some_and(|j| record.org.as_deref().is_none_or(|o| o == j.org)) {
+                found.insert(record.outcome.conversation_id.clone(), record);
+            }
+            Ok(())
+        };
+        let query = DataQuery {
+            created_since_ms: Some(since.saturating_sub(CLOCK_MARGIN_MS)),
+            ..DataQuery::default()
+        };
+        let (mut cursor, mut pages) = (None, 0);
+        let read = self
+            .pass(settings, query, &mut cursor, &mut pages, &mut keep)
+            .await;
+        let _ = self.save_stella_pace(); // only the window: a failed write loses nothing
+        let now = self.clock.now_ms();
+        let ask = "Could not ask Agent Connect whether an earlier attempt reached it";
+        match read {
+            Ok(true) => Lookup::Found(found),
+            // More records than one read takes: asked again next time, as for a failure.
+            Ok(false) => Lookup::Failed {
+                wait_ms: None,
+                message: format!("{ask}: too many records to read at once."),
+            },
+            Err(ReadError::Storage(message)) => Lookup::Failed {
+                wait_ms: None,
+                message,
+            },
+            Err(ReadError::Service(Failure::Fatal { .. })) => Lookup::Refused,
+            Err(ReadError::Service(failure)) => {
+                let (wait_ms, message) = self.wait_for(failure, now);
+                let message = message.unwrap_or_else(|| {
+                    "the org's Agent Connect calls for this minute are used up".into()
+                });
+                Lookup::Failed {
+                    wait_ms,
+                    message: format!("{ask}: {message}"),
                 }
             }
-            if n < PAGE_SIZE as usize {
-                let _ = self.save_stella_pace();
-                return Lookup::Found(found);
-            }
-        }
-        let _ = self.save_stella_pace();
-        Lookup::Failed {
-            wait_ms: None,
-            message: "Too many Agent Connect records to tell whether an earlier attempt reached it; it is asked again.".into(),
         }
     }
 }
 
-/// When Agent Connect created the record (ms).
-fn created_ms(record: &Record) -> Option<i64> {
-    let at = timestamp::parse(record.created_at.as_deref()?)?;
-    Some(timestamp::to_millis(at))
+impl JobOutcome {
+    /// A record's outcome as a job keeps it, not yet written onto the conversation.
+    pub(super) fn from_record(record: Record) -> Self {
+        let created_ms = (record.created_at.as_deref())
+            .and_then(timestamp::parse)
+            .map(timestamp::to_millis);
+        Self {
+            read: record.outcome,
+            created_ms,
+            unwritten: true,
+            write_error: None,
+        }
+    }
 }

@@ -7,7 +7,7 @@ use super::{iso, Clock, Command, Scheduler};
 use crate::edge::job::StoredSettings;
 use crate::edge::outcome::ErrorCode;
 use crate::edge::roster::{self as fetch, RosterQuery, MAX_AGENTS, NO_SECRET, ROSTER_TTL_MS};
-use crate::edge::{Reply, Store, Transport};
+use crate::edge::{returns, Reply, Store, Transport};
 use crate::roster::{assess, Roster};
 use crate::settings::{self, Settings};
 use serde_json::{json, Value};
@@ -89,7 +89,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     async fn read_roster(&self, settings: &Settings, key: &str, now: i64) -> Result<Roster, Reply> {
         let storage = |e: String| Reply::error(ErrorCode::StorageError, e);
         let result = {
-            let paced = self.paced_stella().map_err(storage)?;
+            let paced = self
+                .paced_stella(returns::ROSTER_CALLS_PER_MINUTE)
+                .map_err(storage)?;
             fetch::fetch_roster(&paced, settings, now).await
         };
         self.save_stella_pace().map_err(storage)?;
@@ -108,7 +110,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     json!({"error": {"code": code, "message": message}}),
                 );
                 if code == fetch::RosterError::Paced {
-                    let wait = self.stella_window().map_or(60_000, |at| at - now);
+                    let wait = (self.stella_window(returns::ROSTER_CALLS_PER_MINUTE))
+                        .map_or(60_000, |at| at - now);
                     reply.retry_after = Some(((wait.max(1000) + 999) / 1000) as u32);
                 }
                 Err(reply)

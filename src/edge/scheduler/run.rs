@@ -17,6 +17,9 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use std::cell::RefCell;
 
+/// How long an unsure survey waits for Data Return to answer before it goes out regardless.
+const LOOKUP_PATIENCE_MS: i64 = 3_600_000;
+
 /// What one attempt came to.
 enum Attempt {
     /// Stopped before anything was sent: the org's API budget has no room for now.
@@ -223,6 +226,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         share: u32,
         lookup: &Lookup,
     ) -> Result<bool, String> {
+        // The batch may have waited on Data Return: a close or resend that came meanwhile
+        // replaced the job, and the new one is left to its own due time.
+        if !matches!(lookup, Lookup::None)
+            && self.store.get(&job.conversation_id)?.as_ref() != Some(&job)
+        {
+            return Ok(false);
+        }
         let now = self.clock.now_ms();
         let waiting = job.clone();
         // The lease: if this attempt never finishes (the process died), the job falls due again
@@ -236,13 +246,16 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             ..job
         };
         self.store.put(&job)?;
-        let unsure = waiting.unsure || waiting.state == JobState::Sending;
+        let unsure = waiting.is_unsure();
+        // A lookup that keeps failing holds a survey back at most this long: then it goes out
+        // as it would without the secret (at least once, never lost).
+        let patient = now - job.first_attempt_ms.unwrap_or(now) < LOOKUP_PATIENCE_MS;
         let attempt = match lookup {
             Lookup::Found(found) if unsure => match found.get(&job.conversation_id) {
                 Some(record) => Attempt::Found(Box::new(record.clone())),
                 None => self.attempt(&job, settings, share).await,
             },
-            Lookup::Failed { wait_ms, message } if unsure => Attempt::Retry {
+            Lookup::Failed { wait_ms, message } if unsure && patient => Attempt::Retry {
                 wait_ms: *wait_ms,
                 message: message.clone(),
                 request: None,
@@ -255,7 +268,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // would let a second survey go out for the new close.
         let current = self.store.get(&job.conversation_id)?;
         if let Some(current) = current.filter(|c| c.generation != job.generation) {
-            if matches!(attempt, Attempt::Sent { .. }) {
+            if matches!(attempt, Attempt::Sent { .. } | Attempt::Found(_)) {
                 let now = self.clock.now_ms();
                 self.store.put(&Job {
                     previous_sent_ms: Some(now),
@@ -311,17 +324,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             },
             // An earlier attempt reached Stella after all: recorded, never sent twice.
             Attempt::Found(record) => {
-                let created_ms = (record.created_at.as_deref())
-                    .and_then(timestamp::parse)
-                    .map(timestamp::to_millis);
+                let outcome = JobOutcome::from_record(*record);
                 Job {
-                    sent_ms: Some(created_ms.unwrap_or(now)),
-                    outcome: Some(JobOutcome {
-                        read: record.outcome.clone(),
-                        created_ms,
-                        unwritten: true,
-                        write_error: None,
-                    }),
+                    sent_ms: Some(outcome.created_ms.unwrap_or(now)),
+                    outcome: Some(outcome),
                     ..done(
                         JobState::Sent,
                         Some(Reason::FoundInAgentConnect.as_str().into()),
