@@ -577,6 +577,10 @@ fn a_429_from_data_return_is_waited_out() {
     assert_eq!(follow.next_poll_ms, Some(due() + 1_800_000));
     let message = follow.last_error.expect("the failure in words");
     assert!(message.contains("429"), "{message}");
+    // The delivery log tells admins why outcomes are not coming.
+    let log = edge.log("").body;
+    assert_eq!(log["outcomes"]["reading"], true);
+    assert_eq!(log["outcomes"]["lastError"], message.as_str());
     edge.advance_to(due() + 1_800_000 - 1);
     assert_eq!(data_calls(&edge), 1, "no call before Retry-After elapses");
     edge.advance_to(due() + 1_800_000);

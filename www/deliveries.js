@@ -204,6 +204,12 @@ async function load() {
     rows = answer.deliveries ?? [];
     cursor = answer.nextCursor ?? null;
     $("retention").textContent = answer.retentionDays ? `Entries are kept for ${answer.retentionDays} days after their last change.` : "";
+    const outcomes = answer.outcomes ?? {};
+    $("outcomes-note").textContent = outcomes.lastError
+      ? `Survey outcomes could not be read from Agent Connect lately: ${outcomes.lastError}`
+      : outcomes.reading
+        ? ""
+        : "Outcomes (delivered, suppressed, ratings) appear once the Stella Connect API secret is in the app's settings.";
     drawSummary();
     drawOptions();
     drawRows();

@@ -244,9 +244,10 @@ pub fn outcome(data: &[u8]) {
     let comment = custom.get(&survey_outcome::attribute_key(
         survey_outcome::COMMENT_ATTRIBUTE,
     ));
-    assert!(comment.is_none_or(|c| c
-        .as_str()
-        .is_some_and(|c| c.chars().count() <= survey_outcome::MAX_COMMENT_CHARS)));
+    // Written (null clears it), never longer than the cap.
+    assert!(comment.is_some_and(|c| c.is_null()
+        || c.as_str()
+            .is_some_and(|c| c.chars().count() <= survey_outcome::MAX_COMMENT_CHARS)));
     let mut input = survey_input();
     input["conversation"]["data"]["attributes"]["custom"] = Value::Object(custom);
     let card = answer(&api::explain_conversation(&input, now()), &input);

@@ -440,7 +440,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         } else {
             (vec![], first_page.then(Tally::default))
         };
-        let body = deliveries::answer(query, jobs, tally.as_ref(), self.config.retention_days);
+        let mut body = deliveries::answer(query, jobs, tally.as_ref(), self.config.retention_days);
+        // Whether outcomes are read back, and the last read's failure (no key in it).
+        let follow = self.store.org()?.follow;
+        body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
         Ok(Reply::json(200, body))
     }
 
