@@ -3,12 +3,12 @@
 // tests/sandbox/edge-stub.js. Run with `node --test tests/sandbox/`.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
+import { freePort, spawnWorkerd, startWorkerd as start, stopWorkerd as stop } from "./workerd.mjs";
 
 const root = new URL("../../", import.meta.url);
 const fixture = (name) => JSON.parse(readFileSync(new URL(`tests/fixtures/kustomer/${name}.json`, root), "utf8"));
@@ -21,50 +21,12 @@ const APP_SECRET = "sandbox-app-secret-0123456789"; // the seeded org's app secr
 let storageDir;
 let workerd; // {child, base, log}
 
-async function freePort() {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address();
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
-// The Kustomer sandbox's budget binding is KUSTOMER_BUDGET from this environment: unset here
-// (Kustomer's 1000/60) unless a test passes its own.
-function spawnWorkerd(port, dir, env = {}) {
-  const { KUSTOMER_BUDGET, ...inherited } = process.env;
-  return spawn(
-    "node_modules/.bin/workerd",
-    ["serve", "sandbox/test-config.capnp", "--socket-addr", `http=127.0.0.1:${port}`, "--directory-path", `sandbox-state=${dir}`],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...inherited, ...env } },
-  );
-}
-
 async function startWorkerd({ dir = storageDir, env } = {}) {
-  const port = await freePort();
-  const child = spawnWorkerd(port, dir, env);
-  const started = { child, base: `http://127.0.0.1:${port}`, log: "" };
-  process.once("exit", () => child.kill("SIGKILL")); // never leave a workerd behind, even on a crash
-  child.stdout.on("data", (d) => (started.log += d));
-  child.stderr.on("data", (d) => (started.log += d));
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) break;
-    try {
-      if ((await fetch(`${started.base}/sandbox/stella/requests`)).ok) return started;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`workerd did not start:\n${started.log}`);
+  return start({ dir, env });
 }
 
-// SIGKILL on purpose: state must survive a crash, not only a clean shutdown.
 async function stopWorkerd() {
-  if (!workerd || workerd.child.exitCode !== null || workerd.child.signalCode) return;
-  const exited = once(workerd.child, "exit");
-  workerd.child.kill("SIGKILL");
-  await exited;
+  await stop(workerd);
 }
 
 // `path` starts with /sandbox/...; answers {status, headers, body (parsed JSON or text)}.
@@ -761,7 +723,15 @@ describe("Kustomer sandbox: app registration and installation", () => {
     assert.equal(installation.type, "app_installation");
     assert.equal(installation.id, "stella_connect");
     assert.equal(installation.attributes.version, "0.2.0");
-    assert.deepEqual(installation.attributes.attributes, ["@stellaDoNotSendStellaConnectRequestBool"]);
+    // The "do not send" switch and the five survey-outcome attributes the edge writes.
+    assert.deepEqual(installation.attributes.attributes, [
+      "@stellaDoNotSendStellaConnectRequestBool",
+      "@stellaSurveyCommentTxt",
+      "@stellaSurveyDeliveryStatusStr",
+      "@stellaSurveyRatingNum",
+      "@stellaSurveyRespondedAt",
+      "@stellaSurveySentAt",
+    ]);
     assert.ok(!Number.isNaN(Date.parse(installation.attributes.installedAt)));
 
     assert.deepEqual(await settings(), {
@@ -774,7 +744,10 @@ describe("Kustomer sandbox: app registration and installation", () => {
       secondsUntilSend: 86400,
       stellaApiUrl: `${workerd.base}/sandbox/stella`,
       brand: "Acme",
+      brandMap: "",
       channelMap: "voice=phone",
+      customProperties: "",
+      languageMap: "",
       sendLanguage: false,
       surveyedChannels: "",
       resurveyAfterDays: 0,
@@ -785,9 +758,12 @@ describe("Kustomer sandbox: app registration and installation", () => {
     assert.equal(put.body.data.attributes.settings.webhookToken, "********");
 
     const klass = (await kustomer("GET", "/v1/klasses/conversation", { key: KEY })).body.data;
-    assert.deepEqual(klass.attributes.metadata.properties, {
-      "@stellaDoNotSendStellaConnectRequestBool": { displayName: "Do not send Stella Connect request", type: "boolean", app: "stella_connect" },
+    assert.deepEqual(klass.attributes.metadata.properties["@stellaDoNotSendStellaConnectRequestBool"], {
+      displayName: "Do not send Stella Connect request",
+      type: "boolean",
+      app: "stella_connect",
     });
+    assert.deepEqual(klass.attributes.metadata.properties["@stellaSurveyRatingNum"]?.displayName, "Survey rating (1–5)");
     const installed = (await kustomer("GET", "/v1/apps/installed", { key: KEY })).body.data;
     assert.deepEqual(installed, [installation]);
     assert.deepEqual((await kustomer("GET", "/v1/apps/installed", { key: "other-org-key" })).body.data, []);

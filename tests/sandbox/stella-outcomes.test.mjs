@@ -5,13 +5,12 @@
 // compiled here with ajv. Run with `node --test tests/sandbox/stella-outcomes.test.mjs`.
 import { after, before, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { once } from "node:events";
+import { startWorkerd as start, stopWorkerd as stop } from "./workerd.mjs";
 import Ajv from "ajv";
 import { parse } from "yaml";
 
@@ -24,45 +23,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 let storageDir;
 let workerd; // {child, base, log}
 
-// --- workerd, as tests/sandbox/sandbox.test.mjs starts it ---
-
-async function freePort() {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address();
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
 async function startWorkerd() {
-  const port = await freePort();
-  const child = spawn(
-    "node_modules/.bin/workerd",
-    ["serve", "sandbox/test-config.capnp", "--socket-addr", `http=127.0.0.1:${port}`, "--directory-path", `sandbox-state=${storageDir}`],
-    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const started = { child, base: `http://127.0.0.1:${port}`, log: "" };
-  process.once("exit", () => child.kill("SIGKILL")); // never leave a workerd behind, even on a crash
-  child.stdout.on("data", (d) => (started.log += d));
-  child.stderr.on("data", (d) => (started.log += d));
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) break;
-    try {
-      if ((await fetch(`${started.base}/sandbox/stella/requests`)).ok) return started;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`workerd did not start:\n${started.log}`);
+  return start({ dir: storageDir });
 }
 
-// SIGKILL on purpose: state must survive a crash, not only a clean shutdown.
 async function stopWorkerd() {
-  if (!workerd || workerd.child.exitCode !== null || workerd.child.signalCode) return;
-  const exited = once(workerd.child, "exit");
-  workerd.child.kill("SIGKILL");
-  await exited;
+  await stop(workerd);
 }
 
 // `path` is under /sandbox/stella; answers {status, headers, body (parsed JSON or text)}.
