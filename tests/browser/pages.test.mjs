@@ -48,11 +48,11 @@ async function cardPage(id, { width = 360 } = {}) {
   return page;
 }
 
-test("the settings form shows the five fields with their labels, defaults and help", async () => {
+test("the settings form shows the five fields, and the optional API secret, with their labels, defaults and help", async () => {
   const page = await settingsPage();
   const fields = core.settingsFields();
   for (const field of fields.filter((f) => !f.advanced)) {
-    const input = page.getByLabel(field.label, { exact: true });
+    const input = page.getByLabel(field.required ? field.label : `${field.label} (optional)`, { exact: true });
     assert.equal(await input.count(), 1, field.label);
     const help = await page.locator(`#help-${field.key}`).textContent();
     assert.equal(help, field.help);
@@ -60,7 +60,7 @@ test("the settings form shows the five fields with their labels, defaults and he
   }
   assert.deepEqual(
     fields.filter((f) => !f.advanced).map((f) => f.label),
-    ["Stella Connect API key", "Kustomer API key", "Kustomer API URL", "Kustomer URL", "Seconds until send"],
+    ["Stella Connect API key", "Stella Connect API secret", "Kustomer API key", "Kustomer API URL", "Kustomer URL", "Seconds until send"],
   );
   // The advanced ones are folded away until asked for.
   const advanced = page.getByLabel("Channel names");
@@ -247,7 +247,7 @@ test("the card shows what actually happened: sent, skipped, failed, or nothing y
   await stack.setDelay(1);
   const happened = async (id) => {
     const page = await cardPage(id);
-    await page.locator(".happened .delivery, .happened .muted:not(:has-text('Reading'))").first().waitFor();
+    await page.locator(".happened .delivery, .happened .outcome, .happened .muted:not(:has-text('Reading'))").first().waitFor();
     const text = await page.locator(".happened").textContent();
     assert.deepEqual(page.problems, [], id);
     await page.close();

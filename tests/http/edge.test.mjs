@@ -42,6 +42,8 @@ test("happy path: one schema-valid request after the delay", async () => {
     external_url: `${stack.base}/sandbox/kustomer/app/customers/cust-ann/event/${id}`,
     tags: ["shipping", "order-status"],
     do_not_send: false,
+    // So that Agent Connect's record of it is matched to this org and conversation.
+    custom_properties: { kustomer_org: "sandbox-org", kustomer_conversation_id: id },
   });
   assert.ok(Date.parse(request.receivedAt) >= closedAt + 2000, "not before its due time");
   assert.equal(delivery.attempts, 1);
