@@ -157,7 +157,7 @@ if (calls) {
   const perRoute = Object.entries(calls.byRoute).filter(([, n]) => n.steady).map(([r, n]) => `${r.replace(/^GET /, "")} ${f(n.steady / calls.steady, 2)}`).join(" + ");
   row("3", "Kustomer calls per sent survey, steady state", `**${f(calls.steadyPerSurvey, 2)}** (${perRoute}); the manual workflow spends 4`, `${int(calls.steady)} conversations over ${calls.agents} agents and ${calls.tags} tags, closed through the sandbox, delay ${calls.delaySeconds} s; stats reset after a ${calls.warm}-survey warm-up; ${calls.exactlyOnce ? "each sent exactly once" : "**NOT exactly once**"}`, `≤ 2 ${calls.steadyPerSurvey <= 2 ? "✓" : "✗"}`);
   row("3", "same including the cold warm-up", `${f(calls.inclusivePerSurvey, 2)} (warm-up alone ${f(calls.coldPerSurvey, 2)})`, `${int(calls.warm + calls.steady)} surveys, ${int(calls.coldCalls + calls.steadyCalls)} calls`);
-  row("3", "Kustomer budget", `**${int(calls.surveysPerMinuteAtLimit)} surveys/min** per org`, `${int(calls.rateLimitPerMin)} calls/min ÷ ${f(calls.steadyPerSurvey, 2)} calls per survey`);
+  row("3", "Kustomer budget", `**${int(calls.surveysPerMinuteAtLimit)} surveys/min** per org`, `${int(calls.rateLimitPerMin)} calls/min ÷ ${f(calls.steadyPerSurvey, 2)} calls per survey; with the API secret each outcome read back costs 1 write more (${int(calls.outcomeWrites)} during this part, counted apart; see Survey outcomes): ${int(calls.rateLimitPerMin / (calls.steadyPerSurvey + 2))} surveys/min when every survey is also answered (2 outcomes each)`);
 }
 if (cold) {
   for (const [file, s] of Object.entries(cold.sizes)) row("4", `\`${file}\``, `${kb(s.raw)} raw, **${kb(s.gzip)}** gzipped`, "zlib level 9 in node");
