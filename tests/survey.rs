@@ -497,10 +497,14 @@ fn vendored_reference_copies_match_the_shared_originals() {
     if !shared.is_dir() {
         return;
     }
-    let mut pairs = vec![(
-        "contracts/stella-requests-openapi.yml".to_owned(),
-        "contracts/stella-requests-openapi.yml".to_owned(),
-    )];
+    let mut pairs: Vec<(String, String)> = [
+        "contracts/stella-requests-openapi.yml",
+        "contracts/stella-data-return-openapi.yml",
+        "contracts/stella-user-management-openapi.yml",
+    ]
+    .iter()
+    .map(|c| (c.to_string(), c.to_string()))
+    .collect();
     for entry in std::fs::read_dir(shared.join("fixtures/kustomer")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         pairs.push((
