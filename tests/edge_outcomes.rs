@@ -58,11 +58,16 @@ fn written(edge: &Edge) -> Vec<Patch> {
     patches.into_iter().filter(|p| p.status == 200).collect()
 }
 
+/// The fixture's conversation closed with the secret: scheduled.
+fn close_with_secret(edge: &Edge) {
+    let reply = edge.close_with(&fixture("conversation-update-done"), &with_secret());
+    assert_eq!(reply.status, 202, "{reply:?}");
+}
+
 /// The fixture's conversation closed with the secret and its survey sent at `due()`.
 fn sent_with_secret(config: Config) -> Edge {
     let edge = Edge::new(config);
-    let reply = edge.close_with(&fixture("conversation-update-done"), &with_secret());
-    assert_eq!(reply.status, 202, "{reply:?}");
+    close_with_secret(&edge);
     edge.advance_to(due());
     let job = edge.job(CONVERSATION);
     assert_eq!((job.state, job.sent_ms), (JobState::Sent, Some(due())));
@@ -231,11 +236,7 @@ fn a_record_seen_in_both_passes_and_across_polls_is_written_once() {
     // The first read fails, so that the answer is there before the record is first read.
     edge.world
         .data_fault(Fault::status(500, "Internal Server Error"));
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     let second_closed = "2026-11-20T14:04:11.401Z";
     let reply = edge.close_with(&close_event(SECOND, second_closed), &with_secret());
     assert_eq!(reply.status, 202, "{reply:?}");
@@ -280,11 +281,7 @@ fn a_record_seen_in_both_passes_and_across_polls_is_written_once() {
 fn a_record_read_again_in_the_overlap_is_not_written_again() {
     let edge = Edge::quick();
     add_conversation(&edge.world, SECOND, "5f0c1b2a3d4e5f6a7b8ca001");
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     assert_eq!(
         edge.close_with(
             &close_event(SECOND, "2026-11-20T14:04:11.401Z"),
@@ -366,11 +363,7 @@ fn an_earlier_surveys_record_is_ignored() {
     edge.world.add_data_record(record);
     // This survey's record appears in Data Return a few minutes after it was sent.
     edge.world.hold_records(true);
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     assert!(
         data_calls(&edge) >= 2,
@@ -400,11 +393,7 @@ fn a_do_not_send_outcome_is_final_and_polling_stops() {
     edge.world.edit_conversation(CONVERSATION, |c| {
         c["data"]["attributes"]["custom"]["@stellaDoNotSendStellaConnectRequestBool"] = json!(true)
     });
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     assert_eq!(edge.world.accepted()[0]["do_not_send"], true);
     let outcome = edge.job(CONVERSATION).outcome.unwrap();
@@ -564,11 +553,7 @@ fn a_429_from_data_return_is_waited_out() {
     let edge = Edge::quick();
     edge.world
         .data_fault(Fault::status(429, "Too Many Requests").retry_after("1800"));
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     let calls = edge.world.data_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -606,11 +591,7 @@ fn server_errors_back_off_doubling_and_other_surveys_still_go_out() {
     }
     edge.world
         .data_fault(Fault::Network("connection reset by peer".into()));
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     // A second conversation closes while Data Return fails: it goes out on time.
     let second_closed = closed_ms() + 10 * MINUTE_MS;
     edge.set_now(second_closed + 1000);
@@ -702,11 +683,7 @@ fn paced_reads(poll_ms: i64, n: usize, later: usize, later_at_ms: i64) -> Edge {
     };
     let edge = Edge::new(config);
     backlog(&edge, 0, n, closed_ms() - HOUR_MS);
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due() + later_at_ms);
     backlog(&edge, n, later, due() + later_at_ms);
     edge.advance_to(due() + later_at_ms + 5 * MINUTE_MS);
@@ -780,11 +757,7 @@ fn a_patch_refused_for_the_budget_waits_for_its_reset() {
     let world = edge.world.clone();
     edge.world
         .during_next_stella_request(move || world.spend_budget_elsewhere(40));
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     assert_eq!(edge.job(CONVERSATION).state, JobState::Sent);
     let patches = edge.world.patches();
@@ -819,11 +792,7 @@ fn a_patch_429_with_a_reset_waits_for_it() {
         )
         .ratelimit_reset("900"),
     );
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     assert_eq!(edge.world.patches().len(), 1);
     assert_eq!(edge.world.patches()[0].status, 429);
@@ -842,11 +811,7 @@ fn a_patch_404_is_recorded_and_not_retried() {
         404,
         r#"{"errors":[{"status":404,"code":"not_found","title":"Not Found"}]}"#,
     ));
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     let outcome = edge.job(CONVERSATION).outcome.unwrap();
     assert!(!outcome.unwritten, "not retried");
@@ -878,11 +843,7 @@ fn a_patch_refused_for_a_missing_role_waits_an_hour_and_is_written_once_fixed() 
         403,
         r#"{"errors":[{"status":403,"code":"forbidden","title":"Forbidden"}]}"#,
     ));
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     let outcome = edge.job(CONVERSATION).outcome.unwrap();
     assert!(
@@ -986,11 +947,7 @@ fn without_the_secret_a_crash_after_stella_took_the_survey_sends_it_again() {
 fn a_stella_timeout_is_looked_up_before_the_retry() {
     let edge = Edge::quick();
     edge.world.lose_next_stella_answer();
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     let job = edge.job(CONVERSATION);
     assert_eq!(job.state, JobState::Retrying);
@@ -1019,11 +976,7 @@ fn a_stella_timeout_that_did_not_reach_it_is_sent_after_the_lookup() {
     let edge = Edge::quick();
     edge.world
         .stella_fault(Fault::Network("connection timed out".into()));
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     let job = edge.job(CONVERSATION);
     assert!(job.unsure);
@@ -1042,11 +995,7 @@ fn a_failed_lookup_delays_the_job_and_never_loses_it() {
     edge.world.lose_next_stella_answer();
     edge.world
         .data_fault(Fault::status(429, "Too Many Requests").retry_after("120"));
-    assert_eq!(
-        edge.close_with(&fixture("conversation-update-done"), &with_secret())
-            .status,
-        202
-    );
+    close_with_secret(&edge);
     edge.advance_to(due());
     let retry_at = edge.job(CONVERSATION).due_ms.unwrap();
     edge.advance_to(retry_at);

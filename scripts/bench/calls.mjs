@@ -4,24 +4,13 @@
 // delay, and /sandbox/kustomer/stats read after a warm-up batch (cold: caches empty) and after
 // the rest (steady state: stats reset in between).
 import { Stack } from "../../tests/http/harness.mjs";
-import { sleep, track, waitFor } from "./lib.mjs";
+import { call, sleep, track, waitFor } from "./lib.mjs";
 
 const RATE_LIMIT_PER_MIN = 1000; // Kustomer's per-org budget (Enterprise plan), as in the sandbox
 const OUTCOME_WRITE = "PATCH /v1/conversations/:id"; // a survey's outcome written back, after its send
 // What sending costs, apart from the outcome writes that follow each send (the sandbox's
 // settings carry the API secret): those are measured by the outcomes part, 1 per outcome.
 const sending = (stats) => stats.total - (stats.byRoute[OUTCOME_WRITE] ?? 0);
-
-async function call(stack, method, path, body) {
-  const res = await fetch(stack.base + path, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
-  return JSON.parse(text);
-}
 
 async function stellaIds(stack) {
   const { requests } = await call(stack, "GET", "/sandbox/stella/requests");

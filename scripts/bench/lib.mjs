@@ -9,6 +9,18 @@ export const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "
 export const WORKERD = join(ROOT, "node_modules/.bin/workerd");
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A JSON call to the stack (`stack.base + path`); anything but a 2xx throws with the answer. */
+export async function call(stack, method, path, body) {
+  const res = await fetch(stack.base + path, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
+  return JSON.parse(text);
+}
+
 // Process groups this run started (workerd, serve.sh): killed if the run is interrupted, since
 // they are detached and would outlive it.
 const groups = new Map(); // pid → state folder to remove

@@ -7,7 +7,7 @@
 // written (the sandbox's `/writes`) and the Data Return calls (the Stella sandbox's `/calls`:
 // total and the busiest rolling minute, against Agent Connect's 100 per minute per key).
 import { Stack } from "../../tests/http/harness.mjs";
-import { quantile, sleep, track, waitFor } from "./lib.mjs";
+import { call, quantile, sleep, track, waitFor } from "./lib.mjs";
 
 const POLL_MS = 3000; // OUTCOME_POLL_MS under `make run` (scripts/serve.sh)
 const WATCH_MS = 150; // how often the bench looks at the sandbox for new writes
@@ -15,17 +15,6 @@ const SPREAD_MS = 30_000; // the full run's answers come over this long
 const RATING = "@stellaSurveyRatingNum";
 const COMMENT = "@stellaSurveyCommentTxt";
 const STATUS = "@stellaSurveyDeliveryStatusStr";
-
-async function call(stack, method, path, body) {
-  const res = await fetch(stack.base + path, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
-  return JSON.parse(text);
-}
 
 /** Runs `fn` over `items`, `concurrency` at a time. */
 async function each(items, concurrency, fn) {
