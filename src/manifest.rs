@@ -55,10 +55,14 @@ const CHANGELOG: &[(&str, &str)] = &[
         "0.4.0",
         "Survey outcomes: with the optional Stella Connect API secret, each survey's real fate (sent, suppressed, bounced, …) and the customer's rating and comment are read back from Agent Connect and written onto the conversation (five new conversation attributes), shown on the agent's card and in the Deliveries page; the card warns when the assigned agent has no active Agent Connect profile, and Check connection lists such agents. Multi-brand and multi-language accounts: a brand map, a language map and custom properties.",
     ),
+    (
+        "0.5.0",
+        "Kustomer decides whom the edge trusts: the settings page saves the app secret's fingerprint beside it, and the edge reads it from Kustomer, so no caller can take an org over. After upgrading, open the settings page and press Save (or \"Re-link the app\") once; closes meanwhile are held, not lost. Survey outcomes are accepted only from records that match the survey sent.",
+    ),
 ];
 
 /// The settings category; the documentation asks for `default`.
-const CATEGORY: &str = "default";
+pub const CATEGORY: &str = "default";
 /// The setting types the platform accepts.
 const SETTING_TYPES: [&str; 4] = ["string", "number", "boolean", "secret"];
 /// Top-level keys allowed here: the ones `kustomer-apps.md` §1 lists. Kustomer's strict schema
@@ -113,6 +117,24 @@ pub fn definition(edge_url: &str) -> Value {
         i18n.insert(format!("{path}.displayName"), f.label.into());
         i18n.insert(format!("{path}.description"), f.help.into());
     }
+    // The app secret's fingerprint: saved by the settings page, read by the edge from Kustomer
+    // (never carried by a call), so it is no field of the form and no header.
+    settings.insert(
+        settings::APP_SECRET_FINGERPRINT.to_owned(),
+        json!({"type": "string", "defaultValue": "", "required": false, "hidden": true}),
+    );
+    let path = format!(
+        "{APP}.settings.path.{CATEGORY}.{}",
+        settings::APP_SECRET_FINGERPRINT
+    );
+    i18n.insert(
+        format!("{path}.displayName"),
+        "App secret fingerprint".into(),
+    );
+    i18n.insert(
+        format!("{path}.description"),
+        "Saved by the settings page beside the app secret; the edge trusts only calls whose app secret has this fingerprint. \"Re-link the app\" replaces both.".into(),
+    );
     let changelog: Map<String, Value> = CHANGELOG
         .iter()
         .map(|(v, notes)| ((*v).to_owned(), (*notes).into()))
@@ -265,13 +287,12 @@ pub fn command_name(name: &str) -> String {
 /// delivery log's filters: a `get` has no body, so they are URL arguments (`permittedArgs`,
 /// each `{{{arg}}}` in the query; the pages percent-encode them).
 fn commands(edge: &str) -> Vec<Value> {
-    // A key check carries every setting the survey reads and the Stella API secret (it lists
-    // the agents without an active Agent Connect profile), not the app secret, which it does
-    // not read; a preview the same but the Stella API secret, which it does not need; a resend
+    // A key check carries every setting: the Stella API secret (it lists the agents without an
+    // active Agent Connect profile) and the app secret (it checks the app's link); a preview the same but the Stella API secret, which it does not need; a resend
     // every setting, as the close action (the edge uses them only if they are the ones the
     // org's workflow last sent); the log only the caller's org (the Kustomer key and URL) and
     // the app secret.
-    let check: fn(&str) -> bool = |k| k != APP_SECRET;
+    let check: fn(&str) -> bool = |_| true;
     let preview: fn(&str) -> bool = |k| k != APP_SECRET && k != settings::STELLA_API_SECRET;
     let all: fn(&str) -> bool = |_| true;
     let org: fn(&str) -> bool = |k| {

@@ -109,6 +109,12 @@ pub const KUSTOMER_BUDGET_SHARE: &str = "kustomerBudgetShare";
 /// Setting key: the org's app secret, which tells the edge that a call comes from this app's
 /// own workflow or pages and not from any other holder of an org API key.
 pub const APP_SECRET: &str = "appSecret";
+/// Setting key: the app secret's fingerprint, a hidden setting the settings page saves beside
+/// the secret and the edge reads from Kustomer (never from a caller) to know whom to trust.
+pub const APP_SECRET_FINGERPRINT: &str = "appSecretFingerprint";
+/// What the fingerprint is an HMAC-SHA256 of, keyed with the secret (`edge::trust`; the
+/// settings page computes the same with WebCrypto).
+pub const APP_SECRET_FINGERPRINT_CONTEXT: &str = "stella-connect app secret fingerprint v1";
 
 /// Default Kustomer API URL (the US region; the org's own host routes anywhere).
 pub const DEFAULT_KUSTOMER_API_URL: &str = "https://api.kustomerapp.com";

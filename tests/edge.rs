@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use stella_connect::edge::deliveries::DeliveryQuery;
 use stella_connect::edge::job::{Job, JobState};
 use stella_connect::edge::scheduler::Command;
-use stella_connect::edge::{Request, Store};
+use stella_connect::edge::{trust, Request, Store};
 use support::fixture;
 
 /// The delay the settings headers ask for.
@@ -136,8 +136,8 @@ fn happy_path() -> Edge {
         "keys dropped once no job needs them"
     );
     assert!(
-        record.secret_digest.is_some(),
-        "the app secret's digest stays"
+        record.trust.vouches_for(&trust::fingerprint(APP_SECRET)),
+        "the fingerprint Kustomer vouches for stays"
     );
     edge
 }
@@ -823,8 +823,10 @@ fn bad_input() -> Edge {
         .count();
     assert_eq!(scheduled, 0, "nothing was handed to a scheduler");
     assert!(edge.deliveries().is_empty());
+    // The other org never linked its app: its log is refused, and nothing of this org shows.
     let reply = edge.call("GET", "/v1/deliveries", &key_header(OTHER_ORG_KEY), "");
-    assert_eq!(reply.body["deliveries"], json!([]), "{reply:?}");
+    assert_eq!(error_code(&reply), "app_secret_rejected", "{reply:?}");
+    assert_eq!(reply.body["link"]["code"], "not_linked", "{reply:?}");
     for org in edge.gateway.router.orgs() {
         assert!(edge.scheduler(&org).store.jobs().is_empty(), "{org}");
     }
@@ -1079,8 +1081,9 @@ fn check_connection() -> Edge {
     let reply = edge.call("GET", "/v1/settings/check", &settings_headers(), "");
     assert_eq!(reply.status, 405, "{reply:?}");
     assert!(
-        edge.gateway.router.commands.borrow().is_empty(),
-        "nothing is scheduled"
+        (edge.gateway.router.commands.borrow().iter())
+            .all(|(_, c)| matches!(c, Command::Link { .. })),
+        "nothing is scheduled: the org's scheduler is only asked about the app's link"
     );
     edge
 }

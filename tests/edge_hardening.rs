@@ -94,7 +94,9 @@ fn only_the_apps_own_calls_schedule_list_and_resend() {
     assert_eq!((reply.status, code(&reply)), (401, "missing_app_secret"));
     assert!(edge.gateway.router.commands.borrow().is_empty());
 
-    // Neither a resend nor a log read registers a secret, so neither can take the org first.
+    // Whatever it sends first, a caller whose app secret Kustomer's settings do not vouch for
+    // takes nothing over: a resend or log read is refused, and its close is held, its settings
+    // never kept.
     let path = format!("/v1/deliveries/{CONVERSATION}/resend");
     let reply = edge.call(
         "POST",
@@ -103,13 +105,20 @@ fn only_the_apps_own_calls_schedule_list_and_resend() {
         "",
     );
     assert_eq!((reply.status, code(&reply)), (401, "app_secret_rejected"));
-    assert_eq!(edge.scheduler(ORG).store.org().unwrap().secret_digest, None);
+    let reply = edge.close_with(&event, &attacker(Some("a-guessed-app-secret-123")));
+    assert_eq!((reply.status, &reply.body["status"]), (202, &json!("held")));
+    let record = edge.scheduler(ORG).store.org().unwrap();
+    assert_eq!(
+        record.sealed_settings, None,
+        "a held close keeps no settings"
+    );
 
-    // The app's first close registers the org's secret; a guessed one is refused after that.
+    // The app's own close is trusted at once (Kustomer vouches for its secret); a guessed one
+    // is held again, and the log refuses it.
     assert_eq!(edge.close(&event).status, 202);
     let later = close_event(CONVERSATION, &iso(closed_ms() + 60_000));
     let reply = edge.close_with(&later, &attacker(Some("a-guessed-app-secret-123")));
-    assert_eq!((reply.status, code(&reply)), (401, "app_secret_rejected"));
+    assert_eq!((reply.status, &reply.body["status"]), (202, &json!("held")));
     let list = |secret: &str| {
         let headers = [
             ("x-kustomer-api-key".to_owned(), KUSTOMER_KEY.to_owned()),
@@ -117,9 +126,14 @@ fn only_the_apps_own_calls_schedule_list_and_resend() {
         ];
         edge.call("GET", "/v1/deliveries", &headers, "")
     };
-    assert_eq!(
-        code(&list("a-guessed-app-secret-123")),
-        "app_secret_rejected"
+    let refused = list("a-guessed-app-secret-123");
+    assert_eq!(code(&refused), "app_secret_rejected");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Re-link the app"),
+        "{refused:?}"
     );
     assert_eq!(list(APP_SECRET).status, 200);
 
@@ -586,81 +600,10 @@ fn a_request_no_server_takes_fails_once_without_retries() {
 }
 
 #[test]
-fn the_app_secret_rotates_and_resets_without_losing_pending_surveys() {
-    let edge = Edge::quick();
-    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
-    let rotate = |key: &str, current: Option<&str>, new: &str| {
-        let mut headers = vec![
-            ("x-kustomer-api-key".to_owned(), key.to_owned()),
-            ("x-new-app-secret".to_owned(), new.to_owned()),
-        ];
-        if let Some(c) = current {
-            headers.push(("x-app-secret".into(), c.into()));
-        }
-        edge.call("POST", "/v1/app-secret", &headers, "")
-    };
-    const NEW: &str = "new-app-secret-Zt7Yh3Pq9Wc2";
-    assert_eq!(
-        code(&rotate(KUSTOMER_KEY, Some("not-the-current-secret"), NEW)),
-        "app_secret_rejected"
-    );
-    assert_eq!(
-        code(&rotate(KUSTOMER_KEY, Some(APP_SECRET), "short")),
-        "invalid_app_secret"
-    );
-    let reply = rotate(KUSTOMER_KEY, Some(APP_SECRET), NEW);
-    assert_eq!(
-        (reply.status, &reply.body["status"]),
-        (200, &json!("rotated")),
-        "{reply:?}"
-    );
-    // Calls already under way with the old secret still land for a day; the new one works.
-    let c2 = close_event(CONVERSATION, &iso(closed_ms() + 1000));
-    assert_eq!(
-        edge.close(&c2).status,
-        202,
-        "the old secret, within the grace period"
-    );
-    let c3 = close_event(CONVERSATION, &iso(closed_ms() + 2000));
-    assert_eq!(edge.close_with(&c3, &with_secret(Some(NEW))).status, 202);
-    edge.advance_to(due() + DAY_MS + HOUR_MS);
-    assert_eq!(
-        edge.world.accepted().len(),
-        1,
-        "the pending survey went out"
-    );
-    let c4 = close_event(CONVERSATION, &iso(edge.now() - 1000));
-    assert_eq!(
-        code(&edge.close(&c4)),
-        "app_secret_rejected",
-        "the old secret, a day later"
-    );
-    // Lost secret: only an org admin's key may reset it.
-    const RESET: &str = "reset-app-secret-Hn4Kd8Vb1Xs5";
-    assert_eq!(
-        code(&rotate(KUSTOMER_KEY, None, RESET)),
-        "app_secret_rejected"
-    );
-    let reply = rotate(ADMIN_KEY, None, RESET);
-    assert_eq!(
-        (reply.status, &reply.body["status"]),
-        (200, &json!("reset")),
-        "{reply:?}"
-    );
-    let c5 = close_event(CONVERSATION, &iso(edge.now() - 500));
-    assert_eq!(
-        code(&edge.close_with(&c5, &with_secret(Some(NEW)))),
-        "app_secret_rejected"
-    );
-    assert_eq!(edge.job(CONVERSATION).state, JobState::Sent);
-    edge.assert_no_secrets();
-}
-
-#[test]
 fn a_close_that_lands_while_its_survey_goes_out_gets_no_second_survey() {
     use stella_connect::edge::job::{Schedule, StoredSettings};
-    use stella_connect::edge::scheduler::Command;
-    use stella_connect::edge::{seal, settings_from_headers};
+    use stella_connect::edge::scheduler::{Caller, Command};
+    use stella_connect::edge::{settings_from_headers, trust};
     let edge = Edge::quick();
     assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
     // While the attempt waits on Stella, the agent reopens and closes the conversation again.
@@ -680,7 +623,12 @@ fn a_close_that_lands_while_its_survey_goes_out_gets_no_second_survey() {
             send_at_ms: reclosed + DELAY_MS,
             event_id: Some("evt-during-the-attempt".into()),
         },
-        app_secret: seal::digest(APP_SECRET),
+        caller: Caller {
+            fingerprint: trust::fingerprint(APP_SECRET),
+            org: ORG.into(),
+            kustomer_api_url: KUSTOMER_API.into(),
+            kustomer_api_key: KUSTOMER_KEY.into(),
+        },
         settings: StoredSettings(raw.to_string()),
         resurvey_after_days: 0,
     };
@@ -702,33 +650,6 @@ fn a_close_that_lands_while_its_survey_goes_out_gets_no_second_survey() {
         (&d["state"], &d["reason"]),
         (&json!("skipped"), &json!("already_surveyed")),
         "{d}"
-    );
-}
-
-#[test]
-fn only_a_close_or_an_org_admin_sets_the_first_app_secret() {
-    let edge = Edge::quick();
-    let set = |key: &str| {
-        let headers = [
-            ("x-kustomer-api-key".to_owned(), key.to_owned()),
-            (
-                "x-new-app-secret".to_owned(),
-                "first-app-secret-Qm3Vx8Tk2".to_owned(),
-            ),
-        ];
-        edge.call("POST", "/v1/app-secret", &headers, "")
-    };
-    assert_eq!(
-        code(&set(KUSTOMER_KEY)),
-        "app_secret_rejected",
-        "a bare org key claims nothing"
-    );
-    assert_eq!(edge.scheduler(ORG).store.org().unwrap().secret_digest, None);
-    let reply = set(ADMIN_KEY);
-    assert_eq!(
-        (reply.status, &reply.body["status"]),
-        (201, &json!("registered")),
-        "{reply:?}"
     );
 }
 
@@ -848,7 +769,8 @@ fn the_log_and_bulk_resend_stay_in_the_keys_org() {
         None,
     );
     edge.scheduler(ORG).store.put(&ours).unwrap();
-    // The other org's app registers its own secret with its first close.
+    // The other org's admin linked its own app (its own secret).
+    edge.world.link_org(OTHER_ORG, Some(OTHER_SECRET));
     let mut theirs = close_event("their-conversation", &iso(closed_ms()));
     theirs["org"] = json!(OTHER_ORG);
     let their_settings = settings_headers_with(&[

@@ -143,6 +143,12 @@ impl RosterWorld {
                     "org.permission.user.read", "org.permission.tag.read"]}}})
                 .to_string(),
             ),
+            // The app's link, as the settings page saved it for the tests' app secret.
+            "/v1/settings/stella_connect/default/appSecretFingerprint" => Response::new(
+                200,
+                json!({"data": {"attributes": {"value": stella_connect::edge::trust::fingerprint(edge_fakes::APP_SECRET)}}})
+                    .to_string(),
+            ),
             "/v1/users" => {
                 let page: usize = query["page"].parse().unwrap();
                 let size: usize = query["pageSize"].parse().unwrap();

@@ -377,18 +377,17 @@ fn the_commands_carry_the_settings_kustomer_fills_in() {
             .cloned()
             .unwrap_or_default()
     };
-    // Check connection and preview carry every setting the close action does, but the app
-    // secret, which they do not read (nor does the preview read the Stella API secret); user
-    // input goes in the body.
-    let mut action_headers = def["actions"][0]["inputTemplate"]["headers"].clone();
-    action_headers
-        .as_object_mut()
-        .map(|h| h.remove("x-app-secret"));
+    // Check connection carries every setting the close action does (the app secret too: it
+    // checks the app's link end to end); the preview the same but the app secret and the
+    // Stella API secret, which it does not read; user input goes in the body.
+    let action_headers = def["actions"][0]["inputTemplate"]["headers"].clone();
     assert!(action_headers.get("x-stella-api-secret").is_some());
+    assert!(action_headers.get("x-app-secret").is_some());
     let mut preview_headers = action_headers.clone();
-    preview_headers
-        .as_object_mut()
-        .map(|h| h.remove("x-stella-api-secret"));
+    preview_headers.as_object_mut().map(|h| {
+        h.remove("x-stella-api-secret");
+        h.remove("x-app-secret")
+    });
     for (n, headers) in [
         ("check-connection", &action_headers),
         ("preview", &preview_headers),

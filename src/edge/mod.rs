@@ -21,6 +21,7 @@ pub mod returns;
 pub mod roster;
 pub mod scheduler;
 pub mod seal;
+pub mod trust;
 
 pub use crate::http::{Request, Response};
 use deliveries::{DeliveryQuery, Tally};
@@ -51,7 +52,7 @@ pub trait Transport {
 }
 
 /// What the edge keeps about an org besides its jobs: its settings (sealed, and only while a job
-/// needs them) and the digest of its app secret.
+/// needs them) and the app secret's fingerprint Kustomer vouches for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgRecord {
@@ -65,22 +66,20 @@ pub struct OrgRecord {
     /// sealed and written again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings_digest: Option<String>,
-    /// SHA-256 of the org's app secret; the first authenticated call registers it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_digest: Option<String>,
-    /// The app secret it replaced, accepted until `previous_until_ms` so that calls already
-    /// under way when it was rotated still land.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_secret_digest: Option<String>,
-    /// Until when the previous secret is accepted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_until_ms: Option<i64>,
+    /// Whom the org trusts: the app secret's fingerprint as Kustomer last gave it, and the
+    /// link's problems ([`trust`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub trust: trust::Trust,
     /// The org's calls to Agent Connect's read APIs in the current minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stella_pace: Option<returns::StellaPace>,
     /// Where reading survey outcomes back stands.
     #[serde(default, skip_serializing_if = "returns::Follow::is_idle")]
     pub follow: returns::Follow,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// The org's jobs and cache (a Durable Object's SQL storage). Errors are storage faults.
@@ -120,6 +119,18 @@ pub trait Store {
     /// Whether a survey sent at or after `sent_since_ms` is still followed
     /// ([`job::Job::followed_since`]).
     fn followed(&self, sent_since_ms: i64) -> Result<bool, String>;
+    /// Holds a close Kustomer has not vouched for: replaces the conversation's held close if
+    /// this one is not older; false, and nothing written, when [`trust::MAX_HELD`] other
+    /// conversations are held already.
+    fn hold(&self, close: &trust::HeldClose) -> Result<bool, String>;
+    /// How many closes are held.
+    fn held_count(&self) -> Result<usize, String>;
+    /// When the oldest held close was held.
+    fn held_oldest(&self) -> Result<Option<i64>, String>;
+    /// Removes and returns up to `limit` held closes, oldest first.
+    fn take_held(&self, limit: usize) -> Result<Vec<trust::HeldClose>, String>;
+    /// Drops the closes held at or before `before_ms`; how many went.
+    fn expire_held(&self, before_ms: i64) -> Result<usize, String>;
     /// Jobs whose outcome waits to be written onto the conversation
     /// ([`job::Job::outcome_unwritten`]), at most `limit`, least recently changed first.
     fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<job::Job>, String>;

@@ -35,9 +35,7 @@ codes! {
         ConversationNotFound = "conversation_not_found",
         /// The call carries no app secret (401).
         MissingAppSecret = "missing_app_secret",
-        /// The new app secret is not one (400).
-        InvalidAppSecret = "invalid_app_secret",
-        /// The app secret is not the org's (401).
+        /// Kustomer's settings do not vouch for the call's app secret (401).
         AppSecretRejected = "app_secret_rejected",
         /// Too many key checks (429).
         RateLimited = "rate_limited",
@@ -57,6 +55,8 @@ codes! {
         InvalidCursor = "invalid_cursor",
         /// A bulk resend names more conversations than one call may (400).
         TooManyIds = "too_many_ids",
+        /// The org holds as many closes as it may while its app is not linked (429).
+        HeldClosesFull = "held_closes_full",
     }
 }
 
@@ -70,7 +70,6 @@ impl ErrorCode {
             Self::InvalidSettings
             | Self::InvalidId
             | Self::MissingOrg
-            | Self::InvalidAppSecret
             | Self::InvalidCommand
             | Self::InvalidQuery
             | Self::InvalidCursor
@@ -86,7 +85,7 @@ impl ErrorCode {
             Self::KustomerError => 502,
             Self::StorageError => 500,
             Self::NotResendable => 409,
-            Self::RateLimited => 429,
+            Self::RateLimited | Self::HeldClosesFull => 429,
         }
     }
 }
@@ -194,18 +193,6 @@ codes! {
     }
 }
 
-codes! {
-    /// What `POST /v1/app-secret` did.
-    pub enum SecretChange {
-        /// A first secret (201).
-        Registered = "registered",
-        /// Replaced by its holder; the old one is accepted a while longer.
-        Rotated = "rotated",
-        /// Replaced by an org admin.
-        Reset = "reset",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +224,7 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         check(
-            &SecretChange::ALL
+            &crate::edge::trust::TrustCode::ALL
                 .iter()
                 .map(|c| c.as_str())
                 .collect::<Vec<_>>(),

@@ -15,6 +15,7 @@ use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step, HEADERS};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
 use stella_connect::edge::seal::Sealer;
+use stella_connect::edge::trust::{self, HeldClose, MAX_HELD};
 use stella_connect::edge::{
     block_on, setting_header, Config, OrgRecord, Reply, Request, Response, SendError, Store,
     Transport, MAX_URL_BYTES,
@@ -247,6 +248,10 @@ pub struct World {
     budget: RefCell<Option<KustomerBudget>>,
     /// Agent Connect's Data Return and Kustomer's outcome writes ([`DataReturn`]).
     data_return: RefCell<DataReturn>,
+    /// The app secret's fingerprint each org's settings page saved (the app's link).
+    links: RefCell<BTreeMap<String, String>>,
+    /// Whether `GET /v1/settings/…` is refused (the key lacks the role).
+    settings_refused: Cell<bool>,
 }
 
 /// An org's API budget as Kustomer keeps it: `limit` calls per fixed window, 429 beyond, and
@@ -296,7 +301,29 @@ impl World {
             during_stella: RefCell::default(),
             budget: RefCell::default(),
             data_return: RefCell::default(),
+            links: RefCell::new([(ORG.to_owned(), trust::fingerprint(APP_SECRET))].into()),
+            settings_refused: Cell::new(false),
         })
+    }
+
+    /// Saves `ORG`'s app link as the settings page does (the fingerprint of `secret`), or
+    /// removes it.
+    pub fn link(&self, secret: Option<&str>) {
+        self.link_org(ORG, secret);
+    }
+
+    /// [`Self::link`] for any org.
+    pub fn link_org(&self, org: &str, secret: Option<&str>) {
+        let mut links = self.links.borrow_mut();
+        match secret {
+            Some(secret) => links.insert(org.to_owned(), trust::fingerprint(secret)),
+            None => links.remove(org),
+        };
+    }
+
+    /// Makes Kustomer refuse to read the app's settings (the key lacks the role), or not.
+    pub fn refuse_settings_reads(&self, refuse: bool) {
+        self.settings_refused.set(refuse);
     }
 
     /// Changes a conversation as Kustomer holds it.
@@ -488,6 +515,13 @@ impl World {
             ["tags", _] => "tags",
             ["brands", _] => "brand",
             ["auth", "tokens", "current"] => "token",
+            ["settings", "stella_connect", "default", "appSecretFingerprint"] => "setting",
+            // A private app's namespaced name: this world's app is not namespaced.
+            ["settings", app, "default", "appSecretFingerprint"]
+                if app.starts_with("stella_connect_") =>
+            {
+                "namespaced setting"
+            }
             _ => panic!("no such Kustomer route: {}", r.url),
         };
         self.count(route);
@@ -540,6 +574,16 @@ impl World {
                     "data": {"type": "token", "id": "tok-1", "attributes": {"org": org, "roles": roles}}
                 }))
             }
+            "namespaced setting" => kustomer_error(404, "not_found", "Not Found"),
+            "setting" if self.settings_refused.get() => {
+                kustomer_error(403, "forbidden", "Forbidden")
+            }
+            "setting" => match self.links.borrow().get(&org) {
+                Some(value) => ok(
+                    json!({"data": {"type": "setting", "id": "stella_connect.default.appSecretFingerprint", "attributes": {"value": value}}}),
+                ),
+                None => kustomer_error(404, "not_found", "Not Found"),
+            },
             "conversation" => record(&self.conversations),
             "customer" => record(&self.customers),
             "user" => record(&self.users),
@@ -616,12 +660,18 @@ pub struct MemStore {
     jobs: RefCell<BTreeMap<String, Job>>,
     cache: RefCell<BTreeMap<String, (String, i64)>>,
     org: RefCell<OrgRecord>,
+    held: RefCell<BTreeMap<String, HeldClose>>,
 }
 
 impl MemStore {
     /// Every job, by conversation id.
     pub fn jobs(&self) -> Vec<Job> {
         self.jobs.borrow().values().cloned().collect()
+    }
+
+    /// Every held close, by conversation id.
+    pub fn held(&self) -> Vec<HeldClose> {
+        self.held.borrow().values().cloned().collect()
     }
 }
 
@@ -745,6 +795,43 @@ impl Store for MemStore {
             .any(|j| j.followed_since().is_some_and(|t| t >= sent_since_ms)))
     }
 
+    fn hold(&self, close: &HeldClose) -> Result<bool, String> {
+        let mut held = self.held.borrow_mut();
+        match held.get(&close.conversation_id) {
+            Some(h) if h.closed_at_ms > close.closed_at_ms => return Ok(true),
+            None if held.len() >= MAX_HELD => return Ok(false),
+            _ => {}
+        }
+        held.insert(close.conversation_id.clone(), close.clone());
+        Ok(true)
+    }
+
+    fn held_count(&self) -> Result<usize, String> {
+        Ok(self.held.borrow().len())
+    }
+
+    fn held_oldest(&self) -> Result<Option<i64>, String> {
+        Ok(self.held.borrow().values().map(|h| h.held_ms).min())
+    }
+
+    fn take_held(&self, limit: usize) -> Result<Vec<HeldClose>, String> {
+        let mut all = self.held();
+        all.sort_by(|a, b| (a.held_ms, &a.conversation_id).cmp(&(b.held_ms, &b.conversation_id)));
+        all.truncate(limit);
+        let mut held = self.held.borrow_mut();
+        for h in &all {
+            held.remove(&h.conversation_id);
+        }
+        Ok(all)
+    }
+
+    fn expire_held(&self, before_ms: i64) -> Result<usize, String> {
+        let mut held = self.held.borrow_mut();
+        let before = held.len();
+        held.retain(|_, h| h.held_ms > before_ms);
+        Ok(before - held.len())
+    }
+
     fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<Job>, String> {
         let mut jobs: Vec<Job> = (self.jobs.borrow().values())
             .filter(|j| j.outcome_unwritten())
@@ -864,7 +951,7 @@ impl Router for OrgRouter {
             .push((org.to_owned(), command.clone()));
         let text = serde_json::to_string(command).map_err(|e| e.to_string())?;
         let command: Command = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let reply = self.scheduler(org).command(command);
+        let reply = self.scheduler(org).command_async(command).await;
         self.rearm(org);
         let text = serde_json::to_string(&reply).map_err(|e| e.to_string())?;
         serde_json::from_str(&text).map_err(|e| e.to_string())

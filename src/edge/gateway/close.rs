@@ -27,8 +27,8 @@ pub enum Step {
     Forward {
         /// The org, whose scheduler it is.
         org: String,
-        /// The command.
-        command: Command,
+        /// The command (boxed: it carries the settings).
+        command: Box<Command>,
     },
 }
 
@@ -58,7 +58,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let key = settings.kustomer_api_key.expose();
         let token = self.cached_org(&settings.kustomer_api_url, key, r.now_ms)?;
         Some(match command_for(checked, &token) {
-            Ok((org, command)) => Step::Forward { org, command },
+            Ok((org, command)) => Step::Forward {
+                org,
+                command: Box::new(command),
+            },
             Err(reply) => Step::Reply(reply),
         })
     }
@@ -144,12 +147,19 @@ fn command_for(checked: Checked, token: &TokenInfo) -> Result<(String, Command),
         ));
     }
     let org = token.org.clone();
+    let settings = &checked.settings;
+    let caller = super::caller_of(
+        checked.app_secret,
+        &org,
+        &settings.kustomer_api_url,
+        settings.kustomer_api_key.expose(),
+    );
     let command = Command::Schedule {
         close: Schedule {
             org: org.clone(),
             ..checked.close
         },
-        app_secret: checked.app_secret,
+        caller,
         settings: checked.raw,
         resurvey_after_days: checked.settings.resurvey_after_days,
     };

@@ -6,6 +6,7 @@ use super::{Gateway, Incoming, Router};
 use crate::decision::{self, AsIfClosed, Decision};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::{ErrorCode, KeyCheckCode};
+use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, SendError, Transport};
 use crate::kustomer::{self, At};
 use crate::redact::scrub;
@@ -236,8 +237,13 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 "Checked once Kustomer accepts the Kustomer API key.",
             )
         };
-        let ok = kustomer.ok && stella.ok;
-        let mut answer = json!({ "ok": ok, "kustomer": kustomer, "stella": stella });
+        let app = if kustomer.ok {
+            self.check_link(r, &settings).await
+        } else {
+            json!({"ok": false, "code": KeyCheckCode::NotChecked, "message": "Checked once Kustomer accepts the Kustomer API key."})
+        };
+        let ok = kustomer.ok && stella.ok && app["ok"] == true;
+        let mut answer = json!({ "ok": ok, "kustomer": kustomer, "stella": stella, "app": app });
         if ok && settings.stella_api_secret.is_some() {
             let (roster, field) = self.check_roster(stored, &settings, r.now_ms).await;
             answer["roster"] = roster;
@@ -247,6 +253,33 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             }
         }
         Reply::json(200, answer)
+    }
+
+    /// The app's link, end to end: the app secret Kustomer filled into this call against the
+    /// fingerprint saved in Kustomer's settings, asked now by the org's scheduler (which then
+    /// trusts it at once, so a re-link takes effect here). `{ok, linked, code?, message, fix?,
+    /// held, expired, refused}`.
+    async fn check_link(&self, r: &Incoming<'_>, settings: &Settings) -> Value {
+        let fingerprint = match super::app_secret(r, &self.last_secret) {
+            Ok(fingerprint) => fingerprint,
+            Err(_) => {
+                let code = crate::edge::trust::TrustCode::NotLinked;
+                return json!({"ok": false, "linked": false, "code": code, "message": "No app secret came with this call: the settings page makes one when it is saved.", "fix": code.fix()});
+            }
+        };
+        let url = &settings.kustomer_api_url;
+        let key = settings.kustomer_api_key.expose();
+        let Some(token) = self.cached_org(url, key, r.now_ms) else {
+            return json!({"ok": false, "code": KeyCheckCode::NotChecked, "message": "Checked once Kustomer accepts the Kustomer API key."});
+        };
+        let caller = super::caller_of(fingerprint, &token.org, url, key);
+        let reply = self.forward(&token.org, &Command::Link { caller }).await;
+        if reply.status == 200 {
+            reply.body
+        } else {
+            let message = reply.body["error"]["message"].as_str().unwrap_or("unknown");
+            json!({"ok": false, "code": KeyCheckCode::KustomerUnavailable, "message": format!("The app's link could not be checked: {message}")})
+        }
     }
 
     async fn check_kustomer(&self, settings: &Settings, now_ms: i64) -> KeyCheck {

@@ -1,14 +1,13 @@
-//! The delivery log, resends and the org's app secret: calls from the app's own pages, each
-//! scoped to the org of the caller's Kustomer key.
+//! The delivery log and resends: calls from the app's own pages, each scoped to the org of the
+//! caller's Kustomer key.
 
-use super::{app_secret, too_large, valid_app_secret, Gateway, Incoming, Router, ADMIN_ROLES};
+use super::{app_secret, too_large, Gateway, Incoming, Router};
 use crate::edge::deliveries::{DeliveryQuery, MAX_RESEND_BODY_BYTES, MAX_RESEND_PER_CALL};
 use crate::edge::job::StoredSettings;
 use crate::edge::outcome::ErrorCode;
-use crate::edge::scheduler::Command;
-use crate::edge::{seal, Reply, Transport};
+use crate::edge::scheduler::{Caller, Command};
+use crate::edge::{Reply, Transport};
 use crate::kustomer::{self, At};
-use crate::settings::{self, APP_SECRET};
 use serde_json::json;
 
 impl<T: Transport, R: Router> Gateway<T, R> {
@@ -23,10 +22,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Ok(query) => query,
             Err(e) => return e.reply(),
         };
-        match self.caller(r).await {
-            Ok(token) => {
-                let command = Command::List { query, app_secret };
-                self.forward(&token.org, &command).await
+        match self.caller(r, app_secret).await {
+            Ok(caller) => {
+                let org = caller.org.clone();
+                self.forward(&org, &Command::List { query, caller }).await
             }
             Err(reply) => reply,
         }
@@ -54,9 +53,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         if let Err(e) = kustomer::check_id(&conversation_id, "conversationId") {
             return Reply::json(400, json!({ "error": e }));
         }
-        self.forward_resend(r, |settings| Command::Resend {
+        self.forward_resend(r, app_secret, |caller, settings| Command::Resend {
             conversation_id,
-            app_secret,
+            caller,
             settings,
         })
         .await
@@ -77,9 +76,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Ok(ids) => ids,
             Err(reply) => return reply,
         };
-        self.forward_resend(r, |settings| Command::ResendMany {
+        self.forward_resend(r, app_secret, |caller, settings| Command::ResendMany {
             conversation_ids,
-            app_secret,
+            caller,
             settings,
         })
         .await
@@ -90,41 +89,17 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     async fn forward_resend(
         &self,
         r: &Incoming<'_>,
-        make: impl FnOnce(StoredSettings) -> Command,
+        fingerprint: String,
+        make: impl FnOnce(Caller, StoredSettings) -> Command,
     ) -> Reply {
         let raw = match self.settings(r) {
             Ok((raw, _)) => raw,
             Err(reply) => return reply,
         };
-        match self.caller(r).await {
-            Ok(token) => self.forward(&token.org, &make(raw)).await,
-            Err(reply) => reply,
-        }
-    }
-
-    /// Registers, rotates (`x-app-secret` is the current one) or resets (a Kustomer key with
-    /// an org admin role) the org's app secret, given as `x-new-app-secret`.
-    pub(super) async fn set_app_secret(&self, r: &Incoming<'_>) -> Reply {
-        let new = (r.header)(super::NEW_APP_SECRET_HEADER);
-        let Some(new) = new.filter(|s| valid_app_secret(s)) else {
-            return Reply::error(
-                ErrorCode::InvalidAppSecret,
-                "Send the new app secret in x-new-app-secret: 16 to 256 characters without spaces.",
-            );
-        };
-        match self.caller(r).await {
-            Ok(token) => {
-                let command = Command::SetSecret {
-                    org: token.org.clone(),
-                    current: (r.header)(&settings::setting_header(APP_SECRET))
-                        .map(|s| seal::digest(s.trim())),
-                    new: seal::digest(new.trim()),
-                    admin: token
-                        .roles
-                        .iter()
-                        .any(|r| ADMIN_ROLES.contains(&r.as_str())),
-                };
-                self.forward(&token.org, &command).await
+        match self.caller(r, fingerprint).await {
+            Ok(caller) => {
+                let org = caller.org.clone();
+                self.forward(&org, &make(caller, raw)).await
             }
             Err(reply) => reply,
         }

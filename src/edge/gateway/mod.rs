@@ -29,8 +29,8 @@ use super::deliveries::MAX_RESEND_BODY_BYTES;
 use super::job::StoredSettings;
 use super::kustomer_api::{self, Failure, TokenInfo};
 use super::outcome::ErrorCode;
-use super::scheduler::Command;
-use super::seal;
+use super::scheduler::{Caller, Command};
+use super::{seal, trust};
 use super::{Config, Reply, Transport};
 use crate::error::MAX_INPUT_BYTES;
 use crate::settings::{self, Settings, ValidationOptions, APP_SECRET, DEFAULT_KUSTOMER_API_URL};
@@ -48,15 +48,10 @@ pub trait Router {
     async fn limit(&self, bucket: &str, per_minute: u32) -> Result<Option<u32>, String>;
 }
 
-/// The roles with which a Kustomer key may reset an org's app secret it does not know.
-pub const ADMIN_ROLES: [&str; 2] = ["org.admin", "org.admin.apps"];
-
 /// Every request header the gateway reads: the settings' (in [`settings::FIELDS`] order),
 /// then the few others. The worker entry reads these and no others.
 pub struct HeaderNames(std::sync::OnceLock<Vec<String>>);
 
-/// Where a new app secret comes (`POST /v1/app-secret`).
-pub const NEW_APP_SECRET_HEADER: &str = "x-new-app-secret";
 /// The client's address, which Cloudflare sets itself (absent locally).
 pub const CLIENT_ADDRESS_HEADER: &str = "cf-connecting-ip";
 
@@ -70,7 +65,7 @@ impl HeaderNames {
             let settings = settings::FIELDS
                 .iter()
                 .map(|f| settings::setting_header(f.key));
-            let others = [NEW_APP_SECRET_HEADER, CLIENT_ADDRESS_HEADER].map(str::to_owned);
+            let others = [CLIENT_ADDRESS_HEADER].map(str::to_owned);
             settings.chain(others).collect()
         })
     }
@@ -85,7 +80,6 @@ enum Route<'a> {
     Deliveries,
     Resend(&'a str),
     ResendMany,
-    AppSecret,
     Roster,
     Health,
     /// A route that exists, with another method.
@@ -102,7 +96,6 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ("GET", ["v1", "deliveries"]) => Route::Deliveries,
         ("POST", ["v1", "deliveries", "resend"]) => Route::ResendMany,
         ("POST", ["v1", "deliveries", id, "resend"]) => Route::Resend(id),
-        ("POST", ["v1", "app-secret"]) => Route::AppSecret,
         ("POST", ["v1", "roster"]) => Route::Roster,
         ("GET", ["healthz"]) => Route::Health,
         (
@@ -110,7 +103,6 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
             ["v1", "kustomer", "conversation-closed"]
             | ["v1", "preview"]
             | ["v1", "settings", "check"]
-            | ["v1", "app-secret"]
             | ["v1", "roster"]
             | ["v1", "deliveries", ..],
         ) => Route::WrongMethod,
@@ -198,7 +190,6 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Route::Deliveries => self.deliveries(&r).await,
             Route::Resend(id) => self.resend(&r, id).await,
             Route::ResendMany => self.resend_many(&r).await,
-            Route::AppSecret => self.set_app_secret(&r).await,
             Route::Roster => self.roster(&r).await,
             Route::Health => Reply::json(200, json!({"ok": true})),
             Route::WrongMethod => Reply::error(
@@ -255,9 +246,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         }
     }
 
-    /// The caller's org and roles, from the `x-kustomer-api-key` (and optional
-    /// `x-kustomer-api-url`).
-    async fn caller(&self, r: &Incoming<'_>) -> Result<TokenInfo, Reply> {
+    /// The [`Caller`] presenting `fingerprint`, with the org Kustomer names for the
+    /// `x-kustomer-api-key` (and optional `x-kustomer-api-url`).
+    async fn caller(&self, r: &Incoming<'_>, fingerprint: String) -> Result<Caller, Reply> {
         let Some(key) = (r.header)("x-kustomer-api-key").filter(|k| !k.trim().is_empty()) else {
             return Err(Reply::error(
                 ErrorCode::MissingKey,
@@ -267,7 +258,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let url =
             (r.header)("x-kustomer-api-url").unwrap_or_else(|| DEFAULT_KUSTOMER_API_URL.to_owned());
         let api_url = settings::kustomer_api_url(&url, self.options()).map_err(field_error)?;
-        self.org_of(&api_url, key.trim(), r.now_ms).await
+        let token = self.org_of(&api_url, key.trim(), r.now_ms).await?;
+        Ok(caller_of(fingerprint, &token.org, &api_url, key.trim()))
     }
 
     /// The call's settings (`x-…` headers), validated; the reply refusing them when not valid.
@@ -328,8 +320,8 @@ fn field_error(e: crate::FieldError) -> Reply {
     Reply::json(400, json!({ "error": error }))
 }
 
-/// The digest of the call's app secret (`x-app-secret`), or the reply refusing a call without
-/// one.
+/// The fingerprint of the call's app secret (`x-app-secret`, [`trust::fingerprint`]), or the
+/// reply refusing a call without one.
 fn app_secret(r: &Incoming<'_>, last: &RefCell<Option<(String, String)>>) -> Result<String, Reply> {
     let Some(secret) = (r.header)(&settings::setting_header(APP_SECRET)) else {
         return Err(missing_app_secret());
@@ -339,21 +331,31 @@ fn app_secret(r: &Incoming<'_>, last: &RefCell<Option<(String, String)>>) -> Res
         return Err(missing_app_secret());
     }
     let mut last = last.borrow_mut();
-    // The same secret as the last call's (compared in constant time): its digest as then.
+    // The same secret as the last call's (compared in constant time): its fingerprint as then.
     Ok(match last.as_ref() {
-        Some((known, digest)) if seal::same_text(known, secret) => digest.clone(),
+        Some((known, fingerprint)) if seal::same_text(known, secret) => fingerprint.clone(),
         _ => {
-            let digest = seal::digest(secret);
-            *last = Some((secret.to_owned(), digest.clone()));
-            digest
+            let fingerprint = trust::fingerprint(secret);
+            *last = Some((secret.to_owned(), fingerprint.clone()));
+            fingerprint
         }
     })
+}
+
+/// The [`Caller`] of a call that presented `fingerprint` with a Kustomer key of `org`.
+fn caller_of(fingerprint: String, org: &str, api_url: &str, key: &str) -> Caller {
+    Caller {
+        fingerprint,
+        org: org.to_owned(),
+        kustomer_api_url: api_url.to_owned(),
+        kustomer_api_key: key.to_owned(),
+    }
 }
 
 fn missing_app_secret() -> Reply {
     Reply::error(
         ErrorCode::MissingAppSecret,
-        "Only the app's own workflow and pages may do this: they send the org's app secret in x-app-secret.",
+        "Only the app's own workflow and pages may do this: they send the org's app secret in x-app-secret. If they do not, open the app's settings page in Kustomer and press \"Re-link the app\".",
     )
 }
 

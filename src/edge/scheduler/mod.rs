@@ -8,14 +8,17 @@
 //! Stella's 2xx and the write that records it: the lease then expires and the job is retried
 //! (at least once, never lost; Stella suppresses repeat surveys to a customer on its side).
 
+mod link;
 mod outcomes;
 mod roster;
 mod run;
 
+pub use link::Caller;
+
 use super::budget::Budget;
-use super::deliveries::{self, DeliveryQuery, Tally, MAX_LIMIT, MAX_RESEND_PER_CALL};
+use super::deliveries::{self, DeliveryQuery, MAX_LIMIT, MAX_RESEND_PER_CALL};
 use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
-use super::outcome::{ErrorCode, Ignored, Reason, SecretChange};
+use super::outcome::{ErrorCode, Ignored, Reason};
 use super::returns::StellaPace;
 use super::seal::{self, Sealer};
 use super::{Config, OrgRecord, Reply, Store, Transport};
@@ -36,8 +39,8 @@ pub trait Clock {
 }
 
 /// What the gateway asks of an org's scheduler. Every command that reads or changes surveys
-/// carries `app_secret`: the SHA-256 of the app secret the call presented, checked here
-/// against the org's.
+/// carries its [`Caller`]: the fingerprint of the app secret the call presented, checked here
+/// against the one Kustomer vouches for ([`super::trust`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Command {
@@ -45,8 +48,8 @@ pub enum Command {
     Schedule {
         /// The close.
         close: Schedule,
-        /// Digest of the presented app secret.
-        app_secret: String,
+        /// Who calls.
+        caller: Caller,
         /// The settings from the call's headers, to keep (sealed) for the send.
         settings: StoredSettings,
         /// The one setting storing a close reads: "Survey a conversation again after (days)".
@@ -56,16 +59,16 @@ pub enum Command {
     List {
         /// The filters and the page.
         query: DeliveryQuery,
-        /// Digest of the presented app secret.
-        app_secret: String,
+        /// Who calls.
+        caller: Caller,
     },
     /// Send a failed or skipped survey again, after a fresh check, with the settings the
     /// org's workflow last sent ([`Scheduler::adopt_settings`]).
     Resend {
         /// The conversation.
         conversation_id: String,
-        /// Digest of the presented app secret.
-        app_secret: String,
+        /// Who calls.
+        caller: Caller,
         /// The settings from the call's headers: used only if they are the org's last ones.
         settings: StoredSettings,
     },
@@ -75,22 +78,17 @@ pub enum Command {
     ResendMany {
         /// The conversations, without repeats.
         conversation_ids: Vec<String>,
-        /// Digest of the presented app secret.
-        app_secret: String,
+        /// Who calls.
+        caller: Caller,
         /// As [`Command::Resend`]'s.
         settings: StoredSettings,
     },
-    /// Registers, rotates or resets the org's app secret.
-    SetSecret {
-        /// The org.
-        org: String,
-        /// Digest of the secret the caller holds now, if any.
-        current: Option<String>,
-        /// Digest of the new secret.
-        new: String,
-        /// Whether Kustomer says the caller's key is an org admin's, which may reset a secret
-        /// it does not know.
-        admin: bool,
+    /// Check connection's question: does Kustomer vouch for the caller's app secret? Asks
+    /// Kustomer now (Check connection is rate-limited on its own), so that a re-link takes
+    /// effect at once: asynchronous, through [`Scheduler::command_async`].
+    Link {
+        /// Who calls.
+        caller: Caller,
     },
     /// Agents' standings against the org's cached Agent Connect roster (read when missing):
     /// asynchronous, through [`Scheduler::command_async`].
@@ -104,8 +102,6 @@ pub enum Command {
 pub const MAX_PER_ALARM: usize = 2000;
 /// How many jobs are attempted at once: their calls to Kustomer and Stella overlap.
 pub const CONCURRENCY: usize = 32;
-/// How long a rotated app secret is still accepted: calls already under way with it land.
-pub const SECRET_GRACE_MS: i64 = 24 * 3_600_000;
 
 /// What the Durable Object's alarm should become after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,16 +153,9 @@ pub struct Scheduler<S, T, C> {
     stella_pace: RefCell<Option<StellaPace>>,
 }
 
-fn iso(ms: i64) -> String {
+/// An instant as RFC 3339.
+pub fn iso(ms: i64) -> String {
     timestamp::format(timestamp::from_millis(ms as f64))
-}
-
-/// Whether a call may register the org's app secret when it has none: only a close, the call
-/// that makes the org's first survey.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Register {
-    Yes,
-    No,
 }
 
 impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
@@ -188,124 +177,57 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
     }
 
-    /// Handles a command from the gateway.
+    /// Handles a command from the gateway, with what the org knows now: a caller whose app
+    /// secret Kustomer has not vouched for is refused (a close is held). The Durable Object
+    /// calls [`Self::command_async`] instead when [`Self::waits`] says Kustomer must be asked.
     pub fn command(&self, command: Command) -> Reply {
         let result = match command {
             Command::Schedule {
                 close,
-                app_secret,
+                caller,
                 settings,
                 resurvey_after_days,
-            } => self.authorized(Register::Yes, &app_secret, |record| {
-                self.schedule(record, close, settings, resurvey_after_days)
-            }),
-            // An org without an app secret has had no survey: an empty log, and no secret
-            // registered by a mere reader.
-            Command::List { query, app_secret } => match self.store.org() {
-                Ok(record) if record.secret_digest.is_none() => self.list(&query, false),
-                _ => self.authorized(Register::No, &app_secret, |_| self.list(&query, true)),
+            } => match self.vouched(&caller) {
+                Ok(Some(record)) => self.schedule(record, close, settings, resurvey_after_days),
+                Ok(None) => self.hold(close),
+                Err(e) => Err(e),
             },
+            Command::List { query, caller } => self.authorized(&caller, |_| self.list(&query)),
             Command::Resend {
                 conversation_id,
-                app_secret,
+                caller,
                 settings,
-            } => self.authorized(Register::No, &app_secret, |record| {
+            } => self.authorized(&caller, |record| {
                 let ready = self.adopt_settings(record, &settings)?;
                 self.resend(ready, &conversation_id)
             }),
             Command::ResendMany {
                 conversation_ids,
-                app_secret,
+                caller,
                 settings,
-            } => self.authorized(Register::No, &app_secret, |record| {
+            } => self.authorized(&caller, |record| {
                 let ready = self.adopt_settings(record, &settings)?;
                 self.resend_many(ready, &conversation_ids)
             }),
-            Command::SetSecret {
-                org,
-                current,
-                new,
-                admin,
-            } => self.set_secret(&org, current.as_deref(), new, admin),
-            Command::Roster { .. } => Ok(Reply::error(
+            Command::Roster { .. } | Command::Link { .. } => Ok(Reply::error(
                 ErrorCode::InvalidCommand,
-                "The roster waits on Agent Connect: it is answered by command_async.",
+                "This command waits on the network: it is answered by command_async.",
             )),
         };
         result.unwrap_or_else(|e| Reply::error(ErrorCode::StorageError, e))
     }
 
-    /// Runs `then` if `presented` is the digest of the org's app secret (or of the one it
-    /// replaced, within [`SECRET_GRACE_MS`]). The org's first close registers its secret.
+    /// Runs `then` if Kustomer vouches for the caller's app secret; else the refusal, which
+    /// names the fix.
     fn authorized(
         &self,
-        register: Register,
-        presented: &str,
+        caller: &Caller,
         then: impl FnOnce(OrgRecord) -> Result<Reply, String>,
     ) -> Result<Reply, String> {
-        let mut record = self.store.org()?;
-        let now = self.clock.now_ms();
-        let accepted = match &record.secret_digest {
-            None if register == Register::Yes => {
-                record.secret_digest = Some(presented.to_owned());
-                self.store.put_org(&record)?;
-                true
-            }
-            None => false,
-            Some(current) => {
-                seal::same_text(current, presented)
-                    || (record.previous_until_ms.is_some_and(|until| now < until)
-                        && record
-                            .previous_secret_digest
-                            .as_deref()
-                            .is_some_and(|p| seal::same_text(p, presented)))
-            }
-        };
-        if !accepted {
-            return Ok(Reply::error(
-                ErrorCode::AppSecretRejected,
-                "This call does not carry the org's app secret: only the app's own workflow and pages may make it.",
-            ));
+        match self.vouched(caller)? {
+            Some(record) => then(record),
+            None => self.refused(),
         }
-        then(record)
-    }
-
-    fn set_secret(
-        &self,
-        org: &str,
-        current: Option<&str>,
-        new: String,
-        admin: bool,
-    ) -> Result<Reply, String> {
-        let mut record = self.store.org()?;
-        let now = self.clock.now_ms();
-        let (status, what) = match &record.secret_digest {
-            // Otherwise the org's first close registers it: a bare key is no claim to an org.
-            None if admin => (201, SecretChange::Registered),
-            Some(old) if current.is_some_and(|c| seal::same_text(old, c)) => {
-                record.previous_secret_digest = Some(old.clone());
-                record.previous_until_ms = Some(now + SECRET_GRACE_MS);
-                (200, SecretChange::Rotated)
-            }
-            Some(_) if admin => {
-                record.previous_secret_digest = None;
-                record.previous_until_ms = None;
-                (200, SecretChange::Reset)
-            }
-            _ => {
-                return Ok(Reply::error(
-                    ErrorCode::AppSecretRejected,
-                    "Send the org's current app secret to replace it, or use a Kustomer API key with an org admin role to set or reset it.",
-                ))
-            }
-        };
-        record.secret_digest = Some(new);
-        record.org.get_or_insert_with(|| org.to_owned());
-        self.store.put_org(&record)?;
-        Ok(Reply::json(
-            status,
-            json!({"status": what, "previousAcceptedUntil": record.previous_until_ms.filter(|_| what == SecretChange::Rotated).map(iso)}),
-        ))
     }
 
     fn validation(&self) -> ValidationOptions {
@@ -429,21 +351,19 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Ok(())
     }
 
-    /// A page of the log (`stored`: the org has any; else an empty log of the same shape).
-    fn list(&self, query: &DeliveryQuery, stored: bool) -> Result<Reply, String> {
+    /// A page of the log.
+    fn list(&self, query: &DeliveryQuery) -> Result<Reply, String> {
         let limit = query.limit.clamp(1, MAX_LIMIT);
         let first_page = query.after.is_none();
-        let (jobs, tally) = if stored {
-            let jobs = self.store.deliveries(query, limit + 1)?;
-            let tally = first_page.then(|| self.store.tally(query)).transpose()?;
-            (jobs, tally)
-        } else {
-            (vec![], first_page.then(Tally::default))
-        };
+        let jobs = self.store.deliveries(query, limit + 1)?;
+        let tally = first_page.then(|| self.store.tally(query)).transpose()?;
         let mut body = deliveries::answer(query, jobs, tally.as_ref(), self.config.retention_days);
-        // Whether outcomes are read back, and the last read's failure (no key in it).
-        let follow = self.store.org()?.follow;
+        // Whether outcomes are read back, and the last read's failure (no key in it); the
+        // app's link and its held closes, for the page's banner.
+        let record = self.store.org()?;
+        let follow = record.follow;
         body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
+        body["link"] = record.trust.status(self.store.held_count()?);
         Ok(Reply::json(200, body))
     }
 
@@ -537,7 +457,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// When the alarm should fire next: the earliest pending job, the next read or write of
-    /// survey outcomes, or the day the oldest finished one leaves the log.
+    /// survey outcomes, the day the oldest finished one leaves the log, or when held closes
+    /// are scheduled or dropped.
     pub fn next_alarm(&self) -> Result<Option<i64>, String> {
         let prune = self
             .store
@@ -548,7 +469,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             (Some(due), Some(paced)) => Some(due.max(paced)),
             (due, _) => due,
         };
-        Ok([due, prune, self.next_follow()?]
+        Ok([due, prune, self.next_follow()?, self.next_release()?]
             .into_iter()
             .flatten()
             .min())

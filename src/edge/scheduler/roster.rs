@@ -13,12 +13,20 @@ use crate::settings::{self, Settings};
 use serde_json::{json, Value};
 
 impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
-    /// Handles any command: the roster's asynchronously, the others as [`Self::command`] does.
+    /// Handles any command: the roster's and the link check asynchronously; the others as
+    /// [`Self::command`] does, once Kustomer was asked about a caller it has not vouched for
+    /// (at most once a minute per org).
     pub async fn command_async(&self, command: Command) -> Reply {
-        match command {
-            Command::Roster { query } => self.roster(query).await,
-            other => self.command(other),
-        }
+        let result = match command {
+            Command::Roster { query } => return self.roster(query).await,
+            Command::Link { caller } => self.link(&caller).await,
+            other => match other.caller() {
+                Some(caller) => self.verify(caller, false).await,
+                None => Ok(()),
+            }
+            .map(|()| self.command(other)),
+        };
+        result.unwrap_or_else(|e| Reply::error(ErrorCode::StorageError, e))
     }
 
     /// The agents' standings against the roster of the query's credentials: cached for

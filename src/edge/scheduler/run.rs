@@ -141,6 +141,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     async fn run_due_jobs(&self) -> Result<usize, String> {
         let started = self.clock.now_ms();
         let settings = self.org_settings()?;
+        let ready = match &settings {
+            OrgSettings::Ready(s) => Some(s.as_ref()),
+            _ => None,
+        };
+        self.release_held(ready)?;
         let share = match &settings {
             OrgSettings::Ready(s) => s.kustomer_budget_share,
             _ => settings::DEFAULT_KUSTOMER_BUDGET_SHARE,

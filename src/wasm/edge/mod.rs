@@ -313,12 +313,13 @@ impl JsScheduler {
     }
 
     /// Handles a command from the gateway (JSON text): its reply as the worker entry answers
-    /// it, `{status, body, retryAfter?}` with the body as JSON text; a Promise of it for the
-    /// one command that waits on the network (the roster), so every other stays synchronous.
+    /// it, `{status, body, retryAfter?}` with the body as JSON text; a Promise of it for a
+    /// command that waits on the network (the roster, a link check, a caller Kustomer must be
+    /// asked about), so every other stays synchronous.
     #[wasm_bindgen(unchecked_return_type = "EdgeReply | Promise<EdgeReply>")]
     pub fn command(&self, command: &str) -> JsValue {
         let reply = match serde_json::from_str::<Command>(command) {
-            Ok(c @ Command::Roster { .. }) => {
+            Ok(c) if self.inner.waits(&c) => {
                 let inner = self.inner.clone();
                 let reply = async move { Ok(reply_to_js(&inner.command_async(c).await)) };
                 return future_to_promise(reply).into();

@@ -3,6 +3,7 @@
 use super::js_error;
 use crate::edge::deliveries::{DeliveryQuery, Tally, MAX_SUMMARY_ROWS};
 use crate::edge::job::Job;
+use crate::edge::trust::{HeldClose, MAX_HELD};
 use crate::edge::{OrgRecord, Store};
 use js_sys::{Array, Reflect};
 use std::cell::RefCell;
@@ -34,8 +35,11 @@ pub struct SqlStore {
 const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS jobs (conversation_id TEXT PRIMARY KEY, state TEXT NOT NULL, due_ms INTEGER, updated_ms INTEGER NOT NULL, job TEXT NOT NULL, closed_ms INTEGER, followed_ms INTEGER, unwritten_ms INTEGER)",
     "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
-    // One row: the org's sealed settings and app secret digest (no key is ever stored readable).
+    // One row: the org's sealed settings and the link's state (no key is ever stored readable).
     "CREATE TABLE IF NOT EXISTS org (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)",
+    // Closes held until Kustomer vouches for an app secret: one per conversation, no settings.
+    "CREATE TABLE IF NOT EXISTS held (conversation_id TEXT PRIMARY KEY, closed_ms INTEGER NOT NULL, event_id TEXT, held_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS held_at ON held (held_ms)",
 ];
 
 /// Columns added since the first version, in order, each as a new table has it too:
@@ -368,6 +372,67 @@ impl Store for SqlStore {
             vec![num(sent_since_ms)],
         )?;
         Ok(!rows.is_empty())
+    }
+
+    fn hold(&self, close: &HeldClose) -> Result<bool, String> {
+        let held = self.rows(
+            "SELECT closed_ms FROM held WHERE conversation_id = ?",
+            vec![close.conversation_id.as_str().into()],
+        )?;
+        match held.first().map(|r| Self::column(r, "closed_ms").as_f64()) {
+            Some(Some(closed)) if (closed as i64) > close.closed_at_ms => return Ok(true),
+            Some(_) => {}
+            None if self.held_count()? >= MAX_HELD => return Ok(false),
+            None => {}
+        }
+        let event = close
+            .event_id
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from);
+        self.rows(
+            "INSERT OR REPLACE INTO held (conversation_id, closed_ms, event_id, held_ms) VALUES (?, ?, ?, ?)",
+            vec![close.conversation_id.as_str().into(), num(close.closed_at_ms), event, num(close.held_ms)],
+        )?;
+        Ok(true)
+    }
+
+    fn held_count(&self) -> Result<usize, String> {
+        let rows = self.rows("SELECT COUNT(*) AS n FROM held", vec![])?;
+        Ok(rows
+            .first()
+            .map_or(0, |r| Self::column(r, "n").as_f64().unwrap_or(0.0) as usize))
+    }
+
+    fn held_oldest(&self) -> Result<Option<i64>, String> {
+        self.least("SELECT MIN(held_ms) AS least FROM held")
+    }
+
+    fn take_held(&self, limit: usize) -> Result<Vec<HeldClose>, String> {
+        let rows = self.rows(
+            "DELETE FROM held WHERE conversation_id IN (SELECT conversation_id FROM held ORDER BY held_ms, conversation_id LIMIT ?) RETURNING conversation_id, closed_ms, event_id, held_ms",
+            vec![num(limit as i64)],
+        )?;
+        let mut held: Vec<HeldClose> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(HeldClose {
+                    conversation_id: Self::column(r, "conversation_id").as_string()?,
+                    closed_at_ms: Self::column(r, "closed_ms").as_f64()? as i64,
+                    event_id: Self::column(r, "event_id").as_string(),
+                    held_ms: Self::column(r, "held_ms").as_f64()? as i64,
+                })
+            })
+            .collect();
+        held.sort_by(|a, b| (a.held_ms, &a.conversation_id).cmp(&(b.held_ms, &b.conversation_id)));
+        Ok(held)
+    }
+
+    fn expire_held(&self, before_ms: i64) -> Result<usize, String> {
+        let gone = self.rows(
+            "DELETE FROM held WHERE held_ms <= ? RETURNING conversation_id",
+            vec![num(before_ms)],
+        )?;
+        Ok(gone.len())
     }
 
     fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<Job>, String> {
