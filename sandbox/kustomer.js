@@ -52,6 +52,14 @@ const SECRET_SETTINGS = [
   ...new Set([...Object.entries(SETTING_SPECS).filter(([, spec]) => spec?.type === "secret").map(([k]) => k), "stellaApiSecret"]),
 ];
 
+/** The app secret's fingerprint, as the settings page computes it (edge::trust::fingerprint). */
+async function appSecretFingerprint(secret) {
+  const enc = new TextEncoder();
+  const key = await crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode("stella-connect app secret fingerprint v1")));
+  return `v1:${[...mac].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
 // ---- the API budget ------------------------------------------------------------------------
 const ENTERPRISE_BUDGET = { limit: 1000, windowSeconds: 60 }; // per org, Kustomer's Enterprise plan
 const MAX_LIMIT = 1_000_000_000;
@@ -126,6 +134,9 @@ const API_ROUTES = [
   ["GET", /^\/v1\/tags\/([^/]+)$/, "GET /v1/tags/:ids", ["org.permission.tag.read", "org.admin.tag.read"], "getTags"],
   ["GET", /^\/v1\/apps\/settings$/, "GET /v1/apps/settings", ["org.permission.setting.read", "org.admin.apps"], "getSettings"],
   ["PUT", /^\/v1\/apps\/settings$/, "PUT /v1/apps/settings", ["org.permission.setting.update", "org.admin.apps"], "putSettings"],
+  // One setting (kustomer-apps.md §2): a secret reads as the mask. The answer's shape is a guess
+  // (`{data: {type: "setting", id, attributes: {value}}}`), as the edge's reader (edge::trust).
+  ["GET", /^\/v1\/settings\/([^/]+)\/([^/]+)\/([^/]+)$/, "GET /v1/settings/:app/:category/:name", ["org.permission.setting.read", "org.user.setting.read"], "getSetting"],
   ["GET", /^\/v1\/auth\/tokens\/current$/, "GET /v1/auth/tokens/current", [], "getToken"],
   // App registration (kustomer-apps.md §1). The install route and the klass listing are guesses:
   // Kustomer installs from its App Directory page; the sandbox needs an API call for it.
@@ -253,6 +264,8 @@ export class KustomerState extends DurableObject {
         // As an admin running locally would set it (advanced): surveys go to the Stella sandbox.
         stellaApiUrl: `${origin}/sandbox/stella`,
         appSecret: SANDBOX_APP_SECRET,
+        // The app's link, as the settings page saves it beside the secret.
+        appSecretFingerprint: await appSecretFingerprint(SANDBOX_APP_SECRET),
         // Outcomes (delivery status, rating) flow back under `make run` with no setup.
         stellaApiSecret: SANDBOX_STELLA_SECRET,
       };
@@ -578,6 +591,18 @@ export class KustomerState extends DurableObject {
 
   async getSettings(request, key) {
     return this.settingsDocument(await this.settings(key.org, new URL(request.url).origin), await this.secretSettings(key.org));
+  }
+
+  async getSetting(request, key, _app, path) {
+    const [app, category, name] = path.split("/").slice(3).map(decodeURIComponent);
+    const settings = await this.settings(key.org, new URL(request.url).origin);
+    const value = settings[name];
+    if (app !== "stella_connect" || category !== "default" || value === undefined || value === null) {
+      return apiError(404, "not_found", "Not Found", `No setting ${app}.${category}.${name}.`);
+    }
+    const secrets = await this.secretSettings(key.org);
+    const shown = secrets.includes(name) ? MASK : value;
+    return json(200, { data: { type: "setting", id: `${app}.${category}.${name}`, attributes: { value: shown } } });
   }
 
   // The sandbox's own secret keys plus those the org's installed apps declare as `secret`.

@@ -44,6 +44,22 @@ export function describeError(error) {
   return `${detail}${status}`;
 }
 
+/**
+ * The app's link (the edge's `link`: `{linked, code?, message?, fix?, held, expired, refused}`) as
+ * a banner's words, or null when there is nothing to say: the edge's words and fix, and the
+ * closes it holds, dropped or refused while unlinked.
+ */
+export function linkText(link) {
+  if (!link || (link.linked && !link.held && !link.expired && !link.refused)) return null;
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  const parts = [link.linked ? "" : link.message ?? "The app is not linked."];
+  if (link.held) parts.push(`${plural(link.held, "closed conversation is", "closed conversations are")} held until Kustomer vouches for the app's secret; they are sent with the saved settings once it does.`);
+  if (link.expired) parts.push(`${plural(link.expired, "held close was", "held closes were")} dropped after 7 days.`);
+  if (link.refused) parts.push(`${plural(link.refused, "close was", "closes were")} refused: too many were held.`);
+  if (!link.linked && link.fix) parts.push(link.fix);
+  return parts.filter(Boolean).join(" ");
+}
+
 /** The full name of one of the app's commands (app-manifest/stella_connect.json `commands`).
  * Guess, kept here alone: private apps' commands may carry the org's namespace. */
 const commandName = (name) => `stella_connect.app.${name}`;

@@ -3,7 +3,7 @@
 // again through `resend` and `resend-many`. Kustomer runs the commands with the saved keys, so
 // this page never holds one. No business rules here: the edge decides what matches a filter,
 // what can be resent and in which words.
-import { start, command, kustomer, describeError, h, linkPages } from "./app.js";
+import { start, command, kustomer, describeError, h, linkPages, linkText } from "./app.js";
 
 const STATES = ["scheduled", "retrying", "sent", "skipped", "failed"];
 const STATE_WORDS = { scheduled: "Scheduled", retrying: "Retrying", sent: "Sent", skipped: "Skipped", failed: "Failed" };
@@ -210,6 +210,7 @@ async function load() {
       : outcomes.reading
         ? ""
         : "Outcomes (delivered, suppressed, ratings) appear once the Stella Connect API secret is in the app's settings.";
+    $("link-note").textContent = linkText(answer.link) ?? "";
     drawSummary();
     drawOptions();
     drawRows();
@@ -221,6 +222,7 @@ async function load() {
     summary = null;
     drawSummary();
     drawRows();
+    $("link-note").textContent = linkText(e?.body?.link) ?? "";
     status("error", `Could not read the delivery log: ${describeError(e)}`);
   } finally {
     if (read === reading) setBusy(false);

@@ -1,7 +1,7 @@
 // The settings page: draws the form from the core's field table, validates every change with
 // the core, saves through the Cards SDK, and checks the keys or previews a survey through the
 // app's commands, which Kustomer runs with the saved keys. Keys are never shown again once saved.
-import { start, core, options, kustomer, command, describeError, h, linkPages } from "./app.js";
+import { start, core, options, kustomer, command, describeError, h, linkPages, linkText } from "./app.js";
 
 const MASK = "********"; // what Kustomer answers instead of a saved key
 const form = document.getElementById("settings");
@@ -9,6 +9,7 @@ const byKey = new Map(); // key → {field, input, error}
 const savedKeys = new Set(); // secret settings Kustomer holds
 const touched = new Set();
 let hidden = []; // settings the page fills in itself (the app secret), never drawn
+let linked = false; // Kustomer holds the app secret's fingerprint (the edge trusts only it)
 let Kustomer;
 
 main().catch((e) => status("error", `The settings page could not start: ${e.message}`));
@@ -67,7 +68,9 @@ function drawForm(fields) {
       { class: "actions" },
       h("button", { type: "submit", class: "primary" }, "Save"),
       h("button", { type: "button", onclick: checkConnection }, "Check connection"),
+      h("button", { type: "button", onclick: relink }, "Re-link the app"),
     ),
+    h("div", { id: "link", role: "status", "aria-live": "polite" }),
     h("p", { id: "status", role: "status", "aria-live": "polite" }),
     h("ul", { id: "checks", class: "checks", "aria-live": "polite" }),
   );
@@ -86,6 +89,8 @@ function reveal(event) {
 /** Puts saved settings in the form; saved keys stay blank, with a note that one is saved. */
 function fill(settings) {
   for (const field of hidden) if (settings[field.key]) savedKeys.add(field.key);
+  linked = Boolean(settings[core.appLink().fingerprintSetting]) && savedKeys.has(core.appLink().secretSetting);
+  banner(linked ? null : { linked: false, message: "The app is not linked yet: the edge holds this org's closed conversations until it is.", fix: "Press Save (or \"Re-link the app\") to link it." });
   for (const { field, input } of byKey.values()) {
     const value = settings[field.key];
     if (field.kind === "secret") {
@@ -160,6 +165,42 @@ function randomSecret() {
   return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
 }
 
+/** A new app secret and its fingerprint, as settings (edge::trust::fingerprint, by WebCrypto). */
+async function newLink() {
+  const link = core.appLink();
+  const secret = randomSecret();
+  const enc = new TextEncoder();
+  const key = await crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(link.fingerprintContext)));
+  const fingerprint = `v1:${[...mac].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return { [link.secretSetting]: secret, [link.fingerprintSetting]: fingerprint };
+}
+
+/**
+ * "Re-link the app": a new app secret and its fingerprint, saved; then the edge is asked at once
+ * (Check connection), so it trusts the new secret and schedules the closes it held.
+ */
+async function relink() {
+  status("busy", "Re-linking the app…");
+  try {
+    const doc = await kustomer(Kustomer, "/v1/apps/settings", "PUT", { settings: await newLink() });
+    fill(doc?.data?.attributes?.settings ?? {});
+  } catch (e) {
+    status("error", `Not re-linked: ${describeError(e)}.`);
+    return;
+  }
+  await checkConnection();
+}
+
+/** The app's link in words, with the fix, above the form's results (none: linked). */
+function banner(link) {
+  const node = document.getElementById("link");
+  const text = linkText(link);
+  if (!node) return;
+  node.className = text ? "banner error" : "";
+  node.replaceChildren(...(text ? [h("strong", {}, "App link: "), text] : []));
+}
+
 async function save(event) {
   event.preventDefault();
   if (!ready()) return;
@@ -173,8 +214,9 @@ async function save(event) {
     else settings[field.key] = input.value.trim();
   }
   // The app secret is made here once, from the browser's cryptographic source, and only
-  // Kustomer keeps it: the app's workflow and pages carry it, nobody types it.
-  for (const field of hidden) if (!savedKeys.has(field.key)) settings[field.key] = randomSecret();
+  // Kustomer keeps it: the app's workflow and pages carry it, nobody types it. Its fingerprint
+  // is saved beside it: the edge reads that from Kustomer to know whom to trust.
+  if (!linked) Object.assign(settings, await newLink());
   status("busy", "Saving…");
   try {
     const doc = await kustomer(Kustomer, "/v1/apps/settings", "PUT", { settings });
@@ -221,7 +263,10 @@ async function checkConnection() {
     const result = await command(Kustomer, "check-connection", { body: { settings } });
     const line = (name, check) =>
       h("li", { class: check.ok ? "ok" : "error" }, h("strong", {}, `${name}: ${check.ok ? "connected" : "not connected"}. `), check.message);
-    list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella), roster(result.roster));
+    const app = result.app ?? { ok: false, message: "not checked" };
+    const appLine = h("li", { class: app.ok ? "ok" : "error" }, h("strong", {}, `App link: ${app.ok ? "linked" : "not linked"}. `), app.message, app.fix ? ` ${app.fix}` : "");
+    list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella), appLine, roster(result.roster));
+    banner(result.app);
     // The edge's word on a field (the API secret Agent Connect refused), under that field.
     for (const { field, message } of result.fields ?? []) {
       const shown = byKey.get(field);
@@ -229,7 +274,7 @@ async function checkConnection() {
       shown.error.textContent = message;
       shown.input.setAttribute("aria-invalid", "true");
     }
-    status(result.ok ? "ok" : "error", result.ok ? "Both keys work." : "A key needs attention: see below.");
+    status(result.ok ? "ok" : "error", result.ok ? "Both keys work, and the app is linked." : "Something needs attention: see below.");
   } catch (e) {
     status("error", `The check could not run: ${describeError(e)}`);
   }

@@ -33,6 +33,8 @@ export interface Settings {
   languageMap: Record<string, string>; customProperties: Record<string, string>; resurveyAfterDays: number;
   kustomerBudgetShare: number;
 }
+/** Where the app's link lives in the settings, and what its fingerprint is an HMAC of. */
+export interface AppLink { secretSetting: string; fingerprintSetting: string; fingerprintContext: string }
 export interface CoreOptions { /** Accept http:// loopback URLs, for local sandboxes only. */ allowLoopback?: boolean }
 export interface FieldError { field: string; code: string; message: string }
 export interface InputError { code: "malformed_json" | "invalid_shape" | "too_large" | "invalid_settings" | "invalid_id"; path?: string; message: string; fields?: FieldError[] }
@@ -221,6 +223,18 @@ pub fn read_survey_outcome(
         Ok(record) => js_output(&api::read_survey_outcome(&record)),
         Err(error) => js_output(&api::OutcomeRead::Error { ok: false, error }),
     }
+}
+
+/// The app's link as the settings page saves it: the app secret's and its fingerprint's
+/// setting names, and the text the fingerprint is an HMAC-SHA256 of, keyed with the secret
+/// (the page computes it with WebCrypto; the edge with `edge::trust::fingerprint`).
+#[wasm_bindgen(js_name = appLink, unchecked_return_type = "AppLink")]
+pub fn app_link() -> JsValue {
+    js_output(&serde_json::json!({
+        "secretSetting": crate::settings::APP_SECRET,
+        "fingerprintSetting": crate::settings::APP_SECRET_FINGERPRINT,
+        "fingerprintContext": crate::settings::APP_SECRET_FINGERPRINT_CONTEXT,
+    }))
 }
 
 /// Every setting in page order, with its label, help text, default and kind: the settings

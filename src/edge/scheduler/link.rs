@@ -79,7 +79,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             return Ok(());
         }
         // Noted before asking: calls that come in while Kustomer answers do not ask again.
-        record.trust.read_ms = Some(now);
+        let before = record.trust.read_ms.replace(now);
         self.store.put_org(&record)?;
         let result = trust::read_fingerprint(
             &self.transport,
@@ -90,7 +90,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         )
         .await;
         let mut record = self.store.org()?; // as it is now: other calls ran meanwhile
+        // A key that may not read settings says nothing of the org: it does not spend the
+        // org's read, so the app's own key, next, is asked at once.
+        let unreadable = matches!(&result, Err(p) if p.code == TrustCode::SettingsUnreadable.as_str());
         record.trust.read(result, now);
+        if unreadable {
+            record.trust.read_ms = before;
+        }
         self.store.put_org(&record)?;
         if record.trust.vouches_for(&caller.fingerprint) {
             self.armed.set(super::Armed::Unknown); // held closes may go now
