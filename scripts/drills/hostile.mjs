@@ -130,14 +130,15 @@ export function hostileKinds(stack, { sets, rand }) {
     },
     { name: "resend without app secret", weight: 5, send: () => post(`/v1/deliveries/${pick().conversation.id}/resend`, undefined, withoutSecret()), ok: is(401) },
     {
-      // An org key without an admin role, not knowing the secret (a guess, or none at all).
-      name: "app secret takeover with an agent's key",
+      // An org key without the settings roles, with a secret of its own (or none): Kustomer's
+      // settings vouch only for the app's, so the log stays closed to it.
+      name: "delivery log with an agent's key and its own secret",
       weight: 3,
       send: () => {
-        const headers = stack.orgHeaders({ "x-kustomer-api-key": "sandbox-kustomer-key-agent", "x-new-app-secret": "attackers-app-secret-0123456789" });
+        const headers = stack.orgHeaders({ "x-kustomer-api-key": "sandbox-kustomer-key-agent" });
         if (rand() < 0.5) delete headers["x-app-secret"];
-        else headers["x-app-secret"] = `guessed-app-secret-${Math.floor(rand() * 1e9)}`;
-        return post("/v1/app-secret", undefined, headers);
+        else headers["x-app-secret"] = `attackers-app-secret-${Math.floor(rand() * 1e9)}`;
+        return stack.request("GET", "/v1/deliveries", { headers }).then((r) => ({ status: r.status }));
       },
       ok: is(401),
     },

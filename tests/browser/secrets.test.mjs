@@ -232,35 +232,6 @@ test("a user's resend with headers of their own cannot change what the org's sur
   assert.notEqual(sent.body.brand, "attacker");
 });
 
-test("the app secret: rotated with the current one, refused to an agent's key, reset by an admin's", async () => {
-  const newSecret = (secret, extra = {}) => ({ ...asOrg(), "x-new-app-secret": secret, ...extra });
-  const rotated = await call("POST", "/v1/app-secret", { headers: newSecret(ROTATED_APP_SECRET) });
-  assert.equal(rotated.status, 200, rotated.text);
-  assert.equal(rotated.body.status, "rotated");
-  assert.ok(Date.parse(rotated.body.previousAcceptedUntil) > Date.now() + 23 * 3600_000, "the old one is accepted for a day");
-  // Both are accepted meanwhile.
-  for (const secret of [APP_SECRET, ROTATED_APP_SECRET]) assert.equal((await call("GET", "/v1/deliveries", { headers: asOrg(secret) })).status, 200);
-
-  const agent = { "x-kustomer-api-key": "sandbox-kustomer-key-agent", "x-app-secret": WRONG_APP_SECRET };
-  const refused = await call("POST", "/v1/app-secret", { headers: newSecret(WRONG_APP_SECRET, agent) });
-  assert.deepEqual([refused.status, refused.body.error.code], [401, "app_secret_rejected"]);
-  const invalid = await call("POST", "/v1/app-secret", { headers: newSecret("too-short") });
-  assert.deepEqual([invalid.status, invalid.body.error.code], [400, "invalid_app_secret"]);
-  const spaced = await call("POST", "/v1/app-secret", { headers: newSecret(`${WRONG_APP_SECRET} ${WRONG_APP_SECRET}`) });
-  assert.deepEqual([spaced.status, spaced.body.error.code], [400, "invalid_app_secret"]);
-  const unknownKey = await call("POST", "/v1/app-secret", { headers: newSecret(WRONG_APP_SECRET, { "x-kustomer-api-key": KUSTOMER_SECRET }) });
-  assert.deepEqual([unknownKey.status, unknownKey.body.error.code], [401, "kustomer_key_rejected"]);
-
-  // sandbox-kustomer-key has org.admin.apps: it resets to the secret the sandbox holds, without
-  // knowing the current one, and the rotated one stops working at once.
-  const { "x-app-secret": _, ...admin } = newSecret(APP_SECRET);
-  const reset = await call("POST", "/v1/app-secret", { headers: admin });
-  assert.equal(reset.status, 200, reset.text);
-  assert.equal(reset.body.status, "reset");
-  assert.equal((await call("GET", "/v1/deliveries", { headers: asOrg(ROTATED_APP_SECRET) })).status, 401);
-  assert.equal((await call("GET", "/v1/deliveries", { headers: asOrg(APP_SECRET) })).status, 200);
-});
-
 test("a burst of key checks past the limit: 429 with Retry-After, the keys never echoed", async () => {
   // A key Kustomer does not accept opens no bucket of its own (nobody mints buckets at will):
   // the burst is counted against the caller's address, as Cloudflare reports it.

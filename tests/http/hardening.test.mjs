@@ -6,6 +6,7 @@
 // nothing more happens.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
@@ -20,10 +21,8 @@ const stack = new Stack();
 before(async () => {
   await stack.start();
   await stack.setDelay(2);
-  // Registered before anything else, so that no forged call below can be the first (trust on
-  // first use).
-  const registered = await stack.request("POST", "/v1/app-secret", { headers: stack.orgHeaders({ "x-app-secret": null, "x-new-app-secret": APP_SECRET }) });
-  assert.deepEqual([registered.status, registered.body.status], [201, "registered"], registered.text);
+  // No registration: Kustomer's settings (the sandbox's saved link) say whom the edge trusts,
+  // whatever call comes first.
 });
 after(() => stack.stop());
 
@@ -165,13 +164,14 @@ test("chunked bodies of 2 and 64 MiB get 413 without being read; 64 MiB to an un
   assert.equal((await stack.request("GET", "/healthz")).status, 200, "still serving");
 });
 
-test("a forged close (the org key without the app secret, or with a wrong one) is refused and schedules nothing; the real one sends", async () => {
+test("a forged close (the org key without the app secret, or with a wrong one) is refused or held and schedules nothing; the real one sends, once", async () => {
   const id = await newConversation();
   const event = await closedEvent(id);
   const without = await stack.postEvent(event, stack.settingsHeaders({ "x-app-secret": null }));
   assert.deepEqual([without.status, without.body.error.code], [401, "missing_app_secret"], without.text);
   const wrong = await stack.postEvent({ ...event, id: "evt-forged" }, stack.settingsHeaders({ "x-app-secret": "forged-secret-0123456789" }));
-  assert.deepEqual([wrong.status, wrong.body.error.code], [401, "app_secret_rejected"], wrong.text);
+  // Held, its settings never kept: never lost, never the org's.
+  assert.deepEqual([wrong.status, wrong.body.status], [202, "held"], wrong.text);
   // Another holder of the org key may not read the log either.
   const log = await stack.request("GET", "/v1/deliveries", { headers: stack.orgHeaders({ "x-app-secret": "forged-secret-0123456789" }) });
   assert.deepEqual([log.status, log.body.error.code], [401, "app_secret_rejected"]);
@@ -356,36 +356,56 @@ test("resend of a skipped survey whose id needs percent-encoding; invalid ids re
   assert.equal(unknown.status, 404);
 });
 
-test("app secret rotation: the old secret still schedules for a day, the new one too; an agent's key cannot reset it", async () => {
-  const ROTATED = "rotated-app-secret-9876543210";
-  const headersWith = (secret) => stack.settingsHeaders({ "x-app-secret": secret });
+test("the squat, as the probe ran it: an agent's key closing first with its own secret takes nothing over; a re-link moves trust at once", async () => {
+  const SQUAT = "squatters-app-secret-0123456789";
+  const RELINKED = "relinked-app-secret-0123456789";
+  const fingerprint = (secret) => `v1:${createHmac("sha256", secret).update("stella-connect app secret fingerprint v1").digest("hex")}`;
+  const saveLink = async (secret) => {
+    const put = await stack.request("PUT", "/sandbox/kustomer/v1/apps/settings", {
+      headers: { authorization: `Bearer ${KUSTOMER_KEY}` },
+      body: { settings: { appSecret: secret, appSecretFingerprint: fingerprint(secret) } },
+    });
+    assert.equal(put.status, 200, put.text);
+  };
+  const squat = (event) => stack.postEvent(event, stack.settingsHeaders({ "x-kustomer-api-key": AGENT_KEY, "x-app-secret": SQUAT, "x-stella-api-key": "squatters-own-stella-key" }));
   try {
-    const rotated = await stack.request("POST", "/v1/app-secret", { headers: stack.orgHeaders({ "x-new-app-secret": ROTATED }) });
-    assert.deepEqual([rotated.status, rotated.body.status], [200, "rotated"], rotated.text);
+    // The squatter's close comes first: held, its settings never kept.
+    const first = await newConversation();
+    const held = await squat(await closedEvent(first));
+    assert.deepEqual([held.status, held.body.status], [202, "held"], held.text);
+    assert.match(held.body.message, /Re-link the app/);
+    // The app's own workflow is trusted at once: its survey goes out.
+    const real = await newConversation();
+    const r = await stack.postEvent(await closedEvent(real));
+    assert.deepEqual([r.status, r.body.status], [202, "scheduled"], r.text);
+    assert.equal((await final(real)).state, "sent");
+    // The held close is scheduled with the org's own settings, Kustomer's data deciding: one
+    // survey, sent with the org's Stella key (the sandbox accepts no other).
+    assert.equal((await final(first)).state, "sent");
+    assert.equal((await stack.stellaRequests(first)).length, 1);
+    // The squatter reads nothing, and is told the fix.
+    const log = await stack.request("GET", "/v1/deliveries", { headers: stack.orgHeaders({ "x-kustomer-api-key": AGENT_KEY, "x-app-secret": SQUAT }) });
+    assert.deepEqual([log.status, log.body.error?.code], [401, "app_secret_rejected"], log.text);
+    assert.match(log.body.error.message, /Re-link the app/);
 
-    for (const secret of [APP_SECRET, ROTATED]) {
-      const id = await newConversation();
-      const r = await stack.postEvent(await closedEvent(id), headersWith(secret));
-      assert.deepEqual([r.status, r.body.status], [202, "scheduled"], `${secret}: ${r.text}`);
-      assert.equal((await final(id)).state, "sent");
-    }
-
-    const agent = { "x-kustomer-api-key": AGENT_KEY, "x-new-app-secret": "agent-chosen-secret-000000" };
-    for (const current of [null, "not-the-current-secret-00"]) {
-      const r = await stack.request("POST", "/v1/app-secret", { headers: stack.orgHeaders({ ...agent, "x-app-secret": current }) });
-      assert.deepEqual([r.status, r.body.error?.code], [401, "app_secret_rejected"], r.text);
-    }
-    const id = await newConversation();
-    const refused = await stack.postEvent(await closedEvent(id), headersWith("agent-chosen-secret-000000"));
-    assert.deepEqual([refused.status, refused.body.error?.code], [401, "app_secret_rejected"], "the agent's secret was not taken");
+    // Re-link: a new secret and its fingerprint saved in Kustomer; Check connection (with the
+    // new secret, as the settings page runs it) makes the edge trust it at once.
+    await saveLink(RELINKED);
+    const check = await stack.request("POST", "/v1/settings/check", { headers: stack.settingsHeaders({ "x-app-secret": RELINKED }) });
+    assert.equal(check.status, 200, check.text);
+    assert.deepEqual([check.body.app.ok, check.body.app.linked], [true, true], check.text);
+    const next = await newConversation();
+    const relinked = await stack.postEvent(await closedEvent(next), stack.settingsHeaders({ "x-app-secret": RELINKED }));
+    assert.deepEqual([relinked.status, relinked.body.status], [202, "scheduled"], relinked.text);
+    // The old secret is no longer vouched for: its close is held, and its check says so.
+    const old = await stack.request("POST", "/v1/settings/check", { headers: stack.settingsHeaders({ "x-app-secret": APP_SECRET }) });
+    assert.deepEqual([old.body.app.ok, old.body.app.code], [false, "secret_mismatch"], old.text);
   } finally {
-    // An admin's key (org.admin.apps) resets it to the one the sandbox's close control sends.
-    const reset = await stack.request("POST", "/v1/app-secret", { headers: stack.orgHeaders({ "x-app-secret": null, "x-new-app-secret": APP_SECRET }) });
-    assert.deepEqual([reset.status, reset.body.status], [200, "reset"], reset.text);
+    // The sandbox's own link again, trusted at once, for the tests after this one.
+    await saveLink(APP_SECRET);
+    const back = await stack.request("POST", "/v1/settings/check", { headers: stack.settingsHeaders() });
+    assert.equal(back.body.app?.ok, true, back.text);
   }
-  const id = await newConversation();
-  const old = await stack.postEvent(await closedEvent(id), headersWith(ROTATED));
-  assert.deepEqual([old.status, old.body.error?.code], [401, "app_secret_rejected"], "a reset ends the grace at once");
 });
 
 /** Every file under `dir`, recursively. */

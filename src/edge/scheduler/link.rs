@@ -90,9 +90,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         )
         .await;
         let mut record = self.store.org()?; // as it is now: other calls ran meanwhile
-        // A key that may not read settings says nothing of the org: it does not spend the
-        // org's read, so the app's own key, next, is asked at once.
-        let unreadable = matches!(&result, Err(p) if p.code == TrustCode::SettingsUnreadable.as_str());
+                                            // A key that may not read settings says nothing of the org: it does not spend the
+                                            // org's read, so the app's own key, next, is asked at once.
+        let unreadable =
+            matches!(&result, Err(p) if p.code == TrustCode::SettingsUnreadable.as_str());
         record.trust.read(result, now);
         if unreadable {
             record.trust.read_ms = before;
