@@ -208,6 +208,14 @@ fn a_held_close_leaves_the_trusted_job_alone_and_kustomer_decides_once_released(
     );
     let job = edge.job(CONVERSATION);
     assert_eq!(job.closed_at_ms, closed_ms());
+    // The Deliveries page lists it, with when it would be dropped.
+    let link = &log(&edge, APP_SECRET).body["link"];
+    assert_eq!(link["held"], 1, "{link}");
+    assert_eq!(link["heldCloses"][0]["conversationId"], CONVERSATION);
+    assert_eq!(
+        ms_of(&link["heldCloses"][0]["expiresAt"]) - ms_of(&link["heldCloses"][0]["heldAt"]),
+        HELD_DAYS * DAY_MS
+    );
     edge.advance_to(due() + DAY_MS);
     // Released with the org's settings, Kustomer's close time decides: one survey.
     assert_eq!(edge.world.accepted().len(), 1);

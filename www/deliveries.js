@@ -189,6 +189,18 @@ async function clear() {
 // ---- reading the log -------------------------------------------------------------------------
 
 /** Reads the first page and the summary for the filters, and draws them. */
+/** The app's link as a banner, with the oldest held closes listed (the edge's `link`). */
+function showLink(link) {
+  const text = linkText(link);
+  const held = link?.heldCloses ?? [];
+  $("link-note").replaceChildren(
+    ...(text ? [text] : []),
+    ...(held.length
+      ? [h("ul", { class: "held" }, held.map((c) => h("li", {}, `${c.conversationId}: closed ${c.closedAt}, held since ${c.heldAt}, dropped at ${c.expiresAt} unless the app is linked`)))]
+      : []),
+  );
+}
+
 async function load() {
   const read = ++reading;
   cursor = null; // no "Load more" of the previous view while this one loads
@@ -210,7 +222,7 @@ async function load() {
       : outcomes.reading
         ? ""
         : "Outcomes (delivered, suppressed, ratings) appear once the Stella Connect API secret is in the app's settings.";
-    $("link-note").textContent = linkText(answer.link) ?? "";
+    showLink(answer.link);
     drawSummary();
     drawOptions();
     drawRows();
@@ -222,7 +234,7 @@ async function load() {
     summary = null;
     drawSummary();
     drawRows();
-    $("link-note").textContent = linkText(e?.body?.link) ?? "";
+    showLink(e?.body?.link);
     status("error", `Could not read the delivery log: ${describeError(e)}`);
   } finally {
     if (read === reading) setBusy(false);

@@ -29,6 +29,7 @@ async function main() {
     status("error", `Could not read the saved settings: ${describeError(e)}. You can still fill them in and save.`);
   }
   validate();
+  if (linked) refreshLink();
   document.getElementById("preview").addEventListener("submit", preview);
   Kustomer.resize?.();
 }
@@ -190,6 +191,18 @@ async function relink() {
     return;
   }
   await checkConnection();
+}
+
+/**
+ * The edge's word on the app's link (closes held, dropped or refused, a failing settings read),
+ * from the delivery log's smallest page: its answer, or its refusal, carries `link`.
+ */
+async function refreshLink() {
+  try {
+    banner((await command(Kustomer, "list-deliveries", { args: { limit: "1" } })).link);
+  } catch (e) {
+    if (e?.body?.link) banner(e.body.link);
+  }
 }
 
 /** The app's link in words, with the fix, above the form's results (none: linked). */

@@ -2,8 +2,9 @@
 // /v1/kustomer/conversation-closed` written as a competent engineer would write it in plain
 // JavaScript, doing the edge's work per close event: validate the settings headers as
 // src/settings.rs does, judge the event as src/decision.rs `plan_event` does, learn the key's org
-// from Kustomer (cached), then one RPC to the org's Durable Object, which checks the app secret,
-// upserts the job with one SQLite statement, keeps the settings sealed and re-arms the alarm.
+// from Kustomer (cached), then one RPC to the org's Durable Object, which checks the app secret against
+// the fingerprint Kustomer's settings vouch for (read once), upserts the job with one SQLite statement,
+// keeps the settings sealed and re-arms the alarm.
 // It never sends a survey: the bench's jobs are due in a day and the alarm only logs.
 import { DurableObject } from "cloudflare:workers";
 
@@ -178,7 +179,16 @@ async function readText(request) {
 
 const encoder = new TextEncoder();
 const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
-const sha256 = async (text) => hex(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+const FINGERPRINT_CONTEXT = encoder.encode("stella-connect app secret fingerprint v1");
+let lastSecret = null; // [secret, fingerprint] of the last close: an org's closes all carry the same
+/** The app secret's fingerprint (HMAC-SHA256 of a fixed text keyed with it), the last one kept. */
+async function fingerprint(secret) {
+  if (lastSecret?.[0] === secret) return lastSecret[1];
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const value = `v1:${hex(await crypto.subtle.sign("HMAC", key, FINGERPRINT_CONTEXT))}`;
+  lastSecret = [secret, value];
+  return value;
+}
 
 const orgs = new Map(); // `${apiUrl} ${key}` → {org, roles, expires}: per isolate, saves a call per event
 
@@ -236,7 +246,8 @@ async function conversationClosed(request, env) {
   const scheduler = env.BASELINE_SCHEDULER.get(env.BASELINE_SCHEDULER.idFromName(token.org));
   let reply;
   try {
-    reply = await scheduler.schedule({ ...close, secretDigest: await sha256(secret), settings: raw });
+    const caller = { fingerprint: await fingerprint(secret), apiUrl: settings.kustomerApiUrl, key: settings.kustomerApiKey };
+    reply = await scheduler.schedule({ ...close, caller, settings: raw });
   } catch (e) {
     throw new Refusal(503, "scheduler_unavailable", `The org's scheduler could not be reached: ${e.message}`);
   }
@@ -278,12 +289,27 @@ const FINAL = new Set(["sent", "skipped", "failed"]);
 const scheduled = (conversationId, sendAtMs) => ({ status: 202, body: { status: "scheduled", conversationId, sendAt: new Date(sendAtMs).toISOString() } });
 const ignored = (reason, message) => ({ status: 200, body: { status: "ignored", reason, message } });
 
+/** The fingerprint saved in the app's settings, `null` when none, `undefined` when unknown. */
+async function readFingerprint(apiUrl, key) {
+  try {
+    const r = await fetch(`${apiUrl}/v1/settings/stella_connect/default/appSecretFingerprint`, { headers: { authorization: `Bearer ${key}`, accept: "application/json" } });
+    if (r.status === 404) return null;
+    if (!r.ok) return undefined;
+    const value = (await r.json())?.data?.attributes?.value;
+    return typeof value === "string" && value.trim() ? value.trim() : null;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One org's surveys: a jobs table in SQLite and one alarm at the earliest due time. */
 export class BaselineScheduler extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec("CREATE TABLE IF NOT EXISTS org (id INTEGER PRIMARY KEY CHECK (id = 1), secret_digest TEXT, settings_fingerprint TEXT, sealed_settings BLOB)");
+    // Closes whose app secret Kustomer's settings do not vouch for: one per conversation.
+    this.sql.exec("CREATE TABLE IF NOT EXISTS held (conversation_id TEXT PRIMARY KEY, closed_ms INTEGER NOT NULL, event_id TEXT, held_ms INTEGER NOT NULL)");
     this.sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
       conversation_id TEXT PRIMARY KEY, state TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0,
       closed_at_ms INTEGER NOT NULL, send_at_ms INTEGER NOT NULL, due_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
@@ -297,17 +323,32 @@ export class BaselineScheduler extends DurableObject {
     this.org = this.sql.exec("SELECT secret_digest, settings_fingerprint FROM org WHERE id = 1").toArray()[0] ?? { secret_digest: null, settings_fingerprint: null };
   }
 
+  /** Whether the fingerprint is the one Kustomer's settings vouch for (constant time). */
+  vouches(fingerprint) {
+    if (this.org.secret_digest === null) return false;
+    const [a, b] = [this.org.secret_digest, fingerprint].map((d) => encoder.encode(d));
+    return a.byteLength === b.byteLength && crypto.subtle.timingSafeEqual(a, b);
+  }
+
   /** RPC from the gateway: one verified close; the reply as {status, body}. */
-  async schedule({ conversationId, org, closedAtMs, sendAtMs, eventId, secretDigest, settings }) {
-    // The org's first close registers its app secret (trust on first use); later ones must match.
-    // Checked and registered before any await, so two first closes cannot both register.
-    if (this.org.secret_digest === null) {
-      this.sql.exec("INSERT INTO org (id, secret_digest) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET secret_digest = excluded.secret_digest", secretDigest);
-      this.org.secret_digest = secretDigest;
-    } else {
-      const [a, b] = [this.org.secret_digest, secretDigest].map((d) => encoder.encode(d));
-      if (a.byteLength !== b.byteLength || !crypto.subtle.timingSafeEqual(a, b)) {
-        return { status: 401, body: { error: { code: "app_secret_rejected", message: "This call does not carry the org's app secret: only the app's own workflow and pages may make it." } } };
+  async schedule({ conversationId, org, closedAtMs, sendAtMs, eventId, caller, settings }) {
+    // Kustomer's settings say whom to trust (the fingerprint the settings page saved), read when
+    // a presented one does not match, at most once a minute; a close it does not vouch for is held.
+    if (!this.vouches(caller.fingerprint)) {
+      if (!(this.readAt > Date.now() - 60_000)) {
+        this.readAt = Date.now();
+        const saved = await readFingerprint(caller.apiUrl, caller.key);
+        if (saved !== undefined && saved !== this.org.secret_digest) {
+          this.sql.exec("INSERT INTO org (id, secret_digest) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET secret_digest = excluded.secret_digest", saved);
+          this.org.secret_digest = saved;
+        }
+      }
+      if (!this.vouches(caller.fingerprint)) {
+        this.sql.exec(
+          "INSERT INTO held (conversation_id, closed_ms, event_id, held_ms) VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE SET closed_ms = excluded.closed_ms, event_id = excluded.event_id, held_ms = excluded.held_ms WHERE excluded.closed_ms >= held.closed_ms",
+          conversationId, closedAtMs, eventId, Date.now(),
+        );
+        return { status: 202, body: { status: "held", conversationId } };
       }
     }
     const now = Date.now();

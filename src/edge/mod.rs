@@ -127,6 +127,8 @@ pub trait Store {
     fn held_count(&self) -> Result<usize, String>;
     /// When the oldest held close was held.
     fn held_oldest(&self) -> Result<Option<i64>, String>;
+    /// Up to `limit` held closes, oldest first, left in place (the Deliveries page lists them).
+    fn held_list(&self, limit: usize) -> Result<Vec<trust::HeldClose>, String>;
     /// Removes and returns up to `limit` held closes, oldest first.
     fn take_held(&self, limit: usize) -> Result<Vec<trust::HeldClose>, String>;
     /// Drops the closes held at or before `before_ms`; how many went.

@@ -29,6 +29,8 @@ pub const HELD_DAYS: i64 = 7;
 /// secret costs bounded storage. Past it, further ones are refused (counted), never a real
 /// one replaced.
 pub const MAX_HELD: usize = 50_000;
+/// How many held closes the delivery log's first page lists (the oldest, which expire first).
+pub const LISTED_HELD: usize = 20;
 /// How many held closes one call or alarm run schedules: bounded work per invocation.
 pub const RELEASE_BATCH: usize = 500;
 

@@ -814,10 +814,15 @@ impl Store for MemStore {
         Ok(self.held.borrow().values().map(|h| h.held_ms).min())
     }
 
-    fn take_held(&self, limit: usize) -> Result<Vec<HeldClose>, String> {
+    fn held_list(&self, limit: usize) -> Result<Vec<HeldClose>, String> {
         let mut all = self.held();
         all.sort_by(|a, b| (a.held_ms, &a.conversation_id).cmp(&(b.held_ms, &b.conversation_id)));
         all.truncate(limit);
+        Ok(all)
+    }
+
+    fn take_held(&self, limit: usize) -> Result<Vec<HeldClose>, String> {
+        let all = self.held_list(limit)?;
         let mut held = self.held.borrow_mut();
         for h in &all {
             held.remove(&h.conversation_id);

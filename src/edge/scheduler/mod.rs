@@ -21,6 +21,7 @@ use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::outcome::{ErrorCode, Ignored, Reason};
 use super::returns::StellaPace;
 use super::seal::{self, Sealer};
+use super::trust;
 use super::{Config, OrgRecord, Reply, Store, Transport};
 use crate::settings::ValidationOptions;
 use crate::timestamp;
@@ -364,6 +365,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let follow = record.follow;
         body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
         body["link"] = record.trust.status(self.store.held_count()?);
+        if first_page {
+            body["link"]["heldCloses"] = (self.store.held_list(trust::LISTED_HELD)?.iter())
+                .map(|h| json!({"conversationId": h.conversation_id, "closedAt": iso(h.closed_at_ms), "heldAt": iso(h.held_ms), "expiresAt": iso(trust::HeldClose::expires_ms(h.held_ms))}))
+                .collect();
+        }
         Ok(Reply::json(200, body))
     }
 

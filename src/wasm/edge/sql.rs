@@ -214,6 +214,21 @@ fn count(row: &JsValue) -> u64 {
     SqlStore::column(row, "n").as_f64().unwrap_or(0.0) as u64
 }
 
+/// Held closes from their rows.
+fn held_rows(rows: &[JsValue]) -> Vec<HeldClose> {
+    let column = SqlStore::column;
+    rows.iter()
+        .filter_map(|r| {
+            Some(HeldClose {
+                conversation_id: column(r, "conversation_id").as_string()?,
+                closed_at_ms: column(r, "closed_ms").as_f64()? as i64,
+                event_id: column(r, "event_id").as_string(),
+                held_ms: column(r, "held_ms").as_f64()? as i64,
+            })
+        })
+        .collect()
+}
+
 pub(super) fn num(n: i64) -> JsValue {
     JsValue::from_f64(n as f64) // milliseconds since 1970 are far below 2^53
 }
@@ -407,22 +422,20 @@ impl Store for SqlStore {
         self.least("SELECT MIN(held_ms) AS least FROM held")
     }
 
+    fn held_list(&self, limit: usize) -> Result<Vec<HeldClose>, String> {
+        let rows = self.rows(
+            "SELECT conversation_id, closed_ms, event_id, held_ms FROM held ORDER BY held_ms, conversation_id LIMIT ?",
+            vec![num(limit as i64)],
+        )?;
+        Ok(held_rows(&rows))
+    }
+
     fn take_held(&self, limit: usize) -> Result<Vec<HeldClose>, String> {
         let rows = self.rows(
             "DELETE FROM held WHERE conversation_id IN (SELECT conversation_id FROM held ORDER BY held_ms, conversation_id LIMIT ?) RETURNING conversation_id, closed_ms, event_id, held_ms",
             vec![num(limit as i64)],
         )?;
-        let mut held: Vec<HeldClose> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(HeldClose {
-                    conversation_id: Self::column(r, "conversation_id").as_string()?,
-                    closed_at_ms: Self::column(r, "closed_ms").as_f64()? as i64,
-                    event_id: Self::column(r, "event_id").as_string(),
-                    held_ms: Self::column(r, "held_ms").as_f64()? as i64,
-                })
-            })
-            .collect();
+        let mut held = held_rows(&rows);
         held.sort_by(|a, b| (a.held_ms, &a.conversation_id).cmp(&(b.held_ms, &b.conversation_id)));
         Ok(held)
     }
