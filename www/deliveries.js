@@ -210,6 +210,8 @@ async function load() {
       : outcomes.reading
         ? ""
         : "Outcomes (delivered, suppressed, ratings) appear once the Stella Connect API secret is in the app's settings.";
+    // Agent Connect records that did not match the survey sent, in the edge's words.
+    $("records-note").textContent = outcomes.recordsNote ?? "";
     drawSummary();
     drawOptions();
     drawRows();

@@ -444,6 +444,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // Whether outcomes are read back, and the last read's failure (no key in it).
         let follow = self.store.org()?.follow;
         body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
+        // Records that did not count for their survey, by reason, and the note in words.
+        let note = super::record_check::note(&follow.ignored, follow.unverified);
+        body["outcomes"]["ignoredRecords"] = json!(follow.ignored);
+        body["outcomes"]["unverifiedRecords"] = json!(follow.unverified);
+        body["outcomes"]["recordsNote"] = json!(note);
         Ok(Reply::json(200, body))
     }
 
