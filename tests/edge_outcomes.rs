@@ -1269,7 +1269,8 @@ fn a_failed_lookup_delays_the_job_and_never_loses_it() {
 fn a_forged_record_does_not_stop_an_unsure_survey_from_going_out() {
     // Stella never got the request (a timeout), but a record claiming the survey appears
     // before the lookup: it must not make the edge believe the survey went out.
-    let forgeries: [(&str, fn(&mut Value)); 3] = [
+    type Forge = fn(&mut Value);
+    let forgeries: [(&str, Forge); 3] = [
         ("no org", |r| r["custom_properties"] = json!({})),
         ("another customer", |r| {
             r["customer"]["email"] = json!("mallory@example.com")
