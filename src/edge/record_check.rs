@@ -88,10 +88,9 @@ fn digest_text(role: Role, org: &str, conversation: &str, email: &str) -> String
 }
 
 impl SentTo {
-    /// The digests of the request `body` the job sends for `org`.
-    pub fn of(sealer: &Sealer, org: &str, body: &FeedbackRequest) -> Self {
-        let conversation = body.ext_interaction_id.as_str();
-        let text = |role, email: &str| digest_text(role, org, conversation, email);
+    /// The digests of the request `body` that `job` sends.
+    pub fn of(sealer: &Sealer, job: &Job, body: &FeedbackRequest) -> Self {
+        let text = |role, email: &str| digest_text(role, &job.org, &job.conversation_id, email);
         let (key, customer) = sealer.named_digest(&text(Role::Customer, &body.customer.email));
         let (_, agent) = sealer.named_digest(&text(Role::Agent, &body.employee.email));
         Self {
@@ -258,7 +257,7 @@ mod tests {
         );
         job.state = JobState::Sent;
         job.first_attempt_ms = Some(BEGAN);
-        job.sent_to = sent.map(|b| SentTo::of(sealer, "org-1", b));
+        job.sent_to = sent.map(|b| SentTo::of(sealer, &job, b));
         job
     }
 
@@ -372,19 +371,31 @@ mod tests {
     fn digests_are_keyed_and_bound_to_the_job() {
         let sealer = Sealer::from_base64(&[K1]).unwrap();
         let sent = body("ann.lee@example.com", "sam@acme.example");
-        let to = SentTo::of(&sealer, "org-1", &sent);
+        let job = job(&sealer, None);
+        let to = SentTo::of(&sealer, &job, &sent);
         let text = serde_json::to_string(&to).unwrap();
         assert!(!text.contains("ann") && !text.contains("sam"), "{text}");
         assert_ne!(to.customer, seal::digest("ann.lee@example.com")[..32]);
-        assert_ne!(to, SentTo::of(&sealer, "org-2", &sent), "bound to the org");
-        let mut other = sent.clone();
-        other.ext_interaction_id = "6560e0f1a2b3c4d5e6f70820".into();
-        assert_ne!(to.customer, SentTo::of(&sealer, "org-1", &other).customer);
+        let other_org = Job {
+            org: "org-2".into(),
+            ..job.clone()
+        };
+        assert_ne!(
+            to,
+            SentTo::of(&sealer, &other_org, &sent),
+            "bound to the org"
+        );
+        let other_conversation = Job {
+            conversation_id: "6560e0f1a2b3c4d5e6f70820".into(),
+            ..job.clone()
+        };
+        let other = SentTo::of(&sealer, &other_conversation, &sent);
+        assert_ne!(to.customer, other.customer, "bound to the conversation");
         let swapped = body("sam@acme.example", "ann.lee@example.com");
-        let swapped = SentTo::of(&sealer, "org-1", &swapped);
+        let swapped = SentTo::of(&sealer, &job, &swapped);
         assert_ne!(to.customer, swapped.agent, "roles apart");
         let other_key = Sealer::from_base64(&[K2]).unwrap();
-        assert_ne!(to, SentTo::of(&other_key, "org-1", &sent), "keyed");
+        assert_ne!(to, SentTo::of(&other_key, &job, &sent), "keyed");
     }
 
     #[test]

@@ -402,7 +402,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// Return's records are matched against them, after a crash too. Not onto a job a close
     /// replaced meanwhile (the attempt goes on, as before; the new job is left alone).
     fn keep_sent_to(&self, job: &Job, body: &stella::FeedbackRequest) -> Result<(), String> {
-        let sent_to = Some(SentTo::of(&self.sealer, &job.org, body));
+        let sent_to = Some(SentTo::of(&self.sealer, job, body));
         let Some(current) = self.store.get(&job.conversation_id)? else {
             return Ok(());
         };
