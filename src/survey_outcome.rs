@@ -179,6 +179,11 @@ pub struct Record {
     pub created_at: Option<String>,
     /// The Kustomer org the app sent it for (`custom_properties.kustomer_org`).
     pub org: Option<String>,
+    /// The customer the survey went to (`customer.email`), to match the record with the
+    /// request the edge sent.
+    pub customer_email: Option<String>,
+    /// The agent it is about (`employee.email`), likewise.
+    pub agent_email: Option<String>,
 }
 
 /// The question whose answer is the agent's star rating.
@@ -235,7 +240,17 @@ pub fn read_record(value: &Value) -> Result<Record, InputError> {
             .and_then(Value::as_str)
             .filter(|o| !o.trim().is_empty())
             .map(str::to_owned),
+        customer_email: email(&at.get("customer")),
+        agent_email: email(&at.get("employee")),
     })
+}
+
+/// A person's `email` in a record, if it is non-blank text.
+fn email(person: &At<'_>) -> Option<String> {
+    (person.get("email").value())
+        .and_then(Value::as_str)
+        .filter(|e| !e.trim().is_empty())
+        .map(str::to_owned)
 }
 
 /// The first selected option's `integer_value` from 1 to 5. Option ids differ per survey, so

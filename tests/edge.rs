@@ -1359,6 +1359,7 @@ fn the_fakes_hold_the_trait_contracts() {
         previous_sent_ms: None,
         unsure: false,
         outcome: None,
+        sent_to: None,
     };
     for j in [
         job("a", JobState::Scheduled, Some(300), 1),

@@ -385,6 +385,249 @@ fn an_earlier_surveys_record_is_ignored() {
     finish(&edge);
 }
 
+// Only the survey's own record counts ---------------------------------------------------------
+
+/// A record as anyone holding the org's Agent Connect key could make it: for the fixture's
+/// conversation, created `created_ms`, with the org, customer and agent of the survey Stella
+/// accepted (changed by `edit`), rated `rating`.
+fn forged(edge: &Edge, created_ms: i64, rating: u8, edit: impl FnOnce(&mut Value)) -> Value {
+    let sent = edge.world.accepted()[0].clone();
+    let mut record = data_record(CONVERSATION, ORG, created_ms);
+    record["customer"] = json!({"email": sent["customer"]["email"]});
+    record["employee"] = json!({"email": sent["employee"]["email"]});
+    record["answers"] = json!({"agent_star_rating": {
+        "comment": "Forged",
+        "selected_options": {"o1": {"integer_value": rating}},
+    }});
+    record["response_received_at"] = json!(iso(created_ms));
+    edit(&mut record);
+    record
+}
+
+/// The delivery log's outcomes info: the records ignored by reason, and the note in words.
+fn outcomes_info(edge: &Edge) -> Value {
+    let reply = edge.log("limit=1");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["outcomes"].clone()
+}
+
+/// The survey is sent while Agent Connect has no record of it yet; a record `edit` makes is
+/// added a little later and read: it must not count. Then the survey's own record appears and
+/// does.
+fn only_the_surveys_own_record_counts(edit: impl FnOnce(&mut Value), reason: &str) {
+    let edge = Edge::quick();
+    edge.world.hold_records(true);
+    close_with_secret(&edge);
+    edge.advance_to(due());
+    assert_eq!(edge.job(CONVERSATION).state, JobState::Sent);
+    let at = due() + 30_000;
+    edge.set_now(at);
+    edge.world.add_data_record(forged(&edge, at, 1, edit));
+    edge.advance_to(due() + 2 * poll_ms(&edge));
+    assert_eq!(
+        edge.job(CONVERSATION).outcome,
+        None,
+        "{reason}: not this survey's"
+    );
+    assert!(
+        edge.world.patches().is_empty(),
+        "{reason}: {:?}",
+        edge.world.patches()
+    );
+    let info = outcomes_info(&edge);
+    assert_eq!(info["ignoredRecords"], json!({reason: 1}), "{info}");
+    assert!(
+        info["recordsNote"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 Agent Connect record did not match"),
+        "{info}"
+    );
+    // The survey's own record, created later, counts (the forged one stays ignored).
+    edge.world.hold_records(false);
+    edge.set_now(edge.now() + MINUTE_MS);
+    edge.world.answer_survey(CONVERSATION, 5, "Thank you");
+    edge.advance_to(edge.now() + 2 * poll_ms(&edge));
+    assert_eq!(edge.job(CONVERSATION).outcome.unwrap().read.rating, Some(5));
+    assert_eq!(edge.world.conversation_custom(CONVERSATION)[RATING_KEY], 5);
+    assert_eq!(
+        outcomes_info(&edge)["ignoredRecords"],
+        json!({reason: 1}),
+        "counted once, however often it is read"
+    );
+    finish(&edge);
+}
+
+#[test]
+fn a_record_without_the_org_does_not_count() {
+    only_the_surveys_own_record_counts(
+        |r| {
+            r["custom_properties"]
+                .as_object_mut()
+                .unwrap()
+                .remove("kustomer_org");
+        },
+        "no_org",
+    );
+}
+
+#[test]
+fn a_record_for_another_customer_does_not_count() {
+    only_the_surveys_own_record_counts(
+        |r| r["customer"]["email"] = json!("mallory@example.com"),
+        "other_customer",
+    );
+}
+
+#[test]
+fn a_record_about_another_agent_does_not_count() {
+    only_the_surveys_own_record_counts(
+        |r| r["employee"]["email"] = json!("mallory@acme.example"),
+        "other_agent",
+    );
+}
+
+#[test]
+fn a_record_created_before_the_attempt_began_does_not_count() {
+    // Two minutes before the attempt: an earlier survey's, or one made in advance (clocks are
+    // allowed a minute apart).
+    only_the_surveys_own_record_counts(
+        |r| r["request_created_at"] = json!(iso(due() - 2 * MINUTE_MS)),
+        "before_attempt",
+    );
+}
+
+#[test]
+fn emails_match_in_any_case_and_spacing() {
+    let edge = Edge::quick();
+    edge.world.hold_records(true);
+    close_with_secret(&edge);
+    edge.advance_to(due());
+    let at = due() + 30_000;
+    edge.set_now(at);
+    let record = forged(&edge, at, 4, |r| {
+        let upper = |v: &Value| json!(format!(" {} ", v.as_str().unwrap().to_uppercase()));
+        r["customer"]["email"] = upper(&r["customer"]["email"]);
+        r["employee"]["email"] = upper(&r["employee"]["email"]);
+    });
+    edge.world.add_data_record(record);
+    edge.advance_to(due() + 2 * poll_ms(&edge));
+    assert_eq!(edge.job(CONVERSATION).outcome.unwrap().read.rating, Some(4));
+    assert_eq!(outcomes_info(&edge)["ignoredRecords"], json!({}));
+    finish(&edge);
+}
+
+#[test]
+fn the_earliest_record_wins_and_a_later_duplicate_is_counted() {
+    // The probe: a real 5, then a record claiming the same survey (same org, customer and
+    // agent) rated 1. The later one used to win. A second survey, unanswered, keeps the org
+    // reading.
+    let edge = sent_with_secret(quick_retries());
+    add_conversation(&edge.world, SECOND, "5f0c1b2a3d4e5f6a7b8ca001");
+    let reply = edge.close_with(
+        &close_event(SECOND, &iso(closed_ms() + 1000)),
+        &with_secret(),
+    );
+    assert_eq!(reply.status, 202, "{reply:?}");
+    edge.advance_to(due() + 1000);
+    assert_eq!(edge.job(SECOND).state, JobState::Sent);
+    edge.set_now(due() + MINUTE_MS);
+    edge.world.answer_survey(CONVERSATION, 5, "Great");
+    edge.advance_to(due() + poll_ms(&edge));
+    assert_eq!(edge.world.conversation_custom(CONVERSATION)[RATING_KEY], 5);
+    let at = due() + 2 * MINUTE_MS;
+    edge.set_now(at);
+    edge.world.add_data_record(forged(&edge, at, 1, |_| {}));
+    edge.advance_to(due() + 4 * poll_ms(&edge));
+    let outcome = edge.job(CONVERSATION).outcome.unwrap();
+    assert_eq!(outcome.read.rating, Some(5), "{outcome:?}");
+    assert_eq!(outcome.read.uuid, edge.world.data_records()[0]["uuid"]);
+    assert_eq!(edge.world.conversation_custom(CONVERSATION)[RATING_KEY], 5);
+    assert!(
+        written(&edge).iter().all(|p| p.custom[RATING_KEY] != 1),
+        "{:?}",
+        edge.world.patches()
+    );
+    let info = outcomes_info(&edge);
+    assert_eq!(info["ignoredRecords"], json!({"duplicate": 1}), "{info}");
+    assert!(
+        info["recordsNote"]
+            .as_str()
+            .unwrap()
+            .contains("1 a later duplicate"),
+        "{info}"
+    );
+    finish(&edge);
+}
+
+#[test]
+fn an_earlier_matching_record_read_later_takes_over() {
+    // Two matching records, the earlier-created one read second (Agent Connect moved it to
+    // the end of its sequence): every read settles on the same one, the earliest.
+    let edge = Edge::quick();
+    edge.world.hold_records(true);
+    close_with_secret(&edge);
+    edge.advance_to(due());
+    edge.world
+        .add_data_record(forged(&edge, due() + 20_000, 2, |r| {
+            r["uuid"] = json!("b0000000-0000-4000-8000-000000000001")
+        }));
+    edge.world
+        .add_data_record(forged(&edge, due() + 40_000, 3, |r| {
+            r["uuid"] = json!("a0000000-0000-4000-8000-000000000002")
+        }));
+    // The earlier one moves to the end before the first read.
+    edge.world
+        .resequence_uuid("b0000000-0000-4000-8000-000000000001");
+    edge.set_now(due() + MINUTE_MS);
+    edge.advance_to(due() + 3 * poll_ms(&edge));
+    let outcome = edge.job(CONVERSATION).outcome.unwrap();
+    assert_eq!(outcome.read.rating, Some(2), "{outcome:?}");
+    assert_eq!(
+        outcomes_info(&edge)["ignoredRecords"],
+        json!({"duplicate": 1})
+    );
+    finish(&edge);
+}
+
+#[test]
+fn a_job_stored_before_digests_checks_the_org_and_time_and_says_so() {
+    // A job stored by the previous version: no `sentTo`. It reads back, and its records are
+    // checked for the org and the creation time only, counted as such.
+    let edge = Edge::quick();
+    edge.world.hold_records(true);
+    close_with_secret(&edge);
+    edge.advance_to(due());
+    let store = &edge.scheduler(ORG).store;
+    let mut stored = serde_json::to_value(edge.job(CONVERSATION)).unwrap();
+    assert!(stored.get("sentTo").is_some(), "kept when sent: {stored}");
+    stored.as_object_mut().unwrap().remove("sentTo");
+    let old: stella_connect::edge::job::Job = serde_json::from_value(stored).unwrap();
+    assert_eq!(old.sent_to, None);
+    store.put(&old).unwrap();
+    let at = due() + 30_000;
+    edge.set_now(at);
+    edge.world
+        .add_data_record(forged(&edge, at, 1, |r| r["custom_properties"] = json!({})));
+    edge.world.add_data_record(forged(&edge, at + 1, 3, |r| {
+        r["customer"]["email"] = json!("someone.else@example.com")
+    }));
+    edge.advance_to(due() + 2 * poll_ms(&edge));
+    let outcome = edge.job(CONVERSATION).outcome.unwrap();
+    assert_eq!(outcome.read.rating, Some(3), "the org and time hold: taken");
+    let info = outcomes_info(&edge);
+    assert_eq!(info["ignoredRecords"], json!({"no_org": 1}), "{info}");
+    assert_eq!(info["unverifiedRecords"], 1, "{info}");
+    assert!(
+        info["recordsNote"]
+            .as_str()
+            .unwrap()
+            .contains("for the org and the time only"),
+        "{info}"
+    );
+    finish(&edge);
+}
+
 // Suppression, do not send, bounces ------------------------------------------------------------
 
 #[test]
@@ -1019,6 +1262,91 @@ fn a_failed_lookup_delays_the_job_and_never_loses_it() {
     assert_eq!(job.state, JobState::Sent);
     assert_eq!(job.reason.as_deref(), Some("found_in_agent_connect"));
     assert_eq!(edge.world.stella_attempts(), 1);
+    finish(&edge);
+}
+
+#[test]
+fn a_forged_record_does_not_stop_an_unsure_survey_from_going_out() {
+    // Stella never got the request (a timeout), but a record claiming the survey appears
+    // before the lookup: it must not make the edge believe the survey went out.
+    type Forge = fn(&mut Value);
+    let forgeries: [(&str, Forge); 3] = [
+        ("no org", |r| r["custom_properties"] = json!({})),
+        ("another customer", |r| {
+            r["customer"]["email"] = json!("mallory@example.com")
+        }),
+        ("created before", |r| {
+            r["request_created_at"] = json!(iso(due() - 2 * MINUTE_MS))
+        }),
+    ];
+    for (name, edit) in forgeries {
+        let edge = Edge::quick();
+        edge.world
+            .stella_fault(Fault::Network("connection timed out".into()));
+        close_with_secret(&edge);
+        edge.advance_to(due());
+        let job = edge.job(CONVERSATION);
+        assert!(job.unsure && edge.world.accepted().is_empty(), "{name}");
+        let mut record = data_record(CONVERSATION, ORG, due() + 1000);
+        record["customer"] = json!({"email": "ann.lee@example.com"});
+        record["employee"] = json!({"email": "sam.agent@acme.example"});
+        edit(&mut record);
+        edge.set_now(due() + 1000);
+        edge.world.add_data_record(record);
+        edge.advance_to(job.due_ms.unwrap());
+        let job = edge.job(CONVERSATION);
+        assert_eq!(
+            (job.state, job.reason.as_deref()),
+            (JobState::Sent, None),
+            "{name}"
+        );
+        assert_eq!(
+            edge.world.accepted().len(),
+            1,
+            "{name}: sent after the lookup"
+        );
+        finish(&edge);
+    }
+}
+
+#[test]
+fn after_a_crash_only_the_surveys_own_record_counts() {
+    // Stella took the survey and the process died before storing it; Agent Connect's record
+    // lags, and a record for another customer claims the survey first. Who the request went to
+    // was kept before it was sent, so the claim is refused: the survey goes again (at least
+    // once), never lost to a forged record.
+    let edge = Edge::quick();
+    let lease = edge.gateway.config.lease_ms;
+    edge.world.hold_records(true);
+    edge.world.crash_after_next_accept();
+    close_with_secret(&edge);
+    let crashed = catch_unwind(AssertUnwindSafe(|| edge.fire_alarms(due())));
+    assert!(crashed.is_err());
+    assert_eq!(
+        edge.fire_alarms(due() + lease / 2),
+        0,
+        "the restart sets the alarm"
+    );
+    let job = edge.job(CONVERSATION);
+    assert_eq!(job.state, JobState::Sending);
+    assert!(job.sent_to.is_some(), "kept before the send");
+    edge.set_now(due() + 1000);
+    edge.world
+        .add_data_record(forged(&edge, due() + 1000, 1, |r| {
+            r["customer"]["email"] = json!("mallory@example.com")
+        }));
+    edge.advance_to(due() + lease + 1);
+    let job = edge.job(CONVERSATION);
+    assert_eq!(
+        (job.state, job.reason.as_deref()),
+        (JobState::Sent, None),
+        "{job:?}"
+    );
+    assert_eq!(
+        edge.world.accepted().len(),
+        2,
+        "sent again, as without the secret"
+    );
     finish(&edge);
 }
 

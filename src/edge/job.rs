@@ -1,6 +1,7 @@
 //! A pending or finished survey, and the pure rules that move it along: when a close replaces
 //! a job, how long to wait before a retry, when to give up.
 
+use super::record_check::SentTo;
 use crate::decision::{self, Skip};
 use crate::survey_outcome::SurveyOutcome;
 use crate::timestamp;
@@ -113,6 +114,11 @@ pub struct Job {
     /// What Agent Connect says became of the survey, once read back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<JobOutcome>,
+    /// Who the last request that may have reached Stella went to, as keyed digests (kept just
+    /// before it is sent, so a crash keeps them too): Data Return's records are matched against
+    /// them ([`super::record_check`]). `None` for jobs stored before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_to: Option<SentTo>,
 }
 
 /// A survey's outcome as the edge keeps it: Data Return's record, read by the core, and
@@ -276,6 +282,7 @@ pub fn first(s: Schedule, now_ms: i64) -> Job {
         previous_sent_ms: None,
         unsure: false,
         outcome: None,
+        sent_to: None,
     }
 }
 

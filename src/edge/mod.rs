@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod job;
 pub mod kustomer_api;
 pub mod outcome;
+pub mod record_check;
 pub mod returns;
 pub mod roster;
 pub mod scheduler;

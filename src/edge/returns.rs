@@ -202,9 +202,22 @@ pub struct Follow {
     /// The last failure, in words (no key or token in it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Records of the org's surveyed conversations that did not count, by
+    /// [`Unmatched`](super::record_check::Unmatched) code: each counted once, when the forward
+    /// read meets it (a record Agent Connect moves to the end of its sequence is met again).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ignored: BTreeMap<String, u64>,
+    /// Surveys whose record was taken on the org and time checks alone (jobs stored before
+    /// the edge kept who a survey went to), once each.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub unverified: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

@@ -22,6 +22,9 @@ pub struct Sealer {
     keys: Vec<(String, Aes256Gcm)>,
     /// Keyed with the current key: fingerprints of settings that reveal nothing without it.
     fingerprint: Hmac<Sha256>,
+    /// Every key's HMAC, by key id, the current one first: digests that name their key
+    /// ([`Self::named_digest`]) stay checkable after a rotation, while the old key is configured.
+    named: Vec<(String, Hmac<Sha256>)>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -58,7 +61,17 @@ impl Sealer {
             .collect::<Result<Vec<_>, String>>()?;
         let fingerprint =
             <Hmac<Sha256> as Mac>::new_from_slice(&bytes[0]).map_err(|e| e.to_string())?;
-        Ok(Self { keys, fingerprint })
+        let named = (keys.iter().zip(&bytes))
+            .map(|((id, _), b)| {
+                let mac = <Hmac<Sha256> as Mac>::new_from_slice(b).map_err(|e| e.to_string())?;
+                Ok((id.clone(), mac))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self {
+            keys,
+            fingerprint,
+            named,
+        })
     }
 
     /// Whether `sealed` was sealed under the current key (else it is sealed again on the next
@@ -73,6 +86,27 @@ impl Sealer {
         let mut mac = self.fingerprint.clone();
         mac.update(text.as_bytes());
         hex(&mac.finalize().into_bytes())
+    }
+
+    /// A keyed digest of `text` under the current key: the key's id, and the first 128 bits of
+    /// HMAC-SHA256 in hex. It names its key, so that it can still be checked after a rotation
+    /// ([`Self::named_digest_with`]). Callers put a purpose label in `text`.
+    pub fn named_digest(&self, text: &str) -> (String, String) {
+        let (id, mac) = &self.named[0];
+        (id.clone(), Self::digest_with(mac, text))
+    }
+
+    /// `text`'s digest under the key `id` names, as [`Self::named_digest`] makes it; `None`
+    /// when this deployment no longer has that key.
+    pub fn named_digest_with(&self, id: &str, text: &str) -> Option<String> {
+        let (_, mac) = self.named.iter().find(|(k, _)| k == id)?;
+        Some(Self::digest_with(mac, text))
+    }
+
+    fn digest_with(mac: &Hmac<Sha256>, text: &str) -> String {
+        let mut mac = mac.clone();
+        mac.update(text.as_bytes());
+        hex(&mac.finalize().into_bytes()[..16])
     }
 
     /// `v1.<key id>.<base64url(nonce ‖ ciphertext)>`. The nonce must be fresh random bytes.
@@ -201,6 +235,34 @@ mod tests {
             .unwrap()
             .open(&sealed, "o")
             .is_err());
+    }
+
+    #[test]
+    fn named_digests_name_their_key_and_outlive_a_rotation() {
+        let old = Sealer::from_base64(&[K1]).unwrap();
+        let (id, digest) = old.named_digest("ann@example.com");
+        assert_eq!(digest.len(), 32, "128 bits in hex");
+        assert_eq!(
+            old.named_digest_with(&id, "ann@example.com"),
+            Some(digest.clone())
+        );
+        assert_ne!(
+            old.named_digest_with(&id, "bob@example.com"),
+            Some(digest.clone())
+        );
+        let rotated = Sealer::from_base64(&[K2, K1]).unwrap();
+        assert_ne!(
+            rotated.named_digest("ann@example.com").0,
+            id,
+            "the new key seals"
+        );
+        assert_eq!(
+            rotated.named_digest_with(&id, "ann@example.com"),
+            Some(digest),
+            "the old key still checks"
+        );
+        let dropped = Sealer::from_base64(&[K2]).unwrap();
+        assert_eq!(dropped.named_digest_with(&id, "ann@example.com"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 // Data Return failing (429, 500), and the API secret never in an answer or a log.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { Stack, STELLA_SECRET, waitFor } from "./harness.mjs";
+import { Stack, STELLA_KEY, STELLA_SECRET, waitFor } from "./harness.mjs";
 
 // Outcomes are read back every 3 seconds, as under `make run` (production: every 5 minutes):
 // a read is two or three Data Return calls, so this keeps the org under its 60 a minute.
@@ -152,4 +152,36 @@ test("a multi-brand conversation carries its own brand, and every request the or
   assert.equal(globex.body.brand, "globex-ac");
   assert.equal(acme.body.brand, "acme-ac");
   assert.deepEqual(globex.body.custom_properties, { kustomer_org: "sandbox-org", kustomer_conversation_id: "conv-brand" });
+});
+
+test("a forged Data Return record does not overwrite the real rating: only the survey's earliest matching record counts, the others are counted in the log", async () => {
+  const outcomesInfo = async () => (await stack.request("GET", "/v1/deliveries?limit=1", { headers: stack.orgHeaders() })).body.outcomes;
+  const id = await conversationFor("forged@example.com");
+  // A second survey left unanswered keeps the org reading after the first one's answer.
+  await closeAndSend(await conversationFor("keeps-reading@example.com"));
+  await closeAndSend(id);
+  await stella("POST", "/responses", { ext_interaction_id: id, rating: 5, comment: "The real answer" });
+  await waitFor(async () => (await custom(id))[RATING] === 5, 20_000, "the real rating on the conversation");
+  const before = (await outcomesInfo()).ignoredRecords;
+  // What anyone holding the org's Agent Connect key can do (the probe): request a survey for the
+  // same conversation, once without the org and once copying the real request whole, and answer
+  // each with a 1 (the sandbox answers an interaction's latest record).
+  const [real] = await stack.stellaRequests(id);
+  const { kustomer_org: _, ...withoutOrg } = real.body.custom_properties;
+  for (const custom_properties of [withoutOrg, real.body.custom_properties]) {
+    const forged = await stack.request("POST", "/sandbox/stella/v1/requests", { headers: { "x-api-key": STELLA_KEY }, body: { ...real.body, custom_properties } });
+    assert.equal(forged.status, 200, forged.text);
+    await stella("POST", "/responses", { ext_interaction_id: id, rating: 1, comment: "Forged" });
+  }
+  const count = (info, reason) => (info.ignoredRecords?.[reason] ?? 0) - (before?.[reason] ?? 0);
+  const info = await waitFor(async () => {
+    const info = await outcomesInfo();
+    return count(info, "no_org") === 1 && count(info, "duplicate") === 1 ? info : null;
+  }, 20_000, "both forged records read and ignored");
+  assert.match(info.recordsNote, /did not match the survey sent/);
+  const now = await custom(id);
+  assert.equal(now[RATING], 5, "the real rating stays");
+  assert.equal(now[COMMENT], "The real answer");
+  const entry = await stack.delivery(id);
+  assert.equal(entry.outcome.rating, 5);
 });

@@ -1072,6 +1072,7 @@ pub fn log_job(
         previous_sent_ms: None,
         unsure: false,
         outcome: None,
+        sent_to: None,
     }
 }
 
@@ -1416,6 +1417,12 @@ impl World {
             let conversation = body["ext_interaction_id"].as_str().unwrap_or_default();
             let mut record = data_record(conversation, "", now);
             record["custom_properties"] = body["custom_properties"].clone();
+            // The people as the request named them (the contract's `customer` and `employee`).
+            record["customer"] = json!({"email": body["customer"]["email"]});
+            if let Some(name) = body["customer"]["name"].as_str() {
+                record["customer"]["full_name"] = json!(name);
+            }
+            record["employee"] = json!({"email": body["employee"]["email"]});
             if body["do_not_send"] == json!(true) {
                 record["request_delivery_status"] = json!("Not sent: do not send flag");
                 record["request_sent_at"] = Value::Null;
@@ -1464,6 +1471,18 @@ impl World {
         let at = (data.records.iter())
             .rposition(|r| r["ext_interaction_id"] == conversation)
             .unwrap_or_else(|| panic!("no Data Return record for {conversation}"));
+        let mut record = data.records.remove(at);
+        data.sequence += 1;
+        record["sequence_id"] = json!(data.sequence);
+        data.records.push(record);
+    }
+
+    /// The record with this `uuid` moves to the end of the sequence (a new `sequence_id`).
+    pub fn resequence_uuid(&self, uuid: &str) {
+        let mut data = self.data_return.borrow_mut();
+        let at = (data.records.iter())
+            .position(|r| r["uuid"] == uuid)
+            .unwrap_or_else(|| panic!("no Data Return record {uuid}"));
         let mut record = data.records.remove(at);
         data.sequence += 1;
         record["sequence_id"] = json!(data.sequence);

@@ -370,6 +370,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 .map(|h| json!({"conversationId": h.conversation_id, "closedAt": iso(h.closed_at_ms), "heldAt": iso(h.held_ms), "expiresAt": iso(trust::HeldClose::expires_ms(h.held_ms))}))
                 .collect();
         }
+        // Records that did not count for their survey, by reason, and the note in words.
+        let note = super::record_check::note(&follow.ignored, follow.unverified);
+        body["outcomes"]["ignoredRecords"] = json!(follow.ignored);
+        body["outcomes"]["unverifiedRecords"] = json!(follow.unverified);
+        body["outcomes"]["recordsNote"] = json!(note);
         Ok(Reply::json(200, body))
     }
 

@@ -6,6 +6,7 @@ use super::run::Metered;
 use super::{Clock, Scheduler, CONCURRENCY};
 use crate::edge::job::{Job, JobOutcome, JobState};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
+use crate::edge::record_check::{self, Unmatched, CLOCK_SKEW_MS};
 use crate::edge::returns::{
     self, DataQuery, Follow, Paced, CALLS_PER_MINUTE, DATA_PATH, FOLLOW_DAYS, RESPONSE_OVERLAP_MS,
     SETTLE_EVERY_POLLS, SETTLE_WINDOW_MS,
@@ -16,6 +17,7 @@ use crate::survey_outcome::{self, Record};
 use crate::timestamp;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::collections::HashMap;
 
 impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
@@ -60,9 +62,6 @@ pub const PAGES_PER_READ: u32 = 10;
 const REFUSED_WRITE_WAIT_MS: i64 = 3_600_000;
 /// The longest wait after failed reads.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
-/// How much earlier than our own record of an attempt Agent Connect's record of it may be
-/// stamped (clocks differ).
-const CLOCK_MARGIN_MS: i64 = 5 * 60_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// Why a read of Data Return stopped.
@@ -88,6 +87,44 @@ struct Page {
     count: usize,
     /// The highest `sequence_id` among them.
     last: Option<i64>,
+}
+
+/// What keeping a record did, for the org's counts ([`Follow::ignored`], [`Follow::unverified`]).
+enum Kept {
+    /// Nothing to count: kept, read again, or not about one of the org's sent surveys.
+    Nothing,
+    /// It did not count for its conversation's survey (or it displaced an earlier-read one
+    /// that then did not: a duplicate either way).
+    Ignored(Unmatched),
+    /// The survey's first outcome, taken on the org and time checks alone.
+    Unverified,
+}
+
+/// What one read counted, added to the org's when it ends.
+#[derive(Default)]
+struct Counts {
+    ignored: HashMap<Unmatched, u64>,
+    unverified: u64,
+}
+
+impl Counts {
+    /// Counts what keeping a record did; ignored records only when `forward` (the forward
+    /// pass meets each record once: the other passes read records again).
+    fn add(&mut self, kept: Kept, forward: bool) {
+        match kept {
+            Kept::Ignored(why) if forward => *self.ignored.entry(why).or_default() += 1,
+            Kept::Unverified => self.unverified += 1,
+            _ => {}
+        }
+    }
+
+    fn add_to(self, follow: &mut Follow) {
+        for (why, n) in self.ignored {
+            let count = follow.ignored.entry(why.as_str().to_owned()).or_default();
+            *count = count.saturating_add(n);
+        }
+        follow.unverified = follow.unverified.saturating_add(self.unverified);
+    }
 }
 
 /// What became of one outcome's write.
@@ -200,10 +237,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 reading: follow.reading,
                 account,
                 write_after_ms: follow.write_after_ms,
+                ignored: follow.ignored,
+                unverified: follow.unverified,
                 ..Follow::default()
             };
         }
-        let result = self.read_passes(settings, &org, started, &mut follow).await;
+        let mut counts = Counts::default();
+        let result = (self.read_passes(settings, &org, started, &mut follow, &mut counts)).await;
+        counts.add_to(&mut follow);
         let now = self.clock.now_ms();
         match result {
             Ok(()) => {
@@ -249,9 +290,15 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         org: &str,
         started: i64,
         follow: &mut Follow,
+        counts: &mut Counts,
     ) -> Result<(), ReadError> {
         let mut pages = 0;
-        let mut apply = |record: Record| self.apply(org, record);
+        let forward_pass = Cell::new(true);
+        let mut apply = |record: Record| {
+            let kept = self.apply(org, record)?;
+            counts.add(kept, forward_pass.get());
+            Ok(())
+        };
         // New records, forward from the cursor; the first read starts at the followed window.
         let forward = DataQuery {
             created_since_ms: follow
@@ -267,6 +314,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         {
             return Ok(()); // the cursor resumes it next time
         }
+        forward_pass.set(false);
         // Recent records again, every few reads: a bounce changes a record already read, and
         // neither the cursor nor the answers pass would see it.
         let every = self
@@ -391,41 +439,44 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         })
     }
 
-    /// Keeps a record's outcome on its job, if it is this org's survey and says something new.
-    fn apply(&self, org: &str, record: Record) -> Result<(), String> {
+    /// Keeps a record's outcome on its job, if it is this org's survey's record
+    /// ([`record_check`]) and says something new.
+    fn apply(&self, org: &str, record: Record) -> Result<Kept, String> {
         if record.org.as_deref().is_some_and(|o| o != org) {
-            return Ok(()); // another org's survey on the same Agent Connect account
+            return Ok(Kept::Nothing); // another org's survey on the same Agent Connect account
         }
         let Some(job) = self.store.get(&record.outcome.conversation_id)? else {
-            return Ok(());
+            return Ok(Kept::Nothing);
+        };
+        if job.state != JobState::Sent {
+            return Ok(Kept::Nothing);
+        }
+        let matched = match record_check::check(&self.sealer, &job, &record) {
+            Ok(matched) => matched,
+            Err(why) => return Ok(Kept::Ignored(why)),
         };
         let outcome = JobOutcome::from_record(record);
-        let created_ms = outcome.created_ms;
-        // Only the survey this job sent: not an earlier one of the same conversation.
-        let begun = job.first_attempt_ms.unwrap_or(job.updated_ms);
-        if job.state != JobState::Sent
-            || created_ms.is_some_and(|c| c < begun.saturating_sub(CLOCK_MARGIN_MS))
-        {
-            return Ok(());
-        }
-        if let Some(known) = &job.outcome {
+        let kept = match &job.outcome {
             // The same record read again (both passes, or the overlap): nothing new.
-            if known.read == outcome.read {
-                return Ok(());
+            Some(known) if known.read == outcome.read => return Ok(Kept::Nothing),
+            // Two records for one survey: the earliest speaks for it, whichever is read first.
+            Some(known) if known.read.uuid != outcome.read.uuid => {
+                let this = (Some(matched.created_ms), outcome.read.uuid.as_str());
+                if !record_check::comes_first(this, (known.created_ms, &known.read.uuid)) {
+                    return Ok(Kept::Ignored(Unmatched::Duplicate));
+                }
+                Kept::Ignored(Unmatched::Duplicate) // the one it displaces
             }
-            // Two records for one survey: the later one speaks for it.
-            if known.read.uuid != outcome.read.uuid
-                && known.created_ms.zip(created_ms).is_some_and(|(k, c)| c < k)
-            {
-                return Ok(());
-            }
-        }
+            None if !matched.verified => Kept::Unverified,
+            _ => Kept::Nothing,
+        };
         let now = self.clock.now_ms();
         self.store.put(&Job {
             outcome: Some(outcome),
             updated_ms: now,
             ..job
-        })
+        })?;
+        Ok(kept)
     }
 
     /// Writes changed outcomes onto their conversations, one `PATCH` each, as many at once as
@@ -554,18 +605,28 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         if settings.stella_api_secret.is_none() {
             return Lookup::None;
         }
-        let mut found = HashMap::new();
+        // The same rules as for any record ([`record_check`]): a record that merely claims the
+        // survey must not stop it from going out. The earliest match speaks for it.
+        let mut found: HashMap<String, (i64, Record)> = HashMap::new();
         let mut keep = |record: Record| {
-            let job = unsure
-                .iter()
-                .find(|j| j.conversation_id == record.outcome.conversation_id);
-            if job.is_some_and(|j| record.org.as_deref().is_none_or(|o| o == j.org)) {
-                found.insert(record.outcome.conversation_id.clone(), record);
+            let conversation = &record.outcome.conversation_id;
+            let job = unsure.iter().find(|j| &j.conversation_id == conversation);
+            let Some(matched) =
+                job.and_then(|j| record_check::check(&self.sealer, j, &record).ok())
+            else {
+                return Ok(());
+            };
+            let this = (Some(matched.created_ms), record.outcome.uuid.as_str());
+            let first = found.get(conversation).is_none_or(|(created, known)| {
+                record_check::comes_first(this, (Some(*created), &known.outcome.uuid))
+            });
+            if first {
+                found.insert(conversation.clone(), (matched.created_ms, record));
             }
             Ok(())
         };
         let query = DataQuery {
-            created_since_ms: Some(since.saturating_sub(CLOCK_MARGIN_MS)),
+            created_since_ms: Some(since.saturating_sub(CLOCK_SKEW_MS)),
             ..DataQuery::default()
         };
         let (mut cursor, mut pages) = (None, 0);
@@ -576,7 +637,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let now = self.clock.now_ms();
         let ask = "Could not ask Agent Connect whether an earlier attempt reached it";
         match read {
-            Ok(true) => Lookup::Found(found),
+            Ok(true) => Lookup::Found(found.into_iter().map(|(c, (_, r))| (c, r)).collect()),
             // More records than one read takes: asked again next time, as for a failure.
             Ok(false) => Lookup::Failed {
                 wait_ms: None,

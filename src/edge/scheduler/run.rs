@@ -8,6 +8,7 @@ use crate::edge::budget::{Budget, CALLS_PER_SURVEY, MAX_CALLS_PER_SURVEY};
 use crate::edge::job::{Job, JobOutcome, JobState};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::Reason;
+use crate::edge::record_check::SentTo;
 use crate::edge::{OrgRecord, Request, Response, SendError, Store, Transport};
 use crate::settings::{self, Settings};
 use crate::stella;
@@ -272,6 +273,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // but if this attempt's survey went out, the new one must know, or the resurvey rule
         // would let a second survey go out for the new close.
         let current = self.store.get(&job.conversation_id)?;
+        // Who the attempt's request went to, kept by the attempt just before it was sent.
+        let sent_to = (current.as_ref()).and_then(|c| c.sent_to.clone());
         if let Some(current) = current.filter(|c| c.generation != job.generation) {
             if matches!(attempt, Attempt::Sent { .. } | Attempt::Found(_)) {
                 let now = self.clock.now_ms();
@@ -283,6 +286,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
             return Ok(false);
         }
+        let job = Job {
+            sent_to: sent_to.or(job.sent_to),
+            ..job
+        };
         let now = self.clock.now_ms();
         let done =
             |state, reason: Option<String>, message: Option<String>, request: Option<Value>| Job {
@@ -396,6 +403,20 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Ok(paced)
     }
 
+    /// Keeps who `body` goes to on the leased `job`, as keyed digests, before it is sent: Data
+    /// Return's records are matched against them, after a crash too. Not onto a job a close
+    /// replaced meanwhile (the attempt goes on, as before; the new job is left alone).
+    fn keep_sent_to(&self, job: &Job, body: &stella::FeedbackRequest) -> Result<(), String> {
+        let sent_to = Some(SentTo::of(&self.sealer, job, body));
+        let Some(current) = self.store.get(&job.conversation_id)? else {
+            return Ok(());
+        };
+        if current.generation != job.generation || current.sent_to == sent_to {
+            return Ok(());
+        }
+        self.store.put(&Job { sent_to, ..current })
+    }
+
     /// One attempt: the org's settings, fresh Kustomer data, the rechecks, the decision, then
     /// Stella.
     async fn attempt(&self, job: &Job, settings: &OrgSettings, share: u32) -> Attempt {
@@ -503,6 +524,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
             Decision::Send(body) => body,
         };
+        if let Err(message) = self.keep_sent_to(job, &body) {
+            return Attempt::Retry {
+                wait_ms: None,
+                message,
+                request: None,
+                unsure: false,
+            };
+        }
         let shown = serde_json::to_value(&body).ok();
         let request = stella::survey_request(settings, &body);
         let now = self.clock.now_ms();
