@@ -347,6 +347,10 @@ test("the home page makes the Agent Connect sandbox refuse surveys, and accept t
   const toggle = home.getByRole("button", { name: "Refuse surveys" });
   await toggle.click();
   await home.getByRole("button", { name: "Accept surveys again", pressed: true }).waitFor();
+  // The state is the sandbox's: a reload shows it as it is.
+  await home.reload();
+  await home.getByRole("button", { name: "Accept surveys again", pressed: true }).waitFor();
+  assert.match(await home.locator("#stella-status").textContent(), /refuses every survey request \(400\)/);
   const refused = await stack.newConversation();
   await stack.close(refused);
   await waitFor(async () => (await stack.delivery(refused))?.state === "failed", 20_000, "the survey to fail");
