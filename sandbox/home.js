@@ -142,9 +142,12 @@ async function stellaFaults(refuse) {
   await showFaults();
 }
 
+let faultsRead = 0; // the latest read: an older one's answer is dropped
 async function showFaults() {
+  const read = ++faultsRead;
   const button = $("stella-fail");
   const fault = (await json("/sandbox/stella/faults")).faults?.requests;
+  if (read !== faultsRead) return;
   const refusing = Boolean(fault);
   button.setAttribute("aria-pressed", String(refusing));
   button.textContent = refusing ? "Accept surveys again" : "Refuse surveys";

@@ -581,7 +581,10 @@ fn servers_echoing_keys_in_other_forms_are_masked() {
             assert!(!lower.contains(&w), "{echo} → {message} shows {w}");
         }
     }
-    for (e, message) in encoded.iter().zip(&messages[messages.len() - encoded.len()..]) {
+    for (e, message) in encoded
+        .iter()
+        .zip(&messages[messages.len() - encoded.len()..])
+    {
         let middle = &e[6..e.len() - 6];
         assert!(!message.contains(middle), "{e} → {message}");
     }
