@@ -1547,8 +1547,8 @@ fn varied_jobs() -> Vec<Job> {
 }
 
 /// The log marks each entry that a resend can change, and the edge refuses the others: a
-/// failure and a skip for the settings yes; a skip for the conversation's own facts (no
-/// customer email, reopened) no, nor anything pending or sent. Text from elsewhere comes
+/// failure, a skip for the settings or for no agent yes; a skip for the conversation's own
+/// facts (no customer email, reopened) no, nor anything pending or sent. Text from elsewhere comes
 /// without direction controls.
 #[test]
 fn the_log_marks_what_a_resend_can_change() {
@@ -1559,6 +1559,13 @@ fn the_log_marks_what_a_resend_can_change() {
         ms("2026-11-02T00:00:00Z"),
         Some("channel_not_surveyed"),
         Some(SAM),
+    ));
+    jobs.push(log_job(
+        "o-skip",
+        JobState::Skipped,
+        ms("2026-11-02T02:00:00Z"),
+        Some("no_assigned_agent"),
+        None,
     ));
     let mut hostile = log_job(
         "n-fail",
@@ -1588,7 +1595,11 @@ fn the_log_marks_what_a_resend_can_change() {
         .filter(|(_, r)| **r)
         .map(|(id, _)| id.as_str())
         .collect();
-    assert_eq!(yes, ["e-fail", "f-fail", "m-skip", "n-fail"], "{marks:?}");
+    assert_eq!(
+        yes,
+        ["e-fail", "f-fail", "m-skip", "n-fail", "o-skip"],
+        "{marks:?}"
+    );
     let shown = reply.body["deliveries"]
         .as_array()
         .unwrap()

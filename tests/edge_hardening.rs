@@ -288,14 +288,13 @@ fn resend_decodes_its_path_segment_exactly_once() {
     let id = "odd id/with%25 and ?#";
     let mut conversation = fixture("conversation");
     conversation["data"]["id"] = json!(id);
+    conversation["data"]["attributes"]["assignedUsers"] = json!([]);
     edge.world.add_conversation(conversation);
-    // Refused by Agent Connect: a failure, which a resend can change.
-    edge.world.stella_fault(Fault::status(400, "bad channel"));
     let mut event = fixture("conversation-update-done");
     event["data"]["id"] = json!(id);
     assert_eq!(edge.close(&event).status, 202);
     edge.advance_to(due());
-    assert_eq!(edge.delivery(id)["reason"], "stella_rejected");
+    assert_eq!(edge.delivery(id)["reason"], "no_assigned_agent");
     let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
     let encoded = encoded.replace('+', "%20");
     let reply = edge.call(

@@ -388,22 +388,22 @@ fn request_text<'a>(job: &'a Job, pointer: &str) -> Option<&'a str> {
     job.request.as_ref()?.pointer(pointer)?.as_str()
 }
 
-/// Skips a resend cannot change: the conversation's own facts (checked again, they come back
-/// the same), or a close that was undone (closing it again schedules a survey by itself).
-const FINAL_SKIPS: [SkipCode; 7] = [
+/// Skips a resend cannot change: the customer's or the conversation's own facts (no email, no
+/// channel: checked again, they come back the same), a close that was undone (closing it again
+/// schedules a survey by itself), and the rule against surveying a conversation twice. An agent
+/// left unassigned or without an email is the org's to fix, so those skips stay resendable.
+const FINAL_SKIPS: [SkipCode; 5] = [
     SkipCode::NotClosed,
     SkipCode::Reopened,
-    SkipCode::NoAssignedAgent,
-    SkipCode::NoAgentEmail,
     SkipCode::NoCustomerEmail,
     SkipCode::NoChannel,
     SkipCode::AlreadySurveyed,
 ];
 
 /// Whether a resend can change the entry's fate, so the Deliveries page offers it: a failure
-/// may pass on another try, and a skip for the app's settings (or for a reason this build does
-/// not know) may pass once they are fixed; not a [`FINAL_SKIPS`] skip, and nothing pending or
-/// sent.
+/// may pass on another try, and a skip for the app's settings or the agent (or for a reason
+/// this build does not know) may pass once they are fixed; not a [`FINAL_SKIPS`] skip, and
+/// nothing pending or sent.
 pub fn resendable(job: &Job) -> bool {
     match job.state {
         JobState::Failed => true,

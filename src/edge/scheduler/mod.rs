@@ -464,8 +464,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
         }
         if !deliveries::resendable(&job) {
-            let why = "A resend cannot change this skip: Kustomer's data would be checked again \
-                       and give the same answer, and closing the conversation again schedules \
+            let why = "A resend cannot change this skip: the conversation's own facts would be \
+                       checked again and give the same answer, and closing it again schedules \
                        a survey by itself.";
             return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
         }
