@@ -21,7 +21,7 @@ build: setup
 	wasm-pack build --target web --profile edge --out-dir pkg-edge --no-pack -- --features edge
 	mkdir -p build/worker && cp www/edge.js pkg-edge/stella_connect.js pkg-edge/stella_connect_bg.wasm build/worker/
 	rm -rf build/site && mkdir -p build/site/app/pkg
-	cp www/*.html www/app.js www/settings.js www/card.js www/deliveries.js www/app.css www/icon.svg build/site/app/
+	cp www/*.html www/app.js www/settings.js www/card.js www/deliveries.js www/csv.js www/app.css www/icon.svg build/site/app/
 	cp www/_headers build/site/ && cp pkg/stella_connect.js pkg/stella_connect_bg.wasm build/site/app/pkg/
 	node scripts/build-stella-schema.mjs
 	scripts/size.sh

@@ -135,17 +135,28 @@ async function requests() {
   );
 }
 
-// The Agent Connect sandbox's fault control: refuse every survey (400) until switched back.
+// The Agent Connect sandbox's fault control: refuse every survey (400) until switched back. Its
+// state is the sandbox's (read on load), so a reload shows what the sandbox does.
 async function stellaFaults(refuse) {
-  const button = $("stella-fail");
   await fetch("/sandbox/stella/faults", refuse ? { method: "POST", body: JSON.stringify({ status: 400, count: 1_000_000 }) } : { method: "DELETE" });
-  button.setAttribute("aria-pressed", String(refuse));
-  button.textContent = refuse ? "Accept surveys again" : "Refuse surveys";
-  $("stella-status").textContent = refuse
-    ? "The Agent Connect sandbox now refuses every survey request (400): closed conversations' surveys fail."
+  await showFaults();
+}
+
+let faultsRead = 0; // the latest read: an older one's answer is dropped
+async function showFaults() {
+  const read = ++faultsRead;
+  const button = $("stella-fail");
+  const fault = (await json("/sandbox/stella/faults")).faults?.requests;
+  if (read !== faultsRead) return;
+  const refusing = Boolean(fault);
+  button.setAttribute("aria-pressed", String(refusing));
+  button.textContent = refusing ? "Accept surveys again" : "Refuse surveys";
+  $("stella-status").textContent = refusing
+    ? `The Agent Connect sandbox now refuses ${fault.count < 1_000 ? `the next ${fault.count} survey request(s)` : "every survey request"} (${fault.status}): closed conversations' surveys fail.`
     : "The Agent Connect sandbox accepts survey requests.";
 }
 $("stella-fail").addEventListener("click", () => stellaFaults($("stella-fail").getAttribute("aria-pressed") !== "true"));
+showFaults();
 
 // Survey outcomes: the Agent Connect sandbox's Data Return records, and controls that answer a
 // survey as its customer would or give it another delivery status (a bounce).

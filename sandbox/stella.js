@@ -24,6 +24,8 @@
 //   GET|POST|DELETE /clock {offsetMs}    shift the sandbox's clock (record times, suppression)
 //   GET|DELETE /calls[?key=]             the read calls per key, and the busiest minute
 //   POST /faults {…, route: "data"|"employees"}   faults for the read routes
+//   GET  /faults                         the faults in force, per route (null: none), so that
+//                                        the home page shows its "Refuse surveys" state on reload
 import { DurableObject } from "cloudflare:workers";
 import validate from "./stella-schema.mjs";
 
@@ -139,6 +141,12 @@ export class StellaState extends DurableObject {
         }
         await storage.put(FAULT_KEYS[faultRoute], { status, count, retryAfter });
         return json(200, { faults: { status, count, retryAfter, route: faultRoute } });
+      }
+      case "GET /faults": {
+        const routes = Object.keys(FAULT_KEYS);
+        const held = await Promise.all(routes.map((r) => storage.get(FAULT_KEYS[r])));
+        const live = (f) => (f && f.count > 0 ? { status: f.status, count: f.count, retryAfter: f.retryAfter } : null);
+        return json(200, { faults: Object.fromEntries(routes.map((r, i) => [r, live(held[i])])) });
       }
       case "DELETE /faults":
         await storage.delete(Object.values(FAULT_KEYS));

@@ -21,12 +21,15 @@ close a conversation and watch its survey arrive.
   Stella sandbox:    GET  http://127.0.0.1:$port/sandbox/stella/requests
   A closed conversation's survey arrives in the Stella sandbox after "Seconds until send" (5 s here).
   Answer it with the home page's "Answer the survey": the rating reaches the conversation and
-  its card within a few seconds (outcomes are read back every ${OUTCOME_POLL_MS:-3000} ms here;
+  its card within about ten seconds (outcomes are read back every ${OUTCOME_POLL_MS:-10000} ms here;
   every 5 minutes in production).
   State is kept in $state; Ctrl-C stops.
 TXT
-# Survey outcomes are read back every few seconds locally (production: 5 minutes).
-OUTCOME_POLL_MS=${OUTCOME_POLL_MS:-3000} node_modules/.bin/workerd serve sandbox/workerd.capnp \
+# Survey outcomes are read back every 10 s locally (production: 5 minutes): each read makes
+# about two Data Return calls, so about 13 a minute, which leaves the roster (the card's
+# "will Agent Connect survey this agent?") its share of the org's Agent Connect minute
+# (tests/edge_outcomes.rs `the_local_poll_leaves_the_roster_its_share`).
+OUTCOME_POLL_MS=${OUTCOME_POLL_MS:-10000} node_modules/.bin/workerd serve sandbox/workerd.capnp \
   --socket-addr "http=127.0.0.1:$port" --directory-path "state=$(realpath "$state")" \
   --directory-path "site=$(realpath build/site)" &
 workerd=$!

@@ -246,15 +246,19 @@ pub enum Explained {
     },
 }
 
-/// Explains, for the agent's card, what will happen to the conversation's survey. Takes the
-/// same input as [`build_survey_request`]; settings with masked keys are fine.
+/// Explains, for the agent's card, what will happen to the conversation's survey, or what
+/// happened to it. Takes the same input as [`build_survey_request`], plus `delivery`: the
+/// conversation's delivery log entry once read (`null` or absent: none, or not read yet);
+/// settings with masked keys are fine.
 pub fn explain_conversation(input: &Value, now: Instant) -> Explained {
+    let logged = input.get("delivery").and_then(card::Logged::read);
     match Parts::read(input) {
         Ok(parts) => Explained::Card {
             ok: true,
             card: Box::new(card::explain(
                 parts.settings.as_ref().map_err(Vec::as_slice),
                 parts.survey_input(),
+                logged.as_ref(),
                 now,
             )),
         },

@@ -4,8 +4,13 @@
 //! promises what the edge would not do. An open conversation is judged as if it were closed
 //! now ([`decide_as_if_closed`](crate::decision::decide_as_if_closed)): the card then says what
 //! closing it would bring.
+//!
+//! Once the conversation is closed, what happened outranks the prediction: Agent Connect's
+//! outcome first, then the delivery log's entry ([`Logged`]). The prediction heads the card
+//! only before the close, or while the log says the survey is still to go ([`happened`]).
 
 use crate::decision::{self, AsIfClosed, Decision, Skip, SurveyInput};
+use crate::display;
 use crate::error::FieldError;
 use crate::kustomer::{app_attribute_key, APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE};
 use crate::settings::Settings;
@@ -30,6 +35,33 @@ pub enum Outlook {
     NoSurvey,
     /// The app's settings are missing or invalid.
     NotConfigured,
+    /// Closed, and the survey went out (the log or Agent Connect says so).
+    Sent,
+    /// Closed, and no survey went out: the log skipped it, or Agent Connect did not send it.
+    NotSent,
+    /// Closed, and the survey could not be sent (the log's `failed`).
+    Failed,
+}
+
+/// The conversation's entry in the delivery log, as the card reads it (the `list-deliveries`
+/// command's entry): only what the headline needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Logged {
+    /// `scheduled`, `retrying`, `sent`, `skipped`, `failed`, or a state this build does not know.
+    pub state: String,
+    /// Why, in the edge's words.
+    pub message: Option<String>,
+}
+
+impl Logged {
+    /// Reads an entry leniently: `None` for anything without a `state`.
+    pub fn read(entry: &Value) -> Option<Self> {
+        let state = entry.get("state")?.as_str()?.to_owned();
+        let message = (entry.get("message").and_then(Value::as_str))
+            .filter(|m| !m.trim().is_empty())
+            .map(str::to_owned);
+        Some(Self { state, message })
+    }
 }
 
 /// The card's content.
@@ -83,8 +115,106 @@ pub struct SurveyFacts {
 }
 
 /// Explains the conversation's survey. `settings` are the app's settings as the card reads
-/// them (keys masked is fine: the card sends nothing).
+/// them (keys masked is fine: the card sends nothing); `logged` is the conversation's entry in
+/// the delivery log, when it has been read and has one. Text from Kustomer or Agent Connect
+/// comes back without bidirectional controls ([`display::plain`]).
 pub fn explain(
+    settings: Result<&Settings, &[FieldError]>,
+    input: SurveyInput<'_>,
+    logged: Option<&Logged>,
+    now: Instant,
+) -> CardView {
+    let closed = input.conversation.is_done();
+    let mut view = predict(settings, input, now);
+    if let Some((outlook, headline, detail)) = happened(closed, view.outcome.as_ref(), logged) {
+        if outlook != Outlook::Sent {
+            view.survey = None; // nobody gets a survey: no recipient above a refusal
+        }
+        (view.outlook, view.headline, view.detail) = (outlook, headline, detail);
+    }
+    clean(&mut view);
+    view
+}
+
+/// The card's outlook, headline and detail from what happened, or `None` when the prediction
+/// stands: before the close, and while the log says the survey is still to go (or has not been
+/// read). Agent Connect's outcome outranks the log: it is the later word.
+pub fn happened(
+    closed: bool,
+    outcome: Option<&CardOutcome>,
+    logged: Option<&Logged>,
+) -> Option<(Outlook, String, String)> {
+    if !closed {
+        return None;
+    }
+    if let Some(o) = outcome {
+        return Some(match o.status {
+            DeliveryStatus::Sent | DeliveryStatus::SoftBounce => {
+                let headline = match (&o.rating_text, o.answered, o.status) {
+                    (Some(rated), ..) => format!("Sent, {rated}"),
+                    (None, true, _) => "Sent, answered without a rating".into(),
+                    (None, false, DeliveryStatus::SoftBounce) => "Sent, not delivered yet".into(),
+                    _ => "Sent, not answered yet".into(),
+                };
+                // The line under "What happened" gives the time, the rating and the comment.
+                (Outlook::Sent, headline, String::new())
+            }
+            DeliveryStatus::HardBounce => {
+                (Outlook::NotSent, "Not delivered".into(), o.lead.clone())
+            }
+            DeliveryStatus::Unknown => (
+                Outlook::NotSent,
+                "Survey status unknown".into(),
+                o.lead.clone(),
+            ),
+            _ => (
+                Outlook::NotSent,
+                "Not sent by Agent Connect".into(),
+                o.lead.clone(),
+            ),
+        });
+    }
+    let logged = logged?;
+    let message = logged.message.clone().unwrap_or_default();
+    Some(match logged.state.as_str() {
+        "scheduled" | "retrying" => return None,
+        "sent" => (
+            Outlook::Sent,
+            "Survey sent".into(),
+            "Agent Connect took the request; its outcome shows here once reported.".into(),
+        ),
+        "skipped" => (Outlook::NotSent, "No survey was sent".into(), message),
+        "failed" => (
+            Outlook::Failed,
+            "The survey could not be sent".into(),
+            message,
+        ),
+        _ => (Outlook::NotSent, "No survey sent yet".into(), message),
+    })
+}
+
+/// Removes bidirectional controls from every text the card shows that came from elsewhere.
+fn clean(view: &mut CardView) {
+    for text in [&mut view.headline, &mut view.detail] {
+        *text = display::plain_owned(std::mem::take(text));
+    }
+    if let Some(skip) = &mut view.reason {
+        skip.message = display::plain_owned(std::mem::take(&mut skip.message));
+    }
+    if let Some(s) = &mut view.survey {
+        s.customer_name = s.customer_name.take().map(display::plain_owned);
+        for text in [&mut s.customer_email, &mut s.agent_email, &mut s.channel] {
+            *text = display::plain_owned(std::mem::take(text));
+        }
+    }
+    if let Some(o) = &mut view.outcome {
+        o.comment = o.comment.take().map(display::plain_owned);
+        o.tail = display::plain_owned(std::mem::take(&mut o.tail));
+    }
+}
+
+/// What the decision predicts, with the outcome read from the conversation.
+fn predict(
     settings: Result<&Settings, &[FieldError]>,
     input: SurveyInput<'_>,
     now: Instant,
@@ -239,6 +369,9 @@ pub struct CardOutcome {
     /// The customer's comment, as written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The customer answered (a rating, a comment or an answer time).
+    #[serde(skip)]
+    pub answered: bool,
 }
 
 /// Reads the outcome attributes ([`survey_outcome::ATTRIBUTES`](crate::survey_outcome::ATTRIBUTES))
@@ -313,6 +446,7 @@ pub fn read_outcome(custom: &Map<String, Value>) -> Option<CardOutcome> {
         }),
         rating_text,
         comment,
+        answered,
     })
 }
 

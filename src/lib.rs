@@ -9,6 +9,7 @@
 pub mod api;
 pub mod card;
 pub mod decision;
+pub mod display;
 pub mod edge;
 pub mod error;
 pub mod http;

@@ -1,6 +1,8 @@
 //! Masking keys out of text that came from elsewhere (a server's error message), before it is
 //! logged, stored or answered. A server may echo a key in another form than it was sent: JSON-
-//! escaped, URL-encoded, in another letter case, or cut short; each of those is masked.
+//! escaped, URL-encoded, base64 (standard or URL-safe, padded or not, at any byte offset of the
+//! encoded text), hex (either case), in another letter case, or cut short; each of those is
+//! masked.
 
 use crate::settings::MASK;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -10,9 +12,10 @@ use std::collections::HashSet;
 /// masked only whole.
 pub const MIN_RUN: usize = 8;
 
-/// `text` with every trace of `keys` replaced by [`MASK`]: the key itself, its JSON-escaped and
-/// URL-encoded forms, each in any ASCII letter case, and any run of [`MIN_RUN`] or more
-/// consecutive characters of any of these forms.
+/// `text` with every trace of `keys` replaced by [`MASK`]: the key itself, its JSON-escaped,
+/// URL-encoded, base64 and hex forms, each in any ASCII letter case, and any run of [`MIN_RUN`]
+/// or more consecutive characters of any of these forms. (Matching base64 in any case masks a
+/// little more than needed; it never masks less.)
 pub fn scrub(text: &str, keys: &[&str]) -> String {
     let lower = text.to_ascii_lowercase().into_bytes();
     let mut masked = vec![false; lower.len()];
@@ -61,15 +64,48 @@ pub fn scrub(text: &str, keys: &[&str]) -> String {
 }
 
 /// The forms a server may echo a key in.
-fn forms(key: &str) -> [String; 4] {
+fn forms(key: &str) -> Vec<String> {
     let json = serde_json::to_string(key).unwrap_or_default();
     let json = json.trim_matches('"').to_owned();
-    [
+    let mut forms = vec![
         key.to_owned(),
         json.replace('/', "\\/"), // JSON allows `\/`, and some servers write it
         json,
         utf8_percent_encode(key, NON_ALPHANUMERIC).to_string(),
-    ]
+        hex(key.as_bytes()),
+    ];
+    // Base64 of a text holding the key encodes it one of three ways, by its offset modulo 3;
+    // URL-safe base64 differs only in two letters, and padding only at the end.
+    for offset in 0..3 {
+        let standard = base64_core(key.as_bytes(), offset);
+        forms.push(standard.replace('+', "-").replace('/', "_"));
+        forms.push(standard);
+    }
+    forms
+}
+
+/// `bytes` in hex (lower case: the text is matched in lower case).
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The standard base64 characters that depend only on `bytes` when they start `offset` bytes
+/// into a 3-byte group: the characters shared with unknown neighbours are left off.
+fn base64_core(bytes: &[u8], offset: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut padded = vec![0u8; offset];
+    padded.extend_from_slice(bytes);
+    let bits = padded.len() * 8;
+    let mut out = String::new();
+    // Character `i` covers bits 6i..6i+6: keep it when they lie within the key's bits.
+    let mut i = (offset * 8).div_ceil(6);
+    while (i + 1) * 6 <= bits {
+        let (at, shift) = (i * 6 / 8, i * 6 % 8);
+        let pair = u16::from(padded[at]) << 8 | u16::from(*padded.get(at + 1).unwrap_or(&0));
+        out.push(char::from(ALPHABET[usize::from(pair >> (10 - shift) & 63)]));
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -101,6 +137,54 @@ mod tests {
                 assert!(
                     !out.to_ascii_lowercase().contains(&w),
                     "{what}: {out} shows {w}"
+                );
+            }
+        }
+    }
+
+    /// A hostile server echoes the key encoded, alone or inside a longer text (so at each
+    /// offset of base64's 3-byte groups), in every encoding a browser or a log may show.
+    #[test]
+    fn masks_base64_and_hex_echoes_at_any_offset() {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        use base64::Engine;
+        let keys = [KEY, "live_51HqLyjWDarjtT1zdp7dc", "a1b2c3d4e5f6a7b8c9d0"];
+        let engines = [
+            ("standard", &STANDARD),
+            ("standard, no padding", &STANDARD_NO_PAD),
+            ("url-safe", &URL_SAFE),
+            ("url-safe, no padding", &URL_SAFE_NO_PAD),
+        ];
+        for key in keys {
+            let mut echoes = vec![
+                ("hex".to_owned(), hex(key.as_bytes()), 0),
+                (
+                    "HEX".to_owned(),
+                    hex(key.as_bytes()).to_ascii_uppercase(),
+                    0,
+                ),
+            ];
+            for (name, engine) in engines {
+                for prefix in ["", "k=", "key:"] {
+                    let encoded = engine.encode(format!("{prefix}{key}"));
+                    echoes.push((format!("{name}, after {prefix:?}"), encoded, prefix.len()));
+                    let encoded = engine.encode(format!("{prefix}{key}\n"));
+                    let what = format!("{name}, after {prefix:?}, then more");
+                    echoes.push((what, encoded, prefix.len()));
+                }
+            }
+            for (what, echo, prefix) in echoes {
+                let out = scrub(&format!("server said: {echo} (bad key)"), &[key]);
+                assert!(out.starts_with("server said: "), "{key} {what}: {out}");
+                assert!(out.ends_with(" (bad key)"), "{key} {what}: {out}");
+                assert!(out.contains(MASK), "{key} {what}: {out}");
+                // Only the prefix's characters and a few at each end survive.
+                let left = out.len() - "server said:  (bad key)".len() - MASK.len();
+                assert!(
+                    left <= prefix * 4 / 3 + 6,
+                    "{key} {what}: {echo} became {out}"
                 );
             }
         }

@@ -250,8 +250,174 @@ fn a_rated_survey_shows_its_stars_rating_and_comment() {
             "comment": "Quick and \"kind\" <b>",
         })
     );
-    // The rest of the card is as before.
-    assert_eq!(card["outlook"], "scheduled");
+    // The headline says what happened, not what was planned.
+    assert_eq!(card["outlook"], "sent");
+    assert_eq!(card["headline"], "Sent, rated 4 of 5");
+}
+
+/// The headline comes from what happened once the conversation is closed: Agent Connect's
+/// outcome first, then the delivery log; the prediction only before the close, or while the
+/// log says the survey is still to go.
+#[test]
+fn the_headline_tells_what_happened_after_the_close() {
+    let sent_at = "2026-11-21T14:03:13.000Z";
+    let rated = json!({"@stellaSurveyDeliveryStatusStr": "sent", "@stellaSurveySentAt": sent_at,
+        "@stellaSurveyRatingNum": 4});
+    let unanswered =
+        json!({"@stellaSurveyDeliveryStatusStr": "sent", "@stellaSurveySentAt": sent_at});
+    let suppressed = json!({"@stellaSurveyDeliveryStatusStr": "suppressed"});
+    let skipped = json!({"state": "skipped", "reason": "no_customer_email",
+        "message": "The customer has no email address."});
+    let failed = json!({"state": "failed", "reason": "stella_rejected",
+        "message": "Agent Connect answered 400: bad channel"});
+    let none = json!({});
+    // (what the conversation carries, the log's entry, now, status) → (outlook, headline)
+    let after = "2026-11-22T09:00:00.000Z"; // past the send time
+    let before = "2026-11-20T15:03:11.401Z"; // before it
+    let cases = [
+        (
+            &rated,
+            json!({"state": "sent"}),
+            after,
+            "done",
+            ("sent", "Sent, rated 4 of 5"),
+        ),
+        (
+            &rated,
+            Value::Null,
+            after,
+            "done",
+            ("sent", "Sent, rated 4 of 5"),
+        ),
+        (
+            &unanswered,
+            json!({"state": "sent"}),
+            after,
+            "done",
+            ("sent", "Sent, not answered yet"),
+        ),
+        (
+            &none,
+            json!({"state": "sent"}),
+            after,
+            "done",
+            ("sent", "Survey sent"),
+        ),
+        (
+            &suppressed,
+            json!({"state": "sent"}),
+            after,
+            "done",
+            ("not_sent", "Not sent by Agent Connect"),
+        ),
+        (
+            &none,
+            skipped.clone(),
+            before,
+            "done",
+            ("not_sent", "No survey was sent"),
+        ),
+        (
+            &none,
+            failed.clone(),
+            after,
+            "done",
+            ("failed", "The survey could not be sent"),
+        ),
+        (
+            &none,
+            json!({"state": "held", "message": "Waiting for the admin"}),
+            before,
+            "done",
+            ("not_sent", "No survey sent yet"),
+        ),
+        // Still to go: the prediction stands.
+        (
+            &none,
+            json!({"state": "scheduled"}),
+            before,
+            "done",
+            ("scheduled", "A survey will go to Ann Lee"),
+        ),
+        (
+            &none,
+            json!({"state": "retrying"}),
+            after,
+            "done",
+            ("due", "The survey to Ann Lee is due"),
+        ),
+        (
+            &none,
+            Value::Null,
+            before,
+            "done",
+            ("scheduled", "A survey will go to Ann Lee"),
+        ),
+        // Before the close: the prediction, whatever an earlier survey's log says.
+        (
+            &none,
+            skipped.clone(),
+            before,
+            "open",
+            ("when_closed", "A survey will go to Ann Lee"),
+        ),
+        (
+            &rated,
+            json!({"state": "sent"}),
+            before,
+            "open",
+            ("when_closed", "A survey will go to Ann Lee"),
+        ),
+    ];
+    for (custom, delivery, now, status, (outlook, headline)) in cases {
+        let doc = input(|d| {
+            attrs(d)["custom"] = custom.clone();
+            attrs(d)["status"] = json!(status);
+            d["delivery"] = delivery.clone();
+        });
+        let card = card_at(doc, now);
+        let what = format!("{custom} {delivery} {status} at {now}");
+        assert_eq!(card["outlook"], outlook, "{what}: {card:#}");
+        assert_eq!(card["headline"], headline, "{what}: {card:#}");
+        let promise = card["headline"]
+            .as_str()
+            .unwrap()
+            .starts_with("A survey will go");
+        if ["not_sent", "failed"].contains(&outlook) {
+            assert!(
+                card.get("survey").is_none(),
+                "no recipient above a refusal: {card:#}"
+            );
+            assert!(!promise);
+        }
+    }
+    // The log's words say why.
+    let card = card_at(input(|d| d["delivery"] = failed.clone()), after);
+    assert_eq!(card["detail"], "Agent Connect answered 400: bad channel");
+    // Odd entries are no entry.
+    for odd in [json!("sent"), json!({"state": 3}), json!([])] {
+        let card = card_at(input(|d| d["delivery"] = odd.clone()), before);
+        assert_eq!(card["outlook"], "scheduled", "{odd}");
+    }
+}
+
+/// A right-to-left override in a name or a comment would reverse the text after it wherever
+/// the card shows it: the card gives the text back without direction controls.
+#[test]
+fn direction_controls_in_names_and_comments_are_removed() {
+    let rlo = '\u{202E}';
+    let doc = input(|d| {
+        d["customer"]["data"]["attributes"]["name"] = json!(format!("Ann{rlo} Lee\u{2066}"));
+        attrs(d)["custom"] = json!({"@stellaSurveyDeliveryStatusStr": "sent",
+            "@stellaSurveyRatingNum": 2, "@stellaSurveyCommentTxt": format!("slow{rlo}!won\u{200F}")});
+    });
+    let card = card(doc);
+    let text = card.to_string();
+    for c in stella_connect::display::BIDI_CONTROLS {
+        assert!(!text.contains(c), "{c:?} in {card:#}");
+    }
+    assert_eq!(card["survey"]["customerName"], "Ann Lee");
+    assert_eq!(card["outcome"]["comment"], "slow!won");
 }
 
 #[test]

@@ -334,7 +334,7 @@ fn stella_500_twice() -> Edge {
         d["message"]
             .as_str()
             .unwrap()
-            .contains("Stella answered 500"),
+            .contains("Agent Connect answered 500"),
         "{d}"
     );
     assert_eq!(ms_of(&d["nextAttemptAt"]), next1);
@@ -1548,6 +1548,81 @@ fn varied_jobs() -> Vec<Job> {
         log_job("k-lease", JobState::Sending, day(2, 4), None, None),
         lease,
     ]
+}
+
+/// The log marks each entry that a resend can change, and the edge refuses the others: a
+/// failure, a skip for the settings or for no agent yes; a skip for the conversation's own
+/// facts (no customer email, reopened) no, nor anything pending or sent. Text from elsewhere comes
+/// without direction controls.
+#[test]
+fn the_log_marks_what_a_resend_can_change() {
+    let mut jobs = varied_jobs();
+    jobs.push(log_job(
+        "m-skip",
+        JobState::Skipped,
+        ms("2026-11-02T00:00:00Z"),
+        Some("channel_not_surveyed"),
+        Some(SAM),
+    ));
+    jobs.push(log_job(
+        "o-skip",
+        JobState::Skipped,
+        ms("2026-11-02T02:00:00Z"),
+        Some("no_assigned_agent"),
+        None,
+    ));
+    let mut hostile = log_job(
+        "n-fail",
+        JobState::Failed,
+        ms("2026-11-02T01:00:00Z"),
+        None,
+        Some(SAM),
+    );
+    hostile.request.as_mut().unwrap()["customer"]["name"] = json!("Ann\u{202E}eeL\u{2066}");
+    hostile.message = Some("Agent Connect answered 400: \u{202E}lennahc".into());
+    jobs.push(hostile);
+    let edge = log_edge(&jobs);
+    let reply = edge.log("limit=50");
+    let marks: std::collections::BTreeMap<String, bool> = reply.body["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["conversationId"].as_str().unwrap().to_owned(),
+                d["resendable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let yes: Vec<&str> = marks
+        .iter()
+        .filter(|(_, r)| **r)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(
+        yes,
+        ["e-fail", "f-fail", "m-skip", "n-fail", "o-skip"],
+        "{marks:?}"
+    );
+    let shown = reply.body["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["conversationId"] == "n-fail")
+        .unwrap();
+    assert_eq!(shown["customerName"], "AnneeL");
+    assert_eq!(shown["message"], "Agent Connect answered 400: lennahc");
+    // What the page does not offer, the edge does not do.
+    for id in ["c-skip", "d-skip"] {
+        let reply = edge.resend(id, KUSTOMER_KEY);
+        assert_eq!(
+            (reply.status, error_code(&reply)),
+            (409, "not_resendable"),
+            "{id}"
+        );
+        assert_eq!(edge.job(id).state, JobState::Skipped, "{id}");
+    }
+    assert_eq!(edge.resend("m-skip", KUSTOMER_KEY).status, 202);
 }
 
 #[test]

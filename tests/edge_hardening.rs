@@ -560,6 +560,22 @@ fn servers_echoing_keys_in_other_forms_are_masked() {
         format!("key starts {}…", &STELLA_KEY[..10]),
         format!("key ends …{}", &STELLA_KEY[STELLA_KEY.len() - 9..]),
     ];
+    // Encoded: base64 (standard and URL-safe, padded or not, after a prefix that shifts its
+    // 3-byte groups) and hex in both cases. The middle of each encoding must not show.
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let hex: String = STELLA_KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    let encoded = [
+        STANDARD.encode(STELLA_KEY),
+        STANDARD.encode(format!("k={STELLA_KEY}")),
+        URL_SAFE_NO_PAD.encode(format!("key:{STELLA_KEY}\n")),
+        hex.clone(),
+        hex.to_uppercase(),
+    ];
+    let echoes: Vec<String> = echoes
+        .into_iter()
+        .chain(encoded.iter().map(|e| format!("echo {e} end")))
+        .collect();
     for echo in &echoes {
         edge.world.stella_fault(Fault::status(500, echo));
     }
@@ -578,6 +594,13 @@ fn servers_echoing_keys_in_other_forms_are_masked() {
             let w = String::from_utf8_lossy(w).to_lowercase();
             assert!(!lower.contains(&w), "{echo} → {message} shows {w}");
         }
+    }
+    for (e, message) in encoded
+        .iter()
+        .zip(&messages[messages.len() - encoded.len()..])
+    {
+        let middle = &e[6..e.len() - 6];
+        assert!(!message.contains(middle), "{e} → {message}");
     }
 }
 

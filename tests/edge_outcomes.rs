@@ -988,6 +988,36 @@ fn data_return_is_read_within_sixty_calls_in_any_rolling_minute() {
     }
 }
 
+/// `make run` reads outcomes every `OUTCOME_POLL_MS` as scripts/serve.sh sets it by default.
+/// With nothing to catch up, those reads take at most half the roster's share of any minute
+/// (the roster may call while the org's minute holds fewer than its share), so the card's
+/// roster question is never paced away by the outcome reads alone.
+#[test]
+fn the_local_poll_leaves_the_roster_its_share() {
+    use stella_connect::edge::returns::ROSTER_CALLS_PER_MINUTE;
+    let serve = include_str!("../scripts/serve.sh");
+    let default = serve
+        .split("OUTCOME_POLL_MS=${OUTCOME_POLL_MS:-")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .and_then(|n| n.parse::<i64>().ok())
+        .expect("scripts/serve.sh sets OUTCOME_POLL_MS by default");
+    let config = Config {
+        outcome_poll_ms: default,
+        ..quick_retries()
+    };
+    let edge = Edge::new(config);
+    close_with_secret(&edge);
+    edge.advance_to(due() + 10 * MINUTE_MS);
+    let busiest = busiest_minute(&data_calls_at(&edge));
+    assert!(busiest > 0, "outcomes were read");
+    assert!(
+        busiest <= (ROSTER_CALLS_PER_MINUTE / 2) as usize,
+        "{busiest} Data Return calls in a minute, polling every {default} ms: the roster keeps \
+         fewer than half of its {ROSTER_CALLS_PER_MINUTE}"
+    );
+}
+
 // Kustomer refusing the write ------------------------------------------------------------------
 
 #[test]

@@ -10,7 +10,7 @@ let current; // {context, settings, user, tags} of the conversation shown
 let message = null; // a note under the card, such as a failed write
 let delivery = { loading: true }; // {entry, reasons} of the conversation shown, or {error}
 let shown = null; // the id of the conversation the card is for, set as soon as it changes
-let profile = null; // {for, agent?} Agent Connect's word on the assigned agent (the roster), once read
+let profile = null; // {for, agent?, error?} Agent Connect's word on the assigned agent (the roster), once read
 
 main().catch((e) => show(h("p", { class: "error" }, `The card could not start: ${e.message}`)));
 
@@ -54,7 +54,9 @@ async function load(context) {
 
 function draw() {
   const { conversation, settings, user, tags, customer, brand } = current;
-  const result = core.explainConversation({ settings, conversation: { data: conversation }, customer, user, tags, brand, options });
+  // The log's entry, once read (null: none): after the close, the headline says what happened.
+  const logged = delivery.loading || delivery.error ? undefined : delivery.entry;
+  const result = core.explainConversation({ settings, conversation: { data: conversation }, customer, user, tags, brand, options, delivery: logged });
   if (!result.ok) return unreadable(result.error);
   const card = result.card;
   const facts = card.survey
@@ -62,11 +64,12 @@ function draw() {
         "dl",
         { class: "facts" },
         h("dt", {}, "To"),
-        h("dd", {}, card.survey.customerName ? `${card.survey.customerName} <${card.survey.customerEmail}>` : card.survey.customerEmail),
+        // Isolated, so a right-to-left name keeps to itself (the core drops direction controls).
+        h("dd", {}, card.survey.customerName ? [h("bdi", {}, card.survey.customerName), ` <${card.survey.customerEmail}>`] : card.survey.customerEmail),
         h("dt", {}, "About"),
-        h("dd", {}, card.survey.agentEmail),
+        h("dd", {}, h("bdi", {}, card.survey.agentEmail)),
         h("dt", {}, "Channel"),
-        h("dd", {}, card.survey.channel),
+        h("dd", {}, h("bdi", {}, card.survey.channel)),
         h("dt", {}, "When"),
         h("dd", {}, card.sendAt ? when(card.sendAt) : `${card.delay} after closing`),
       )
@@ -78,8 +81,8 @@ function draw() {
     h("span", {}, "Do not send survey"),
   );
   show(
-    h("h2", { class: `outlook ${card.outlook}` }, card.headline),
-    h("p", { class: "detail" }, card.detail),
+    h("h2", { class: `outlook ${card.outlook}` }, h("bdi", {}, card.headline)),
+    card.detail && h("p", { class: "detail" }, h("bdi", {}, card.detail)),
     facts,
     card.resurvey && h("p", { class: "note" }, card.resurvey),
     standing(card),
@@ -91,25 +94,37 @@ function draw() {
 
 /** Asks the edge where the assigned agent stands in Agent Connect's roster (cached there a day),
  * so that the card warns before the close when Agent Connect will not survey this conversation.
- * Without the API secret, or on any failure, the card says nothing more: the warning is advice. */
+ * Without the API secret the card says nothing more; a failure (such as the org's Agent
+ * Connect calls being spent for the minute) is said in the edge's words, so the warning never
+ * silently goes. */
 async function readProfile(conversation, agent) {
   const id = conversation.id;
   const key = `${id} ${agent?.email ?? ""} ${conversation.attributes?.channels?.[0] ?? ""}`;
-  if (!agent?.email || profile?.for === key) return;
+  if (!agent?.email || (profile?.for === key && !profile.error)) return; // a failure is asked again on the next load
   profile = { for: key };
   try {
     const body = { agentEmail: agent.email, agentName: agent.displayName ?? agent.name, channel: conversation.attributes?.channels?.[0] };
     const answer = await command(Kustomer, "agent-profile", { body });
     if (profile?.for !== key) return; // another conversation or agent is shown now
     profile = { for: key, agent: answer?.available ? answer.agent : null };
-  } catch {
-    return;
+  } catch (e) {
+    if (profile?.for !== key) return;
+    profile = { for: key, error: describeError(e), code: e?.body?.error?.code ?? "unreadable" };
   }
   if (shown === id && current) draw();
 }
 
-/** The roster's warning, when the assigned agent will not be surveyed; nothing otherwise. */
+/** The roster's warning, when the assigned agent will not be surveyed, or why the roster could
+ * not be read; nothing otherwise. */
 function standing(card) {
+  if (profile?.error && card.survey && card.outlook !== "not_configured") {
+    return h(
+      "p",
+      { class: "warning", role: "status", "data-code": profile.code },
+      h("strong", {}, "Agent Connect's roster could not be checked: "),
+      `${profile.error}. The card cannot say whether Agent Connect surveys this agent.`,
+    );
+  }
   const agent = profile?.agent;
   if (!agent || agent.code === "ready" || !card.survey || card.outlook === "not_configured") return null;
   return h("p", { class: "warning", role: "status", "data-code": agent.code }, h("strong", {}, `${agent.standing}: `), agent.message);

@@ -4,10 +4,10 @@
 // this page never holds one. No business rules here: the edge decides what matches a filter,
 // what can be resent and in which words.
 import { start, command, kustomer, describeError, h, linkPages, linkText } from "./app.js";
+import { csvText } from "./csv.js";
 
 const STATES = ["scheduled", "retrying", "sent", "skipped", "failed"];
 const STATE_WORDS = { scheduled: "Scheduled", retrying: "Retrying", sent: "Sent", skipped: "Skipped", failed: "Failed" };
-const RESENDABLE = new Set(["failed", "skipped"]); // what the edge resends (it checks again)
 const PAGE_ROWS = 50; // rows per page shown
 const READ_ROWS = 200; // rows per read when collecting every match (the edge's most)
 const MAX_COLLECTED = 10_000; // the most rows an export or "Resend all failed" collects
@@ -439,19 +439,25 @@ function row(d) {
     "tr",
     { "data-id": id },
     h("th", { scope: "row" }, href ? h("a", { href, target: "_blank", rel: "noopener" }, id) : id),
-    h("td", { class: "customer" }, d.customerName || d.customerEmail ? [d.customerName ?? "", d.customerEmail ? h("span", { class: "email" }, d.customerEmail) : null] : "—"),
-    h("td", {}, or(d.agentEmail)),
-    h("td", {}, or(d.channel)),
+    h(
+      "td",
+      { class: "customer" },
+      d.customerName || d.customerEmail
+        ? [d.customerName ? h("bdi", {}, d.customerName) : "", d.customerEmail ? h("bdi", { class: "email" }, d.customerEmail) : null]
+        : "—",
+    ),
+    h("td", { class: "agent" }, d.agentEmail ? h("bdi", {}, d.agentEmail) : "—"),
+    h("td", {}, d.channel ? h("bdi", {}, d.channel) : "—"),
     h("td", {}, h("span", { class: `delivery ${d.state}` }, STATE_WORDS[d.state] ?? d.state)),
-    h("td", { class: "reason" }, or(reasonWords(d))),
+    h("td", { class: "reason" }, h("bdi", {}, or(reasonWords(d)))),
     h("td", { class: "num" }, String(d.attempts ?? 0)),
     h("td", { class: "when" }, time(d.closedAt) ?? "—"),
     h("td", {}, nextOrSent(d)),
-    h("td", {}, or(outcomeText(d))),
+    h("td", { class: "outcome" }, h("bdi", {}, or(outcomeText(d)))),
     h(
       "td",
-      {},
-      RESENDABLE.has(d.state)
+      { class: "action" },
+      d.resendable === true // the edge says where a resend can change something
         ? h("button", { type: "button", class: "small", "aria-label": `Resend the survey for ${id}`, onclick: guard(working(() => resendOne(id))) }, "Resend")
         : "",
     ),
@@ -621,17 +627,8 @@ const CSV_COLUMNS = [
   ["Conversation URL", conversationHref],
 ];
 
-/** One RFC 4180 field; text a spreadsheet would run as a formula starts with an apostrophe. */
-function csvField(value) {
-  let text = value === undefined || value === null ? "" : String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
-function csv(list) {
-  const lines = [CSV_COLUMNS.map(([name]) => name), ...list.map((d) => CSV_COLUMNS.map(([, get]) => get(d)))];
-  return `${lines.map((cells) => cells.map(csvField).join(",")).join("\r\n")}\r\n`;
-}
+/** The export's text: a header, then one line per entry. */
+const csv = (list) => csvText([CSV_COLUMNS.map(([name]) => name), ...list.map((d) => CSV_COLUMNS.map(([, get]) => get(d)))]);
 
 async function exportCsv() {
   const out = $("bulk-result");

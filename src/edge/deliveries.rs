@@ -388,6 +388,39 @@ fn request_text<'a>(job: &'a Job, pointer: &str) -> Option<&'a str> {
     job.request.as_ref()?.pointer(pointer)?.as_str()
 }
 
+/// Skips a resend cannot change: the customer's or the conversation's own facts (no email, no
+/// channel: checked again, they come back the same), a close that was undone (closing it again
+/// schedules a survey by itself), and the rule against surveying a conversation twice. An agent
+/// left unassigned or without an email is the org's to fix, so those skips stay resendable.
+const FINAL_SKIPS: [SkipCode; 5] = [
+    SkipCode::NotClosed,
+    SkipCode::Reopened,
+    SkipCode::NoCustomerEmail,
+    SkipCode::NoChannel,
+    SkipCode::AlreadySurveyed,
+];
+
+/// Whether a resend can change the entry's fate, so the Deliveries page offers it: a failure
+/// may pass on another try, and a skip for the app's settings or the agent (or for a reason
+/// this build does not know) may pass once they are fixed; not a [`FINAL_SKIPS`] skip, and
+/// nothing pending or sent.
+pub fn resendable(job: &Job) -> bool {
+    match job.state {
+        JobState::Failed => true,
+        JobState::Skipped => !job
+            .reason
+            .as_deref()
+            .is_some_and(|r| FINAL_SKIPS.iter().any(|c| c.as_str() == r)),
+        _ => false,
+    }
+}
+
+/// Text from Kustomer, Agent Connect or a server, as the pages show it: without bidirectional
+/// controls ([`display::plain`](crate::display::plain)).
+fn shown(text: Option<&str>) -> Option<String> {
+    text.map(|t| crate::display::plain(t).into_owned())
+}
+
 /// A job as the delivery log shows it: no settings, so no key; the request's fields the table
 /// needs are also given flat (`null` when the job has no request yet).
 pub fn view(job: &Job) -> Value {
@@ -396,23 +429,29 @@ pub fn view(job: &Job) -> Value {
         "conversationId": job.conversation_id,
         "state": shown_state(job),
         "reason": job.reason,
-        "message": job.message,
+        "message": shown(job.message.as_deref()),
         "attempts": job.attempts,
         "closedAt": iso(job.closed_at_ms),
         "sendAt": iso(job.send_at_ms),
         "nextAttemptAt": job.due_ms.map(iso),
         "sentAt": job.sent_ms.map(iso),
         "updatedAt": iso(job.updated_ms),
-        "customerName": request_text(job, "/customer/name"),
-        "customerEmail": request_text(job, "/customer/email"),
-        "agentEmail": agent_of(job),
-        "channel": request_text(job, "/channel"),
+        "customerName": shown(request_text(job, "/customer/name")),
+        "customerEmail": shown(request_text(job, "/customer/email")),
+        "agentEmail": shown(agent_of(job)),
+        "channel": shown(request_text(job, "/channel")),
         "conversationUrl": request_text(job, "/external_url"),
         "request": job.request,
+        "resendable": resendable(job),
         "outcome": job.outcome.as_ref().map(|o| {
             let mut shown = serde_json::to_value(&o.read).unwrap_or_default();
-            if let (Some(map), Some(error)) = (shown.as_object_mut(), &o.write_error) {
-                map.insert("writeError".into(), error.as_str().into());
+            if let Some(map) = shown.as_object_mut() {
+                if let Some(error) = &o.write_error {
+                    map.insert("writeError".into(), error.as_str().into());
+                }
+                if let Some(Value::String(comment)) = map.get_mut("comment") {
+                    *comment = crate::display::plain_owned(std::mem::take(comment));
+                }
             }
             shown
         }),

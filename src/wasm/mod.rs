@@ -47,6 +47,7 @@ export interface SurveyInput {
   settings: RawSettings; conversation: unknown; customer?: unknown; user?: unknown; tags?: unknown;
   /** The body of `GET /v1/brands/{id}` for the brand `recordsToRead` names. */ brand?: unknown;
   /** The org's id, when known: sent as the `kustomer_org` custom property. */ org?: string; options?: CoreOptions;
+  /** `explainConversation` only: the conversation's delivery log entry (`list-deliveries`), once read. */ delivery?: { state: string; message?: string | null } | null;
 }
 export interface StellaRequest {
   method: "POST"; url: string; headers: Record<string, string>;
@@ -62,7 +63,8 @@ export interface FieldDef {
   kind: "secret" | "url" | "integer" | "text" | "boolean" | "channelMap" | "channelList" | "pairs";
 }
 export interface CardView {
-  outlook: "scheduled" | "due" | "when_closed" | "do_not_send" | "no_survey" | "not_configured";
+  /** `sent`, `not_sent` and `failed` come from what happened (the outcome, then the log), after the close. */
+  outlook: "scheduled" | "due" | "when_closed" | "do_not_send" | "no_survey" | "not_configured" | "sent" | "not_sent" | "failed";
   headline: string; detail: string; reason?: Skip;
   survey?: { customerName?: string; customerEmail: string; agentEmail: string; channel: string };
   /** RFC 3339, closed conversations only. */ sendAt?: string; delay: string;

@@ -13,11 +13,15 @@ import { launch, open, seriousViolations } from "./browser.mjs";
 const SHOTS = new URL(`../../${process.env.SCREENSHOTS_DIR ?? "build/screenshots"}/`, import.meta.url);
 mkdirSync(SHOTS, { recursive: true });
 const SECRETS = [STELLA_KEY, KUSTOMER_KEY, APP_SECRET];
-const HOSTILE_NAME = `=HYPERLINK("http://evil.example","click"), "boss"`;
+// A formula, quotes, a comma, and a right-to-left override that would reverse what follows it.
+const HOSTILE_NAME = `=HYPERLINK("http://evil.example","click"), "boss"\u202E gnp.exe`;
+const SHOWN_NAME = HOSTILE_NAME.replace("\u202E", ""); // the edge drops direction controls
 const STATE_WORDS = { scheduled: "Scheduled", retrying: "Retrying", sent: "Sent", skipped: "Skipped", failed: "Failed" };
 
 let stack;
 let browser;
+// Skipped: one for the customer's own data (a resend cannot change it), one for no agent (the
+// org may assign one: a resend can change that).
 const ids = { sent: ["conv-email", "conv-chat"], skipped: ["conv-no-email", "conv-unassigned"], failed: [] };
 
 /** Every entry of the edge's log matching `query` (paging through with its cursor). */
@@ -144,14 +148,19 @@ test("the summary and the chart count each state; each row gives its state and r
     assert.equal(cells[3], STATE_WORDS[d.state], d.conversationId);
     assert.equal(cells[4], d.message || log.reasons[d.reason] || "—", d.conversationId);
     assert.ok(cells[4] !== d.reason, `${d.conversationId}: the reason in words, not its code`);
-    assert.equal(cells[9], d.state === "failed" || d.state === "skipped" ? "Resend" : "", d.conversationId);
+    // Resend where the edge says it can change something: failures, not a skip for no email.
+    assert.equal(d.resendable, d.state === "failed" || d.conversationId === "conv-unassigned", d.conversationId);
+    assert.equal(cells[9], d.resendable ? "Resend" : "", d.conversationId);
     // Agent Connect's word on a sent survey; none on one never sent.
     assert.equal(cells[8], d.state === "sent" ? "The survey was sent" : "—", d.conversationId);
   }
   const skipped = await rowOf(page, "conv-no-email").locator("td").nth(4).textContent();
   assert.match(skipped, /email/i);
   // The hostile name is text, the link goes to the conversation in a new tab.
-  assert.equal(await rowOf(page, "conv-hostile").locator("td").first().textContent(), `${HOSTILE_NAME}boss@example.com`);
+  assert.equal(await rowOf(page, "conv-hostile").locator("td").first().textContent(), `${SHOWN_NAME}boss@example.com`);
+  assert.ok(!(await page.content()).includes("\u202E"), "no direction control on the page");
+  // Isolated: the name's own direction stays inside its cell.
+  assert.equal(await rowOf(page, "conv-hostile").locator("td.customer bdi").first().textContent(), SHOWN_NAME);
   const link = rowOf(page, "conv-hostile").getByRole("link", { name: "conv-hostile" });
   assert.equal(await link.getAttribute("href"), `${stack.base}/sandbox/kustomer/app/customers/cust-hostile/event/conv-hostile`);
   assert.equal(await link.getAttribute("target"), "_blank");
@@ -160,6 +169,30 @@ test("the summary and the chart count each state; each row gives its state and r
   assert.equal(await rowOf(page, "conv-unassigned").getByRole("link").getAttribute("href"), `${stack.base}/sandbox/kustomer/app/conversations/conv-unassigned`);
   assert.match(await page.locator("#status").textContent(), /^Showing 8 of 8 deliveries\.$/);
   await page.screenshot({ path: new URL("deliveries.png", SHOTS).pathname, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test("in Kustomer's 1,024 px frame the log needs no sideways scroll: Outcome and Resend are in view", async () => {
+  const page = await deliveriesPage("", { width: 1024, height: 800 });
+  const overflow = await page.evaluate(() => {
+    const wrap = document.querySelector(".table-wrap");
+    return {
+      page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      table: wrap.scrollWidth - wrap.clientWidth,
+    };
+  });
+  assert.deepEqual(overflow, { page: 0, table: 0 }, "nothing wider than the frame");
+  const inView = async (locator, what) => {
+    const box = await locator.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 1024, `${what} at ${JSON.stringify(box)}`);
+  };
+  await inView(page.getByRole("columnheader", { name: "Outcome" }), "the Outcome column");
+  await inView(page.getByRole("columnheader", { name: "Action" }), "the Action column");
+  const resend = page.getByRole("button", { name: /^Resend the survey for / }).first();
+  await inView(resend, "a row's Resend");
+  for (const id of ["export", "resend-failed"]) await inView(page.locator(`#${id}`), id);
+  await page.screenshot({ path: new URL("deliveries-1024.png", SHOTS).pathname, fullPage: true });
   assert.deepEqual(page.problems, []);
   await page.close();
 });
@@ -312,8 +345,9 @@ test("keyboard alone: filter, resend a row, open and leave the confirmation", as
   }
   await reload(page, () => page.keyboard.press("Enter"));
   assert.deepEqual((await rowIds(page)).sort(), [...ids.skipped].sort());
-  // To the first row's Resend button by Tab alone.
-  const target = (await rowIds(page))[0];
+  // To the first row's Resend button by Tab alone (the skip for no email offers none).
+  const target = "conv-unassigned";
+  assert.equal(await rowOf(page, "conv-no-email").getByRole("button").count(), 0);
   for (let i = 0; i < 40 && !(await page.evaluate(() => document.activeElement.getAttribute("aria-label")))?.startsWith("Resend the survey"); i++) {
     await page.keyboard.press("Tab");
   }
@@ -321,7 +355,7 @@ test("keyboard alone: filter, resend a row, open and leave the confirmation", as
   await page.keyboard.press("Enter");
   await page.locator("#status", { hasText: `${target}: scheduled again.` }).waitFor();
   assert.equal(await page.evaluate(() => document.activeElement.textContent), target, "focus on the refreshed row");
-  // It has no customer email or no agent still: skipped again, after a fresh check.
+  // It has no agent still: skipped again, after a fresh check.
   await waitFor(async () => {
     const d = await entry(target);
     return d.state === "skipped" && d.reason !== "resend";
@@ -390,8 +424,13 @@ test("CSV export of the view: every matching row, RFC 4180 quoting, formulas neu
   const log = await edgeLog();
   assert.deepEqual(records.slice(1).map((r) => r[0]), log.map((d) => d.conversationId), "every row of the view, past the first page");
   const hostile = records.find((r) => r[0] === "conv-hostile");
-  assert.equal(hostile[10], `'${HOSTILE_NAME}`, "a formula starts with an apostrophe");
-  assert.ok(text.includes(`"'=HYPERLINK(""http://evil.example"",""click""), ""boss"""`), "quotes doubled, the field quoted");
+  assert.equal(hostile[10], `'${SHOWN_NAME}`, "a formula starts with an apostrophe");
+  assert.ok(text.includes(`"'=HYPERLINK(""http://evil.example"",""click""), ""boss"" gnp.exe"`), "quotes doubled, the field quoted");
+  assert.ok(!text.includes("\u202E"), "no direction control in the export");
+  // Every field with a list separator of any locale is quoted.
+  for (const line of text.split("\r\n")) {
+    for (const m of line.matchAll(/(?:^|,)([^",]*;[^",]*)(?=,|$)/g)) assert.fail(`unquoted ";" in ${m[1]}`);
+  }
   assert.equal(hostile[1], "sent");
   assert.ok(text.endsWith("\r\n") && !/[^\r]\n/.test(text), "CRLF line ends");
   for (const r of records.slice(1)) for (const cell of r) assert.ok(!/^[=+\-@\t\r]/.test(cell), cell);

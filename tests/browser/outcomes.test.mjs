@@ -15,8 +15,8 @@ mkdirSync(SHOTS, { recursive: true });
 let stack;
 let browser;
 before(async () => {
-  // Outcomes are read back every 3 s, as under `make run`.
-  stack = await new Stack({ env: { OUTCOME_POLL_MS: "3000" } }).start();
+  // Outcomes are read back every 10 s, as under `make run`.
+  stack = await new Stack({ env: { OUTCOME_POLL_MS: "10000" } }).start();
   browser = await launch();
 });
 after(async () => {
@@ -35,6 +35,24 @@ async function cardPage(id) {
 async function custom(id) {
   return (await stack.conversation(id)).data.attributes.custom ?? {};
 }
+
+test("a roster that cannot be read is said on the card in words, not hidden", async () => {
+  // First, before any card has had the roster read (it is cached a day once read). Agent
+  // Connect's roster answers 503 for a while: nothing is cached, and the card says so.
+  await stack.request("POST", "/sandbox/stella/faults", { body: { status: 503, count: 20, route: "employees" } });
+  try {
+    const card = await cardPage("conv-unapproved");
+    const warning = card.locator("#card .warning");
+    await warning.waitFor({ timeout: 20_000 });
+    assert.equal(await warning.getAttribute("data-code"), "stella_unavailable");
+    assert.match(await warning.textContent(), /^Agent Connect's roster could not be checked: Agent Connect could not be reached: .*503.*\. The card cannot say whether Agent Connect surveys this agent\.$/);
+    assert.deepEqual(await seriousViolations(card), []);
+    assert.deepEqual(card.problems.filter((p) => !/503/.test(p)), []);
+    await card.close();
+  } finally {
+    await stack.request("DELETE", "/sandbox/stella/faults");
+  }
+});
 
 test("closed, answered on the home page, and the rating is on the conversation and the card within a few seconds", async (t) => {
   const id = "conv-email";
@@ -56,11 +74,13 @@ test("closed, answered on the home page, and the rating is on the conversation a
 
   await waitFor(async () => (await custom(id))["@stellaSurveyRatingNum"] === 4, 20_000, "the rating on the conversation", 100);
   const seconds = (Date.now() - answeredAt) / 1000;
-  t.diagnostic(`answer → rating on the conversation: ${seconds.toFixed(1)} s (reads every 3 s)`);
+  t.diagnostic(`answer → rating on the conversation: ${seconds.toFixed(1)} s (reads every 10 s)`);
 
   const card = await cardPage(id);
   const line = card.locator(".happened .outcome");
   await line.waitFor();
+  // The headline says what happened, never the plan ("… is due") once it was sent and rated.
+  assert.equal(await card.locator("#card h2").textContent(), "Sent, rated 4 of 5");
   const text = await line.textContent();
   assert.match(text, /Survey sent/);
   assert.match(text, /rated 4 of 5/);
@@ -84,6 +104,9 @@ test("a suppressed survey shows as not sent, with the reason in words", async ()
   const line = card.locator(".happened .outcome");
   await line.waitFor();
   assert.match(await line.textContent(), /Not sent: .*suppression period/);
+  // No promise of a survey above Agent Connect's refusal, and no recipient.
+  assert.equal(await card.locator("#card h2").textContent(), "Not sent by Agent Connect");
+  assert.equal(await card.locator("dl.facts").count(), 0);
   assert.deepEqual(card.problems, []);
 });
 

@@ -249,6 +249,8 @@ test("the card shows what actually happened: sent, skipped, failed, or nothing y
     const page = await cardPage(id);
     await page.locator(".happened .delivery, .happened .outcome, .happened .muted:not(:has-text('Reading'))").first().waitFor();
     const text = await page.locator(".happened").textContent();
+    // The headline is drawn with the log's entry: it says what happened, as the log does.
+    happened.headline = await page.locator("#card h2").textContent();
     assert.deepEqual(page.problems, [], id);
     await page.close();
     return text;
@@ -259,6 +261,7 @@ test("the card shows what actually happened: sent, skipped, failed, or nothing y
   await stack.close(fresh);
   await waitFor(async () => (await stack.delivery(fresh))?.state === "sent", 20_000, "the survey to be sent");
   assert.match(await happened(fresh), /Survey sent /);
+  assert.match(happened.headline, /^(Survey sent|Sent, not answered yet)$/);
   // Skipped, in the core's words.
   await stack.close("conv-no-email");
   await waitFor(async () => {
@@ -266,6 +269,7 @@ test("the card shows what actually happened: sent, skipped, failed, or nothing y
     return d?.state === "skipped" && d.reason !== "reopened"; // not the earlier close's outcome
   }, 20_000, "conv-no-email to be skipped");
   assert.match(await happened("conv-no-email"), /Not sent: .*email/);
+  assert.equal(happened.headline, "No survey was sent");
   // Failed: Stella refuses the key for good.
   const refused = await stack.newConversation();
   await stack.request("POST", "/sandbox/stella/faults", { body: { status: 400, count: 100 } });
@@ -273,6 +277,7 @@ test("the card shows what actually happened: sent, skipped, failed, or nothing y
   await waitFor(async () => (await stack.delivery(refused))?.state === "failed", 20_000, "the survey to fail");
   await stack.request("DELETE", "/sandbox/stella/faults");
   assert.match(await happened(refused), /Failed: Agent Connect refused/i);
+  assert.equal(happened.headline, "The survey could not be sent", "never a promise above a refusal");
   await stack.reopen("conv-no-email");
 });
 
@@ -344,9 +349,17 @@ test("full flow: fill the settings, close a conversation on the home page, see t
 test("the home page makes the Agent Connect sandbox refuse surveys, and accept them again", async () => {
   await stack.setDelay(1);
   const home = await open(browser, `${stack.base}/`);
+  // The page reads the sandbox's state first.
+  await home.locator("#stella-status", { hasText: "accepts survey requests" }).waitFor();
   const toggle = home.getByRole("button", { name: "Refuse surveys" });
   await toggle.click();
   await home.getByRole("button", { name: "Accept surveys again", pressed: true }).waitFor();
+  // The state is the sandbox's: the page loaded again shows it as it is.
+  const again = await open(browser, `${stack.base}/`);
+  await again.getByRole("button", { name: "Accept surveys again", pressed: true }).waitFor();
+  assert.match(await again.locator("#stella-status").textContent(), /refuses every survey request \(400\)/);
+  assert.deepEqual(again.problems, []);
+  await again.close();
   const refused = await stack.newConversation();
   await stack.close(refused);
   await waitFor(async () => (await stack.delivery(refused))?.state === "failed", 20_000, "the survey to fail");

@@ -394,6 +394,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             );
             return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
         }
+        if !deliveries::resendable(&job) {
+            let why = "A resend cannot change this skip: the conversation's own facts would be \
+                       checked again and give the same answer, and closing it again schedules \
+                       a survey by itself.";
+            return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
+        }
         let job = Job {
             state: JobState::Scheduled,
             generation: job.generation.wrapping_add(1),

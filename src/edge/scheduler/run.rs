@@ -543,7 +543,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             Ok(response) => response.status >= 500,
             Err(_) => false,
         };
-        match kustomer_api::interpret(answer, now, "Stella", &keys) {
+        match kustomer_api::interpret(answer, now, "Agent Connect", &keys) {
             Ok(_) => Attempt::Sent {
                 request: shown.unwrap_or(Value::Null),
                 closed_at_ms,
