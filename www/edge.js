@@ -121,10 +121,16 @@ export class OrgScheduler extends DurableObject {
   /** RPC from the gateway: a command as JSON text; the reply as the worker answers it. */
   command(command) {
     const reply = this.scheduler.command(command);
-    // The roster waits on Agent Connect: its reply is a Promise, and it changes no alarm.
-    if (reply instanceof Promise) return reply;
+    // A command that waits on the network (the roster, or Kustomer asked about an app secret)
+    // answers with a Promise; then, like any other, it may have changed the alarm.
+    if (reply instanceof Promise) return reply.then((r) => this.armed(r));
+    return this.armed(reply);
+  }
+
+  /** The reply, once the alarm is set as Rust says (most closes change no alarm: no await). */
+  armed(reply) {
     const alarm = this.arm();
-    return alarm ? alarm.then(() => reply) : reply; // most closes change no alarm: no await
+    return alarm ? alarm.then(() => reply) : reply;
   }
 
   async alarm() {
