@@ -378,6 +378,9 @@ test("the squat, as the probe ran it: an agent's key closing first with its own 
     const real = await newConversation();
     const r = await stack.postEvent(await closedEvent(real));
     assert.deepEqual([r.status, r.body.status], [202, "scheduled"], r.text);
+    // Sent with no other call to the org meanwhile: the close, answered after Kustomer was
+    // asked about its secret, set the alarm itself.
+    await waitFor(async () => (await stack.stellaRequests(real)).length === 1, 20_000, `${real} sent`);
     assert.equal((await final(real)).state, "sent");
     // The held close is scheduled with the org's own settings, Kustomer's data deciding: one
     // survey, sent with the org's Stella key (the sandbox accepts no other).
