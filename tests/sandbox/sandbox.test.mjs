@@ -4,6 +4,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -158,6 +159,19 @@ describe("Kustomer sandbox", () => {
     assert.equal(put.body.data.attributes.settings.secondsUntilSend, "7");
     assert.equal(put.body.data.attributes.settings.kustomerApiKey, "********");
     assert.equal((await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { brand: "x" } })).status, 400);
+  });
+
+  it("reads one setting (the app's link) with the settings role: a secret masked, 403 without the role, 404 unknown", async () => {
+    const path = "/v1/settings/stella_connect/default/appSecretFingerprint";
+    const r = await kustomer("GET", path, { key: KEY });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const expected = `v1:${createHmac("sha256", APP_SECRET).update("stella-connect app secret fingerprint v1").digest("hex")}`;
+    assert.deepEqual(r.body.data, { type: "setting", id: "stella_connect.default.appSecretFingerprint", attributes: { value: expected } });
+    const secret = await kustomer("GET", "/v1/settings/stella_connect/default/appSecret", { key: KEY });
+    assert.equal(secret.body.data.attributes.value, "********");
+    assert.equal((await kustomer("GET", path, { key: AGENT_KEY })).status, 403);
+    assert.equal((await kustomer("GET", "/v1/settings/stella_connect/default/noSuchSetting", { key: KEY })).status, 404);
+    assert.equal((await kustomer("GET", "/v1/settings/another_app/default/appSecretFingerprint", { key: KEY })).status, 404);
   });
 
   it("describes the key at /v1/auth/tokens/current", async () => {
