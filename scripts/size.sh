@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 wasm=pkg/stella_connect_bg.wasm
-ceiling=$((233 * 1024))
+ceiling=$((238 * 1024))
 raw=$(stat -c %s "$wasm")
 gz=$(gzip -9c "$wasm" | wc -c)
 printf 'size: %s raw %d bytes (%.1f KB), gzipped %d bytes (%.1f KB); ceiling %d KB\n' \

@@ -5,6 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { APP_SECRET, Stack, waitFor } from "./harness.mjs";
@@ -235,8 +236,13 @@ test("bulk resend: mixed results, at most 50, the org's own surveys only", async
   const missing = await resend([real.skipped], stack.settingsHeaders({ "x-app-secret": null }));
   assert.deepEqual([missing.status, missing.body.error.code], [401, "missing_app_secret"]);
 
-  // Another org, with its own app secret (registered by its first close), sees and resends
-  // only its own surveys.
+  // Another org, whose admin linked its own app (its own secret and fingerprint, saved in its
+  // Kustomer settings), sees and resends only its own surveys.
+  const linked = await stack.request("PUT", "/sandbox/kustomer/v1/apps/settings", {
+    headers: { authorization: `Bearer ${OTHER_KEY}` },
+    body: { settings: { appSecret: OTHER_SECRET, appSecretFingerprint: `v1:${createHmac("sha256", OTHER_SECRET).update("stella-connect app secret fingerprint v1").digest("hex")}` } },
+  });
+  assert.equal(linked.status, 200, linked.text);
   const theirs = stack.settingsHeaders({ "x-kustomer-api-key": OTHER_KEY, "x-app-secret": OTHER_SECRET, ...LATER });
   const closed = await stack.postEvent(syntheticClose("other-conv", Date.now() - 5000, "other-org"), theirs);
   assert.equal(closed.status, 202, closed.text);

@@ -10,6 +10,9 @@ use crate::edge::{OrgRecord, Reply, Store, Transport};
 use crate::settings::Settings;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::task::{Poll, Waker};
 
 /// Who makes a call that reads or changes surveys: the fingerprint of the app secret it
 /// presents, its org as Kustomer named it for the key, and the Kustomer key (with its API URL)
@@ -63,7 +66,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 let now = self.clock.now_ms();
                 self.store.org().is_ok_and(|record| {
                     !record.trust.vouches_for(&caller.fingerprint)
-                        && record.trust.may_read(now, false)
+                        && (self.link_read.is_busy() || record.trust.may_read(now, false))
                 })
             }),
         }
@@ -73,6 +76,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// may ask now (always when `forced`); records the answer. Never fails the call: a
     /// problem is kept on the record, for the pages' banner.
     pub(super) async fn verify(&self, caller: &Caller, forced: bool) -> Result<(), String> {
+        // A read under way answers for this call too (the first closes of an org come in a
+        // burst): wait for it rather than hold the close.
+        if self.link_read.is_busy() {
+            self.link_read.wait().await;
+            if !forced {
+                return Ok(());
+            }
+        }
         let now = self.clock.now_ms();
         let mut record = self.store.org()?;
         if record.trust.vouches_for(&caller.fingerprint) || !record.trust.may_read(now, forced) {
@@ -81,14 +92,17 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // Noted before asking: calls that come in while Kustomer answers do not ask again.
         let before = record.trust.read_ms.replace(now);
         self.store.put_org(&record)?;
-        let result = trust::read_fingerprint(
-            &self.transport,
-            &caller.kustomer_api_url,
-            &caller.kustomer_api_key,
-            &caller.org,
-            now,
-        )
-        .await;
+        let result = {
+            let _open = self.link_read.open();
+            trust::read_fingerprint(
+                &self.transport,
+                &caller.kustomer_api_url,
+                &caller.kustomer_api_key,
+                &caller.org,
+                now,
+            )
+            .await
+        };
         let mut record = self.store.org()?; // as it is now: other calls ran meanwhile
                                             // A key that may not read settings says nothing of the org: it does not spend the
                                             // org's read, so the app's own key, next, is asked at once.
@@ -262,8 +276,93 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 }
 
+/// A gate calls wait at while one of them asks Kustomer for the app's link (single-threaded:
+/// cells and wakers, no locks).
+#[derive(Default)]
+pub(super) struct Gate {
+    busy: Cell<bool>,
+    waiting: RefCell<Vec<Waker>>,
+}
+
+impl Gate {
+    fn is_busy(&self) -> bool {
+        self.busy.get()
+    }
+
+    /// Marks the gate busy until the guard is dropped (the read answered, or was cancelled),
+    /// which wakes every call waiting.
+    fn open(&self) -> impl Drop + '_ {
+        self.busy.set(true);
+        Opened(self)
+    }
+
+    /// Resolves once the gate is no longer busy.
+    fn wait(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.busy.get() {
+                self.waiting.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+    }
+}
+
+struct Opened<'a>(&'a Gate);
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        self.0.busy.set(false);
+        for waker in self.0.waiting.take() {
+            waker.wake();
+        }
+    }
+}
+
 /// Whether held closes may be scheduled: Kustomer vouches for a secret (a fingerprint is
 /// known) and the org has trusted settings to send with.
 fn releasable(record: &OrgRecord) -> bool {
     record.trust.fingerprint.is_some() && record.sealed_settings.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gate;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_call_waits_while_the_link_is_read_and_is_woken_after() {
+        let gate = Gate::default();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            pin!(gate.wait()).poll(&mut cx).is_ready(),
+            "not busy: no wait"
+        );
+        let open = gate.open();
+        assert!(gate.is_busy());
+        let mut waiting = pin!(gate.wait());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        drop(open);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "woken when the read is over"
+        );
+        assert_eq!(waiting.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert!(!gate.is_busy());
+    }
 }

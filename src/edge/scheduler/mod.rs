@@ -152,6 +152,9 @@ pub struct Scheduler<S, T, C> {
     /// The org's calls to Agent Connect's read APIs this minute (Data Return, the roster),
     /// loaded from the org's record on first use.
     stella_pace: RefCell<Option<StellaPace>>,
+    /// Open while Kustomer is being asked for the app's link: calls meanwhile wait for its
+    /// answer instead of being held.
+    link_read: link::Gate,
 }
 
 /// An instant as RFC 3339.
@@ -175,6 +178,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             kept: RefCell::new(None),
             cold: Cell::new(false),
             stella_pace: RefCell::new(None),
+            link_read: link::Gate::default(),
         }
     }
 
