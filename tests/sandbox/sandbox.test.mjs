@@ -149,6 +149,7 @@ describe("Kustomer sandbox", () => {
       secondsUntilSend: "5",
       stellaApiUrl: `${workerd.base}/sandbox/stella`,
       appSecret: "********", // the org's app secret, seeded, secret like the keys
+      appSecretFingerprint: `v1:${createHmac("sha256", APP_SECRET).update("stella-connect app secret fingerprint v1").digest("hex")}`, // its fingerprint: the app's link, readable
     });
     const put = await kustomer("PUT", "/v1/apps/settings", {
       key: KEY,
@@ -766,6 +767,7 @@ describe("Kustomer sandbox: app registration and installation", () => {
       surveyedChannels: "",
       resurveyAfterDays: 0,
       appSecret: "********", // kept, masked
+      appSecretFingerprint: `v1:${createHmac("sha256", APP_SECRET).update("stella-connect app secret fingerprint v1").digest("hex")}`, // kept, readable (hidden, not secret)
       webhookToken: "********", // declared secret by the definition
     });
     const put = await kustomer("PUT", "/v1/apps/settings", { key: KEY, body: { settings: { webhookToken: "********" } } });
