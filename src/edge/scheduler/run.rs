@@ -65,18 +65,18 @@ pub(super) struct Metered<'a, T, C> {
 impl<T: Transport, C: Clock> Transport for Metered<'_, T, C> {
     async fn send(&self, request: Request) -> Result<Response, SendError> {
         let now = self.clock.now_ms();
-        {
+        let spent = {
             let mut budget = self.budget.borrow_mut();
             if budget.allowance(self.share, now) == 0 {
                 return Err(SendError::Paced);
             }
-            budget.spend(now);
-        }
+            budget.spend(now)
+        };
         let answer = self.inner.send(request).await;
         let settled = self.clock.now_ms();
         self.budget
             .borrow_mut()
-            .settle(answer.as_ref().ok(), now, settled);
+            .settle(spent, answer.as_ref().ok(), settled);
         answer
     }
 }
