@@ -1506,6 +1506,42 @@ fn late_answers_while_closes_arrive_keep_every_window_within_the_share() {
     );
 }
 
+/// The org's instance starts again mid-window, after its share of the window was used up and
+/// with surveys still due: the new one knows nothing of the window yet, and waits for it to
+/// turn instead of probing into it.
+#[test]
+fn a_new_instance_does_not_go_over_the_window_the_one_before_used_up() {
+    let edge = Edge::quick();
+    let ids = add_conversations(&edge.world, 12, 0x5000, "restart");
+    let t0 = closed_ms();
+    for id in &ids {
+        assert_eq!(edge.close(&close_event(id, &iso(t0))).status, 202);
+    }
+    edge.world.enforce_budget(20, 60_000, edge.time.clone());
+    let due = t0 + DELAY_MS;
+    assert!(
+        due % 60_000 < 50_000,
+        "both runs in one of Kustomer's windows"
+    );
+    edge.fire_alarms(due);
+    assert_eq!(edge.world.budget_use().0, [10], "the share: 10 of 20");
+    edge.gateway.router.restart(ORG);
+    edge.fire_alarms(due + 1000);
+    assert_eq!(
+        edge.world.budget_use().0,
+        [10],
+        "nothing more in that window"
+    );
+    edge.advance_to(due + 10 * 60_000);
+    let (windows, refused) = edge.world.budget_use();
+    assert_eq!(
+        (windows.iter().max(), refused),
+        (Some(&10), 0),
+        "{windows:?}"
+    );
+    assert_eq!(edge.world.accepted().len(), 12, "{windows:?}");
+}
+
 /// A job cut off by a crash, picked again once its lease is over while the org's budget is
 /// spent by others: it waits for the next window without renewing its lease, and the alarm
 /// does not spin meanwhile.

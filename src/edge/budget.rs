@@ -75,6 +75,8 @@ pub struct Budget {
     window: u64,
     /// When `remaining` was read.
     remaining_at: i64,
+    /// No calls before then: the instance before this one had used up its share until then.
+    resume_at: Option<i64>,
 }
 
 impl Budget {
@@ -163,8 +165,26 @@ impl Budget {
         }
     }
 
+    /// A new instance picks up where the one before stopped (its share of a window used up
+    /// until `until_ms`): its first calls, made before any answer says what is left, would
+    /// otherwise go over that window.
+    pub fn resume(&mut self, until_ms: i64) {
+        self.resume_at = Some(until_ms);
+    }
+
+    /// Nothing is known yet: no call made, no answer read, nothing resumed.
+    pub fn is_fresh(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// How many calls this app may make now, with `share_percent` of each window's budget.
     pub fn allowance(&mut self, share_percent: u32, now_ms: i64) -> u32 {
+        if let Some(at) = self.resume_at {
+            if now_ms < at {
+                return 0;
+            }
+            self.resume_at = None;
+        }
         if self.end.is_some_and(|end| now_ms >= end.latest) {
             self.turn(None);
         }
@@ -214,10 +234,12 @@ impl Budget {
         }
     }
 
-    /// When to look again once the allowance is spent: the window's latest end, when known.
+    /// When to look again once the allowance is spent: the window's latest end, when known (or
+    /// the end the instance before left).
     pub fn next_window(&self, now_ms: i64) -> i64 {
         self.end
             .map(|end| end.latest)
+            .or(self.resume_at)
             .filter(|end| *end > now_ms)
             .unwrap_or(now_ms + LOOK_AGAIN_MS)
     }
@@ -708,6 +730,21 @@ mod tests {
             b.next_window(5_000),
             59_000,
             "no earlier than the window could end"
+        );
+    }
+
+    #[test]
+    fn a_new_instance_waits_out_the_window_the_one_before_used_up() {
+        let mut b = Budget::default();
+        assert!(b.is_fresh());
+        b.resume(30_000);
+        assert!(!b.is_fresh());
+        assert_eq!(b.allowance(50, 10_000), 0, "no probe into a spent window");
+        assert_eq!(b.next_window(10_000), 30_000);
+        assert_eq!(
+            b.allowance(50, 30_000),
+            PROBE_CALLS,
+            "then it probes as any new one"
         );
     }
 }

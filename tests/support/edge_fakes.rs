@@ -925,6 +925,25 @@ impl OrgRouter {
             .clone()
     }
 
+    /// The org's Durable Object starts again (a deploy, a crash): a new scheduler over the
+    /// same storage, with nothing in memory.
+    pub fn restart(&self, org: &str) {
+        let old = self.scheduler(org);
+        let store = MemStore {
+            jobs: RefCell::new(old.store.jobs.take()),
+            cache: RefCell::new(old.store.cache.take()),
+            org: RefCell::new(old.store.org.take()),
+        };
+        let new = Scheduler::new(
+            store,
+            Net(self.world.clone()),
+            SimClock(self.time.clone()),
+            self.config,
+            test_sealer(),
+        );
+        (self.schedulers.borrow_mut()).insert(org.to_owned(), Rc::new(new));
+    }
+
     /// The orgs that have a scheduler.
     pub fn orgs(&self) -> Vec<String> {
         self.schedulers.borrow().keys().cloned().collect()
