@@ -73,8 +73,9 @@ size:
 ## Fault drills against the real edge in workerd (scripts/drills.mjs): Stella failing for a while,
 ## Kustomer 429s with x-ratelimit-reset, workerd killed 3–5 times with 1,000 surveys pending, each
 ## event delivered three times out of order, hostile input beside real closes, and 2,000 surveys
-## due at once within half of the org's Kustomer API budget. Each ends with exactly one Stella
-## request per eligible conversation and none lost; exits 1 otherwise (about 7 minutes).
+## due at once within half of the org's Kustomer API budget, then again with closes arriving during
+## the drain and Kustomer's answers read late. Each ends with exactly one Stella
+## request per eligible conversation and none lost; exits 1 otherwise (about 13 minutes).
 ## DRILL_SCALE=0.1 for a small run.
 .PHONY: drills
 drills: build

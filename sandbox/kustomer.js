@@ -17,6 +17,7 @@
 // beyond the limit is answered 429 (remaining 0). The default is the `KUSTOMER_BUDGET` binding
 // (`limit/windowSeconds`, such as `1000/10`; unset: Kustomer's 1000/60); `PUT /budget` changes it
 // for one org or all, and `GET /budget` shows it with each window's calls by key and its 429s.
+// `POST /latency` holds every /v1 answer back a random time after the call is counted.
 import { DurableObject, env as startEnv } from "cloudflare:workers";
 import * as seed from "./seed.js";
 import CARDS_SDK from "./cards-sdk-source";
@@ -277,6 +278,27 @@ export class KustomerState extends DurableObject {
   // ---- /v1 API ---------------------------------------------------------------------------
 
   async api(request, path) {
+    const response = await this.answerApi(request, path);
+    // Answers held back (POST /latency): counted and worded now, read later by the caller.
+    const latency = await this.ctx.storage.get("latency");
+    if (latency) await new Promise((resolve) => setTimeout(resolve, this.latencyDraw(latency)));
+    return response;
+  }
+
+  /** One of `[minMs, maxMs]`, drawn from the latency's seed (mulberry32) when it has one. */
+  latencyDraw({ minMs, maxMs, seed }) {
+    let r = Math.random();
+    if (seed !== undefined) {
+      this.latencyState = (this.latencyState ?? seed) + 0x6d2b79f5 >>> 0;
+      let t = this.latencyState;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      r = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    }
+    return minMs + Math.floor(r * (maxMs - minMs + 1));
+  }
+
+  async answerApi(request, path) {
     const route = API_ROUTES.find(([method, pattern]) => method === request.method && pattern.test(path));
     const name = route ? route[2] : `${request.method} /v1/*`;
     const auth = /^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "");
@@ -881,6 +903,12 @@ export class KustomerState extends DurableObject {
     if (m === "PUT" && path === "/budget") return this.setBudget(request);
     if (m === "DELETE" && path === "/budget") return this.clearBudget(url.searchParams.get("org"));
     if (m === "POST" && path === "/faults") return this.setFaults(request);
+    if (m === "POST" && path === "/latency") return this.setLatency(request);
+    if (m === "GET" && path === "/latency") return json(200, { latency: (await this.ctx.storage.get("latency")) ?? null });
+    if (m === "DELETE" && path === "/latency") {
+      await this.ctx.storage.delete("latency");
+      return json(200, { latency: null });
+    }
     if (m === "DELETE" && path === "/faults") {
       await this.ctx.storage.delete("faults");
       return json(200, { faults: null });
@@ -1047,6 +1075,26 @@ export class KustomerState extends DurableObject {
       ids.push(c.id);
     }
     return json(201, { created: ids.length, ids });
+  }
+
+  /**
+   * `POST /latency` `{minMs?, maxMs, seed?}`: every /v1 answer is held back a random time from
+   * `minMs` (default 0) to `maxMs` after the call is counted and its headers written, as when a
+   * busy caller reads its answers late. `DELETE /latency` answers at once again.
+   */
+  async setLatency(request) {
+    const usage = "Body must be {minMs?: ms, maxMs: ms, seed?: n}: whole numbers, 0 <= minMs <= maxMs <= 30000.";
+    const body = await readJson(request);
+    if (!isObject(body)) return json(400, { error: usage });
+    const { minMs = 0, maxMs, seed } = body;
+    const whole = (n) => Number.isSafeInteger(n) && n >= 0;
+    if (!whole(minMs) || !whole(maxMs) || minMs > maxMs || maxMs > 30_000 || (seed !== undefined && !whole(seed))) {
+      return json(400, { error: usage });
+    }
+    const latency = { minMs, maxMs, ...(seed === undefined ? {} : { seed }) };
+    this.latencyState = undefined;
+    await this.ctx.storage.put("latency", latency);
+    return json(200, { latency });
   }
 
   async setFaults(request) {

@@ -11,6 +11,9 @@
 //     input          (5)  hostile and odd requests beside real closes and sends
 //     budget         (6)  2,000 surveys due at once against Kustomer's API budget (1,000 per 10 s here), the
 //                          app's share 50%: no 429, no window over the share, and how fast it went
+//     budget-backlog (7)  1,000 due at once against Kustomer's own 1,000 calls a minute, 250 more closes
+//                          arriving during the drain, every Kustomer answer read 0–2.5 s late
+//                          (POST /sandbox/kustomer/latency): still no window over the share
 //   DRILL_SCALE=0.1 scales the number of conversations (1 = the full drill); DRILL_SEED=n replays
 //   the shuffles and kill moments of an earlier run (each run prints its seed).
 //
@@ -22,7 +25,7 @@ import { pathToFileURL } from "node:url";
 import { drawKind, hostileKinds } from "./drills/hostile.mjs";
 import { KUSTOMER_KEY, rssMb } from "../tests/http/harness.mjs";
 import {
-  DrillStack, INELIGIBLE_KINDS, addConversations, byConversation, closeEvent, conversationSet, count, pool, postEvents, random,
+  DrillStack, INELIGIBLE_KINDS, addConversations, arrivedCount, byConversation, closeEvent, conversationSet, count, pool, postEvents, random,
   reopenEvent, settle, shuffle, sleep, tallyReplies, waitFor,
 } from "./drills/common.mjs";
 
@@ -526,7 +529,7 @@ const CALLS_PER_SURVEY = 2;
  * request per conversation. Reported: the pace, the calls per window, the largest share used, and
  * the slack: from when the budget allowed the last send to the send itself.
  */
-async function budgetDrill(stack, { n, share, log }) {
+async function budgetDrill(stack, { n, share, arriving = 0, latency, rand, log }) {
   const { limit, windowSeconds } = (await stack.kustomerBudget()).default;
   const windowMs = windowSeconds * 1000;
   const windowOf = (t) => Math.floor(t / windowMs) * windowMs;
@@ -535,18 +538,55 @@ async function budgetDrill(stack, { n, share, log }) {
   // the machine busy), as in the kill drill.
   const delay = 5 + Math.ceil(n / 80);
   const closedAt = Date.now();
-  const { sets, eligible } = await closedConversations(stack, `bd-${closedAt}`, n, 0, closedAt);
+  const prefix = `bd-${closedAt}`;
+  const { sets, eligible } = await closedConversations(stack, prefix, n, 0, closedAt);
   const postedFrom = Date.now();
-  const replies = await scheduleAll(stack, sets, delay, { "x-kustomer-budget-share": String(share) });
+  const shareHeader = { "x-kustomer-budget-share": String(share) };
+  const replies = await scheduleAll(stack, sets, delay, shareHeader);
   const dueAt = closedAt + delay * 1000;
   const scheduledBeforeDue = Date.now() < dueAt;
   log(`  ${n} closes scheduled in ${((Date.now() - postedFrom) / 1000).toFixed(1)} s, all due ${iso(dueAt)}; budget ${limit} calls per ${windowSeconds} s, the app's share ${share}%: ${allowance} a window`);
   if (!scheduledBeforeDue) log("  warning: scheduling ran past the due time; the pace below starts at the due time anyway");
+  // Kustomer's answers held back at random (the calls count when they arrive), as when a busy
+  // instance reads its answers late.
+  if (latency) {
+    await stack.kustomerLatency({ ...latency, seed: Math.floor(rand() * 2 ** 31) });
+    log(`  every Kustomer answer held back ${latency.minMs}–${latency.maxMs} ms after the call is counted`);
+  }
 
   // Sending at the share takes about calls / allowance windows; three times that, and a margin.
-  const windowsNeeded = Math.ceil((n * CALLS_PER_SURVEY) / allowance);
-  const state = await settle(stack, { eligible, jobs: n, limitMs: 120_000 + 3 * windowsNeeded * windowMs, progress: progressLog(log, "surveys at Stella", n) });
-  const result = count({ requests: state.requests, eligible, ineligible: [] });
+  const total = n + arriving;
+  const windowsNeeded = Math.ceil((total * CALLS_PER_SURVEY) / allowance);
+  const limitMs = 120_000 + 3 * windowsNeeded * windowMs;
+  // More closes arrive throughout the drain, in ten batches, each once a further eleventh of the
+  // backlog has reached Stella (events, not the clock); each falls due a second after it arrives.
+  const arrivingIds = Array.from({ length: arriving }, (_, i) => `${prefix}-a${i}`);
+  const arrivals = [];
+  let drained = false;
+  const arriver = (async () => {
+    const batches = Math.min(10, arriving);
+    for (let b = 0; b < batches; b++) {
+      const after = Math.floor((n * (b + 1)) / (batches + 1));
+      await waitFor(async () => drained || (await arrivedCount(stack, eligible)) >= after, limitMs, `${after} of the backlog at Stella`, 250);
+      if (drained) return;
+      const ids = arrivingIds.slice(Math.floor((arriving * b) / batches), Math.floor((arriving * (b + 1)) / batches));
+      const statusAt = iso(Date.now() - delay * 1000 + 1000);
+      const batch = ids.map((id) => conversationSet(id, Number(id.split("-a").at(-1)), { statusAt }));
+      await addConversations(stack, batch);
+      replies.push(...(await scheduleAll(stack, batch, delay, shareHeader)));
+      arrivals.push({ backlogSent: await arrivedCount(stack, eligible), closes: ids.length });
+    }
+  })();
+  let state;
+  try {
+    state = await settle(stack, { eligible: [...eligible, ...arrivingIds], jobs: total, limitMs, progress: progressLog(log, "surveys at Stella", total) });
+  } finally {
+    drained = true;
+    await arriver;
+  }
+  if (arriving) log(`  ${arrivals.reduce((s, a) => s + a.closes, 0)} closes arrived during the drain: ${arrivals.map((a) => `${a.closes} at ${a.backlogSent}/${n}`).join(", ")}`);
+  if (latency) await stack.request("DELETE", "/sandbox/kustomer/latency");
+  const result = count({ requests: state.requests, eligible: [...eligible, ...arrivingIds], ineligible: [] });
 
   const times = state.requests.map((r) => Date.parse(r.receivedAt)).sort((a, b) => a - b);
   const lastAt = times.at(-1);
@@ -570,7 +610,7 @@ async function budgetDrill(stack, { n, share, log }) {
     if (start > firstWindow && start < lastWindow) inner.push(appCalls.get(start) ?? 0);
   }
   const sendSeconds = (lastAt - dueAt) / 1000;
-  const surveysPerSecond = n / Math.max(sendSeconds, 0.001);
+  const surveysPerSecond = total / Math.max(sendSeconds, 0.001);
   const idealPerSecond = allowance / CALLS_PER_SURVEY / windowSeconds;
 
   // When the budget allowed the last send: the start of the last window before which the app's
@@ -594,9 +634,10 @@ async function budgetDrill(stack, { n, share, log }) {
     result.verdict = `${result.verdict}; no 429, at most ${(maxShare * 100).toFixed(0)}% of any window`;
   }
   return {
-    conversations: n,
-    eligible: n,
+    conversations: total,
+    eligible: total,
     ...result,
+    arrivedDuringDrain: arrivals.filter((a) => a.backlogSent < n).reduce((s, a) => s + a.closes, 0),
     budget429s: limited,
     maxShare,
     windowsOverShare: over.length,
@@ -604,7 +645,9 @@ async function budgetDrill(stack, { n, share, log }) {
     slackSeconds,
     details: {
       budget: `${limit} calls per ${windowSeconds} s for the org (KUSTOMER_BUDGET); the app's share ${share}% (x-kustomer-budget-share): ${allowance} calls a window, ${idealPerSecond.toFixed(1)} surveys/s at ${CALLS_PER_SURVEY} calls each`,
-      pace: `${surveysPerSecond.toFixed(1)} surveys/s: ${n} sent from the due time to the last send in ${sendSeconds.toFixed(1)} s; ${inner.length ? `${(inner.reduce((a, b) => a + b, 0) / inner.length).toFixed(0)} calls a window by the app's key over the ${inner.length} full window(s), ` : ""}${(sendingCalls / n).toFixed(2)} calls per survey`,
+      ...(arriving ? { arriving: `${arriving} closes arrived during the drain, in ${arrivals.length} batches (at ${arrivals.map((a) => a.backlogSent).join(", ")} of the ${n} due at once sent), each due a second after it arrived` } : {}),
+      ...(latency ? { latency: `every Kustomer answer held back ${latency.minMs}–${latency.maxMs} ms (at random) after the call was counted` } : {}),
+      pace: `${surveysPerSecond.toFixed(1)} surveys/s: ${total} sent from the due time to the last send in ${sendSeconds.toFixed(1)} s; ${inner.length ? `${(inner.reduce((a, b) => a + b, 0) / inner.length).toFixed(0)} calls a window by the app's key over the ${inner.length} full window(s), ` : ""}${(sendingCalls / total).toFixed(2)} calls per survey`,
       // Calls made by the app's key, those answered 429 included.
       largestShare: busiest ? `${(maxShare * 100).toFixed(1)}% (${app(busiest)} calls made of ${busiest.limit} in the window from ${busiest.start}${busiest.limited ? `, ${busiest.limited} answered 429` : ""}); over ${share}% in ${over.length} window(s)` : "(no calls)",
       kustomer429s: `${limited} answered by the budget (must be 0)`,
@@ -671,6 +714,18 @@ export const DRILLS = {
     // 1,000 calls per 10 s at full size (Kustomer's Enterprise budget, six times faster, so the
     // drill runs in seconds); a tenth: 100 per 2 s. Surveys per budget stay the same.
     env: (scale) => ({ KUSTOMER_BUDGET: `${atLeast(10, 1000 * scale)}/${Math.min(10, Math.max(2, Math.round(10 * scale)))}` }),
+    run: budgetDrill,
+  },
+  "budget-backlog": {
+    number: 7,
+    title: "A backlog drained while closes arrive and Kustomer's answers come late, within half of its API budget",
+    // A quarter more closes arrive during the drain, and every Kustomer answer is read up to
+    // 2.5 s after Kustomer counted the call (more than a second late once moved the window's end,
+    // and the count started again mid-window: 883 of 1,000). Kustomer's own budget, 1,000 calls
+    // a minute, at full size: answers this late hold each batch of 32 surveys back a few seconds,
+    // and in a 10-second window the app would never reach its share. A tenth: 100 per 6 s.
+    options: (scale) => ({ n: atLeast(20, 1000 * scale), arriving: atLeast(10, 250 * scale), latency: { minMs: 0, maxMs: 2500 }, share: 50 }),
+    env: (scale) => ({ KUSTOMER_BUDGET: `${atLeast(10, 1000 * scale)}/${Math.max(6, Math.round(60 * scale))}` }),
     run: budgetDrill,
   },
 };

@@ -12,10 +12,11 @@ mod edge_fakes;
 use edge_fakes::*;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use stella_connect::edge::deliveries::DeliveryQuery;
 use stella_connect::edge::job::{Job, JobState};
 use stella_connect::edge::scheduler::Command;
-use stella_connect::edge::{trust, Request, Store};
+use stella_connect::edge::{trust, Config, Request, Store};
 use support::fixture;
 
 /// The delay the settings headers ask for.
@@ -1448,6 +1449,101 @@ fn a_burst_of_due_surveys_is_paced_under_the_share_of_the_orgs_budget() {
         "alarms only when the budget has room: {} alarms",
         fired.len()
     );
+}
+
+/// A backlog drained against Kustomer's default budget (1,000 calls a minute, the app's share
+/// 50%) while every answer is read 0.2 to 2.5 s after Kustomer counted its call (a busy
+/// instance), and new closes keep arriving, falling due during the drain: in none of Kustomer's
+/// windows does the app make more than 500 calls, none is answered 429, and each survey goes
+/// out once. (An answer read late once moved the window's end as the edge knew it, and the
+/// count started again mid-window: 883 calls in a window.)
+#[test]
+fn late_answers_while_closes_arrive_keep_every_window_within_the_share() {
+    let edge = Rc::new(Edge::new(Config {
+        // The gateway's key lookups stay cached: only the scheduler spends the budget here.
+        cache_ms: DAY_MS,
+        ..quick_retries()
+    }));
+    let backlog = add_conversations(&edge.world, 700, 0x4000, "backlog");
+    let t0 = closed_ms();
+    for id in &backlog {
+        assert_eq!(edge.close(&close_event(id, &iso(t0))).status, 202);
+    }
+    let arriving = add_conversations(&edge.world, 200, 0x8000, "arriving");
+    edge.world.enforce_budget(1000, 60_000, edge.time.clone());
+    // Every third answer read, one more conversation closes, due a second later.
+    let (weak, mut next, mut reads) = (Rc::downgrade(&edge), arriving.clone().into_iter(), 0);
+    edge.world
+        .answer_kustomer_late(edge.time.clone(), (200, 2500), 19, move || {
+            reads += 1;
+            let Some(edge) = weak.upgrade().filter(|_| reads % 3 == 0) else {
+                return;
+            };
+            if let Some(id) = next.next() {
+                let closed = edge.now() - DELAY_MS + 1000;
+                assert_eq!(edge.close(&close_event(&id, &iso(closed))).status, 202);
+            }
+        });
+    edge.advance_to(t0 + DELAY_MS + 60 * 60_000);
+
+    let (windows, refused) = edge.world.budget_use();
+    let late = edge.world.late_delays();
+    assert!(
+        late.iter().filter(|d| **d > 1000).count() > late.len() / 2,
+        "most answers read over a second late"
+    );
+    assert_eq!(refused, 0, "no call into a 429");
+    assert!(
+        windows.iter().all(|n| *n <= 500),
+        "over the share: {windows:?}"
+    );
+    let mut sent: Vec<String> = (edge.world.accepted().iter())
+        .map(|b| b["ext_interaction_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent.len(), backlog.len() + arriving.len(), "{windows:?}");
+    sent.sort_unstable();
+    sent.dedup();
+    assert_eq!(sent.len(), backlog.len() + arriving.len(), "each once");
+    assert!(
+        windows.iter().filter(|n| **n >= 450).count() >= 2,
+        "the share is used: {windows:?}"
+    );
+}
+
+/// The org's instance starts again mid-window, after its share of the window was used up and
+/// with surveys still due: the new one knows nothing of the window yet, and waits for it to
+/// turn instead of probing into it.
+#[test]
+fn a_new_instance_does_not_go_over_the_window_the_one_before_used_up() {
+    let edge = Edge::quick();
+    let ids = add_conversations(&edge.world, 12, 0x5000, "restart");
+    let t0 = closed_ms();
+    for id in &ids {
+        assert_eq!(edge.close(&close_event(id, &iso(t0))).status, 202);
+    }
+    edge.world.enforce_budget(20, 60_000, edge.time.clone());
+    let due = t0 + DELAY_MS;
+    assert!(
+        due % 60_000 < 50_000,
+        "both runs in one of Kustomer's windows"
+    );
+    edge.fire_alarms(due);
+    assert_eq!(edge.world.budget_use().0, [10], "the share: 10 of 20");
+    edge.gateway.router.restart(ORG);
+    edge.fire_alarms(due + 1000);
+    assert_eq!(
+        edge.world.budget_use().0,
+        [10],
+        "nothing more in that window"
+    );
+    edge.advance_to(due + 10 * 60_000);
+    let (windows, refused) = edge.world.budget_use();
+    assert_eq!(
+        (windows.iter().max(), refused),
+        (Some(&10), 0),
+        "{windows:?}"
+    );
+    assert_eq!(edge.world.accepted().len(), 12, "{windows:?}");
 }
 
 /// A job cut off by a crash, picked again once its lease is over while the org's budget is

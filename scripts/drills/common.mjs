@@ -50,6 +50,12 @@ export class DrillStack extends Stack {
     return r.body;
   }
 
+  /** Kustomer sandbox: every /v1 answer held back `minMs`–`maxMs` (from `seed`) after the call is counted. */
+  async kustomerLatency(latency) {
+    const r = await this.request("POST", "/sandbox/kustomer/latency", { body: latency });
+    if (r.status !== 200) throw new Error(`Kustomer latency ${JSON.stringify(latency)}: ${r.status} ${r.text}`);
+  }
+
   async kustomerFault(fault) {
     const r = await this.request("POST", "/sandbox/kustomer/faults", { body: fault });
     if (r.status !== 200) throw new Error(`Kustomer fault ${JSON.stringify(fault)}: ${r.text}`);

@@ -615,6 +615,28 @@ describe("Kustomer sandbox: the API budget", () => {
     await kustomer("DELETE", "/budget");
   });
 
+  it("holds answers back when asked (POST /latency): the call counts when it arrives, its answer comes later", async () => {
+    await kustomer("POST", "/stats/reset");
+    for (const body of [{}, { maxMs: -1 }, { minMs: 5, maxMs: 4 }, { maxMs: 30_001 }, { maxMs: 1.5 }, { maxMs: 10, seed: "x" }]) {
+      assert.equal((await kustomer("POST", "/latency", { body })).status, 400, JSON.stringify(body));
+    }
+    const set = await kustomer("POST", "/latency", { body: { minMs: 4000, maxMs: 4000, seed: 7 } });
+    assert.deepEqual([set.status, set.body], [200, { latency: { minMs: 4000, maxMs: 4000, seed: 7 } }]);
+    const calls = async () => (await budget("sandbox-org")).windows["sandbox-org"]?.reduce((n, w) => n + (w.byKey[KEY] ?? 0), 0) ?? 0;
+    const sentAt = Date.now();
+    let answered = false;
+    const pending = get(KEY).then((r) => ((answered = true), r));
+    // Counted (the controls are not held back) while the answer is still on its way.
+    while ((await calls()) < 1) assert.equal(answered, false);
+    assert.equal(answered, false, "counted before it was answered");
+    const r = await pending;
+    assert.ok(Date.now() - sentAt >= 4000, "held back at least minMs");
+    assert.equal(r.status, 200);
+    assert.equal(rate(r).limit, "1000");
+    assert.deepEqual((await kustomer("DELETE", "/latency")).body, { latency: null });
+    assert.deepEqual((await kustomer("GET", "/latency")).body, { latency: null });
+  });
+
   it("takes its default from KUSTOMER_BUDGET, and refuses to start on a value that is not limit/windowSeconds", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sandbox-budget-"));
     try {

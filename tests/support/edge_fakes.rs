@@ -252,6 +252,21 @@ pub struct World {
     links: RefCell<BTreeMap<String, String>>,
     /// Whether `GET /v1/settings/…` is refused (the key lacks the role).
     settings_refused: Cell<bool>,
+    /// Kustomer's answers read late, when set ([`World::answer_kustomer_late`]).
+    late: RefCell<Option<LateAnswers>>,
+}
+
+/// Kustomer's answers read late: Kustomer counts each call and writes its budget headers when
+/// the call arrives, and the edge reads the answer `min_ms..=max_ms` later (drawn from a seed),
+/// as when a busy instance gets to its answers late. Each answer read runs `meanwhile`.
+pub struct LateAnswers {
+    clock: Rc<Cell<i64>>,
+    min_ms: i64,
+    max_ms: i64,
+    state: u64,
+    meanwhile: Option<Box<dyn FnMut()>>,
+    /// How late each answer was read, ms.
+    pub delays: Vec<i64>,
 }
 
 /// An org's API budget as Kustomer keeps it: `limit` calls per fixed window, 429 beyond, and
@@ -303,6 +318,7 @@ impl World {
             data_return: RefCell::default(),
             links: RefCell::new([(ORG.to_owned(), trust::fingerprint(APP_SECRET))].into()),
             settings_refused: Cell::new(false),
+            late: RefCell::default(),
         })
     }
 
@@ -423,6 +439,64 @@ impl World {
         } else {
             Ok(with(Response::new(200, "")))
         })
+    }
+
+    /// From now on every Kustomer answer is read `min_ms..=max_ms` after Kustomer counted its
+    /// call (the clock moves on while it waits), and `meanwhile` runs as each one is read.
+    pub fn answer_kustomer_late(
+        &self,
+        clock: Rc<Cell<i64>>,
+        (min_ms, max_ms): (i64, i64),
+        seed: u64,
+        meanwhile: impl FnMut() + 'static,
+    ) {
+        *self.late.borrow_mut() = Some(LateAnswers {
+            clock,
+            min_ms,
+            max_ms,
+            state: seed,
+            meanwhile: Some(Box::new(meanwhile)),
+            delays: Vec::new(),
+        });
+    }
+
+    /// How late each Kustomer answer was read, ms.
+    pub fn late_delays(&self) -> Vec<i64> {
+        (self.late.borrow().as_ref()).map_or_else(Vec::new, |l| l.delays.clone())
+    }
+
+    /// When a Kustomer answer given now is read, if answers are read late: (now, then).
+    fn late_until(&self, url: &str) -> Option<(i64, i64)> {
+        let mut late = self.late.borrow_mut();
+        let l = late.as_mut().filter(|_| url.starts_with(KUSTOMER_API))?;
+        // A linear congruential generator: the same delays on every run.
+        l.state = l
+            .state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let span = (l.max_ms - l.min_ms + 1).max(1) as u64;
+        let delay = l.min_ms + ((l.state >> 33) % span) as i64;
+        let now = l.clock.get();
+        Some((now, now + delay))
+    }
+
+    /// A late answer, given at `given`, is read: the clock is at `until` at least, and
+    /// `meanwhile` runs.
+    fn read_late(&self, given: i64, until: i64) {
+        let meanwhile = {
+            let mut late = self.late.borrow_mut();
+            let Some(l) = late.as_mut() else { return };
+            let now = l.clock.get().max(until);
+            l.delays.push(now - given);
+            l.clock.set(now);
+            l.meanwhile.take()
+        };
+        if let Some(mut meanwhile) = meanwhile {
+            meanwhile();
+            if let Some(l) = self.late.borrow_mut().as_mut() {
+                l.meanwhile = Some(meanwhile);
+            }
+        }
     }
 
     pub fn kustomer_fault(&self, fault: Fault) {
@@ -650,7 +724,43 @@ impl Transport for Net {
         if request.url.len() > MAX_URL_BYTES {
             return Err(SendError::Refused("the URL is too long".into()));
         }
-        self.0.answer(&request).map_err(SendError::Network)
+        let until = self.0.late_until(&request.url);
+        let answer = self.0.answer(&request);
+        if let Some((given, until)) = until {
+            Late {
+                world: &self.0,
+                given,
+                until,
+                yielded: false,
+            }
+            .await;
+        }
+        answer.map_err(SendError::Network)
+    }
+}
+
+/// Waits for a late answer: the other calls under way go first (one yield), then the answer is
+/// read, no earlier than `until`.
+struct Late<'a> {
+    world: &'a World,
+    given: i64,
+    until: i64,
+    yielded: bool,
+}
+
+impl std::future::Future for Late<'_> {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.world.read_late(self.given, self.until);
+        std::task::Poll::Ready(())
     }
 }
 
@@ -905,6 +1015,26 @@ impl OrgRouter {
                 ))
             })
             .clone()
+    }
+
+    /// The org's Durable Object starts again (a deploy, a crash): a new scheduler over the
+    /// same storage, with nothing in memory.
+    pub fn restart(&self, org: &str) {
+        let old = self.scheduler(org);
+        let store = MemStore {
+            jobs: RefCell::new(old.store.jobs.take()),
+            cache: RefCell::new(old.store.cache.take()),
+            org: RefCell::new(old.store.org.take()),
+            held: RefCell::new(old.store.held.take()),
+        };
+        let new = Scheduler::new(
+            store,
+            Net(self.world.clone()),
+            SimClock(self.time.clone()),
+            self.config,
+            test_sealer(),
+        );
+        (self.schedulers.borrow_mut()).insert(org.to_owned(), Rc::new(new));
     }
 
     /// The orgs that have a scheduler.

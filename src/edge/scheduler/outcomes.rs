@@ -498,8 +498,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             let room = self.budget.borrow_mut().allowance(share, now) as usize;
             if room == 0 {
                 if !self.store.outcomes_unwritten(1)?.is_empty() {
-                    self.paced_until
-                        .set(Some(self.budget.borrow().next_window(now)));
+                    self.pause_for_budget(now)?;
                 }
                 break None;
             }

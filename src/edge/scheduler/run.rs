@@ -20,6 +20,8 @@ use std::cell::RefCell;
 
 /// How long an unsure survey waits for Data Return to answer before it goes out regardless.
 const LOOKUP_PATIENCE_MS: i64 = 3_600_000;
+/// Where an instance leaves, for the next one, until when the org's API budget has no room.
+const BUDGET_PAUSE_KEY: &str = "budget:paused-until";
 
 /// What one attempt came to.
 enum Attempt {
@@ -66,18 +68,18 @@ pub(super) struct Metered<'a, T, C> {
 impl<T: Transport, C: Clock> Transport for Metered<'_, T, C> {
     async fn send(&self, request: Request) -> Result<Response, SendError> {
         let now = self.clock.now_ms();
-        {
+        let spent = {
             let mut budget = self.budget.borrow_mut();
             if budget.allowance(self.share, now) == 0 {
                 return Err(SendError::Paced);
             }
-            budget.spend(now);
-        }
+            budget.spend(now)
+        };
         let answer = self.inner.send(request).await;
         let settled = self.clock.now_ms();
         self.budget
             .borrow_mut()
-            .settle(answer.as_ref().ok(), now, settled);
+            .settle(spent, answer.as_ref().ok(), settled);
         answer
     }
 }
@@ -152,6 +154,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             _ => settings::DEFAULT_KUSTOMER_BUDGET_SHARE,
         };
         self.paced_until.set(None);
+        self.resume_budget(started)?;
         let mut handled = 0;
         while handled < MAX_PER_ALARM {
             // As many jobs as the org's API budget has room for now; the rest wait for the
@@ -178,8 +181,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 .due(started, lease_before, CONCURRENCY.min(room as usize))?;
             if batch.is_empty() {
                 if room == 0 && !self.store.due(started, lease_before, 1)?.is_empty() {
-                    self.paced_until
-                        .set(Some(self.budget.borrow().next_window(now)));
+                    self.pause_for_budget(now)?;
                 }
                 break;
             }
@@ -222,6 +224,27 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
         }
         Ok(handled)
+    }
+
+    /// The org's API budget has no room now: what waits for it waits until the window turns,
+    /// and so does the next instance, if this one stops meanwhile.
+    pub(super) fn pause_for_budget(&self, now: i64) -> Result<(), String> {
+        let until = self.budget.borrow().next_window(now);
+        self.paced_until.set(Some(until));
+        self.store
+            .cache_put(BUDGET_PAUSE_KEY, &until.to_string(), until)
+    }
+
+    /// A new instance's first run: the budget waits out the window the one before used up.
+    fn resume_budget(&self, now: i64) -> Result<(), String> {
+        if !self.budget.borrow().is_fresh() {
+            return Ok(());
+        }
+        let until = self.store.cache_get(BUDGET_PAUSE_KEY, now)?;
+        if let Some(until) = until.and_then(|t| t.parse::<i64>().ok()) {
+            self.budget.borrow_mut().resume(until);
+        }
+        Ok(())
     }
 
     /// One job's attempt; `true` when the budget stopped it before anything was sent.
