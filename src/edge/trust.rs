@@ -137,6 +137,16 @@ impl Trust {
             .is_some_and(|f| super::seal::same_text(f, presented))
     }
 
+    /// Why a secret it does not vouch for is refused: the last problem, else no fingerprint
+    /// saved, else another secret's.
+    pub fn refusal(&self) -> TrustCode {
+        match (&self.problem, &self.fingerprint) {
+            (Some(p), _) => TrustCode::parse(&p.code),
+            (None, None) => TrustCode::NotLinked,
+            (None, Some(_)) => TrustCode::SecretMismatch,
+        }
+    }
+
     /// Whether a call Kustomer has not vouched for may make the edge ask Kustomer again now:
     /// once every [`READ_EVERY_MS`], or always when `forced` (Check connection, itself
     /// rate-limited per key and address).

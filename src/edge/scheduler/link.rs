@@ -77,12 +77,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// problem is kept on the record, for the pages' banner.
     pub(super) async fn verify(&self, caller: &Caller, forced: bool) -> Result<(), String> {
         // A read under way answers for this call too (the first closes of an org come in a
-        // burst): wait for it rather than hold the close.
-        if self.link_read.is_busy() {
+        // burst): wait for it rather than hold the close, then judge with its answer.
+        while self.link_read.is_busy() {
             self.link_read.wait().await;
-            if !forced {
-                return Ok(());
-            }
         }
         let now = self.clock.now_ms();
         let mut record = self.store.org()?;
@@ -103,9 +100,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             )
             .await
         };
-        let mut record = self.store.org()?; // as it is now: other calls ran meanwhile
-                                            // A key that may not read settings says nothing of the org: it does not spend the
-                                            // org's read, so the app's own key, next, is asked at once.
+        // The record as it is now (other calls ran meanwhile). A key that may not read
+        // settings says nothing of the org: it does not spend the org's read, so the app's own
+        // key, next, is asked at once.
+        let mut record = self.store.org()?;
         let unreadable =
             matches!(&result, Err(p) if p.code == TrustCode::SettingsUnreadable.as_str());
         record.trust.read(result, now);
@@ -137,11 +135,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// names the fix, and carries the link's state (counts only).
     pub(super) fn refused(&self) -> Result<Reply, String> {
         let record = self.store.org()?;
-        let code = match record.trust.problem.as_ref() {
-            Some(p) => TrustCode::parse(&p.code),
-            None if record.trust.fingerprint.is_none() => TrustCode::NotLinked,
-            None => TrustCode::SecretMismatch,
-        };
+        let code = record.trust.refusal();
         let message = format!(
             "Kustomer's settings do not vouch for the app secret of this call. {}",
             code.fix()
@@ -249,12 +243,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let record = self.store.org()?;
         let vouched = record.trust.vouches_for(&caller.fingerprint);
         let mut status = record.trust.status(self.store.held_count()?);
-        let code = match record.trust.problem.as_ref() {
-            _ if vouched => None,
-            Some(p) => Some(TrustCode::parse(&p.code)),
-            None if record.trust.fingerprint.is_none() => Some(TrustCode::NotLinked),
-            None => Some(TrustCode::SecretMismatch),
-        };
+        let code = (!vouched).then(|| record.trust.refusal());
         status["ok"] = json!(vouched);
         status["linked"] = json!(vouched);
         match code {
