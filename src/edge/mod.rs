@@ -175,6 +175,10 @@ pub struct Config {
     pub key_checks_per_minute: u32,
     /// How often survey outcomes are read back from Agent Connect while any is awaited.
     pub outcome_poll_ms: i64,
+    /// Delivery log reads allowed per Kustomer key in a minute.
+    pub log_reads_per_key_per_minute: u32,
+    /// Delivery log reads allowed per org in a minute (all its keys together).
+    pub log_reads_per_org_per_minute: u32,
 }
 
 impl Default for Config {
@@ -187,6 +191,8 @@ impl Default for Config {
             retention_days: 90,
             outcome_poll_ms: 5 * 60_000,
             key_checks_per_minute: 5,
+            log_reads_per_key_per_minute: 60,
+            log_reads_per_org_per_minute: 120,
         }
     }
 }
@@ -229,6 +235,16 @@ impl Config {
                 1_000_000,
             )?,
             outcome_poll_ms: number("OUTCOME_POLL_MS", d.outcome_poll_ms, DAY_MS)?,
+            log_reads_per_key_per_minute: small(
+                "LOG_READS_PER_KEY_PER_MINUTE",
+                d.log_reads_per_key_per_minute,
+                1_000_000,
+            )?,
+            log_reads_per_org_per_minute: small(
+                "LOG_READS_PER_ORG_PER_MINUTE",
+                d.log_reads_per_org_per_minute,
+                1_000_000,
+            )?,
         })
     }
 
@@ -314,6 +330,8 @@ mod tests {
             ("RETENTION_DAYS", "3651"),
             ("RETENTION_DAYS", "abc"),
             ("KEY_CHECKS_PER_MINUTE", "99999999999"),
+            ("LOG_READS_PER_KEY_PER_MINUTE", "0"),
+            ("LOG_READS_PER_ORG_PER_MINUTE", "1000001"),
         ] {
             let e = from(&[(name, bad)]).unwrap_err();
             assert!(e.contains(name), "{e}");

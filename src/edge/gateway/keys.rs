@@ -52,19 +52,24 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         self.count(&keys).await
     }
 
-    /// Counts one use of each bucket in turn; the reply for the first that is over its limit.
+    /// Counts one use of each key-check bucket in turn; the reply for the first that is over
+    /// its limit.
     async fn count(&self, buckets: &[String]) -> Option<Reply> {
-        for bucket in buckets {
-            match self
-                .router
-                .limit(bucket, self.config.key_checks_per_minute)
-                .await
-            {
+        let per_minute = self.config.key_checks_per_minute;
+        let buckets: Vec<(String, u32)> = buckets.iter().map(|b| (b.clone(), per_minute)).collect();
+        self.count_each(&buckets, "key checks").await
+    }
+
+    /// Counts one use of each bucket (name, uses allowed a minute) in turn; the reply for the
+    /// first that is over its limit (`what`: the calls counted, in the message).
+    pub(super) async fn count_each(&self, buckets: &[(String, u32)], what: &str) -> Option<Reply> {
+        for (bucket, per_minute) in buckets {
+            match self.router.limit(bucket, *per_minute).await {
                 Ok(None) => {}
                 Ok(Some(wait)) => {
                     let mut reply = Reply::error(
                         ErrorCode::RateLimited,
-                        format!("Too many key checks: try again in {wait} seconds."),
+                        format!("Too many {what}: try again in {wait} seconds."),
                     );
                     reply.retry_after = Some(wait.max(1));
                     return Some(reply);

@@ -25,11 +25,32 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         match self.caller(r).await {
             Ok(token) => {
+                if let Some(reply) = self.log_rate_limited(r, &token.org).await {
+                    return reply;
+                }
                 let command = Command::List { query, app_secret };
                 self.forward(&token.org, &command).await
             }
             Err(reply) => reply,
         }
+    }
+
+    /// Counts a log read against the caller's Kustomer key, then its org (once Kustomer has
+    /// accepted the key, so no one mints buckets at will): any signed-in user can read the
+    /// log through the app's command, and each read is work for the org's one scheduler.
+    async fn log_rate_limited(&self, r: &Incoming<'_>, org: &str) -> Option<Reply> {
+        let key = (r.header)("x-kustomer-api-key").unwrap_or_default();
+        let buckets = [
+            (
+                format!("log-key:{}", &seal::digest(key.trim())[..32]),
+                self.config.log_reads_per_key_per_minute,
+            ),
+            (
+                format!("log-org:{org}"),
+                self.config.log_reads_per_org_per_minute,
+            ),
+        ];
+        self.count_each(&buckets, "delivery log reads").await
     }
 
     /// Sends a failed or skipped survey again. The path segment is percent-decoded exactly
