@@ -1047,8 +1047,44 @@ fn log_reads_are_rate_limited_per_key_then_per_org() {
         limited.retry_after.is_some_and(|s| (1..=60).contains(&s)),
         "{limited:?}"
     );
+    // Refused again without asking the limiter: a reader ignoring Retry-After costs it nothing.
+    let uses = |prefix: &str| {
+        let limits = edge.gateway.router.limits.borrow();
+        let counts = limits.iter().filter(|(b, _)| b.starts_with(prefix));
+        counts.map(|(_, (_, n))| *n).max()
+    };
+    assert_eq!(uses("log-key:"), Some(4));
+    assert_eq!(uses("log-org:"), Some(3));
     // Another key of the org: the org's 5 (the refused reads above counted only at the key).
     assert_eq!(statuses(ADMIN_KEY, 3), [200, 200, 429], "the org's 5");
+    // The card's reads (one conversation) and further pages count apart, ten times as many:
+    // the org's saved key serves every agent's card.
+    for query in ["conversationId=x", "limit=1&cursor=MTI6YWJj"] {
+        let reply = edge.call(
+            "GET",
+            &format!("/v1/deliveries?{query}"),
+            &key_header(KUSTOMER_KEY),
+            "",
+        );
+        assert_eq!(reply.status, 200, "{query}: {reply:?}");
+    }
+    let card = (0..31)
+        .map(|_| {
+            edge.call(
+                "GET",
+                "/v1/deliveries?conversationId=x",
+                &key_header(KUSTOMER_KEY),
+                "",
+            )
+            .status
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        card[..28],
+        [200; 28],
+        "30 a minute for the key, 2 used above"
+    );
+    assert_eq!(card[28..], [429; 3]);
     // A key Kustomer does not accept opens no bucket.
     let buckets = edge.gateway.router.limits.borrow().len();
     assert_ne!(read("unknown-key").status, 200);

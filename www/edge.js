@@ -83,7 +83,9 @@ function forward(env, org, command) {
 }
 
 /** Which rate-limiting binding counts a bucket, by the prefix the gateway names it with. */
-const LIMITERS = { "log-key:": "LOG_READS_PER_KEY", "log-org:": "LOG_READS_PER_ORG" };
+const LIMITERS = {
+  "log-key:": "LOG_READS_PER_KEY", "log-org:": "LOG_READS_PER_ORG", "log-page-key:": "LOG_PAGES_PER_KEY", "log-page-org:": "LOG_PAGES_PER_ORG",
+};
 
 /**
  * Counts a use of a rate-limited bucket; resolves to the seconds to wait, 0 when allowed:

@@ -11,12 +11,56 @@
 //
 // Timings are figures for BENCHMARKS.md, never asserted in tests: tests/drills/log-readers.test.mjs
 // runs 1,000 and checks only that every close and read succeeded and the summaries counted right.
-import { writeFileSync, mkdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { pathToFileURL } from "node:url";
 import { Stack } from "../../tests/http/harness.mjs";
 import { ROOT, quantile } from "./lib.mjs";
 
 const DAY = 86_400_000;
+const BENCHMARKS = `${ROOT}/BENCHMARKS.md`;
+const MARKS = ["<!-- log-readers: written by scripts/bench/log-readers.mjs, kept by make bench -->", "<!-- /log-readers -->"];
+
+/** The log readers section of BENCHMARKS.md (marks included), or "" when it has none. */
+export function logReadersSection(text = existsSync(BENCHMARKS) ? readFileSync(BENCHMARKS, "utf8") : "") {
+  const start = text.indexOf(MARKS[0]);
+  const end = text.indexOf(MARKS[1]);
+  return start >= 0 && end > start ? text.slice(start, end + MARKS[1].length) : "";
+}
+
+/** Writes `results` (a full run's: build/bench-log-readers.json) as BENCHMARKS.md's section. */
+export function writeLogReadersSection(results) {
+  const info = {
+    date: new Date().toISOString().slice(0, 10),
+    commit: execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim(),
+    load: loadavg().map((l) => l.toFixed(2)).join(", "),
+  };
+  const text = readFileSync(BENCHMARKS, "utf8");
+  const old = logReadersSection(text);
+  const next = section(results, info);
+  writeFileSync(BENCHMARKS, old ? text.replace(old, next) : `${text.trimEnd()}\n\n${next}\n`);
+}
+
+/** The section for `results`, in BENCHMARKS.md's words. */
+function section(results, info) {
+  const row = (r, name, x) => `| ${r.n.toLocaleString("en")} | ${name} | ${x.idle.p50} ms (p95 ${x.idle.p95}) | ${x.loaded.p50} ms (p95 ${x.loaded.p95}) | **${x.ratio}×** | ${x.reads.toLocaleString("en")} reads: ${x.answered.toLocaleString("en")} answered, ${x.limited.toLocaleString("en")} refused (429); read p50 ${x.readP50} ms |`;
+  return [
+    MARKS[0],
+    "## Log readers",
+    "",
+    `Close latency of one org while ${results[0].readers} clients read its delivery log's first page (summary included, no window) in a loop, against the same org's with nobody reading; ${results[0].closes} closes of new conversations, one after another, in each. Run on ${info.date}, commit ${info.commit}, load average ${info.load}: \`node scripts/bench/log-readers.mjs ${results.map((r) => r.n).join(" ")}\`. Each log's jobs are pending surveys closed over the last 29 days (one counter an hour: the drill's closes have no agent or reason yet).`,
+    "",
+    "| jobs | readers | close p50 idle | close p50 with readers | ratio (target ≤ 2×) | reads |",
+    "|---|---|---|---|---|---|",
+    ...results.flatMap((r) => [row(r, "limits raised", r.unlimited), row(r, "production limits (60/key, 120/org), Retry-After ignored", r.limited), row(r, "control: /healthz instead of the log", r.control)]),
+    "",
+    "- **Limits raised** (100,000 a minute): what the summary itself costs. **Production limits**: the same log after a restart with the bindings unset; the readers ignore `Retry-After`, so nearly all their reads are refused at the gateway. **Control**: the same readers on `/healthz`, which does no work: what any HTTP traffic on this single workerd thread costs a close.",
+    "- Locally the gateway, the org's Durable Object, the sandboxes and the readers' client share one workerd thread and two cores; deployed, the gateway runs in other isolates, so refused reads never reach the org's Durable Object.",
+    `- Every close was scheduled; every answered read's summary counted the log and the closes so far; the final summary counted ${results.map((r) => `${r.finalTotal.toLocaleString("en")} of ${r.expectedTotal.toLocaleString("en")}`).join(" and ")}.`,
+    MARKS[1],
+  ].join("\n");
+}
 
 /** Runs the drill on a stack of its own; resolves its figures and what it checked. */
 export async function benchLogReaders({ n, closes = 200, readers = 16, log = () => {} }) {
@@ -62,8 +106,11 @@ export async function benchLogReaders({ n, closes = 200, readers = 16, log = () 
       return times.sort((a, b) => a - b);
     };
     const readHeaders = stack.orgHeaders();
-    /** Close latencies with nobody reading, then with `readers` reading in a loop. */
-    const phase = async () => {
+    /**
+     * Close latencies with nobody reading, then with `readers` clients reading `path` in a loop
+     * (the log's first page; or /healthz, the control: any HTTP traffic on the same thread).
+     */
+    const phase = async (path = "/v1/deliveries?limit=50&utcOffsetMinutes=-300") => {
       const idle = await measure();
       // The Deliveries page's first page, summary included, over the whole log.
       const reads = [];
@@ -72,10 +119,10 @@ export async function benchLogReaders({ n, closes = 200, readers = 16, log = () 
       const reader = async () => {
         while (!stop) {
           const started = performance.now();
-          const res = await fetch(`${stack.base}/v1/deliveries?limit=50&utcOffsetMinutes=-300`, { headers: readHeaders });
+          const res = await fetch(`${stack.base}${path}`, { headers: readHeaders });
           const body = await res.json();
           reads.push({ status: res.status, ms: performance.now() - started });
-          if (res.status === 200) summaries.push(Object.values(body.summary.byState).reduce((a, b) => a + b, 0));
+          if (res.status === 200 && body.summary) summaries.push(Object.values(body.summary.byState).reduce((a, b) => a + b, 0));
         }
       };
       const running = Array.from({ length: readers }, reader);
@@ -111,6 +158,8 @@ export async function benchLogReaders({ n, closes = 200, readers = 16, log = () 
     await stack.start();
     const limited = await phase();
     log(`log-readers: ${n} jobs, production limits: ${JSON.stringify(limited)}`);
+    const control = await phase("/healthz");
+    log(`log-readers: ${n} jobs, control (/healthz): ${JSON.stringify(control)}`);
     const result = {
       n,
       readers,
@@ -118,6 +167,7 @@ export async function benchLogReaders({ n, closes = 200, readers = 16, log = () 
       seedSeconds,
       unlimited,
       limited,
+      control,
       ...counted,
     };
     return result;
@@ -136,8 +186,10 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   }
   mkdirSync(`${ROOT}/build`, { recursive: true });
   writeFileSync(`${ROOT}/build/bench-log-readers.json`, JSON.stringify(results, null, 2));
+  // The full run's figures go into BENCHMARKS.md (make bench keeps this section).
+  if (!sizes.length) writeLogReadersSection(results);
   for (const r of results) {
-    for (const [name, x] of [["limits raised", r.unlimited], ["production limits", r.limited]]) {
+    for (const [name, x] of [["limits raised", r.unlimited], ["production limits", r.limited], ["control: /healthz", r.control]]) {
       console.log(`${r.n} jobs, ${r.readers} readers, ${name}: close p50 ${x.idle.p50} ms idle → ${x.loaded.p50} ms loaded (${x.ratio}×), p95 ${x.idle.p95} → ${x.loaded.p95} ms; ${x.reads} reads (${x.answered} answered, ${x.limited} 429), read p50 ${x.readP50} ms`);
     }
   }

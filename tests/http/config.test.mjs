@@ -134,6 +134,9 @@ test("LOG_READS_PER_*_PER_MINUTE unset (60 a key, 120 an org): log reads past th
     const [another, third] = ["sandbox-kustomer-key-no-tags", "sandbox-kustomer-key-agent"];
     assert.deepEqual(await burst(another, 60), Array(60).fill(200), "another key: its own 60, the org's 61st to 120th");
     assert.deepEqual(await burst(third, 1), [429], "the org's 121st");
+    // The agent card's reads (one conversation, through the org's saved key) count apart.
+    const card = await stack.request("GET", "/v1/deliveries?conversationId=conv-email&limit=1", { headers: stack.orgHeaders() });
+    assert.equal(card.status, 200, card.text);
     // Another org counts apart.
     assert.notEqual((await read("other-org-key")).status, 429);
   });
