@@ -55,6 +55,8 @@ function section(results, info) {
     "|---|---|---|---|---|---|",
     ...results.flatMap((r) => [row(r, "limits raised", r.unlimited), row(r, "production limits (60/key, 120/org), Retry-After ignored", r.limited), row(r, "control: /healthz instead of the log", r.control)]),
     "",
+    `A first page alone (its summary over the whole log, 50 entries), 50 reads one after another with nothing else running: ${results.map((r) => `${r.n.toLocaleString("en")} jobs p50 **${r.unlimited.readAlone.p50} ms** (p95 ${r.unlimited.readAlone.p95})`).join("; ")}.`,
+    "",
     "- **Limits raised** (100,000 a minute): what the summary itself costs. **Production limits**: the same log after a restart with the bindings unset; the readers ignore `Retry-After`, so nearly all their reads are refused at the gateway. **Control**: the same readers on `/healthz`, which does no work: what any HTTP traffic on this single workerd thread costs a close.",
     "- Locally the gateway, the org's Durable Object, the sandboxes and the readers' client share one workerd thread and two cores; deployed, the gateway runs in other isolates, so refused reads never reach the org's Durable Object.",
     `- Every close was scheduled; every answered read's summary counted the log and the closes so far; the final summary counted ${results.map((r) => `${r.finalTotal.toLocaleString("en")} of ${r.expectedTotal.toLocaleString("en")}`).join(" and ")}.`,
@@ -110,8 +112,18 @@ export async function benchLogReaders({ n, closes = 200, readers = 16, log = () 
      * Close latencies with nobody reading, then with `readers` clients reading `path` in a loop
      * (the log's first page; or /healthz, the control: any HTTP traffic on the same thread).
      */
-    const phase = async (path = "/v1/deliveries?limit=50&utcOffsetMinutes=-300") => {
+    const phase = async (path = "/v1/deliveries?limit=50&utcOffsetMinutes=-300", { alone = false } = {}) => {
       const idle = await measure();
+      // A read with nothing else going on: what one costs, whatever the log holds.
+      const readsAlone = [];
+      for (let i = 0; alone && i < 50; i++) {
+        const started = performance.now();
+        const res = await fetch(`${stack.base}${path}`, { headers: readHeaders });
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`a read alone: ${res.status}`);
+        readsAlone.push(performance.now() - started);
+      }
+      readsAlone.sort((a, b) => a - b);
       // The Deliveries page's first page, summary included, over the whole log.
       const reads = [];
       const summaries = [];
@@ -143,13 +155,14 @@ export async function benchLogReaders({ n, closes = 200, readers = 16, log = () 
         limited: reads.filter((r) => r.status === 429).length,
         other: reads.filter((r) => r.status !== 200 && r.status !== 429).length,
         readP50: p(readMs, 0.5),
+        ...(alone ? { readAlone: { p50: p(readsAlone, 0.5), p95: p(readsAlone, 0.95) } } : {}),
         // Every summary counted the log and the closes so far: n, the idle closes, some loaded ones.
         summariesRight: summaries.every((t) => t >= n + before && t <= n + serial),
       };
     };
     // Rate limits raised (the harness's): the summary's cost alone. Then production's limits
     // (60 reads a minute per key, 120 per org), the same log, the readers ignoring Retry-After.
-    const unlimited = await phase();
+    const unlimited = await phase(undefined, { alone: true });
     log(`log-readers: ${n} jobs, limits raised: ${JSON.stringify(unlimited)}`);
     const final = await stack.request("GET", "/v1/deliveries?limit=1", { headers: readHeaders });
     const counted = { finalTotal: Object.values(final.body.summary.byState).reduce((a, b) => a + b, 0), expectedTotal: n + serial };

@@ -87,7 +87,8 @@ pub struct OrgRecord {
 pub trait Store {
     /// The job for a conversation.
     fn get(&self, conversation_id: &str) -> Result<Option<job::Job>, String>;
-    /// Writes a job (insert or replace).
+    /// Writes a job (insert or replace), moving it between the summary's counters
+    /// ([`deliveries::TallyKey`]) if its counter changed.
     fn put(&self, job: &job::Job) -> Result<(), String>;
     /// Writes a conversation's first job: false, and nothing written, when it has one already.
     fn insert_new(&self, job: &job::Job) -> Result<bool, String>;
@@ -101,7 +102,9 @@ pub trait Store {
     /// The delivery log's page: the jobs [`DeliveryQuery::matches`], newest close first (then
     /// by conversation id, descending), at most `limit`.
     fn deliveries(&self, query: &DeliveryQuery, limit: usize) -> Result<Vec<job::Job>, String>;
-    /// The summary's counts over the jobs [`DeliveryQuery::in_summary`] admits.
+    /// The summary's counts over the jobs [`DeliveryQuery::in_summary`] admits: from the
+    /// counters every write and delete keeps, and the jobs only where [`deliveries::TallyPlan`]
+    /// says (the ragged ends of a window, one conversation), never by counting every job.
     fn tally(&self, query: &DeliveryQuery) -> Result<Tally, String>;
     /// A cached value, if not expired.
     fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<String>, String>;
@@ -113,7 +116,7 @@ pub trait Store {
     fn put_org(&self, record: &OrgRecord) -> Result<(), String>;
     /// Deletes final jobs last changed at or before `before_ms` (the retention period; at, so
     /// that the alarm set for that instant finds something to do) and expired cache entries.
-    /// Returns how many jobs went.
+    /// Returns how many jobs went; they leave the summary's counters in the same write.
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String>;
     /// When the oldest final job was last changed, for the alarm that prunes it.
     fn oldest_final(&self) -> Result<Option<i64>, String>;
