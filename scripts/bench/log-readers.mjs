@@ -8,6 +8,8 @@
 // readers measure the summary's cost, not the limiter.
 //
 //   node scripts/bench/log-readers.mjs [n…]      default: 10000 100000; writes build/bench-log-readers.json
+//                                                 (and, with no n given, its section of BENCHMARKS.md);
+//                                                 LOG_READERS_CLOSES=200 closes per measurement
 //
 // Timings are figures for BENCHMARKS.md, never asserted in tests: tests/drills/log-readers.test.mjs
 // runs 1,000 and checks only that every close and read succeeded and the summaries counted right.
@@ -193,7 +195,7 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const sizes = process.argv.slice(2).map(Number);
   const results = [];
   for (const n of sizes.length ? sizes : [10_000, 100_000]) {
-    const r = await benchLogReaders({ n, log: console.log });
+    const r = await benchLogReaders({ n, closes: Number(process.env.LOG_READERS_CLOSES ?? 200), log: console.log });
     console.log(JSON.stringify(r));
     results.push(r);
   }
