@@ -31,21 +31,27 @@ export function logReadersSection(text = existsSync(BENCHMARKS) ? readFileSync(B
   return start >= 0 && end > start ? text.slice(start, end + MARKS[1].length) : "";
 }
 
-/** Writes `results` (a full run's: build/bench-log-readers.json) as BENCHMARKS.md's section. */
-export function writeLogReadersSection(results) {
-  const info = {
-    date: new Date().toISOString().slice(0, 10),
-    commit: execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim(),
-    load: loadavg().map((l) => l.toFixed(2)).join(", "),
-  };
+/**
+ * Writes `results` (a full run's: build/bench-log-readers.json) as BENCHMARKS.md's section;
+ * `before`, if given, is a run of the same script on an earlier commit, for comparison.
+ */
+export function writeLogReadersSection(results, before) {
+  const info = results[0].run;
   const text = readFileSync(BENCHMARKS, "utf8");
   const old = logReadersSection(text);
-  const next = section(results, info);
+  const next = section(results, info, before);
   writeFileSync(BENCHMARKS, old ? text.replace(old, next) : `${text.trimEnd()}\n\n${next}\n`);
 }
 
+/** Whether the target (close p50 with readers within 2× of idle) was met, and against what. */
+function verdict(results) {
+  const met = results.every((r) => r.limited.ratio <= 2);
+  const sizes = (f) => results.map((r) => f(r)).join(" and ");
+  return `- **Target (close p50 with 16 readers within 2× of idle): ${met ? "met" : "not met on this machine"}** with production limits (${sizes((r) => `${r.limited.ratio}×`)} at ${sizes((r) => r.n.toLocaleString("en"))} jobs), against ${sizes((r) => `${r.control.ratio}×`)} for the control: 16 clients of a request that does nothing cost a close ${results.every((r) => r.control.ratio > 2) ? "more than 2× here too" : "this much"}. With the limits raised, the readers' cost does not grow with the log (${sizes((r) => `${r.unlimited.loaded.p50} ms`)}); a first page costs about what ${sizes((r) => `${(r.unlimited.readAlone.p50 / r.unlimited.idle.p50).toFixed(1)}`)} closes do, and 16 readers in a loop keep that many ahead of each close.`;
+}
+
 /** The section for `results`, in BENCHMARKS.md's words. */
-function section(results, info) {
+function section(results, info, before) {
   const row = (r, name, x) => `| ${r.n.toLocaleString("en")} | ${name} | ${x.idle.p50} ms (p95 ${x.idle.p95}) | ${x.loaded.p50} ms (p95 ${x.loaded.p95}) | **${x.ratio}×** | ${x.reads.toLocaleString("en")} reads: ${x.answered.toLocaleString("en")} answered, ${x.limited.toLocaleString("en")} refused (429); read p50 ${x.readP50} ms |`;
   return [
     MARKS[0],
@@ -59,6 +65,8 @@ function section(results, info) {
     "",
     `A first page alone (its summary over the whole log, 50 entries), 50 reads one after another with nothing else running: ${results.map((r) => `${r.n.toLocaleString("en")} jobs p50 **${r.unlimited.readAlone.p50} ms** (p95 ${r.unlimited.readAlone.p95})`).join("; ")}.`,
     "",
+    verdict(results),
+    ...(before ? [`- **Before the counters** (commit ${before[0].run.commit}, the same script, ${before[0].closes} closes per measurement): a first page alone took ${before.map((r) => `${r.unlimited.readAlone.p50} ms at ${r.n.toLocaleString("en")} jobs`).join(" and ")}, and 16 readers held a close for ${before.map((r) => `${r.unlimited.loaded.p50} ms`).join(" and ")} (idle ${before.map((r) => `${r.unlimited.idle.p50} ms`).join(" and ")}).`] : []),
     "- **Limits raised** (100,000 a minute): what the summary itself costs. **Production limits**: the same log after a restart with the bindings unset; the readers ignore `Retry-After`, so nearly all their reads are refused at the gateway. **Control**: the same readers on `/healthz`, which does no work: what any HTTP traffic on this single workerd thread costs a close.",
     "- Locally the gateway, the org's Durable Object, the sandboxes and the readers' client share one workerd thread and two cores; deployed, the gateway runs in other isolates, so refused reads never reach the org's Durable Object.",
     `- Every close was scheduled; every answered read's summary counted the log and the closes so far; the final summary counted ${results.map((r) => `${r.finalTotal.toLocaleString("en")} of ${r.expectedTotal.toLocaleString("en")}`).join(" and ")}.`,
@@ -191,11 +199,16 @@ export async function benchLogReaders({ n, closes = 200, readers = 16, log = () 
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const sizes = process.argv.slice(2).map(Number);
   const results = [];
   for (const n of sizes.length ? sizes : [10_000, 100_000]) {
     const r = await benchLogReaders({ n, closes: Number(process.env.LOG_READERS_CLOSES ?? 200), log: console.log });
+    r.run = {
+      date: new Date().toISOString().slice(0, 10),
+      commit: execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim(),
+      load: loadavg().map((l) => l.toFixed(2)).join(", "),
+    };
     console.log(JSON.stringify(r));
     results.push(r);
   }
