@@ -60,6 +60,8 @@ const edge :Workerd.Worker = (
     (name = "CACHE_MS", fromEnvironment = "CACHE_MS"),
     (name = "RETENTION_DAYS", fromEnvironment = "RETENTION_DAYS"),
     (name = "KEY_CHECKS_PER_MINUTE", fromEnvironment = "KEY_CHECKS_PER_MINUTE"),
+    (name = "LOG_READS_PER_KEY_PER_MINUTE", fromEnvironment = "LOG_READS_PER_KEY_PER_MINUTE"),
+    (name = "LOG_READS_PER_ORG_PER_MINUTE", fromEnvironment = "LOG_READS_PER_ORG_PER_MINUTE"),
     (name = "OUTCOME_POLL_MS", fromEnvironment = "OUTCOME_POLL_MS"),
   ],
   globalOutbound = "loopback",

@@ -13,7 +13,7 @@ use edge_fakes::*;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use stella_connect::edge::deliveries::DeliveryQuery;
+use stella_connect::edge::deliveries::{DeliveryQuery, Tally};
 use stella_connect::edge::job::{Job, JobState};
 use stella_connect::edge::scheduler::Command;
 use stella_connect::edge::{trust, Config, Request, Store};
@@ -1889,6 +1889,65 @@ fn the_summary_counts_by_state_day_reason_and_agent_at_the_admins_offset() {
     let next = edge.log(&format!("limit=3&cursor={cursor}"));
     assert_eq!(next.body["summary"], Value::Null);
     assert_eq!(log_ids(&next), ["h-retry", "g-sched", "f-fail"]);
+}
+
+/// The summary as a count of every job would give it: what the counters must equal.
+fn counted(store: &MemStore, query: &DeliveryQuery) -> Value {
+    let mut tally = Tally::default();
+    for job in store.jobs().iter().filter(|j| query.in_summary(j)) {
+        tally.count(query, job);
+    }
+    tally.summary()
+}
+
+#[test]
+fn the_summarys_counters_follow_every_change_and_retention() {
+    // Jobs written, rewritten (state, reason, agent and close time change), resent and pruned:
+    // after each step, every summary read from the counters equals a count of every job.
+    let edge = log_edge(&varied_jobs());
+    let store = &edge.scheduler(ORG).store;
+    let queries: Vec<DeliveryQuery> = [
+        "",
+        "utcOffsetMinutes=-300",
+        "from=2026-11-01T12:00:00Z&to=2026-11-03T00:00:00Z&utcOffsetMinutes=60",
+        "from=2026-11-01T12:30:00Z&to=2026-11-03T01:15:00Z",
+        "from=2026-11-02T12:10:00Z&to=2026-11-02T13:20:00Z",
+        "reason=gave_up",
+        "agent=SAM.agent%40acme.example&from=2026-11-02T00:00:00Z",
+        "conversationId=d-skip",
+    ]
+    .iter()
+    .map(|q| DeliveryQuery::parse(q).unwrap())
+    .collect();
+    let check = |step: &str| {
+        for q in &queries {
+            let read = store.tally(q).unwrap().summary();
+            assert_eq!(read, counted(store, q), "{step}: {q:?}");
+        }
+        assert!(
+            store.counters().values().all(|n| *n > 0),
+            "{step}: no zero is kept"
+        );
+    };
+    check("written");
+    let mut e = store.get("e-fail").unwrap().unwrap();
+    e.state = JobState::Sent;
+    e.reason = None;
+    e.request = None;
+    store.put(&e).unwrap();
+    let mut h = store.get("h-retry").unwrap().unwrap();
+    h.closed_at_ms += 30 * DAY_MS; // a later close of the same conversation
+    h.state = JobState::Scheduled;
+    store.put(&h).unwrap();
+    check("rewritten");
+    let reply = edge.resend("f-fail", KUSTOMER_KEY); // a failure: a resend may change it
+    assert_eq!(reply.status, 202, "{reply:?}");
+    check("resent");
+    let pruned = store.prune(ms("2026-12-01T00:00:00Z"), 0).unwrap();
+    assert!(pruned >= 4, "{pruned}");
+    check("pruned");
+    let total: u64 = store.counters().values().sum();
+    assert_eq!(total, store.jobs().len() as u64);
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod edge_fakes;
 use edge_fakes::*;
 use serde_json::{json, Value};
 use stella_connect::edge::job::JobState;
-use stella_connect::edge::{Reply, Store};
+use stella_connect::edge::{Config, Reply, Store};
 use support::fixture;
 
 const DELAY_MS: i64 = 900_000;
@@ -967,4 +967,74 @@ fn typed_settings_replace_the_saved_ones_for_one_call_only() {
     assert_eq!(reply.body["request"]["body"]["channel"], "sms");
     // Nothing was stored by either: the next close's survey is sent as the saved settings say.
     assert!(edge.world.accepted().is_empty());
+}
+
+#[test]
+fn log_reads_are_rate_limited_per_key_then_per_org() {
+    // Any signed-in user can read the log through the app's command, and each read is work for
+    // the org's one scheduler: 3 a minute per key and 5 per org here (60 and 120 by default).
+    let edge = Edge::new(Config {
+        log_reads_per_key_per_minute: 3,
+        log_reads_per_org_per_minute: 5,
+        ..quick_retries()
+    });
+    assert_eq!(edge.close(&fixture("conversation-update-done")).status, 202);
+    let read = |key: &str| edge.call("GET", "/v1/deliveries?limit=1", &key_header(key), "");
+    let statuses = |key: &str, n: usize| (0..n).map(|_| read(key).status).collect::<Vec<_>>();
+    assert_eq!(
+        statuses(KUSTOMER_KEY, 4),
+        [200, 200, 200, 429],
+        "the key's 3"
+    );
+    let limited = read(KUSTOMER_KEY);
+    assert_eq!((limited.status, code(&limited)), (429, "rate_limited"));
+    assert!(
+        limited.retry_after.is_some_and(|s| (1..=60).contains(&s)),
+        "{limited:?}"
+    );
+    // Refused again without asking the limiter: a reader ignoring Retry-After costs it nothing.
+    let uses = |prefix: &str| {
+        let limits = edge.gateway.router.limits.borrow();
+        let counts = limits.iter().filter(|(b, _)| b.starts_with(prefix));
+        counts.map(|(_, (_, n))| *n).max()
+    };
+    assert_eq!(uses("log-key:"), Some(4));
+    assert_eq!(uses("log-org:"), Some(3));
+    // Another key of the org: the org's 5 (the refused reads above counted only at the key).
+    assert_eq!(statuses(ADMIN_KEY, 3), [200, 200, 429], "the org's 5");
+    // The card's reads (one conversation) and further pages count apart, ten times as many:
+    // the org's saved key serves every agent's card.
+    for query in ["conversationId=x", "limit=1&cursor=MTI6YWJj"] {
+        let reply = edge.call(
+            "GET",
+            &format!("/v1/deliveries?{query}"),
+            &key_header(KUSTOMER_KEY),
+            "",
+        );
+        assert_eq!(reply.status, 200, "{query}: {reply:?}");
+    }
+    let card = (0..31)
+        .map(|_| {
+            edge.call(
+                "GET",
+                "/v1/deliveries?conversationId=x",
+                &key_header(KUSTOMER_KEY),
+                "",
+            )
+            .status
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        card[..28],
+        [200; 28],
+        "30 a minute for the key, 2 used above"
+    );
+    assert_eq!(card[28..], [429; 3]);
+    // A key Kustomer does not accept opens no bucket.
+    let buckets = edge.gateway.router.limits.borrow().len();
+    assert_ne!(read("unknown-key").status, 200);
+    assert_eq!(edge.gateway.router.limits.borrow().len(), buckets);
+    // A minute later, reads are allowed again.
+    edge.set_now(edge.now() + 60_000);
+    assert_eq!(statuses(KUSTOMER_KEY, 1), [200]);
 }

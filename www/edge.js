@@ -82,14 +82,20 @@ function forward(env, org, command) {
   return env.SCHEDULER.get(id).command(command);
 }
 
+/** Which rate-limiting binding counts a bucket, by the prefix the gateway names it with. */
+const LIMITERS = {
+  "log-key:": "LOG_READS_PER_KEY", "log-org:": "LOG_READS_PER_ORG", "log-page-key:": "LOG_PAGES_PER_KEY", "log-page-org:": "LOG_PAGES_PER_ORG",
+};
+
 /**
  * Counts a use of a rate-limited bucket; resolves to the seconds to wait, 0 when allowed:
  * Cloudflare's rate-limiting binding where deployed (its limit is in wrangler.toml), else a
  * Durable Object counter per bucket.
  */
 function countUse(env, bucket, perMinute) {
-  return env.KEY_CHECKS
-    ? env.KEY_CHECKS.limit({ key: bucket }).then(({ success }) => (success ? 0 : 60))
+  const name = Object.entries(LIMITERS).find(([prefix]) => bucket.startsWith(prefix))?.[1] ?? "KEY_CHECKS";
+  return env[name]
+    ? env[name].limit({ key: bucket }).then(({ success }) => (success ? 0 : 60))
     : env.LIMITER.get(env.LIMITER.idFromName(bucket)).hit(perMinute);
 }
 

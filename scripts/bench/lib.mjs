@@ -151,7 +151,8 @@ export async function startWorkerd(config, sockets, { site = true, state: withSt
     cwd: ROOT,
     // As tests/http/harness.mjs: fast retries and leases, key checks and the Kustomer sandbox's
     // budget never the bottleneck.
-    env: { ...process.env, RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000", KUSTOMER_BUDGET: "1000000/60", ...env },
+    env: { ...process.env, RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000", KUSTOMER_BUDGET: "1000000/60",
+      LOG_READS_PER_KEY_PER_MINUTE: "100000", LOG_READS_PER_ORG_PER_MINUTE: "100000", ...env },
     stdio: ["ignore", "ignore", "pipe"],
     detached: true,
   });

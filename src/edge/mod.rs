@@ -87,7 +87,8 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 pub trait Store {
     /// The job for a conversation.
     fn get(&self, conversation_id: &str) -> Result<Option<job::Job>, String>;
-    /// Writes a job (insert or replace).
+    /// Writes a job (insert or replace), moving it between the summary's counters
+    /// ([`deliveries::TallyKey`]) if its counter changed.
     fn put(&self, job: &job::Job) -> Result<(), String>;
     /// Writes a conversation's first job: false, and nothing written, when it has one already.
     fn insert_new(&self, job: &job::Job) -> Result<bool, String>;
@@ -101,7 +102,9 @@ pub trait Store {
     /// The delivery log's page: the jobs [`DeliveryQuery::matches`], newest close first (then
     /// by conversation id, descending), at most `limit`.
     fn deliveries(&self, query: &DeliveryQuery, limit: usize) -> Result<Vec<job::Job>, String>;
-    /// The summary's counts over the jobs [`DeliveryQuery::in_summary`] admits.
+    /// The summary's counts over the jobs [`DeliveryQuery::in_summary`] admits: from the
+    /// counters every write and delete keeps, and the jobs only where [`deliveries::TallyPlan`]
+    /// says (the ragged ends of a window, one conversation), never by counting every job.
     fn tally(&self, query: &DeliveryQuery) -> Result<Tally, String>;
     /// A cached value, if not expired.
     fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<String>, String>;
@@ -113,7 +116,7 @@ pub trait Store {
     fn put_org(&self, record: &OrgRecord) -> Result<(), String>;
     /// Deletes final jobs last changed at or before `before_ms` (the retention period; at, so
     /// that the alarm set for that instant finds something to do) and expired cache entries.
-    /// Returns how many jobs went.
+    /// Returns how many jobs went; they leave the summary's counters in the same write.
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String>;
     /// When the oldest final job was last changed, for the alarm that prunes it.
     fn oldest_final(&self) -> Result<Option<i64>, String>;
@@ -189,6 +192,10 @@ pub struct Config {
     pub key_checks_per_minute: u32,
     /// How often survey outcomes are read back from Agent Connect while any is awaited.
     pub outcome_poll_ms: i64,
+    /// Delivery log reads allowed per Kustomer key in a minute.
+    pub log_reads_per_key_per_minute: u32,
+    /// Delivery log reads allowed per org in a minute (all its keys together).
+    pub log_reads_per_org_per_minute: u32,
 }
 
 impl Default for Config {
@@ -201,6 +208,8 @@ impl Default for Config {
             retention_days: 90,
             outcome_poll_ms: 5 * 60_000,
             key_checks_per_minute: 5,
+            log_reads_per_key_per_minute: 60,
+            log_reads_per_org_per_minute: 120,
         }
     }
 }
@@ -243,6 +252,16 @@ impl Config {
                 1_000_000,
             )?,
             outcome_poll_ms: number("OUTCOME_POLL_MS", d.outcome_poll_ms, DAY_MS)?,
+            log_reads_per_key_per_minute: small(
+                "LOG_READS_PER_KEY_PER_MINUTE",
+                d.log_reads_per_key_per_minute,
+                1_000_000,
+            )?,
+            log_reads_per_org_per_minute: small(
+                "LOG_READS_PER_ORG_PER_MINUTE",
+                d.log_reads_per_org_per_minute,
+                1_000_000,
+            )?,
         })
     }
 
@@ -328,6 +347,8 @@ mod tests {
             ("RETENTION_DAYS", "3651"),
             ("RETENTION_DAYS", "abc"),
             ("KEY_CHECKS_PER_MINUTE", "99999999999"),
+            ("LOG_READS_PER_KEY_PER_MINUTE", "0"),
+            ("LOG_READS_PER_ORG_PER_MINUTE", "1000001"),
         ] {
             let e = from(&[(name, bad)]).unwrap_err();
             assert!(e.contains(name), "{e}");

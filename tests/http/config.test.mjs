@@ -115,3 +115,29 @@ test("KEY_CHECKS_PER_MINUTE unset (5): a burst of key checks is cut off with 429
     assert.equal(elsewhere.status, 200, "another address has its own count");
   });
 });
+
+test("LOG_READS_PER_*_PER_MINUTE unset (60 a key, 120 an org): log reads past them get 429 with Retry-After", async () => {
+  await withStack({ LOG_READS_PER_KEY_PER_MINUTE: null, LOG_READS_PER_ORG_PER_MINUTE: null }, async (stack) => {
+    const read = async (key) => (await stack.request("GET", "/v1/deliveries?limit=1", { headers: stack.orgHeaders({ "x-kustomer-api-key": key }) }));
+    const burst = async (key, n) => {
+      const statuses = [];
+      for (let i = 0; i < n; i++) statuses.push((await read(key)).status);
+      return statuses;
+    };
+    // Any user of the org, through the app's command: one key's 60, then the org's 120.
+    const one = await burst(KUSTOMER_KEY, 61);
+    assert.deepEqual(one, [...Array(60).fill(200), 429]);
+    const refused = await read(KUSTOMER_KEY);
+    assert.equal(refused.body.error.code, "rate_limited");
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After: ${refused.headers.get("retry-after")}`);
+    const [another, third] = ["sandbox-kustomer-key-no-tags", "sandbox-kustomer-key-agent"];
+    assert.deepEqual(await burst(another, 60), Array(60).fill(200), "another key: its own 60, the org's 61st to 120th");
+    assert.deepEqual(await burst(third, 1), [429], "the org's 121st");
+    // The agent card's reads (one conversation, through the org's saved key) count apart.
+    const card = await stack.request("GET", "/v1/deliveries?conversationId=conv-email&limit=1", { headers: stack.orgHeaders() });
+    assert.equal(card.status, 200, card.text);
+    // Another org counts apart.
+    assert.notEqual((await read("other-org-key")).status, 429);
+  });
+});

@@ -159,10 +159,15 @@ test("the cursor pages past 200 entries, none twice and none missed, while close
 test("the summary counts by state, admin's day, reason and agent", async () => {
   const from = new Date(syntheticAt(0)).toISOString();
   const to = new Date(syntheticAt(SYNTHETIC)).toISOString();
+  // Whole hours come from the counters, which count a close on the day its hour begins at the
+  // offset (exact for whole-hour offsets); the ragged ends of the window from the rows.
+  const firstHour = Math.ceil(syntheticAt(0) / HOUR) * HOUR;
+  const lastHour = Math.floor(syntheticAt(SYNTHETIC) / HOUR) * HOUR;
+  const counted = (t) => (t >= firstHour && t < lastHour ? Math.floor(t / HOUR) * HOUR : t);
   const dayCounts = (offsetMinutes) => {
     const days = new Map();
     for (let i = 0; i < SYNTHETIC; i++) {
-      const day = new Date(syntheticAt(i) + offsetMinutes * MINUTE).toISOString().slice(0, 10);
+      const day = new Date(counted(syntheticAt(i)) + offsetMinutes * MINUTE).toISOString().slice(0, 10);
       days.set(day, (days.get(day) ?? 0) + 1);
     }
     return [...days].map(([day, pending]) => ({ day, sent: 0, skipped: 0, failed: 0, pending }));
@@ -258,6 +263,41 @@ test("bulk resend: mixed results, at most 50, the org's own surveys only", async
   assert.deepEqual([ourSecret.status, ourSecret.body.error.code], [401, "app_secret_rejected"]);
 });
 
+/** The summary a count of every entry gives (whole-hour offsets: the counters are exact there). */
+async function countedSummary(query, offsetMinutes) {
+  const entries = await walk(`state=&${query}`);
+  const byState = { scheduled: 0, retrying: 0, sent: 0, skipped: 0, failed: 0 };
+  const days = new Map();
+  const tops = { reason: new Map(), agent: new Map() };
+  for (const d of entries) {
+    byState[d.state] += 1;
+    const day = new Date(Date.parse(d.closedAt) + offsetMinutes * MINUTE).toISOString().slice(0, 10);
+    const row = days.get(day) ?? { day, sent: 0, skipped: 0, failed: 0, pending: 0 };
+    row[["scheduled", "retrying"].includes(d.state) ? "pending" : d.state] += 1;
+    days.set(day, row);
+    for (const [k, v] of [["reason", d.reason], ["agent", d.agentEmail?.toLowerCase()]]) if (v) tops[k].set(v, (tops[k].get(v) ?? 0) + 1);
+  }
+  const top = (k) => [...tops[k]].map(([name, count]) => ({ [k]: name, count })).sort((a, b) => b.count - a.count || a[k].localeCompare(b[k]));
+  return { byState, days: [...days.values()].sort((a, b) => a.day.localeCompare(b.day)), byReason: top("reason"), byAgent: top("agent") };
+}
+
+test("the summary's counters agree with the rows, after sends and resends, for any window", async () => {
+  const at = (i, extra = 0) => new Date(syntheticAt(i) + extra).toISOString();
+  for (const [query, offset] of [
+    ["", 0],
+    ["utcOffsetMinutes=-300", -300],
+    [`from=${at(20, 17 * MINUTE)}&to=${at(180, 41 * MINUTE)}&utcOffsetMinutes=60`, 60],
+    [`from=${at(30)}&to=${at(31, 20 * MINUTE)}`, 0],
+    [`agent=${encodeURIComponent(AGENT.toUpperCase())}`, 0],
+    ["reason=reopened", 0],
+    ["conversationId=page-0009", 0],
+  ]) {
+    const r = await log(query);
+    assert.equal(r.status, 200, `${query}: ${r.text}`);
+    assert.deepEqual(r.body.summary, await countedSummary(query, offset), query);
+  }
+});
+
 /** `sqlite3 file sql`'s output (Debian's sqlite3, which `make setup` installs). */
 function sqlite3(file, sql) {
   return execFileSync("sqlite3", [file, sql], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
@@ -285,7 +325,8 @@ test("a Durable Object from before the closed_ms column pages and counts as befo
   const ours = tables.find((f) => Number(sqlite3(f, "SELECT count(*) FROM jobs")) > SYNTHETIC);
   const theirs = tables.find((f) => sqlite3(f, "SELECT count(*) FROM jobs WHERE conversation_id = 'other-conv'") === "1");
   assert.ok(ours && theirs && ours !== theirs, `the two orgs' tables among ${tables}`);
-  sqlite3(ours, "DROP INDEX jobs_closed; ALTER TABLE jobs DROP COLUMN closed_ms;");
+  sqlite3(ours, "DROP INDEX jobs_closed; ALTER TABLE jobs DROP COLUMN closed_ms; DROP TABLE tally;");
+  sqlite3(theirs, "DROP TABLE tally;");
   assert.ok(!sqlite3(ours, "SELECT name FROM pragma_table_info('jobs')").includes("closed_ms"));
   sqlite3(theirs, "UPDATE jobs SET closed_ms = NULL");
 
@@ -295,4 +336,7 @@ test("a Durable Object from before the closed_ms column pages and counts as befo
   const r = await stack.postEvent(syntheticClose("page-after", syntheticAt(11) + 1), stack.settingsHeaders(LATER));
   assert.equal(r.status, 202, r.text);
   assert.deepEqual(await ids(window), ["page-0013", "page-0012", "page-after", "page-0011", "page-0010"]);
+  // The counters, rebuilt from the rows at start, go on counting.
+  const summary = (await log()).body.summary;
+  assert.equal(summary.byState.scheduled, before.summary.byState.scheduled + 1);
 });

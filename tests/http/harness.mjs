@@ -19,7 +19,10 @@ export const APP_SECRET = "sandbox-app-secret-0123456789";
 // Check connection and Preview several times a minute never exhausts; and the Kustomer sandbox's
 // API budget so large that it never binds (the budget drill sets its own). A stack may override
 // any of them, or omit one (null) for production's default.
-const TEST_ENV = { RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000", KUSTOMER_BUDGET: "1000000/60" };
+const TEST_ENV = {
+  RETRY_BASE_MS: "300", LEASE_MS: "2000", KEY_CHECKS_PER_MINUTE: "1000", KUSTOMER_BUDGET: "1000000/60",
+  LOG_READS_PER_KEY_PER_MINUTE: "100000", LOG_READS_PER_ORG_PER_MINUTE: "100000",
+};
 
 async function freePort() {
   return new Promise((resolve, reject) => {

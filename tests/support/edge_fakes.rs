@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use stella_connect::edge::deliveries::{DeliveryQuery, Tally};
+use stella_connect::edge::deliveries::{DeliveryQuery, Tally, TallyKey, TallyPlan};
 use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step, HEADERS};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
@@ -764,13 +764,15 @@ impl std::future::Future for Late<'_> {
     }
 }
 
-/// One org's jobs and cache in memory.
+/// One org's jobs and cache in memory, with the summary's counters kept as the SQL store keeps
+/// them (a summary reads counters, and jobs only at the ragged ends of its window).
 #[derive(Default)]
 pub struct MemStore {
     jobs: RefCell<BTreeMap<String, Job>>,
     cache: RefCell<BTreeMap<String, (String, i64)>>,
     org: RefCell<OrgRecord>,
     held: RefCell<BTreeMap<String, HeldClose>>,
+    counters: RefCell<BTreeMap<TallyKey, u64>>,
 }
 
 impl MemStore {
@@ -783,6 +785,28 @@ impl MemStore {
     pub fn held(&self) -> Vec<HeldClose> {
         self.held.borrow().values().cloned().collect()
     }
+
+    /// The summary's counters, as kept (no zero is kept).
+    pub fn counters(&self) -> BTreeMap<TallyKey, u64> {
+        self.counters.borrow().clone()
+    }
+
+    /// Moves `job`'s count from the counter of the job it replaces (if any) to its own.
+    fn recount(&self, old: Option<&Job>, new: Option<&Job>) {
+        let mut counters = self.counters.borrow_mut();
+        if let Some(old) = old {
+            let key = TallyKey::of(old);
+            if let Some(n) = counters.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    counters.remove(&key);
+                }
+            }
+        }
+        if let Some(new) = new {
+            *counters.entry(TallyKey::of(new)).or_default() += 1;
+        }
+    }
 }
 
 impl Store for MemStore {
@@ -791,9 +815,11 @@ impl Store for MemStore {
     }
 
     fn put(&self, job: &Job) -> Result<(), String> {
-        self.jobs
+        let old = self
+            .jobs
             .borrow_mut()
             .insert(job.conversation_id.clone(), job.clone());
+        self.recount(old.as_ref(), Some(job));
         Ok(())
     }
 
@@ -803,6 +829,7 @@ impl Store for MemStore {
             return Ok(false);
         }
         jobs.insert(job.conversation_id.clone(), job.clone());
+        self.recount(None, Some(job));
         Ok(true)
     }
 
@@ -847,9 +874,18 @@ impl Store for MemStore {
     }
 
     fn tally(&self, query: &DeliveryQuery) -> Result<Tally, String> {
+        let plan = TallyPlan::of(query);
         let mut tally = Tally::default();
-        for job in self.jobs.borrow().values().filter(|j| query.in_summary(j)) {
-            tally.count(query, job);
+        for (key, n) in self.counters.borrow().iter() {
+            if plan.holds_hour(key.hour) && key.in_summary(query) {
+                tally.add_counter(query, key, *n);
+            }
+        }
+        for window in &plan.scans {
+            let scan = TallyPlan::scan_query(query, *window);
+            for job in self.jobs.borrow().values().filter(|j| scan.in_summary(j)) {
+                tally.count(query, job);
+            }
         }
         Ok(tally)
     }
@@ -881,10 +917,20 @@ impl Store for MemStore {
 
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String> {
         let mut jobs = self.jobs.borrow_mut();
-        let before = jobs.len();
-        jobs.retain(|_, j| !(j.due_ms.is_none() && j.updated_ms <= before_ms));
+        let mut gone = Vec::new();
+        jobs.retain(|_, j| {
+            let keep = !(j.due_ms.is_none() && j.updated_ms <= before_ms);
+            if !keep {
+                gone.push(j.clone());
+            }
+            keep
+        });
+        drop(jobs);
+        for job in &gone {
+            self.recount(Some(job), None);
+        }
         self.cache.borrow_mut().retain(|_, (_, exp)| *exp > now_ms);
-        Ok(before - jobs.len())
+        Ok(gone.len())
     }
 
     fn oldest_final(&self) -> Result<Option<i64>, String> {
@@ -1026,6 +1072,7 @@ impl OrgRouter {
             cache: RefCell::new(old.store.cache.take()),
             org: RefCell::new(old.store.org.take()),
             held: RefCell::new(old.store.held.take()),
+            counters: RefCell::new(old.store.counters.take()),
         };
         let new = Scheduler::new(
             store,

@@ -37,7 +37,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             .map(|ip| ip.trim().to_owned())
             .filter(|ip| !ip.is_empty())
             .map(|ip| format!("addr:{ip}"));
-        if let Some(reply) = self.count(address.as_slice()).await {
+        if let Some(reply) = self.count(address.as_slice(), r.now_ms).await {
             return Some(reply);
         }
         let (url, kustomer_key) = (&settings.kustomer_api_url, &settings.kustomer_api_key);
@@ -50,25 +50,52 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         }
         let key = |k: &Secret| format!("key:{}", &seal::digest(k.expose())[..32]);
         let keys = [key(kustomer_key), key(&settings.stella_api_key)];
-        self.count(&keys).await
+        self.count(&keys, r.now_ms).await
     }
 
-    /// Counts one use of each bucket in turn; the reply for the first that is over its limit.
-    async fn count(&self, buckets: &[String]) -> Option<Reply> {
-        for bucket in buckets {
-            match self
-                .router
-                .limit(bucket, self.config.key_checks_per_minute)
-                .await
-            {
+    /// Counts one use of each key-check bucket in turn; the reply for the first that is over
+    /// its limit.
+    async fn count(&self, buckets: &[String], now_ms: i64) -> Option<Reply> {
+        let per_minute = self.config.key_checks_per_minute;
+        let buckets: Vec<(String, u32)> = buckets.iter().map(|b| (b.clone(), per_minute)).collect();
+        self.count_each(&buckets, "key checks", now_ms).await
+    }
+
+    /// Counts one use of each bucket (name, uses allowed a minute) in turn; the reply for the
+    /// first that is over its limit (`what`: the calls counted, in the message).
+    pub(super) async fn count_each(
+        &self,
+        buckets: &[(String, u32)],
+        what: &str,
+        now_ms: i64,
+    ) -> Option<Reply> {
+        let refuse = |wait: u32| {
+            let mut reply = Reply::error(
+                ErrorCode::RateLimited,
+                format!("Too many {what}: try again in {wait} seconds."),
+            );
+            reply.retry_after = Some(wait.max(1));
+            reply
+        };
+        for (bucket, per_minute) in buckets {
+            // A bucket the limiter refused stays refused until the wait it gave is over.
+            let until = self.refused.borrow().get(bucket).copied();
+            if let Some(until) = until.filter(|u| *u > now_ms) {
+                return Some(refuse(((until - now_ms + 999) / 1000) as u32));
+            }
+            match self.router.limit(bucket, *per_minute).await {
                 Ok(None) => {}
                 Ok(Some(wait)) => {
-                    let mut reply = Reply::error(
-                        ErrorCode::RateLimited,
-                        format!("Too many key checks: try again in {wait} seconds."),
-                    );
-                    reply.retry_after = Some(wait.max(1));
-                    return Some(reply);
+                    let mut refused = self.refused.borrow_mut();
+                    if refused.len() > 10_000 {
+                        // A bound: only live refusals matter, and forgetting one costs a call.
+                        refused.retain(|_, u| *u > now_ms);
+                        if refused.len() > 10_000 {
+                            refused.clear();
+                        }
+                    }
+                    refused.insert(bucket.clone(), now_ms + i64::from(wait.max(1)) * 1000);
+                    return Some(refuse(wait));
                 }
                 Err(e) => {
                     return Some(Reply::error(

@@ -6,9 +6,13 @@ use crate::edge::deliveries::{DeliveryQuery, MAX_RESEND_BODY_BYTES, MAX_RESEND_P
 use crate::edge::job::StoredSettings;
 use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::{Caller, Command};
-use crate::edge::{Reply, Transport};
+use crate::edge::{seal, Reply, Transport};
 use crate::kustomer::{self, At};
 use serde_json::json;
+
+/// How many times more reads than first pages a key and an org may make a minute: further
+/// pages and one conversation's entry (no summary; the card reads one per conversation shown).
+pub const OTHER_READS_FACTOR: u32 = 10;
 
 impl<T: Transport, R: Router> Gateway<T, R> {
     /// A page of the org's delivery log, filtered as the query says (checked here, before
@@ -24,11 +28,45 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         match self.caller(r, app_secret).await {
             Ok(caller) => {
+                if let Some(reply) = self.log_rate_limited(r, &caller.org, &query).await {
+                    return reply;
+                }
                 let org = caller.org.clone();
                 self.forward(&org, &Command::List { query, caller }).await
             }
             Err(reply) => reply,
         }
+    }
+
+    /// Counts a log read against the caller's Kustomer key, then its org (once Kustomer has
+    /// accepted the key, so no one mints buckets at will): any signed-in user can read the
+    /// log through the app's command, and each read is work for the org's one scheduler. A first
+    /// page (it carries the summary) counts in its own buckets; any other read (a further page,
+    /// one conversation: the agent card's, through the org's one saved key) in buckets
+    /// [`OTHER_READS_FACTOR`] times larger, so cards and exports are not starved by the page.
+    async fn log_rate_limited(
+        &self,
+        r: &Incoming<'_>,
+        org: &str,
+        query: &DeliveryQuery,
+    ) -> Option<Reply> {
+        let key = (r.header)("x-kustomer-api-key").unwrap_or_default();
+        let key = &seal::digest(key.trim())[..32];
+        let (per_key, per_org) = (
+            self.config.log_reads_per_key_per_minute,
+            self.config.log_reads_per_org_per_minute,
+        );
+        let (kind, factor) = if query.after.is_none() && query.conversation_id.is_none() {
+            ("log", 1)
+        } else {
+            ("log-page", OTHER_READS_FACTOR)
+        };
+        let buckets = [
+            (format!("{kind}-key:{key}"), per_key.saturating_mul(factor)),
+            (format!("{kind}-org:{org}"), per_org.saturating_mul(factor)),
+        ];
+        self.count_each(&buckets, "delivery log reads", r.now_ms)
+            .await
     }
 
     /// Sends a failed or skipped survey again. The path segment is percent-decoded exactly

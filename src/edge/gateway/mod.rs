@@ -141,6 +141,9 @@ pub struct Gateway<T, R> {
     last_settings: RefCell<Option<(String, Settings)>>,
     /// The app secret last presented and its digest: an org's closes all carry the same one.
     last_secret: RefCell<Option<(String, String)>>,
+    /// Rate-limit buckets over their limit, and until when (ms): refused here without asking
+    /// the limiter again, so a caller ignoring `Retry-After` costs the limiter nothing.
+    refused: RefCell<HashMap<String, i64>>,
 }
 
 /// A request as the gateway reads it.
@@ -169,6 +172,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             orgs: RefCell::new(HashMap::new()),
             last_settings: RefCell::new(None),
             last_secret: RefCell::new(None),
+            refused: RefCell::new(HashMap::new()),
         }
     }
 

@@ -365,6 +365,7 @@ export interface EdgeBindings {
   SETTINGS_KEY?: string | null; SETTINGS_KEY_PREVIOUS?: string | null; ALLOW_LOOPBACK?: string | null;
   RETRY_BASE_MS?: string | null; CACHE_MS?: string | null; LEASE_MS?: string | null;
   RETENTION_DAYS?: string | null; KEY_CHECKS_PER_MINUTE?: string | null;
-  OUTCOME_POLL_MS?: string | null;
+  OUTCOME_POLL_MS?: string | null; LOG_READS_PER_KEY_PER_MINUTE?: string | null;
+  LOG_READS_PER_ORG_PER_MINUTE?: string | null;
 }
 "#;

@@ -1,12 +1,13 @@
 //! [`Store`] over a Durable Object's SQL storage: the org's jobs, its cache and its record.
 
 use super::js_error;
-use crate::edge::deliveries::{DeliveryQuery, Tally, MAX_SUMMARY_ROWS};
+use crate::edge::deliveries::{DeliveryQuery, Tally, TallyPlan, HOUR_MS, MAX_SUMMARY_ROWS};
 use crate::edge::job::Job;
 use crate::edge::trust::{HeldClose, MAX_HELD};
 use crate::edge::{OrgRecord, Store};
 use js_sys::{Array, Reflect};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -70,6 +71,14 @@ const INDEXES: &[&str] = &[
 const FILL_CLOSED: &str =
     "UPDATE jobs SET closed_ms = json_extract(job, '$.closedAtMs') WHERE closed_ms IS NULL";
 
+/// The summary's counters ([`crate::edge::deliveries::TallyKey`]): jobs per UTC hour of close,
+/// shown state, reason and agent (empty for none), kept by every write and delete of a job, so
+/// that a summary reads counters instead of every job. No zero is kept.
+const TALLY_TABLE: &str = "CREATE TABLE tally (hour INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, agent TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (hour, state, reason, agent)) WITHOUT ROWID";
+
+/// A Durable Object from before the counters counts its jobs once, as it starts.
+const FILL_TALLY: &str = "INSERT INTO tally (hour, state, reason, agent, n) SELECT hour, state, reason, agent, COUNT(*) FROM (SELECT {KEY} FROM jobs) GROUP BY 1, 2, 3, 4";
+
 impl SqlStore {
     /// The store over `ctx.storage.sql`, its tables created or brought up to date if needed (in
     /// the Durable Object's constructor, before any request; no `await` between the writes, so
@@ -96,6 +105,14 @@ impl SqlStore {
         }
         for statement in INDEXES.iter().chain([&FILL_CLOSED]) {
             sql.exec(statement, Box::new([]))?;
+        }
+        let tally = sql.exec(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'tally'",
+            Box::new([]),
+        )?;
+        if tally.to_array().length() == 0 {
+            sql.exec(TALLY_TABLE, Box::new([]))?;
+            sql.exec(&FILL_TALLY.replace("{KEY}", &tally_key()), Box::new([]))?;
         }
         Ok(Self {
             sql,
@@ -150,6 +167,106 @@ impl SqlStore {
             })
             .collect()
     }
+}
+
+/// Where a summary's counts come from: the counters or the jobs, as SQL expressions.
+struct Source<'a> {
+    /// `table WHERE …`.
+    filter: String,
+    bindings: Vec<JsValue>,
+    /// The close time in ms (a counter's: its hour's start).
+    closed_ms: &'a str,
+    /// How many jobs a group holds.
+    count: &'a str,
+    state: &'a str,
+    /// NULL for none, as for `agent`.
+    reason: &'a str,
+    agent: &'a str,
+}
+
+impl SqlStore {
+    /// Adds `source`'s counts to `tally`: three grouped reads, each a few rows, per (state,
+    /// day), per reason and per agent.
+    fn count(
+        &self,
+        query: &DeliveryQuery,
+        source: &Source,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        let offset = num(query.offset_ms());
+        // Whole days, rounded down (SQLite's `/` rounds toward zero); the offset is cast, as a
+        // JavaScript number may be bound as a real.
+        let local = format!("({} + CAST(? AS INTEGER))", source.closed_ms);
+        let day = format!("({local} / {DAY_MS} - ({local} % {DAY_MS} < 0))");
+        let (filter, count) = (&source.filter, source.count);
+        let by_day = format!(
+            "SELECT {} AS state, {day} AS day, {count} AS n FROM {filter} GROUP BY 1, 2",
+            source.state
+        );
+        let day_bindings = [vec![offset.clone(), offset], source.bindings.clone()].concat();
+        for row in self.rows(&by_day, day_bindings)? {
+            let state = Self::column(&row, "state").as_string().unwrap_or_default();
+            let day = Self::column(&row, "day").as_f64().unwrap_or(0.0) as i64;
+            tally.add_state(&state, day, count_of(&row));
+        }
+        for (expression, add) in [
+            (
+                source.reason,
+                Tally::add_reason as fn(&mut Tally, &str, u64),
+            ),
+            (source.agent, Tally::add_agent),
+        ] {
+            let top = format!(
+                "SELECT {expression} AS name, {count} AS n FROM {filter} AND {expression} IS NOT NULL GROUP BY 1 ORDER BY n DESC, name LIMIT {MAX_SUMMARY_ROWS}"
+            );
+            for row in self.rows(&top, source.bindings.clone())? {
+                if let Some(name) = Self::column(&row, "name").as_string() {
+                    add(tally, &name, count_of(&row));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `n` (negative: takes) to one counter; a counter at zero goes.
+    fn bump(&self, (hour, state, reason, agent): &Counter, n: i64) -> Result<(), String> {
+        let key = || -> Vec<JsValue> {
+            vec![
+                num(*hour),
+                state.as_str().into(),
+                reason.as_str().into(),
+                agent.as_str().into(),
+            ]
+        };
+        self.rows(
+            "INSERT INTO tally (hour, state, reason, agent, n) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hour, state, reason, agent) DO UPDATE SET n = n + excluded.n",
+            [key(), vec![num(n)]].concat(),
+        )?;
+        if n < 0 {
+            self.rows(
+                "DELETE FROM tally WHERE hour = ? AND state = ? AND reason = ? AND agent = ? AND n <= 0",
+                key(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One counter's key, as [`tally_key`] gives it: hour, state, reason, agent.
+type Counter = (i64, String, String, String);
+
+fn counter(row: &JsValue) -> Counter {
+    let text = |name| SqlStore::column(row, name).as_string().unwrap_or_default();
+    let hour = SqlStore::column(row, "hour").as_f64().unwrap_or(0.0) as i64;
+    (hour, text("state"), text("reason"), text("agent"))
+}
+
+/// The columns of a job's counter ([`crate::edge::deliveries::TallyKey::of`] in SQL): the
+/// hour of its close (rounded down), the state shown, the reason and agent (empty for none).
+fn tally_key() -> String {
+    format!(
+        "(closed_ms / {HOUR_MS} - (closed_ms % {HOUR_MS} < 0)) AS hour, {SHOWN_STATE} AS state, COALESCE({REASON}, '') AS reason, COALESCE({AGENT}, '') AS agent"
+    )
 }
 
 /// The state the log shows ([`crate::edge::deliveries::shown_state`]): a `sending` lease is
@@ -210,7 +327,7 @@ fn log_filter(query: &DeliveryQuery, page: bool) -> (String, Vec<JsValue>) {
 }
 
 /// A grouped row's count (`n`).
-fn count(row: &JsValue) -> u64 {
+fn count_of(row: &JsValue) -> u64 {
     SqlStore::column(row, "n").as_f64().unwrap_or(0.0) as u64
 }
 
@@ -244,20 +361,39 @@ impl Store for SqlStore {
     }
 
     fn put(&self, job: &Job) -> Result<(), String> {
-        self.rows(
-            "INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        // The counter the replaced row counted in, then the new row's (`RETURNING`): both as
+        // SQL sees them, so the counters and the rows never disagree.
+        let key = tally_key();
+        let old = self.rows(
+            &format!("SELECT {key} FROM jobs WHERE conversation_id = ?"),
+            vec![job.conversation_id.as_str().into()],
+        )?;
+        let new = self.rows(
+            &format!("INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {key}"),
             Self::job_row(job)?,
-        )
-        .map(drop)
+        )?;
+        let (old, new) = (old.first().map(counter), new.first().map(counter));
+        if old != new {
+            if let Some(old) = old {
+                self.bump(&old, -1)?;
+            }
+            if let Some(new) = new {
+                self.bump(&new, 1)?;
+            }
+        }
+        Ok(())
     }
 
     fn insert_new(&self, job: &Job) -> Result<bool, String> {
-        // Whether it wrote, from the cursor's count: no row is built to say so.
-        let cursor = self.sql.exec(
-            "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING",
-            Self::job_row(job)?.into_boxed_slice(),
-        );
-        Ok(cursor.map_err(|e| js_error(&e))?.rows_written() > 0.0)
+        // A row back only when it wrote: its counter is the one to add to.
+        let written = self.rows(
+            &format!("INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING {}", tally_key()),
+            Self::job_row(job)?,
+        )?;
+        match written.first() {
+            Some(row) => self.bump(&counter(row), 1).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     fn due(&self, now_ms: i64, _lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {
@@ -287,36 +423,47 @@ impl Store for SqlStore {
     }
 
     fn tally(&self, query: &DeliveryQuery) -> Result<Tally, String> {
-        // Three grouped reads, each a few rows: per (state, day), per reason, per agent. A window
-        // (`from`, `to`) is a range of `jobs_closed`; without one, every job is counted.
-        let (filter, bindings) = log_filter(query, false);
-        let offset = num(query.offset_ms());
-        // Whole days, rounded down (SQLite's `/` rounds toward zero); the offset is cast, as a
-        // JavaScript number may be bound as a real.
-        let local = "(closed_ms + CAST(? AS INTEGER))";
-        let day = format!("({local} / {DAY_MS} - ({local} % {DAY_MS} < 0))");
+        // Whole hours from the counters, the ragged ends of the window (at most an hour each)
+        // from `jobs_closed`: never every job.
+        let plan = TallyPlan::of(query);
         let mut tally = Tally::default();
-        let by_day = format!(
-            "SELECT {SHOWN_STATE} AS state, {day} AS day, COUNT(*) AS n FROM jobs WHERE {filter} GROUP BY 1, 2"
-        );
-        let day_bindings = [vec![offset.clone(), offset], bindings.clone()].concat();
-        for row in self.rows(&by_day, day_bindings)? {
-            let state = Self::column(&row, "state").as_string().unwrap_or_default();
-            let day = Self::column(&row, "day").as_f64().unwrap_or(0.0) as i64;
-            tally.add_state(&state, day, count(&row));
-        }
-        for (expression, add) in [
-            (REASON, Tally::add_reason as fn(&mut Tally, &str, u64)),
-            (AGENT, Tally::add_agent),
-        ] {
-            let top = format!(
-                "SELECT {expression} AS name, COUNT(*) AS n FROM jobs WHERE {filter} AND {expression} IS NOT NULL GROUP BY 1 ORDER BY n DESC, name LIMIT {MAX_SUMMARY_ROWS}"
-            );
-            for row in self.rows(&top, bindings.clone())? {
-                if let Some(name) = Self::column(&row, "name").as_string() {
-                    add(&mut tally, &name, count(&row));
+        if let Some((first, last)) = plan.hours {
+            let mut clauses = vec!["1".to_owned()];
+            let mut bindings = Vec::new();
+            for (clause, value) in [
+                ("hour >= ?", first.map(num)),
+                ("hour < ?", last.map(num)),
+                ("reason = ?", query.reason.as_deref().map(JsValue::from)),
+                ("agent = ?", query.agent.as_deref().map(JsValue::from)),
+            ] {
+                if let Some(value) = value {
+                    clauses.push(clause.to_owned());
+                    bindings.push(value);
                 }
             }
+            let source = Source {
+                filter: format!("tally WHERE {}", clauses.join(" AND ")),
+                bindings,
+                closed_ms: "(hour * 3600000)",
+                count: "SUM(n)",
+                state: "state",
+                reason: "NULLIF(reason, '')",
+                agent: "NULLIF(agent, '')",
+            };
+            self.count(query, &source, &mut tally)?;
+        }
+        for window in &plan.scans {
+            let (filter, bindings) = log_filter(&TallyPlan::scan_query(query, *window), false);
+            let source = Source {
+                filter: format!("jobs WHERE {filter}"),
+                bindings,
+                closed_ms: "closed_ms",
+                count: "COUNT(*)",
+                state: SHOWN_STATE,
+                reason: REASON,
+                agent: AGENT,
+            };
+            self.count(query, &source, &mut tally)?;
         }
         Ok(tally)
     }
@@ -370,9 +517,20 @@ impl Store for SqlStore {
 
     fn prune(&self, before_ms: i64, now_ms: i64) -> Result<usize, String> {
         let gone = self.rows(
-            "DELETE FROM jobs WHERE due_ms IS NULL AND updated_ms <= ? RETURNING conversation_id",
+            &format!(
+                "DELETE FROM jobs WHERE due_ms IS NULL AND updated_ms <= ? RETURNING {}",
+                tally_key()
+            ),
             vec![num(before_ms)],
         )?;
+        // Each counter down by the jobs deleted from it, once.
+        let mut down: BTreeMap<Counter, i64> = BTreeMap::new();
+        for row in &gone {
+            *down.entry(counter(row)).or_default() += 1;
+        }
+        for (key, n) in &down {
+            self.bump(key, -n)?;
+        }
         self.rows("DELETE FROM cache WHERE expires_ms <= ?", vec![num(now_ms)])?;
         Ok(gone.len())
     }
