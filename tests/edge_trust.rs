@@ -303,3 +303,29 @@ fn kustomer_down_unlinks_nothing() {
         "the app's own closes still go"
     );
 }
+
+#[test]
+fn held_closes_with_settings_that_do_not_open_wait_without_a_hot_alarm() {
+    let edge = Edge::quick();
+    let event = fixture("conversation-update-done");
+    assert_eq!(edge.close(&event).status, 202);
+    // The deployment's key was replaced without keeping the old one: the seal no longer opens.
+    let store = &edge.scheduler(ORG).store;
+    let mut record = store.org().unwrap();
+    record.sealed_settings = Some("v1.deadbeef.AAAA".into());
+    store.put_org(&record).unwrap();
+    let later = close_event(CONVERSATION, &iso(closed_ms() + 60_000));
+    assert_eq!(
+        edge.close_with(&later, &with_secret(SQUAT)).body["status"],
+        "held"
+    );
+    // The alarm does not spin on a release it cannot make (advance_to fails past 10,000
+    // alarms); the held close waits for settings.
+    let fired = edge.advance_to(edge.now() + HOUR_MS);
+    assert!(fired.len() < 100, "{} alarms in an hour", fired.len());
+    assert_eq!(edge.scheduler(ORG).store.held().len(), 1);
+    // The next trusted close brings settings that open: the held close goes with them.
+    assert_eq!(edge.close(&later).status, 202);
+    edge.advance_to(edge.now() + DAY_MS);
+    assert!(edge.scheduler(ORG).store.held().is_empty());
+}

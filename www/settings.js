@@ -179,7 +179,8 @@ async function newLink() {
 
 /**
  * "Re-link the app": a new app secret and its fingerprint, saved; then the edge is asked at once
- * (Check connection), so it trusts the new secret and schedules the closes it held.
+ * (Check connection), so it trusts the new secret; the closes it held go out with the org's
+ * trusted settings (at once when it keeps them, else with the workflow's next close).
  */
 async function relink() {
   status("busy", "Re-linking the app…");

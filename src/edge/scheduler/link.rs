@@ -164,18 +164,19 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 format!(
                     "{} closes are held already, waiting for the app to be linked. {}",
                     trust::MAX_HELD,
-                    TrustCode::NotLinked.fix()
+                    record.trust.refusal().fix()
                 ),
             ));
         }
         // The alarm schedules it as soon as the org is linked, or drops it after 7 days.
         self.armed.set(super::Armed::Unknown);
+        let fix = self.store.org()?.trust.refusal().fix();
         Ok(Reply::json(
             202,
             json!({
                 "status": "held",
                 "conversationId": held.conversation_id,
-                "message": format!("Held: Kustomer's settings do not vouch for this call's app secret. It is scheduled with the org's saved settings once the app is linked, or dropped after {} days. {}", trust::HELD_DAYS, TrustCode::NotLinked.fix()),
+                "message": format!("Held: Kustomer's settings do not vouch for this call's app secret. It is scheduled with the org's saved settings once the app is linked, or dropped after {} days. {fix}", trust::HELD_DAYS),
                 "expiresAt": iso(HeldClose::expires_ms(now)),
             }),
         ))
@@ -188,7 +189,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             return Ok(None);
         };
         let record = self.store.org()?;
-        Ok(Some(if releasable(&record) {
+        Ok(Some(if releasable(&record) && !self.held_blocked.get() {
             oldest
         } else {
             HeldClose::expires_ms(oldest)
@@ -207,12 +208,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             record.trust.expired += expired as u64;
             self.store.put_org(&record)?;
         }
-        let (Some(settings), Some(org)) = (settings, record.org.clone()) else {
-            return Ok(());
-        };
         if !releasable(&record) {
             return Ok(());
         }
+        let (Some(settings), Some(org)) = (settings, record.org.clone()) else {
+            // Settings stored but not usable now: held closes wait for the next ones kept.
+            self.held_blocked.set(true);
+            return Ok(());
+        };
         for held in self.store.take_held(trust::RELEASE_BATCH)? {
             let close = Schedule {
                 org: org.clone(),

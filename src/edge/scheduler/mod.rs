@@ -155,6 +155,9 @@ pub struct Scheduler<S, T, C> {
     /// Open while Kustomer is being asked for the app's link: calls meanwhile wait for its
     /// answer instead of being held.
     link_read: link::Gate,
+    /// The last run found held closes but no settings it could send them with (not stored,
+    /// not opening, not valid): they wait for the next settings kept, not a hot alarm.
+    held_blocked: Cell<bool>,
 }
 
 /// An instant as RFC 3339.
@@ -179,6 +182,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             cold: Cell::new(false),
             stella_pace: RefCell::new(None),
             link_read: link::Gate::default(),
+            held_blocked: Cell::new(false),
         }
     }
 
@@ -348,6 +352,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             *self.kept.borrow_mut() = Some(text.clone());
             return Ok(());
         }
+        self.held_blocked.set(false); // new settings: held closes may go with them
         record.sealed_settings = Some(self.sealer.seal(text, org, self.clock.nonce()));
         record.settings_digest = Some(digest);
         record.org = Some(org.to_owned());
