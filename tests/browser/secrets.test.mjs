@@ -6,6 +6,7 @@
 // that is asserted too, so the search cannot pass vacuously.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { APP_SECRET as SANDBOX_APP_SECRET, KUSTOMER_KEY, STELLA_KEY, STELLA_SECRET as SANDBOX_STELLA_SECRET, Stack, waitFor } from "../http/harness.mjs";
@@ -15,12 +16,11 @@ const STELLA_SECRET = "SECRET-stella-7f3a9c"; // the only key the Stella sandbox
 const API_SECRET = "SECRET-stella-api-4b9e1d"; // its Agent Connect API secret: signs the JWT of Data Return and the roster
 const KUSTOMER_SECRET = "SECRET-kustomer-5d1e0b"; // unknown to the Kustomer sandbox: always rejected
 const WRONG_STELLA = "SECRET-stella-wrong-2c4d"; // a Stella key the sandbox refuses
-const APP_SECRET = "SECRET-app-3e8b1f0a9c7d"; // the org's app secret in this run (the first close registers it)
-const ROTATED_APP_SECRET = "SECRET-app-rotated-6a5b4c3d"; // what it is rotated to, for a while
+const APP_SECRET = "SECRET-app-3e8b1f0a9c7d"; // the org's app secret in this run (saved with its fingerprint: the app's link)
 const WRONG_APP_SECRET = "SECRET-app-wrong-1f2e3d4c"; // never the org's
 const BURST_STELLA = "SECRET-stella-burst-8e7f"; // the keys of a burst of key checks past the limit
 const BURST_KUSTOMER = "SECRET-kustomer-burst-0a1b";
-const SECRETS = [STELLA_SECRET, API_SECRET, KUSTOMER_SECRET, WRONG_STELLA, APP_SECRET, ROTATED_APP_SECRET, WRONG_APP_SECRET, BURST_STELLA, BURST_KUSTOMER];
+const SECRETS = [STELLA_SECRET, API_SECRET, KUSTOMER_SECRET, WRONG_STELLA, APP_SECRET, WRONG_APP_SECRET, BURST_STELLA, BURST_KUSTOMER];
 // The org's Kustomer key, its former Stella key and the sandbox's seeded app secret are secrets
 // too, except on the local home page, which lists the keys as the sandboxes' documented values.
 const SANDBOX_KEYS = [KUSTOMER_KEY, STELLA_KEY, SANDBOX_APP_SECRET, SANDBOX_STELLA_SECRET];
@@ -74,6 +74,8 @@ async function call(method, path, { headers = {}, body } = {}) {
   return { status: res.status, headers: res.headers, body: json, text };
 }
 
+/** The app secret's fingerprint, as the settings page saves it beside the secret. */
+const fingerprint = (secret) => `v1:${createHmac("sha256", secret).update("stella-connect app secret fingerprint v1").digest("hex")}`;
 const asOrg = (appSecret = APP_SECRET) => ({ "x-kustomer-api-key": KUSTOMER_KEY, "x-kustomer-api-url": `${stack.base}/sandbox/kustomer`, "x-app-secret": appSecret });
 const delivery = async (id) => (await call("GET", "/v1/deliveries", { headers: asOrg() })).body.deliveries.find((d) => d.conversationId === id);
 
@@ -81,7 +83,7 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
   // The org's stored settings get the recognisable Stella key; reading them back masks it.
   const auth = { authorization: `Bearer ${KUSTOMER_KEY}` };
   // So does the app secret, which the sandbox's close control then sends to the edge.
-  const put = await call("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: auth, body: { settings: { stellaApiKey: STELLA_SECRET, stellaApiSecret: API_SECRET, secondsUntilSend: "1", appSecret: APP_SECRET } } });
+  const put = await call("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: auth, body: { settings: { stellaApiKey: STELLA_SECRET, stellaApiSecret: API_SECRET, secondsUntilSend: "1", appSecret: APP_SECRET, appSecretFingerprint: fingerprint(APP_SECRET) } } });
   assert.equal(put.status, 200, put.text);
   const got = await call("GET", "/sandbox/kustomer/v1/apps/settings", { headers: auth });
   assert.equal(got.body.data.attributes.settings.stellaApiKey, "********");
@@ -162,7 +164,7 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
     ["DELETE", "/v1/deliveries", { headers: unknown }, 405],
     // The app secret: missing or wrong on every call that needs it.
     ["POST", closedPath, { headers: noAppSecret, body: event }, 401],
-    ["POST", closedPath, { headers: wrongAppSecret, body: event }, 401],
+    ["POST", closedPath, { headers: wrongAppSecret, body: event }, 202], // held: never the org's, never lost
     ["GET", "/v1/deliveries", { headers: asOrg(WRONG_APP_SECRET) }, 401],
     ["POST", "/v1/deliveries/conv-unassigned/resend", { headers: wrongAppSecret }, 401],
     ["POST", "/v1/deliveries/conv-unassigned/resend", { headers: noAppSecret }, 401],
@@ -181,7 +183,7 @@ test("every edge endpoint and the sandbox's settings API, failure paths included
   // Changed with the rate-limited key checks: Stella is asked only once Kustomer accepts the
   // org's key, so with an unknown Kustomer key the Stella key is not checked at all.
   assert.equal(answers[14].stella.code, "not_checked");
-  assert.deepEqual(answers.slice(-5).map((a) => a.error.code), ["missing_app_secret", "app_secret_rejected", "app_secret_rejected", "app_secret_rejected", "missing_app_secret"]);
+  assert.deepEqual(answers.slice(-5).map((a) => a.error?.code ?? a.status), ["missing_app_secret", "held", "app_secret_rejected", "app_secret_rejected", "missing_app_secret"]);
 
   // The app's commands, as Kustomer runs them for a page with the saved settings: every answer
   // goes into the scan (the edge's answers to calls that carried every saved key).
