@@ -3,9 +3,10 @@
 // were no console errors; the a11y test runs axe-core; screenshots go to build/screenshots/ (docs/screenshots/ with `make screenshots`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import * as core from "../../pkg/stella_connect.js";
-import { KUSTOMER_KEY, STELLA_KEY, Stack, waitFor } from "../http/harness.mjs";
+import { APP_SECRET, KUSTOMER_KEY, STELLA_KEY, Stack, waitFor } from "../http/harness.mjs";
 import { fillSettings, launch, open, seriousViolations } from "./browser.mjs";
 
 core.initSync({ module: readFileSync(new URL("../../pkg/stella_connect_bg.wasm", import.meta.url)) });
@@ -184,6 +185,44 @@ test("Check connection says whether each key works", async () => {
   assert.ok(!(await page.content()).includes(STELLA_KEY));
   assert.deepEqual(page.problems, []);
   await page.close();
+});
+
+test("an unlinked org: the page says so; Re-link saves a new secret and fingerprint the edge trusts at once", async () => {
+  // An org that saved its settings before 0.5.0: an app secret, no fingerprint.
+  await stack.request("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: asUser, body: { settings: { appSecretFingerprint: null } } });
+  const page = await settingsPage();
+  await page.locator("#link.banner").waitFor();
+  assert.match(await page.locator("#link").textContent(), /not linked yet.*Re-link the app/);
+  // Check connection asks the edge, which asks Kustomer now: no fingerprint, so not linked.
+  await page.getByRole("button", { name: "Check connection" }).click();
+  await page.locator("#checks li").nth(2).waitFor();
+  assert.match((await page.locator("#checks li").allTextContents()).join("\n"), /App link: not linked\. Kustomer holds no fingerprint.*Re-link the app/);
+  // A close now is held, not lost.
+  const first = await stack.newConversation();
+  const held = await stack.close(first);
+  assert.equal(held.body.edge.body.status, "held", held.text);
+
+  await page.getByRole("button", { name: "Re-link the app" }).click();
+  await page.locator("#checks li").nth(2).waitFor();
+  const lines = await page.locator("#checks li").allTextContents();
+  assert.ok(lines.some((l) => /^App link: linked/.test(l)), lines.join("\n"));
+  const saved = await savedSettings();
+  assert.match(saved.appSecretFingerprint, /^v1:[0-9a-f]{64}$/, "the page's WebCrypto fingerprint");
+  assert.equal(saved.appSecret, "********", "the new secret is kept by Kustomer, masked");
+  // The workflow's next close carries the new secret (Kustomer fills it in): trusted, so the
+  // page's fingerprint is the one the edge computes; the held close goes out with it.
+  const second = await stack.newConversation();
+  const trusted = await stack.close(second);
+  assert.equal(trusted.body.edge.body.status, "scheduled", trusted.text);
+  await waitFor(async () => (await stack.stellaRequests(first)).length === 1, 30_000, "the held close sent");
+  assert.ok(!(await page.content()).includes("sandbox-app-secret"));
+  assert.deepEqual(page.problems, []);
+  await page.close();
+  // The sandbox's own link again (the harness's calls carry its secret), trusted at once.
+  const fingerprint = `v1:${createHmac("sha256", APP_SECRET).update("stella-connect app secret fingerprint v1").digest("hex")}`;
+  await stack.request("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: asUser, body: { settings: { appSecret: APP_SECRET, appSecretFingerprint: fingerprint } } });
+  const back = await stack.request("POST", "/v1/settings/check", { headers: stack.settingsHeaders() });
+  assert.equal(back.body.app?.ok, true, back.text);
 });
 
 test("Preview shows the exact request with the key masked, or why there is none, with the saved keys", async () => {

@@ -73,8 +73,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// Asks Kustomer for the fingerprint when it does not vouch for the caller's and the org
-    /// may ask now (always when `forced`); records the answer. Never fails the call: a
-    /// problem is kept on the record, for the pages' banner.
+    /// may ask now (always when `forced`: Check connection tests the link as it is now);
+    /// records the answer. Never fails the call: a problem is kept on the record, for the
+    /// pages' banner.
     pub(super) async fn verify(&self, caller: &Caller, forced: bool) -> Result<(), String> {
         // A read under way answers for this call too (the first closes of an org come in a
         // burst): wait for it rather than hold the close, then judge with its answer.
@@ -83,7 +84,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         let now = self.clock.now_ms();
         let mut record = self.store.org()?;
-        if record.trust.vouches_for(&caller.fingerprint) || !record.trust.may_read(now, forced) {
+        let vouched = record.trust.vouches_for(&caller.fingerprint);
+        if (vouched && !forced) || !record.trust.may_read(now, forced) {
             return Ok(());
         }
         // Noted before asking: calls that come in while Kustomer answers do not ask again.
