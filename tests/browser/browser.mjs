@@ -18,7 +18,12 @@ export async function open(browser, url, { width = 900, height = 900 } = {}) {
   page.problems = [];
   page.on("console", (m) => m.type() === "error" && page.problems.push(`console: ${m.text()}`));
   page.on("pageerror", (e) => page.problems.push(`page error: ${e.message}`));
-  page.on("requestfailed", (r) => page.problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  // A request the browser itself cancels because the page reloads or moves on (ERR_ABORTED) is
+  // no failure of the page's: which requests are still in flight then is down to timing.
+  page.on("requestfailed", (r) => {
+    const error = r.failure()?.errorText;
+    if (error !== "net::ERR_ABORTED") page.problems.push(`request failed: ${r.url()} ${error}`);
+  });
   await page.goto(url);
   return page;
 }

@@ -215,6 +215,8 @@ test("filter to failures, resend them all after a confirmation, and see them sch
   await page.screenshot({ path: new URL("deliveries-confirm.png", SHOTS).pathname });
   // Cancel first: nothing is sent, focus goes back.
   await dialog.getByRole("button", { name: "Cancel" }).click();
+  // The page writes this once the dialog's answer (a promise) settles: wait for it, not on luck.
+  await page.locator("#bulk-result", { hasText: "Nothing was resent." }).waitFor();
   assert.equal(await page.locator("#bulk-result").textContent(), "Nothing was resent.");
   assert.equal(await page.evaluate(() => document.activeElement.id), "resend-failed");
   assert.equal((await entry(ids.failed[0])).state, "failed");
