@@ -15,16 +15,38 @@ setup:
 ## Build the Wasm packages (--target web: loads in browsers, workerd and node): pkg/ for the
 ## pages (smallest), pkg-edge/ for the worker (with the `edge` feature, fastest: the `edge`
 ## profile); the pages' site (build/site: www/ and pkg/, served under /app/); and the Stella
-## sandbox's schema.
-build: setup
+## sandbox's schema. Each output is a file target with its real inputs, so a second build with
+## nothing changed runs nothing, a change under www/ copies only the site or the worker, and a
+## change under src/ rebuilds only the packages that compile it (src/wasm/edge/ is the edge's).
+build: build/.worker-built build/.site-built build/stella-schema.mjs
+
+# The sources each package compiles (src/bin/ is host tools only).
+RUST_SRC := Cargo.toml Cargo.lock $(shell find src -name '*.rs' -not -path 'src/bin/*')
+PAGES_SRC := $(filter-out src/wasm/edge/%,$(RUST_SRC))
+SITE_FILES := $(addprefix www/,card.html deliveries.html settings.html app.js settings.js card.js deliveries.js csv.js app.css icon.svg)
+# A recipe that fails leaves no output behind (the size check included), so the next build
+# runs it again instead of trusting a half-made file.
+.DELETE_ON_ERROR:
+
+pkg/stella_connect_bg.wasm: $(PAGES_SRC) scripts/size.sh | setup
 	wasm-pack build --target web --release --out-dir pkg --no-pack
-	wasm-pack build --target web --profile edge --out-dir pkg-edge --no-pack -- --features edge
-	mkdir -p build/worker && cp www/edge.js pkg-edge/stella_connect.js pkg-edge/stella_connect_bg.wasm build/worker/
-	rm -rf build/site && mkdir -p build/site/app/pkg
-	cp www/*.html www/app.js www/settings.js www/card.js www/deliveries.js www/csv.js www/app.css www/icon.svg build/site/app/
-	cp www/_headers build/site/ && cp pkg/stella_connect.js pkg/stella_connect_bg.wasm build/site/app/pkg/
-	node scripts/build-stella-schema.mjs
 	scripts/size.sh
+
+pkg-edge/stella_connect_bg.wasm: $(RUST_SRC) | setup
+	wasm-pack build --target web --profile edge --out-dir pkg-edge --no-pack -- --features edge
+
+build/.worker-built: www/edge.js pkg-edge/stella_connect_bg.wasm
+	mkdir -p build/worker && cp www/edge.js pkg-edge/stella_connect.js pkg-edge/stella_connect_bg.wasm build/worker/
+	touch $@
+
+build/.site-built: $(SITE_FILES) www/_headers pkg/stella_connect_bg.wasm
+	rm -rf build/site && mkdir -p build/site/app/pkg
+	cp $(SITE_FILES) build/site/app/
+	cp www/_headers build/site/ && cp pkg/stella_connect.js pkg/stella_connect_bg.wasm build/site/app/pkg/
+	touch $@
+
+build/stella-schema.mjs: scripts/build-stella-schema.mjs contracts/stella-requests-openapi.yml | setup
+	node scripts/build-stella-schema.mjs
 
 ## The main job: workerd on 127.0.0.1:$${PORT:-8787} with the edge, the sandboxes and the pages.
 run: build

@@ -52,6 +52,9 @@ const edge :Workerd.Worker = (
     # Development only: accept http:// loopback URLs (the sandboxes). The other settings are
     # production's unless the environment sets them (an unset one is null: the default).
     (name = "ALLOW_LOOPBACK", text = "true"),
+    # workerd cannot create objects in a jurisdiction ("Jurisdiction restrictions are not
+    # implemented in workerd"): EU orgs are told where production keeps them, and kept here.
+    (name = "JURISDICTIONS", text = "off"),
     # A development key for the settings at rest; production's is a Worker secret.
     (name = "SETTINGS_KEY", text = "c3RlbGxhLWNvbm5lY3QtbG9jYWwtZGV2LWtleS0wMDE="),
     (name = "SETTINGS_KEY_PREVIOUS", fromEnvironment = "SETTINGS_KEY_PREVIOUS"),

@@ -15,6 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use stella_connect::edge::gateway::{Gateway, Incoming, Router};
+use stella_connect::edge::residency::Place;
 use stella_connect::edge::returns::{self, StellaPace, ROSTER_CALLS_PER_MINUTE};
 use stella_connect::edge::roster::{RosterQuery, MAX_PAGES, PAGE_SIZE, ROSTER_TTL_MS};
 use stella_connect::edge::scheduler::{Command, Scheduler};
@@ -190,8 +191,8 @@ struct OneOrg {
 }
 
 impl Router for OneOrg {
-    async fn forward(&self, org: &str, command: &Command) -> Result<Reply, String> {
-        assert_eq!(org, ORG);
+    async fn forward(&self, place: &Place, command: &Command) -> Result<Reply, String> {
+        assert_eq!((place.org.as_str(), place.jurisdiction), (ORG, None));
         let command: Command =
             serde_json::from_str(&serde_json::to_string(command).unwrap()).unwrap();
         Ok(self.scheduler.command_async(command).await)

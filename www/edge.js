@@ -70,14 +70,19 @@ function limitOf(method, path) {
 }
 
 let gateway; // one per isolate: it keeps Kustomer's key → org answers for a few minutes
-const schedulerIds = new Map(); // org → its Durable Object's id, per isolate
+const schedulerIds = new Map(); // org (and jurisdiction) → its Durable Object's id, per isolate
 
-/** A command (JSON text) to the org's Durable Object; resolves to its reply. */
-function forward(env, org, command) {
-  let id = schedulerIds.get(org);
+/**
+ * A command (JSON text) to the org's Durable Object, created in `jurisdiction` ("eu") when Rust
+ * names one (src/edge/residency.rs); resolves to its reply.
+ */
+function forward(env, org, jurisdiction, command) {
+  const place = jurisdiction === undefined ? org : `${jurisdiction}:${org}`;
+  let id = schedulerIds.get(place);
   if (id === undefined) {
     if (schedulerIds.size >= 10_000) schedulerIds.clear(); // a bound: ids are cheap to make again
-    schedulerIds.set(org, (id = env.SCHEDULER.idFromName(org)));
+    const namespace = jurisdiction === undefined ? env.SCHEDULER : env.SCHEDULER.jurisdiction(jurisdiction);
+    schedulerIds.set(place, (id = namespace.idFromName(org)));
   }
   return env.SCHEDULER.get(id).command(command);
 }
@@ -105,13 +110,13 @@ export default {
     const limit = limitOf(request.method, pathname);
     const body = await readBody(request, limit);
     if (body === null) return respond(Gateway.tooLarge(limit));
-    gateway ??= new Gateway(env, (org, command) => forward(env, org, command), (bucket, perMinute) => countUse(env, bucket, perMinute));
+    gateway ??= new Gateway(env, (org, jurisdiction, command) => forward(env, org, jurisdiction, command), (bucket, perMinute) => countUse(env, bucket, perMinute));
     // A close from a key whose org is known: one call into Rust, then the org's Durable Object
     // answers. Anything else, or a key Kustomer must be asked about, goes the long way.
     const headers = headerValues(request.headers);
     const step = gateway.step(request.method, pathname, headers, body);
     if (step?.org !== undefined) {
-      return respond(await forward(env, step.org, step.command).catch((e) => Gateway.schedulerUnreachable(e)));
+      return respond(await forward(env, step.org, step.jurisdiction, step.command).catch((e) => Gateway.schedulerUnreachable(e)));
     }
     return respond(step ?? (await gateway.handle(request.method, pathname, search.slice(1), headers, body)));
   },

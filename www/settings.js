@@ -279,7 +279,9 @@ async function checkConnection() {
       h("li", { class: check.ok ? "ok" : "error" }, h("strong", {}, `${name}: ${check.ok ? "connected" : "not connected"}. `), check.message);
     const app = result.app ?? { ok: false, message: "not checked" };
     const appLine = h("li", { class: app.ok ? "ok" : "error" }, h("strong", {}, `App link: ${app.ok ? "linked" : "not linked"}. `), app.message, app.fix ? ` ${app.fix}` : "");
-    list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella), appLine, roster(result.roster));
+    // Where the org's surveys are kept (src/edge/residency.rs says it).
+    const residency = result.residency && h("li", { class: "note" }, h("strong", {}, "Data residency: "), result.residency.message);
+    list.replaceChildren(line("Kustomer", result.kustomer), line("Agent Connect", result.stella), appLine, roster(result.roster), residency);
     banner(result.app);
     // The edge's word on a field (the API secret Agent Connect refused), under that field.
     for (const { field, message } of result.fields ?? []) {

@@ -3,7 +3,10 @@
 // (sandbox/workerd.capnp, as scripts/serve.sh runs it, without registration) to its first
 // answered `GET /healthz` and its first answered `POST /v1/preview`, each on a fresh state folder;
 // and, as the baseline, the same binary serving only the no-op Worker to its first answer.
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { ROOT, median, sleep, startWorkerd } from "./lib.mjs";
@@ -25,6 +28,50 @@ async function firstAnswer(from, attempt, limitMs = 30_000) {
     if (performance.now() - from > limitMs) throw new Error("no answer within the limit");
     await sleep(2);
   }
+}
+
+/** A free port on 127.0.0.1. */
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+
+/**
+ * The warm start: `make run` with everything built and nothing changed, from the command to
+ * the first answered `GET /healthz` (make checks its outputs, setup checks the machine, workerd
+ * starts); then the whole process group is stopped. `make build` alone with nothing changed,
+ * too. Median of `runs`.
+ */
+export async function benchWarmStart({ runs, log }) {
+  const run = [];
+  const build = [];
+  for (let i = 0; i < runs; i++) {
+    const began = performance.now();
+    await new Promise((resolve, reject) => {
+      const make = spawn("make", ["--no-print-directory", "build"], { cwd: ROOT, stdio: "ignore" });
+      make.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`make build exited ${code}`))));
+    });
+    build.push(performance.now() - began);
+    const port = await freePort();
+    const state = mkdtempSync(join(tmpdir(), "warm-start-"));
+    const from = performance.now();
+    const child = spawn("make", ["--no-print-directory", "run"], {
+      cwd: ROOT, stdio: "ignore", detached: true, env: { ...process.env, PORT: String(port), STATE_DIR: state, REGISTER: "0" },
+    });
+    try {
+      run.push(await firstAnswer(from, async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 60_000));
+    } finally {
+      process.kill(-child.pid, "SIGTERM");
+      await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.on("exit", resolve)));
+      rmSync(state, { recursive: true, force: true });
+    }
+    log(`warm start ${i + 1}/${runs}: make build ${build.at(-1).toFixed(0)} ms, make run → /healthz ${run.at(-1).toFixed(0)} ms`);
+  }
+  return { runs, runMs: median(run), buildMs: median(build), runAll: run, buildAll: build };
 }
 
 export async function benchColdStart({ smoke, log }) {

@@ -18,6 +18,7 @@ pub mod job;
 pub mod kustomer_api;
 pub mod outcome;
 pub mod record_check;
+pub mod residency;
 pub mod returns;
 pub mod roster;
 pub mod scheduler;
@@ -179,6 +180,9 @@ impl Reply {
 pub struct Config {
     /// Accept `http://` loopback URLs: only the local sandbox setup turns this on.
     pub allow_loopback: bool,
+    /// Create EU orgs' objects in the EU jurisdiction ([`residency`]); `JURISDICTIONS=off`
+    /// only where the runtime cannot (local workerd).
+    pub pin_jurisdiction: bool,
     /// Retry spacing.
     pub retry: job::RetryPolicy,
     /// How long user emails, tag names and key→org answers are cached.
@@ -202,6 +206,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             allow_loopback: false,
+            pin_jurisdiction: true,
             retry: job::RetryPolicy::default(),
             cache_ms: 5 * 60_000,
             lease_ms: 60_000,
@@ -239,6 +244,7 @@ impl Config {
         };
         Ok(Self {
             allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
+            pin_jurisdiction: get("JURISDICTIONS").as_deref() != Some("off"),
             retry: job::RetryPolicy {
                 base_ms: number("RETRY_BASE_MS", d.retry.base_ms, d.retry.max_ms)?,
                 ..d.retry

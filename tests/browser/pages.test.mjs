@@ -152,9 +152,11 @@ test("Check connection says whether each key works", async () => {
     return page.locator("#checks li").allTextContents();
   };
   await fillValid(page);
-  let [kustomer, stella] = await check();
+  let [kustomer, stella, ...rest] = await check();
   assert.match(kustomer, /^Kustomer: connected/);
   assert.match(stella, /^Agent Connect: connected/);
+  // The sandbox's Kustomer URL names no region: where the data is kept, and how to pin it.
+  assert.ok(rest.some((l) => /^Data residency: Kept where Cloudflare places it.*api\.prod2/.test(l)), rest.join("\n"));
 
   await fillValid(page, { kustomerKey: "sandbox-kustomer-key-no-tags", stellaKey: "wrong-stella-key" });
   [kustomer, stella] = await check();

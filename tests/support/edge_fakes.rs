@@ -13,6 +13,7 @@ use std::rc::Rc;
 use stella_connect::edge::deliveries::{DeliveryQuery, Tally, TallyKey, TallyPlan};
 use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step, HEADERS};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
+use stella_connect::edge::residency::Place;
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
 use stella_connect::edge::seal::Sealer;
 use stella_connect::edge::trust::{self, HeldClose, MAX_HELD};
@@ -30,6 +31,8 @@ pub const OTHER_ORG: &str = "6a1d2c3b4e5f6a7b8c9d0eff";
 pub const CONVERSATION: &str = "6560e0f1a2b3c4d5e6f70819";
 /// Where the fake Kustomer answers.
 pub const KUSTOMER_API: &str = "https://api.kustomerapp.com";
+/// Kustomer's EU API: the same org data, answered the same way.
+pub const KUSTOMER_EU_API: &str = "https://api.prod2.kustomerapp.com";
 /// Where the fake Stella answers.
 pub const STELLA_API: &str = "https://api.stellaconnect.net";
 /// The org's Kustomer key.
@@ -560,7 +563,8 @@ impl World {
             }
             return self.stamped(self.stella(r, path));
         }
-        if let Some(path) = r.url.strip_prefix(KUSTOMER_API) {
+        let kustomer = (r.url.strip_prefix(KUSTOMER_API)).or(r.url.strip_prefix(KUSTOMER_EU_API));
+        if let Some(path) = kustomer {
             return self.kustomer(r, path);
         }
         panic!("the edge called an unknown host: {}", r.url);
@@ -1035,7 +1039,8 @@ pub struct OrgRouter {
     time: Rc<Cell<i64>>,
     config: Config,
     schedulers: RefCell<BTreeMap<String, Rc<OrgScheduler>>>,
-    /// Every command forwarded, with its org.
+    /// Every command forwarded, with its object's name: the org, prefixed `eu:` for an object
+    /// in the EU jurisdiction (as `www/edge.js` keys them).
     pub commands: RefCell<Vec<(String, Command)>>,
     /// Rate-limit buckets: (window end, uses), as the Durable Object counter keeps them.
     pub limits: RefCell<BTreeMap<String, (i64, u32)>>,
@@ -1127,7 +1132,12 @@ impl OrgRouter {
 }
 
 impl Router for OrgRouter {
-    async fn forward(&self, org: &str, command: &Command) -> Result<Reply, String> {
+    async fn forward(&self, place: &Place, command: &Command) -> Result<Reply, String> {
+        // A different jurisdiction is a different object, as on Cloudflare.
+        let org = &match place.jurisdiction {
+            None => place.org.clone(),
+            Some(j) => format!("{}:{}", j.as_str(), place.org),
+        };
         self.commands
             .borrow_mut()
             .push((org.to_owned(), command.clone()));
@@ -1355,9 +1365,9 @@ impl Edge {
                 assert_eq!(reply, long_way, "the step and the long way disagree");
                 reply
             }
-            Some(Step::Forward { org, command }) => {
+            Some(Step::Forward { place, command }) => {
                 self.stepped.set(self.stepped.get() + 1);
-                block_on(self.gateway.router.forward(&org, &command)).expect("forward")
+                block_on(self.gateway.router.forward(&place, &command)).expect("forward")
             }
             None => block_on(self.gateway.handle(incoming)),
         };

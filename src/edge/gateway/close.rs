@@ -11,6 +11,7 @@ use crate::decision::{self, Plan};
 use crate::edge::job::{Schedule, StoredSettings};
 use crate::edge::kustomer_api::TokenInfo;
 use crate::edge::outcome::ErrorCode;
+use crate::edge::residency::{self, Place};
 use crate::edge::scheduler::Command;
 use crate::edge::{Reply, Transport};
 use crate::kustomer;
@@ -25,8 +26,8 @@ pub enum Step {
     Reply(Reply),
     /// Hand this command to the org's scheduler; its reply is the answer.
     Forward {
-        /// The org, whose scheduler it is.
-        org: String,
+        /// The org's object, whose scheduler it is.
+        place: Place,
         /// The command (boxed: it carries the settings).
         command: Box<Command>,
     },
@@ -57,13 +58,15 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let settings = &checked.settings;
         let key = settings.kustomer_api_key.expose();
         let token = self.cached_org(&settings.kustomer_api_url, key, r.now_ms)?;
-        Some(match command_for(checked, &token) {
-            Ok((org, command)) => Step::Forward {
-                org,
-                command: Box::new(command),
+        Some(
+            match command_for(checked, &token, self.config.pin_jurisdiction) {
+                Ok((place, command)) => Step::Forward {
+                    place,
+                    command: Box::new(command),
+                },
+                Err(reply) => Step::Reply(reply),
             },
-            Err(reply) => Step::Reply(reply),
-        })
+        )
     }
 
     pub(super) async fn conversation_closed(&self, r: &Incoming<'_>) -> Reply {
@@ -77,8 +80,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Ok(token) => token,
             Err(reply) => return reply,
         };
-        match command_for(checked, &token) {
-            Ok((org, command)) => self.forward(&org, &command).await,
+        match command_for(checked, &token, self.config.pin_jurisdiction) {
+            Ok((place, command)) => self.forward_to(&place, &command).await,
             Err(reply) => reply,
         }
     }
@@ -134,7 +137,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
 /// The scheduler's command, once Kustomer has said whose key it is: stored under that org,
 /// never the one the event claims.
-fn command_for(checked: Checked, token: &TokenInfo) -> Result<(String, Command), Reply> {
+fn command_for(
+    checked: Checked,
+    token: &TokenInfo,
+    pin_jurisdiction: bool,
+) -> Result<(Place, Command), Reply> {
     // Without tag access every survey would fail at send time: refuse now, where the admin
     // sees it. Checked only when Kustomer reports the key's roles.
     if !token.roles.is_empty() {
@@ -148,6 +155,7 @@ fn command_for(checked: Checked, token: &TokenInfo) -> Result<(String, Command),
     }
     let org = token.org.clone();
     let settings = &checked.settings;
+    let place = residency::place(&org, &settings.kustomer_api_url, pin_jurisdiction);
     let caller = super::caller_of(
         checked.app_secret,
         &org,
@@ -163,5 +171,5 @@ fn command_for(checked: Checked, token: &TokenInfo) -> Result<(String, Command),
         settings: checked.raw,
         resurvey_after_days: checked.settings.resurvey_after_days,
     };
-    Ok((org, command))
+    Ok((place, command))
 }

@@ -6,6 +6,7 @@ use super::{Gateway, Incoming, Router};
 use crate::decision::{self, AsIfClosed, Decision};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::{ErrorCode, KeyCheckCode};
+use crate::edge::residency;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, SendError, Transport};
 use crate::kustomer::{self, At};
@@ -270,7 +271,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             json!({"ok": false, "code": KeyCheckCode::NotChecked, "message": "Checked once Kustomer accepts the Kustomer API key."})
         };
         let ok = kustomer.ok && stella.ok && app["ok"] == true;
-        let mut answer = json!({ "ok": ok, "kustomer": kustomer, "stella": stella, "app": app });
+        // Where the org's surveys are kept: said whatever the keys, since it follows the URL.
+        let residency = residency::report(&settings.kustomer_api_url, self.config.pin_jurisdiction);
+        let mut answer = json!({ "ok": ok, "kustomer": kustomer, "stella": stella, "app": app, "residency": residency });
         if ok && settings.stella_api_secret.is_some() {
             let (roster, field) = self.check_roster(stored, &settings, r.now_ms).await;
             answer["roster"] = roster;
@@ -300,7 +303,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             return json!({"ok": false, "code": KeyCheckCode::NotChecked, "message": "Checked once Kustomer accepts the Kustomer API key."});
         };
         let caller = super::caller_of(fingerprint, &token.org, url, key);
-        let reply = self.forward(&token.org, &Command::Link { caller }).await;
+        let reply = self
+            .forward(&token.org, url, &Command::Link { caller })
+            .await;
         if reply.status == 200 {
             reply.body
         } else {

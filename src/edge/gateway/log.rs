@@ -31,8 +31,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 if let Some(reply) = self.log_rate_limited(r, &caller.org, &query).await {
                     return reply;
                 }
-                let org = caller.org.clone();
-                self.forward(&org, &Command::List { query, caller }).await
+                let (org, url) = (caller.org.clone(), caller.kustomer_api_url.clone());
+                self.forward(&org, &url, &Command::List { query, caller })
+                    .await
             }
             Err(reply) => reply,
         }
@@ -136,8 +137,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         match self.caller(r, fingerprint).await {
             Ok(caller) => {
-                let org = caller.org.clone();
-                self.forward(&org, &make(caller, raw)).await
+                let (org, url) = (caller.org.clone(), caller.kustomer_api_url.clone());
+                self.forward(&org, &url, &make(caller, raw)).await
             }
             Err(reply) => reply,
         }

@@ -29,6 +29,7 @@ use super::deliveries::MAX_RESEND_BODY_BYTES;
 use super::job::StoredSettings;
 use super::kustomer_api::{self, Failure, TokenInfo};
 use super::outcome::ErrorCode;
+use super::residency::{self, Place};
 use super::scheduler::{Caller, Command};
 use super::{seal, trust};
 use super::{Config, Reply, Transport};
@@ -41,8 +42,9 @@ use std::collections::HashMap;
 
 /// Reaches the edge's Durable Objects: an org's scheduler, and the rate limiter.
 pub trait Router {
-    /// Forwards and returns the scheduler's reply; `Err` when it could not be reached.
-    async fn forward(&self, org: &str, command: &Command) -> Result<Reply, String>;
+    /// Forwards to the org's scheduler at its [`Place`] and returns the reply; `Err` when it
+    /// could not be reached.
+    async fn forward(&self, place: &Place, command: &Command) -> Result<Reply, String>;
     /// Counts one use of `bucket`, allowed `per_minute` times a minute. `Some(seconds)` when
     /// over the limit: how long until the bucket allows again.
     async fn limit(&self, bucket: &str, per_minute: u32) -> Result<Option<u32>, String>;
@@ -204,8 +206,15 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         }
     }
 
-    async fn forward(&self, org: &str, command: &Command) -> Reply {
-        (self.router.forward(org, command).await).unwrap_or_else(|e| scheduler_unreachable(&e))
+    /// `command` to the scheduler of `org`, whose Kustomer API URL (checked with Kustomer)
+    /// places its object ([`residency::place`]).
+    async fn forward(&self, org: &str, api_url: &str, command: &Command) -> Reply {
+        let place = residency::place(org, api_url, self.config.pin_jurisdiction);
+        self.forward_to(&place, command).await
+    }
+
+    async fn forward_to(&self, place: &Place, command: &Command) -> Reply {
+        (self.router.forward(place, command).await).unwrap_or_else(|e| scheduler_unreachable(&e))
     }
 
     /// Kustomer's answer about a key, if it is cached and fresh.

@@ -89,6 +89,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let reply = self
             .forward(
                 org,
+                &settings.kustomer_api_url,
                 &Command::Roster {
                     query: query.clone(),
                 },
@@ -101,7 +102,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             return Err(refused);
         }
         query.fetch = true;
-        Ok(self.forward(org, &Command::Roster { query }).await)
+        let url = &settings.kustomer_api_url;
+        Ok(self.forward(org, url, &Command::Roster { query }).await)
     }
 
     /// "Check connection"'s roster part, once both keys are accepted: the org's Kustomer users
@@ -136,7 +138,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             channel: None,
             fetch: true, // the check is rate-limited already
         };
-        let reply = self.forward(&org, &Command::Roster { query }).await;
+        let url = &settings.kustomer_api_url;
+        let reply = self.forward(&org, url, &Command::Roster { query }).await;
         let error = &reply.body["error"];
         if reply.status != 200 || !error.is_null() {
             let code = error["code"].as_str().unwrap_or("stella_error");

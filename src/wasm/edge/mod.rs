@@ -12,6 +12,7 @@ pub use sql::{SqlStorage, SqlStore};
 
 use crate::edge::gateway::{self, Incoming, Router, Step, HEADERS};
 use crate::edge::outcome::ErrorCode;
+use crate::edge::residency::Place;
 use crate::edge::scheduler::{self, AlarmChange, Clock, Command};
 use crate::edge::seal::Sealer;
 use crate::edge::{Config, Reply};
@@ -136,8 +137,9 @@ fn reply_from_js(reply: &JsValue) -> Option<Reply> {
     })
 }
 
-/// Forwards commands to org schedulers through a JS function `(org, commandJson) =>
-/// Promise<replyJson>` (a Durable Object stub call in the worker entry), and counts rate-limited
+/// Forwards commands to org schedulers through a JS function `(org, jurisdiction, commandJson)
+/// => Promise<replyJson>` (a Durable Object stub call in the worker entry; `jurisdiction` is
+/// `"eu"` or undefined, [`crate::edge::residency`]), and counts rate-limited
 /// uses through `(bucket, perMinute) => Promise<number>` (seconds to wait, 0 when allowed).
 pub struct JsRouter {
     forward: Function,
@@ -145,9 +147,20 @@ pub struct JsRouter {
 }
 
 impl Router for JsRouter {
-    async fn forward(&self, org: &str, command: &Command) -> Result<Reply, String> {
+    async fn forward(&self, place: &Place, command: &Command) -> Result<Reply, String> {
         let json = serde_json::to_string(command).map_err(|e| e.to_string())?;
-        let reply = call(&self.forward, &org.into(), &json.into()).await?;
+        let jurisdiction = place
+            .jurisdiction
+            .map_or(JsValue::UNDEFINED, |j| j.as_str().into());
+        let result = (self.forward)
+            .call3(
+                &JsValue::NULL,
+                &place.org.as_str().into(),
+                &jurisdiction,
+                &json.into(),
+            )
+            .map_err(|e| js_error(&e))?;
+        let reply = settle(result).await?;
         reply_from_js(&reply).ok_or_else(|| "the scheduler's reply cannot be read".to_owned())
     }
 
@@ -161,7 +174,11 @@ impl Router for JsRouter {
 /// Calls a function of the worker entry with two arguments and waits for its result: a Durable
 /// Object RPC call returns a thenable, not a Promise, so it is adopted first.
 async fn call(f: &Function, a: &JsValue, b: &JsValue) -> Result<JsValue, String> {
-    let result = f.call2(&JsValue::NULL, a, b).map_err(|e| js_error(&e))?;
+    settle(f.call2(&JsValue::NULL, a, b).map_err(|e| js_error(&e))?).await
+}
+
+/// Waits for what a function of the worker entry returned (a value, a Promise or a thenable).
+async fn settle(result: JsValue) -> Result<JsValue, String> {
     (JsFuture::from(Promise::resolve(&result)).await).map_err(|e| js_error(&e))
 }
 
@@ -173,7 +190,7 @@ pub struct JsGateway {
 
 #[wasm_bindgen(js_class = Gateway)]
 impl JsGateway {
-    /// `new Gateway(env, forward, limit)`; `forward(org, commandJson)` returns the org
+    /// `new Gateway(env, forward, limit)`; `forward(org, jurisdiction, commandJson)` returns the org
     /// scheduler's reply as JSON text, `limit(bucket, perMinute)` the seconds to wait (0 when
     /// allowed).
     #[wasm_bindgen(constructor)]
@@ -222,11 +239,11 @@ impl JsGateway {
     }
 
     /// The same request without waiting on anything, for the close path: `undefined` when it
-    /// needs [`JsGateway::handle`]; else the reply to give now, or `{org, command}` (the command
+    /// needs [`JsGateway::handle`]; else the reply to give now, or `{org, jurisdiction?, command}` (the command
     /// as JSON text) for the worker entry to hand to the org's Durable Object, whose reply is
     /// the answer.
     #[wasm_bindgen(
-        unchecked_return_type = "EdgeReply | {org: string, command: string} | undefined"
+        unchecked_return_type = "EdgeReply | {org: string, jurisdiction?: string, command: string} | undefined"
     )]
     pub fn step(&self, method: &str, path: &str, headers: &str, body: Vec<u8>) -> JsValue {
         let body = text(body);
@@ -242,10 +259,13 @@ impl JsGateway {
         match self.inner.step(&incoming) {
             None => JsValue::UNDEFINED,
             Some(Step::Reply(reply)) => reply_to_js(&reply),
-            Some(Step::Forward { org, command }) => match serde_json::to_string(&command) {
+            Some(Step::Forward { place, command }) => match serde_json::to_string(&command) {
                 Ok(json) => {
                     let out = Object::new();
-                    set(&out, "org", &org.into());
+                    set(&out, "org", &place.org.into());
+                    if let Some(j) = place.jurisdiction {
+                        set(&out, "jurisdiction", &j.as_str().into());
+                    }
                     set(&out, "command", &json.into());
                     out.into()
                 }
@@ -363,6 +383,7 @@ export interface EdgeReply { status: number; body: string; retryAfter?: number }
 /** The worker's bindings the edge reads (all text; unset or null means the default). */
 export interface EdgeBindings {
   SETTINGS_KEY?: string | null; SETTINGS_KEY_PREVIOUS?: string | null; ALLOW_LOOPBACK?: string | null;
+  JURISDICTIONS?: string | null;
   RETRY_BASE_MS?: string | null; CACHE_MS?: string | null; LEASE_MS?: string | null;
   RETENTION_DAYS?: string | null; KEY_CHECKS_PER_MINUTE?: string | null;
   OUTCOME_POLL_MS?: string | null; LOG_READS_PER_KEY_PER_MINUTE?: string | null;
