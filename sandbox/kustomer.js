@@ -313,8 +313,11 @@ export class KustomerState extends DurableObject {
     const budget = await this.spend(key?.org);
 
     // An injected fault answers first, as before the budget existed; the call still counts.
+    // A fault for one call (`method` and `path`) answers only that call: others that happen to
+    // come first (the outcome reads, a page's own reads) do not use it up.
     const faults = await this.ctx.storage.get("faults");
-    if (faults?.count > 0) {
+    const aimed = (faults?.method ?? request.method) === request.method && (faults?.path ?? path) === path;
+    if (faults?.count > 0 && aimed) {
       faults.count--;
       await this.ctx.storage.put("faults", faults);
       if (key) await this.account(budget, auth[1], false);
@@ -1098,11 +1101,12 @@ export class KustomerState extends DurableObject {
   }
 
   async setFaults(request) {
-    const { status, count = 1, retryAfter, rateLimitReset } = (await readJson(request)) ?? {};
-    if (![429, 500, 503].includes(status) || !Number.isInteger(count) || count < 0) {
-      return json(400, { error: "Body must be {status: 429|500|503, count: n, retryAfter?, rateLimitReset?}." });
+    const { status, count = 1, retryAfter, rateLimitReset, method, path } = (await readJson(request)) ?? {};
+    const text = (v) => v === undefined || (typeof v === "string" && v.length <= 2048);
+    if (![429, 500, 503].includes(status) || !Number.isInteger(count) || count < 0 || !text(method) || !text(path)) {
+      return json(400, { error: "Body must be {status: 429|500|503, count: n, retryAfter?, rateLimitReset?, method?, path?}." });
     }
-    const faults = { status, count, retryAfter, rateLimitReset };
+    const faults = { status, count, retryAfter, rateLimitReset, method, path };
     await this.ctx.storage.put("faults", faults);
     return json(200, { faults });
   }

@@ -199,18 +199,20 @@ async function setDoNotSend(value, keys) {
   shown.attributes = { ...shown.attributes, custom: { ...before, ...patch } };
   message = null;
   draw();
-  document.getElementById("do-not-send")?.focus();
   try {
     await kustomer(Kustomer, `/v1/conversations/${encodeURIComponent(shown.id)}`, "PUT", { custom: patch });
   } catch (e) {
     shown.attributes = { ...shown.attributes, custom: before };
     message = `Could not save "Do not send survey": ${describeError(e)}. It is back as it was.`;
     if (current.conversation === shown) draw();
-    document.getElementById("do-not-send")?.focus();
   }
 }
 
+/** Draws the card. Each answer that arrives (the log's entry, the roster) draws it again: the
+ * control that had the focus keeps it, so a keyboard user on the switch is not thrown out. */
 function show(...children) {
+  const focused = root.contains(document.activeElement) ? document.activeElement.id : "";
   root.replaceChildren(...children.filter(Boolean));
+  if (focused) document.getElementById(focused)?.focus();
   Kustomer?.resize?.();
 }

@@ -351,8 +351,9 @@ test("the do-not-send switch writes the attribute at once, from the keyboard, an
   assert.equal(await toggle.getAttribute("aria-checked"), "false");
   await waitFor(async () => (await stack.conversation("conv-email")).data.attributes.custom[APP_KEY] === false, 5000, "the attribute to be cleared");
 
-  // The next Kustomer call fails: the switch goes back and says so.
-  await stack.request("POST", "/sandbox/kustomer/faults", { body: { status: 500, count: 1 } });
+  // The switch's next write fails (that call only: the page's and the edge's reads go on): the
+  // switch goes back and says so.
+  await stack.request("POST", "/sandbox/kustomer/faults", { body: { status: 500, count: 1, method: "PUT", path: "/v1/conversations/conv-email" } });
   await toggle.click();
   const alert = page.getByRole("alert");
   await alert.waitFor();
