@@ -1361,6 +1361,7 @@ fn the_fakes_hold_the_trait_contracts() {
         unsure: false,
         outcome: None,
         sent_to: None,
+        customer: None,
     };
     for j in [
         job("a", JobState::Scheduled, Some(300), 1),

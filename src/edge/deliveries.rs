@@ -407,10 +407,9 @@ const FINAL_SKIPS: [SkipCode; 5] = [
 pub fn resendable(job: &Job) -> bool {
     match job.state {
         JobState::Failed => true,
-        JobState::Skipped => !job
-            .reason
-            .as_deref()
-            .is_some_and(|r| FINAL_SKIPS.iter().any(|c| c.as_str() == r)),
+        JobState::Skipped => !job.reason.as_deref().is_some_and(|r| {
+            FINAL_SKIPS.iter().any(|c| c.as_str() == r) || r == Reason::Forgotten.as_str()
+        }),
         _ => false,
     }
 }

@@ -119,6 +119,10 @@ pub struct Job {
     /// them ([`super::record_check`]). `None` for jobs stored before they were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_to: Option<SentTo>,
+    /// Its customer as keyed digests, so that forgetting a customer finds their jobs through
+    /// an index ([`super::forget`]); dropped when they are forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<super::forget::CustomerKeys>,
 }
 
 /// A survey's outcome as the edge keeps it: Data Return's record, read by the core, and
@@ -187,6 +191,10 @@ pub struct Schedule {
     /// The event's own id, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// The conversation's customer (Kustomer's id), when the event names one: the scheduler
+    /// keeps only its keyed digest ([`super::forget::CustomerKeys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
 }
 
 /// What storing a close did.
@@ -283,6 +291,7 @@ pub fn first(s: Schedule, now_ms: i64) -> Job {
         unsure: false,
         outcome: None,
         sent_to: None,
+        customer: None,
     }
 }
 
@@ -342,6 +351,7 @@ mod tests {
             closed_at_ms: at,
             send_at_ms: at + 900,
             event_id: None,
+            customer_id: None,
         }
     }
 

@@ -11,8 +11,10 @@
 //! due time).
 #![allow(async_fn_in_trait)] // single-threaded Wasm: the futures never cross threads
 
+pub mod audit;
 pub mod budget;
 pub mod deliveries;
+pub mod forget;
 pub mod gateway;
 pub mod job;
 pub mod kustomer_api;
@@ -77,6 +79,13 @@ pub struct OrgRecord {
     /// Where reading survey outcomes back stands.
     #[serde(default, skip_serializing_if = "returns::Follow::is_idle")]
     pub follow: returns::Follow,
+    /// The deleted-customers sweep, and until when forgotten customers' digests are checked.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub forget: forget::Sweep,
+    /// Keyed marks of each kept setting's value, to name the fields a change touched in the
+    /// audit list ([`audit::settings_marks`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub settings_marks: audit::SettingsMarks,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -140,6 +149,19 @@ pub trait Store {
     /// Jobs whose outcome waits to be written onto the conversation
     /// ([`job::Job::outcome_unwritten`]), at most `limit`, least recently changed first.
     fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<job::Job>, String>;
+    /// Jobs whose customer keys ([`forget::CustomerKeys`]) hold any of `digests`, at most
+    /// `limit`: an index seek, never a scan.
+    fn customer_jobs(&self, digests: &[String], limit: usize) -> Result<Vec<job::Job>, String>;
+    /// Adds an audit entry, drops those at or before `keep_after_ms`, and keeps at most
+    /// `max_entries` (the newest).
+    fn audit_add(
+        &self,
+        entry: &audit::AuditEntry,
+        keep_after_ms: i64,
+        max_entries: usize,
+    ) -> Result<(), String>;
+    /// Up to `limit` audit entries after `after_ms`, newest first.
+    fn audit_list(&self, after_ms: i64, limit: usize) -> Result<Vec<audit::AuditEntry>, String>;
 }
 
 /// An HTTP answer from the edge: status and JSON body.
