@@ -168,6 +168,15 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     };
                 }
                 Err(SendError::Network(e) | SendError::Refused(e)) => Err(e),
+                // Over Kustomer's budget after all (other apps spent it): the call counted,
+                // and the sweep waits for the window its answer names.
+                Ok(response) if response.status == 429 => {
+                    self.keep_sweep(&sweep)?;
+                    let now = self.clock.now_ms();
+                    break Stop::Paced {
+                        at: self.budget.borrow().next_window(now),
+                    };
+                }
                 Ok(response) => forget::deleted_customers(&response),
             };
             let (deleted, listed) = match read {

@@ -302,6 +302,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let current = self.store.get(&job.conversation_id)?;
         // Who the attempt's request went to, kept by the attempt just before it was sent.
         let sent_to = (current.as_ref()).and_then(|c| c.sent_to.clone());
+        let customer = (current.as_ref()).and_then(|c| c.customer.clone());
         if let Some(current) = current.filter(|c| c.generation != job.generation) {
             if matches!(attempt, Attempt::Sent { .. } | Attempt::Found(_)) {
                 let now = self.clock.now_ms();
@@ -315,6 +316,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         let job = Job {
             sent_to: sent_to.or(job.sent_to),
+            customer: customer.or(job.customer),
             ..job
         };
         let now = self.clock.now_ms();
@@ -425,6 +427,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     ),
                 }
             }
+        };
+        // A survey stopped because its customer was forgotten keeps nothing of them.
+        let next = if next.reason.as_deref() == Some(Reason::Forgotten.as_str()) {
+            crate::edge::forget::without_customer(&next, now)
+        } else {
+            next
         };
         self.store.put(&next)?;
         Ok(paced)
