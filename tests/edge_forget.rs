@@ -363,8 +363,7 @@ fn the_audit_records_each_kind_newest_first_and_never_whom() {
     }
     let change = entries
         .iter()
-        .filter(|e| e["kind"] == "settings_changed")
-        .next()
+        .find(|e| e["kind"] == "settings_changed")
         .unwrap();
     assert_eq!(
         change["detail"]["fields"],
