@@ -226,30 +226,30 @@ fn is_zero_i64(n: &i64) -> bool {
 impl Sweep {
     /// Whether a sweep is due at `now_ms`. The first run plans the first sweep a day later
     /// (`next_ms`), so a new org's first alarms spend nothing on it.
-    pub fn due(&mut self, now_ms: i64) -> bool {
+    pub fn due(&mut self, now_ms: i64, every_ms: i64) -> bool {
         match self.next_ms {
             None => {
-                self.next_ms = Some(now_ms.saturating_add(SWEEP_EVERY_MS));
+                self.next_ms = Some(now_ms.saturating_add(every_ms));
                 false
             }
             Some(next) => next <= now_ms,
         }
     }
 
-    /// When the next sweep is due after one that stopped for `stop` at `now_ms`: always later
-    /// than `now_ms`.
-    pub fn next_after(&self, stop: Stop, now_ms: i64) -> i64 {
+    /// When the next sweep is due after one that stopped for `stop` at `now_ms`, sweeping every
+    /// `every_ms` (a day): always later than `now_ms`.
+    pub fn next_after(&self, stop: Stop, now_ms: i64, every_ms: i64) -> i64 {
         let next = match stop {
-            Stop::Done | Stop::Failed => now_ms.saturating_add(SWEEP_EVERY_MS),
-            Stop::CallsSpent => (now_ms.div_euclid(SWEEP_EVERY_MS) + 1) * SWEEP_EVERY_MS,
+            Stop::Done | Stop::Failed => now_ms.saturating_add(every_ms),
+            Stop::CallsSpent => (now_ms.div_euclid(every_ms) + 1).saturating_mul(every_ms),
             Stop::Paced { at } => at,
         };
         next.max(now_ms.saturating_add(1))
     }
 
-    /// The calls left today, the counter moved to `now_ms`'s day.
-    pub fn calls_left(&mut self, now_ms: i64) -> u32 {
-        let day = now_ms.div_euclid(SWEEP_EVERY_MS);
+    /// The calls left today (a period of `every_ms`), the counter moved to `now_ms`'s.
+    pub fn calls_left(&mut self, now_ms: i64, every_ms: i64) -> u32 {
+        let day = now_ms.div_euclid(every_ms);
         if day != self.day {
             self.day = day;
             self.calls = 0;
@@ -406,15 +406,15 @@ mod tests {
     fn the_sweep_reads_a_window_page_by_page_then_waits_a_day() {
         let mut s = Sweep::default();
         let day = SWEEP_EVERY_MS;
-        assert!(!s.due(5), "the first run plans the first sweep");
-        assert!(!s.due(day + 4) && s.due(day + 5), "a day later");
+        assert!(!s.due(5, day), "the first run plans the first sweep");
+        assert!(!s.due(day + 4, day) && s.due(day + 5, day), "a day later");
         assert_eq!(s.window(10 * day, 3 * day), (7 * day, 10 * day, 1));
         s.read_page(true, 10 * day);
         assert_eq!(s.window(10 * day + 5, 3 * day), (7 * day, 10 * day, 2));
         s.read_page(false, 10 * day + 9);
-        assert_eq!(s.next_after(Stop::Done, 10 * day + 9), 11 * day + 9);
+        assert_eq!(s.next_after(Stop::Done, 10 * day + 9, day), 11 * day + 9);
         assert_eq!(
-            s.next_after(Stop::Paced { at: 7 }, 10 * day),
+            s.next_after(Stop::Paced { at: 7 }, 10 * day, day),
             10 * day + 1,
             "never spins"
         );
@@ -428,16 +428,16 @@ mod tests {
     fn the_sweep_spends_at_most_its_calls_a_day() {
         let mut s = Sweep::default();
         let day = SWEEP_EVERY_MS;
-        assert_eq!(s.calls_left(day + 1), SWEEP_CALLS_PER_DAY);
+        assert_eq!(s.calls_left(day + 1, day), SWEEP_CALLS_PER_DAY);
         s.calls = SWEEP_CALLS_PER_DAY;
         s.page = 4; // a window left half-read
-        assert_eq!(s.calls_left(day + 2), 0);
+        assert_eq!(s.calls_left(day + 2, day), 0);
         assert_eq!(
-            s.next_after(Stop::CallsSpent, day + 2),
+            s.next_after(Stop::CallsSpent, day + 2, day),
             2 * day,
             "the rest waits for the next day"
         );
-        assert_eq!(s.calls_left(2 * day), SWEEP_CALLS_PER_DAY);
+        assert_eq!(s.calls_left(2 * day, day), SWEEP_CALLS_PER_DAY);
     }
 
     #[test]

@@ -218,6 +218,9 @@ pub struct Config {
     pub log_reads_per_key_per_minute: u32,
     /// Delivery log reads allowed per org in a minute (all its keys together).
     pub log_reads_per_org_per_minute: u32,
+    /// How often customers deleted in Kustomer are looked for ([`forget::Sweep`]): a day; the
+    /// local setup's tests shorten it.
+    pub forget_sweep_ms: i64,
 }
 
 impl Default for Config {
@@ -232,6 +235,7 @@ impl Default for Config {
             key_checks_per_minute: 5,
             log_reads_per_key_per_minute: 60,
             log_reads_per_org_per_minute: 120,
+            forget_sweep_ms: forget::SWEEP_EVERY_MS,
         }
     }
 }
@@ -284,6 +288,7 @@ impl Config {
                 d.log_reads_per_org_per_minute,
                 1_000_000,
             )?,
+            forget_sweep_ms: number("FORGET_SWEEP_MS", d.forget_sweep_ms, 7 * DAY_MS)?,
         })
     }
 

@@ -128,7 +128,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let now = self.clock.now_ms();
         let mut sweep = self.store.org()?.forget;
         let planned = sweep.next_ms;
-        if !sweep.due(now) {
+        if !sweep.due(now, self.config.forget_sweep_ms) {
             if sweep.next_ms != planned {
                 self.keep_sweep(&sweep)?; // the first, planned
             }
@@ -143,7 +143,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let org = self.org_id()?;
         let stop = loop {
             let mut sweep = self.store.org()?.forget;
-            if sweep.calls_left(now) == 0 {
+            if sweep.calls_left(now, self.config.forget_sweep_ms) == 0 {
                 break Stop::CallsSpent;
             }
             let (since, until, page) = sweep.window(now, self.config.retention_ms());
@@ -202,7 +202,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
         };
         let mut sweep = self.store.org()?.forget;
-        sweep.next_ms = Some(sweep.next_after(stop, self.clock.now_ms()));
+        let every = self.config.forget_sweep_ms;
+        sweep.next_ms = Some(sweep.next_after(stop, self.clock.now_ms(), every));
         self.keep_sweep(&sweep)
     }
 
