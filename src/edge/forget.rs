@@ -9,7 +9,7 @@
 //! [`super::record_check::SentTo`]), so that one digest finds all of a customer's jobs; a copy
 //! of the storage cannot confirm a guessed address without the key.
 
-use super::job::{Job, JobState};
+use super::job::{Job, JobState, Removal};
 use super::outcome::Reason;
 use super::seal::Sealer;
 use super::{Request, Response};
@@ -110,10 +110,10 @@ impl CustomerKeys {
 
 /// The job once its customer is forgotten: a pending survey is cancelled (skipped as
 /// [`Reason::Forgotten`], never sent: the generation moves on, so an attempt under way cannot
-/// write over it); every entry loses the customer's data: the request's customer and custom
-/// properties (which may carry conversation attributes about them), the outcome's comment, the
-/// digests of who it went to, and its forget index. What the summary counts stays: state,
-/// reason, agent, rating, times and ids.
+/// write over it); every entry loses the customer's data as [`Job::without_personal_data`]
+/// removes it ([`Removal::Forgotten`]: name, e-mail, comment, the digests of who it went to),
+/// the request's custom properties (which may carry conversation attributes about them), and
+/// its forget index. What the summary counts stays: state, reason, agent, rating, times, ids.
 pub fn without_customer(job: &Job, now_ms: i64) -> Job {
     let mut job = job.clone();
     if !job.state.is_final() {
@@ -125,26 +125,23 @@ pub fn without_customer(job: &Job, now_ms: i64) -> Job {
         job.unsure = false;
     }
     if let Some(Value::Object(request)) = &mut job.request {
-        request.remove("customer");
         request.remove("custom_properties");
     }
-    if let Some(outcome) = &mut job.outcome {
-        outcome.read.comment = None;
-    }
-    job.sent_to = None;
+    let mut job = job.without_personal_data(Removal::Forgotten);
     job.customer = None;
     job.updated_ms = now_ms;
     job
 }
 
-/// Whether a job still holds anything of a customer (used by tests and the sweep's checks).
+/// Whether a job still holds anything of a customer: their name, e-mail or comment, custom
+/// properties, or a digest of them.
 pub fn holds_customer(job: &Job) -> bool {
-    let request = job.request.as_ref();
-    request.is_some_and(|r| r.get("customer").is_some() || r.get("custom_properties").is_some())
-        || job
-            .outcome
-            .as_ref()
-            .is_some_and(|o| o.read.comment.is_some())
+    let customer = job.request.as_ref().and_then(|r| r.get("customer"));
+    let named = customer.is_some_and(|c| c.get("email").is_some() || c.get("name").is_some());
+    let properties = (job.request.as_ref()).is_some_and(|r| r.get("custom_properties").is_some());
+    named
+        || properties
+        || job.outcome.as_ref().is_some_and(|o| o.read.comment.is_some())
         || job.sent_to.is_some()
         || job.customer.is_some()
 }

@@ -1381,6 +1381,7 @@ pub fn log_job(
         unsure: false,
         outcome: None,
         sent_to: None,
+        personal_data_removed: None,
         customer: None,
     }
 }
