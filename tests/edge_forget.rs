@@ -110,6 +110,10 @@ fn forgetting_by_id_cancels_pending_surveys_and_strips_every_entry() {
         "{a:?} {b:?}"
     );
     assert_eq!(a.state, JobState::Sent, "what happened stays: sent");
+    assert_eq!(
+        edge.delivery("conv-a")["customerEmail"],
+        "removed on request"
+    );
     assert!(
         a.request.as_ref().unwrap()["employee"]["email"].is_string(),
         "the agent stays"

@@ -141,7 +141,10 @@ pub fn holds_customer(job: &Job) -> bool {
     let properties = (job.request.as_ref()).is_some_and(|r| r.get("custom_properties").is_some());
     named
         || properties
-        || job.outcome.as_ref().is_some_and(|o| o.read.comment.is_some())
+        || job
+            .outcome
+            .as_ref()
+            .is_some_and(|o| o.read.comment.is_some())
         || job.sent_to.is_some()
         || job.customer.is_some()
 }
