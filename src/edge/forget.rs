@@ -207,7 +207,8 @@ pub enum Stop {
     Done,
     /// The day's calls are spent (the window is left half-read): the next day.
     CallsSpent,
-    /// Kustomer failed or refused: a day later (a missing role is not fixed in minutes).
+    /// Kustomer failed or refused: again in an hour (a 24th of the period), so one failure
+    /// does not cost a day; the day's calls still bound the retries.
     Failed,
     /// The org's API budget has no room now: when its window turns (`at`).
     Paced {
@@ -240,7 +241,8 @@ impl Sweep {
     /// `every_ms` (a day): always later than `now_ms`.
     pub fn next_after(&self, stop: Stop, now_ms: i64, every_ms: i64) -> i64 {
         let next = match stop {
-            Stop::Done | Stop::Failed => now_ms.saturating_add(every_ms),
+            Stop::Done => now_ms.saturating_add(every_ms),
+            Stop::Failed => now_ms.saturating_add((every_ms / 24).max(1)),
             Stop::CallsSpent => (now_ms.div_euclid(every_ms) + 1).saturating_mul(every_ms),
             Stop::Paced { at } => at,
         };
@@ -413,6 +415,10 @@ mod tests {
         assert_eq!(s.window(10 * day + 5, 3 * day), (7 * day, 10 * day, 2));
         s.read_page(false, 10 * day + 9);
         assert_eq!(s.next_after(Stop::Done, 10 * day + 9, day), 11 * day + 9);
+        assert_eq!(
+            s.next_after(Stop::Failed, 10 * day, day),
+            10 * day + day / 24
+        );
         assert_eq!(
             s.next_after(Stop::Paced { at: 7 }, 10 * day, day),
             10 * day + 1,
