@@ -18,6 +18,9 @@
 // (`limit/windowSeconds`, such as `1000/10`; unset: Kustomer's 1000/60); `PUT /budget` changes it
 // for one org or all, and `GET /budget` shows it with each window's calls by key and its 429s.
 // `POST /latency` holds every /v1 answer back a random time after the call is counted.
+// `DELETE /customers/{id}` deletes a customer as Kustomer does (no event; `GET` answers 404), and
+// `POST /v1/customers/search` with `includeDeleted: true` finds them (see `searchCustomers` for
+// what it guesses).
 import { DurableObject, env as startEnv } from "cloudflare:workers";
 import * as seed from "./seed.js";
 import CARDS_SDK from "./cards-sdk-source";
