@@ -18,6 +18,9 @@
 // (`limit/windowSeconds`, such as `1000/10`; unset: Kustomer's 1000/60); `PUT /budget` changes it
 // for one org or all, and `GET /budget` shows it with each window's calls by key and its 429s.
 // `POST /latency` holds every /v1 answer back a random time after the call is counted.
+// `DELETE /customers/{id}` deletes a customer as Kustomer does (no event; `GET` answers 404), and
+// `POST /v1/customers/search` with `includeDeleted: true` finds them (see `searchCustomers` for
+// what it guesses).
 import { DurableObject, env as startEnv } from "cloudflare:workers";
 import * as seed from "./seed.js";
 import CARDS_SDK from "./cards-sdk-source";
@@ -106,6 +109,8 @@ const ROLES = [
   "org.admin.apps",
   "org.permission.setting.read",
   "org.permission.setting.update",
+  // The customer search (kustomer-apps.md §10): how the edge learns of deleted customers.
+  "org.permission.search.create",
 ];
 const API_KEYS = {
   "sandbox-kustomer-key": { token: "token-sandbox", org: seed.SEED_ORG, roles: ROLES },
@@ -128,6 +133,8 @@ const API_ROUTES = [
   ["PUT", /^\/v1\/conversations\/([^/]+)$/, "PUT /v1/conversations/:id", ["org.permission.conversation.update"], "putConversation"],
   ["PATCH", /^\/v1\/conversations\/([^/]+)$/, PATCH_ROUTE, ["org.permission.conversation.update"], "patchConversation"],
   ["GET", /^\/v1\/customers\/([^/]+)$/, "GET /v1/customers/:id", ["org.permission.customer.read"], "getResource"],
+  // Customer search (kustomer-apps.md §10), with `includeDeleted`: see `searchCustomers`.
+  ["POST", /^\/v1\/customers\/search$/, "POST /v1/customers/search", ["org.permission.search.create", "org.permission.search.update"], "searchCustomers"],
   ["GET", /^\/v1\/users\/([^/]+)$/, "GET /v1/users/:id", ["org.permission.user.read"], "getResource"],
   ["GET", /^\/v1\/users$/, "GET /v1/users", ["org.permission.user.read"], "listResources"],
   ["GET", /^\/v1\/brands\/([^/]+)$/, "GET /v1/brands/:id", ["org.permission.brand.read"], "getResource"],
@@ -481,6 +488,60 @@ export class KustomerState extends DurableObject {
     const rec = await this.record(type, id, key.org);
     if (!rec) return apiError(404, "not_found", "Not Found", `No ${type} ${id}.`);
     return json(200, { data: rec.resource });
+  }
+
+  /**
+   * `POST /v1/customers/search?page=&pageSize=`: the org's customers matching the body's `and`
+   * list, oldest change first. Documented (kustomer-apps.md §10, Kustomer's search docs): the
+   * `and` list of `customer_*` criteria with `gte`/`lte` on dates, `queryContext`, and
+   * `includeDeleted: true` to include deleted customers. Guessed here, as the edge guesses them
+   * (edge::forget): only `customer_updated_at` ranges are understood (any other criterion is a
+   * 400 here), paging is `page`/`pageSize` as Kustomer's lists, the sort is by `updatedAt`
+   * ascending whatever `sort` says, and a deleted customer carries `attributes.deleted: true`
+   * and `deletedAt`, its `updatedAt` being the deletion time.
+   */
+  async searchCustomers(request, key) {
+    const body = await readJson(request);
+    if (!isObject(body) || body.queryContext !== "customer" || !Array.isArray(body.and)) {
+      return apiError(400, "bad_request", "Bad Request", "Body must be {and: [...], queryContext: \"customer\"}.");
+    }
+    let gte = -Infinity;
+    let lte = Infinity;
+    for (const criterion of body.and) {
+      const range = isObject(criterion) && Object.keys(criterion).length === 1 ? criterion.customer_updated_at : undefined;
+      if (!isObject(range)) return apiError(400, "bad_request", "Bad Request", `The sandbox searches by customer_updated_at only, not ${JSON.stringify(criterion)}.`);
+      if (range.gte !== undefined) gte = Math.max(gte, Date.parse(range.gte));
+      if (range.lte !== undefined) lte = Math.min(lte, Date.parse(range.lte));
+      if (Number.isNaN(gte) || Number.isNaN(lte)) return apiError(400, "bad_request", "Bad Request", "Dates must be ISO 8601.");
+    }
+    const query = new URL(request.url).searchParams;
+    const page = Math.max(1, Number(query.get("page") ?? 1) || 1);
+    const pageSize = Math.min(MAX_PAGE_SIZE, Math.max(1, Number(query.get("pageSize") ?? MAX_PAGE_SIZE) || MAX_PAGE_SIZE));
+    const prefixes = ["rec:customer:", ...(body.includeDeleted === true ? ["deleted:customer:"] : [])];
+    const found = [];
+    for (const prefix of prefixes) {
+      for (const rec of (await this.ctx.storage.list({ prefix })).values()) {
+        const at = Date.parse(rec.resource.attributes?.updatedAt ?? "");
+        if (rec.org === key.org && at >= gte && at <= lte) found.push(rec.resource);
+      }
+    }
+    found.sort((a, b) => Date.parse(a.attributes.updatedAt) - Date.parse(b.attributes.updatedAt) || (a.id < b.id ? -1 : 1));
+    const start = (page - 1) * pageSize;
+    return json(200, { data: found.slice(start, start + pageSize), meta: { page, pageSize, total: found.length } });
+  }
+
+  /**
+   * `DELETE /customers/{id}` (a control): deletes the customer as `DELETE /v1/customers/{id}`
+   * does, permanently (GET answers 404), leaving what the search finds with `includeDeleted`.
+   */
+  async deleteCustomer(id) {
+    const rec = await this.record("customer", id);
+    if (!rec) return json(404, { error: `No customer ${id}.` });
+    const now = new Date().toISOString();
+    const gone = { ...rec.resource, attributes: { ...rec.resource.attributes, deleted: true, deletedAt: now, updatedAt: now } };
+    await this.ctx.storage.put(`deleted:customer:${id}`, { org: rec.org, resource: gone });
+    await this.ctx.storage.delete(`rec:customer:${id}`);
+    return json(200, { deleted: id, at: now });
   }
 
   // `/v1/tags/a,b`: a list of the tags that exist; 404 only when none does.
@@ -888,6 +949,8 @@ export class KustomerState extends DurableObject {
       return this.changeStatus(request, decodeURIComponent(status[1]), status[2] === "close" ? "done" : "open", origin);
     }
     if (m === "POST" && path === "/conversations") return this.addData(request);
+    const customer = /^\/customers\/([^/]+)$/.exec(path);
+    if (m === "DELETE" && customer) return this.deleteCustomer(decodeURIComponent(customer[1]));
     if (m === "GET" && path === "/conversations") return this.listConversations();
     if (m === "GET" && path === "/cards-sdk.js") {
       return new Response(CARDS_SDK, { headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" } });

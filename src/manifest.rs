@@ -367,6 +367,23 @@ fn commands(edge: &str) -> Vec<Value> {
             &[],
             all,
         ),
+        // The settings page: forget a customer (with a confirm step), and the audit list.
+        command(
+            "forget-customer",
+            "Forget a customer in Stella Connect",
+            "post",
+            "/v1/customers/forget",
+            &[],
+            org,
+        ),
+        command(
+            "audit",
+            "List Stella Connect's audit entries",
+            "get",
+            "/v1/audit",
+            &[],
+            org,
+        ),
         // The agent's card: is the agent on Agent Connect's roster for this channel?
         command(
             "agent-profile",

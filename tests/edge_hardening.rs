@@ -645,6 +645,7 @@ fn a_close_that_lands_while_its_survey_goes_out_gets_no_second_survey() {
             closed_at_ms: reclosed,
             send_at_ms: reclosed + DELAY_MS,
             event_id: Some("evt-during-the-attempt".into()),
+            customer_id: None,
         },
         caller: Caller {
             fingerprint: trust::fingerprint(APP_SECRET),

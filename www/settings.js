@@ -31,6 +31,10 @@ async function main() {
   validate();
   if (linked) refreshLink();
   document.getElementById("preview").addEventListener("submit", preview);
+  document.getElementById("forget").addEventListener("submit", forget);
+  document.getElementById("forget-yes").addEventListener("click", () => document.getElementById("forget-confirm").close("confirm"));
+  document.getElementById("forget-no").addEventListener("click", () => document.getElementById("forget-confirm").close("cancel"));
+  if (linked) refreshAudit();
   Kustomer.resize?.();
 }
 
@@ -339,6 +343,65 @@ async function preview(event) {
     );
   } catch (e) {
     out.replaceChildren(h("p", { class: "error" }, `No preview: ${describeError(e)}`));
+  }
+  Kustomer.resize?.();
+}
+
+// ---- forgetting a customer, and the audit list ------------------------------------------------
+
+/** Forgets the customer typed, once the admin confirms in the page's own dialog (Kustomer's frame
+ * may block window.confirm); the edge's answer says how many entries changed. */
+async function forget(event) {
+  event.preventDefault();
+  const out = document.getElementById("forget-result");
+  const input = document.getElementById("forget-customer");
+  const customer = input.value.trim();
+  if (!customer) {
+    out.replaceChildren(h("p", { class: "error" }, "Enter the customer's e-mail address or Kustomer customer id."));
+    return;
+  }
+  const dialog = document.getElementById("forget-confirm");
+  document.getElementById("forget-confirm-text").textContent =
+    `Their pending surveys are cancelled and their data removed from every entry for ${customer}. This cannot be undone.`;
+  dialog.returnValue = "";
+  dialog.showModal();
+  document.getElementById("forget-yes").focus();
+  const sure = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true }));
+  input.focus();
+  if (!sure) {
+    out.replaceChildren(h("p", { class: "muted" }, "Not forgotten: cancelled."));
+    return;
+  }
+  out.replaceChildren(h("p", { class: "muted" }, "Forgetting…"));
+  try {
+    const result = await command(Kustomer, "forget-customer", { body: { customer } });
+    out.replaceChildren(h("p", { class: result.more ? "warning" : "ok" }, `Forgotten. ${result.message}`));
+    input.value = "";
+  } catch (e) {
+    out.replaceChildren(h("p", { class: "error" }, `Not forgotten: ${describeError(e)}`));
+  }
+  await refreshAudit();
+  Kustomer.resize?.();
+}
+
+/** The org's audit list as the edge words it, newest first, and the deleted-customers sweep. */
+async function refreshAudit() {
+  const list = document.getElementById("audit");
+  const sweep = document.getElementById("audit-sweep");
+  try {
+    const answer = await command(Kustomer, "audit");
+    const entries = answer.entries ?? [];
+    list.replaceChildren(
+      ...(entries.length ? entries.map((e) => h("li", { "data-kind": e.kind }, h("time", { datetime: e.at }, e.at), " ", e.words)) : [h("li", { class: "muted" }, "Nothing yet.")]),
+    );
+    const deleted = answer.deletedCustomers ?? {};
+    sweep.textContent = deleted.lastError
+      ? `Customers deleted in Kustomer could not be checked: ${deleted.lastError}`
+      : deleted.lastSweep
+        ? `Customers deleted in Kustomer are checked daily; last checked ${deleted.lastSweep}.`
+        : "Customers deleted in Kustomer are checked daily while surveys are pending.";
+  } catch (e) {
+    list.replaceChildren(h("li", { class: "error" }, `The audit list could not be read: ${describeError(e)}`));
   }
   Kustomer.resize?.();
 }

@@ -11,8 +11,10 @@
 //! due time).
 #![allow(async_fn_in_trait)] // single-threaded Wasm: the futures never cross threads
 
+pub mod audit;
 pub mod budget;
 pub mod deliveries;
+pub mod forget;
 pub mod gateway;
 pub mod job;
 pub mod kustomer_api;
@@ -78,6 +80,13 @@ pub struct OrgRecord {
     /// Where reading survey outcomes back stands.
     #[serde(default, skip_serializing_if = "returns::Follow::is_idle")]
     pub follow: returns::Follow,
+    /// The deleted-customers sweep, and until when forgotten customers' digests are checked.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub forget: forget::Sweep,
+    /// Keyed marks of each kept setting's value, to name the fields a change touched in the
+    /// audit list ([`audit::settings_marks`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub settings_marks: audit::SettingsMarks,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -141,6 +150,19 @@ pub trait Store {
     /// Jobs whose outcome waits to be written onto the conversation
     /// ([`job::Job::outcome_unwritten`]), at most `limit`, least recently changed first.
     fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<job::Job>, String>;
+    /// Jobs whose customer keys ([`forget::CustomerKeys`]) hold any of `digests`, at most
+    /// `limit`: an index seek, never a scan.
+    fn customer_jobs(&self, digests: &[String], limit: usize) -> Result<Vec<job::Job>, String>;
+    /// Adds an audit entry, drops those at or before `keep_after_ms`, and keeps at most
+    /// `max_entries` (the newest).
+    fn audit_add(
+        &self,
+        entry: &audit::AuditEntry,
+        keep_after_ms: i64,
+        max_entries: usize,
+    ) -> Result<(), String>;
+    /// Up to `limit` audit entries after `after_ms`, newest first.
+    fn audit_list(&self, after_ms: i64, limit: usize) -> Result<Vec<audit::AuditEntry>, String>;
 }
 
 /// An HTTP answer from the edge: status and JSON body.
@@ -200,6 +222,9 @@ pub struct Config {
     pub log_reads_per_key_per_minute: u32,
     /// Delivery log reads allowed per org in a minute (all its keys together).
     pub log_reads_per_org_per_minute: u32,
+    /// How often customers deleted in Kustomer are looked for ([`forget::Sweep`]): a day; the
+    /// local setup's tests shorten it.
+    pub forget_sweep_ms: i64,
 }
 
 impl Default for Config {
@@ -215,6 +240,7 @@ impl Default for Config {
             key_checks_per_minute: 5,
             log_reads_per_key_per_minute: 60,
             log_reads_per_org_per_minute: 120,
+            forget_sweep_ms: forget::SWEEP_EVERY_MS,
         }
     }
 }
@@ -268,6 +294,7 @@ impl Config {
                 d.log_reads_per_org_per_minute,
                 1_000_000,
             )?,
+            forget_sweep_ms: number("FORGET_SWEEP_MS", d.forget_sweep_ms, 7 * DAY_MS)?,
         })
     }
 

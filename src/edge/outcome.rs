@@ -128,6 +128,8 @@ codes! {
         StellaRejected = "stella_rejected",
         /// An attempt whose answer was lost had reached Agent Connect (Data Return has it).
         FoundInAgentConnect = "found_in_agent_connect",
+        /// The customer was forgotten (on request, or deleted in Kustomer): never sent.
+        Forgotten = "forgotten",
     }
 }
 
@@ -147,6 +149,7 @@ impl Reason {
             Self::RequestRefused => "The request could not be made (URL or header)",
             Self::StellaRejected => "Agent Connect refused the survey",
             Self::FoundInAgentConnect => "Sent: found in Agent Connect after a lost answer",
+            Self::Forgotten => "Customer forgotten: not sent",
         }
     }
 }

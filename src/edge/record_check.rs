@@ -252,6 +252,7 @@ mod tests {
                 closed_at_ms: BEGAN - 900_000,
                 send_at_ms: BEGAN,
                 event_id: None,
+                customer_id: None,
             },
             BEGAN - 900_000,
         );

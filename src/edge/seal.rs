@@ -103,6 +103,11 @@ impl Sealer {
         Some(Self::digest_with(mac, text))
     }
 
+    /// The ids of every key the deployment has, the current one first.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.named.iter().map(|(id, _)| id.clone()).collect()
+    }
+
     fn digest_with(mac: &Hmac<Sha256>, text: &str) -> String {
         let mut mac = mac.clone();
         mac.update(text.as_bytes());

@@ -37,7 +37,7 @@ test("the SDK's types are there (make setup fetches them)", () => {
 });
 
 test("every command of the app definition is a Command of Kustomer's SDK", async () => {
-  assert.equal(definition.commands.length, 6); // check, preview, the log, resend one, resend many, the agent profile
+  assert.equal(definition.commands.length, 8); // check, preview, the log, resend one, resend many, the agent profile, forget a customer, the audit list
   const { code, output } = await typecheck(definition.commands);
   assert.equal(code, 0, output);
 });

@@ -257,6 +257,13 @@ pub struct World {
     settings_refused: Cell<bool>,
     /// Kustomer's answers read late, when set ([`World::answer_kustomer_late`]).
     late: RefCell<Option<LateAnswers>>,
+    /// Customers deleted ([`World::delete_customer`]): what the customer search finds with
+    /// `includeDeleted`, each `{id, attributes: {deleted, emails, updatedAt}}`.
+    deleted: RefCell<Vec<Value>>,
+    /// The bodies and URLs of the customer searches received.
+    pub searches: RefCell<Vec<(String, Value)>>,
+    /// Answered to the next customer search instead of the list, when set.
+    pub search_fault: RefCell<Option<Fault>>,
 }
 
 /// Kustomer's answers read late: Kustomer counts each call and writes its budget headers when
@@ -322,6 +329,9 @@ impl World {
             links: RefCell::new([(ORG.to_owned(), trust::fingerprint(APP_SECRET))].into()),
             settings_refused: Cell::new(false),
             late: RefCell::default(),
+            deleted: RefCell::default(),
+            searches: RefCell::default(),
+            search_fault: RefCell::default(),
         })
     }
 
@@ -370,6 +380,70 @@ impl World {
     pub fn add_conversation(&self, doc: Value) {
         let id = doc["data"]["id"].as_str().unwrap().to_owned();
         self.conversations.borrow_mut().insert(id, doc);
+    }
+
+    /// Deletes a customer as Kustomer's `DELETE /v1/customers/{id}` does, at `now_ms`: gone from
+    /// `GET`, found by the search with `includeDeleted` (changed at `now_ms`).
+    pub fn delete_customer(&self, id: &str, now_ms: i64) {
+        let doc = self.customers.borrow_mut().remove(id);
+        let emails = doc.map_or(json!([]), |d| d["data"]["attributes"]["emails"].clone());
+        let gone = json!({"type": "customer", "id": id, "attributes": {"deleted": true, "emails": emails, "updatedAt": iso(now_ms)}});
+        self.deleted.borrow_mut().push(gone);
+    }
+
+    /// Adds `n` customers changed at `now_ms` and deleted (none of them in the org's log).
+    pub fn delete_many(&self, n: usize, now_ms: i64) {
+        for i in 0..n {
+            let gone = json!({"type": "customer", "id": format!("gone-{i}"), "attributes": {"deleted": true, "updatedAt": iso(now_ms)}});
+            self.deleted.borrow_mut().push(gone);
+        }
+    }
+
+    /// Answers `POST /v1/customers/search` as the edge guesses Kustomer does: the deleted
+    /// customers changed within the body's `customer_updated_at` range, a page at a time.
+    fn customer_search(&self, r: &Request, path: &str) -> Result<Response, String> {
+        self.count("customer search");
+        let body: Value = serde_json::from_str(r.body.as_deref().unwrap_or("{}")).unwrap();
+        self.searches
+            .borrow_mut()
+            .push((r.url.clone(), body.clone()));
+        let budget = self.spend_budget();
+        if let Some(Ok(refused)) = budget.filter(|b| matches!(b, Ok(r) if r.status == 429)) {
+            return Ok(refused);
+        }
+        if let Some(fault) = self.search_fault.borrow_mut().take() {
+            return fault.answer(&r.url);
+        }
+        assert_eq!(body["includeDeleted"], true, "{body}");
+        assert_eq!(body["queryContext"], "customer", "{body}");
+        let key =
+            header(r, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+        if key.and_then(|k| self.keys.get(&k).cloned()).as_deref() != Some(ORG) {
+            return ok(json!({"data": []}));
+        }
+        let bound = |op: &str| {
+            (body["and"].as_array().unwrap().iter())
+                .find_map(|c| c["customer_updated_at"][op].as_str().map(ms))
+        };
+        let (gte, lte) = (bound("gte").unwrap(), bound("lte").unwrap());
+        let param = |name: &str| -> usize {
+            let query = path.split_once('?').map_or("", |(_, q)| q);
+            (query.split('&'))
+                .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap()
+        };
+        let (page, size) = (param("page"), param("pageSize"));
+        let found: Vec<Value> = (self.deleted.borrow().iter())
+            .filter(|d| {
+                let at = ms(d["attributes"]["updatedAt"].as_str().unwrap());
+                gte <= at && at <= lte
+            })
+            .skip((page - 1) * size)
+            .take(size)
+            .cloned()
+            .collect();
+        ok(json!({ "data": found }))
     }
 
     /// Adds (or replaces) a customer document.
@@ -578,6 +652,9 @@ impl World {
         if r.method == "PATCH" {
             return self.kustomer_patch(r, path);
         }
+        if r.method == "POST" && path.starts_with("/v1/customers/search?") {
+            return self.customer_search(r, path);
+        }
         assert_eq!(r.method, "GET", "Kustomer is only read: {r:?}");
         assert!(r.body.is_none(), "a GET with a body: {r:?}");
         assert_eq!(header(r, "accept").as_deref(), Some("application/json"));
@@ -777,9 +854,22 @@ pub struct MemStore {
     org: RefCell<OrgRecord>,
     held: RefCell<BTreeMap<String, HeldClose>>,
     counters: RefCell<BTreeMap<TallyKey, u64>>,
+    audit: RefCell<Vec<stella_connect::edge::audit::AuditEntry>>,
 }
 
 impl MemStore {
+    /// Every audit entry kept, oldest first.
+    pub fn audit(&self) -> Vec<stella_connect::edge::audit::AuditEntry> {
+        self.audit.borrow().clone()
+    }
+
+    /// Every cache entry (key, value, expiry).
+    pub fn cache_entries(&self) -> Vec<(String, String, i64)> {
+        (self.cache.borrow().iter())
+            .map(|(k, (v, e))| (k.clone(), v.clone(), *e))
+            .collect()
+    }
+
     /// Every job, by conversation id.
     pub fn jobs(&self) -> Vec<Job> {
         self.jobs.borrow().values().cloned().collect()
@@ -1006,6 +1096,46 @@ impl Store for MemStore {
         jobs.truncate(limit);
         Ok(jobs)
     }
+
+    fn customer_jobs(&self, digests: &[String], limit: usize) -> Result<Vec<Job>, String> {
+        let holds = |k: &Option<String>| k.as_ref().is_some_and(|k| digests.contains(k));
+        let mut jobs: Vec<Job> = (self.jobs.borrow().values())
+            .filter(|j| {
+                j.customer
+                    .as_ref()
+                    .is_some_and(|c| holds(&c.id) || holds(&c.email))
+            })
+            .cloned()
+            .collect();
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    fn audit_add(
+        &self,
+        entry: &stella_connect::edge::audit::AuditEntry,
+        keep_after_ms: i64,
+        max_entries: usize,
+    ) -> Result<(), String> {
+        let mut audit = self.audit.borrow_mut();
+        audit.push(entry.clone());
+        audit.retain(|e| e.at_ms > keep_after_ms);
+        let over = audit.len().saturating_sub(max_entries);
+        audit.drain(..over);
+        Ok(())
+    }
+
+    fn audit_list(
+        &self,
+        after_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<stella_connect::edge::audit::AuditEntry>, String> {
+        Ok((self.audit.borrow().iter().rev())
+            .filter(|e| e.at_ms > after_ms)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
 }
 
 /// Time the test sets, and dice that always land in the middle.
@@ -1078,6 +1208,7 @@ impl OrgRouter {
             org: RefCell::new(old.store.org.take()),
             held: RefCell::new(old.store.held.take()),
             counters: RefCell::new(old.store.counters.take()),
+            audit: RefCell::new(old.store.audit.take()),
         };
         let new = Scheduler::new(
             store,
@@ -1260,6 +1391,8 @@ pub fn log_job(
         unsure: false,
         outcome: None,
         sent_to: None,
+        personal_data_removed: None,
+        customer: None,
     }
 }
 

@@ -127,6 +127,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 conversation_id,
                 closed_at_ms: timestamp::to_millis(closed_at),
                 send_at_ms: timestamp::to_millis(send_at),
+                customer_id: event.conversation.customer_id.clone(),
                 event_id: event.id,
             },
             settings,

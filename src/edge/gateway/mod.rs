@@ -16,9 +16,10 @@
 //!
 //! One file per job: `close.rs` (a conversation closed), `keys.rs` (check connection, preview,
 //! and their rate limits), `log.rs` (the delivery log, resends, the app secret), `roster.rs`
-//! (agents' Agent Connect profiles).
+//! (agents' Agent Connect profiles), `forget.rs` (forgetting a customer, the audit list).
 
 mod close;
+mod forget;
 mod keys;
 mod log;
 mod roster;
@@ -83,6 +84,8 @@ enum Route<'a> {
     Resend(&'a str),
     ResendMany,
     Roster,
+    Forget,
+    Audit,
     Health,
     /// A route that exists, with another method.
     WrongMethod,
@@ -99,6 +102,8 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ("POST", ["v1", "deliveries", "resend"]) => Route::ResendMany,
         ("POST", ["v1", "deliveries", id, "resend"]) => Route::Resend(id),
         ("POST", ["v1", "roster"]) => Route::Roster,
+        ("POST", ["v1", "customers", "forget"]) => Route::Forget,
+        ("GET", ["v1", "audit"]) => Route::Audit,
         ("GET", ["healthz"]) => Route::Health,
         (
             _,
@@ -106,6 +111,8 @@ fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
             | ["v1", "preview"]
             | ["v1", "settings", "check"]
             | ["v1", "roster"]
+            | ["v1", "customers", "forget"]
+            | ["v1", "audit"]
             | ["v1", "deliveries", ..],
         ) => Route::WrongMethod,
         _ => Route::NotFound,
@@ -123,6 +130,7 @@ pub fn body_limit(method: &str, path: &str) -> usize {
         Route::Check => MAX_TYPED_SETTINGS_BYTES,
         Route::ResendMany => MAX_RESEND_BODY_BYTES,
         Route::Roster => roster::MAX_ROSTER_BODY_BYTES,
+        Route::Forget => forget::MAX_FORGET_BODY_BYTES,
         _ => 0,
     }
 }
@@ -197,6 +205,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Route::Resend(id) => self.resend(&r, id).await,
             Route::ResendMany => self.resend_many(&r).await,
             Route::Roster => self.roster(&r).await,
+            Route::Forget => self.forget(&r).await,
+            Route::Audit => self.audit(&r).await,
             Route::Health => Reply::json(200, json!({"ok": true})),
             Route::WrongMethod => Reply::error(
                 ErrorCode::MethodNotAllowed,

@@ -49,7 +49,9 @@ impl Command {
             | Command::List { caller, .. }
             | Command::Resend { caller, .. }
             | Command::ResendMany { caller, .. }
-            | Command::Link { caller } => Some(caller),
+            | Command::Link { caller }
+            | Command::Forget { caller, .. }
+            | Command::Audit { caller } => Some(caller),
             Command::Roster { .. } => None,
         }
     }
@@ -108,7 +110,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let mut record = self.store.org()?;
         let unreadable =
             matches!(&result, Err(p) if p.code == TrustCode::SettingsUnreadable.as_str());
+        let was = record.trust.fingerprint.clone();
         record.trust.read(result, now);
+        if record.trust.fingerprint.is_some() && record.trust.fingerprint != was {
+            self.audit(crate::edge::audit::AuditEntry::relinked(now, was.is_none()))?;
+        }
         if unreadable {
             record.trust.read_ms = before;
         }
@@ -227,6 +233,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     .closed_at_ms
                     .saturating_add(i64::from(settings.seconds_until_send) * 1000),
                 event_id: held.event_id,
+                customer_id: None, // a held close keeps no customer: the send reads it
             };
             let first = job::first(close.clone(), now);
             if self.store.insert_new(&first)? {

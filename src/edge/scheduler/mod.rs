@@ -8,6 +8,7 @@
 //! Stella's 2xx and the write that records it: the lease then expires and the job is retried
 //! (at least once, never lost; Stella suppresses repeat surveys to a customer on its side).
 
+mod forget;
 mod link;
 mod outcomes;
 mod roster;
@@ -15,8 +16,10 @@ mod run;
 
 pub use link::Caller;
 
+use super::audit::AuditEntry;
 use super::budget::Budget;
 use super::deliveries::{self, DeliveryQuery, MAX_LIMIT, MAX_RESEND_PER_CALL};
+use super::forget::CustomerKeys;
 use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::outcome::{ErrorCode, Ignored, Reason};
 use super::returns::StellaPace;
@@ -88,6 +91,19 @@ pub enum Command {
     /// Kustomer now (Check connection is rate-limited on its own), so that a re-link takes
     /// effect at once: asynchronous, through [`Scheduler::command_async`].
     Link {
+        /// Who calls.
+        caller: Caller,
+    },
+    /// Forget a customer (an e-mail address or a Kustomer customer id): their pending surveys
+    /// are cancelled and their data removed from every entry ([`super::forget`]).
+    Forget {
+        /// What the admin typed.
+        customer: String,
+        /// Who calls.
+        caller: Caller,
+    },
+    /// The org's audit list ([`super::audit`]), for the settings page.
+    Audit {
         /// Who calls.
         caller: Caller,
     },
@@ -218,6 +234,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 let ready = self.adopt_settings(record, &settings)?;
                 self.resend_many(ready, &conversation_ids)
             }),
+            Command::Forget { customer, caller } => {
+                self.authorized(&caller, |_| self.forget_command(&caller.org, &customer))
+            }
+            Command::Audit { caller } => self.authorized(&caller, |_| self.audit_read()),
             Command::Roster { .. } | Command::Link { .. } => Ok(Reply::error(
                 ErrorCode::InvalidCommand,
                 "This command waits on the network: it is answered by command_async.",
@@ -262,7 +282,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         // Most closes are a conversation's first: one INSERT that writes only when no job
         // exists. A conversation seen before takes the full rules of [`job::upsert`].
-        let first = job::first(close.clone(), now);
+        let customer = (close.customer_id.as_deref())
+            .and_then(|id| CustomerKeys::of(&self.sealer, &org, Some(id), None));
+        let mut first = job::first(close.clone(), now);
+        first.customer = customer.clone();
         let (reply, pending) = if self.store.insert_new(&first)? {
             self.added(first.send_at_ms);
             (scheduled(&first), true)
@@ -272,7 +295,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 job::upsert(existing.as_ref(), close, resurvey_after_days, now),
                 existing,
             ) {
-                (Upsert::Scheduled(job), _) => {
+                (Upsert::Scheduled(mut job), existing) => {
+                    job.customer = customer.or_else(|| existing.and_then(|e| e.customer));
                     self.store.put(&job)?;
                     self.added(job.send_at_ms);
                     scheduled(&job)
@@ -353,6 +377,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             return Ok(());
         }
         self.held_blocked.set(false); // new settings: held closes may go with them
+        if !unchanged {
+            let (marks, fields) =
+                super::audit::settings_marks(&self.sealer, org, text, &record.settings_marks);
+            record.settings_marks = marks;
+            if !fields.is_empty() {
+                self.audit(AuditEntry::settings(self.clock.now_ms(), &fields))?;
+            }
+        }
         record.sealed_settings = Some(self.sealer.seal(text, org, self.clock.nonce()));
         record.settings_digest = Some(digest);
         record.org = Some(org.to_owned());
@@ -445,6 +477,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             Ok(job) => job,
             Err(refused) => return Ok(refused),
         };
+        let ids = [conversation_id.to_owned()];
+        self.audit(AuditEntry::resend(job.updated_ms, &ids, 1))?;
         Ok(Reply::json(
             202,
             json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(job.updated_ms), "message": resent(ready, &job)}),
@@ -476,6 +510,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             .iter()
             .filter(|r| r["status"] == "scheduled")
             .count();
+        let ids: Vec<String> = conversation_ids
+            .iter()
+            .take(MAX_RESEND_PER_CALL)
+            .cloned()
+            .collect();
+        self.audit(AuditEntry::resend(self.clock.now_ms(), &ids, scheduled))?;
         Ok(Reply::json(
             200,
             json!({"results": results, "scheduled": scheduled, "refused": results.len() - scheduled}),
@@ -495,10 +535,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             (Some(due), Some(paced)) => Some(due.max(paced)),
             (due, _) => due,
         };
-        Ok([due, prune, self.next_follow()?, self.next_release()?]
-            .into_iter()
-            .flatten()
-            .min())
+        let sweep = self.next_sweep()?;
+        Ok(
+            [due, prune, self.next_follow()?, self.next_release()?, sweep]
+                .into_iter()
+                .flatten()
+                .min(),
+        )
     }
 }
 

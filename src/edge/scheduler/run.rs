@@ -5,6 +5,7 @@ use super::outcomes::Lookup;
 use super::{iso, Armed, Clock, Scheduler, CONCURRENCY, MAX_PER_ALARM};
 use crate::decision::{self, Decision, Recheck};
 use crate::edge::budget::{Budget, CALLS_PER_SURVEY, MAX_CALLS_PER_SURVEY};
+use crate::edge::forget::CustomerKeys;
 use crate::edge::job::{Job, JobOutcome, JobState};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::Reason;
@@ -207,6 +208,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             OrgSettings::Ready(s) => self.follow_outcomes(s, share).await?,
             _ => self.defer_follow()?,
         }
+        if let OrgSettings::Ready(s) = &settings {
+            self.sweep_deleted(s, share).await?; // customers deleted in Kustomer: once a day
+        }
         let now = self.clock.now_ms();
         self.store
             .prune(now.saturating_sub(self.config.retention_ms()), now)?;
@@ -298,6 +302,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let current = self.store.get(&job.conversation_id)?;
         // Who the attempt's request went to, kept by the attempt just before it was sent.
         let sent_to = (current.as_ref()).and_then(|c| c.sent_to.clone());
+        let customer = (current.as_ref()).and_then(|c| c.customer.clone());
         if let Some(current) = current.filter(|c| c.generation != job.generation) {
             if matches!(attempt, Attempt::Sent { .. } | Attempt::Found(_)) {
                 let now = self.clock.now_ms();
@@ -311,6 +316,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         let job = Job {
             sent_to: sent_to.or(job.sent_to),
+            customer: customer.or(job.customer),
             ..job
         };
         let now = self.clock.now_ms();
@@ -422,6 +428,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 }
             }
         };
+        // A survey stopped because its customer was forgotten keeps nothing of them.
+        let next = if next.reason.as_deref() == Some(Reason::Forgotten.as_str()) {
+            crate::edge::forget::without_customer(&next, now)
+        } else {
+            next
+        };
         self.store.put(&next)?;
         Ok(paced)
     }
@@ -429,15 +441,33 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// Keeps who `body` goes to on the leased `job`, as keyed digests, before it is sent: Data
     /// Return's records are matched against them, after a crash too. Not onto a job a close
     /// replaced meanwhile (the attempt goes on, as before; the new job is left alone).
-    fn keep_sent_to(&self, job: &Job, body: &stella::FeedbackRequest) -> Result<(), String> {
+    /// Also keeps the customer's keys for the forget index ([`CustomerKeys`]).
+    fn keep_sent_to(
+        &self,
+        job: &Job,
+        body: &stella::FeedbackRequest,
+        customer_id: Option<&str>,
+    ) -> Result<(), String> {
         let sent_to = Some(SentTo::of(&self.sealer, job, body));
         let Some(current) = self.store.get(&job.conversation_id)? else {
             return Ok(());
         };
-        if current.generation != job.generation || current.sent_to == sent_to {
+        let email = Some(body.customer.email.as_str());
+        let customer = CustomerKeys::of(&self.sealer, &job.org, customer_id, email).map(|k| {
+            let id =
+                k.id.or_else(|| current.customer.as_ref().and_then(|c| c.id.clone()));
+            CustomerKeys { id, ..k }
+        });
+        if current.generation != job.generation
+            || (current.sent_to == sent_to && current.customer == customer)
+        {
             return Ok(());
         }
-        self.store.put(&Job { sent_to, ..current })
+        self.store.put(&Job {
+            sent_to,
+            customer,
+            ..current
+        })
     }
 
     /// One attempt: the org's settings, fresh Kustomer data, the rechecks, the decision, then
@@ -547,7 +577,26 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
             Decision::Send(body) => body,
         };
-        if let Err(message) = self.keep_sent_to(job, &body) {
+        let customer_id = inputs.conversation.customer_id.as_deref();
+        match self.forgotten(&job.org, customer_id, &body.customer.email) {
+            Ok(false) => {}
+            Ok(true) => {
+                return Attempt::Skipped {
+                    code: Reason::Forgotten.as_str(),
+                    message: "The customer was forgotten: this survey is not sent.".into(),
+                    request: None,
+                }
+            }
+            Err(message) => {
+                return Attempt::Retry {
+                    wait_ms: None,
+                    message,
+                    request: None,
+                    unsure: false,
+                }
+            }
+        }
+        if let Err(message) = self.keep_sent_to(job, &body, customer_id) {
             return Attempt::Retry {
                 wait_ms: None,
                 message,
@@ -555,7 +604,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 unsure: false,
             };
         }
-        let shown = serde_json::to_value(&body).ok();
+        // What the log keeps of it: the fields it reads, not the whole body.
+        let shown = crate::edge::job::logged_request(&body);
         let request = stella::survey_request(settings, &body);
         let now = self.clock.now_ms();
         let keys = settings.stella_secrets();
@@ -568,13 +618,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         match kustomer_api::interpret(answer, now, "Agent Connect", &keys) {
             Ok(_) => Attempt::Sent {
-                request: shown.unwrap_or(Value::Null),
+                request: shown,
                 closed_at_ms,
             },
             Err(Failure::Retry { wait_ms, message }) => Attempt::Retry {
                 wait_ms,
                 message,
-                request: shown,
+                request: Some(shown),
                 unsure,
             },
             // Not reached: Stella's calls are not metered.
@@ -585,7 +635,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     _ => Reason::StellaRejected,
                 },
                 message,
-                request: shown,
+                request: Some(shown),
             },
         }
     }

@@ -1,6 +1,7 @@
 //! [`Store`] over a Durable Object's SQL storage: the org's jobs, its cache and its record.
 
 use super::js_error;
+use crate::edge::audit::AuditEntry;
 use crate::edge::deliveries::{DeliveryQuery, Tally, TallyPlan, HOUR_MS, MAX_SUMMARY_ROWS};
 use crate::edge::job::Job;
 use crate::edge::trust::{HeldClose, MAX_HELD};
@@ -41,6 +42,17 @@ const TABLES: &[&str] = &[
     // Closes held until Kustomer vouches for an app secret: one per conversation, no settings.
     "CREATE TABLE IF NOT EXISTS held (conversation_id TEXT PRIMARY KEY, closed_ms INTEGER NOT NULL, event_id TEXT, held_ms INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS held_at ON held (held_ms)",
+    // The audit list: newest last by id, at most `audit::MAX_AUDIT` rows, a year at most.
+    "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, entry TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms)",
+];
+
+/// The forget index's columns ([`crate::edge::forget::CustomerKeys`]: keyed digests, as text),
+/// added as a new table has them, and their partial indexes: a forget is two index seeks.
+const CUSTOMER_COLUMNS: &[&str] = &["customer_id_key", "customer_email_key"];
+const CUSTOMER_INDEXES: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS jobs_customer_id ON jobs (customer_id_key) WHERE customer_id_key IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_customer_email ON jobs (customer_email_key) WHERE customer_email_key IS NOT NULL",
 ];
 
 /// Columns added since the first version, in order, each as a new table has it too:
@@ -103,7 +115,16 @@ impl SqlStore {
                 Box::new([]),
             )?;
         }
-        for statement in INDEXES.iter().chain([&FILL_CLOSED]) {
+        for added in CUSTOMER_COLUMNS
+            .iter()
+            .filter(|a| !names.iter().any(|n| n == *a))
+        {
+            sql.exec(
+                &format!("ALTER TABLE jobs ADD COLUMN {added} TEXT"),
+                Box::new([]),
+            )?;
+        }
+        for statement in INDEXES.iter().chain(CUSTOMER_INDEXES).chain([&FILL_CLOSED]) {
             sql.exec(statement, Box::new([]))?;
         }
         let tally = sql.exec(
@@ -155,6 +176,8 @@ impl SqlStore {
             } else {
                 JsValue::NULL
             },
+            key(job.customer.as_ref().and_then(|c| c.id.as_deref())),
+            key(job.customer.as_ref().and_then(|c| c.email.as_deref())),
         ])
     }
 
@@ -346,6 +369,11 @@ fn held_rows(rows: &[JsValue]) -> Vec<HeldClose> {
         .collect()
 }
 
+/// A forget-index column's value: the digest, or NULL.
+fn key(digest: Option<&str>) -> JsValue {
+    digest.map_or(JsValue::NULL, JsValue::from)
+}
+
 pub(super) fn num(n: i64) -> JsValue {
     JsValue::from_f64(n as f64) // milliseconds since 1970 are far below 2^53
 }
@@ -369,7 +397,7 @@ impl Store for SqlStore {
             vec![job.conversation_id.as_str().into()],
         )?;
         let new = self.rows(
-            &format!("INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {key}"),
+            &format!("INSERT OR REPLACE INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms, customer_id_key, customer_email_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {key}"),
             Self::job_row(job)?,
         )?;
         let (old, new) = (old.first().map(counter), new.first().map(counter));
@@ -387,7 +415,7 @@ impl Store for SqlStore {
     fn insert_new(&self, job: &Job) -> Result<bool, String> {
         // A row back only when it wrote: its counter is the one to add to.
         let written = self.rows(
-            &format!("INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING {}", tally_key()),
+            &format!("INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms, customer_id_key, customer_email_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING {}", tally_key()),
             Self::job_row(job)?,
         )?;
         match written.first() {
@@ -604,6 +632,52 @@ impl Store for SqlStore {
             vec![num(before_ms)],
         )?;
         Ok(gone.len())
+    }
+
+    fn customer_jobs(&self, digests: &[String], limit: usize) -> Result<Vec<Job>, String> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Two seeks of the partial indexes, their union bounded: never a scan.
+        let marks = vec!["?"; digests.len()].join(", ");
+        let values = || digests.iter().map(|d| JsValue::from(d.as_str()));
+        let bindings = values()
+            .chain(values())
+            .chain([num(limit as i64)])
+            .collect();
+        self.jobs(
+            &format!("SELECT job FROM jobs WHERE customer_id_key IN ({marks}) UNION SELECT job FROM jobs WHERE customer_email_key IN ({marks}) LIMIT ?"),
+            bindings,
+        )
+    }
+
+    fn audit_add(&self, entry: &AuditEntry, keep_after_ms: i64, max: usize) -> Result<(), String> {
+        let text = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+        self.rows(
+            "INSERT INTO audit (at_ms, entry) VALUES (?, ?)",
+            vec![num(entry.at_ms), text.into()],
+        )?;
+        self.rows(
+            "DELETE FROM audit WHERE at_ms <= ?",
+            vec![num(keep_after_ms)],
+        )?;
+        self.rows(
+            "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            vec![num(max as i64)],
+        )
+        .map(drop)
+    }
+
+    fn audit_list(&self, after_ms: i64, limit: usize) -> Result<Vec<AuditEntry>, String> {
+        let rows = self.rows(
+            "SELECT entry FROM audit WHERE at_ms > ? ORDER BY id DESC LIMIT ?",
+            vec![num(after_ms), num(limit as i64)],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Self::column(r, "entry").as_string())
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .collect())
     }
 
     fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<Job>, String> {
