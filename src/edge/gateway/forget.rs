@@ -41,9 +41,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         if let Some(reply) = self.count_each(&buckets, "forgets", r.now_ms).await {
             return reply;
         }
-        let org = caller.org.clone();
-        self.forward(&org, &Command::Forget { customer, caller })
-            .await
+        (self.forward_for(caller, |caller| Command::Forget { customer, caller })).await
     }
 
     /// `GET /v1/audit`: the org's audit list, newest first.
@@ -63,8 +61,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         if let Some(reply) = self.count_each(&[bucket], "audit reads", r.now_ms).await {
             return reply;
         }
-        let org = caller.org.clone();
-        self.forward(&org, &Command::Audit { caller }).await
+        (self.forward_for(caller, |caller| Command::Audit { caller })).await
     }
 }
 

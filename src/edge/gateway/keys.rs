@@ -304,7 +304,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         let caller = super::caller_of(fingerprint, &token.org, url, key);
         let reply = self
-            .forward(&token.org, url, &Command::Link { caller })
+            .forward_for(caller, |caller| Command::Link { caller })
             .await;
         if reply.status == 200 {
             reply.body

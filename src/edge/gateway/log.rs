@@ -31,8 +31,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 if let Some(reply) = self.log_rate_limited(r, &caller.org, &query).await {
                     return reply;
                 }
-                let (org, url) = (caller.org.clone(), caller.kustomer_api_url.clone());
-                self.forward(&org, &url, &Command::List { query, caller })
+                self.forward_for(caller, |caller| Command::List { query, caller })
                     .await
             }
             Err(reply) => reply,
@@ -136,10 +135,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(reply) => return reply,
         };
         match self.caller(r, fingerprint).await {
-            Ok(caller) => {
-                let (org, url) = (caller.org.clone(), caller.kustomer_api_url.clone());
-                self.forward(&org, &url, &make(caller, raw)).await
-            }
+            Ok(caller) => self.forward_for(caller, |caller| make(caller, raw)).await,
             Err(reply) => reply,
         }
     }

@@ -223,6 +223,13 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         self.forward_to(&place, command).await
     }
 
+    /// The command `make` builds with the caller, to the caller's org's scheduler.
+    async fn forward_for(&self, caller: Caller, make: impl FnOnce(Caller) -> Command) -> Reply {
+        let pin = self.config.pin_jurisdiction;
+        let place = residency::place(&caller.org, &caller.kustomer_api_url, pin);
+        self.forward_to(&place, &make(caller)).await
+    }
+
     async fn forward_to(&self, place: &Place, command: &Command) -> Reply {
         (self.router.forward(place, command).await).unwrap_or_else(|e| scheduler_unreachable(&e))
     }
