@@ -22,6 +22,7 @@ pub mod returns;
 pub mod roster;
 pub mod scheduler;
 pub mod seal;
+pub mod subrequests;
 pub mod trust;
 
 pub use crate::http::{Request, Response};
@@ -40,6 +41,9 @@ pub enum SendError {
     /// Not sent: the org's Kustomer API budget allows no more calls from this app for now
     /// ([`budget`]). Nothing was tried.
     Paced,
+    /// Not sent: this invocation's outbound calls are used up ([`subrequests`]). Nothing was
+    /// tried.
+    OverBudget,
 }
 
 /// The longest URL the edge requests. Ids are checked at the door, so only a misconfigured
@@ -196,6 +200,8 @@ pub struct Config {
     pub log_reads_per_key_per_minute: u32,
     /// Delivery log reads allowed per org in a minute (all its keys together).
     pub log_reads_per_org_per_minute: u32,
+    /// Outbound calls one invocation may make (Cloudflare's subrequest limit, by plan).
+    pub subrequests_per_invocation: u32,
 }
 
 impl Default for Config {
@@ -210,6 +216,7 @@ impl Default for Config {
             key_checks_per_minute: 5,
             log_reads_per_key_per_minute: 60,
             log_reads_per_org_per_minute: 120,
+            subrequests_per_invocation: subrequests::DEFAULT_PER_INVOCATION,
         }
     }
 }
@@ -262,6 +269,18 @@ impl Config {
                 d.log_reads_per_org_per_minute,
                 1_000_000,
             )?,
+            subrequests_per_invocation: {
+                let (name, min) = (
+                    "SUBREQUESTS_PER_INVOCATION",
+                    subrequests::MIN_PER_INVOCATION,
+                );
+                match small(name, d.subrequests_per_invocation, 10_000_000)? {
+                    n if n < min => {
+                        return Err(format!("{name} is at least {min} (one survey's calls and a Data Return page), not {n}"))
+                    }
+                    n => n,
+                }
+            },
         })
     }
 
@@ -349,6 +368,8 @@ mod tests {
             ("KEY_CHECKS_PER_MINUTE", "99999999999"),
             ("LOG_READS_PER_KEY_PER_MINUTE", "0"),
             ("LOG_READS_PER_ORG_PER_MINUTE", "1000001"),
+            ("SUBREQUESTS_PER_INVOCATION", "6"),
+            ("SUBREQUESTS_PER_INVOCATION", "10000001"),
         ] {
             let e = from(&[(name, bad)]).unwrap_err();
             assert!(e.contains(name), "{e}");

@@ -21,6 +21,7 @@ use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::outcome::{ErrorCode, Ignored, Reason};
 use super::returns::StellaPace;
 use super::seal::{self, Sealer};
+use super::subrequests::{Allowance, Counted};
 use super::trust;
 use super::{Config, OrgRecord, Reply, Store, Transport};
 use crate::settings::ValidationOptions;
@@ -158,6 +159,9 @@ pub struct Scheduler<S, T, C> {
     /// The last run found held closes but no settings it could send them with (not stored,
     /// not opening, not valid): they wait for the next settings kept, not a hot alarm.
     held_blocked: Cell<bool>,
+    /// The outbound calls of the alarm run under way (one at a time per Durable Object);
+    /// requests count theirs apart ([`Self::command_async`]).
+    run_calls: Allowance,
 }
 
 /// An instant as RFC 3339.
@@ -183,7 +187,21 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             stella_pace: RefCell::new(None),
             link_read: link::Gate::default(),
             held_blocked: Cell::new(false),
+            run_calls: Allowance::new(config.subrequests_per_invocation),
         }
+    }
+
+    /// The transport of the alarm run under way: each call counted against its cap.
+    pub(super) fn run_transport(&self) -> Counted<'_, T> {
+        Counted {
+            inner: &self.transport,
+            calls: &self.run_calls,
+        }
+    }
+
+    /// The outbound calls of the last alarm run, and the most any run of this instance made.
+    pub fn run_calls(&self) -> (u32, u32) {
+        (self.run_calls.used(), self.run_calls.most())
     }
 
     /// Handles a command from the gateway, with what the org knows now: a caller whose app
