@@ -499,6 +499,25 @@ fn refusals_and_outages_are_clear_and_carry_no_secret() {
     assert_eq!(rig.world.employee_requests().len(), before + 3);
 }
 
+/// Check connection with the most pages of Kustomer users: the gateway's own calls (those the
+/// org's Durable Object makes, the roster and the link, are its own invocation's) stay within
+/// `GATEWAY_MOST_CALLS`.
+#[test]
+fn check_connection_makes_at_most_the_gateways_most_calls() {
+    use stella_connect::edge::subrequests::GATEWAY_MOST_CALLS;
+    let rig = Rig::new();
+    let more: Vec<Value> = (0..600)
+        .map(|i| json!({"type": "user", "id": format!("x{i}"), "attributes": {"name": "X", "email": format!("x{i}@acme.example")}}))
+        .collect();
+    rig.world.users.borrow_mut().extend(more);
+    let reply = rig.call("/v1/settings/check", &rig.headers(&[]), "");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let gateway = (rig.world.requests.borrow().iter())
+        .filter(|r| !r.url.contains("/v2/employees") && !r.url.contains("/v1/settings/"))
+        .count();
+    assert_eq!(gateway, GATEWAY_MOST_CALLS as usize);
+}
+
 /// A roster whose pages need more outbound calls than one invocation may make: the call that
 /// would go over is not made, the answer says why with its code, nothing half-read is cached,
 /// and the next request counts its calls afresh.

@@ -7,7 +7,8 @@
 // (`alarm: N surveys, M outbound calls`, www/edge.js) arrives, less the reading at the line
 // before; an upper bound for the edge, since the Kustomer and Stella sandboxes that answer the
 // run's calls work in the same process. SUBREQUESTS_PER_INVOCATION is the Paid plan's 10,000
-// (BENCH_SCALE_SUBREQUESTS), so that MAX_PER_ALARM (2,000) is what sizes a run: the largest batch.
+// (BENCH_SCALE_SUBREQUESTS), so that MAX_PER_ALARM (src/edge/scheduler/mod.rs) is what sizes a
+// run: the largest batch.
 import { Stack } from "../../tests/http/harness.mjs";
 import { childrenNamed, cpuSeconds, quantile, sampleMemory, sleep, track, waitFor } from "./lib.mjs";
 

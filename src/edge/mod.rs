@@ -358,6 +358,8 @@ mod tests {
             (c.retry.base_ms, c.lease_ms, c.allow_loopback),
             (300, 2000, true)
         );
+        let free = from(&[("SUBREQUESTS_PER_INVOCATION", "50")]).unwrap();
+        assert_eq!(free.subrequests_per_invocation, 50);
         for (name, bad) in [
             ("RETRY_BASE_MS", "0"),
             ("LEASE_MS", "-5"),

@@ -18,6 +18,13 @@ pub const DEFAULT_PER_INVOCATION: u32 = 1000;
 /// cached), tag names (not cached) and brand (the brand map set), then Stella's `POST`.
 pub const PER_JOB: u32 = MAX_CALLS_PER_SURVEY + 1;
 
+/// The most `fetch`es one request to the gateway (the Worker's own `fetch`) makes: Check
+/// connection's (the key's org, the key itself, the Stella key probe, and
+/// [`MAX_USER_PAGES`](super::roster::MAX_USER_PAGES) pages of Kustomer users). Far under the Free
+/// plan's 50, so the gateway counts none; its Durable Object calls (at most 4: two rate-limit
+/// buckets, the link and the roster) come under Cloudflare's own 1,000.
+pub const GATEWAY_MOST_CALLS: u32 = 3 + super::roster::MAX_USER_PAGES;
+
 /// The least cap the edge runs with: one job's worst case and one Data Return page (the lookup
 /// of an attempt whose answer was lost), so that every run moves on.
 pub const MIN_PER_INVOCATION: u32 = PER_JOB + 1;
@@ -124,6 +131,12 @@ impl<T: Transport> Transport for Counted<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gateway_never_reaches_the_least_cap() {
+        const { assert!(GATEWAY_MOST_CALLS <= 50, "the Free plan's cap") };
+        assert_eq!(GATEWAY_MOST_CALLS, 8);
+    }
 
     #[test]
     fn an_allowance_counts_refuses_past_its_limit_and_restarts() {
