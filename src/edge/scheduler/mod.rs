@@ -102,8 +102,8 @@ pub enum Command {
 
 /// The most jobs one alarm works through before handing back (the alarm is set again at once):
 /// a run's CPU stays under half of the alarm's limit (`[limits] cpu_ms` in wrangler.toml, 30 s).
-/// Measured (BENCHMARKS.md, scale): 9.3 ms of CPU a survey at most, the sandboxes answering its
-/// calls included, so 2,000 took 19 s; 1,000 take about 9 s. With the default cap on a run's
+/// Measured (BENCHMARKS.md, scale): about 9 ms of CPU a survey at most, the sandboxes answering
+/// its calls included: 2,000 took 19 s, 1,000 take 11 s. With the default cap on a run's
 /// outbound calls ([`Config::subrequests_per_invocation`]) runs are smaller still (about 330).
 pub const MAX_PER_ALARM: usize = 1000;
 /// How many jobs are attempted at once: their calls to Kustomer and Stella overlap.
