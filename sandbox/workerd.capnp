@@ -67,6 +67,7 @@ const edge :Workerd.Worker = (
     (name = "LOG_READS_PER_ORG_PER_MINUTE", fromEnvironment = "LOG_READS_PER_ORG_PER_MINUTE"),
     (name = "OUTCOME_POLL_MS", fromEnvironment = "OUTCOME_POLL_MS"),
     (name = "FORGET_SWEEP_MS", fromEnvironment = "FORGET_SWEEP_MS"),
+    (name = "SUBREQUESTS_PER_INVOCATION", fromEnvironment = "SUBREQUESTS_PER_INVOCATION"),
   ],
   globalOutbound = "loopback",
 );

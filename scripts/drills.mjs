@@ -14,6 +14,8 @@
 //     budget-backlog (7)  1,000 due at once against Kustomer's own 1,000 calls a minute, 250 more closes
 //                          arriving during the drain, every Kustomer answer read 0–2.5 s late
 //                          (POST /sandbox/kustomer/latency): still no window over the share
+//     subrequests    (8)  2,000 due at once with SUBREQUESTS_PER_INVOCATION=50 (the Free plan's cap): no
+//                          alarm run over 50 outbound calls (each run logs its count), each survey once
 //   DRILL_SCALE=0.1 scales the number of conversations (1 = the full drill); DRILL_SEED=n replays
 //   the shuffles and kill moments of an earlier run (each run prints its seed).
 //
@@ -661,6 +663,45 @@ async function budgetDrill(stack, { n, share, arriving = 0, latency, rand, log }
   };
 }
 
+// ---- 8. many surveys due at once, within Cloudflare's cap on one invocation's calls ---------------
+
+/**
+ * The alarm runs the edge logs from now on (`alarm: N surveys, M outbound calls`, www/edge.js),
+ * read from workerd's output as it comes (the drills' stack keeps no log): [surveys, calls] each.
+ */
+function watchAlarmRuns(stack) {
+  const runs = [];
+  const seen = (d) => {
+    for (const m of String(d).matchAll(/alarm: (\d+) surveys, (\d+) outbound calls/g)) runs.push([Number(m[1]), Number(m[2])]);
+  };
+  const streams = [stack.proc.stdout, stack.proc.stderr];
+  for (const stream of streams) stream.on("data", seen);
+  return { runs, stop: () => streams.forEach((stream) => stream.off("data", seen)) };
+}
+
+async function subrequestDrill(stack, { n, cap, log }) {
+  const delay = 5 + Math.ceil(n / 80); // room to schedule every close before they fall due
+  const closedAt = Date.now();
+  const { sets, eligible } = await closedConversations(stack, `sr-${closedAt}`, n, 0, closedAt);
+  const watch = watchAlarmRuns(stack);
+  await scheduleAll(stack, sets, delay);
+  log(`  ${n} closes scheduled, all due ${iso(closedAt + delay * 1000)}; at most ${cap} outbound calls per alarm run`);
+  const state = await settle(stack, { eligible, jobs: n, limitMs: 120_000 + n * 300, progress: progressLog(log, "surveys at Stella", n) });
+  const result = count({ requests: state.requests, eligible, ineligible: [] });
+  watch.stop();
+  const { runs } = watch;
+  const over = runs.filter(([, calls]) => calls > cap);
+  const most = Math.max(0, ...runs.map(([, calls]) => calls));
+  const busy = runs.filter(([surveys]) => surveys > 0);
+  const ok = result.ok && over.length === 0 && busy.length > 0;
+  return {
+    conversations: n, eligible: n, ...result, ok,
+    verdict: over.length ? `FAIL: ${over.length} alarm run(s) over ${cap} calls` : busy.length ? result.verdict : "FAIL: no alarm run logged its calls",
+    runs: runs.length, runsOverCap: over.length, mostCalls: most,
+    details: { cap, alarmRuns: runs.length, runsWithSurveys: busy.length, mostCallsInARun: most, largestRun: Math.max(0, ...busy.map(([s]) => s)) },
+  };
+}
+
 // ---- the drills, scaled -------------------------------------------------------------------------
 
 const atLeast = (min, x) => Math.max(min, Math.round(x));
@@ -727,6 +768,15 @@ export const DRILLS = {
     options: (scale) => ({ n: atLeast(20, 1000 * scale), arriving: atLeast(10, 250 * scale), latency: { minMs: 0, maxMs: 2500 }, share: 50 }),
     env: (scale) => ({ KUSTOMER_BUDGET: `${atLeast(10, 1000 * scale)}/${Math.max(6, Math.round(60 * scale))}` }),
     run: budgetDrill,
+  },
+  subrequests: {
+    number: 8,
+    title: "2,000 surveys due at once within the Free plan's 50 outbound calls per invocation",
+    // Cloudflare's Free plan: 50 subrequests per invocation. A run takes 8 surveys (6 calls at
+    // worst each); the rest go in the next run, at once.
+    options: (scale) => ({ n: atLeast(20, 2000 * scale), cap: 50 }),
+    env: { SUBREQUESTS_PER_INVOCATION: "50" },
+    run: subrequestDrill,
   },
 };
 

@@ -29,7 +29,9 @@ TXT
 # about two Data Return calls, so about 13 a minute, which leaves the roster (the card's
 # "will Agent Connect survey this agent?") its share of the org's Agent Connect minute
 # (tests/edge_outcomes.rs `the_local_poll_leaves_the_roster_its_share`).
-OUTCOME_POLL_MS=${OUTCOME_POLL_MS:-10000} node_modules/.bin/workerd serve sandbox/workerd.capnp \
+# The other bindings come from the environment as they are (sandbox/workerd.capnp), e.g.
+# SUBREQUESTS_PER_INVOCATION=50 for the Free plan's cap on a run's outbound calls.
+OUTCOME_POLL_MS=${OUTCOME_POLL_MS:-10000} SUBREQUESTS_PER_INVOCATION=${SUBREQUESTS_PER_INVOCATION:-} node_modules/.bin/workerd serve sandbox/workerd.capnp \
   --socket-addr "http=127.0.0.1:$port" --directory-path "state=$(realpath "$state")" \
   --directory-path "site=$(realpath build/site)" &
 workerd=$!

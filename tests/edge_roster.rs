@@ -215,13 +215,17 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        Self::with(Config::default())
+    }
+
+    fn with(config: Config) -> Self {
         let time = Rc::new(Cell::new(NOW));
         let world = RosterWorld::new(time.clone());
         let scheduler = Rc::new(Scheduler::new(
             MemStore::default(),
             Net(world.clone()),
             SimClock(time.clone()),
-            Config::default(),
+            config,
             test_sealer(),
         ));
         let router = OneOrg {
@@ -229,7 +233,7 @@ impl Rig {
             limits: RefCell::default(),
         };
         Self {
-            gateway: Gateway::new(Net(world.clone()), router, Config::default()),
+            gateway: Gateway::new(Net(world.clone()), router, config),
             world,
             time,
             replies: RefCell::default(),
@@ -494,6 +498,52 @@ fn refusals_and_outages_are_clear_and_carry_no_secret() {
     let before = rig.world.employee_requests().len();
     assert_eq!(rig.command(&[], &[], None).status, 200);
     assert_eq!(rig.world.employee_requests().len(), before + 3);
+}
+
+/// Check connection with the most pages of Kustomer users: the gateway's own calls (those the
+/// org's Durable Object makes, the roster and the link, are its own invocation's) stay within
+/// `GATEWAY_MOST_CALLS`.
+#[test]
+fn check_connection_makes_at_most_the_gateways_most_calls() {
+    use stella_connect::edge::subrequests::GATEWAY_MOST_CALLS;
+    let rig = Rig::new();
+    let more: Vec<Value> = (0..600)
+        .map(|i| json!({"type": "user", "id": format!("x{i}"), "attributes": {"name": "X", "email": format!("x{i}@acme.example")}}))
+        .collect();
+    rig.world.users.borrow_mut().extend(more);
+    let reply = rig.call("/v1/settings/check", &rig.headers(&[]), "");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let gateway = (rig.world.requests.borrow().iter())
+        .filter(|r| !r.url.contains("/v2/employees") && !r.url.contains("/v1/settings/"))
+        .count();
+    assert_eq!(gateway, GATEWAY_MOST_CALLS as usize);
+}
+
+/// A roster whose pages need more outbound calls than one invocation may make: the call that
+/// would go over is not made, the answer says why with its code, nothing half-read is cached,
+/// and the next request counts its calls afresh.
+#[test]
+fn a_read_past_the_invocations_calls_answers_subrequest_budget() {
+    let cap = stella_connect::edge::subrequests::MIN_PER_INVOCATION;
+    let rig = Rig::with(Config {
+        subrequests_per_invocation: cap,
+        ..Config::default()
+    });
+    let more: Vec<Value> = (0..3000)
+        .map(|i| json!({"email": format!("more{i}@acme.example"), "status": "active", "channels": ["email"]}))
+        .collect();
+    rig.world.employees.borrow_mut().extend(more);
+    let reply = rig.command(&[], &[], None);
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.body["error"]["code"], "subrequest_budget");
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("SUBREQUESTS_PER_INVOCATION"), "{message}");
+    assert_eq!(rig.world.employee_requests().len(), cap as usize);
+    // Within the cap (three pages), the next request reads it whole.
+    rig.world.employees.borrow_mut().truncate(1203);
+    assert_eq!(rig.command(&[], &[], None).body["agents"], 1203);
+    assert_eq!(rig.world.employee_requests().len(), cap as usize + 3);
+    rig.assert_no_secrets();
 }
 
 #[test]

@@ -66,7 +66,8 @@ pub fn interpret(
         Err(SendError::Network(e)) => {
             return Err(failure(network_error(&scrub(&e, keys)), service))
         }
-        Err(SendError::Paced) => return Err(Failure::Paced),
+        // Nothing was sent: the work waits, as for the org's API budget.
+        Err(SendError::Paced | SendError::OverBudget) => return Err(Failure::Paced),
         Err(SendError::Refused(e)) => {
             return Err(Failure::Fatal {
                 code: FetchError::RequestRefused,

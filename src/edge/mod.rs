@@ -25,6 +25,7 @@ pub mod returns;
 pub mod roster;
 pub mod scheduler;
 pub mod seal;
+pub mod subrequests;
 pub mod trust;
 
 pub use crate::http::{Request, Response};
@@ -43,6 +44,9 @@ pub enum SendError {
     /// Not sent: the org's Kustomer API budget allows no more calls from this app for now
     /// ([`budget`]). Nothing was tried.
     Paced,
+    /// Not sent: this invocation's outbound calls are used up ([`subrequests`]). Nothing was
+    /// tried.
+    OverBudget,
 }
 
 /// The longest URL the edge requests. Ids are checked at the door, so only a misconfigured
@@ -225,6 +229,8 @@ pub struct Config {
     /// How often customers deleted in Kustomer are looked for ([`forget::Sweep`]): a day; the
     /// local setup's tests shorten it.
     pub forget_sweep_ms: i64,
+    /// Outbound calls one invocation may make (Cloudflare's subrequest limit, by plan).
+    pub subrequests_per_invocation: u32,
 }
 
 impl Default for Config {
@@ -241,6 +247,7 @@ impl Default for Config {
             log_reads_per_key_per_minute: 60,
             log_reads_per_org_per_minute: 120,
             forget_sweep_ms: forget::SWEEP_EVERY_MS,
+            subrequests_per_invocation: subrequests::DEFAULT_PER_INVOCATION,
         }
     }
 }
@@ -295,6 +302,18 @@ impl Config {
                 1_000_000,
             )?,
             forget_sweep_ms: number("FORGET_SWEEP_MS", d.forget_sweep_ms, 7 * DAY_MS)?,
+            subrequests_per_invocation: {
+                let (name, min) = (
+                    "SUBREQUESTS_PER_INVOCATION",
+                    subrequests::MIN_PER_INVOCATION,
+                );
+                match small(name, d.subrequests_per_invocation, 10_000_000)? {
+                    n if n < min => {
+                        return Err(format!("{name} is at least {min} (one survey's calls and a Data Return page), not {n}"))
+                    }
+                    n => n,
+                }
+            },
         })
     }
 
@@ -372,6 +391,8 @@ mod tests {
             (c.retry.base_ms, c.lease_ms, c.allow_loopback),
             (300, 2000, true)
         );
+        let free = from(&[("SUBREQUESTS_PER_INVOCATION", "50")]).unwrap();
+        assert_eq!(free.subrequests_per_invocation, 50);
         for (name, bad) in [
             ("RETRY_BASE_MS", "0"),
             ("LEASE_MS", "-5"),
@@ -382,6 +403,8 @@ mod tests {
             ("KEY_CHECKS_PER_MINUTE", "99999999999"),
             ("LOG_READS_PER_KEY_PER_MINUTE", "0"),
             ("LOG_READS_PER_ORG_PER_MINUTE", "1000001"),
+            ("SUBREQUESTS_PER_INVOCATION", "6"),
+            ("SUBREQUESTS_PER_INVOCATION", "10000001"),
         ] {
             let e = from(&[(name, bad)]).unwrap_err();
             assert!(e.contains(name), "{e}");

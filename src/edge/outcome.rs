@@ -57,6 +57,8 @@ codes! {
         TooManyIds = "too_many_ids",
         /// The org holds as many closes as it may while its app is not linked (429).
         HeldClosesFull = "held_closes_full",
+        /// The request needs more outbound calls than one invocation may make (503).
+        SubrequestBudget = "subrequest_budget",
     }
 }
 
@@ -81,7 +83,8 @@ impl ErrorCode {
             | Self::AppSecretRejected => 401,
             Self::KustomerUnavailable
             | Self::RateLimiterUnavailable
-            | Self::SchedulerUnavailable => 503,
+            | Self::SchedulerUnavailable
+            | Self::SubrequestBudget => 503,
             Self::KustomerError => 502,
             Self::StorageError => 500,
             Self::NotResendable => 409,

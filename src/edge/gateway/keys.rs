@@ -364,7 +364,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 timestamp::from_millis(now_ms as f64),
             ),
             Err(SendError::Network(e) | SendError::Refused(e)) => network_error(&scrub(&e, &keys)),
-            Err(SendError::Paced) => network_error("not sent"),
+            Err(SendError::Paced | SendError::OverBudget) => network_error("not sent"),
         };
         key_probe_verdict(outcome)
     }

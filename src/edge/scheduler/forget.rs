@@ -134,8 +134,10 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
             return Ok(());
         }
+        // The run's own calls: counted against the invocation's subrequests like any other.
+        let counted = self.run_transport();
         let metered = Metered {
-            inner: &self.transport,
+            inner: &counted,
             budget: &self.budget,
             clock: &self.clock,
             share,
@@ -159,6 +161,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             let answer = metered.send(request).await;
             let mut sweep = self.store.org()?.forget;
             let read = match answer {
+                // The invocation's subrequests are spent: the next run asks, at once.
+                Err(SendError::OverBudget) => {
+                    sweep.calls = sweep.calls.saturating_sub(1); // nothing was sent
+                    self.keep_sweep(&sweep)?;
+                    break Stop::Paced {
+                        at: self.clock.now_ms(),
+                    };
+                }
                 Err(SendError::Paced) => {
                     sweep.calls = sweep.calls.saturating_sub(1); // nothing was sent
                     self.keep_sweep(&sweep)?;

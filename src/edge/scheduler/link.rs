@@ -78,7 +78,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// may ask now (always when `forced`: Check connection tests the link as it is now);
     /// records the answer. Never fails the call: a problem is kept on the record, for the
     /// pages' banner.
-    pub(super) async fn verify(&self, caller: &Caller, forced: bool) -> Result<(), String> {
+    pub(super) async fn verify<M: Transport>(
+        &self,
+        caller: &Caller,
+        forced: bool,
+        transport: &M,
+    ) -> Result<(), String> {
         // A read under way answers for this call too (the first closes of an org come in a
         // burst): wait for it rather than hold the close, then judge with its answer.
         while self.link_read.is_busy() {
@@ -96,7 +101,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let result = {
             let _open = self.link_read.open();
             trust::read_fingerprint(
-                &self.transport,
+                transport,
                 &caller.kustomer_api_url,
                 &caller.kustomer_api_key,
                 &caller.org,
@@ -250,8 +255,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
 
     /// Check connection's link check: asks Kustomer now, and says whether it vouches for the
     /// caller's app secret, in words that name the fix.
-    pub(super) async fn link(&self, caller: &Caller) -> Result<Reply, String> {
-        self.verify(caller, true).await?;
+    pub(super) async fn link<M: Transport>(
+        &self,
+        caller: &Caller,
+        transport: &M,
+    ) -> Result<Reply, String> {
+        self.verify(caller, true, transport).await?;
         let record = self.store.org()?;
         let vouched = record.trust.vouches_for(&caller.fingerprint);
         let mut status = record.trust.status(self.store.held_count()?);

@@ -24,6 +24,7 @@ use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
 use super::outcome::{ErrorCode, Ignored, Reason};
 use super::returns::StellaPace;
 use super::seal::{self, Sealer};
+use super::subrequests::{Allowance, Counted};
 use super::trust;
 use super::{Config, OrgRecord, Reply, Store, Transport};
 use crate::settings::ValidationOptions;
@@ -115,8 +116,12 @@ pub enum Command {
     },
 }
 
-/// The most jobs one alarm works through before handing back (the alarm is set again at once).
-pub const MAX_PER_ALARM: usize = 2000;
+/// The most jobs one alarm works through before handing back (the alarm is set again at once):
+/// a run's CPU stays under half of the alarm's limit (`[limits] cpu_ms` in wrangler.toml, 30 s).
+/// Measured (BENCHMARKS.md, scale): about 9 ms of CPU a survey at most, the sandboxes answering
+/// its calls included: 2,000 took 19 s, 1,000 take 11 s. With the default cap on a run's
+/// outbound calls ([`Config::subrequests_per_invocation`]) runs are smaller still (about 330).
+pub const MAX_PER_ALARM: usize = 1000;
 /// How many jobs are attempted at once: their calls to Kustomer and Stella overlap.
 pub const CONCURRENCY: usize = 32;
 
@@ -174,6 +179,9 @@ pub struct Scheduler<S, T, C> {
     /// The last run found held closes but no settings it could send them with (not stored,
     /// not opening, not valid): they wait for the next settings kept, not a hot alarm.
     held_blocked: Cell<bool>,
+    /// The outbound calls of the alarm run under way (one at a time per Durable Object);
+    /// requests count theirs apart ([`Self::command_async`]).
+    run_calls: Allowance,
 }
 
 /// An instant as RFC 3339.
@@ -199,7 +207,21 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             stella_pace: RefCell::new(None),
             link_read: link::Gate::default(),
             held_blocked: Cell::new(false),
+            run_calls: Allowance::new(config.subrequests_per_invocation),
         }
+    }
+
+    /// The transport of the alarm run under way: each call counted against its cap.
+    pub(super) fn run_transport(&self) -> Counted<'_, T> {
+        Counted {
+            inner: &self.transport,
+            calls: &self.run_calls,
+        }
+    }
+
+    /// The outbound calls of the last alarm run, and the most any run of this instance made.
+    pub fn run_calls(&self) -> (u32, u32) {
+        (self.run_calls.used(), self.run_calls.most())
     }
 
     /// Handles a command from the gateway, with what the org knows now: a caller whose app

@@ -24,13 +24,17 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// A transport for Agent Connect's read APIs within the org's [`StellaPace`](crate::edge::returns::StellaPace), up to `cap`
     /// calls in the minute: the window is loaded from the org's record on first use. Call
     /// [`Self::save_stella_pace`] after.
-    pub(super) fn paced_stella(&self, cap: u32) -> Result<Paced<'_, T>, String> {
+    pub(super) fn paced_stella<'a, M: Transport>(
+        &'a self,
+        inner: &'a M,
+        cap: u32,
+    ) -> Result<Paced<'a, M>, String> {
         if self.stella_pace.borrow().is_none() {
             let stored = self.store.org()?.stella_pace.unwrap_or_default();
             *self.stella_pace.borrow_mut() = Some(stored);
         }
         Ok(Paced {
-            inner: &self.transport,
+            inner,
             pace: &self.stella_pace,
             now_ms: self.clock.now_ms(),
             cap,
@@ -172,7 +176,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         let now = self.clock.now_ms();
         let due = record.follow.next_poll_ms.is_none_or(|t| t <= now);
-        if due && self.store.followed(now - FOLLOW_DAYS * DAY_MS)? {
+        // With none of the run's calls left, the read stays due: the next run makes it, at once.
+        let room = self.run_calls.left() > 0;
+        if due && room && self.store.followed(now - FOLLOW_DAYS * DAY_MS)? {
             self.read_outcomes(settings, record).await?;
         }
         self.write_outcomes(settings, share).await
@@ -309,7 +315,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         let cursor = &mut follow.after;
         if !self
-            .pass(settings, forward, cursor, &mut pages, &mut apply)
+            .pass(settings, forward, cursor, &mut pages, 0, &mut apply)
             .await?
         {
             return Ok(()); // the cursor resumes it next time
@@ -329,7 +335,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             };
             let cursor = &mut follow.settle_after;
             if !self
-                .pass(settings, recent, cursor, &mut pages, &mut apply)
+                .pass(settings, recent, cursor, &mut pages, 0, &mut apply)
                 .await?
             {
                 return Ok(()); // `settle_after` resumes this pass next time
@@ -352,7 +358,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         let cursor = &mut follow.responded_after;
         if self
-            .pass(settings, answered, cursor, &mut pages, &mut apply)
+            .pass(settings, answered, cursor, &mut pages, 0, &mut apply)
             .await?
         {
             follow.responded_after = None;
@@ -363,17 +369,19 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// Pages through `query` from `cursor` (moved past each page), handing each record to
-    /// `each`, until a short page (true: the pass is over) or the read's page budget (false).
+    /// `each`, until a short page (true: the pass is over), or the read's page budget or the
+    /// run's outbound calls less `reserved` are spent (false).
     async fn pass(
         &self,
         settings: &Settings,
         query: DataQuery,
         cursor: &mut Option<i64>,
         pages: &mut u32,
+        reserved: u32,
         each: &mut impl FnMut(Record) -> Result<(), String>,
     ) -> Result<bool, ReadError> {
         loop {
-            if *pages >= PAGES_PER_READ {
+            if *pages >= PAGES_PER_READ || self.run_calls.left() <= reserved {
                 return Ok(false);
             }
             let page_query = DataQuery {
@@ -411,7 +419,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let token = request.header("authorization").map(str::to_owned);
         let mut keys = settings.stella_secrets();
         keys.extend(token.as_deref());
-        let paced = self.paced_stella(CALLS_PER_MINUTE)?;
+        let counted = self.run_transport();
+        let paced = self.paced_stella(&counted, CALLS_PER_MINUTE)?;
         let answer =
             kustomer_api::interpret(paced.send(request).await, now, "Agent Connect", &keys)
                 .map_err(ReadError::Service)?;
@@ -487,8 +496,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         if record.follow.write_after_ms.is_some_and(|t| t > now) {
             return Ok(());
         }
+        let counted = self.run_transport();
         let metered = Metered {
-            inner: &self.transport,
+            inner: &counted,
             budget: &self.budget,
             clock: &self.clock,
             share,
@@ -500,6 +510,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 if !self.store.outcomes_unwritten(1)?.is_empty() {
                     self.pause_for_budget(now)?;
                 }
+                break None;
+            }
+            // The run's outbound calls used up: the rest wait for the next run, at once.
+            let room = room.min(self.run_calls.left() as usize);
+            if room == 0 {
                 break None;
             }
             let jobs = self.store.outcomes_unwritten(room.min(CONCURRENCY))?;
@@ -592,7 +607,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
 
     /// Asks Data Return about the batch's attempts whose fate is unknown: one read from the
     /// earliest of them, so that a survey Stella already has is recorded, not sent again.
-    pub(super) async fn look_up_unsure(&self, batch: &[Job], settings: &Settings) -> Lookup {
+    /// `reserved`: the run's calls the batch's attempts need, which the read leaves alone.
+    pub(super) async fn look_up_unsure(
+        &self,
+        batch: &[Job],
+        settings: &Settings,
+        reserved: u32,
+    ) -> Lookup {
         let unsure: Vec<&Job> = batch.iter().filter(|j| j.is_unsure()).collect();
         let Some(since) = unsure
             .iter()
@@ -630,7 +651,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         let (mut cursor, mut pages) = (None, 0);
         let read = self
-            .pass(settings, query, &mut cursor, &mut pages, &mut keep)
+            .pass(
+                settings,
+                query,
+                &mut cursor,
+                &mut pages,
+                reserved,
+                &mut keep,
+            )
             .await;
         let _ = self.save_stella_pace(); // only the window: a failed write loses nothing
         let now = self.clock.now_ms();

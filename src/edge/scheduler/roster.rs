@@ -7,6 +7,7 @@ use super::{iso, Clock, Command, Scheduler};
 use crate::edge::job::StoredSettings;
 use crate::edge::outcome::ErrorCode;
 use crate::edge::roster::{self as fetch, RosterQuery, MAX_AGENTS, NO_SECRET, ROSTER_TTL_MS};
+use crate::edge::subrequests::{Allowance, Counted};
 use crate::edge::{returns, Reply, Store, Transport};
 use crate::roster::{assess, Roster};
 use crate::settings::{self, Settings};
@@ -16,17 +17,26 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// Handles any command: the roster's and the link check asynchronously; the others as
     /// [`Self::command`] does, once Kustomer was asked about a caller it has not vouched for
     /// (at most once a minute per org).
+    ///
+    /// Its outbound calls are this invocation's own, counted against
+    /// [`Config::subrequests_per_invocation`](crate::edge::Config): a call past it is not
+    /// made, and the command answers [`ErrorCode::SubrequestBudget`].
     pub async fn command_async(&self, command: Command) -> Reply {
+        let calls = Allowance::new(self.config.subrequests_per_invocation);
+        let counted = Counted {
+            inner: &self.transport,
+            calls: &calls,
+        };
         let result = match command {
-            Command::Roster { query } => return self.roster(query).await,
-            Command::Link { caller } => self.link(&caller).await,
+            Command::Roster { query } => Ok(self.roster(query, &counted).await),
+            Command::Link { caller } => self.link(&caller, &counted).await,
             other => match other.caller() {
-                Some(caller) => self.verify(caller, false).await,
+                Some(caller) => self.verify(caller, false, &counted).await,
                 None => Ok(()),
             }
             .map(|()| self.command(other)),
         };
-        result.unwrap_or_else(|e| Reply::error(ErrorCode::StorageError, e))
+        calls.checked(result.unwrap_or_else(|e| Reply::error(ErrorCode::StorageError, e)))
     }
 
     /// The agents' standings against the roster of the query's credentials: cached for
@@ -35,7 +45,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     /// Answers `{available: true, fetchedAt, agents, standings: [{email, name?, code, standing,
     /// message}]}`; `{available: false, message}` without an API secret; `{notCached: true}`;
     /// or `{error: {code, message}}` ([`fetch::RosterError`]).
-    pub async fn roster(&self, query: RosterQuery) -> Reply {
+    pub async fn roster<M: Transport>(&self, query: RosterQuery, transport: &M) -> Reply {
         let settings = match self.roster_settings(&query.settings) {
             Ok(settings) => settings,
             Err(reply) => return reply,
@@ -49,7 +59,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let roster = match cached {
             Some(roster) => roster,
             None if !query.fetch => return Reply::json(200, json!({"notCached": true})),
-            None => match self.read_roster(&settings, &key, now).await {
+            None => match self.read_roster(&settings, &key, now, transport).await {
                 Ok(roster) => roster,
                 Err(reply) => return reply,
             },
@@ -94,11 +104,17 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// Reads and caches the roster; the reply for a failure (nothing is cached then).
-    async fn read_roster(&self, settings: &Settings, key: &str, now: i64) -> Result<Roster, Reply> {
+    async fn read_roster<M: Transport>(
+        &self,
+        settings: &Settings,
+        key: &str,
+        now: i64,
+        transport: &M,
+    ) -> Result<Roster, Reply> {
         let storage = |e: String| Reply::error(ErrorCode::StorageError, e);
         let result = {
             let paced = self
-                .paced_stella(returns::ROSTER_CALLS_PER_MINUTE)
+                .paced_stella(transport, returns::ROSTER_CALLS_PER_MINUTE)
                 .map_err(storage)?;
             fetch::fetch_roster(&paced, settings, now).await
         };

@@ -10,6 +10,7 @@ use crate::edge::job::{Job, JobOutcome, JobState};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
 use crate::edge::outcome::Reason;
 use crate::edge::record_check::SentTo;
+use crate::edge::subrequests::PER_JOB;
 use crate::edge::{OrgRecord, Request, Response, SendError, Store, Transport};
 use crate::settings::{self, Settings};
 use crate::stella;
@@ -137,6 +138,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // The alarm that runs this is spent, and jobs change: it is computed afresh afterwards,
         // whatever a call that came in meanwhile set it to.
         self.armed.set(Armed::Unknown);
+        self.run_calls.restart(); // a new invocation: Cloudflare counts its calls afresh
         let result = self.run_due_jobs().await;
         self.armed.set(Armed::Unknown);
         result
@@ -176,10 +178,22 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 0 => allowed / CALLS_PER_SURVEY,
                 n => n,
             };
+            // And only jobs whose every call fits in what is left of the run's outbound calls
+            // (Cloudflare's cap per invocation): the rest stay due, for the next run, at once.
+            let whole = self.run_calls.jobs(0);
             let lease_before = started - self.config.lease_ms;
-            let batch = self
-                .store
-                .due(started, lease_before, CONCURRENCY.min(room as usize))?;
+            let mut batch = (self.store).due(
+                started,
+                lease_before,
+                CONCURRENCY.min(room as usize).min(whole),
+            )?;
+            // A batch with an attempt whose fate is unknown reads Data Return first: at least
+            // one page of it fits too.
+            let looks_up = ready.is_some_and(|s| s.stella_api_secret.is_some())
+                && batch.iter().any(Job::is_unsure);
+            if looks_up {
+                batch.truncate(self.run_calls.jobs(1));
+            }
             if batch.is_empty() {
                 if room == 0 && !self.store.due(started, lease_before, 1)?.is_empty() {
                     self.pause_for_budget(now)?;
@@ -187,9 +201,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 break;
             }
             handled += batch.len();
-            // Attempts whose fate is unknown are first looked up in Data Return, all at once.
+            // Attempts whose fate is unknown are first looked up in Data Return, all at once,
+            // within the calls the batch leaves.
+            let reserved = batch.len() as u32 * PER_JOB;
             let lookup = match &settings {
-                OrgSettings::Ready(s) => self.look_up_unsure(&batch, s).await,
+                OrgSettings::Ready(s) => self.look_up_unsure(&batch, s, reserved).await,
                 _ => Lookup::None,
             };
             // Each job is leased before its first await, so the attempts overlap safely; one
@@ -493,8 +509,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         let now = self.clock.now_ms();
         let cache: Option<&dyn Store> = Some(&self.store);
+        let counted = self.run_transport();
         let metered = Metered {
-            inner: &self.transport,
+            inner: &counted,
             budget: &self.budget,
             clock: &self.clock,
             share,
@@ -609,7 +626,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let request = stella::survey_request(settings, &body);
         let now = self.clock.now_ms();
         let keys = settings.stella_secrets();
-        let answer = self.transport.send(request).await;
+        let answer = counted.send(request).await;
         // No answer, or a server error: Stella may have taken the survey all the same.
         let unsure = match &answer {
             Err(SendError::Network(_)) => true,
@@ -627,7 +644,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 request: Some(shown),
                 unsure,
             },
-            // Not reached: Stella's calls are not metered.
+            // The run's outbound calls used up (not reached: a job is taken with room for all of
+            // its calls): nothing was sent, as if never tried.
             Err(Failure::Paced) => Attempt::Paced,
             Err(Failure::Fatal { code, message }) => Attempt::Failed {
                 code: match code {

@@ -363,6 +363,12 @@ impl JsScheduler {
         })
     }
 
+    /// The outbound calls the last alarm run made (Cloudflare caps them per invocation).
+    #[wasm_bindgen(js_name = runCalls)]
+    pub fn run_calls(&self) -> u32 {
+        self.inner.run_calls().0
+    }
+
     /// What the alarm should become after the calls so far: `undefined` to keep it, `null` to
     /// delete it, or the time to set (ms since the epoch, never before `notBefore`).
     #[wasm_bindgen(js_name = alarmChange, unchecked_return_type = "number | null | undefined")]
@@ -388,5 +394,6 @@ export interface EdgeBindings {
   RETENTION_DAYS?: string | null; KEY_CHECKS_PER_MINUTE?: string | null;
   OUTCOME_POLL_MS?: string | null; LOG_READS_PER_KEY_PER_MINUTE?: string | null;
   LOG_READS_PER_ORG_PER_MINUTE?: string | null; FORGET_SWEEP_MS?: string | null;
+  SUBREQUESTS_PER_INVOCATION?: string | null;
 }
 "#;
