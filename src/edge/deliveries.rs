@@ -425,6 +425,8 @@ fn shown(text: Option<&str>) -> Option<String> {
 /// needs are also given flat (`null` when the job has no request yet).
 pub fn view(job: &Job) -> Value {
     let iso = |ms: i64| timestamp::format(timestamp::from_millis(ms as f64));
+    // Where the customer's data was removed, the page, the card and the CSV show why.
+    let removed = || job.personal_data_removed.map(|r| r.words());
     json!({
         "conversationId": job.conversation_id,
         "state": shown_state(job),
@@ -436,8 +438,9 @@ pub fn view(job: &Job) -> Value {
         "nextAttemptAt": job.due_ms.map(iso),
         "sentAt": job.sent_ms.map(iso),
         "updatedAt": iso(job.updated_ms),
-        "customerName": shown(request_text(job, "/customer/name")),
-        "customerEmail": shown(request_text(job, "/customer/email")),
+        "customerName": shown(request_text(job, "/customer/name")).or_else(removed),
+        "customerEmail": shown(request_text(job, "/customer/email")).or_else(removed),
+        "personalDataRemoved": removed(),
         "agentEmail": shown(agent_of(job)),
         "channel": shown(request_text(job, "/channel")),
         "conversationUrl": request_text(job, "/external_url"),

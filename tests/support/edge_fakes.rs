@@ -1250,6 +1250,7 @@ pub fn log_job(
         unsure: false,
         outcome: None,
         sent_to: None,
+        personal_data_removed: None,
     }
 }
 

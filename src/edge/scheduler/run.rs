@@ -555,7 +555,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 unsure: false,
             };
         }
-        let shown = serde_json::to_value(&body).ok();
+        // What the log keeps of it: the fields it reads, not the whole body.
+        let shown = Some(crate::edge::job::logged_request(&body));
         let request = stella::survey_request(settings, &body);
         let now = self.clock.now_ms();
         let keys = settings.stella_secrets();
