@@ -77,7 +77,8 @@ pub struct Job {
     pub closed_at_ms: i64,
     /// When the survey falls due.
     pub send_at_ms: i64,
-    /// When to act next; `None` once final.
+    /// When to act next; `None` once final (and then left out of the stored JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_ms: Option<i64>,
     /// Attempts made since the last schedule or resend.
     pub attempts: u32,

@@ -18,6 +18,7 @@ pub mod job;
 pub mod kustomer_api;
 pub mod outcome;
 pub mod record_check;
+pub mod retention;
 pub mod returns;
 pub mod roster;
 pub mod scheduler;
@@ -77,6 +78,9 @@ pub struct OrgRecord {
     /// Where reading survey outcomes back stands.
     #[serde(default, skip_serializing_if = "returns::Follow::is_idle")]
     pub follow: returns::Follow,
+    /// Entries pruned early for space, and how far personal data has been removed.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub storage: retention::Watch,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -140,6 +144,21 @@ pub trait Store {
     /// Jobs whose outcome waits to be written onto the conversation
     /// ([`job::Job::outcome_unwritten`]), at most `limit`, least recently changed first.
     fn outcomes_unwritten(&self, limit: usize) -> Result<Vec<job::Job>, String>;
+    /// The org's storage in bytes, as the platform counts it against the object's limit
+    /// (`ctx.storage.sql.databaseSize`).
+    fn database_size(&self) -> Result<u64, String>;
+    /// Finished jobs after `after` (all, when `None`) in the order of [`retention::Mark`] (last
+    /// change, then id), last changed at or before `until_ms`, at most `limit`: one step of a
+    /// walk that reads each once, through the index of finished jobs.
+    fn finished_after(
+        &self,
+        after: Option<&retention::Mark>,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<job::Job>, String>;
+    /// Deletes up to `limit` of the finished jobs changed longest ago, never a pending one; they
+    /// leave the summary's counters in the same write. How many went.
+    fn prune_oldest(&self, limit: usize) -> Result<usize, String>;
 }
 
 /// An HTTP answer from the edge: status and JSON body.
@@ -196,6 +215,12 @@ pub struct Config {
     pub log_reads_per_key_per_minute: u32,
     /// Delivery log reads allowed per org in a minute (all its keys together).
     pub log_reads_per_org_per_minute: u32,
+    /// How long a finished entry keeps the customer's name, e-mail and comment
+    /// ([`retention`]): Agent Connect's own default, 30 days.
+    pub personal_data_days: u32,
+    /// The size the org's storage is kept under ([`retention`]): at 80% of it, the oldest
+    /// finished entries go before their time.
+    pub storage_ceiling_bytes: u64,
 }
 
 impl Default for Config {
@@ -210,6 +235,8 @@ impl Default for Config {
             key_checks_per_minute: 5,
             log_reads_per_key_per_minute: 60,
             log_reads_per_org_per_minute: 120,
+            personal_data_days: 30,
+            storage_ceiling_bytes: retention::DEFAULT_CEILING_BYTES,
         }
     }
 }
@@ -262,7 +289,18 @@ impl Config {
                 d.log_reads_per_org_per_minute,
                 1_000_000,
             )?,
+            personal_data_days: small("PERSONAL_DATA_DAYS", d.personal_data_days, 3650)?,
+            storage_ceiling_bytes: number(
+                "STORAGE_CEILING_BYTES",
+                d.storage_ceiling_bytes as i64,
+                retention::OBJECT_LIMIT_BYTES as i64,
+            )? as u64,
         })
+    }
+
+    /// How long finished entries keep personal data, in ms.
+    pub fn personal_data_ms(&self) -> i64 {
+        i64::from(self.personal_data_days) * 86_400_000
     }
 
     /// The retention period in ms.
@@ -339,6 +377,12 @@ mod tests {
             (c.retry.base_ms, c.lease_ms, c.allow_loopback),
             (300, 2000, true)
         );
+        let c = from(&[
+            ("PERSONAL_DATA_DAYS", "7"),
+            ("STORAGE_CEILING_BYTES", "1000000"),
+        ])
+        .unwrap();
+        assert_eq!((c.personal_data_days, c.storage_ceiling_bytes), (7, 1_000_000));
         for (name, bad) in [
             ("RETRY_BASE_MS", "0"),
             ("LEASE_MS", "-5"),
@@ -349,6 +393,8 @@ mod tests {
             ("KEY_CHECKS_PER_MINUTE", "99999999999"),
             ("LOG_READS_PER_KEY_PER_MINUTE", "0"),
             ("LOG_READS_PER_ORG_PER_MINUTE", "1000001"),
+            ("PERSONAL_DATA_DAYS", "0"),
+            ("STORAGE_CEILING_BYTES", "10000000001"),
         ] {
             let e = from(&[(name, bad)]).unwrap_err();
             assert!(e.contains(name), "{e}");

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use stella_connect::edge::deliveries::{DeliveryQuery, Tally, TallyKey, TallyPlan};
 use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step, HEADERS};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
+use stella_connect::edge::retention::Mark;
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
 use stella_connect::edge::seal::Sealer;
 use stella_connect::edge::trust::{self, HeldClose, MAX_HELD};
@@ -768,6 +769,8 @@ impl std::future::Future for Late<'_> {
 /// them (a summary reads counters, and jobs only at the ragged ends of its window).
 #[derive(Default)]
 pub struct MemStore {
+    /// What `database_size` answers: the test sets it.
+    pub size_bytes: Cell<u64>,
     jobs: RefCell<BTreeMap<String, Job>>,
     cache: RefCell<BTreeMap<String, (String, i64)>>,
     org: RefCell<OrgRecord>,
@@ -1002,6 +1005,40 @@ impl Store for MemStore {
         jobs.truncate(limit);
         Ok(jobs)
     }
+
+    fn database_size(&self) -> Result<u64, String> {
+        Ok(self.size_bytes.get())
+    }
+
+    fn finished_after(
+        &self,
+        after: Option<&Mark>,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Job>, String> {
+        let mut jobs: Vec<Job> = (self.jobs.borrow().values())
+            .filter(|j| j.due_ms.is_none() && j.updated_ms <= until_ms)
+            .filter(|j| after.is_none_or(|m| m.before(j)))
+            .cloned()
+            .collect();
+        jobs.sort_by_key(|j| (j.updated_ms, j.conversation_id.clone()));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    fn prune_oldest(&self, limit: usize) -> Result<usize, String> {
+        let mut finished: Vec<(i64, String)> = (self.jobs.borrow().values())
+            .filter(|j| j.due_ms.is_none())
+            .map(|j| (j.updated_ms, j.conversation_id.clone()))
+            .collect();
+        finished.sort();
+        finished.truncate(limit);
+        for (_, id) in &finished {
+            let gone = self.jobs.borrow_mut().remove(id);
+            self.recount(gone.as_ref(), None);
+        }
+        Ok(finished.len())
+    }
 }
 
 /// Time the test sets, and dice that always land in the middle.
@@ -1068,6 +1105,7 @@ impl OrgRouter {
     pub fn restart(&self, org: &str) {
         let old = self.scheduler(org);
         let store = MemStore {
+            size_bytes: Cell::new(old.store.size_bytes.get()),
             jobs: RefCell::new(old.store.jobs.take()),
             cache: RefCell::new(old.store.cache.take()),
             org: RefCell::new(old.store.org.take()),
