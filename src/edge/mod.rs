@@ -382,7 +382,10 @@ mod tests {
             ("STORAGE_CEILING_BYTES", "1000000"),
         ])
         .unwrap();
-        assert_eq!((c.personal_data_days, c.storage_ceiling_bytes), (7, 1_000_000));
+        assert_eq!(
+            (c.personal_data_days, c.storage_ceiling_bytes),
+            (7, 1_000_000)
+        );
         for (name, bad) in [
             ("RETRY_BASE_MS", "0"),
             ("LEASE_MS", "-5"),

@@ -136,15 +136,23 @@ mod tests {
     fn pruning_starts_at_eighty_percent_of_the_ceiling() {
         assert!(!over_threshold(799, 1000));
         assert!(over_threshold(800, 1000));
-        assert!(over_threshold(u64::MAX, DEFAULT_CEILING_BYTES), "no overflow");
+        assert!(
+            over_threshold(u64::MAX, DEFAULT_CEILING_BYTES),
+            "no overflow"
+        );
         assert_eq!(warning(799, 1000, &Watch::default()), None);
         let said = warning(4_100_000_000, DEFAULT_CEILING_BYTES, &Watch::default()).unwrap();
-        assert!(said.contains("4.10 GB of its 5.00 GB") && said.contains("(82%)"), "{said}");
+        assert!(
+            said.contains("4.10 GB of its 5.00 GB") && said.contains("(82%)"),
+            "{said}"
+        );
         let watch = Watch {
             pruned_early: 12,
             ..Watch::default()
         };
-        assert!(warning(900, 1000, &watch).unwrap().contains("12 entries have been removed early"));
+        assert!(warning(900, 1000, &watch)
+            .unwrap()
+            .contains("12 entries have been removed early"));
     }
 
     #[test]

@@ -498,10 +498,16 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             (due, _) => due,
         };
         let expiry = self.next_expiry()?;
-        Ok([due, prune, self.next_follow()?, self.next_release()?, expiry]
-            .into_iter()
-            .flatten()
-            .min())
+        Ok([
+            due,
+            prune,
+            self.next_follow()?,
+            self.next_release()?,
+            expiry,
+        ]
+        .into_iter()
+        .flatten()
+        .min())
     }
 }
 

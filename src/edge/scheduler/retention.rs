@@ -16,9 +16,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // Personal data: the next finished entries past the period, from where the walk stopped.
         let days = self.config.personal_data_days;
         let until = now.saturating_sub(self.config.personal_data_ms());
-        let expired =
-            self.store
-                .finished_after(watch.scrubbed_to.as_ref(), until, retention::SCRUB_PER_RUN)?;
+        let expired = self.store.finished_after(
+            watch.scrubbed_to.as_ref(),
+            until,
+            retention::SCRUB_PER_RUN,
+        )?;
         for job in expired {
             watch.scrubbed_to = Some(Mark::of(&job));
             let scrubbed = job.clone().without_personal_data(Removal::Expired { days });

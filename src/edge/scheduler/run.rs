@@ -557,7 +557,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             };
         }
         // What the log keeps of it: the fields it reads, not the whole body.
-        let shown = Some(crate::edge::job::logged_request(&body));
+        let shown = crate::edge::job::logged_request(&body);
         let request = stella::survey_request(settings, &body);
         let now = self.clock.now_ms();
         let keys = settings.stella_secrets();
@@ -570,13 +570,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         match kustomer_api::interpret(answer, now, "Agent Connect", &keys) {
             Ok(_) => Attempt::Sent {
-                request: shown.unwrap_or(Value::Null),
+                request: shown,
                 closed_at_ms,
             },
             Err(Failure::Retry { wait_ms, message }) => Attempt::Retry {
                 wait_ms,
                 message,
-                request: shown,
+                request: Some(shown),
                 unsure,
             },
             // Not reached: Stella's calls are not metered.
@@ -587,7 +587,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     _ => Reason::StellaRejected,
                 },
                 message,
-                request: shown,
+                request: Some(shown),
             },
         }
     }
