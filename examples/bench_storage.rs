@@ -6,8 +6,8 @@
 //! cargo run --quiet --example bench_storage
 //! ```
 //!
-//! `{"conversationId", "agent", "before", "after", "expired"}`: the conversation id the texts
-//! carry (the bench gives each row its own), the agent the summary counts it under, and the
+//! `{"conversationId", "customerName", "customerEmail", "comment", "agent", "before", "after",
+//! "expired"}`: what the texts carry that the bench gives each row its own, and the
 //! job sent with its answered outcome read back and written, as the edge wrote it before
 //! finished entries were cut to what the log reads (`before`), as it writes it now (`after`),
 //! and once its personal data is removed (`expired`).
@@ -116,8 +116,12 @@ fn main() {
         "{}",
         json!({
             "conversationId": CONVERSATION,
+            "customerName": body.customer.name,
+            "customerEmail": body.customer.email,
+            "comment": record.outcome.comment,
             "agent": body.employee.email.to_ascii_lowercase(),
-            "before": text(&before),
+            // Before, a finished job also carried `"dueMs":null`.
+            "before": text(&before).replacen(",\"attempts\"", ",\"dueMs\":null,\"attempts\"", 1),
             "after": text(&after),
             "expired": text(&expired),
         })

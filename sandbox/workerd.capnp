@@ -63,6 +63,8 @@ const edge :Workerd.Worker = (
     (name = "LOG_READS_PER_KEY_PER_MINUTE", fromEnvironment = "LOG_READS_PER_KEY_PER_MINUTE"),
     (name = "LOG_READS_PER_ORG_PER_MINUTE", fromEnvironment = "LOG_READS_PER_ORG_PER_MINUTE"),
     (name = "OUTCOME_POLL_MS", fromEnvironment = "OUTCOME_POLL_MS"),
+    (name = "PERSONAL_DATA_DAYS", fromEnvironment = "PERSONAL_DATA_DAYS"),
+    (name = "STORAGE_CEILING_BYTES", fromEnvironment = "STORAGE_CEILING_BYTES"),
   ],
   globalOutbound = "loopback",
 );

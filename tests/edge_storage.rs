@@ -278,3 +278,35 @@ fn the_bindings_set_the_period_and_the_ceiling() {
     assert_eq!(edge.log("limit=1").body["storage"]["ceilingBytes"], 1000);
     assert!(!retention::over_threshold(700, 1000));
 }
+
+#[test]
+fn an_outcome_waiting_to_be_written_keeps_its_comment_until_it_is() {
+    let edge = with_jobs(quick_retries(), |edge| {
+        let mut job = finished(edge, "c3", 31 * DAY_MS);
+        job.outcome.as_mut().expect("a sent entry").unwritten = true;
+        vec![job]
+    });
+    let scheduler = edge.scheduler(ORG);
+    edge.fire_alarms(edge.now());
+    let job = scheduler.store.get("c3").unwrap().unwrap();
+    assert_eq!(
+        job.personal_data_removed, None,
+        "its comment is still to be written"
+    );
+    // Written: the entry changes, and its data goes once the period has passed again.
+    let written = Job {
+        outcome: job.outcome.clone().map(|o| JobOutcome {
+            unwritten: false,
+            ..o
+        }),
+        updated_ms: edge.now(),
+        ..job
+    };
+    scheduler.store.put(&written).unwrap();
+    edge.fire_alarms(edge.now() + 30 * DAY_MS);
+    let job = scheduler.store.get("c3").unwrap().unwrap();
+    assert_eq!(
+        job.personal_data_removed,
+        Some(Removal::Expired { days: 30 })
+    );
+}

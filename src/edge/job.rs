@@ -148,6 +148,8 @@ impl Removal {
     /// What the log shows where the data was.
     pub fn words(self) -> String {
         match self {
+            Self::Expired { days: 0 } => "removed once finished".to_owned(),
+            Self::Expired { days: 1 } => "removed after 1 day".to_owned(),
             Self::Expired { days } => format!("removed after {days} days"),
             Self::Forgotten => "removed on request".to_owned(),
         }

@@ -216,7 +216,7 @@ pub struct Config {
     /// Delivery log reads allowed per org in a minute (all its keys together).
     pub log_reads_per_org_per_minute: u32,
     /// How long a finished entry keeps the customer's name, e-mail and comment
-    /// ([`retention`]): Agent Connect's own default, 30 days.
+    /// ([`retention`]): Agent Connect's own default, 30 days; 0 removes them once it is finished.
     pub personal_data_days: u32,
     /// The size the org's storage is kept under ([`retention`]): at 80% of it, the oldest
     /// finished entries go before their time.
@@ -289,7 +289,11 @@ impl Config {
                 d.log_reads_per_org_per_minute,
                 1_000_000,
             )?,
-            personal_data_days: small("PERSONAL_DATA_DAYS", d.personal_data_days, 3650)?,
+            // 0 is allowed here: no personal data kept once an entry is finished.
+            personal_data_days: match get("PERSONAL_DATA_DAYS").as_deref().map(str::trim) {
+                Some("0") => 0,
+                _ => small("PERSONAL_DATA_DAYS", d.personal_data_days, 3650)?,
+            },
             storage_ceiling_bytes: number(
                 "STORAGE_CEILING_BYTES",
                 d.storage_ceiling_bytes as i64,
@@ -386,6 +390,8 @@ mod tests {
             (c.personal_data_days, c.storage_ceiling_bytes),
             (7, 1_000_000)
         );
+        let none_kept = from(&[("PERSONAL_DATA_DAYS", "0")]).unwrap();
+        assert_eq!(none_kept.personal_data_days, 0);
         for (name, bad) in [
             ("RETRY_BASE_MS", "0"),
             ("LEASE_MS", "-5"),
@@ -396,7 +402,8 @@ mod tests {
             ("KEY_CHECKS_PER_MINUTE", "99999999999"),
             ("LOG_READS_PER_KEY_PER_MINUTE", "0"),
             ("LOG_READS_PER_ORG_PER_MINUTE", "1000001"),
-            ("PERSONAL_DATA_DAYS", "0"),
+            ("PERSONAL_DATA_DAYS", "-1"),
+            ("PERSONAL_DATA_DAYS", "3651"),
             ("STORAGE_CEILING_BYTES", "10000000001"),
         ] {
             let e = from(&[(name, bad)]).unwrap_err();

@@ -23,6 +23,11 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         )?;
         for job in expired {
             watch.scrubbed_to = Some(Mark::of(&job));
+            // An outcome still to be written onto the conversation keeps its comment until it
+            // is: the write changes the entry, which brings it back into the walk.
+            if job.outcome_unwritten() {
+                continue;
+            }
             let scrubbed = job.clone().without_personal_data(Removal::Expired { days });
             if scrubbed != job {
                 self.store.put(&scrubbed)?;

@@ -366,6 +366,7 @@ export interface EdgeBindings {
   RETRY_BASE_MS?: string | null; CACHE_MS?: string | null; LEASE_MS?: string | null;
   RETENTION_DAYS?: string | null; KEY_CHECKS_PER_MINUTE?: string | null;
   OUTCOME_POLL_MS?: string | null; LOG_READS_PER_KEY_PER_MINUTE?: string | null;
-  LOG_READS_PER_ORG_PER_MINUTE?: string | null;
+  LOG_READS_PER_ORG_PER_MINUTE?: string | null; PERSONAL_DATA_DAYS?: string | null;
+  STORAGE_CEILING_BYTES?: string | null;
 }
 "#;
