@@ -100,6 +100,7 @@ if (calls) {
   check(calls.steadyPerSurvey <= 2, `calls: at most 2 Kustomer calls per survey at steady state (${calls.steadyPerSurvey})`);
 }
 if (scale) check(scale.exactlyOnce, `scale: each job sent exactly once (${scale.sent} sent, ${scale.unique} distinct, ${scale.jobs} jobs)`);
+if (storage?.pruned) check(storage.pruned.after < storage.pruned.before, `storage: deleting the oldest finished jobs shrinks the object (${storage.pruned.before} → ${storage.pruned.after} B)`);
 if (outcomes) {
   check(outcomes.arrived === outcomes.conversations, `outcomes: every rating reached its conversation (${outcomes.arrived} of ${outcomes.conversations})`);
   check(outcomes.patchPerOutcome <= 1, `outcomes: at most 1 Kustomer PATCH call per outcome written (${outcomes.patchCalls} calls for ${outcomes.outcomesWritten} outcomes)`);
@@ -176,6 +177,8 @@ if (storage) {
   const per = (shape, n) => storage.shapes[shape][n].perJob;
   const m = (bytes) => `${f(bytes / 1e6, 1)} MB`;
   row("6", "bytes per finished job (sent, answer read back), jobs table with its indexes + counters", `**${int(per("after", large))} B** at ${int(large)} jobs (${int(per("after", small))} B at ${int(small)}); before the cut ${int(per("before", large))} B (${f(per("after", large) / per("before", large), 2)}×); with the customer's data removed ${int(per("expired", large))} B`, `\`ctx.storage.sql.databaseSize\` of a Durable Object in workerd, less its size with the tables empty, ÷ jobs; the edge's DDL (src/wasm/edge/sql.rs) and \`job\` JSON (\`examples/bench_storage.rs\`: ${int(storage.shapes.after[large].jsonBytes)} B now, ${int(storage.shapes.before[large].jsonBytes)} B before, ${int(storage.shapes.expired[large].jsonBytes)} B scrubbed); ${storage.agents} agents, closes spread over 90 days (${int(storage.shapes.after[large].counters)} counter rows at ${int(large)})`);
+  if (storage.steady) row("6", "bytes per close at the 90-day retention", `**${int(storage.steady[large].perJob)} B** at ${int(large)} (${int(storage.steady[small].perJob)} B at ${int(small)})`, "the same log with its oldest two thirds (60 of the 90 days) written again without personal data, oldest first with `INSERT OR REPLACE`, as the alarm's pass does with `PERSONAL_DATA_DAYS=30`");
+  if (storage.pruned) row("6", "space freed by early pruning", `**${int(storage.pruned.freedPerJob)} B a job deleted** (${m(storage.pruned.before)} → ${m(storage.pruned.after)})`, `the oldest ${int(storage.pruned.jobs)} of that log deleted with the edge's statement (\`SqlStore::prune_oldest\`), ${int(storage.pruned.runs)} runs of 1,000: the object shrinks as entries go`);
   row("6", `one org's object at ${int(large)} finished jobs`, `**${m(storage.shapes.after[large].size)}** (before the cut ${m(storage.shapes.before[large].size)}; all scrubbed ${m(storage.shapes.expired[large].size)})`, "the whole SQLite database as Cloudflare bills and limits it (10 GB an object)");
 }
 const table = ["| # | what | figure | target | how |", "|---|---|---|---|---|", ...rows].join("\n");

@@ -150,6 +150,20 @@ export async function benchStorage({ smoke = false, log = () => {} } = {}) {
       result.steady[n] = m;
       log(`storage: at the retention (30 days whole, 60 scrubbed), ${n} jobs: ${m.size} B (${m.perJob.toFixed(0)} B a job)`);
     }
+    // Early pruning frees what it deletes: the oldest tenth of the largest log, deleted with the
+    // edge's statement (`SqlStore::prune_oldest`, 1,000 a run), then the size again.
+    const n = sizes.at(-1);
+    const db = `steady-${n}`;
+    const prune = ["DELETE FROM jobs WHERE conversation_id IN (SELECT conversation_id FROM jobs WHERE due_ms IS NULL ORDER BY updated_ms LIMIT ?)", 1000];
+    const runs = Math.max(1, Math.floor(n / 10 / 1000));
+    let after;
+    for (let i = 0; i < runs; i++) {
+      const r = await fetch(`${url}/?db=${db}`, { method: "POST", body: JSON.stringify({ statements: [prune] }) });
+      after = (await r.json()).databaseSize;
+    }
+    const deleted = Math.min(n, runs * 1000);
+    result.pruned = { jobs: deleted, runs, before: result.steady[n].size, after, freedPerJob: (result.steady[n].size - after) / deleted };
+    log(`storage: ${deleted} oldest deleted in ${runs} runs: ${result.steady[n].size} → ${after} B (${result.pruned.freedPerJob.toFixed(0)} B freed a job)`);
     return result;
   } finally {
     await w.stop();
