@@ -225,8 +225,8 @@ impl Job {
     /// the comment they left with their rating, those words wherever a message repeats them,
     /// and the keyed digest of their e-mail ([`SentTo`], only needed while the outcome is read
     /// back). States, reasons, times, the rating, the agent and every id stay, so the summary's
-    /// counters and the reports do not change. Pure; the same job again when there is nothing
-    /// to remove but the marker.
+    /// counters and the reports do not change. Pure and idempotent; an entry already marked
+    /// keeps its first reason.
     pub fn without_personal_data(self, why: Removal) -> Job {
         let mut job = self;
         let mut said: Vec<String> = Vec::new();
@@ -250,7 +250,8 @@ impl Job {
             }
         }
         job.sent_to = None;
-        job.personal_data_removed = Some(why);
+        // The first reason stays: an entry forgotten on request is not "expired" later.
+        job.personal_data_removed = job.personal_data_removed.or(Some(why));
         job
     }
 
@@ -616,6 +617,12 @@ mod tests {
             (job.state, &job.reason, job.updated_ms, job.closed_at_ms)
         );
         assert_eq!(gone.clone().without_personal_data(why), gone, "idempotent");
+        let forgotten = job.clone().without_personal_data(Removal::Forgotten);
+        assert_eq!(
+            forgotten.without_personal_data(why).personal_data_removed,
+            Some(Removal::Forgotten),
+            "the first reason stays"
+        );
         let text = serde_json::to_string(&gone).unwrap();
         for personal in ["ann@", "Ann Lee", "Thanks"] {
             assert!(!text.contains(personal), "{text}");
