@@ -68,6 +68,8 @@ const edge :Workerd.Worker = (
     (name = "OUTCOME_POLL_MS", fromEnvironment = "OUTCOME_POLL_MS"),
     (name = "FORGET_SWEEP_MS", fromEnvironment = "FORGET_SWEEP_MS"),
     (name = "SUBREQUESTS_PER_INVOCATION", fromEnvironment = "SUBREQUESTS_PER_INVOCATION"),
+    (name = "PERSONAL_DATA_DAYS", fromEnvironment = "PERSONAL_DATA_DAYS"),
+    (name = "STORAGE_CEILING_BYTES", fromEnvironment = "STORAGE_CEILING_BYTES"),
   ],
   globalOutbound = "loopback",
 );

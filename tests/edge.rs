@@ -113,8 +113,8 @@ fn happy_path() -> Edge {
     );
     assert_eq!(
         edge.scheduler(ORG).next_alarm().unwrap(),
-        Some(due() + 90 * 24 * HOUR_MS),
-        "the only alarm left removes the entry after the retention period"
+        Some(due() + 30 * 24 * HOUR_MS),
+        "the next alarm removes the customer's personal data (the entry stays 90 days)"
     );
 
     let reply = edge.call("GET", "/v1/deliveries", &key_header(KUSTOMER_KEY), "");

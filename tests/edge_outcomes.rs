@@ -138,8 +138,8 @@ fn without_the_secret_nothing_is_read_or_written() {
     assert!(!record.follow.reading);
     assert_eq!(
         edge.scheduler(ORG).next_alarm().unwrap(),
-        Some(due() + 90 * DAY_MS),
-        "only the retention alarm is left"
+        Some(due() + 30 * DAY_MS),
+        "only the housekeeping alarms are left: personal data at 30 days, the entry at 90"
     );
     edge.world.answer_survey(CONVERSATION, 4, "Quick and kind");
     edge.advance_to(due() + 30 * DAY_MS);

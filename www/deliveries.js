@@ -223,6 +223,8 @@ async function load() {
         ? ""
         : "Outcomes (delivered, suppressed, ratings) appear once the Stella Connect API secret is in the app's settings.";
     showLink(answer.link);
+    // The edge's words while the org's storage is near its ceiling.
+    $("storage-note").textContent = answer.storage?.warning ?? "";
     // Agent Connect records that did not match the survey sent, in the edge's words.
     $("records-note").textContent = outcomes.recordsNote ?? "";
     drawSummary();

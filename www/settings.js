@@ -76,6 +76,7 @@ function drawForm(fields) {
       h("button", { type: "button", onclick: relink }, "Re-link the app"),
     ),
     h("div", { id: "link", role: "status", "aria-live": "polite" }),
+    h("p", { id: "storage", class: "banner", role: "status" }),
     h("p", { id: "status", role: "status", "aria-live": "polite" }),
     h("ul", { id: "checks", class: "checks", "aria-live": "polite" }),
   );
@@ -204,7 +205,11 @@ async function relink() {
  */
 async function refreshLink() {
   try {
-    banner((await command(Kustomer, "list-deliveries", { args: { limit: "1" } })).link);
+    const answer = await command(Kustomer, "list-deliveries", { args: { limit: "1" } });
+    banner(answer.link);
+    // The edge's words while the org's storage is near its ceiling (none: nothing shown).
+    const storage = document.getElementById("storage");
+    if (storage) storage.textContent = answer.storage?.warning ?? "";
   } catch (e) {
     if (e?.body?.link) banner(e.body.link);
   }

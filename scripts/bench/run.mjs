@@ -7,7 +7,7 @@
 //   node scripts/bench/run.mjs                      full run → BENCHMARKS.md
 //   BENCH_SMOKE=1 node scripts/bench/run.mjs        tiny sizes, invariants only → build/bench-smoke.md
 //   BENCH_SCALE=N                                   jobs for the scale part (10000; smoke 100; 0 skips it)
-//   BENCH_ONLY=core,edge,calls,cold,scale,outcomes  run only these parts (the report says so)
+//   BENCH_ONLY=core,edge,calls,cold,scale,outcomes,storage  run only these parts (the report says so)
 //   BENCH_EDGE_ROUNDS=N, BENCH_EDGE_SECONDS=N,      the edge part's rounds per storage (5), seconds
 //   BENCH_EDGE_PENDING=N                            per run (10) and pending jobs (10000; 0 skips)
 //
@@ -30,6 +30,7 @@ import { TARGETS, benchEdge } from "./edge.mjs";
 import { ROOT, load, machine } from "./lib.mjs";
 import { benchOutcomes } from "./outcomes.mjs";
 import { benchScale } from "./scale.mjs";
+import { benchStorage } from "./storage.mjs";
 import { logReadersSection } from "./log-readers.mjs";
 
 const smoke = process.env.BENCH_SMOKE === "1";
@@ -73,6 +74,7 @@ await part("cold", async () => ({
 }));
 await part("scale", () => benchScale({ n: scaleJobs, smoke, log }));
 await part("outcomes", () => benchOutcomes({ smoke, log }));
+await part("storage", () => benchStorage({ smoke, log }));
 
 // ---- invariants (never timings) ------------------------------------------------------------
 const check = (ok, what) => ok || failures.push(what);
@@ -81,7 +83,7 @@ const finite = (value, path = "") => {
   else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) finite(v, `${path}.${k}`);
 };
 finite(results, "results");
-const { core, edge, calls, cold, scale, outcomes } = results;
+const { core, edge, calls, cold, scale, outcomes, storage } = results;
 if (edge) {
   // The same invariants for every session: the edge and the baseline answer every event 202,
   // the no-op every request 200, and no connection fails.
@@ -100,6 +102,7 @@ if (calls) {
   check(calls.steadyPerSurvey <= 2, `calls: at most 2 Kustomer calls per survey at steady state (${calls.steadyPerSurvey})`);
 }
 if (scale) check(scale.exactlyOnce, `scale: each job sent exactly once (${scale.sent} sent, ${scale.unique} distinct, ${scale.jobs} jobs)`);
+if (storage?.pruned) check(storage.pruned.after < storage.pruned.before, `storage: deleting the oldest finished jobs shrinks the object (${storage.pruned.before} → ${storage.pruned.after} B)`);
 if (outcomes) {
   check(outcomes.arrived === outcomes.conversations, `outcomes: every rating reached its conversation (${outcomes.arrived} of ${outcomes.conversations})`);
   check(outcomes.patchPerOutcome <= 1, `outcomes: at most 1 Kustomer PATCH call per outcome written (${outcomes.patchCalls} calls for ${outcomes.outcomesWritten} outcomes)`);
@@ -176,6 +179,15 @@ if (scale) {
   const cpuLimitMs = Number(readFileSync(join(ROOT, "wrangler.toml"), "utf8").match(/^cpu_ms\s*=\s*(\d+)/m)?.[1] ?? 30_000);
   if (a) row("5", "CPU of an alarm run at the largest batch", `**${int(a.largestCpuMs)} ms** for ${int(a.largestBatch)} surveys (most of any run ${int(a.maxCpuMs)} ms; ${f(a.cpuMsPerSurvey, 2)} ms a survey)`, `workerd's CPU between one run's log line and the next, the sandboxes answering its calls included (an upper bound); ${a.runs} run${a.runs === 1 ? "" : "s"}, \`SUBREQUESTS_PER_INVOCATION=${a.subrequests}\` so that \`MAX_PER_ALARM\` sizes them; at most ${int(a.mostCalls)} outbound calls in a run`, `< ${int(cpuLimitMs / 2)} ms (half of \`cpu_ms\`) ${a.maxCpuMs < cpuLimitMs / 2 ? "✓" : "✗"}`);
 }
+if (storage) {
+  const [small, large] = storage.sizes;
+  const per = (shape, n) => storage.shapes[shape][n].perJob;
+  const m = (bytes) => `${f(bytes / 1e6, 1)} MB`;
+  row("6", "bytes per finished job (sent, answer read back), jobs table with its indexes + counters", `**${int(per("after", large))} B** at ${int(large)} jobs (${int(per("after", small))} B at ${int(small)}); before the cut ${int(per("before", large))} B (${f(per("after", large) / per("before", large), 2)}×); with the customer's data removed ${int(per("expired", large))} B`, `\`ctx.storage.sql.databaseSize\` of a Durable Object in workerd, less its size with the tables empty, ÷ jobs; the edge's DDL (src/wasm/edge/sql.rs) and \`job\` JSON (\`examples/bench_storage.rs\`: ${int(storage.shapes.after[large].jsonBytes)} B now, ${int(storage.shapes.before[large].jsonBytes)} B before, ${int(storage.shapes.expired[large].jsonBytes)} B scrubbed); ${storage.agents} agents, closes spread over 90 days (${int(storage.shapes.after[large].counters)} counter rows at ${int(large)})`);
+  if (storage.steady) row("6", "bytes per close at the 90-day retention", `**${int(storage.steady[large].perJob)} B** at ${int(large)} (${int(storage.steady[small].perJob)} B at ${int(small)})`, "the same log with its oldest two thirds (60 of the 90 days) written again without personal data, oldest first with `INSERT OR REPLACE`, as the alarm's pass does with `PERSONAL_DATA_DAYS=30`");
+  if (storage.pruned) row("6", "space freed by early pruning", `**${int(storage.pruned.freedPerJob)} B a job deleted** (${m(storage.pruned.before)} → ${m(storage.pruned.after)})`, `the oldest ${int(storage.pruned.jobs)} of that log deleted with the edge's statement (\`SqlStore::prune_oldest\`), ${int(storage.pruned.runs)} runs of 1,000: the object shrinks as entries go`);
+  row("6", `one org's object at ${int(large)} finished jobs`, `**${m(storage.shapes.after[large].size)}** (before the cut ${m(storage.shapes.before[large].size)}; all scrubbed ${m(storage.shapes.expired[large].size)})`, "the whole SQLite database as Cloudflare bills and limits it (10 GB an object)");
+}
 const table = ["| # | what | figure | target | how |", "|---|---|---|---|---|", ...rows].join("\n");
 console.log(table);
 // The edge's targets against the baseline, met or not: reported, never a failure of the run.
@@ -226,6 +238,7 @@ md.push("2. **Edge throughput, against a JavaScript baseline**: the edge worker 
 md.push("3. **Kustomer calls per survey**: conversations, each with its own customer, spread over the agents and tags, added to the Kustomer sandbox, closed through its control route (which posts the event to the edge as the app's workflow would), sent after the delay, counted by the sandbox's `/stats` (every `/v1` call, by route). The warm-up batch meets every agent and tag, then the stats are reset: the steady state is what each further survey costs (the conversation and the customer, read fresh at send time); the agent's email and the tag names come from the 5-minute per-org cache, the key's org from the gateway's cache.");
 md.push("4. **Size and cold start**: the `.wasm` the pages load (`pkg/`) and the worker's (`build/worker/`, with the edge feature), gzipped with zlib level 9 (`gzip -9`, as `scripts/size.sh` measures, comes out a few hundred bytes smaller). Cold start: from spawning workerd to the first answered request, polling every 2 ms. `edge.js` instantiates the Wasm at module load, so it is in the `/healthz` figure; the preview adds the first Kustomer sandbox reads.");
 md.push("5. **Scale**: N conversations with the same close time, scheduled through the edge with 32 requests in flight and a delay long enough that all are stored before they fall due, then sent by the scheduler's alarm to the Stella sandbox. Lateness is the Stella sandbox's `receivedAt` minus the due time. Memory is the workerd process running the whole local stack (the sandboxes hold every conversation and every received request too), not the edge alone.");
+md.push("6. **Storage per finished job**: the edge's own tables (the DDL read from `src/wasm/edge/sql.rs`) in a SQLite-backed Durable Object in workerd (`scripts/bench/storage.capnp`), filled with finished jobs whose `job` JSON the edge's code made (`examples/bench_storage.rs`: the fixtures' survey sent, its answer read back from Data Return and written onto the conversation), each with its own conversation id and one of 100 agents, closes spread over 90 days, and the summary's counters as they would stand; then `ctx.storage.sql.databaseSize`, less the empty tables' size, ÷ jobs. Written directly rather than through the sandboxes (100,000 surveys would take hours); three shapes of the same job: as stored before issue 20 (the whole Stella body), as stored now (what the log reads), and after `PERSONAL_DATA_DAYS` (no name, e-mail or comment). README \"Storage you can plan on\" turns these into closes a day per object.");
 if (outcomes) {
   md.push("", "## Survey outcomes", "");
   md.push("The edge reads each org's survey outcomes back from Agent Connect's Data Return API and writes each changed one onto the Kustomer conversation with one PATCH. One stack as `make run` runs it (`scripts/serve.sh`, outcomes read every 3 s; production reads every 5 minutes), conversations each with a customer of its own, closed through the Kustomer sandbox and sent after the delay; once every conversation carries its first outcome (delivery status \"sent\"), the customers answer in the Stella sandbox (`POST /sandbox/stella/responses`).", "");
@@ -252,6 +265,7 @@ if (calls) md.push(`- calls: \`tests/http/harness.mjs\` \`Stack\` (\`scripts/ser
 if (cold) md.push(`- cold start: \`node_modules/.bin/workerd serve sandbox/workerd.capnp --socket-addr http=127.0.0.1:<port> --directory-path state=<new temp> --directory-path site=build/site\`, then \`GET /healthz\` and \`POST /v1/preview\` \`{"conversationId": "conv-email"}\`; for the no-op figure, \`workerd serve scripts/bench/noop.capnp\``);
 if (scale) md.push(`- scale: \`scripts/bench/scale.mjs\` (${scale.jobs} jobs, delay ${scale.delaySeconds} s), with the memory of the workerd child of \`scripts/serve.sh\` sampled from \`/proc/<pid>/status\`; each alarm run's CPU is that process's user + system time (\`/proc/<pid>/stat\`) read as the run's \`alarm: N surveys, M outbound calls\` line arrives on its output, less the reading at the line before, with \`SUBREQUESTS_PER_INVOCATION=${scale.alarmRuns?.subrequests ?? "n/a"}\` (\`BENCH_SCALE_SUBREQUESTS\`)`);
 if (outcomes) md.push(`- outcomes: \`tests/http/harness.mjs\` \`Stack\` with \`OUTCOME_POLL_MS=${outcomes.pollMs}\` (\`REGISTER=0\`); \`POST /sandbox/kustomer/conversations\`, \`PUT /sandbox/kustomer/v1/apps/settings\` (\`secondsUntilSend: "${outcomes.delaySeconds}"\`), \`POST /sandbox/kustomer/stats/reset\`, \`DELETE /sandbox/stella/calls\`, \`POST /sandbox/kustomer/conversations/{id}/close\` 8 at a time, \`GET /sandbox/kustomer/writes\` until each has its first outcome, \`POST /sandbox/stella/responses\`, \`GET /sandbox/kustomer/writes\` and \`GET /sandbox/kustomer/v1/conversations/{id}\` until each rating is there, \`GET /sandbox/stella/calls\``);
+if (storage) md.push(`- storage: \`cargo run --quiet --locked --example bench_storage\`, then \`node_modules/.bin/workerd serve scripts/bench/storage.capnp --socket-addr http=127.0.0.1:<port> --directory-path state=<temp>\`; ${storage.sizes.map((n) => int(n)).join(" and ")} jobs in each shape, each object's DDL and rows sent to \`scripts/bench/storage-do.js\` in batches of 4,000 statements, one transaction each`);
 md.push("", "Part durations: " + Object.entries(timings).map(([k, s]) => `${k} ${f(s, 0)} s`).join(", ") + ".", "");
 md.push("## Details", "", "```json", JSON.stringify({ machine: info, results }, (k, v) => (typeof v === "number" ? Math.round(v * 1000) / 1000 : v), 2), "```", "");
 // The log readers drill writes its own section (it takes longer than the rest): kept as it was.

@@ -128,7 +128,6 @@ pub fn without_customer(job: &Job, now_ms: i64) -> Job {
         request.remove("custom_properties");
     }
     let mut job = job.without_personal_data(Removal::Forgotten);
-    job.customer = None;
     job.updated_ms = now_ms;
     job
 }

@@ -77,7 +77,8 @@ pub struct Job {
     pub closed_at_ms: i64,
     /// When the survey falls due.
     pub send_at_ms: i64,
-    /// When to act next; `None` once final.
+    /// When to act next; `None` once final (and then left out of the stored JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_ms: Option<i64>,
     /// Attempts made since the last schedule or resend.
     pub attempts: u32,
@@ -151,6 +152,8 @@ impl Removal {
     /// What the log shows where the data was.
     pub fn words(self) -> String {
         match self {
+            Self::Expired { days: 0 } => "removed once finished".to_owned(),
+            Self::Expired { days: 1 } => "removed after 1 day".to_owned(),
             Self::Expired { days } => format!("removed after {days} days"),
             Self::Forgotten => "removed on request".to_owned(),
         }
@@ -224,10 +227,10 @@ impl Job {
 
     /// The entry without the customer's personal data: their name and e-mail in the request,
     /// the comment they left with their rating, those words wherever a message repeats them,
-    /// and the keyed digest of their e-mail ([`SentTo`], only needed while the outcome is read
-    /// back). States, reasons, times, the rating, the agent and every id stay, so the summary's
-    /// counters and the reports do not change. Pure; the same job again when there is nothing
-    /// to remove but the marker.
+    /// and the keyed digests of their e-mail ([`SentTo`], only needed while the outcome is read
+    /// back) and of the customer (the forget index). States, reasons, times, the rating, the agent and every id stay, so the summary's
+    /// counters and the reports do not change. Pure and idempotent; an entry already marked
+    /// keeps its first reason.
     pub fn without_personal_data(self, why: Removal) -> Job {
         let mut job = self;
         let mut said: Vec<String> = Vec::new();
@@ -251,7 +254,9 @@ impl Job {
             }
         }
         job.sent_to = None;
-        job.personal_data_removed = Some(why);
+        job.customer = None;
+        // The first reason stays: an entry forgotten on request is not "expired" later.
+        job.personal_data_removed = job.personal_data_removed.or(Some(why));
         job
     }
 
@@ -623,6 +628,12 @@ mod tests {
             (job.state, &job.reason, job.updated_ms, job.closed_at_ms)
         );
         assert_eq!(gone.clone().without_personal_data(why), gone, "idempotent");
+        let forgotten = job.clone().without_personal_data(Removal::Forgotten);
+        assert_eq!(
+            forgotten.without_personal_data(why).personal_data_removed,
+            Some(Removal::Forgotten),
+            "the first reason stays"
+        );
         let text = serde_json::to_string(&gone).unwrap();
         for personal in ["ann@", "Ann Lee", "Thanks"] {
             assert!(!text.contains(personal), "{text}");

@@ -21,6 +21,7 @@ pub mod kustomer_api;
 pub mod outcome;
 pub mod record_check;
 pub mod residency;
+pub mod retention;
 pub mod returns;
 pub mod roster;
 pub mod scheduler;
@@ -91,6 +92,9 @@ pub struct OrgRecord {
     /// audit list ([`audit::settings_marks`]).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub settings_marks: audit::SettingsMarks,
+    /// Entries pruned early for space, and how far personal data has been removed.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub storage: retention::Watch,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -167,6 +171,21 @@ pub trait Store {
     ) -> Result<(), String>;
     /// Up to `limit` audit entries after `after_ms`, newest first.
     fn audit_list(&self, after_ms: i64, limit: usize) -> Result<Vec<audit::AuditEntry>, String>;
+    /// The org's storage in bytes, as the platform counts it against the object's limit
+    /// (`ctx.storage.sql.databaseSize`).
+    fn database_size(&self) -> Result<u64, String>;
+    /// Finished jobs after `after` (all, when `None`) in the order of [`retention::Mark`] (last
+    /// change, then id), last changed at or before `until_ms`, at most `limit`: one step of a
+    /// walk that reads each once, through the index of finished jobs.
+    fn finished_after(
+        &self,
+        after: Option<&retention::Mark>,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<job::Job>, String>;
+    /// Deletes up to `limit` of the finished jobs changed longest ago, never a pending one; they
+    /// leave the summary's counters in the same write. How many went.
+    fn prune_oldest(&self, limit: usize) -> Result<usize, String>;
 }
 
 /// An HTTP answer from the edge: status and JSON body.
@@ -231,6 +250,12 @@ pub struct Config {
     pub forget_sweep_ms: i64,
     /// Outbound calls one invocation may make (Cloudflare's subrequest limit, by plan).
     pub subrequests_per_invocation: u32,
+    /// How long a finished entry keeps the customer's name, e-mail and comment
+    /// ([`retention`]): Agent Connect's own default, 30 days; 0 removes them once it is finished.
+    pub personal_data_days: u32,
+    /// The size the org's storage is kept under ([`retention`]): at 80% of it, the oldest
+    /// finished entries go before their time.
+    pub storage_ceiling_bytes: u64,
 }
 
 impl Default for Config {
@@ -248,6 +273,8 @@ impl Default for Config {
             log_reads_per_org_per_minute: 120,
             forget_sweep_ms: forget::SWEEP_EVERY_MS,
             subrequests_per_invocation: subrequests::DEFAULT_PER_INVOCATION,
+            personal_data_days: 30,
+            storage_ceiling_bytes: retention::DEFAULT_CEILING_BYTES,
         }
     }
 }
@@ -314,7 +341,22 @@ impl Config {
                     n => n,
                 }
             },
+            // 0 is allowed here: no personal data kept once an entry is finished.
+            personal_data_days: match get("PERSONAL_DATA_DAYS").as_deref().map(str::trim) {
+                Some("0") => 0,
+                _ => small("PERSONAL_DATA_DAYS", d.personal_data_days, 3650)?,
+            },
+            storage_ceiling_bytes: number(
+                "STORAGE_CEILING_BYTES",
+                d.storage_ceiling_bytes as i64,
+                retention::OBJECT_LIMIT_BYTES as i64,
+            )? as u64,
         })
+    }
+
+    /// How long finished entries keep personal data, in ms.
+    pub fn personal_data_ms(&self) -> i64 {
+        i64::from(self.personal_data_days) * 86_400_000
     }
 
     /// The retention period in ms.
@@ -393,6 +435,17 @@ mod tests {
         );
         let free = from(&[("SUBREQUESTS_PER_INVOCATION", "50")]).unwrap();
         assert_eq!(free.subrequests_per_invocation, 50);
+        let c = from(&[
+            ("PERSONAL_DATA_DAYS", "7"),
+            ("STORAGE_CEILING_BYTES", "1000000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.personal_data_days, c.storage_ceiling_bytes),
+            (7, 1_000_000)
+        );
+        let none_kept = from(&[("PERSONAL_DATA_DAYS", "0")]).unwrap();
+        assert_eq!(none_kept.personal_data_days, 0);
         for (name, bad) in [
             ("RETRY_BASE_MS", "0"),
             ("LEASE_MS", "-5"),
@@ -405,6 +458,9 @@ mod tests {
             ("LOG_READS_PER_ORG_PER_MINUTE", "1000001"),
             ("SUBREQUESTS_PER_INVOCATION", "6"),
             ("SUBREQUESTS_PER_INVOCATION", "10000001"),
+            ("PERSONAL_DATA_DAYS", "-1"),
+            ("PERSONAL_DATA_DAYS", "3651"),
+            ("STORAGE_CEILING_BYTES", "10000000001"),
         ] {
             let e = from(&[(name, bad)]).unwrap_err();
             assert!(e.contains(name), "{e}");

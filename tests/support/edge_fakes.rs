@@ -14,6 +14,7 @@ use stella_connect::edge::deliveries::{DeliveryQuery, Tally, TallyKey, TallyPlan
 use stella_connect::edge::gateway::{Gateway, Incoming, Router, Step, HEADERS};
 use stella_connect::edge::job::{Job, JobState, RetryPolicy};
 use stella_connect::edge::residency::Place;
+use stella_connect::edge::retention::Mark;
 use stella_connect::edge::scheduler::{AlarmChange, Clock, Command, Scheduler};
 use stella_connect::edge::seal::Sealer;
 use stella_connect::edge::trust::{self, HeldClose, MAX_HELD};
@@ -849,6 +850,8 @@ impl std::future::Future for Late<'_> {
 /// them (a summary reads counters, and jobs only at the ragged ends of its window).
 #[derive(Default)]
 pub struct MemStore {
+    /// What `database_size` answers: the test sets it.
+    pub size_bytes: Cell<u64>,
     jobs: RefCell<BTreeMap<String, Job>>,
     cache: RefCell<BTreeMap<String, (String, i64)>>,
     org: RefCell<OrgRecord>,
@@ -1111,6 +1114,26 @@ impl Store for MemStore {
         Ok(jobs)
     }
 
+    fn database_size(&self) -> Result<u64, String> {
+        Ok(self.size_bytes.get())
+    }
+
+    fn finished_after(
+        &self,
+        after: Option<&Mark>,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Job>, String> {
+        let mut jobs: Vec<Job> = (self.jobs.borrow().values())
+            .filter(|j| j.due_ms.is_none() && j.updated_ms <= until_ms)
+            .filter(|j| after.is_none_or(|m| m.before(j)))
+            .cloned()
+            .collect();
+        jobs.sort_by_key(|j| (j.updated_ms, j.conversation_id.clone()));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
     fn audit_add(
         &self,
         entry: &stella_connect::edge::audit::AuditEntry,
@@ -1135,6 +1158,20 @@ impl Store for MemStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    fn prune_oldest(&self, limit: usize) -> Result<usize, String> {
+        let mut finished: Vec<(i64, String)> = (self.jobs.borrow().values())
+            .filter(|j| j.due_ms.is_none())
+            .map(|j| (j.updated_ms, j.conversation_id.clone()))
+            .collect();
+        finished.sort();
+        finished.truncate(limit);
+        for (_, id) in &finished {
+            let gone = self.jobs.borrow_mut().remove(id);
+            self.recount(gone.as_ref(), None);
+        }
+        Ok(finished.len())
     }
 }
 
@@ -1203,6 +1240,7 @@ impl OrgRouter {
     pub fn restart(&self, org: &str) {
         let old = self.scheduler(org);
         let store = MemStore {
+            size_bytes: Cell::new(old.store.size_bytes.get()),
             jobs: RefCell::new(old.store.jobs.take()),
             cache: RefCell::new(old.store.cache.take()),
             org: RefCell::new(old.store.org.take()),

@@ -11,6 +11,7 @@
 mod forget;
 mod link;
 mod outcomes;
+mod retention;
 mod roster;
 mod run;
 
@@ -428,6 +429,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let follow = record.follow;
         body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
         body["link"] = record.trust.status(self.store.held_count()?);
+        body["storage"] = self.storage_status()?;
         if first_page {
             body["link"]["heldCloses"] = (self.store.held_list(trust::LISTED_HELD)?.iter())
                 .map(|h| json!({"conversationId": h.conversation_id, "closedAt": iso(h.closed_at_ms), "heldAt": iso(h.held_ms), "expiresAt": iso(trust::HeldClose::expires_ms(h.held_ms))}))
@@ -545,8 +547,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// When the alarm should fire next: the earliest pending job, the next read or write of
-    /// survey outcomes, the day the oldest finished one leaves the log, or when held closes
-    /// are scheduled or dropped.
+    /// survey outcomes, the day the oldest finished one leaves the log, when held closes
+    /// are scheduled or dropped, or when a finished one's personal data is to be removed.
     pub fn next_alarm(&self) -> Result<Option<i64>, String> {
         let prune = self
             .store
@@ -557,13 +559,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             (Some(due), Some(paced)) => Some(due.max(paced)),
             (due, _) => due,
         };
-        let sweep = self.next_sweep()?;
-        Ok(
-            [due, prune, self.next_follow()?, self.next_release()?, sweep]
-                .into_iter()
-                .flatten()
-                .min(),
-        )
+        let (sweep, expiry) = (self.next_sweep()?, self.next_expiry()?);
+        let follow = self.next_follow()?;
+        Ok([due, prune, follow, self.next_release()?, sweep, expiry]
+            .into_iter()
+            .flatten()
+            .min())
     }
 }
 

@@ -230,6 +230,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let now = self.clock.now_ms();
         self.store
             .prune(now.saturating_sub(self.config.retention_ms()), now)?;
+        self.keep_storage(now)?;
         // Kept while a job is pending, or while outcomes are read back or wait to be written.
         if self.store.next_due()?.is_none() && self.next_follow()?.is_none() {
             // Read again: a close may have stored newer settings (and a job) meanwhile.

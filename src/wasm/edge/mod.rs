@@ -394,6 +394,7 @@ export interface EdgeBindings {
   RETENTION_DAYS?: string | null; KEY_CHECKS_PER_MINUTE?: string | null;
   OUTCOME_POLL_MS?: string | null; LOG_READS_PER_KEY_PER_MINUTE?: string | null;
   LOG_READS_PER_ORG_PER_MINUTE?: string | null; FORGET_SWEEP_MS?: string | null;
-  SUBREQUESTS_PER_INVOCATION?: string | null;
+  SUBREQUESTS_PER_INVOCATION?: string | null; PERSONAL_DATA_DAYS?: string | null;
+  STORAGE_CEILING_BYTES?: string | null;
 }
 "#;

@@ -4,6 +4,7 @@ use super::js_error;
 use crate::edge::audit::AuditEntry;
 use crate::edge::deliveries::{DeliveryQuery, Tally, TallyPlan, HOUR_MS, MAX_SUMMARY_ROWS};
 use crate::edge::job::Job;
+use crate::edge::retention::Mark;
 use crate::edge::trust::{HeldClose, MAX_HELD};
 use crate::edge::{OrgRecord, Store};
 use js_sys::{Array, Reflect};
@@ -15,6 +16,9 @@ use wasm_bindgen::prelude::*;
 extern "C" {
     /// `ctx.storage.sql` of a Durable Object.
     pub type SqlStorage;
+    /// The database's size in bytes, as the platform counts it against the object's limit.
+    #[wasm_bindgen(method, getter, js_name = databaseSize)]
+    fn database_size(this: &SqlStorage) -> f64;
     #[wasm_bindgen(method, catch, variadic)]
     fn exec(this: &SqlStorage, query: &str, bindings: Box<[JsValue]>)
         -> Result<SqlCursor, JsValue>;
@@ -270,6 +274,21 @@ impl SqlStore {
                 "DELETE FROM tally WHERE hour = ? AND state = ? AND reason = ? AND agent = ? AND n <= 0",
                 key(),
             )?;
+        }
+        Ok(())
+    }
+}
+
+impl SqlStore {
+    /// Takes deleted jobs (their [`tally_key`] rows) from their counters: each counter down by
+    /// the jobs deleted from it, once.
+    fn uncount(&self, gone: &[JsValue]) -> Result<(), String> {
+        let mut down: BTreeMap<Counter, i64> = BTreeMap::new();
+        for row in gone {
+            *down.entry(counter(row)).or_default() += 1;
+        }
+        for (key, n) in &down {
+            self.bump(key, -n)?;
         }
         Ok(())
     }
@@ -551,14 +570,7 @@ impl Store for SqlStore {
             ),
             vec![num(before_ms)],
         )?;
-        // Each counter down by the jobs deleted from it, once.
-        let mut down: BTreeMap<Counter, i64> = BTreeMap::new();
-        for row in &gone {
-            *down.entry(counter(row)).or_default() += 1;
-        }
-        for (key, n) in &down {
-            self.bump(key, -n)?;
-        }
+        self.uncount(&gone)?;
         self.rows("DELETE FROM cache WHERE expires_ms <= ?", vec![num(now_ms)])?;
         Ok(gone.len())
     }
@@ -685,5 +697,39 @@ impl Store for SqlStore {
             "SELECT job FROM jobs WHERE unwritten_ms IS NOT NULL ORDER BY unwritten_ms, conversation_id LIMIT ?",
             vec![num(limit as i64)],
         )
+    }
+
+    fn database_size(&self) -> Result<u64, String> {
+        Ok(self.sql.database_size() as u64)
+    }
+
+    fn finished_after(
+        &self,
+        after: Option<&Mark>,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Job>, String> {
+        // A range of `jobs_final` (finished jobs by last change) from the mark: `updated_ms >= ?`
+        // said outright, whatever the planner makes of the `OR`.
+        let (from, id) = after.map_or((i64::MIN, ""), |m| {
+            (m.updated_ms, m.conversation_id.as_str())
+        });
+        self.jobs(
+            "SELECT job FROM jobs WHERE due_ms IS NULL AND updated_ms >= ? AND updated_ms <= ? AND (updated_ms > ? OR conversation_id > ?) ORDER BY updated_ms, conversation_id LIMIT ?",
+            vec![num(from), num(until_ms), num(from), id.into(), num(limit as i64)],
+        )
+    }
+
+    fn prune_oldest(&self, limit: usize) -> Result<usize, String> {
+        // The head of `jobs_final`: finished jobs only, oldest change first.
+        let gone = self.rows(
+            &format!(
+                "DELETE FROM jobs WHERE conversation_id IN (SELECT conversation_id FROM jobs WHERE due_ms IS NULL ORDER BY updated_ms LIMIT ?) RETURNING {}",
+                tally_key()
+            ),
+            vec![num(limit as i64)],
+        )?;
+        self.uncount(&gone)?;
+        Ok(gone.len())
     }
 }
