@@ -4,7 +4,9 @@ import { DurableObject, env as startEnv } from "cloudflare:workers";
 import wasm from "./stella_connect_bg.wasm";
 import { initSync, Gateway, Scheduler, bodyLimit, checkEdgeConfig, headerNames } from "./stella_connect.js";
 
-initSync({ module: wasm });
+// The module's linear memory: it only grows, so its size is the isolate's Wasm high-water mark
+// (Cloudflare allows an isolate 128 MB in all).
+const { memory } = initSync({ module: wasm });
 // A binding that is not valid (a zero lease, a missing settings key) stops the worker here,
 // at start, with a message that names it.
 checkEdgeConfig(startEnv);
@@ -151,7 +153,7 @@ export class OrgScheduler extends DurableObject {
     try {
       const surveys = await this.scheduler.runDue();
       // A line a run: no key or customer in it, and the calls Cloudflare caps per invocation.
-      console.log(`alarm: ${surveys} surveys, ${this.scheduler.runCalls()} outbound calls`);
+      console.log(`alarm: ${surveys} surveys, ${this.scheduler.runCalls()} outbound calls, ${memory.buffer.byteLength} bytes of Wasm memory`);
     } catch (e) {
       failed = true;
       console.error(`alarm: ${e?.message ?? e}`); // storage errors only: no key is in them

@@ -174,6 +174,7 @@ if (cold) {
 if (scale) {
   row("5", `${int(scale.jobs)} jobs due at the same instant`, `last sent **${f(scale.lateSeconds.max)} s** after the due time (p50 ${f(scale.lateSeconds.p50)} s); ${scale.exactlyOnce ? "**each exactly once**" : "**NOT exactly once**"}`, `scheduled through the edge in ${f(scale.scheduledSeconds)} s (${scale.inFlight} in flight), delay ${scale.delaySeconds} s${scale.overran ? " (**scheduling overran the due time**)" : ""}`);
   row("5", "workerd peak memory", `**${int(scale.peakRssMb)} MB**`, "the whole local stack in one process (edge and both sandboxes); VmHWM and VmRSS sampled every 250 ms");
+  if (scale.alarmRuns) row("5", "the org's Durable Object: Wasm memory after its alarm runs", `**${f(scale.alarmRuns.wasmBytes / 2 ** 20, 1)} MiB**`, "the edge's linear memory as each run logs it (it only grows: the high-water mark of the runs above), of the 128 MB Cloudflare allows an isolate", `< 64 MiB ${scale.alarmRuns.wasmBytes < 64 * 2 ** 20 ? "✓" : "✗"}`);
   const a = scale.alarmRuns;
   // Cloudflare's alarm CPU limit as wrangler.toml sets it (`[limits] cpu_ms`): a run stays under half.
   const cpuLimitMs = Number(readFileSync(join(ROOT, "wrangler.toml"), "utf8").match(/^cpu_ms\s*=\s*(\d+)/m)?.[1] ?? 30_000);

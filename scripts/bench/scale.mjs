@@ -17,9 +17,9 @@ function watchRuns(proc, pid) {
   const runs = [];
   let last = cpuSeconds(pid);
   const seen = (d) => {
-    for (const m of String(d).matchAll(/alarm: (\d+) surveys, (\d+) outbound calls/g)) {
+    for (const m of String(d).matchAll(/alarm: (\d+) surveys, (\d+) outbound calls, (\d+) bytes of Wasm memory/g)) {
       const now = cpuSeconds(pid);
-      runs.push({ surveys: Number(m[1]), calls: Number(m[2]), cpuMs: (now - last) * 1000 });
+      runs.push({ surveys: Number(m[1]), calls: Number(m[2]), wasmBytes: Number(m[3]), cpuMs: (now - last) * 1000 });
       last = now;
     }
   };
@@ -106,6 +106,7 @@ export async function benchScale({ n, smoke, log }) {
     const alarmRuns = {
       subrequests, runs: busy.length, largestBatch: largest?.surveys ?? 0, largestCpuMs: largest?.cpuMs ?? 0,
       maxCpuMs: Math.max(0, ...busy.map((r) => r.cpuMs)), mostCalls: Math.max(0, ...busy.map((r) => r.calls)),
+      wasmBytes: Math.max(0, ...watch.runs.map((r) => r.wasmBytes)),
       cpuMsPerSurvey: busy.length ? cpuTotal / busy.reduce((t, r) => t + r.surveys, 0) : 0,
     };
     const counts = new Map();

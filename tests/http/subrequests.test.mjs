@@ -1,6 +1,7 @@
 // Cloudflare's cap on one invocation's outbound calls, in a real workerd: with
 // SUBREQUESTS_PER_INVOCATION=10, forty surveys due at once each go out exactly once, every alarm
-// run within the cap (each run logs its calls: `alarm: N surveys, M outbound calls`).
+// run within the cap (each run logs its calls: `alarm: N surveys, M outbound calls, B bytes of
+// Wasm memory`), and the edge's memory far below the isolate's 128 MB.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { Stack, waitFor } from "./harness.mjs";
@@ -15,9 +16,9 @@ before(async () => {
 });
 after(() => stack.stop());
 
-/** The alarm runs logged so far: [surveys, calls] each. */
+/** The alarm runs logged so far: [surveys, calls, bytes of Wasm memory] each. */
 const runs = () =>
-  [...stack.log.join("").matchAll(/alarm: (\d+) surveys, (\d+) outbound calls/g)].map((m) => [Number(m[1]), Number(m[2])]);
+  [...stack.log.join("").matchAll(/alarm: (\d+) surveys, (\d+) outbound calls, (\d+) bytes of Wasm memory/g)].map((m) => m.slice(1).map(Number));
 
 test("forty surveys due at once under a cap of 10 calls: each sent once, no run over", async () => {
   const ids = [];
@@ -41,6 +42,8 @@ test("forty surveys due at once under a cap of 10 calls: each sent once, no run 
   assert.ok(busy.length >= 40 / 3, `the surveys took many runs: ${JSON.stringify(logged)}`);
   assert.ok(busy.reduce((n, [surveys]) => n + surveys, 0) >= 40);
   for (const [, calls] of logged) assert.ok(calls <= CAP, `a run made ${calls} calls: ${JSON.stringify(logged)}`);
+  // Cloudflare allows an isolate 128 MB: the edge's linear memory stays far below it.
+  for (const [, , bytes] of logged) assert.ok(bytes > 0 && bytes < 32 * 2 ** 20, `Wasm memory ${bytes} B: ${JSON.stringify(logged)}`);
 });
 
 test("a binding below the least cap stops the worker at start, naming it", async () => {
