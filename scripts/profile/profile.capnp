@@ -1,9 +1,11 @@
 # The profiler's workerd (scripts/profile/profile.mjs): the local stack of sandbox/workerd.capnp
 # plus an `edge` socket serving the edge worker directly, as Cloudflare does. The edge is the
 # profiling build (build/profile/: wasm-pack --profiling keeps the Rust function names), with
-# the bindings of sandbox/workerd.capnp.
+# the bindings of sandbox/workerd.capnp; a `baseline` socket serves the bench's JavaScript
+# baseline (scripts/bench/baseline.js), profiled the same way for comparison.
 using Workerd = import "/workerd/workerd.capnp";
 using Local = import "../../sandbox/workerd.capnp";
+using Bench = import "../bench/bench.capnp";
 
 const config :Workerd.Config = (
   services = [
@@ -14,10 +16,12 @@ const config :Workerd.Config = (
     (name = "loopback", network = (allow = ["local", "private"])),
     (name = "state", disk = (path = "/tmp/stella-profile-state", writable = true)),
     (name = "site", disk = (path = "../../build/site")),
+    (name = "baseline", worker = Bench.baseline),
   ],
   sockets = [
     (name = "http", address = "127.0.0.1:8787", http = (), service = "main"),
     (name = "edge", address = "127.0.0.1:8788", http = (), service = "edge"),
+    (name = "baseline", address = "127.0.0.1:8790", http = (), service = "baseline"),
   ],
 );
 

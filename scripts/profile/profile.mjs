@@ -1,11 +1,13 @@
-// Profiles the edge's close path (`make profile`): workerd with the local stack and the edge on
-// its own socket, the V8 inspector on; a close event per request for a new conversation under
-// autocannon, first without the profiler (req/s and workerd CPU per request), then with V8's
-// sampling profiler attached to the edge's isolate (the gateway and the org's Durable Object
-// share it). Prints where the isolate's time goes: Rust compiled to Wasm, the JS glue, workerd's
-// built-ins (SQL, headers, RPC), and the garbage collector, and the top functions by self time.
+// Profiles the close path (`make profile`): workerd with the local stack, the edge on its own
+// socket and the bench's JavaScript baseline (scripts/bench/baseline.js) on another, the V8
+// inspector on; a close event per request for a new conversation under autocannon, first without
+// the profiler (req/s and workerd CPU per request), then with V8's sampling profiler attached to
+// the isolate under load (the gateway and the org's Durable Object share it). Each side in turn,
+// the same requests: prints where its isolate's time goes (for the edge: Rust compiled to Wasm,
+// the JS glue, the worker entry; for both: workerd's built-ins such as SQL, headers and RPC, and
+// the garbage collector), and the top functions by self time.
 //
-//   node --experimental-websocket scripts/profile/profile.mjs [seconds] [state root]
+//   node --experimental-websocket scripts/profile/profile.mjs [seconds] [state root] [edge,baseline]
 //
 // Development tooling: nothing here is a test or a benchmark figure (`make bench` is).
 import autocannon from "autocannon";
@@ -16,13 +18,14 @@ import { ROOT, WORKERD, cpuSeconds, freePort, waitFor } from "../bench/lib.mjs";
 
 const seconds = Number(process.argv[2] ?? 5);
 const stateRoot = process.argv[3] ?? "/dev/shm";
+const sides = (process.argv[4] ?? "edge,baseline").split(",");
 const KEY = "sandbox-kustomer-key";
 const inspector = await freePort();
-const ports = { http: await freePort(), edge: await freePort() };
+const ports = { http: await freePort(), edge: await freePort(), baseline: await freePort() };
 const state = mkdtempSync(join(stateRoot, "stella-profile-"));
 const proc = spawn(WORKERD, [
   "serve", "scripts/profile/profile.capnp", "--experimental",
-  "--socket-addr", `http=127.0.0.1:${ports.http}`, "--socket-addr", `edge=127.0.0.1:${ports.edge}`,
+  "--socket-addr", `http=127.0.0.1:${ports.http}`, "--socket-addr", `edge=127.0.0.1:${ports.edge}`, "--socket-addr", `baseline=127.0.0.1:${ports.baseline}`,
   "--directory-path", `state=${state}`, "--directory-path", `site=${join(ROOT, "build/site")}`,
   "--inspector-addr", `127.0.0.1:${inspector}`,
 ], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
@@ -36,7 +39,7 @@ const w = {
 };
 try {
   const base = w.url("http");
-  await waitFor(async () => (await fetch(`${w.url("edge")}/healthz`)).ok, 20_000, "workerd", 50);
+  await waitFor(async () => (await fetch(`${w.url("edge")}/healthz`)).ok && (await fetch(`${w.url("baseline")}/healthz`)).ok, 20_000, "workerd", 50);
   const headers = {
     "content-type": "application/json",
     "x-stella-api-key": "sandbox-stella-key",
@@ -57,94 +60,97 @@ try {
     changes: { attributes: { status: { op: "replace", before: "open", after: "done" } } },
   }).split("@@ID@@");
   let n = 0;
-  const run = async (secs) => {
-    const cpu = cpuSeconds(w.pid);
-    const result = await autocannon({
-      url: w.url("edge"),
-      connections: 10,
-      duration: secs,
-      requests: [{ method: "POST", path: "/v1/kustomer/conversation-closed", headers, setupRequest: (r) => ({ ...r, body: `${before}p-${n++}${after}` }) }],
+  for (const side of sides) {
+    let n = 0;
+    const run = async (secs) => {
+      const cpu = cpuSeconds(w.pid);
+      const result = await autocannon({
+        url: w.url(side),
+        connections: 10,
+        duration: secs,
+        requests: [{ method: "POST", path: "/v1/kustomer/conversation-closed", headers, setupRequest: (r) => ({ ...r, body: `${before}${side}-${n++}${after}` }) }],
+      });
+      const done = result.requests.total;
+      return { rps: done / secs, cpuMs: ((cpuSeconds(w.pid) - cpu) * 1000) / done, non2xx: result.non2xx, p99: result.latency.p99 };
+    };
+    const first = await fetch(`${w.url(side)}/v1/kustomer/conversation-closed`, { method: "POST", headers, body: `${before}${side}-first${after}` });
+    if (first.status !== 202) throw new Error(`first close: ${first.status} ${await first.text()}`);
+    await run(2);
+    const plain = await run(seconds);
+    console.log(`\n== ${side}\nwithout the profiler: ${plain.rps.toFixed(0)} req/s, workerd CPU ${plain.cpuMs.toFixed(3)} ms/request, p99 ${plain.p99} ms, non-2xx ${plain.non2xx}`);
+
+    const ws = new WebSocket(`ws://127.0.0.1:${inspector}/${side}`);
+    await new Promise((resolve, reject) => Object.assign(ws, { onopen: resolve, onerror: reject }));
+    let id = 0;
+    const pending = new Map();
+    ws.onmessage = (m) => {
+      const msg = JSON.parse(m.data);
+      pending.get(msg.id)?.(msg);
+    };
+    const call = (method, params = {}) => new Promise((resolve) => {
+      pending.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
     });
-    const done = result.requests.total;
-    return { rps: done / secs, cpuMs: ((cpuSeconds(w.pid) - cpu) * 1000) / done, non2xx: result.non2xx, p99: result.latency.p99 };
-  };
-  const first = await fetch(`${w.url("edge")}/v1/kustomer/conversation-closed`, { method: "POST", headers, body: `${before}first${after}` });
-  if (first.status !== 202) throw new Error(`first close: ${first.status} ${await first.text()}`);
-  await run(2);
-  const plain = await run(seconds);
-  console.log(`without the profiler: ${plain.rps.toFixed(0)} req/s, workerd CPU ${plain.cpuMs.toFixed(3)} ms/request, p99 ${plain.p99} ms, non-2xx ${plain.non2xx}`);
+    await call("Profiler.enable");
+    await call("Profiler.setSamplingInterval", { interval: 100 });
+    await call("Profiler.start");
+    const profiled = await run(seconds);
+    const { result } = await call("Profiler.stop");
+    ws.close();
+    console.log(`with the profiler: ${profiled.rps.toFixed(0)} req/s`);
 
-  const ws = new WebSocket(`ws://127.0.0.1:${inspector}/edge`);
-  await new Promise((resolve, reject) => Object.assign(ws, { onopen: resolve, onerror: reject }));
-  let id = 0;
-  const pending = new Map();
-  ws.onmessage = (m) => {
-    const msg = JSON.parse(m.data);
-    pending.get(msg.id)?.(msg);
-  };
-  const call = (method, params = {}) => new Promise((resolve) => {
-    pending.set(++id, resolve);
-    ws.send(JSON.stringify({ id, method, params }));
-  });
-  await call("Profiler.enable");
-  await call("Profiler.setSamplingInterval", { interval: 100 });
-  await call("Profiler.start");
-  const profiled = await run(seconds);
-  const { result } = await call("Profiler.stop");
-  ws.close();
-  console.log(`with the profiler: ${profiled.rps.toFixed(0)} req/s`);
-
-  const { nodes, samples, timeDeltas } = result.profile;
-  const self = new Map();
-  const byId = new Map(nodes.map((node) => [node.id, node]));
-  timeDeltas.forEach((dt, i) => {
-    const node = byId.get(samples[i]);
-    self.set(node, (self.get(node) ?? 0) + dt);
-  });
-  const kind = ({ callFrame: { url, functionName } }) =>
-    url.startsWith("wasm://") ? "Rust (Wasm)"
-      : /stella_connect\.js$/.test(url) ? "wasm-bindgen glue (JS)"
-        : /edge\.js$/.test(url) ? "worker entry (JS)"
-          : functionName === "(idle)" ? "idle"
-            : functionName === "(garbage collector)" ? "garbage collector"
-              : functionName === "(program)" ? "workerd and V8 outside JS"
-                : "workerd built-ins";
-  const totals = new Map();
-  const fns = new Map();
-  let busy = 0;
-  for (const [node, us] of self) {
-    const k = kind(node);
-    totals.set(k, (totals.get(k) ?? 0) + us);
-    if (k !== "idle") busy += us;
-    const name = `${node.callFrame.functionName || "(anonymous)"} [${k}]`;
-    fns.set(name, (fns.get(name) ?? 0) + us);
-  }
-  const requests = profiled.rps * seconds;
-  console.log(`\nedge isolate, busy ${(busy / 1000 / requests).toFixed(3)} ms/request (self time):`);
-  for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1])) {
-    if (k !== "idle") console.log(`  ${k.padEnd(28)} ${(us / 1000 / requests).toFixed(4)} ms/request  ${((100 * us) / busy).toFixed(1)}%`);
-  }
-  // Inclusive time: a function's own samples and its callees', counted once per stack.
-  const parent = new Map();
-  for (const node of nodes) for (const child of node.children ?? []) parent.set(child, node.id);
-  const inclusive = new Map();
-  timeDeltas.forEach((dt, i) => {
-    const seen = new Set();
-    for (let id = samples[i]; id !== undefined; id = parent.get(id)) {
-      const node = byId.get(id);
-      const name = `${node.callFrame.functionName || "(anonymous)"} [${kind(node)}]`;
-      if (seen.has(name)) continue;
-      seen.add(name);
-      inclusive.set(name, (inclusive.get(name) ?? 0) + dt);
+    const { nodes, samples, timeDeltas } = result.profile;
+    const self = new Map();
+    const byId = new Map(nodes.map((node) => [node.id, node]));
+    timeDeltas.forEach((dt, i) => {
+      const node = byId.get(samples[i]);
+      self.set(node, (self.get(node) ?? 0) + dt);
+    });
+    const kind = ({ callFrame: { url, functionName } }) =>
+      url.startsWith("wasm://") ? "Rust (Wasm)"
+        : /stella_connect\.js$/.test(url) ? "wasm-bindgen glue (JS)"
+          : /(edge|baseline)\.js$/.test(url) ? "worker entry (JS)"
+            : functionName === "(idle)" ? "idle"
+              : functionName === "(garbage collector)" ? "garbage collector"
+                : functionName === "(program)" ? "workerd and V8 outside JS"
+                  : "workerd built-ins";
+    const totals = new Map();
+    const fns = new Map();
+    let busy = 0;
+    for (const [node, us] of self) {
+      const k = kind(node);
+      totals.set(k, (totals.get(k) ?? 0) + us);
+      if (k !== "idle") busy += us;
+      const name = `${node.callFrame.functionName || "(anonymous)"} [${k}]`;
+      fns.set(name, (fns.get(name) ?? 0) + us);
     }
-  });
-  console.log("\ntop functions by inclusive time (Rust and the worker entry):");
-  for (const [name, us] of [...inclusive].sort((a, b) => b[1] - a[1]).filter(([n]) => /Rust|worker entry|glue/.test(n)).slice(0, 40)) {
-    console.log(`  ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${name.slice(0, 160)}`);
-  }
-  console.log("\ntop functions:");
-  for (const [name, us] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
-    if (!name.startsWith("(idle)")) console.log(`  ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${name}`);
+    const requests = profiled.rps * seconds;
+    console.log(`\n${side} isolate, busy ${(busy / 1000 / requests).toFixed(3)} ms/request (self time):`);
+    for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1])) {
+      if (k !== "idle") console.log(`  ${k.padEnd(28)} ${(us / 1000 / requests).toFixed(4)} ms/request  ${((100 * us) / busy).toFixed(1)}%`);
+    }
+    // Inclusive time: a function's own samples and its callees', counted once per stack.
+    const parent = new Map();
+    for (const node of nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+    const inclusive = new Map();
+    timeDeltas.forEach((dt, i) => {
+      const seen = new Set();
+      for (let id = samples[i]; id !== undefined; id = parent.get(id)) {
+        const node = byId.get(id);
+        const name = `${node.callFrame.functionName || "(anonymous)"} [${kind(node)}]`;
+        if (seen.has(name)) continue;
+        seen.add(name);
+        inclusive.set(name, (inclusive.get(name) ?? 0) + dt);
+      }
+    });
+    console.log("\ntop functions by inclusive time (Rust and the worker entry):");
+    for (const [name, us] of [...inclusive].sort((a, b) => b[1] - a[1]).filter(([n]) => /Rust|worker entry|glue/.test(n)).slice(0, 40)) {
+      console.log(`  ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${name.slice(0, 160)}`);
+    }
+    console.log("\ntop functions:");
+    for (const [name, us] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
+      if (!name.startsWith("(idle)")) console.log(`  ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${name}`);
+    }
   }
 } finally {
   await w.stop();

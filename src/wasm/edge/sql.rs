@@ -1,7 +1,9 @@
 //! [`Store`] over a Durable Object's SQL storage: the org's jobs, its cache and its record.
 
 use super::js_error;
-use crate::edge::deliveries::{DeliveryQuery, Tally, TallyPlan, HOUR_MS, MAX_SUMMARY_ROWS};
+use crate::edge::deliveries::{
+    DeliveryQuery, Tally, TallyKey, TallyPlan, HOUR_MS, MAX_SUMMARY_ROWS,
+};
 use crate::edge::job::Job;
 use crate::edge::trust::{HeldClose, MAX_HELD};
 use crate::edge::{OrgRecord, Store};
@@ -17,6 +19,13 @@ extern "C" {
     #[wasm_bindgen(method, catch, variadic)]
     fn exec(this: &SqlStorage, query: &str, bindings: Box<[JsValue]>)
         -> Result<SqlCursor, JsValue>;
+    /// [`exec`] with the query already a JavaScript string (made once: see [`Hot`]).
+    #[wasm_bindgen(method, catch, variadic, js_name = exec)]
+    fn exec_js(
+        this: &SqlStorage,
+        query: &js_sys::JsString,
+        bindings: Box<[JsValue]>,
+    ) -> Result<SqlCursor, JsValue>;
     type SqlCursor;
     #[wasm_bindgen(method, js_name = toArray)]
     fn to_array(this: &SqlCursor) -> Array;
@@ -29,7 +38,23 @@ extern "C" {
 pub struct SqlStore {
     sql: SqlStorage,
     org: RefCell<Option<OrgRecord>>,
+    hot: Hot,
 }
+
+/// The statements every close runs, as JavaScript strings made once per Durable Object: a
+/// query crossing from Rust is otherwise decoded into a new string on every call.
+struct Hot {
+    /// [`Store::insert_new`]'s INSERT.
+    insert_new: js_sys::JsString,
+    /// [`SqlStore::bump`]'s upsert of a counter.
+    bump: js_sys::JsString,
+}
+
+/// A new job, written only when the conversation has none; a row back (`1`) when it wrote.
+const INSERT_NEW: &str = "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING 1 AS written";
+
+/// Adds to one counter ([`SqlStore::bump`]).
+const BUMP: &str = "INSERT INTO tally (hour, state, reason, agent, n) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hour, state, reason, agent) DO UPDATE SET n = n + excluded.n";
 
 /// The tables, as a new Durable Object creates them. `closed_ms` is the job's close time
 /// (`closedAtMs` of its JSON), kept as a column so the delivery log reads it from `jobs_closed`.
@@ -117,7 +142,19 @@ impl SqlStore {
         Ok(Self {
             sql,
             org: RefCell::new(None),
+            hot: Hot {
+                insert_new: INSERT_NEW.into(),
+                bump: BUMP.into(),
+            },
         })
+    }
+
+    /// Runs one of the [`Hot`] statements: its rows.
+    fn run(&self, query: &js_sys::JsString, bindings: Vec<JsValue>) -> Result<Array, String> {
+        let cursor = (self.sql)
+            .exec_js(query, bindings.into_boxed_slice())
+            .map_err(|e| js_error(&e))?;
+        Ok(cursor.to_array())
     }
 
     fn rows(&self, query: &str, bindings: Vec<JsValue>) -> Result<Vec<JsValue>, String> {
@@ -230,18 +267,20 @@ impl SqlStore {
 
     /// Adds `n` (negative: takes) to one counter; a counter at zero goes.
     fn bump(&self, (hour, state, reason, agent): &Counter, n: i64) -> Result<(), String> {
-        let key = || -> Vec<JsValue> {
-            vec![
-                num(*hour),
-                state.as_str().into(),
-                reason.as_str().into(),
-                agent.as_str().into(),
-            ]
-        };
-        self.rows(
-            "INSERT INTO tally (hour, state, reason, agent, n) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hour, state, reason, agent) DO UPDATE SET n = n + excluded.n",
-            [key(), vec![num(n)]].concat(),
-        )?;
+        self.bump_key(*hour, state, reason, agent, n)
+    }
+
+    /// [`Self::bump`] by the counter's parts.
+    fn bump_key(
+        &self,
+        hour: i64,
+        state: &str,
+        reason: &str,
+        agent: &str,
+        n: i64,
+    ) -> Result<(), String> {
+        let key = || -> Vec<JsValue> { vec![num(hour), state.into(), reason.into(), agent.into()] };
+        self.run(&self.hot.bump, [key(), vec![num(n)]].concat())?;
         if n < 0 {
             self.rows(
                 "DELETE FROM tally WHERE hour = ? AND state = ? AND reason = ? AND agent = ? AND n <= 0",
@@ -385,15 +424,14 @@ impl Store for SqlStore {
     }
 
     fn insert_new(&self, job: &Job) -> Result<bool, String> {
-        // A row back only when it wrote: its counter is the one to add to.
-        let written = self.rows(
-            &format!("INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING {}", tally_key()),
-            Self::job_row(job)?,
-        )?;
-        match written.first() {
-            Some(row) => self.bump(&counter(row), 1).map(|()| true),
-            None => Ok(false),
+        // A row back only when it wrote. Its counter is the job's own ([`TallyKey::of`], what
+        // `tally_key` reads from the row just written), without SQLite parsing the job's JSON.
+        if self.run(&self.hot.insert_new, Self::job_row(job)?)?.length() == 0 {
+            return Ok(false);
         }
+        let key = TallyKey::of(job);
+        self.bump_key(key.hour, key.state, &key.reason, &key.agent, 1)?;
+        Ok(true)
     }
 
     fn due(&self, now_ms: i64, _lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {
