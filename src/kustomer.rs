@@ -224,6 +224,22 @@ impl Conversation {
         })
     }
 
+    /// [`Self::read`]'s id, status and times, checked as it checks them; the rest left empty.
+    fn read_close(at: &At<'_>) -> Result<Self, InputError> {
+        at.object()?;
+        let attrs = at.get("attributes");
+        attrs.opt_object()?;
+        let history = attrs.get("modificationHistory");
+        history.opt_object()?;
+        Ok(Self {
+            id: at.get("id").string()?,
+            status: attrs.get("status").opt_string()?,
+            status_at: history.get("statusAt").opt_string()?,
+            updated_at: attrs.get("updatedAt").opt_string()?,
+            ..Self::default()
+        })
+    }
+
     /// Whether the conversation is closed.
     pub fn is_done(&self) -> bool {
         self.status.as_deref() == Some("done")
@@ -548,6 +564,20 @@ pub fn check_id(id: &str, path: &str) -> Result<(), InputError> {
 
 /// Parses a `kustomer.conversation.update` event.
 pub fn parse_event(value: &Value) -> Result<ConversationEvent, InputError> {
+    read_event(value, Conversation::read)
+}
+
+/// [`parse_event`] as far as storing a close needs ([`crate::decision::plan_event`]): of the
+/// conversation only its id, status and times are read (and checked); the rest is read again
+/// from Kustomer at send time.
+pub fn parse_close_event(value: &Value) -> Result<ConversationEvent, InputError> {
+    read_event(value, Conversation::read_close)
+}
+
+fn read_event(
+    value: &Value,
+    conversation: fn(&At<'_>) -> Result<Conversation, InputError>,
+) -> Result<ConversationEvent, InputError> {
     let at = At::root(value);
     at.object()?;
     let changes = at.get("changes");
@@ -567,7 +597,7 @@ pub fn parse_event(value: &Value) -> Result<ConversationEvent, InputError> {
         name: at.get("name").string()?,
         org: at.get("org").opt_string()?,
         created_at: at.get("createdAt").opt_string()?,
-        conversation: Conversation::read(&at.get("data"))?,
+        conversation: conversation(&at.get("data"))?,
         status_change,
     };
     // Ids become URL segments, storage keys and log entries: checked once, here.

@@ -121,6 +121,17 @@ proptest! {
     }
 
     #[test]
+    fn a_close_is_read_as_the_full_event_reads_it(v in arb_json()) {
+        // The close reads less of the event: what it reads, it reads the same; what it refuses,
+        // the full reading refuses too.
+        match (kustomer::parse_event(&v), kustomer::parse_close_event(&v)) {
+            (Ok(full), Ok(close)) => prop_assert_eq!(close_fields(&full), close_fields(&close)),
+            (Ok(_), Err(e)) => prop_assert!(false, "refused only as a close: {}", e.message),
+            (Err(_), Ok(_)) | (Err(_), Err(_)) => {}
+        }
+    }
+
+    #[test]
     fn validate_settings_answers_with_codes(v in arb_json(), loopback in any::<bool>()) {
         let out = serde_json::to_value(api::validate_settings(&v, Options { allow_loopback: loopback })).unwrap();
         if out["ok"] == true {
@@ -184,4 +195,31 @@ fn check_build(v: &Value) -> Result<(), TestCaseError> {
         prop_assert!(code_is_stable(&out["error"]["code"]));
     }
     Ok(())
+}
+
+/// What storing a close reads of an event ([`kustomer::parse_close_event`]).
+fn close_fields(e: &kustomer::ConversationEvent) -> Value {
+    let c = &e.conversation;
+    let change = e.status_change.as_ref().map(|s| (&s.before, &s.after));
+    json!([e.id, e.name, e.org, e.created_at, change, c.id, c.status, c.status_at, c.updated_at])
+}
+
+#[test]
+fn a_close_reads_only_what_it_stores() {
+    let text = std::fs::read_to_string("tests/fixtures/kustomer/conversation-update-done.json").unwrap();
+    let event: Value = serde_json::from_str(&text).unwrap();
+    let full = kustomer::parse_event(&event).unwrap();
+    let close = kustomer::parse_close_event(&event).unwrap();
+    assert_eq!(close_fields(&full), close_fields(&close));
+    // What the send reads again from Kustomer is not checked on the close path.
+    let mut odd = event.clone();
+    odd["data"]["attributes"]["channels"] = json!(5);
+    odd["data"]["relationships"] = json!("none");
+    assert!(kustomer::parse_event(&odd).is_err());
+    assert_eq!(close_fields(&kustomer::parse_close_event(&odd).unwrap()), close_fields(&close));
+    // What it stores still is.
+    let mut bad = event.clone();
+    bad["data"]["attributes"]["updatedAt"] = json!(5);
+    let error = kustomer::parse_close_event(&bad).unwrap_err();
+    assert_eq!(error.message, kustomer::parse_event(&bad).unwrap_err().message);
 }

@@ -89,7 +89,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let event =
             kustomer::from_json(r.body).map_err(|e| Reply::json(400, json!({ "error": e })))?;
         let (raw, settings) = self.settings(r)?;
-        let event = kustomer::parse_event(&event)
+        let event = kustomer::parse_close_event(&event)
             .map_err(|e| Reply::json(400, json!({ "error": e.within("event") })))?;
         let now = timestamp::from_millis(r.now_ms as f64);
         let (conversation_id, org, closed_at, send_at) =

@@ -12,6 +12,7 @@ mod link;
 mod outcomes;
 mod roster;
 mod run;
+mod wire;
 
 pub use link::Caller;
 

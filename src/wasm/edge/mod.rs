@@ -206,7 +206,8 @@ impl JsGateway {
         let inner = self.inner.clone();
         let body = text(body);
         future_to_promise(async move {
-            let header = |name: &str| header(&headers, name);
+            let values = split_headers(&headers);
+            let header = |name: &str| header(&values, name);
             let reply = inner
                 .handle(Incoming {
                     method: &method,
@@ -230,7 +231,8 @@ impl JsGateway {
     )]
     pub fn step(&self, method: &str, path: &str, headers: &str, body: Vec<u8>) -> JsValue {
         let body = text(body);
-        let header = |name: &str| header(headers, name);
+        let values = split_headers(headers);
+        let header = |name: &str| header(&values, name);
         let incoming = Incoming {
             method,
             path,
@@ -272,11 +274,16 @@ fn text(body: Vec<u8>) -> String {
     String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// A request header by name, from the values of [`header_names`] as the worker entry passes
-/// them: one text, a line per name, `\0` for an absent header (header values have neither).
-fn header(values: &str, name: &str) -> Option<String> {
+/// The values of [`header_names`] as the worker entry passes them: one text, a line per name,
+/// `\0` for an absent header (header values have neither); split once per request.
+fn split_headers(values: &str) -> Vec<&str> {
+    values.split('\n').collect()
+}
+
+/// A request header by name, from [`split_headers`]'s values.
+fn header(values: &[&str], name: &str) -> Option<String> {
     let at = HEADERS.names().iter().position(|n| n == name)?;
-    let value = values.split('\n').nth(at)?;
+    let value = *values.get(at)?;
     (value != "\0").then(|| value.to_owned())
 }
 
@@ -318,7 +325,7 @@ impl JsScheduler {
     /// asked about), so every other stays synchronous.
     #[wasm_bindgen(unchecked_return_type = "EdgeReply | Promise<EdgeReply>")]
     pub fn command(&self, command: &str) -> JsValue {
-        let reply = match serde_json::from_str::<Command>(command) {
+        let reply = match Command::from_json(command) {
             Ok(c) if self.inner.waits(&c) => {
                 let inner = self.inner.clone();
                 let reply = async move { Ok(reply_to_js(&inner.command_async(c).await)) };

@@ -50,8 +50,8 @@ struct Hot {
     bump: js_sys::JsString,
 }
 
-/// A new job, written only when the conversation has none; a row back (`1`) when it wrote.
-const INSERT_NEW: &str = "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING 1 AS written";
+/// A new job, written only when the conversation has none (the cursor's `rowsWritten` says).
+const INSERT_NEW: &str = "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING";
 
 /// Adds to one counter ([`SqlStore::bump`]).
 const BUMP: &str = "INSERT INTO tally (hour, state, reason, agent, n) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hour, state, reason, agent) DO UPDATE SET n = n + excluded.n";
@@ -149,12 +149,13 @@ impl SqlStore {
         })
     }
 
-    /// Runs one of the [`Hot`] statements: its rows.
-    fn run(&self, query: &js_sys::JsString, bindings: Vec<JsValue>) -> Result<Array, String> {
+    /// Runs one of the [`Hot`] statements (neither returns rows): how many rows it wrote,
+    /// indexes included.
+    fn run(&self, query: &js_sys::JsString, bindings: Vec<JsValue>) -> Result<f64, String> {
         let cursor = (self.sql)
             .exec_js(query, bindings.into_boxed_slice())
             .map_err(|e| js_error(&e))?;
-        Ok(cursor.to_array())
+        Ok(cursor.rows_written())
     }
 
     fn rows(&self, query: &str, bindings: Vec<JsValue>) -> Result<Vec<JsValue>, String> {
@@ -424,9 +425,10 @@ impl Store for SqlStore {
     }
 
     fn insert_new(&self, job: &Job) -> Result<bool, String> {
-        // A row back only when it wrote. Its counter is the job's own ([`TallyKey::of`], what
-        // `tally_key` reads from the row just written), without SQLite parsing the job's JSON.
-        if self.run(&self.hot.insert_new, Self::job_row(job)?)?.length() == 0 {
+        // Nothing written when the conversation has a job. Else the new row's counter is the
+        // job's own ([`TallyKey::of`], what `tally_key` reads from that row), without SQLite
+        // parsing the job's JSON back.
+        if self.run(&self.hot.insert_new, Self::job_row(job)?)? == 0.0 {
             return Ok(false);
         }
         let key = TallyKey::of(job);
