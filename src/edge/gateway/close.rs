@@ -17,6 +17,7 @@ use crate::kustomer;
 use crate::settings::{self, Settings};
 use crate::timestamp;
 use serde_json::json;
+use std::rc::Rc;
 
 /// What the gateway does with a request without waiting on anything.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ pub enum Step {
 struct Checked {
     app_secret: String,
     raw: StoredSettings,
-    settings: Settings,
+    settings: Rc<Settings>,
     claimed_org: String,
     close: Schedule,
 }
@@ -88,7 +89,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let app_secret = app_secret(r, &self.last_secret)?;
         let event =
             kustomer::from_json(r.body).map_err(|e| Reply::json(400, json!({ "error": e })))?;
-        let (raw, settings) = self.settings(r)?;
+        let (raw, settings) = self.settings_shared(r)?;
         let event = kustomer::parse_close_event(&event)
             .map_err(|e| Reply::json(400, json!({ "error": e.within("event") })))?;
         let now = timestamp::from_millis(r.now_ms as f64);

@@ -34,6 +34,28 @@ fn set(target: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(target, &key.into(), value); // setting a plain object's own key cannot fail
 }
 
+/// The keys of the objects every close hands to JavaScript (a reply, a step), as JavaScript
+/// strings made once: a key crossing from Rust is otherwise decoded anew on every call.
+#[derive(Clone, Copy)]
+enum Key {
+    Status,
+    Body,
+    RetryAfter,
+    Org,
+    Command,
+}
+
+thread_local! {
+    static KEYS: [JsValue; 5] =
+        ["status", "body", "retryAfter", "org", "command"].map(JsValue::from_str);
+}
+
+/// [`set`] with a [`Key`].
+fn set_key(target: &Object, key: Key, value: &JsValue) {
+    // Setting a plain object's own key cannot fail.
+    KEYS.with(|keys| drop(Reflect::set(target, &keys[key as usize], value)));
+}
+
 /// `Date.now()` and `Math.random()`.
 pub struct JsClock;
 
@@ -112,11 +134,11 @@ pub fn body_limit(method: &str, path: &str) -> u32 {
 /// that it goes into the `Response` as it is.
 fn reply_to_js(reply: &Reply) -> JsValue {
     let out = Object::new();
-    set(&out, "status", &reply.status.into());
+    set_key(&out, Key::Status, &reply.status.into());
     let body = serde_json::to_string(&reply.body).unwrap_or_default(); // a Value: cannot fail
-    set(&out, "body", &JsValue::from_str(&body));
+    set_key(&out, Key::Body, &JsValue::from_str(&body));
     if let Some(seconds) = reply.retry_after {
-        set(&out, "retryAfter", &seconds.into());
+        set_key(&out, Key::RetryAfter, &seconds.into());
     }
     out.into()
 }
@@ -247,8 +269,8 @@ impl JsGateway {
             Some(Step::Forward { org, command }) => match serde_json::to_string(&command) {
                 Ok(json) => {
                     let out = Object::new();
-                    set(&out, "org", &org.into());
-                    set(&out, "command", &json.into());
+                    set_key(&out, Key::Org, &org.into());
+                    set_key(&out, Key::Command, &json.into());
                     out.into()
                 }
                 Err(_) => JsValue::UNDEFINED, // not reached: a command is plain data
