@@ -201,12 +201,23 @@ fn check_build(v: &Value) -> Result<(), TestCaseError> {
 fn close_fields(e: &kustomer::ConversationEvent) -> Value {
     let c = &e.conversation;
     let change = e.status_change.as_ref().map(|s| (&s.before, &s.after));
-    json!([e.id, e.name, e.org, e.created_at, change, c.id, c.status, c.status_at, c.updated_at])
+    json!([
+        e.id,
+        e.name,
+        e.org,
+        e.created_at,
+        change,
+        c.id,
+        c.status,
+        c.status_at,
+        c.updated_at
+    ])
 }
 
 #[test]
 fn a_close_reads_only_what_it_stores() {
-    let text = std::fs::read_to_string("tests/fixtures/kustomer/conversation-update-done.json").unwrap();
+    let text =
+        std::fs::read_to_string("tests/fixtures/kustomer/conversation-update-done.json").unwrap();
     let event: Value = serde_json::from_str(&text).unwrap();
     let full = kustomer::parse_event(&event).unwrap();
     let close = kustomer::parse_close_event(&event).unwrap();
@@ -216,10 +227,16 @@ fn a_close_reads_only_what_it_stores() {
     odd["data"]["attributes"]["channels"] = json!(5);
     odd["data"]["relationships"] = json!("none");
     assert!(kustomer::parse_event(&odd).is_err());
-    assert_eq!(close_fields(&kustomer::parse_close_event(&odd).unwrap()), close_fields(&close));
+    assert_eq!(
+        close_fields(&kustomer::parse_close_event(&odd).unwrap()),
+        close_fields(&close)
+    );
     // What it stores still is.
     let mut bad = event.clone();
     bad["data"]["attributes"]["updatedAt"] = json!(5);
     let error = kustomer::parse_close_event(&bad).unwrap_err();
-    assert_eq!(error.message, kustomer::parse_event(&bad).unwrap_err().message);
+    assert_eq!(
+        error.message,
+        kustomer::parse_event(&bad).unwrap_err().message
+    );
 }
