@@ -109,7 +109,7 @@ drills: build
 .PHONY: profile
 profile: build
 	cargo build --locked --lib --profile edge --target wasm32-unknown-unknown --features edge
-	wasm-bindgen --target web --out-dir build/profile target/wasm32-unknown-unknown/edge/stella_connect.wasm
+	wasm-bindgen --target web --out-dir build/profile $${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/edge/stella_connect.wasm
 	cp www/edge.js build/profile/
 	node --experimental-websocket scripts/profile/profile.mjs $${SECONDS_PER_RUN:-5}
 

@@ -7,6 +7,7 @@
 //! is an [`InputError`] that names the JSON path.
 
 use crate::error::{InputError, InputErrorCode, MAX_INPUT_BYTES};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -221,6 +222,31 @@ impl Conversation {
                 .filter(|id| !id.is_empty()),
             brand_id: brand_id(at),
             attributes,
+        })
+    }
+
+    /// [`Self::read`]'s id, status, times and customer, checked as it checks them; the rest
+    /// left empty.
+    fn read_close(at: &At<'_>) -> Result<Self, InputError> {
+        at.object()?;
+        let attrs = at.get("attributes");
+        attrs.opt_object()?;
+        let history = attrs.get("modificationHistory");
+        history.opt_object()?;
+        // The customer too: the forget index keeps its keyed digest from the close on.
+        let relationships = at.get("relationships");
+        relationships.opt_object()?;
+        let customer = relationships.get("customer");
+        customer.opt_object()?;
+        let customer = customer.get("data");
+        customer.opt_object()?;
+        Ok(Self {
+            id: at.get("id").string()?,
+            status: attrs.get("status").opt_string()?,
+            status_at: history.get("statusAt").opt_string()?,
+            updated_at: attrs.get("updatedAt").opt_string()?,
+            customer_id: (customer.get("id").opt_string()?).filter(|id| !id.is_empty()),
+            ..Self::default()
         })
     }
 
@@ -470,6 +496,168 @@ pub fn from_json(json: &str) -> Result<Value, InputError> {
         .map_err(|e| InputError::new(InputErrorCode::MalformedJson, "", e.to_string()))
 }
 
+/// [`from_json`] for [`parse_close_event`]: the same checks on the same text, but the value
+/// holds only what a close reads (every other member is skipped, not built), so that the
+/// close path builds a few nodes instead of the whole conversation.
+pub fn close_event_from_json(json: &str) -> Result<Value, InputError> {
+    if json.len() > MAX_INPUT_BYTES {
+        return from_json(json); // its refusal
+    }
+    let mended = mend_surrogates(json);
+    let mut de = serde_json::Deserializer::from_str(&mended);
+    serde::de::DeserializeSeed::deserialize(Pruned(CLOSE_EVENT), &mut de)
+        .and_then(|value| de.end().map(|()| value))
+        .map_err(|e| InputError::new(InputErrorCode::MalformedJson, "", e.to_string()))
+}
+
+/// The members of an object to keep, each with what to keep of it (`None`: all of it).
+struct Keep(&'static [(&'static str, Option<&'static Keep>)]);
+
+/// What [`parse_close_event`] reads of an event.
+const CLOSE_EVENT: &Keep = &Keep(&[
+    ("id", None),
+    ("name", None),
+    ("org", None),
+    ("createdAt", None),
+    (
+        "changes",
+        Some(&Keep(&[(
+            "attributes",
+            Some(&Keep(&[(
+                "status",
+                Some(&Keep(&[("before", None), ("after", None)])),
+            )])),
+        )])),
+    ),
+    (
+        "data",
+        Some(&Keep(&[
+            ("id", None),
+            (
+                "attributes",
+                Some(&Keep(&[
+                    ("status", None),
+                    ("updatedAt", None),
+                    ("modificationHistory", Some(&Keep(&[("statusAt", None)]))),
+                ])),
+            ),
+            (
+                "relationships",
+                Some(&Keep(&[(
+                    "customer",
+                    Some(&Keep(&[("data", Some(&Keep(&[("id", None)])))])),
+                )])),
+            ),
+        ])),
+    ),
+]);
+
+/// A JSON value read as a [`Value`], an object keeping only the members [`Keep`] names (the
+/// last of a repeated one, as [`Value`] keeps it); anything but an object is read whole.
+struct Pruned(&'static Keep);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pruned {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pruned {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(kept) = map.next_key_seed(KeyOf(self.0))? {
+            match kept {
+                Some((name, Some(inner))) => {
+                    out.insert((*name).to_owned(), map.next_value_seed(Pruned(inner))?);
+                }
+                Some((name, None)) => {
+                    out.insert((*name).to_owned(), map.next_value::<Value>()?);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+    // Anything else, whole, as `Value` reads it (the close's checks say what is wrong with it).
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        serde::de::Visitor::visit_seq(ValueVisitor, seq)
+    }
+}
+
+/// An object's key, as the member of [`Keep`] it names (`None`: one to skip), read without
+/// copying it.
+struct KeyOf(&'static Keep);
+
+type Kept = Option<&'static (&'static str, Option<&'static Keep>)>;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyOf {
+    type Value = Kept;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Kept, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyOf {
+    type Value = Kept;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Kept, E> {
+        Ok(self.0 .0.iter().find(|(name, _)| *name == key))
+    }
+}
+
+/// [`Value`]'s own reading of an array, for [`Pruned`].
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+}
+
 /// `json` with every lone UTF-16 surrogate escape (a `\ud83d` without its pair, or a stray
 /// `\udc00`) replaced by `\ufffd`. JavaScript writes a string cut in the middle of an emoji
 /// that way, Kustomer's own pages show it, and serde_json refuses it: one broken character
@@ -548,6 +736,20 @@ pub fn check_id(id: &str, path: &str) -> Result<(), InputError> {
 
 /// Parses a `kustomer.conversation.update` event.
 pub fn parse_event(value: &Value) -> Result<ConversationEvent, InputError> {
+    read_event(value, Conversation::read)
+}
+
+/// [`parse_event`] as far as storing a close needs ([`crate::decision::plan_event`]): of the
+/// conversation only its id, status and times are read (and checked); the rest is read again
+/// from Kustomer at send time.
+pub fn parse_close_event(value: &Value) -> Result<ConversationEvent, InputError> {
+    read_event(value, Conversation::read_close)
+}
+
+fn read_event(
+    value: &Value,
+    conversation: fn(&At<'_>) -> Result<Conversation, InputError>,
+) -> Result<ConversationEvent, InputError> {
     let at = At::root(value);
     at.object()?;
     let changes = at.get("changes");
@@ -567,7 +769,7 @@ pub fn parse_event(value: &Value) -> Result<ConversationEvent, InputError> {
         name: at.get("name").string()?,
         org: at.get("org").opt_string()?,
         created_at: at.get("createdAt").opt_string()?,
-        conversation: Conversation::read(&at.get("data"))?,
+        conversation: conversation(&at.get("data"))?,
         status_change,
     };
     // Ids become URL segments, storage keys and log entries: checked once, here.

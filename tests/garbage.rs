@@ -121,6 +121,43 @@ proptest! {
     }
 
     #[test]
+    fn a_close_is_read_as_the_full_event_reads_it(v in arb_json()) {
+        // The close reads less of the event: what it reads, it reads the same; what it refuses,
+        // the full reading refuses too.
+        match (kustomer::parse_event(&v), kustomer::parse_close_event(&v)) {
+            (Ok(full), Ok(close)) => prop_assert_eq!(close_fields(&full), close_fields(&close)),
+            (Ok(_), Err(e)) => prop_assert!(false, "refused only as a close: {}", e.message),
+            (Err(_), Ok(_)) | (Err(_), Err(_)) => {}
+        }
+    }
+
+    #[test]
+    fn a_close_built_pruned_reads_as_built_whole(
+        slots in proptest::collection::vec(arb_json(), 9),
+        names in proptest::collection::vec(prop_oneof![Just("done"), Just("open")], 2),
+    ) {
+        // Event-shaped documents with arbitrary values in and around what a close reads.
+        let event = json!({
+            "name": "kustomer.conversation.update", "org": slots[0], "id": slots[1],
+            "data": {"id": slots[2], "type": "conversation", "attributes": {
+                "status": names[0], "updatedAt": slots[3], "channels": slots[4],
+                "modificationHistory": slots[5]}, "relationships": slots[6]},
+            "changes": {"attributes": {"status": {"before": names[1], "after": slots[7]}}},
+            "extra": slots[8],
+        });
+        for v in [event, slots[8].clone(), json!({"data": slots[4], "changes": slots[5]})] {
+            let text = v.to_string();
+            let whole = kustomer::from_json(&text).and_then(|v| kustomer::parse_close_event(&v));
+            let pruned = kustomer::close_event_from_json(&text).and_then(|v| kustomer::parse_close_event(&v));
+            match (whole, pruned) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(close_fields(&a), close_fields(&b)),
+                (Err(a), Err(b)) => prop_assert_eq!(a.message, b.message),
+                (a, b) => prop_assert!(false, "{:?} / {:?}", a.map(|e| close_fields(&e)), b.map(|e| close_fields(&e))),
+            }
+        }
+    }
+
+    #[test]
     fn validate_settings_answers_with_codes(v in arb_json(), loopback in any::<bool>()) {
         let out = serde_json::to_value(api::validate_settings(&v, Options { allow_loopback: loopback })).unwrap();
         if out["ok"] == true {
@@ -184,4 +221,111 @@ fn check_build(v: &Value) -> Result<(), TestCaseError> {
         prop_assert!(code_is_stable(&out["error"]["code"]));
     }
     Ok(())
+}
+
+/// What storing a close reads of an event ([`kustomer::parse_close_event`]).
+fn close_fields(e: &kustomer::ConversationEvent) -> Value {
+    let c = &e.conversation;
+    let change = e.status_change.as_ref().map(|s| (&s.before, &s.after));
+    json!([
+        e.id,
+        e.name,
+        e.org,
+        e.created_at,
+        change,
+        c.id,
+        c.status,
+        c.status_at,
+        c.updated_at,
+        c.customer_id
+    ])
+}
+
+#[test]
+fn a_close_reads_only_what_it_stores() {
+    let text =
+        std::fs::read_to_string("tests/fixtures/kustomer/conversation-update-done.json").unwrap();
+    let event: Value = serde_json::from_str(&text).unwrap();
+    let full = kustomer::parse_event(&event).unwrap();
+    let close = kustomer::parse_close_event(&event).unwrap();
+    assert_eq!(close_fields(&full), close_fields(&close));
+    // What the send reads again from Kustomer is not checked on the close path.
+    let mut odd = event.clone();
+    odd["data"]["attributes"]["channels"] = json!(5);
+    odd["data"]["relationships"]["queue"] = json!("none");
+    assert!(kustomer::parse_event(&odd).is_err());
+    assert_eq!(
+        close_fields(&kustomer::parse_close_event(&odd).unwrap()),
+        close_fields(&close)
+    );
+    // What it stores still is: the times, and the customer (the forget index's).
+    for (path, wrong) in [
+        (&["attributes", "updatedAt"][..], json!(5)),
+        (&["relationships", "customer", "data", "id"][..], json!(5)),
+    ] {
+        let mut bad = event.clone();
+        let mut at = &mut bad["data"];
+        for key in path {
+            at = &mut at[*key];
+        }
+        *at = wrong;
+        let error = kustomer::parse_close_event(&bad).unwrap_err();
+        assert_eq!(
+            error.message,
+            kustomer::parse_event(&bad).unwrap_err().message
+        );
+    }
+    assert!(
+        close.conversation.customer_id.is_some(),
+        "the fixture names its customer"
+    );
+}
+
+#[test]
+fn a_close_is_built_pruned() {
+    let text =
+        std::fs::read_to_string("tests/fixtures/kustomer/conversation-update-done.json").unwrap();
+    let pruned = kustomer::close_event_from_json(&text).unwrap();
+    // Of the relationships, only the customer's id is built.
+    let relationships = &pruned["data"]["relationships"];
+    assert_eq!(
+        relationships,
+        &json!({"customer": {"data": {"id": relationships["customer"]["data"]["id"]}}}),
+        "{pruned}"
+    );
+    assert!(
+        pruned["data"]["attributes"].get("channels").is_none(),
+        "{pruned}"
+    );
+    let whole = kustomer::parse_close_event(&kustomer::from_json(&text).unwrap()).unwrap();
+    assert_eq!(
+        close_fields(&kustomer::parse_close_event(&pruned).unwrap()),
+        close_fields(&whole)
+    );
+    // A member named twice: the last one counts, as in a whole reading.
+    let twice =
+        r#"{"name": "x", "name": "kustomer.conversation.update", "data": {"id": "a", "id": "b"}}"#;
+    let value = kustomer::close_event_from_json(twice).unwrap();
+    assert_eq!(value, kustomer::from_json(twice).unwrap());
+    // Not JSON, trailing text, too deep: refused as a whole reading refuses them.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    // Nesting far past the limit in a member the close skips: skipped without recursing (a
+    // whole reading refuses it), never a stack overflow.
+    let skipped = format!(
+        "{{\"extra\": {}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert!(kustomer::from_json(&skipped).is_err());
+    assert_eq!(
+        kustomer::close_event_from_json(&skipped).unwrap(),
+        json!({})
+    );
+    for bad in ["{", "{} x", "", "{\"data\": }", deep.as_str()] {
+        let (a, b) = (
+            kustomer::from_json(bad),
+            kustomer::close_event_from_json(bad),
+        );
+        assert_eq!(a.unwrap_err().message, b.unwrap_err().message, "{bad}");
+    }
 }

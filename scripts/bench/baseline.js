@@ -13,9 +13,11 @@ const MAX_CLOCK_SKEW_MS = 120_000; // src/decision.rs MAX_CLOCK_SKEW_SECONDS
 const ORG_CACHE_MS = 5 * 60_000; // the gateway keeps Kustomer's key → org answer this long
 const TAG_READ_ROLES = ["org.permission.tag.read", "org.admin.tag.read"];
 
-// src/settings.rs FIELDS: [key, kind, default (blank → this; none: required), min, max].
+// src/settings.rs FIELDS (all the settings the edge reads from a close's headers, keeps sealed
+// and validates): [key, kind, default (blank → this; none: required), min, max].
 const FIELDS = [
   ["stellaApiKey", "secret"],
+  ["stellaApiSecret", "secret", ""],
   ["kustomerApiKey", "secret"],
   ["kustomerApiUrl", "url", "https://api.kustomerapp.com"],
   ["kustomerUrl", "url"],
@@ -24,7 +26,10 @@ const FIELDS = [
   ["channelMap", "map", "voice=phone"],
   ["surveyedChannels", "list", ""],
   ["brand", "text", ""],
+  ["brandMap", "pairs", ""],
   ["sendLanguage", "bool", "false"],
+  ["languageMap", "pairs", ""],
+  ["customProperties", "pairs", ""],
   ["resurveyAfterDays", "int", "0", 0, 3650],
   ["kustomerBudgetShare", "int", "50", 1, 100],
 ].map(([key, kind, fallback, min, max]) => ({ key, kind, fallback, min, max, header: "x-" + key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase()) }));
@@ -97,6 +102,18 @@ function parseField(f, s, allowLoopback) {
       if (names.includes(null)) throw ["invalid_channel_list", "list channel names separated by commas"];
       return names.filter((n, i) => names.findIndex((m) => m.toLowerCase() === n.toLowerCase()) === i);
     }
+    case "pairs": {
+      // name=value pairs (the brand and language maps, the custom properties): each side
+      // present, short, on one line.
+      const pairs = [];
+      for (const item of items(s)) {
+        const at = item.indexOf("=");
+        const [k, v] = at < 0 ? [] : [item.slice(0, at).trim(), item.slice(at + 1).trim()];
+        if (!k || !v || [...k].length > 200 || [...v].length > 200 || CONTROL.test(item) || v.includes("=")) throw ["invalid_pairs", `write name=value pairs; "${item}" is not one`];
+        pairs.push([k, v]);
+      }
+      return pairs;
+    }
     case "text":
       if ([...s].length > 200) throw ["too_long", "can be at most 200 characters"];
       return s || null;
@@ -127,6 +144,31 @@ function validateSettings(raw, allowLoopback) {
   return settings;
 }
 
+const encodedKnown = new Map(); // the known side of the comparisons below, encoded once (a few texts per isolate)
+/** Text equality in constant time (the texts hold keys, and anyone may send a guess). */
+function sameText(known, text) {
+  if (known.length !== text.length) return false;
+  let a = encodedKnown.get(known);
+  if (a === undefined) {
+    if (encodedKnown.size >= 16) encodedKnown.clear(); // a bound, not an eviction policy
+    encodedKnown.set(known, (a = encoder.encode(known)));
+  }
+  const b = encoder.encode(text);
+  return a.byteLength === b.byteLength && crypto.subtle.timingSafeEqual(a, b);
+}
+
+let lastSettings = null; // {text: the raw settings as JSON, settings}: an org's workflow sends the same ones every close
+/**
+ * The settings validated, as the edge's gateway does: once per isolate for the raw headers an
+ * org's closes all carry, kept by their JSON text and reused while the next close's text is the same.
+ */
+function settingsOf(raw, allowLoopback) {
+  const text = JSON.stringify(raw); // also what the Durable Object keeps
+  if (lastSettings && sameText(lastSettings.text, text)) return lastSettings;
+  lastSettings = { text, settings: validateSettings(raw, allowLoopback) };
+  return lastSettings;
+}
+
 // ---- the event (src/kustomer.rs parse_event, src/decision.rs plan_event) ------------------
 
 const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -135,7 +177,7 @@ const parseTime = (s) => (typeof s === "string" && RFC3339.test(s.trim()) ? Date
 
 function checkId(id, path) {
   if (typeof id !== "string") throw new Refusal(400, "invalid_shape", `${path} must be text.`, { path });
-  const why = !id.trim() ? "is empty" : id === "." || id === ".." ? "is a path step, not an id" : [...id].length > 256 ? "is longer than any Kustomer id" : CONTROL.test(id) ? "holds control characters" : null;
+  const why = !id.trim() ? "is empty" : id === "." || id === ".." ? "is a path step, not an id" : (id.length > 256 && [...id].length > 256) ? "is longer than any Kustomer id" : CONTROL.test(id) ? "holds control characters" : null;
   if (why) throw new Refusal(400, "invalid_id", `${path} ${why}.`, { path });
 }
 
@@ -162,10 +204,14 @@ function plan(event, secondsUntilSend, now) {
 
 // ---- the gateway ----------------------------------------------------------------------------
 
-/** The body as text, never read past the cap whatever the headers say (chunked has no length). */
+/**
+ * The body as text, never read past the cap whatever the headers say (chunked has no length):
+ * null when larger. A declared length is read in one native call, as the edge's entry does.
+ */
 async function readText(request) {
-  if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) return null;
   if (!request.body) return "";
+  const length = request.headers.get("content-length");
+  if (length !== null) return Number(length) > MAX_BODY_BYTES ? null : request.text();
   const decoder = new TextDecoder();
   let size = 0;
   let text = "";
@@ -183,13 +229,14 @@ const FINGERPRINT_CONTEXT = encoder.encode("stella-connect app secret fingerprin
 let lastSecret = null; // [secret, fingerprint] of the last close: an org's closes all carry the same
 /** The app secret's fingerprint (HMAC-SHA256 of a fixed text keyed with it), the last one kept. */
 async function fingerprint(secret) {
-  if (lastSecret?.[0] === secret) return lastSecret[1];
+  if (lastSecret && sameText(lastSecret[0], secret)) return lastSecret[1];
   const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const value = `v1:${hex(await crypto.subtle.sign("HMAC", key, FINGERPRINT_CONTEXT))}`;
   lastSecret = [secret, value];
   return value;
 }
 
+const schedulerIds = new Map(); // org → its Durable Object's id, per isolate (as the edge keeps them)
 const orgs = new Map(); // `${apiUrl} ${key}` → {org, roles, expires}: per isolate, saves a call per event
 
 /** The org and roles Kustomer reports for the key (GET /v1/auth/tokens/current), cached. */
@@ -234,7 +281,7 @@ async function conversationClosed(request, env) {
   } catch (e) {
     throw new Refusal(400, "malformed_json", e.message);
   }
-  const settings = validateSettings(raw, env.ALLOW_LOOPBACK === "true");
+  const { text: settingsText, settings } = settingsOf(raw, env.ALLOW_LOOPBACK === "true");
   const close = plan(event, settings.secondsUntilSend, now);
   if (close.reply) return json(close.reply.status, close.reply.body);
   const token = await tokenInfo(settings.kustomerApiUrl, settings.kustomerApiKey, now);
@@ -243,11 +290,16 @@ async function conversationClosed(request, env) {
     throw new Refusal(400, "invalid_settings", "This Kustomer API key cannot read tags.", { fields: [{ field: "kustomerApiKey", code: "missing_permission" }] });
   }
   if (token.org !== close.org) throw new Refusal(403, "org_mismatch", "The Kustomer API key belongs to another org than the event.");
-  const scheduler = env.BASELINE_SCHEDULER.get(env.BASELINE_SCHEDULER.idFromName(token.org));
+  let id = schedulerIds.get(token.org);
+  if (id === undefined) {
+    if (schedulerIds.size >= 10_000) schedulerIds.clear(); // a bound: ids are cheap to make again
+    schedulerIds.set(token.org, (id = env.BASELINE_SCHEDULER.idFromName(token.org)));
+  }
+  const scheduler = env.BASELINE_SCHEDULER.get(id);
   let reply;
   try {
     const caller = { fingerprint: await fingerprint(secret), apiUrl: settings.kustomerApiUrl, key: settings.kustomerApiKey };
-    reply = await scheduler.schedule({ ...close, caller, settings: raw });
+    reply = await scheduler.schedule({ ...close, caller, settings: settingsText });
   } catch (e) {
     throw new Refusal(503, "scheduler_unavailable", `The org's scheduler could not be reached: ${e.message}`);
   }
@@ -314,9 +366,10 @@ export class BaselineScheduler extends DurableObject {
       conversation_id TEXT PRIMARY KEY, state TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0,
       closed_at_ms INTEGER NOT NULL, send_at_ms INTEGER NOT NULL, due_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
       event_id TEXT, reason TEXT, sent_ms INTEGER, previous_sent_ms INTEGER, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)`);
-    // The alarm finds due jobs by due_ms; the delivery log lists the newest by updated_ms.
+    // The alarm finds due jobs by due_ms; pruning finds the oldest finished ones by updated_ms,
+    // a partial index that a pending job (every close's) is not in, as the edge keeps them.
     this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_ms) WHERE due_ms IS NOT NULL");
-    this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_ms)");
+    this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_final ON jobs (updated_ms) WHERE due_ms IS NULL");
     // The delivery log's order (newest close first), as the edge keeps it for the Deliveries page.
     this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_closed ON jobs (closed_at_ms, conversation_id)");
     // The delivery log's summary, kept as counters per UTC hour of close, state, reason and agent
@@ -325,13 +378,16 @@ export class BaselineScheduler extends DurableObject {
       agent TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (hour, state, reason, agent)) WITHOUT ROWID`);
     // The org record is read on every close: kept in memory, written through.
     this.org = this.sql.exec("SELECT secret_digest, settings_fingerprint FROM org WHERE id = 1").toArray()[0] ?? { secret_digest: null, settings_fingerprint: null };
+    // The alarm as this instance last set it (undefined: not known yet, read once): a close due
+    // after it sets nothing, with no storage call, as the edge keeps it.
+    this.alarmAt = undefined;
+    // The settings text this instance last sealed or found sealed: the same again costs no HMAC.
+    this.keptText = null;
   }
 
   /** Whether the fingerprint is the one Kustomer's settings vouch for (constant time). */
   vouches(fingerprint) {
-    if (this.org.secret_digest === null) return false;
-    const [a, b] = [this.org.secret_digest, fingerprint].map((d) => encoder.encode(d));
-    return a.byteLength === b.byteLength && crypto.subtle.timingSafeEqual(a, b);
+    return this.org.secret_digest !== null && sameText(this.org.secret_digest, fingerprint);
   }
 
   /** RPC from the gateway: one verified close; the reply as {status, body}. */
@@ -389,21 +445,28 @@ export class BaselineScheduler extends DurableObject {
       else if (!FINAL.has(job.state)) reply = scheduled(conversationId, job.send_at_ms);
       else reply = ignored("duplicate", `This close was already handled: the survey is ${job.state}.`);
     }
-    await this.keepSettings(org, settings);
+    const text = settings; // the raw settings as JSON text
+    // The same settings as this instance kept last: nothing to do, not even the HMAC.
+    if (!(this.keptText !== null && sameText(this.keptText, text))) await this.keepSettings(org, text);
     if (row) {
-      const current = await this.ctx.storage.getAlarm();
-      if (current === null || sendAtMs < current) await this.ctx.storage.setAlarm(sendAtMs);
+      this.alarmAt ??= await this.ctx.storage.getAlarm();
+      if (this.alarmAt === null || sendAtMs < this.alarmAt) {
+        this.alarmAt = sendAtMs;
+        await this.ctx.storage.setAlarm(sendAtMs);
+      }
     }
     return reply;
   }
 
   /** Seals and stores the settings (keys included) when they differ from the stored ones. */
-  async keepSettings(org, settings) {
+  async keepSettings(org, text) {
     const { hmac, aes } = await settingsKeys(this.env.SETTINGS_KEY);
-    const text = JSON.stringify(settings);
     // An HMAC, not a plain hash: a digest of the keys would let anyone with the storage confirm a guess.
     const fingerprint = hex(await crypto.subtle.sign("HMAC", hmac, encoder.encode(`${org}\n${text}`)));
-    if (fingerprint === this.org.settings_fingerprint) return;
+    if (fingerprint === this.org.settings_fingerprint) {
+      this.keptText = text;
+      return;
+    }
     const iv = crypto.getRandomValues(new Uint8Array(12));
     // The org as additional data: sealed settings copied into another org's storage do not open.
     const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: encoder.encode(org) }, aes, encoder.encode(text)));
@@ -412,9 +475,11 @@ export class BaselineScheduler extends DurableObject {
     stored.set(sealed, 12);
     this.sql.exec("UPDATE org SET settings_fingerprint = ?, sealed_settings = ? WHERE id = 1", fingerprint, stored);
     this.org.settings_fingerprint = fingerprint;
+    this.keptText = text;
   }
 
   async alarm() {
+    this.alarmAt = undefined; // fired: read again when next needed
     // The bench never lets a job fall due; sending is the edge's business, not the baseline's.
     const { n } = this.sql.exec("SELECT COUNT(*) AS n FROM jobs WHERE due_ms <= ?", Date.now()).one();
     console.log(`baseline alarm: ${n} job(s) due, none sent (bench baseline)`);

@@ -1,9 +1,12 @@
 # The profiler's workerd (scripts/profile/profile.mjs): the local stack of sandbox/workerd.capnp
 # plus an `edge` socket serving the edge worker directly, as Cloudflare does. The edge is the
 # profiling build (build/profile/: wasm-pack --profiling keeps the Rust function names), with
-# the bindings of sandbox/workerd.capnp.
+# the bindings of sandbox/workerd.capnp; a `baseline` socket serves the bench's JavaScript
+# baseline (scripts/bench/baseline.js), profiled the same way for comparison, and a `floor`
+# socket the runtime's share of a close alone (floor.js: no logic).
 using Workerd = import "/workerd/workerd.capnp";
 using Local = import "../../sandbox/workerd.capnp";
+using Bench = import "../bench/bench.capnp";
 
 const config :Workerd.Config = (
   services = [
@@ -14,10 +17,14 @@ const config :Workerd.Config = (
     (name = "loopback", network = (allow = ["local", "private"])),
     (name = "state", disk = (path = "/tmp/stella-profile-state", writable = true)),
     (name = "site", disk = (path = "../../build/site")),
+    (name = "baseline", worker = Bench.baseline),
+    (name = "floor", worker = .floor),
   ],
   sockets = [
     (name = "http", address = "127.0.0.1:8787", http = (), service = "main"),
     (name = "edge", address = "127.0.0.1:8788", http = (), service = "edge"),
+    (name = "baseline", address = "127.0.0.1:8790", http = (), service = "baseline"),
+    (name = "floor", address = "127.0.0.1:8791", http = (), service = "floor"),
   ],
 );
 
@@ -40,4 +47,12 @@ const edge :Workerd.Worker = (
     (name = "SETTINGS_KEY", text = "c3RlbGxhLWNvbm5lY3QtbG9jYWwtZGV2LWtleS0wMDE="),
   ],
   globalOutbound = "loopback",
+);
+
+const floor :Workerd.Worker = (
+  modules = [(name = "floor.js", esModule = embed "floor.js")],
+  compatibilityDate = "2026-11-01",
+  durableObjectNamespaces = [(className = "Floor", uniqueKey = "stella-connect-profile-floor", enableSql = true)],
+  durableObjectStorage = (localDisk = "state"),
+  bindings = [(name = "FLOOR", durableObjectNamespace = "Floor")],
 );

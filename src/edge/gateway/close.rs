@@ -18,6 +18,7 @@ use crate::kustomer;
 use crate::settings::{self, Settings};
 use crate::timestamp;
 use serde_json::json;
+use std::rc::Rc;
 
 /// What the gateway does with a request without waiting on anything.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub enum Step {
 struct Checked {
     app_secret: String,
     raw: StoredSettings,
-    settings: Settings,
+    settings: Rc<Settings>,
     claimed_org: String,
     close: Schedule,
 }
@@ -89,10 +90,11 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// The app secret, the settings (validated once, here), the event and the core's plan.
     fn check_close(&self, r: &Incoming<'_>) -> Result<Checked, Reply> {
         let app_secret = app_secret(r, &self.last_secret)?;
-        let event =
-            kustomer::from_json(r.body).map_err(|e| Reply::json(400, json!({ "error": e })))?;
-        let (raw, settings) = self.settings(r)?;
-        let event = kustomer::parse_event(&event)
+        // Only what storing the close reads is built: the rest of the conversation is skipped.
+        let event = kustomer::close_event_from_json(r.body)
+            .map_err(|e| Reply::json(400, json!({ "error": e })))?;
+        let (raw, settings) = self.settings_shared(r)?;
+        let event = kustomer::parse_close_event(&event)
             .map_err(|e| Reply::json(400, json!({ "error": e.within("event") })))?;
         let now = timestamp::from_millis(r.now_ms as f64);
         let (conversation_id, org, closed_at, send_at) =

@@ -40,6 +40,7 @@ use crate::InputError;
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Reaches the edge's Durable Objects: an org's scheduler, and the rate limiter.
 pub trait Router {
@@ -148,7 +149,7 @@ pub struct Gateway<T, R> {
     orgs: RefCell<HashMap<String, (String, TokenInfo, i64)>>,
     /// The settings last validated, by their raw form as JSON text: an org's workflow sends
     /// the same ones with every close, so they are validated once per isolate, not per close.
-    last_settings: RefCell<Option<(String, Settings)>>,
+    last_settings: RefCell<Option<(String, Rc<Settings>)>>,
     /// The app secret last presented and its digest: an org's closes all carry the same one.
     last_secret: RefCell<Option<(String, String)>>,
     /// Rate-limit buckets over their limit, and until when (ms): refused here without asking
@@ -298,6 +299,21 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         self.settings_typed(r, None)
     }
 
+    /// [`Self::settings`] as the close path takes them, on every close: when they are the last
+    /// validated ones (an org's workflow sends the same with every close), their text is made
+    /// straight from the headers and the settings are shared, not copied.
+    fn settings_shared(&self, r: &Incoming<'_>) -> Result<(StoredSettings, Rc<Settings>), Reply> {
+        let text = raw_settings_text(r.header);
+        if let Some((last, settings)) = self.last_settings.borrow().as_ref() {
+            // In constant time: the text holds the keys, and anyone may send a guess.
+            if seal::same_text(last, &text) {
+                return Ok((StoredSettings(text), Rc::clone(settings)));
+            }
+        }
+        let (raw, settings) = self.settings(r)?;
+        Ok((raw, Rc::new(settings)))
+    }
+
     /// [`Self::settings`], with `typed` (settings an admin has typed and not saved, from the
     /// body of a key check or preview) in place of the headers' values of the same names.
     fn settings_typed(
@@ -313,12 +329,12 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         if let Some((last, settings)) = self.last_settings.borrow().as_ref() {
             // In constant time: the text holds the keys, and anyone may send a guess.
             if seal::same_text(last, &text) {
-                return Ok((StoredSettings(text), settings.clone()));
+                return Ok((StoredSettings(text), Settings::clone(settings)));
             }
         }
         match settings::validate_settings(&raw, self.options()) {
             Ok(settings) => {
-                *self.last_settings.borrow_mut() = Some((text.clone(), settings.clone()));
+                *self.last_settings.borrow_mut() = Some((text.clone(), Rc::new(settings.clone())));
                 Ok((StoredSettings(text), settings))
             }
             Err(fields) => Err(Reply::json(
@@ -327,6 +343,31 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             )),
         }
     }
+}
+
+/// The settings' headers as [`StoredSettings`] text, the same as `serde_json::to_string` of
+/// [`super::settings_from_headers`] (an object of those present, its keys in order), without
+/// building the map.
+fn raw_settings_text(header: &dyn Fn(&str) -> Option<String>) -> String {
+    let fields = settings::FIELDS.iter().zip(HEADERS.names());
+    let mut present: Vec<(&str, String)> = fields
+        .filter(|(f, _)| f.key != APP_SECRET)
+        .filter_map(|(f, name)| header(name).map(|v| (f.key, v)))
+        .collect();
+    present.sort_unstable_by_key(|(key, _)| *key);
+    let mut out = Vec::with_capacity(64 + present.iter().map(|(_, v)| v.len() + 24).sum::<usize>());
+    out.push(b'{');
+    for (i, (key, value)) in present.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Strings only: writing them into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, value);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default() // serde_json writes UTF-8
 }
 
 /// The answer to a body over `limit` bytes.
@@ -398,4 +439,31 @@ fn valid_app_secret(secret: &str) -> bool {
 /// Reads a header map given as JSON (`{name: value}`), for callers that hold headers as data.
 pub fn header_lookup(headers: &Value) -> impl Fn(&str) -> Option<String> + '_ {
     move |name| headers.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_text_is_the_maps() {
+        let values = [
+            ("x-stella-api-key", "stella \"key\" \\ é 😀"),
+            ("x-kustomer-api-key", "k\u{7}ey"),
+            ("x-brand", ""),
+            ("x-channel-map", "voice=phone, chat=web"),
+            ("x-app-secret", "left out"),
+            ("x-kustomer-api-url", "https://api.kustomerapp.com"),
+        ];
+        for n in 0..=values.len() {
+            let header = |name: &str| {
+                values[..n]
+                    .iter()
+                    .find(|(h, _)| *h == name)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            let map = serde_json::to_string(&super::super::settings_from_headers(header)).unwrap();
+            assert_eq!(raw_settings_text(&header), map);
+        }
+    }
 }

@@ -14,6 +14,7 @@ mod outcomes;
 mod retention;
 mod roster;
 mod run;
+mod wire;
 
 pub use link::Caller;
 

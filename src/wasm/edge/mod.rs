@@ -35,6 +35,28 @@ fn set(target: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(target, &key.into(), value); // setting a plain object's own key cannot fail
 }
 
+/// The keys of the objects every close hands to JavaScript (a reply, a step), as JavaScript
+/// strings made once: a key crossing from Rust is otherwise decoded anew on every call.
+#[derive(Clone, Copy)]
+enum Key {
+    Status,
+    Body,
+    RetryAfter,
+    Org,
+    Command,
+}
+
+thread_local! {
+    static KEYS: [JsValue; 5] =
+        ["status", "body", "retryAfter", "org", "command"].map(JsValue::from_str);
+}
+
+/// [`set`] with a [`Key`].
+fn set_key(target: &Object, key: Key, value: &JsValue) {
+    // Setting a plain object's own key cannot fail.
+    KEYS.with(|keys| drop(Reflect::set(target, &keys[key as usize], value)));
+}
+
 /// `Date.now()` and `Math.random()`.
 pub struct JsClock;
 
@@ -113,11 +135,11 @@ pub fn body_limit(method: &str, path: &str) -> u32 {
 /// that it goes into the `Response` as it is.
 fn reply_to_js(reply: &Reply) -> JsValue {
     let out = Object::new();
-    set(&out, "status", &reply.status.into());
+    set_key(&out, Key::Status, &reply.status.into());
     let body = serde_json::to_string(&reply.body).unwrap_or_default(); // a Value: cannot fail
-    set(&out, "body", &JsValue::from_str(&body));
+    set_key(&out, Key::Body, &JsValue::from_str(&body));
     if let Some(seconds) = reply.retry_after {
-        set(&out, "retryAfter", &seconds.into());
+        set_key(&out, Key::RetryAfter, &seconds.into());
     }
     out.into()
 }
@@ -223,7 +245,8 @@ impl JsGateway {
         let inner = self.inner.clone();
         let body = text(body);
         future_to_promise(async move {
-            let header = |name: &str| header(&headers, name);
+            let values = split_headers(&headers);
+            let header = |name: &str| header(&values, name);
             let reply = inner
                 .handle(Incoming {
                     method: &method,
@@ -247,7 +270,8 @@ impl JsGateway {
     )]
     pub fn step(&self, method: &str, path: &str, headers: &str, body: Vec<u8>) -> JsValue {
         let body = text(body);
-        let header = |name: &str| header(headers, name);
+        let values = split_headers(headers);
+        let header = |name: &str| header(&values, name);
         let incoming = Incoming {
             method,
             path,
@@ -262,11 +286,11 @@ impl JsGateway {
             Some(Step::Forward { place, command }) => match serde_json::to_string(&command) {
                 Ok(json) => {
                     let out = Object::new();
-                    set(&out, "org", &place.org.into());
+                    set_key(&out, Key::Org, &place.org.into());
                     if let Some(j) = place.jurisdiction {
                         set(&out, "jurisdiction", &j.as_str().into());
                     }
-                    set(&out, "command", &json.into());
+                    set_key(&out, Key::Command, &json.into());
                     out.into()
                 }
                 Err(_) => JsValue::UNDEFINED, // not reached: a command is plain data
@@ -292,11 +316,16 @@ fn text(body: Vec<u8>) -> String {
     String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// A request header by name, from the values of [`header_names`] as the worker entry passes
-/// them: one text, a line per name, `\0` for an absent header (header values have neither).
-fn header(values: &str, name: &str) -> Option<String> {
+/// The values of [`header_names`] as the worker entry passes them: one text, a line per name,
+/// `\0` for an absent header (header values have neither); split once per request.
+fn split_headers(values: &str) -> Vec<&str> {
+    values.split('\n').collect()
+}
+
+/// A request header by name, from [`split_headers`]'s values.
+fn header(values: &[&str], name: &str) -> Option<String> {
     let at = HEADERS.names().iter().position(|n| n == name)?;
-    let value = values.split('\n').nth(at)?;
+    let value = *values.get(at)?;
     (value != "\0").then(|| value.to_owned())
 }
 
@@ -338,7 +367,7 @@ impl JsScheduler {
     /// asked about), so every other stays synchronous.
     #[wasm_bindgen(unchecked_return_type = "EdgeReply | Promise<EdgeReply>")]
     pub fn command(&self, command: &str) -> JsValue {
-        let reply = match serde_json::from_str::<Command>(command) {
+        let reply = match Command::from_json(command) {
             Ok(c) if self.inner.waits(&c) => {
                 let inner = self.inner.clone();
                 let reply = async move { Ok(reply_to_js(&inner.command_async(c).await)) };

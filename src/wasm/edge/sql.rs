@@ -2,7 +2,9 @@
 
 use super::js_error;
 use crate::edge::audit::AuditEntry;
-use crate::edge::deliveries::{DeliveryQuery, Tally, TallyPlan, HOUR_MS, MAX_SUMMARY_ROWS};
+use crate::edge::deliveries::{
+    DeliveryQuery, Tally, TallyKey, TallyPlan, HOUR_MS, MAX_SUMMARY_ROWS,
+};
 use crate::edge::job::Job;
 use crate::edge::retention::Mark;
 use crate::edge::trust::{HeldClose, MAX_HELD};
@@ -22,6 +24,13 @@ extern "C" {
     #[wasm_bindgen(method, catch, variadic)]
     fn exec(this: &SqlStorage, query: &str, bindings: Box<[JsValue]>)
         -> Result<SqlCursor, JsValue>;
+    /// [`exec`] with the query already a JavaScript string (made once: see [`Hot`]).
+    #[wasm_bindgen(method, catch, variadic, js_name = exec)]
+    fn exec_js(
+        this: &SqlStorage,
+        query: &js_sys::JsString,
+        bindings: Box<[JsValue]>,
+    ) -> Result<SqlCursor, JsValue>;
     type SqlCursor;
     #[wasm_bindgen(method, js_name = toArray)]
     fn to_array(this: &SqlCursor) -> Array;
@@ -34,7 +43,23 @@ extern "C" {
 pub struct SqlStore {
     sql: SqlStorage,
     org: RefCell<Option<OrgRecord>>,
+    hot: Hot,
 }
+
+/// The statements every close runs, as JavaScript strings made once per Durable Object: a
+/// query crossing from Rust is otherwise decoded into a new string on every call.
+struct Hot {
+    /// [`Store::insert_new`]'s INSERT.
+    insert_new: js_sys::JsString,
+    /// [`SqlStore::bump`]'s upsert of a counter.
+    bump: js_sys::JsString,
+}
+
+/// A new job, written only when the conversation has none (the cursor's `rowsWritten` says).
+const INSERT_NEW: &str = "INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms, customer_id_key, customer_email_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING";
+
+/// Adds to one counter ([`SqlStore::bump`]).
+const BUMP: &str = "INSERT INTO tally (hour, state, reason, agent, n) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hour, state, reason, agent) DO UPDATE SET n = n + excluded.n";
 
 /// The tables, as a new Durable Object creates them. `closed_ms` is the job's close time
 /// (`closedAtMs` of its JSON), kept as a column so the delivery log reads it from `jobs_closed`.
@@ -142,7 +167,20 @@ impl SqlStore {
         Ok(Self {
             sql,
             org: RefCell::new(None),
+            hot: Hot {
+                insert_new: INSERT_NEW.into(),
+                bump: BUMP.into(),
+            },
         })
+    }
+
+    /// Runs one of the [`Hot`] statements (neither returns rows): how many rows it wrote,
+    /// indexes included.
+    fn run(&self, query: &js_sys::JsString, bindings: Vec<JsValue>) -> Result<f64, String> {
+        let cursor = (self.sql)
+            .exec_js(query, bindings.into_boxed_slice())
+            .map_err(|e| js_error(&e))?;
+        Ok(cursor.rows_written())
     }
 
     fn rows(&self, query: &str, bindings: Vec<JsValue>) -> Result<Vec<JsValue>, String> {
@@ -257,18 +295,20 @@ impl SqlStore {
 
     /// Adds `n` (negative: takes) to one counter; a counter at zero goes.
     fn bump(&self, (hour, state, reason, agent): &Counter, n: i64) -> Result<(), String> {
-        let key = || -> Vec<JsValue> {
-            vec![
-                num(*hour),
-                state.as_str().into(),
-                reason.as_str().into(),
-                agent.as_str().into(),
-            ]
-        };
-        self.rows(
-            "INSERT INTO tally (hour, state, reason, agent, n) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hour, state, reason, agent) DO UPDATE SET n = n + excluded.n",
-            [key(), vec![num(n)]].concat(),
-        )?;
+        self.bump_key(*hour, state, reason, agent, n)
+    }
+
+    /// [`Self::bump`] by the counter's parts.
+    fn bump_key(
+        &self,
+        hour: i64,
+        state: &str,
+        reason: &str,
+        agent: &str,
+        n: i64,
+    ) -> Result<(), String> {
+        let key = || -> Vec<JsValue> { vec![num(hour), state.into(), reason.into(), agent.into()] };
+        self.run(&self.hot.bump, [key(), vec![num(n)]].concat())?;
         if n < 0 {
             self.rows(
                 "DELETE FROM tally WHERE hour = ? AND state = ? AND reason = ? AND agent = ? AND n <= 0",
@@ -432,15 +472,15 @@ impl Store for SqlStore {
     }
 
     fn insert_new(&self, job: &Job) -> Result<bool, String> {
-        // A row back only when it wrote: its counter is the one to add to.
-        let written = self.rows(
-            &format!("INSERT INTO jobs (conversation_id, state, due_ms, updated_ms, job, closed_ms, followed_ms, unwritten_ms, customer_id_key, customer_email_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING RETURNING {}", tally_key()),
-            Self::job_row(job)?,
-        )?;
-        match written.first() {
-            Some(row) => self.bump(&counter(row), 1).map(|()| true),
-            None => Ok(false),
+        // Nothing written when the conversation has a job. Else the new row's counter is the
+        // job's own ([`TallyKey::of`], what `tally_key` reads from that row), without SQLite
+        // parsing the job's JSON back.
+        if self.run(&self.hot.insert_new, Self::job_row(job)?)? == 0.0 {
+            return Ok(false);
         }
+        let key = TallyKey::of(job);
+        self.bump_key(key.hour, key.state, &key.reason, &key.agent, 1)?;
+        Ok(true)
     }
 
     fn due(&self, now_ms: i64, _lease_before_ms: i64, limit: usize) -> Result<Vec<Job>, String> {
