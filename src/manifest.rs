@@ -59,6 +59,10 @@ const CHANGELOG: &[(&str, &str)] = &[
         "0.5.0",
         "Kustomer decides whom the edge trusts: the settings page saves the app secret's fingerprint beside it, and the edge reads it from Kustomer, so no caller can take an org over. After upgrading, open the settings page and press Save (or \"Re-link the app\") once; closes meanwhile are held, not lost. Survey outcomes are accepted only from records that match the survey sent.",
     ),
+    (
+        "0.6.0",
+        "Privacy and scale: customers' names, e-mails and comments leave the delivery log after 30 days; the settings page can forget a customer (their pending surveys are cancelled and their data removed), customers deleted in Kustomer are forgotten within a day, and an audit list shows settings changes, re-links, resends and forgets. EU orgs (https://api.prod2.kustomerapp.com) are kept in the EU. The log watches its own size and warns before it is full. The Kustomer API key needs the org.permission.search.create role to find deleted customers.",
+    ),
 ];
 
 /// The settings category; the documentation asks for `default`.

@@ -168,7 +168,7 @@ pub const FIELDS: &[FieldDef] = &[
     FieldDef {
         key: KUSTOMER_API_KEY,
         label: "Kustomer API key",
-        help: "A Kustomer API key with the roles org.permission.tag.read (or org.admin.tag.read), org.permission.setting.read (the app's link) and read access to conversations, customers and users; with the API secret below, also org.permission.conversation.update, to write each survey's outcome onto its conversation.",
+        help: "A Kustomer API key with the roles org.permission.tag.read (or org.admin.tag.read), org.permission.setting.read (the app's link), org.permission.search.create (to find customers deleted in Kustomer) and read access to conversations, customers and users; with the API secret below, also org.permission.conversation.update, to write each survey's outcome onto its conversation.",
         kind: FieldKind::Secret,
         required: true,
         default: None,
