@@ -187,22 +187,12 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// Reads a conversation resource `{id, attributes, relationships}`.
+    /// Reads a conversation resource `{id, attributes, relationships}`: what a close reads
+    /// ([`Self::read_close`]), then the rest.
     fn read(at: &At<'_>) -> Result<Self, InputError> {
-        at.object()?;
+        let close = Self::read_close(at)?;
         let attrs = at.get("attributes");
-        attrs.opt_object()?;
-        let history = attrs.get("modificationHistory");
-        history.opt_object()?;
-        let relationships = at.get("relationships");
-        relationships.opt_object()?;
-        let customer = relationships.get("customer");
-        customer.opt_object()?;
-        customer.get("data").opt_object()?;
-        let attributes = attrs.opt_object()?.cloned().unwrap_or_default();
         Ok(Self {
-            id: at.get("id").string()?,
-            status: attrs.get("status").opt_string()?,
             channels: attrs.get("channels").strings()?,
             assigned_users: attrs.get("assignedUsers").strings()?,
             tags: attrs.get("tags").strings()?,
@@ -213,27 +203,20 @@ impl Conversation {
                 .unwrap_or_default(),
             default_lang: attrs.get("defaultLang").opt_string()?,
             locale: attrs.get("locale").opt_string()?,
-            status_at: history.get("statusAt").opt_string()?,
-            updated_at: attrs.get("updatedAt").opt_string()?,
-            customer_id: customer
-                .get("data")
-                .get("id")
-                .opt_string()?
-                .filter(|id| !id.is_empty()),
             brand_id: brand_id(at),
-            attributes,
+            attributes: attrs.opt_object()?.cloned().unwrap_or_default(),
+            ..close
         })
     }
 
-    /// [`Self::read`]'s id, status, times and customer, checked as it checks them; the rest
-    /// left empty.
+    /// The id, status, times and customer (the forget index keeps its keyed digest from the
+    /// close on): all a close stores; the rest left empty.
     fn read_close(at: &At<'_>) -> Result<Self, InputError> {
         at.object()?;
         let attrs = at.get("attributes");
         attrs.opt_object()?;
         let history = attrs.get("modificationHistory");
         history.opt_object()?;
-        // The customer too: the forget index keeps its keyed digest from the close on.
         let relationships = at.get("relationships");
         relationships.opt_object()?;
         let customer = relationships.get("customer");
