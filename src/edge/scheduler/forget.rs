@@ -2,7 +2,6 @@
 //! forget command, the check every send makes, the daily sweep for customers deleted in
 //! Kustomer, and the org's audit list.
 
-use super::run::Metered;
 use super::{Armed, Clock, Scheduler};
 use crate::edge::audit::{self, AuditEntry, AuditKind};
 use crate::edge::forget::{self, Stop, Who, MAX_FORGET_PER_CALL, TOMBSTONE_MS, TOMBSTONE_PREFIX};
@@ -136,85 +135,83 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         // The run's own calls: counted against the invocation's subrequests like any other.
         let counted = self.run_transport();
-        let metered = Metered {
-            inner: &counted,
-            budget: &self.budget,
-            clock: &self.clock,
-            share,
-        };
+        let metered = self.metered(&counted, share);
         let org = self.org_id()?;
         let stop = loop {
-            let mut sweep = self.store.org()?.forget;
-            if sweep.calls_left(now, self.config.forget_sweep_ms) == 0 {
-                break Stop::CallsSpent;
-            }
-            let (since, until, page) = sweep.window(now, self.config.retention_ms());
-            sweep.calls += 1; // counted before the call: a crash cannot spend more
-            self.keep_sweep(&sweep)?;
-            let request = forget::search_request(
-                &settings.kustomer_api_url,
-                settings.kustomer_api_key.expose(),
-                since,
-                until,
-                page,
-            );
-            let answer = metered.send(request).await;
-            let mut sweep = self.store.org()?.forget;
-            let read = match answer {
-                // The invocation's subrequests are spent: the next run asks, at once.
-                Err(SendError::OverBudget) => {
-                    sweep.calls = sweep.calls.saturating_sub(1); // nothing was sent
-                    self.keep_sweep(&sweep)?;
-                    break Stop::Paced {
-                        at: self.clock.now_ms(),
-                    };
-                }
-                Err(SendError::Paced) => {
-                    sweep.calls = sweep.calls.saturating_sub(1); // nothing was sent
-                    self.keep_sweep(&sweep)?;
-                    let now = self.clock.now_ms();
-                    break Stop::Paced {
-                        at: self.budget.borrow().next_window(now),
-                    };
-                }
-                Err(SendError::Network(e) | SendError::Refused(e)) => Err(e),
-                // Over Kustomer's budget after all (other apps spent it): the call counted,
-                // and the sweep waits for the window its answer names.
-                Ok(response) if response.status == 429 => {
-                    self.keep_sweep(&sweep)?;
-                    let now = self.clock.now_ms();
-                    break Stop::Paced {
-                        at: self.budget.borrow().next_window(now),
-                    };
-                }
-                Ok(response) => forget::deleted_customers(&response),
-            };
-            let (deleted, listed) = match read {
-                Ok(found) => found,
-                Err(e) => {
-                    sweep.last_error = Some(e);
-                    self.keep_sweep(&sweep)?;
-                    break Stop::Failed;
-                }
-            };
-            let full = listed >= forget::SEARCH_PAGE_SIZE as usize;
-            sweep.read_page(full, self.clock.now_ms());
-            sweep.last_error = None;
-            self.keep_sweep(&sweep)?;
-            for customer in deleted {
-                let digests: Vec<String> = (customer.whos().iter())
-                    .flat_map(|w| w.digests(&self.sealer, &org))
-                    .collect();
-                self.forget_deleted(digests)?;
-            }
-            if !full {
-                break Stop::Done;
+            if let Some(stop) = self.sweep_page(settings, &metered, &org, now).await? {
+                break stop;
             }
         };
         let mut sweep = self.store.org()?.forget;
         let every = self.config.forget_sweep_ms;
         sweep.next_ms = Some(sweep.next_after(stop, self.clock.now_ms(), every));
         self.keep_sweep(&sweep)
+    }
+
+    /// One page of the sweep: `Some(stop)` when the sweep ends here, `None` to read the next.
+    async fn sweep_page(
+        &self,
+        settings: &Settings,
+        metered: &impl Transport,
+        org: &str,
+        now: i64,
+    ) -> Result<Option<Stop>, String> {
+        let mut sweep = self.store.org()?.forget;
+        if sweep.calls_left(now, self.config.forget_sweep_ms) == 0 {
+            return Ok(Some(Stop::CallsSpent));
+        }
+        let (since, until, page) = sweep.window(now, self.config.retention_ms());
+        sweep.calls += 1; // counted before the call: a crash cannot spend more
+        self.keep_sweep(&sweep)?;
+        let request = forget::search_request(
+            &settings.kustomer_api_url,
+            settings.kustomer_api_key.expose(),
+            since,
+            until,
+            page,
+        );
+        let answer = metered.send(request).await;
+        let mut sweep = self.store.org()?.forget;
+        let next_window = || self.budget.borrow().next_window(self.clock.now_ms());
+        let read = match answer {
+            // Nothing was sent, so the call is given back: with the invocation's subrequests
+            // spent the next run asks at once; with the budget share spent, its next window.
+            Err(e @ (SendError::OverBudget | SendError::Paced)) => {
+                sweep.calls = sweep.calls.saturating_sub(1);
+                self.keep_sweep(&sweep)?;
+                let at = match e {
+                    SendError::OverBudget => self.clock.now_ms(),
+                    _ => next_window(),
+                };
+                return Ok(Some(Stop::Paced { at }));
+            }
+            Err(SendError::Network(e) | SendError::Refused(e)) => Err(e),
+            // Over Kustomer's budget after all (other apps spent it): the call counted, and
+            // the sweep waits for the window its answer names.
+            Ok(response) if response.status == 429 => {
+                return Ok(Some(Stop::Paced { at: next_window() }));
+            }
+            Ok(response) => forget::deleted_customers(&response),
+        };
+        let (deleted, listed) = match read {
+            Ok(found) => found,
+            Err(e) => {
+                sweep.last_error = Some(e);
+                self.keep_sweep(&sweep)?;
+                return Ok(Some(Stop::Failed));
+            }
+        };
+        let full = listed >= forget::SEARCH_PAGE_SIZE as usize;
+        sweep.read_page(full, self.clock.now_ms());
+        sweep.last_error = None;
+        self.keep_sweep(&sweep)?;
+        for customer in deleted {
+            let digests: Vec<String> = (customer.whos().iter())
+                .flat_map(|w| w.digests(&self.sealer, org))
+                .collect();
+            self.forget_deleted(digests)?;
+        }
+        Ok((!full).then_some(Stop::Done))
     }
 
     /// Forgets one deleted customer; what one call cannot take waits on the record.

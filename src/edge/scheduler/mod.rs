@@ -31,6 +31,7 @@ use super::trust;
 use super::{Config, OrgRecord, Reply, Store, Transport};
 use crate::settings::ValidationOptions;
 use crate::timestamp;
+use run::Metered;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -218,6 +219,16 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         Counted {
             inner: &self.transport,
             calls: &self.run_calls,
+        }
+    }
+
+    /// `inner`'s Kustomer calls metered against the org's API budget share.
+    fn metered<'a, X: Transport>(&'a self, inner: &'a X, share: u32) -> Metered<'a, X, C> {
+        Metered {
+            inner,
+            budget: &self.budget,
+            clock: &self.clock,
+            share,
         }
     }
 

@@ -2,7 +2,6 @@
 //! suppressed, bounced, …) and how the customer rated the agent, read back per org and written
 //! onto the Kustomer conversation.
 
-use super::run::Metered;
 use super::{Clock, Scheduler, CONCURRENCY};
 use crate::edge::job::{Job, JobOutcome, JobState};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
@@ -497,12 +496,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             return Ok(());
         }
         let counted = self.run_transport();
-        let metered = Metered {
-            inner: &counted,
-            budget: &self.budget,
-            clock: &self.clock,
-            share,
-        };
+        let metered = self.metered(&counted, share);
         let failed = loop {
             let now = self.clock.now_ms();
             let room = self.budget.borrow_mut().allowance(share, now) as usize;

@@ -511,12 +511,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let now = self.clock.now_ms();
         let cache: Option<&dyn Store> = Some(&self.store);
         let counted = self.run_transport();
-        let metered = Metered {
-            inner: &counted,
-            budget: &self.budget,
-            clock: &self.clock,
-            share,
-        };
+        let metered = self.metered(&counted, share);
         let inputs = match kustomer_api::fetch_inputs(
             &metered,
             cache,
