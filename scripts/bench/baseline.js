@@ -3,7 +3,8 @@
 // JavaScript, doing the edge's work per close event: validate the settings headers as
 // src/settings.rs does, judge the event as src/decision.rs `plan_event` does, learn the key's org
 // from Kustomer (cached), then one RPC to the org's Durable Object, which checks the app secret against
-// the fingerprint Kustomer's settings vouch for (read once), upserts the job with one SQLite statement,
+// the fingerprint Kustomer's settings vouch for (read once), upserts the job with one SQLite statement
+// (the customer's keyed digest in the forget index's indexed column, as the edge keeps it),
 // keeps the settings sealed and re-arms the alarm.
 // It never sends a survey: the bench's jobs are due in a day and the alarm only logs.
 import { DurableObject } from "cloudflare:workers";
@@ -199,7 +200,10 @@ function plan(event, secondsUntilSend, now) {
   const closedAtMs = [attrs.modificationHistory?.statusAt, attrs.updatedAt, event.createdAt].map(parseTime).find(Number.isFinite) ?? now;
   if (closedAtMs > now + MAX_CLOCK_SKEW_MS) throw new Refusal(400, "close_in_future", "The close time is later than now: a close is reported after it happens.");
   if (!event.org) throw new Refusal(400, "missing_org", "The event does not name its org (`org`).");
-  return { conversationId: data.id, org: event.org, closedAtMs, sendAtMs: closedAtMs + secondsUntilSend * 1000, eventId: event.id ?? null };
+  // The customer, for the forget index (src/kustomer.rs `read_close`).
+  const customerId = data.relationships?.customer?.data?.id;
+  if (customerId != null && typeof customerId !== "string") throw new Refusal(400, "invalid_shape", "event.data.relationships.customer.data.id is not text.");
+  return { conversationId: data.id, org: event.org, closedAtMs, sendAtMs: closedAtMs + secondsUntilSend * 1000, eventId: event.id ?? null, customerId: customerId || null };
 }
 
 // ---- the gateway ----------------------------------------------------------------------------
@@ -332,9 +336,18 @@ function settingsKeys(base64) {
       crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]),
       crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]),
     ]);
-    return { hmac, aes };
+    // The key's name in a digest, so that digests outlive a rotation (as the edge's `Sealer`).
+    const keyId = hex(await crypto.subtle.sign("HMAC", hmac, encoder.encode("key id"))).slice(0, 8);
+    return { hmac, aes, keyId };
   })();
   return keys;
+}
+
+/** The forget index's keyed digest of a customer id, as the edge keeps it from the close on
+ * (src/edge/forget.rs `Who::digest`: HMAC under the settings key, named by the key). */
+async function customerKey(base64, org, id) {
+  const { hmac, keyId } = await settingsKeys(base64);
+  return `${keyId}:${hex(await crypto.subtle.sign("HMAC", hmac, encoder.encode(`customer-index\nid\n${org}\n${id}`))).slice(0, 32)}`;
 }
 
 const FINAL = new Set(["sent", "skipped", "failed"]);
@@ -365,7 +378,11 @@ export class BaselineScheduler extends DurableObject {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
       conversation_id TEXT PRIMARY KEY, state TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0,
       closed_at_ms INTEGER NOT NULL, send_at_ms INTEGER NOT NULL, due_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
-      event_id TEXT, reason TEXT, sent_ms INTEGER, previous_sent_ms INTEGER, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)`);
+      event_id TEXT, reason TEXT, sent_ms INTEGER, previous_sent_ms INTEGER, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+      customer_id_key TEXT, customer_email_key TEXT)`);
+    // The forget index, as the edge keeps it: a customer's jobs are two index seeks away.
+    this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_customer_id ON jobs (customer_id_key) WHERE customer_id_key IS NOT NULL");
+    this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_customer_email ON jobs (customer_email_key) WHERE customer_email_key IS NOT NULL");
     // The alarm finds due jobs by due_ms; pruning finds the oldest finished ones by updated_ms,
     // a partial index that a pending job (every close's) is not in, as the edge keeps them.
     this.sql.exec("CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_ms) WHERE due_ms IS NOT NULL");
@@ -391,7 +408,7 @@ export class BaselineScheduler extends DurableObject {
   }
 
   /** RPC from the gateway: one verified close; the reply as {status, body}. */
-  async schedule({ conversationId, org, closedAtMs, sendAtMs, eventId, caller, settings }) {
+  async schedule({ conversationId, org, closedAtMs, sendAtMs, eventId, customerId, caller, settings }) {
     // Kustomer's settings say whom to trust (the fingerprint the settings page saved), read when
     // a presented one does not match, at most once a minute; a close it does not vouch for is held.
     if (!this.vouches(caller.fingerprint)) {
@@ -411,19 +428,21 @@ export class BaselineScheduler extends DurableObject {
         return { status: 202, body: { status: "held", conversationId } };
       }
     }
+    const customer = customerId ? await customerKey(this.env.SETTINGS_KEY, org, customerId) : null;
     const now = Date.now();
     // One statement: a new job, or a later close replacing the job (not the same event again).
     // Jobs never reach `sent` here (the alarm sends nothing), so the resurvey rule is left out.
     const row = this.sql.exec(
-      `INSERT INTO jobs (conversation_id, state, closed_at_ms, send_at_ms, due_ms, event_id, created_ms, updated_ms)
-       VALUES (?1, 'scheduled', ?2, ?3, ?3, ?4, ?5, ?5)
+      `INSERT INTO jobs (conversation_id, state, closed_at_ms, send_at_ms, due_ms, event_id, created_ms, updated_ms, customer_id_key)
+       VALUES (?1, 'scheduled', ?2, ?3, ?3, ?4, ?5, ?5, ?6)
        ON CONFLICT (conversation_id) DO UPDATE SET state = 'scheduled', generation = jobs.generation + 1,
          closed_at_ms = excluded.closed_at_ms, send_at_ms = excluded.send_at_ms, due_ms = excluded.due_ms, attempts = 0,
          event_id = COALESCE(excluded.event_id, jobs.event_id), reason = NULL,
-         previous_sent_ms = COALESCE(jobs.sent_ms, jobs.previous_sent_ms), sent_ms = NULL, updated_ms = excluded.updated_ms
+         previous_sent_ms = COALESCE(jobs.sent_ms, jobs.previous_sent_ms), sent_ms = NULL, updated_ms = excluded.updated_ms,
+         customer_id_key = COALESCE(excluded.customer_id_key, jobs.customer_id_key)
        WHERE excluded.closed_at_ms > jobs.closed_at_ms AND (excluded.event_id IS NULL OR excluded.event_id IS NOT jobs.event_id)
        RETURNING send_at_ms, generation, closed_at_ms / 3600000 AS hour`,
-      conversationId, closedAtMs, sendAtMs, eventId, now,
+      conversationId, closedAtMs, sendAtMs, eventId, now, customer,
     ).toArray()[0];
     // A new job counts in its hour's `scheduled` counter (no reason or agent before it is sent),
     // as the edge's close does. A replaced one (not in the bench: every close is a new
