@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The road to production (README, "Going live"):
+# The road to production (docs/going-live.md):
 #
 #   scripts/deploy.sh            `make deploy`: deploys the edge (build/worker/ and build/site/, as
 #                                `make build` left them) to Cloudflare Workers with the pinned
