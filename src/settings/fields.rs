@@ -2,7 +2,7 @@
 //! the settings page shows them. The page, the app manifest and validation all read [`FIELDS`].
 
 use super::keys::*;
-use super::lists::PairsRule;
+use super::lists::{BRANDS, LANGUAGES};
 use super::rule::{Bounds, Rule};
 use super::url::{KUSTOMER_API, KUSTOMER_ORG, STELLA_API};
 use serde::ser::{SerializeMap, Serializer};
@@ -201,14 +201,7 @@ pub const FIELDS: &[FieldDef] = &[
         default: Some(""),
         advanced: true,
         hidden: false,
-        rule: Rule::Pairs(
-            PairsRule {
-                format: "brands as kustomer=agent connect pairs separated by commas, such as Acme Shoes=shoes",
-                name: PairsRule::brand,
-                max: MAX_PAIRS,
-            },
-            |s, v| s.brand_map = v,
-        ),
+        rule: Rule::Pairs(BRANDS, |s, v| s.brand_map = v),
     },
     FieldDef {
         key: SEND_LANGUAGE,
@@ -230,14 +223,7 @@ pub const FIELDS: &[FieldDef] = &[
         default: Some(""),
         advanced: true,
         hidden: false,
-        rule: Rule::Pairs(
-            PairsRule {
-                format: "languages as language=agent connect language pairs separated by commas, such as en-US=English",
-                name: PairsRule::language,
-                max: MAX_PAIRS,
-            },
-            |s, v| s.language_map = v,
-        ),
+        rule: Rule::Pairs(LANGUAGES, |s, v| s.language_map = v),
     },
     FieldDef {
         key: CUSTOM_PROPERTIES,

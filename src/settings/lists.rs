@@ -3,7 +3,7 @@
 //! pair, the one lookups apply.
 
 use super::keys::{
-    DEFAULT_CHANNEL_MAP, MAX_CUSTOM_PROPERTIES, MAX_PROPERTY_NAME_CHARS, MAX_TEXT_CHARS,
+    DEFAULT_CHANNEL_MAP, MAX_CUSTOM_PROPERTIES, MAX_PAIRS, MAX_PROPERTY_NAME_CHARS, MAX_TEXT_CHARS,
     RESERVED_PROPERTY_PREFIX,
 };
 use super::rule::label;
@@ -160,6 +160,20 @@ pub struct PairsRule {
     pub max: usize,
 }
 
+/// The brand map: Kustomer brand names, kept as written.
+pub const BRANDS: PairsRule = PairsRule {
+    format: "brands as kustomer=agent connect pairs separated by commas, such as Acme Shoes=shoes",
+    name: PairsRule::brand,
+    max: MAX_PAIRS,
+};
+
+/// The language map: language tags.
+pub const LANGUAGES: PairsRule = PairsRule {
+    format: "languages as language=agent connect language pairs separated by commas, such as en-US=English",
+    name: PairsRule::language,
+    max: MAX_PAIRS,
+};
+
 impl PairsRule {
     /// A brand's name: kept as written.
     pub fn brand(name: &str) -> Result<String, String> {
@@ -280,4 +294,31 @@ pub(super) fn channel_list(key: &'static str, v: Value) -> Result<Vec<String>, F
         }
     }
     Ok(unique)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_rules_check_and_write_names_their_one_way() {
+        let table: [(PairsRule, &str, Result<&str, ()>); 7] = [
+            (BRANDS, "Acme Shoes", Ok("Acme Shoes")),
+            (BRANDS, "", Err(())),
+            (BRANDS, "a\tb", Err(())),
+            (LANGUAGES, "fr_ca", Ok("fr-CA")),
+            (LANGUAGES, "en", Ok("en")),
+            (LANGUAGES, "English", Err(())),
+            (LANGUAGES, "", Err(())),
+        ];
+        for (rule, name, want) in table {
+            let got = (rule.name)(name);
+            assert_eq!(
+                got.as_deref().map_err(|_| ()),
+                want,
+                "{name} in {}",
+                rule.format
+            );
+        }
+    }
 }

@@ -21,7 +21,7 @@ mod values;
 
 pub use fields::{field, setting_header, FieldDef, FieldKind, FIELDS};
 pub use keys::*;
-pub use lists::PairsRule;
+pub use lists::{PairsRule, BRANDS, LANGUAGES};
 pub use options::ValidationOptions;
 pub use rule::{Bounds, Rule};
 pub use url::{

@@ -217,3 +217,122 @@ fn whole_number(
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{FieldKind, FIELDS};
+    use serde_json::json;
+
+    /// The settings with their keys shown, so that a key's field can be told from the others.
+    fn shown(s: &Settings) -> serde_json::Map<String, Value> {
+        let Ok(Value::Object(mut map)) = serde_json::to_value(s) else {
+            panic!("settings serialize as an object");
+        };
+        map.insert("stellaApiKey".into(), s.stella_api_key.expose().into());
+        map.insert("kustomerApiKey".into(), s.kustomer_api_key.expose().into());
+        if let Some(secret) = &s.stella_api_secret {
+            map.insert("stellaApiSecret".into(), secret.expose().into());
+        }
+        map
+    }
+
+    /// A value each rule accepts, unlike the unset one.
+    fn sample(rule: &Rule) -> Value {
+        match rule {
+            Rule::Secret(_) => json!("k-1"),
+            Rule::Url(url, _) => json!(url.example),
+            Rule::Number(..) => json!(7),
+            Rule::Text(_) => json!("Acme"),
+            Rule::Flag(_) => json!(true),
+            Rule::ChannelMap(_) => json!("sms=chat"),
+            Rule::ChannelList(_) => json!("email"),
+            Rule::Pairs(..) => json!("en=English"),
+            Rule::CustomProperties(_) => json!("conversation.priority=priority"),
+            Rule::Apart => Value::Null,
+        }
+    }
+
+    #[test]
+    fn each_rule_sets_its_own_field_and_no_other() {
+        let unset = shown(&Settings::unset());
+        for f in FIELDS.iter().filter(|f| f.rule.is_read()) {
+            let mut s = Settings::unset();
+            let options = ValidationOptions::default();
+            f.rule
+                .apply(f.key, sample(&f.rule), options, &mut s)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", f.key));
+            let set = shown(&s);
+            let changed: Vec<&String> = set
+                .keys()
+                .chain(unset.keys())
+                .filter(|k| set.get(*k) != unset.get(*k))
+                .collect();
+            assert_eq!(
+                changed.first().map(|k| k.as_str()),
+                Some(f.key),
+                "{changed:?}"
+            );
+            assert!(
+                changed.iter().all(|k| *k == f.key),
+                "{}: {changed:?}",
+                f.key
+            );
+        }
+    }
+
+    #[test]
+    fn each_rule_fits_its_kind() {
+        for f in FIELDS {
+            let fits = match f.rule {
+                Rule::Secret(_) => f.kind == FieldKind::Secret,
+                Rule::Url(..) => f.kind == FieldKind::Url,
+                Rule::Number(..) => f.kind == FieldKind::Integer,
+                Rule::Text(_) => f.kind == FieldKind::Text,
+                Rule::Flag(_) => f.kind == FieldKind::Boolean,
+                Rule::ChannelMap(_) => f.kind == FieldKind::ChannelMap,
+                Rule::ChannelList(_) => f.kind == FieldKind::ChannelList,
+                Rule::Pairs(..) | Rule::CustomProperties(_) => f.kind == FieldKind::Pairs,
+                // Only a hidden setting the pages fill in may stay out of `Settings`.
+                Rule::Apart => f.hidden,
+            };
+            assert!(fits, "{}: {:?} for a {:?} setting", f.key, f.rule, f.kind);
+        }
+    }
+
+    #[test]
+    fn bounds_run_from_zero_or_from_one_to_max() {
+        let from_zero = Bounds {
+            max: 10,
+            unit: "days",
+            max_words: "ten days",
+            zero: None,
+        };
+        let from_one = Bounds {
+            zero: Some("with 0, nothing happens"),
+            ..from_zero
+        };
+        let table: [(Bounds, Value, Result<u32, &str>); 10] = [
+            (from_zero, json!(0), Ok(0)),
+            (from_zero, json!("10"), Ok(10)),
+            (from_zero, json!(11), Err("out_of_range")),
+            (from_zero, json!(-1), Err("out_of_range")),
+            (from_zero, json!("1.5"), Err("not_an_integer")),
+            (from_one, json!(0), Err("out_of_range")),
+            (from_one, json!("0"), Err("out_of_range")),
+            (from_one, json!(1), Ok(1)),
+            (from_one, json!(10.0), Ok(10)),
+            (from_one, json!(11), Err("out_of_range")),
+        ];
+        for (bounds, value, want) in table {
+            let got = bounds.read("secondsUntilSend", value.clone());
+            let got = got.map_err(|e| e.code.as_str());
+            assert_eq!(got, want, "{value} in {bounds:?}");
+        }
+        let zero = from_one.read("secondsUntilSend", json!(0)).unwrap_err();
+        assert_eq!(
+            zero.message,
+            "Seconds until send must be between 1 and 10: with 0, nothing happens."
+        );
+    }
+}

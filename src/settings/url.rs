@@ -165,3 +165,55 @@ pub fn kustomer_api_url(value: &str, options: ValidationOptions) -> Result<Strin
         options,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_url_rule_names_its_hosts() {
+        let table: [(&UrlRule, &str, bool); 16] = [
+            (&KUSTOMER_API, "api.kustomerapp.com", true),
+            (&KUSTOMER_API, "api.prod2.kustomerapp.com", true),
+            (&KUSTOMER_API, "acme.api.kustomerapp.com", true),
+            (&KUSTOMER_API, "api.prod.kustomerapp.com", false),
+            (&KUSTOMER_API, "api.prodx.kustomerapp.com", false),
+            (&KUSTOMER_API, "-acme.api.kustomerapp.com", false),
+            (&KUSTOMER_API, "acme.kustomerapp.com", false),
+            (&KUSTOMER_ORG, "acme.kustomerapp.com", true),
+            (&KUSTOMER_ORG, "api.kustomerapp.com", false),
+            (&KUSTOMER_ORG, "a.b.kustomerapp.com", false),
+            (&KUSTOMER_ORG, "kustomerapp.com", false),
+            (&STELLA_API, "stellaconnect.net", true),
+            (&STELLA_API, "api.stellaconnect.net", true),
+            (&STELLA_API, "eu.api.stellaconnect.net", true),
+            (&STELLA_API, "api..stellaconnect.net", false),
+            (&STELLA_API, "stellaconnect.net.evil.example", false),
+        ];
+        for (rule, host, ok) in table {
+            assert_eq!((rule.host)(host), ok, "{host} for {}", rule.example);
+        }
+        // Each rule's example passes its own rule.
+        for rule in [KUSTOMER_API, KUSTOMER_ORG, STELLA_API] {
+            let url = Url::parse(rule.example).expect("an example is a URL");
+            assert!((rule.host)(url.host_str().unwrap_or_default()));
+        }
+    }
+
+    #[test]
+    fn loopback_is_this_machine_only() {
+        for (url, local) in [
+            ("http://localhost:8787", true),
+            ("http://127.0.0.1", true),
+            ("http://127.9.9.9/x", true),
+            ("http://[::1]:1", true),
+            ("http://localhost.example", false),
+            ("http://10.0.0.1", false),
+            ("https://acme.kustomerapp.com", false),
+            ("file:///tmp/x", false),
+        ] {
+            let parsed = Url::parse(url).expect("a URL");
+            assert_eq!(is_loopback(&parsed), local, "{url}");
+        }
+    }
+}
