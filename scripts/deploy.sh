@@ -31,7 +31,7 @@ app_manifest() {
 }
 
 # The placeholder's origin, read from the definition app-manifest prints without an edge URL
-# (DEFAULT_EDGE_URL in src/manifest.rs, the one place it is written).
+# (DEFAULT_EDGE_URL in src/manifest/mod.rs, the one place it is written).
 placeholder() {
   EDGE_URL='' app_manifest print | node -e '
     let text = "";

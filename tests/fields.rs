@@ -83,7 +83,7 @@ fn raw_settings_type_has_every_setting_and_no_other() {
     assert_eq!(
         sorted(members.iter().map(|m| m.name.clone())),
         sorted(FIELDS.iter().map(|f| f.key.to_owned())),
-        "RawSettings in src/wasm/mod.rs and FIELDS in src/settings.rs name different settings"
+        "RawSettings in src/wasm/mod.rs and FIELDS in src/settings/fields.rs name different settings"
     );
     for f in FIELDS {
         let m = members.iter().find(|m| m.name == f.key).unwrap();
