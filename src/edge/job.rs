@@ -1,9 +1,16 @@
 //! A pending or finished survey, and the pure rules that move it along: when a close replaces
 //! a job, how long to wait before a retry, when to give up.
 
+mod reason;
+mod settle;
+
+pub use reason::JobReason;
+pub use settle::{settle, Attempt, AttemptEnd, RetryPolicy};
+
 use super::record_check::SentTo;
 use crate::decision::{self, Skip};
-use crate::survey_outcome::SurveyOutcome;
+use crate::error::codes;
+use crate::survey_outcome::{Record, SurveyOutcome};
 use crate::timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -21,37 +28,35 @@ impl std::fmt::Debug for StoredSettings {
     }
 }
 
-/// Where a survey stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// Waiting for its due time.
-    Scheduled,
-    /// An attempt is under way (a lease: if the process dies, the attempt is retried).
-    Sending,
-    /// The last attempt hit a temporary failure; another is due.
-    Retrying,
-    /// Stella accepted it. Never sent again.
-    Sent,
-    /// Checked at due time and not sent, for a reason.
-    Skipped,
-    /// Refused for good, or retried for 24 hours without success.
-    Failed,
+codes! {
+    /// Where a survey stands, by its name as stored and shown (`scheduled`, `sending`, …).
+    pub enum JobState {
+        /// Waiting for its due time.
+        Scheduled = "scheduled",
+        /// An attempt is under way (a lease: if the process dies, the attempt is retried).
+        Sending = "sending",
+        /// The last attempt hit a temporary failure; another is due.
+        Retrying = "retrying",
+        /// Stella accepted it. Never sent again.
+        Sent = "sent",
+        /// Checked at due time and not sent, for a reason.
+        Skipped = "skipped",
+        /// Refused for good, or retried for 24 hours without success.
+        Failed = "failed",
+    }
+}
+
+impl<'de> Deserialize<'de> for JobState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        reason::read_code(d, |name| {
+            (Self::ALL.iter().find(|s| s.as_str() == name))
+                .copied()
+                .ok_or_else(|| format!("unknown state `{name}`"))
+        })
+    }
 }
 
 impl JobState {
-    /// Its name as stored and shown (`scheduled`, `sending`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::Sending => "sending",
-            Self::Retrying => "retrying",
-            Self::Sent => "sent",
-            Self::Skipped => "skipped",
-            Self::Failed => "failed",
-        }
-    }
-
     /// Whether nothing more will happen without a resend.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Sent | Self::Skipped | Self::Failed)
@@ -85,9 +90,9 @@ pub struct Job {
     /// When the first of those attempts started, for the 24-hour limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_attempt_ms: Option<i64>,
-    /// Stable code of the last outcome (`reopened`, `stella_rejected`, `gave_up`, …).
+    /// Why it is where it is (stored as its code: `reopened`, `stella_rejected`, `gave_up`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<JobReason>,
     /// The last outcome in words (Stella's own text for a refusal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -197,6 +202,21 @@ pub struct JobOutcome {
     /// Why it could not be written, when Kustomer refused for good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_error: Option<String>,
+}
+
+impl JobOutcome {
+    /// A record's outcome as a job keeps it, not yet written onto the conversation.
+    pub fn from_record(record: Record) -> Self {
+        let created_ms = (record.created_at.as_deref())
+            .and_then(timestamp::parse)
+            .map(timestamp::to_millis);
+        Self {
+            read: record.outcome,
+            created_ms,
+            unwritten: true,
+            write_error: None,
+        }
+    }
 }
 
 /// How many event ids a job remembers. Kustomer redelivers within about an hour; a
@@ -337,7 +357,7 @@ pub fn upsert(
         {
             if job.state == JobState::Sent {
                 let noted = Job {
-                    reason: Some(skip.code.as_str().into()),
+                    reason: Some(skip.code.into()),
                     message: Some(skip.message.clone()),
                     closed_at_ms: s.closed_at_ms,
                     event_ids,
@@ -383,51 +403,6 @@ pub fn first(s: Schedule, now_ms: i64) -> Job {
         sent_to: None,
         personal_data_removed: None,
         customer: None,
-    }
-}
-
-/// How retries are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Wait before the second attempt, in ms; doubles each time.
-    pub base_ms: i64,
-    /// Longest wait between attempts.
-    pub max_ms: i64,
-    /// Give up after this long since the first attempt.
-    pub give_up_after_ms: i64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            base_ms: 30_000,
-            max_ms: 3_600_000,
-            give_up_after_ms: 24 * 3_600_000,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// When to try again after `attempts` failed attempts, or `None` to give up. `hint_ms` is
-    /// what the server asked for (`Retry-After`, `x-ratelimit-reset`); `random` in [0, 1)
-    /// spreads retries so that a recovering server is not hit by all of them at once.
-    pub fn next_attempt(
-        &self,
-        attempts: u32,
-        first_attempt_ms: i64,
-        now_ms: i64,
-        hint_ms: Option<i64>,
-        random: f64,
-    ) -> Option<i64> {
-        let exp = self
-            .base_ms
-            .saturating_mul(1i64 << attempts.saturating_sub(1).min(30))
-            .min(self.max_ms);
-        let jitter = 0.5 + random.clamp(0.0, 1.0) * 0.5; // "equal jitter": between half and all of it
-        let wait = ((exp as f64) * jitter) as i64;
-        let wait = wait.max(hint_ms.unwrap_or(0));
-        let at = now_ms.saturating_add(wait);
-        (at - first_attempt_ms <= self.give_up_after_ms).then_some(at)
     }
 }
 
@@ -536,35 +511,6 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_with_jitter_honours_hints_and_gives_up() {
-        let p = RetryPolicy {
-            base_ms: 1000,
-            max_ms: 8000,
-            give_up_after_ms: 60_000,
-        };
-        assert_eq!(p.next_attempt(1, 0, 0, None, 0.0), Some(500));
-        assert_eq!(p.next_attempt(1, 0, 0, None, 0.999_999), Some(999));
-        assert_eq!(p.next_attempt(3, 0, 0, None, 1.0), Some(4000));
-        assert_eq!(p.next_attempt(10, 0, 0, None, 1.0), Some(8000), "capped");
-        assert_eq!(
-            p.next_attempt(1, 0, 0, Some(20_000), 0.0),
-            Some(20_000),
-            "server's wait wins"
-        );
-        assert_eq!(p.next_attempt(1, 0, 59_000, None, 1.0), Some(60_000));
-        assert_eq!(
-            p.next_attempt(1, 0, 59_500, None, 1.0),
-            None,
-            "past the limit"
-        );
-        assert_eq!(
-            p.next_attempt(u32::MAX, 0, 0, None, 1.0),
-            Some(8000),
-            "no overflow"
-        );
-    }
-
-    #[test]
     fn without_personal_data_keeps_what_counts_and_says_why() {
         use crate::survey_outcome::DeliveryStatus;
         let job = Job {
@@ -639,5 +585,28 @@ mod tests {
             assert!(!text.contains(personal), "{text}");
         }
         assert!(text.contains(r#""personalDataRemoved":{"why":"expired","days":30}"#));
+    }
+
+    #[test]
+    fn stored_rows_read_back_byte_for_byte() {
+        // Rows as this version and the ones before it stored them: every state, reasons of
+        // both families, one this build does not know, and a full sent entry.
+        let rows = [
+            r#"{"org":"o","conversationId":"c1","state":"scheduled","generation":0,"closedAtMs":1000,"sendAtMs":1900,"dueMs":1900,"attempts":0,"createdMs":1,"updatedMs":1,"eventIds":["e1"]}"#,
+            r#"{"org":"o","conversationId":"c2","state":"sending","generation":2,"closedAtMs":1000,"sendAtMs":1900,"dueMs":5000,"attempts":1,"firstAttemptMs":2000,"reason":"resend","createdMs":1,"updatedMs":2000}"#,
+            r#"{"org":"o","conversationId":"c3","state":"retrying","generation":0,"closedAtMs":1000,"sendAtMs":1900,"dueMs":9000,"attempts":2,"firstAttemptMs":2000,"reason":"temporary_failure","message":"503","request":{"channel":"email"},"createdMs":1,"updatedMs":3000,"unsure":true}"#,
+            r#"{"org":"o","conversationId":"c4","state":"skipped","generation":0,"closedAtMs":1000,"sendAtMs":1900,"attempts":1,"firstAttemptMs":2000,"reason":"invalid_settings","message":"check brand","createdMs":1,"updatedMs":3000}"#,
+            r#"{"org":"o","conversationId":"c5","state":"failed","generation":0,"closedAtMs":1000,"sendAtMs":1900,"attempts":1,"reason":"a_reason_retired_long_ago","createdMs":1,"updatedMs":3000,"personalDataRemoved":{"why":"expired","days":30}}"#,
+            r#"{"org":"o","conversationId":"c6","state":"sent","generation":1,"closedAtMs":1000,"sendAtMs":1900,"attempts":1,"firstAttemptMs":2000,"reason":"already_surveyed","message":"Surveyed","request":{"customer":{"email":"a@example.com"}},"sentMs":2100,"createdMs":1,"updatedMs":3000,"previousSentMs":500,"outcome":{"conversationId":"c6","uuid":"u","deliveryStatus":"sent","rating":4,"isRecovery":false,"createdMs":2050,"unwritten":true},"sentTo":{"key":"k","customer":"d1","agent":"d2"}}"#,
+        ];
+        for row in rows {
+            let job: Job = serde_json::from_str(row).expect(row);
+            assert_eq!(serde_json::to_string(&job).unwrap(), row);
+        }
+        let unknown = rows[1].replace("\"sending\"", "\"paused\"");
+        assert!(
+            serde_json::from_str::<Job>(&unknown).is_err(),
+            "no state is guessed"
+        );
     }
 }
