@@ -283,3 +283,30 @@ pub const SETTLE_WINDOW_MS: i64 = 3 * 86_400_000;
 pub const SETTLE_EVERY_POLLS: i64 = 6;
 /// Surveys are followed this long after they are sent.
 pub const FOLLOW_DAYS: i64 = 14;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pacer_is_written_back_only_once_loaded_or_used() {
+        let pacer = StellaPacer::default();
+        assert!(!pacer.is_loaded());
+        assert_eq!((pacer.current(), pacer.next_window(10)), (None, None));
+        pacer.load(StellaPace {
+            calls: vec![1_000, 2_000],
+        });
+        assert!(pacer.is_loaded());
+        assert_eq!(
+            pacer.next_window(2),
+            Some(61_000),
+            "the oldest call's minute"
+        );
+        assert!(pacer.take(3_000, 3));
+        assert!(!pacer.take(3_000, 3), "the cap for this user");
+        assert_eq!(pacer.current().map(|p| p.calls.len()), Some(3));
+        let fresh = StellaPacer::default();
+        assert!(fresh.take(0, 1), "a pace never loaded starts empty");
+        assert!(fresh.is_loaded());
+    }
+}

@@ -451,3 +451,80 @@ fn a_new_instance_waits_out_the_window_the_one_before_used_up() {
         "then it probes as any new one"
     );
 }
+
+#[test]
+fn a_pacer_starts_only_jobs_with_room_for_all_their_calls() {
+    let pacer = KustomerPacer::default();
+    assert_eq!(
+        pacer.jobs(50, 0),
+        1,
+        "before any answer: one survey's probe"
+    );
+    let spent = pacer.budget.borrow_mut().spend(0);
+    pacer
+        .budget
+        .borrow_mut()
+        .settle(spent, Some(&answer(100, 99, 60)), 0);
+    assert_eq!(
+        pacer.jobs(50, 0),
+        49 / CALLS_PER_SURVEY,
+        "warm: two calls a job"
+    );
+    pacer.set_cold(true);
+    assert_eq!(pacer.jobs(50, 0), 49 / MAX_CALLS_PER_SURVEY, "cold: five");
+    pacer.budget.borrow_mut().used = 49;
+    assert_eq!(pacer.jobs(50, 0), 0);
+}
+
+#[test]
+fn a_paused_pacer_holds_due_jobs_until_the_window_turns() {
+    let pacer = KustomerPacer::default();
+    let spent = pacer.budget.borrow_mut().spend(0);
+    (pacer.budget.borrow_mut()).settle(spent, Some(&answer(100, 0, 60)), 0);
+    assert_eq!(pacer.paused_until(), None);
+    assert_eq!(pacer.pause(10), 60_000);
+    assert_eq!(pacer.paused_until(), Some(60_000));
+    pacer.unpause();
+    assert_eq!(pacer.paused_until(), None);
+}
+
+#[test]
+fn only_a_fresh_pacer_resumes_from_the_instance_before() {
+    let pacer = KustomerPacer::default();
+    pacer.resume_from(|| Ok::<_, ()>(Some(30_000))).unwrap();
+    assert_eq!(pacer.allowance(50, 10_000), 0);
+    let asked = std::cell::Cell::new(false);
+    let again = pacer.resume_from(|| {
+        asked.set(true);
+        Ok::<_, ()>(Some(90_000))
+    });
+    assert_eq!((again, asked.get()), (Ok(()), false), "resumed once");
+    assert_eq!(pacer.allowance(50, 30_000), PROBE_CALLS);
+}
+
+/// Answers every call at once with a budget of 100 a minute, 99 left.
+struct Answering;
+
+impl Transport for Answering {
+    async fn send(&self, _request: Request) -> Result<Response, SendError> {
+        Ok(answer(100, 99, 60))
+    }
+}
+
+#[test]
+fn metered_calls_stop_when_the_share_is_spent() {
+    use futures_util::FutureExt;
+    let pacer = KustomerPacer::default();
+    let metered = pacer.metered(&Answering, || 0, 50);
+    let call = || {
+        metered
+            .send(Request::get("https://x.test/".into()))
+            .now_or_never()
+    };
+    let mut made = 0;
+    while let Some(Ok(_)) = call() {
+        made += 1;
+    }
+    assert_eq!(made, 50, "half of 100");
+    assert!(matches!(call(), Some(Err(SendError::Paced))));
+}

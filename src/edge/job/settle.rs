@@ -139,30 +139,9 @@ pub fn settle(job: Job, attempt: Attempt, now_ms: i64, retry: &RetryPolicy, rand
                 Some(at) => Job {
                     due_ms: Some(at),
                     unsure,
-                    ..done(
-                        job,
-                        JobState::Retrying,
-                        Some(Reason::TemporaryFailure.into()),
-                        Some(message),
-                        request,
-                        now_ms,
-                    )
+                    ..failed_for_now(job, message, request, now_ms)
                 },
-                None => {
-                    let message = format!(
-                        "Gave up after {} attempts over 24 hours. Last: {message}",
-                        job.attempts
-                    );
-                    let reason = Some(Reason::GaveUp.into());
-                    done(
-                        job,
-                        JobState::Failed,
-                        reason,
-                        Some(message),
-                        request,
-                        now_ms,
-                    )
-                }
+                None => gave_up(job, &message, request, now_ms),
             }
         }
     };
@@ -192,6 +171,36 @@ fn done(
         unsure: false,
         ..job
     }
+}
+
+/// Failed for now: due again (the caller says when).
+fn failed_for_now(job: Job, message: String, request: Option<Value>, now_ms: i64) -> Job {
+    let reason = Some(Reason::TemporaryFailure.into());
+    done(
+        job,
+        JobState::Retrying,
+        reason,
+        Some(message),
+        request,
+        now_ms,
+    )
+}
+
+/// Retried for as long as the policy allows: failed for good, with the last failure's words.
+fn gave_up(job: Job, last: &str, request: Option<Value>, now_ms: i64) -> Job {
+    let message = format!(
+        "Gave up after {} attempts over 24 hours. Last: {last}",
+        job.attempts
+    );
+    let reason = Some(Reason::GaveUp.into());
+    done(
+        job,
+        JobState::Failed,
+        reason,
+        Some(message),
+        request,
+        now_ms,
+    )
 }
 
 /// An earlier attempt reached Stella after all: recorded as sent, with its outcome, never

@@ -119,10 +119,16 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             )
             .await;
         let _ = self.save_stella_pace(); // only the window: a failed write loses nothing
+        let found = found.into_iter().map(|(c, (_, r))| (c, r)).collect();
+        self.answered(read, found)
+    }
+
+    /// What a lookup's read says: the records found when it read them all, else why not.
+    fn answered(&self, read: Result<bool, ReadError>, found: HashMap<String, Record>) -> Lookup {
         let now = self.clock.now_ms();
         let ask = "Could not ask Agent Connect whether an earlier attempt reached it";
         match read {
-            Ok(true) => Lookup::Found(found.into_iter().map(|(c, (_, r))| (c, r)).collect()),
+            Ok(true) => Lookup::Found(found),
             // More records than one read takes: asked again next time, as for a failure.
             Ok(false) => Lookup::Failed {
                 wait_ms: None,

@@ -48,136 +48,152 @@ fn record() -> Record {
     }
 }
 
-#[test]
-fn each_end_settles_its_job() {
+/// What a settled job should say: state, reason, next run, when sent, whether unsure, and
+/// the channel of the request it keeps.
+type Expect = (
+    JobState,
+    Option<&'static str>,
+    Option<i64>,
+    Option<i64>,
+    bool,
+    &'static str,
+);
+
+fn check(table: Vec<(Attempt, Expect)>) {
     let policy = RetryPolicy::default();
+    for (attempt, expect) in table {
+        let end = format!("{:?}", attempt.end);
+        let job = settle(leased(), attempt, NOW, &policy, 0.5);
+        let channel = job.request.as_ref().and_then(|r| r["channel"].as_str());
+        let (state, reason, due) = (job.state, job.reason.as_deref(), job.due_ms);
+        let got = (
+            state,
+            reason,
+            due,
+            job.sent_ms,
+            job.unsure,
+            channel.unwrap_or(""),
+        );
+        assert_eq!(got, expect, "{end}");
+    }
+}
+
+fn retry(wait_ms: Option<i64>, unsure: bool) -> Attempt {
+    let message = "503".into();
+    Attempt::ended(AttemptEnd::Retry {
+        wait_ms,
+        message,
+        unsure,
+    })
+}
+
+#[test]
+fn ends_that_finish_the_job() {
     let body = json!({"channel": "chat"});
-    let retry = |wait_ms, unsure| {
-        Attempt::ended(AttemptEnd::Retry {
-            wait_ms,
-            message: "503".into(),
-            unsure,
-        })
-    };
-    // (attempt, state, reason, due, sent, unsure, request channel)
-    let table: Vec<(
-        Attempt,
-        JobState,
-        Option<&str>,
-        Option<i64>,
-        Option<i64>,
-        bool,
-        &str,
-    )> = vec![
+    let sent = Attempt::ended(AttemptEnd::Sent {
+        closed_at_ms: 1_500,
+    });
+    let found = Attempt::ended(AttemptEnd::Found(Box::new(record())));
+    let found_reason = Some("found_in_agent_connect");
+    check(vec![
         (
-            Attempt::ended(AttemptEnd::Paced),
-            JobState::Sending,
-            None,
-            Some(NOW + 60_000),
-            None,
-            true,
-            "email",
+            sent.with_request(body.clone()),
+            (JobState::Sent, None, None, Some(NOW), false, "chat"),
         ),
         (
-            Attempt::ended(AttemptEnd::Sent {
-                closed_at_ms: 1_500,
-            })
-            .with_request(body.clone()),
-            JobState::Sent,
-            None,
-            None,
-            Some(NOW),
-            false,
-            "chat",
-        ),
-        (
-            Attempt::ended(AttemptEnd::Retime {
-                closed_at_ms: 5_000,
-                send_at_ms: 9_000,
-            }),
-            JobState::Scheduled,
-            Some("retimed"),
-            Some(9_000),
-            None,
-            true,
-            "email",
+            found,
+            (
+                JobState::Sent,
+                found_reason,
+                None,
+                Some(5_000),
+                false,
+                "email",
+            ),
         ),
         (
             Attempt::skipped(SkipCode::Reopened, "reopened"),
-            JobState::Skipped,
-            Some("reopened"),
-            None,
-            None,
-            false,
-            "email",
+            (
+                JobState::Skipped,
+                Some("reopened"),
+                None,
+                None,
+                false,
+                "email",
+            ),
         ),
         (
-            Attempt::failed(Reason::StellaRejected, "no").with_request(body.clone()),
-            JobState::Failed,
-            Some("stella_rejected"),
-            None,
-            None,
-            false,
-            "chat",
+            Attempt::failed(Reason::StellaRejected, "no").with_request(body),
+            (
+                JobState::Failed,
+                Some("stella_rejected"),
+                None,
+                None,
+                false,
+                "chat",
+            ),
         ),
-        // Second attempt: 30 s doubled, at half jitter, or the server's wait when longer.
+        // A day's wait is past the 24 hours since the first attempt.
+        (
+            retry(Some(86_400_000), true),
+            (
+                JobState::Failed,
+                Some("gave_up"),
+                None,
+                None,
+                false,
+                "email",
+            ),
+        ),
+    ]);
+}
+
+#[test]
+fn ends_that_leave_the_job_pending() {
+    let paced = Attempt::ended(AttemptEnd::Paced);
+    let retime = Attempt::ended(AttemptEnd::Retime {
+        closed_at_ms: 5_000,
+        send_at_ms: 9_000,
+    });
+    let lease = Some(NOW + 60_000);
+    let again = Some("temporary_failure");
+    check(vec![
+        (paced, (JobState::Sending, None, lease, None, true, "email")),
+        (
+            retime,
+            (
+                JobState::Scheduled,
+                Some("retimed"),
+                Some(9_000),
+                None,
+                true,
+                "email",
+            ),
+        ),
+        // Second attempt: 30 s doubled, at half jitter; or the server's wait when longer.
         (
             retry(None, true),
-            JobState::Retrying,
-            Some("temporary_failure"),
-            Some(NOW + 45_000),
-            None,
-            true,
-            "email",
+            (
+                JobState::Retrying,
+                again,
+                Some(NOW + 45_000),
+                None,
+                true,
+                "email",
+            ),
         ),
         (
             retry(Some(120_000), false),
-            JobState::Retrying,
-            Some("temporary_failure"),
-            Some(NOW + 120_000),
-            None,
-            false,
-            "email",
-        ),
-        (
-            retry(Some(86_400_000), true),
-            JobState::Failed,
-            Some("gave_up"),
-            None,
-            None,
-            false,
-            "email",
-        ),
-        (
-            Attempt::ended(AttemptEnd::Found(Box::new(record()))),
-            JobState::Sent,
-            Some("found_in_agent_connect"),
-            None,
-            Some(5_000),
-            false,
-            "email",
-        ),
-    ];
-    for (attempt, state, reason, due, sent, unsure, channel) in table {
-        let end = format!("{:?}", attempt.end);
-        let job = settle(leased(), attempt, NOW, &policy, 0.5);
-        assert_eq!(
             (
-                job.state,
-                job.reason.as_deref(),
-                job.due_ms,
-                job.sent_ms,
-                job.unsure
+                JobState::Retrying,
+                again,
+                Some(NOW + 120_000),
+                None,
+                false,
+                "email",
             ),
-            (state, reason, due, sent, unsure),
-            "{end}"
-        );
-        assert_eq!(
-            job.request.as_ref().map(|r| &r["channel"]),
-            Some(&json!(channel)),
-            "{end}"
-        );
-    }
+        ),
+    ]);
 }
 
 #[test]
