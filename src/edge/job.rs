@@ -327,7 +327,8 @@ pub fn first(s: Schedule, now_ms: i64) -> Job {
 mod tests {
     use super::*;
 
-    fn close(at: i64) -> Schedule {
+    /// A close at `at`, due 900 ms later.
+    pub(super) fn close(at: i64) -> Schedule {
         Schedule {
             org: "o".into(),
             conversation_id: "c".into(),

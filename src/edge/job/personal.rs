@@ -96,20 +96,10 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edge::job::{first, JobOutcome, JobState, Schedule};
+    use crate::edge::job::tests::close;
+    use crate::edge::job::{first, JobOutcome, JobState};
     use crate::edge::record_check::SentTo;
     use crate::survey_outcome::SurveyOutcome;
-
-    fn close(at: i64) -> Schedule {
-        Schedule {
-            org: "o".into(),
-            conversation_id: "c".into(),
-            closed_at_ms: at,
-            send_at_ms: at + 900,
-            event_id: None,
-            customer_id: None,
-        }
-    }
 
     #[test]
     fn without_personal_data_keeps_what_counts_and_says_why() {

@@ -196,19 +196,24 @@ fn ends_that_leave_the_job_pending() {
     ]);
 }
 
+/// The leased job once an attempt ended so.
+fn settled(end: AttemptEnd) -> Job {
+    settle(
+        leased(),
+        Attempt::ended(end),
+        NOW,
+        &RetryPolicy::default(),
+        0.5,
+    )
+}
+
 #[test]
 fn a_retime_counts_attempts_afresh_and_says_when() {
     let end = AttemptEnd::Retime {
         closed_at_ms: 5_000,
         send_at_ms: 9_000,
     };
-    let job = settle(
-        leased(),
-        Attempt::ended(end),
-        NOW,
-        &RetryPolicy::default(),
-        0.5,
-    );
+    let job = settled(end);
     assert_eq!(
         (
             job.attempts,
@@ -231,13 +236,7 @@ fn giving_up_names_the_attempts_and_the_last_failure() {
         message: "503".into(),
         unsure: false,
     };
-    let job = settle(
-        leased(),
-        Attempt::ended(end),
-        NOW,
-        &RetryPolicy::default(),
-        0.5,
-    );
+    let job = settled(end);
     assert_eq!(
         job.message.as_deref(),
         Some("Gave up after 2 attempts over 24 hours. Last: 503")
