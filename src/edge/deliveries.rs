@@ -309,7 +309,7 @@ impl DeliveryQuery {
         self.from_ms.is_none_or(|from| job.closed_at_ms >= from)
             && self.to_ms.is_none_or(|to| job.closed_at_ms < to)
             && (self.conversation_id.as_deref()).is_none_or(|id| job.conversation_id == id)
-            && (self.reason.is_none() || job.reason == self.reason)
+            && (self.reason.is_none() || job.reason.as_deref() == self.reason.as_deref())
             && (self.agent.as_deref())
                 .is_none_or(|a| agent_of(job).is_some_and(|e| e.eq_ignore_ascii_case(a)))
     }
@@ -576,7 +576,7 @@ impl TallyKey {
         Self {
             hour: job.closed_at_ms.div_euclid(HOUR_MS),
             state: shown_state(job).as_str(),
-            reason: job.reason.clone().unwrap_or_default(),
+            reason: job.reason.as_deref().unwrap_or_default().to_owned(),
             agent: agent_of(job)
                 .map(str::to_ascii_lowercase)
                 .unwrap_or_default(),

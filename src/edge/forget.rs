@@ -120,7 +120,7 @@ pub fn without_customer(job: &Job, now_ms: i64) -> Job {
         job.state = JobState::Skipped;
         job.due_ms = None;
         job.generation = job.generation.wrapping_add(1);
-        job.reason = Some(Reason::Forgotten.as_str().into());
+        job.reason = Some(Reason::Forgotten.into());
         job.message = Some("The customer was forgotten: this survey is not sent.".into());
         job.unsure = false;
     }

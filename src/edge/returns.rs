@@ -126,13 +126,60 @@ impl StellaPace {
     }
 }
 
+/// The org's [`StellaPace`] as an instance keeps it between calls: loaded from the org's
+/// record on first use, shared by every read under way, written back when it changed.
+#[derive(Debug, Default)]
+pub struct StellaPacer {
+    /// The window; `None` until loaded (a pace never loaded is not written back).
+    pace: RefCell<Option<StellaPace>>,
+}
+
+impl StellaPacer {
+    /// Whether the window was loaded from the org's record yet.
+    pub fn is_loaded(&self) -> bool {
+        self.pace.borrow().is_some()
+    }
+
+    /// Takes the window the org's record keeps.
+    pub fn load(&self, stored: StellaPace) {
+        *self.pace.borrow_mut() = Some(stored);
+    }
+
+    /// The window as it is now, to write back (`None`: never loaded).
+    pub fn current(&self) -> Option<StellaPace> {
+        self.pace.borrow().clone()
+    }
+
+    /// When the window has room again for a user allowed `cap` calls in it.
+    pub fn next_window(&self, cap: u32) -> Option<i64> {
+        (self.pace.borrow().as_ref()).map(|pace| pace.next_window(cap))
+    }
+
+    /// `inner` within this window, up to `cap` calls in the minute, at `now_ms`.
+    pub fn paced<'a, T>(&'a self, inner: &'a T, now_ms: i64, cap: u32) -> Paced<'a, T> {
+        Paced {
+            inner,
+            pace: self,
+            now_ms,
+            cap,
+        }
+    }
+
+    /// Counts a call at `now_ms` if the minute has room for it.
+    fn take(&self, now_ms: i64, cap: u32) -> bool {
+        (self.pace.borrow_mut())
+            .get_or_insert_with(StellaPace::default)
+            .take(now_ms, cap)
+    }
+}
+
 /// A transport for Agent Connect's read APIs that stops at [`CALLS_PER_MINUTE`]: a call with no
 /// room is not made ([`SendError::Paced`]).
 pub struct Paced<'a, T> {
     /// The real transport.
     pub inner: &'a T,
-    /// The org's window (none yet: a fresh one).
-    pub pace: &'a RefCell<Option<StellaPace>>,
+    /// The org's window.
+    pub pace: &'a StellaPacer,
     /// Now, ms.
     pub now_ms: i64,
     /// How many calls of the minute this transport may reach: the roster, which anyone holding
@@ -146,10 +193,7 @@ pub const ROSTER_CALLS_PER_MINUTE: u32 = CALLS_PER_MINUTE / 2;
 
 impl<T: Transport> Transport for Paced<'_, T> {
     async fn send(&self, request: Request) -> Result<Response, SendError> {
-        let room = (self.pace.borrow_mut())
-            .get_or_insert_with(StellaPace::default)
-            .take(self.now_ms, self.cap);
-        if !room {
+        if !self.pace.take(self.now_ms, self.cap) {
             return Err(SendError::Paced);
         }
         self.inner.send(request).await
@@ -239,3 +283,30 @@ pub const SETTLE_WINDOW_MS: i64 = 3 * 86_400_000;
 pub const SETTLE_EVERY_POLLS: i64 = 6;
 /// Surveys are followed this long after they are sent.
 pub const FOLLOW_DAYS: i64 = 14;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pacer_is_written_back_only_once_loaded_or_used() {
+        let pacer = StellaPacer::default();
+        assert!(!pacer.is_loaded());
+        assert_eq!((pacer.current(), pacer.next_window(10)), (None, None));
+        pacer.load(StellaPace {
+            calls: vec![1_000, 2_000],
+        });
+        assert!(pacer.is_loaded());
+        assert_eq!(
+            pacer.next_window(2),
+            Some(61_000),
+            "the oldest call's minute"
+        );
+        assert!(pacer.take(3_000, 3));
+        assert!(!pacer.take(3_000, 3), "the cap for this user");
+        assert_eq!(pacer.current().map(|p| p.calls.len()), Some(3));
+        let fresh = StellaPacer::default();
+        assert!(fresh.take(0, 1), "a pace never loaded starts empty");
+        assert!(fresh.is_loaded());
+    }
+}

@@ -1409,7 +1409,7 @@ pub fn log_job(
         due_ms: (!state.is_final()).then_some(closed_at_ms + 900_000),
         attempts: u32::from(state != JobState::Scheduled),
         first_attempt_ms: None,
-        reason: reason.map(str::to_owned),
+        reason: reason.map(Into::into),
         message: None,
         request: agent.map(|a| {
             json!({

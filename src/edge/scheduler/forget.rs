@@ -2,7 +2,7 @@
 //! forget command, the check every send makes, the daily sweep for customers deleted in
 //! Kustomer, and the org's audit list.
 
-use super::{Armed, Clock, Scheduler};
+use super::{Clock, Scheduler};
 use crate::edge::audit::{self, AuditEntry, AuditKind};
 use crate::edge::forget::{self, Stop, Who, MAX_FORGET_PER_CALL, TOMBSTONE_MS, TOMBSTONE_PREFIX};
 use crate::edge::outcome::ErrorCode;
@@ -63,7 +63,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             touched += 1;
         }
         if touched > 0 {
-            self.armed.set(Armed::Unknown); // pending jobs may have become final
+            self.alarm.forget(); // pending jobs may have become final
         }
         Ok((touched, more))
     }
@@ -172,7 +172,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         );
         let answer = metered.send(request).await;
         let mut sweep = self.store.org()?.forget;
-        let next_window = || self.budget.borrow().next_window(self.clock.now_ms());
+        let next_window = || self.kustomer.next_window(self.clock.now_ms());
         let read = match answer {
             // Nothing was sent, so the call is given back: with the invocation's subrequests
             // spent the next run asks at once; with the budget share spent, its next window.

@@ -125,7 +125,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         self.store.put_org(&record)?;
         if record.trust.vouches_for(&caller.fingerprint) {
-            self.armed.set(super::Armed::Unknown); // held closes may go now
+            self.alarm.forget(); // held closes may go now
         }
         Ok(())
     }
@@ -182,7 +182,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             ));
         }
         // The alarm schedules it as soon as the org is linked, or drops it after 7 days.
-        self.armed.set(super::Armed::Unknown);
+        self.alarm.forget();
         let fix = self.store.org()?.trust.refusal().fix();
         Ok(Reply::json(
             202,
@@ -202,7 +202,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             return Ok(None);
         };
         let record = self.store.org()?;
-        Ok(Some(if releasable(&record) && !self.held_blocked.get() {
+        Ok(Some(if releasable(&record) && !self.kept.held_blocked() {
             oldest
         } else {
             HeldClose::expires_ms(oldest)
@@ -226,7 +226,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         }
         let (Some(settings), Some(org)) = (settings, record.org.clone()) else {
             // Settings stored but not usable now: held closes wait for the next ones kept.
-            self.held_blocked.set(true);
+            self.kept.block_held();
             return Ok(());
         };
         for held in self.store.take_held(trust::RELEASE_BATCH)? {

@@ -8,33 +8,37 @@
 //! Stella's 2xx and the write that records it: the lease then expires and the job is retried
 //! (at least once, never lost; Stella suppresses repeat surveys to a customer on its side).
 
+mod alarm;
+mod attempt;
 mod forget;
 mod link;
+mod log;
+mod lookup;
 mod outcomes;
+mod pacing;
+mod read;
 mod retention;
 mod roster;
 mod run;
+mod settings;
 mod wire;
 
+pub use alarm::AlarmChange;
 pub use link::Caller;
 
-use super::audit::AuditEntry;
-use super::budget::Budget;
-use super::deliveries::{self, DeliveryQuery, MAX_LIMIT, MAX_RESEND_PER_CALL};
+use super::budget::KustomerPacer;
+use super::deliveries::DeliveryQuery;
 use super::forget::CustomerKeys;
 use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
-use super::outcome::{ErrorCode, Ignored, Reason};
-use super::returns::StellaPace;
-use super::seal::{self, Sealer};
-use super::subrequests::{Allowance, Counted};
-use super::trust;
+use super::outcome::{ErrorCode, Ignored};
+use super::returns::StellaPacer;
+use super::seal::Sealer;
+use super::subrequests::Allowance;
 use super::{Config, OrgRecord, Reply, Store, Transport};
 use crate::settings::ValidationOptions;
 use crate::timestamp;
-use run::Metered;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::cell::{Cell, RefCell};
 
 /// The clock and the dice, passed in so that the scheduler stays deterministic under test.
 pub trait Clock {
@@ -128,26 +132,6 @@ pub const MAX_PER_ALARM: usize = 1000;
 /// How many jobs are attempted at once: their calls to Kustomer and Stella overlap.
 pub const CONCURRENCY: usize = 32;
 
-/// What the Durable Object's alarm should become after a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlarmChange {
-    /// As it is.
-    Keep,
-    /// At this instant (ms).
-    Set(i64),
-    /// None: nothing is pending.
-    Delete,
-}
-
-/// The alarm as this instance last set it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Armed {
-    /// Not known (a new instance, or an alarm that just fired): computed from the store.
-    Unknown,
-    /// Set to this instant, or not set; never later than the earliest pending job.
-    At(Option<i64>),
-}
-
 /// One org's scheduler.
 pub struct Scheduler<S, T, C> {
     /// The org's jobs and cache.
@@ -160,28 +144,18 @@ pub struct Scheduler<S, T, C> {
     pub config: Config,
     /// Seals and opens the org's stored settings.
     pub sealer: Sealer,
-    /// The alarm as last set, so that a close due after it sets nothing.
-    armed: Cell<Armed>,
-    /// The earliest due time a call added since the alarm was last set.
-    added_due: Cell<Option<i64>>,
-    /// The org's Kustomer API budget as this instance knows it.
-    budget: RefCell<Budget>,
-    /// Until when due jobs wait for the budget.
-    paced_until: Cell<Option<i64>>,
-    /// The settings text this instance last found or made sealed in the org's record.
-    kept: RefCell<Option<String>>,
-    /// The last batch had a job the budget stopped mid-way (an uncached agent or tag name):
-    /// the next one is sized for every job's calls, so none is stopped again for good.
-    cold: Cell<bool>,
+    /// The alarm as this instance knows it.
+    alarm: alarm::Alarm,
+    /// The org's Kustomer API budget as this instance knows it, and what waits for it.
+    kustomer: KustomerPacer,
     /// The org's calls to Agent Connect's read APIs this minute (Data Return, the roster),
     /// loaded from the org's record on first use.
-    stella_pace: RefCell<Option<StellaPace>>,
+    stella: StellaPacer,
+    /// The settings this instance last kept sealed, and whether held closes wait for others.
+    kept: settings::Kept,
     /// Open while Kustomer is being asked for the app's link: calls meanwhile wait for its
     /// answer instead of being held.
     link_read: link::Gate,
-    /// The last run found held closes but no settings it could send them with (not stored,
-    /// not opening, not valid): they wait for the next settings kept, not a hot alarm.
-    held_blocked: Cell<bool>,
     /// The outbound calls of the alarm run under way (one at a time per Durable Object);
     /// requests count theirs apart ([`Self::command_async`]).
     run_calls: Allowance,
@@ -201,34 +175,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             clock,
             config,
             sealer,
-            armed: Cell::new(Armed::Unknown),
-            added_due: Cell::new(None),
-            budget: RefCell::default(),
-            paced_until: Cell::new(None),
-            kept: RefCell::new(None),
-            cold: Cell::new(false),
-            stella_pace: RefCell::new(None),
+            alarm: alarm::Alarm::default(),
+            kustomer: KustomerPacer::default(),
+            stella: StellaPacer::default(),
+            kept: settings::Kept::default(),
             link_read: link::Gate::default(),
-            held_blocked: Cell::new(false),
             run_calls: Allowance::new(config.subrequests_per_invocation),
-        }
-    }
-
-    /// The transport of the alarm run under way: each call counted against its cap.
-    pub(super) fn run_transport(&self) -> Counted<'_, T> {
-        Counted {
-            inner: &self.transport,
-            calls: &self.run_calls,
-        }
-    }
-
-    /// `inner`'s Kustomer calls metered against the org's API budget share.
-    fn metered<'a, X: Transport>(&'a self, inner: &'a X, share: u32) -> Metered<'a, X, C> {
-        Metered {
-            inner,
-            budget: &self.budget,
-            clock: &self.clock,
-            share,
         }
     }
 
@@ -320,7 +272,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let mut first = job::first(close.clone(), now);
         first.customer = customer.clone();
         let (reply, pending) = if self.store.insert_new(&first)? {
-            self.added(first.send_at_ms);
+            self.alarm.added(first.send_at_ms);
             (scheduled(&first), true)
         } else {
             let existing = self.store.get(&close.conversation_id)?;
@@ -331,7 +283,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 (Upsert::Scheduled(mut job), existing) => {
                     job.customer = customer.or_else(|| existing.and_then(|e| e.customer));
                     self.store.put(&job)?;
-                    self.added(job.send_at_ms);
+                    self.alarm.added(job.send_at_ms);
                     scheduled(&job)
                 }
                 (Upsert::Duplicate, Some(job)) if !job.state.is_final() => scheduled(&job),
@@ -344,7 +296,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 ),
                 (Upsert::AlreadySurveyed(job, skip), _) => {
                     self.store.put(&job)?;
-                    self.armed.set(Armed::Unknown); // a finished job: its retention alarm
+                    self.alarm.forget(); // a finished job: its retention alarm
                     ignored(skip.code, &skip.message)
                 }
                 _ => ignored(
@@ -359,234 +311,6 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             self.keep_settings(&mut record, &org, &raw)?;
         }
         Ok(reply)
-    }
-
-    /// Notes a job due at `due_ms`, for [`Self::alarm_change`].
-    fn added(&self, due_ms: i64) {
-        let earliest = self.added_due.get().map_or(due_ms, |d| d.min(due_ms));
-        self.added_due.set(Some(earliest));
-    }
-
-    /// What the alarm should become after the calls since the last answer: a close due after
-    /// the alarm already set changes nothing (no storage write); an unknown alarm is computed
-    /// from the store. `not_before` holds a retry back after a failed run.
-    pub fn alarm_change(&self, not_before: i64) -> Result<AlarmChange, String> {
-        let added = self.added_due.take();
-        let next = match (self.armed.get(), added) {
-            (Armed::At(_), None) => return Ok(AlarmChange::Keep),
-            (Armed::At(Some(armed)), Some(due)) if armed <= due => return Ok(AlarmChange::Keep),
-            (Armed::At(_), Some(due)) => Some(due),
-            (Armed::Unknown, _) => self.next_alarm()?,
-        };
-        let next = next.map(|t| t.max(not_before));
-        self.armed.set(Armed::At(next));
-        Ok(next.map_or(AlarmChange::Delete, AlarmChange::Set))
-    }
-
-    /// Seals and stores `raw` as the org's settings, unless the same are stored already.
-    fn keep_settings(
-        &self,
-        record: &mut OrgRecord,
-        org: &str,
-        raw: &StoredSettings,
-    ) -> Result<(), String> {
-        let text = &raw.0;
-        let sealed_now =
-            (record.sealed_settings.as_deref()).is_some_and(|s| self.sealer.is_current(s));
-        // The same settings as this instance kept last, still sealed: nothing to do, not even
-        // the fingerprint (in constant time: the text holds the keys).
-        let kept_here = self
-            .kept
-            .borrow()
-            .as_deref()
-            .is_some_and(|k| seal::same_text(k, text));
-        if kept_here && record.settings_digest.is_some() && sealed_now {
-            return Ok(());
-        }
-        let digest = self.sealer.fingerprint(&format!("{org}\n{text}"));
-        let unchanged = record.settings_digest.as_deref() == Some(&digest);
-        if unchanged && sealed_now {
-            *self.kept.borrow_mut() = Some(text.clone());
-            return Ok(());
-        }
-        self.held_blocked.set(false); // new settings: held closes may go with them
-        if !unchanged {
-            let (marks, fields) =
-                super::audit::settings_marks(&self.sealer, org, text, &record.settings_marks);
-            record.settings_marks = marks;
-            if !fields.is_empty() {
-                self.audit(AuditEntry::settings(self.clock.now_ms(), &fields))?;
-            }
-        }
-        record.sealed_settings = Some(self.sealer.seal(text, org, self.clock.nonce()));
-        record.settings_digest = Some(digest);
-        record.org = Some(org.to_owned());
-        self.store.put_org(record)?;
-        *self.kept.borrow_mut() = Some(text.clone());
-        Ok(())
-    }
-
-    /// A page of the log.
-    fn list(&self, query: &DeliveryQuery) -> Result<Reply, String> {
-        let limit = query.limit.clamp(1, MAX_LIMIT);
-        let first_page = query.after.is_none();
-        let jobs = self.store.deliveries(query, limit + 1)?;
-        let tally = first_page.then(|| self.store.tally(query)).transpose()?;
-        let mut body = deliveries::answer(query, jobs, tally.as_ref(), self.config.retention_days);
-        // Whether outcomes are read back, and the last read's failure (no key in it); the
-        // app's link and its held closes, for the page's banner.
-        let record = self.store.org()?;
-        let follow = record.follow;
-        body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
-        body["link"] = record.trust.status(self.store.held_count()?);
-        body["storage"] = self.storage_status()?;
-        if first_page {
-            body["link"]["heldCloses"] = (self.store.held_list(trust::LISTED_HELD)?.iter())
-                .map(|h| json!({"conversationId": h.conversation_id, "closedAt": iso(h.closed_at_ms), "heldAt": iso(h.held_ms), "expiresAt": iso(trust::HeldClose::expires_ms(h.held_ms))}))
-                .collect();
-        }
-        // Records that did not count for their survey, by reason, and the note in words.
-        let note = super::record_check::note(&follow.ignored, follow.unverified);
-        body["outcomes"]["ignoredRecords"] = json!(follow.ignored);
-        body["outcomes"]["unverifiedRecords"] = json!(follow.unverified);
-        body["outcomes"]["recordsNote"] = json!(note);
-        Ok(Reply::json(200, body))
-    }
-
-    /// Schedules one failed or skipped survey again, or says why not.
-    fn resend_one(&self, conversation_id: &str) -> Result<Result<Job, Reply>, String> {
-        let now = self.clock.now_ms();
-        let Some(job) = self.store.get(conversation_id)? else {
-            return Ok(Err(Reply::error(
-                ErrorCode::NotFound,
-                "No survey is recorded for this conversation.",
-            )));
-        };
-        if !matches!(job.state, JobState::Failed | JobState::Skipped) {
-            let why = format!(
-                "Only failed or skipped surveys can be sent again; this one is {}.",
-                state_name(job.state)
-            );
-            return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
-        }
-        if !deliveries::resendable(&job) {
-            let why = "A resend cannot change this skip: the conversation's own facts would be \
-                       checked again and give the same answer, and closing it again schedules \
-                       a survey by itself.";
-            return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
-        }
-        let job = Job {
-            state: JobState::Scheduled,
-            generation: job.generation.wrapping_add(1),
-            due_ms: Some(now),
-            attempts: 0,
-            first_attempt_ms: None,
-            reason: Some(Reason::Resend.as_str().into()),
-            message: None,
-            updated_ms: now,
-            ..job
-        };
-        self.store.put(&job)?;
-        self.added(now);
-        Ok(Ok(job))
-    }
-
-    /// Seals a resend's settings again if they are exactly those the org's workflow last sent
-    /// (its keyed fingerprint, which outlives the sealed copy); any others are not kept, so a
-    /// user's own headers on a resend change nothing. Whether the org has settings for the
-    /// resent surveys now.
-    fn adopt_settings(&self, mut record: OrgRecord, raw: &StoredSettings) -> Result<bool, String> {
-        let Some(org) = record.org.clone() else {
-            return Ok(false);
-        };
-        let digest = self.sealer.fingerprint(&format!("{org}\n{}", raw.0));
-        if record.settings_digest.as_deref() == Some(&digest) {
-            self.keep_settings(&mut record, &org, raw)?;
-        }
-        Ok(record.sealed_settings.is_some())
-    }
-
-    fn resend(&self, ready: bool, conversation_id: &str) -> Result<Reply, String> {
-        let job = match self.resend_one(conversation_id)? {
-            Ok(job) => job,
-            Err(refused) => return Ok(refused),
-        };
-        let ids = [conversation_id.to_owned()];
-        self.audit(AuditEntry::resend(job.updated_ms, &ids, 1))?;
-        Ok(Reply::json(
-            202,
-            json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(job.updated_ms), "message": resent(ready, &job)}),
-        ))
-    }
-
-    /// [`Self::resend`] for each conversation: one answer listing each one's outcome.
-    fn resend_many(&self, ready: bool, conversation_ids: &[String]) -> Result<Reply, String> {
-        let mut results = Vec::new();
-        for id in conversation_ids.iter().take(MAX_RESEND_PER_CALL) {
-            let (status, message) = match self.resend_one(id)? {
-                Ok(job) => ("scheduled", resent(ready, &job)),
-                Err(refused) => {
-                    let error = &refused.body["error"];
-                    let status = if error["code"] == ErrorCode::NotFound.as_str() {
-                        "not_found"
-                    } else {
-                        "not_resendable"
-                    };
-                    (
-                        status,
-                        error["message"].as_str().unwrap_or_default().to_owned(),
-                    )
-                }
-            };
-            results.push(json!({"conversationId": id, "status": status, "message": message}));
-        }
-        let scheduled = results
-            .iter()
-            .filter(|r| r["status"] == "scheduled")
-            .count();
-        let ids: Vec<String> = conversation_ids
-            .iter()
-            .take(MAX_RESEND_PER_CALL)
-            .cloned()
-            .collect();
-        self.audit(AuditEntry::resend(self.clock.now_ms(), &ids, scheduled))?;
-        Ok(Reply::json(
-            200,
-            json!({"results": results, "scheduled": scheduled, "refused": results.len() - scheduled}),
-        ))
-    }
-
-    /// When the alarm should fire next: the earliest pending job, the next read or write of
-    /// survey outcomes, the day the oldest finished one leaves the log, when held closes
-    /// are scheduled or dropped, or when a finished one's personal data is to be removed.
-    pub fn next_alarm(&self) -> Result<Option<i64>, String> {
-        let prune = self
-            .store
-            .oldest_final()?
-            .map(|t| t.saturating_add(self.config.retention_ms()));
-        // Due jobs waiting for the org's API budget wait for it: no alarm before then.
-        let due = match (self.store.next_due()?, self.paced_until.get()) {
-            (Some(due), Some(paced)) => Some(due.max(paced)),
-            (due, _) => due,
-        };
-        let (sweep, expiry) = (self.next_sweep()?, self.next_expiry()?);
-        let follow = self.next_follow()?;
-        Ok([due, prune, follow, self.next_release()?, sweep, expiry]
-            .into_iter()
-            .flatten()
-            .min())
-    }
-}
-
-/// What a resend's answer says of the job it scheduled: when it goes, and, when the org has
-/// no settings for it (they changed since the last close, and the last ones are no longer
-/// kept), that it waits for those of the next close.
-fn resent(ready: bool, job: &Job) -> String {
-    let at = iso(job.updated_ms);
-    if ready {
-        format!("Scheduled to be sent at {at}.")
-    } else {
-        format!("Scheduled at {at}; it goes out with the app's settings, which come with the org's next closed conversation.")
     }
 }
 

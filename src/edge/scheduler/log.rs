@@ -1,0 +1,143 @@
+//! The delivery log as the scheduler answers it: a page of entries, and resends of failed or
+//! skipped surveys.
+
+use super::{iso, state_name, Clock, Scheduler};
+use crate::edge::audit::AuditEntry;
+use crate::edge::deliveries::{self, DeliveryQuery, MAX_LIMIT, MAX_RESEND_PER_CALL};
+use crate::edge::job::{Job, JobState};
+use crate::edge::outcome::{ErrorCode, Reason};
+use crate::edge::{record_check, trust, Reply, Store, Transport};
+use serde_json::json;
+
+impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
+    /// A page of the log.
+    pub(super) fn list(&self, query: &DeliveryQuery) -> Result<Reply, String> {
+        let limit = query.limit.clamp(1, MAX_LIMIT);
+        let first_page = query.after.is_none();
+        let jobs = self.store.deliveries(query, limit + 1)?;
+        let tally = first_page.then(|| self.store.tally(query)).transpose()?;
+        let mut body = deliveries::answer(query, jobs, tally.as_ref(), self.config.retention_days);
+        // Whether outcomes are read back, and the last read's failure (no key in it); the
+        // app's link and its held closes, for the page's banner.
+        let record = self.store.org()?;
+        let follow = record.follow;
+        body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
+        body["link"] = record.trust.status(self.store.held_count()?);
+        body["storage"] = self.storage_status()?;
+        if first_page {
+            body["link"]["heldCloses"] = (self.store.held_list(trust::LISTED_HELD)?.iter())
+                .map(|h| json!({"conversationId": h.conversation_id, "closedAt": iso(h.closed_at_ms), "heldAt": iso(h.held_ms), "expiresAt": iso(trust::HeldClose::expires_ms(h.held_ms))}))
+                .collect();
+        }
+        // Records that did not count for their survey, by reason, and the note in words.
+        let note = record_check::note(&follow.ignored, follow.unverified);
+        body["outcomes"]["ignoredRecords"] = json!(follow.ignored);
+        body["outcomes"]["unverifiedRecords"] = json!(follow.unverified);
+        body["outcomes"]["recordsNote"] = json!(note);
+        Ok(Reply::json(200, body))
+    }
+
+    /// Schedules one failed or skipped survey again, or says why not.
+    fn resend_one(&self, conversation_id: &str) -> Result<Result<Job, Reply>, String> {
+        let now = self.clock.now_ms();
+        let Some(job) = self.store.get(conversation_id)? else {
+            return Ok(Err(Reply::error(
+                ErrorCode::NotFound,
+                "No survey is recorded for this conversation.",
+            )));
+        };
+        if !matches!(job.state, JobState::Failed | JobState::Skipped) {
+            let why = format!(
+                "Only failed or skipped surveys can be sent again; this one is {}.",
+                state_name(job.state)
+            );
+            return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
+        }
+        if !deliveries::resendable(&job) {
+            let why = "A resend cannot change this skip: the conversation's own facts would be \
+                       checked again and give the same answer, and closing it again schedules \
+                       a survey by itself.";
+            return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
+        }
+        let job = Job {
+            state: JobState::Scheduled,
+            generation: job.generation.wrapping_add(1),
+            due_ms: Some(now),
+            attempts: 0,
+            first_attempt_ms: None,
+            reason: Some(Reason::Resend.into()),
+            message: None,
+            updated_ms: now,
+            ..job
+        };
+        self.store.put(&job)?;
+        self.alarm.added(now);
+        Ok(Ok(job))
+    }
+
+    pub(super) fn resend(&self, ready: bool, conversation_id: &str) -> Result<Reply, String> {
+        let job = match self.resend_one(conversation_id)? {
+            Ok(job) => job,
+            Err(refused) => return Ok(refused),
+        };
+        let ids = [conversation_id.to_owned()];
+        self.audit(AuditEntry::resend(job.updated_ms, &ids, 1))?;
+        Ok(Reply::json(
+            202,
+            json!({"status": "scheduled", "conversationId": job.conversation_id, "sendAt": iso(job.updated_ms), "message": resent(ready, &job)}),
+        ))
+    }
+
+    /// [`Self::resend`] for each conversation: one answer listing each one's outcome.
+    pub(super) fn resend_many(
+        &self,
+        ready: bool,
+        conversation_ids: &[String],
+    ) -> Result<Reply, String> {
+        let mut results = Vec::new();
+        for id in conversation_ids.iter().take(MAX_RESEND_PER_CALL) {
+            let (status, message) = match self.resend_one(id)? {
+                Ok(job) => ("scheduled", resent(ready, &job)),
+                Err(refused) => {
+                    let error = &refused.body["error"];
+                    let status = if error["code"] == ErrorCode::NotFound.as_str() {
+                        "not_found"
+                    } else {
+                        "not_resendable"
+                    };
+                    (
+                        status,
+                        error["message"].as_str().unwrap_or_default().to_owned(),
+                    )
+                }
+            };
+            results.push(json!({"conversationId": id, "status": status, "message": message}));
+        }
+        let scheduled = results
+            .iter()
+            .filter(|r| r["status"] == "scheduled")
+            .count();
+        let ids: Vec<String> = conversation_ids
+            .iter()
+            .take(MAX_RESEND_PER_CALL)
+            .cloned()
+            .collect();
+        self.audit(AuditEntry::resend(self.clock.now_ms(), &ids, scheduled))?;
+        Ok(Reply::json(
+            200,
+            json!({"results": results, "scheduled": scheduled, "refused": results.len() - scheduled}),
+        ))
+    }
+}
+
+/// What a resend's answer says of the job it scheduled: when it goes, and, when the org has
+/// no settings for it (they changed since the last close, and the last ones are no longer
+/// kept), that it waits for those of the next close.
+fn resent(ready: bool, job: &Job) -> String {
+    let at = iso(job.updated_ms);
+    if ready {
+        format!("Scheduled to be sent at {at}.")
+    } else {
+        format!("Scheduled at {at}; it goes out with the app's settings, which come with the org's next closed conversation.")
+    }
+}
