@@ -17,6 +17,7 @@ const kustomer :List(Workerd.Worker.Module) = [
   (name = "kustomer/store.js", esModule = embed "kustomer/store.js"),
   (name = "kustomer/workflows.js", esModule = embed "kustomer/workflows.js"),
   (name = "kustomer/seed.js", esModule = embed "kustomer/seed.js"),
+  (name = "mount.js", esModule = embed "mount.js"),
   (name = "kustomer/cards-sdk-source", text = embed "kustomer/cards-sdk.js"),
   # The app definition generated from the settings table: the sandbox's workflow sends the
   # headers its action names.
@@ -24,6 +25,13 @@ const kustomer :List(Workerd.Worker.Module) = [
 ];
 
 const stella :List(Workerd.Worker.Module) = [
-  (name = "stella.js", esModule = embed "stella.js"),
-  (name = "stella-schema.mjs", esModule = embed "../build/stella-schema.mjs"),
+  (name = "stella/index.js", esModule = embed "stella/index.js"),
+  (name = "stella/common.js", esModule = embed "stella/common.js"),
+  (name = "stella/controls.js", esModule = embed "stella/controls.js"),
+  (name = "stella/reads.js", esModule = embed "stella/reads.js"),
+  (name = "stella/requests.js", esModule = embed "stella/requests.js"),
+  (name = "stella/roster.js", esModule = embed "stella/roster.js"),
+  (name = "mount.js", esModule = embed "mount.js"),
+  # The vendor's request schema, compiled by scripts/build-stella-schema.mjs (`make build`).
+  (name = "stella/schema.mjs", esModule = embed "../build/stella-schema.mjs"),
 ];

@@ -1,6 +1,6 @@
 // The Kustomer sandbox's answers and body reading, shared by the API and the controls.
 
-// The shared router forwards the full URL; the sandbox strips its own mount point.
+// Where the sandbox is mounted on the one local address (sandbox/router.js).
 export const PREFIX = "/sandbox/kustomer";
 
 export const json = (status, body, headers = {}) =>

@@ -15,17 +15,14 @@ import { api } from "./api.js";
 import { control } from "./controls.js";
 import { PREFIX, errorResponse } from "./http.js";
 import { seedRecords } from "./store.js";
+import { below, toState } from "../mount.js";
 
-export default {
-  fetch(request, env) {
-    return env.STATE.get(env.STATE.idFromName("sandbox")).fetch(request);
-  },
-};
+export default toState;
 
 export class KustomerState extends DurableObject {
   async fetch(request) {
     const url = new URL(request.url);
-    const path = url.pathname.startsWith(PREFIX) ? url.pathname.slice(PREFIX.length) || "/" : url.pathname;
+    const path = below(PREFIX, url);
     if (!(await this.ctx.storage.get("seeded"))) await seedRecords(this.ctx.storage);
     try {
       return path.startsWith("/v1/") ? await api(this, request, path) : await control(this, request, path, url);
