@@ -6,6 +6,7 @@
 # /sandbox/stella/..., and /edge-stub/... for tests/sandbox/edge-stub.js, which records what
 # close/reopen send to the edge).
 using Workerd = import "/workerd/workerd.capnp";
+using Modules = import "modules.capnp";
 
 const config :Workerd.Config = (
   services = [
@@ -31,14 +32,7 @@ const router :Workerd.Worker = (
 
 const kustomer :Workerd.Worker = (
   compatibilityDate = "2026-11-01",
-  modules = [
-    (name = "kustomer.js", esModule = embed "kustomer.js"),
-    (name = "seed.js", esModule = embed "seed.js"),
-    (name = "cards-sdk-source", text = embed "cards-sdk.js"),
-    # The app definition generated from the settings table: the sandbox's workflow sends the
-    # headers its action names.
-    (name = "app-definition", json = embed "../app-manifest/stella_connect.json"),
-  ],
+  modules = Modules.kustomer,
   durableObjectNamespaces = [(className = "KustomerState", uniqueKey = "sandbox-kustomer-state", enableSql = true)],
   durableObjectStorage = (localDisk = "sandbox-state"),
   bindings = [
@@ -51,10 +45,7 @@ const kustomer :Workerd.Worker = (
 
 const stella :Workerd.Worker = (
   compatibilityDate = "2026-11-01",
-  modules = [
-    (name = "stella.js", esModule = embed "stella.js"),
-    (name = "stella-schema.mjs", esModule = embed "../build/stella-schema.mjs"),
-  ],
+  modules = Modules.stella,
   durableObjectNamespaces = [(className = "StellaState", uniqueKey = "sandbox-stella-state", enableSql = true)],
   durableObjectStorage = (localDisk = "sandbox-state"),
   bindings = [(name = "STATE", durableObjectNamespace = "StellaState")],

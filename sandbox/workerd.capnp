@@ -1,6 +1,7 @@
 # Local run: the edge and the pages exactly as deployed, plus the Kustomer and Stella sandboxes and a router,
 # on one socket. Start with scripts/serve.sh (it builds, picks the port and the state folder).
 using Workerd = import "/workerd/workerd.capnp";
+using Modules = import "modules.capnp";
 
 const config :Workerd.Config = (
   services = [
@@ -75,14 +76,7 @@ const edge :Workerd.Worker = (
 );
 
 const kustomer :Workerd.Worker = (
-  modules = [
-    (name = "kustomer.js", esModule = embed "kustomer.js"),
-    (name = "seed.js", esModule = embed "seed.js"),
-    (name = "cards-sdk-source", text = embed "cards-sdk.js"),
-    # The app definition generated from the settings table: the sandbox's workflow sends the
-    # headers its action names.
-    (name = "app-definition", json = embed "../app-manifest/stella_connect.json"),
-  ],
+  modules = Modules.kustomer,
   compatibilityDate = "2026-11-01",
   durableObjectNamespaces = [(className = "KustomerState", uniqueKey = "stella-connect-kustomer-sandbox", enableSql = true)],
   durableObjectStorage = (localDisk = "state"),
@@ -95,10 +89,7 @@ const kustomer :Workerd.Worker = (
 );
 
 const stella :Workerd.Worker = (
-  modules = [
-    (name = "stella.js", esModule = embed "stella.js"),
-    (name = "stella-schema.mjs", esModule = embed "../build/stella-schema.mjs"),
-  ],
+  modules = Modules.stella,
   compatibilityDate = "2026-11-01",
   durableObjectNamespaces = [(className = "StellaState", uniqueKey = "stella-connect-stella-sandbox", enableSql = true)],
   durableObjectStorage = (localDisk = "state"),

@@ -516,7 +516,7 @@ const MEMORY_BOUND_MB = 250;
 
 // ---- 6. many surveys due at once, within a share of Kustomer's API budget ------------------------
 
-// The org the sandbox's keys belong to (sandbox/seed.js), whose budget the edge spends.
+// The org the sandbox's keys belong to (sandbox/kustomer/seed.js), whose budget the edge spends.
 const ORG = "sandbox-org";
 // Kustomer calls per survey in steady state (the conversation and its customer; agents and tags
 // come from the edge's cache): a window with fewer calls than this left of the app's share counts
