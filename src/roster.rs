@@ -10,7 +10,7 @@
 //! compact form for the cache), and [`assess`], an agent's [`Standing`] in words.
 
 use crate::error::codes;
-use crate::kustomer::At;
+use crate::json::At;
 use crate::{InputError, InputErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

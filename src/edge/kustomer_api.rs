@@ -6,7 +6,8 @@
 use super::{Request, Response, SendError, Store, Transport, MAX_URL_BYTES};
 use crate::decision::{self, SurveyInput};
 use crate::error::codes;
-use crate::kustomer::{self, At, Brand, Conversation, Customer, Tag, User};
+use crate::json::{self, At};
+use crate::kustomer::{self, Brand, Conversation, Customer, Tag, User};
 use crate::redact::scrub;
 use crate::response::{classify_response, network_error, Outcome};
 use crate::settings::Secret;
@@ -144,7 +145,7 @@ pub async fn get<T: Transport>(
     let request =
         Request::get(url).credential("authorization", Secret::new(format!("Bearer {key}")));
     let response = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
-    kustomer::from_json(&response.body).map_err(|e| Failure::Fatal {
+    json::from_json(&response.body).map_err(|e| Failure::Fatal {
         code: FetchError::InvalidResponse,
         message: format!("Kustomer's answer: {e}"),
     })

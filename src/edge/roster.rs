@@ -9,7 +9,7 @@ use super::returns::{self, EMPLOYEES_PATH};
 use super::seal::Sealer;
 use super::{Request, Transport};
 use crate::error::codes;
-use crate::kustomer::{self, At};
+use crate::json::{self, At};
 use crate::roster::{self, Roster};
 use crate::settings::{Secret, Settings};
 use serde::{Deserialize, Serialize};
@@ -152,7 +152,7 @@ async fn read_list<T: Transport>(
             return Err(fatal(FetchError::Rejected, CREDENTIALS_REFUSED));
         }
         let answer = interpret(result, now_ms, AGENT_CONNECT, &keys)?;
-        let page = kustomer::from_json(&answer.body)
+        let page = json::from_json(&answer.body)
             .and_then(|doc| roster::parse_page(&doc))
             .map_err(|e| Failure::Fatal {
                 code: FetchError::InvalidResponse,
@@ -242,7 +242,7 @@ pub async fn kustomer_agents<T: Transport>(
         let request = Request::get(url.into())
             .credential("authorization", Secret::new(format!("Bearer {key}")));
         let answer = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
-        let doc = kustomer::from_json(&answer.body).map_err(|e| Failure::Fatal {
+        let doc = json::from_json(&answer.body).map_err(|e| Failure::Fatal {
             code: FetchError::InvalidResponse,
             message: format!("Kustomer's users: {e}"),
         })?;

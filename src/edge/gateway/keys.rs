@@ -9,7 +9,8 @@ use crate::edge::outcome::{ErrorCode, KeyCheckCode};
 use crate::edge::residency;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, SendError, Transport};
-use crate::kustomer::{self, At};
+use crate::json::{self, At};
+use crate::kustomer;
 use crate::redact::scrub;
 use crate::response::{classify_response, network_error, Outcome};
 use crate::settings::{self, Secret, Settings};
@@ -112,7 +113,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// The request that would be sent for `{conversationId}` (now, or once it is closed), key
     /// masked, or the reason none would be.
     pub(super) async fn preview(&self, r: &Incoming<'_>) -> Reply {
-        let body = match kustomer::from_json(r.body) {
+        let body = match json::from_json(r.body) {
             Ok(v) => v,
             Err(e) => return Reply::json(400, json!({ "error": e })),
         };
@@ -241,7 +242,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     pub(super) async fn check_connection(&self, r: &Incoming<'_>) -> Reply {
         let body = match r.body.trim() {
             "" => Value::Null,
-            text => match kustomer::from_json(text) {
+            text => match json::from_json(text) {
                 Ok(v) => v,
                 Err(e) => return Reply::json(400, json!({ "error": e })),
             },

@@ -11,7 +11,7 @@ use crate::edge::job::StoredSettings;
 use crate::edge::roster::{Agent, RosterError, RosterQuery, MAX_AGENTS, NO_SECRET};
 use crate::edge::scheduler::Command;
 use crate::edge::{roster, Reply, Transport};
-use crate::kustomer::{self, At};
+use crate::json::{self, At};
 use crate::roster::StandingCode;
 use crate::settings::{Settings, STELLA_API_SECRET};
 use crate::{FieldError, FieldErrorCode};
@@ -190,7 +190,7 @@ fn read_question(body: &str) -> Result<Question, Reply> {
     let refuse = |e: crate::InputError| Reply::json(400, json!({ "error": e }));
     let doc = match body.trim() {
         "" => Value::Null,
-        text => kustomer::from_json(text).map_err(refuse)?,
+        text => json::from_json(text).map_err(refuse)?,
     };
     let at = At::named(&doc, "body");
     if doc.is_null() {
