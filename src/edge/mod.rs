@@ -16,6 +16,7 @@ pub mod budget;
 pub mod deliveries;
 pub mod forget;
 pub mod gateway;
+pub mod interpret;
 pub mod job;
 pub mod kustomer_api;
 pub mod outcome;

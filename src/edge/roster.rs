@@ -4,10 +4,10 @@
 //! org's minute.
 
 use super::job::StoredSettings;
-use super::kustomer_api::{interpret, Failure, FetchError};
+use super::kustomer_api::{interpret, Failure, FetchError, Kustomer};
 use super::returns::{self, EMPLOYEES_PATH};
 use super::seal::Sealer;
-use super::{Request, Transport};
+use super::Transport;
 use crate::error::codes;
 use crate::json::{self, At};
 use crate::roster::{self, Roster};
@@ -226,26 +226,13 @@ pub async fn kustomer_agents<T: Transport>(
     settings: &Settings,
     now_ms: i64,
 ) -> Result<Vec<Agent>, Failure> {
-    let key = settings.kustomer_api_key.expose();
+    let kustomer = Kustomer::of(settings);
     let mut agents = Vec::new();
     for page in 1..=MAX_USER_PAGES {
-        let mut url = url::Url::parse(&settings.kustomer_api_url).map_err(|_| Failure::Fatal {
-            code: FetchError::InvalidUrl,
-            message: "The Kustomer API URL cannot take a path.".into(),
-        })?;
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(["v1", "users"]);
-        }
-        url.query_pairs_mut()
-            .append_pair("page", &page.to_string())
-            .append_pair("pageSize", &USERS_PAGE_SIZE.to_string());
-        let request = Request::get(url.into())
-            .credential("authorization", Secret::new(format!("Bearer {key}")));
-        let answer = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
-        let doc = json::from_json(&answer.body).map_err(|e| Failure::Fatal {
-            code: FetchError::InvalidResponse,
-            message: format!("Kustomer's users: {e}"),
-        })?;
+        let (page, size) = (page.to_string(), USERS_PAGE_SIZE.to_string());
+        let query = [("page", page.as_str()), ("pageSize", size.as_str())];
+        let request = kustomer.get(&["v1", "users"], &query)?;
+        let doc = kustomer.read(transport, request, now_ms, "users").await?;
         let (found, more) = read_users(&doc).map_err(|e| Failure::Fatal {
             code: FetchError::InvalidResponse,
             message: format!("Kustomer's users: {e}"),
