@@ -221,6 +221,13 @@ impl Reply {
     }
 }
 
+/// A refused input answers `400 {error: {code, path?, message, fields?}}`.
+impl From<crate::InputError> for Reply {
+    fn from(error: crate::InputError) -> Self {
+        Self::json(400, json!({ "error": error }))
+    }
+}
+
 /// How the edge is configured (workerd bindings; the defaults are production's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {

@@ -6,7 +6,6 @@ use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, Transport};
 use crate::json::{self, At};
-use serde_json::json;
 
 /// The most a forget's body (`{"customer": "…"}`) may weigh.
 pub const MAX_FORGET_BODY_BYTES: usize = 1024;
@@ -67,7 +66,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
 /// The customer a forget's body names, checked for shape (the scheduler reads it).
 fn forget_body(body: &str) -> Result<String, Reply> {
-    let refuse = |e: crate::InputError| Reply::json(400, json!({ "error": e }));
+    let refuse = Reply::from;
     let body = json::from_json(body).map_err(refuse)?;
     let at = At::named(&body, "body");
     at.object().map_err(refuse)?;

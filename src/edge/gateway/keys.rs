@@ -115,7 +115,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     pub(super) async fn preview(&self, r: &Incoming<'_>) -> Reply {
         let body = match json::from_json(r.body) {
             Ok(v) => v,
-            Err(e) => return Reply::json(400, json!({ "error": e })),
+            Err(e) => return Reply::from(e),
         };
         let settings = match typed_settings(&body).and_then(|typed| self.settings_typed(r, typed)) {
             Ok((_, settings)) => settings,
@@ -123,10 +123,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         let id = match At::named(&body, "body").get("conversationId").string() {
             Ok(id) => id,
-            Err(e) => return Reply::json(400, json!({ "error": e })),
+            Err(e) => return Reply::from(e),
         };
         if let Err(e) = kustomer::check_id(&id, "conversationId") {
-            return Reply::json(400, json!({ "error": e }));
+            return Reply::from(e);
         }
         if let Some(reply) = self.rate_limited(r, &settings).await {
             return reply;
@@ -184,7 +184,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 /// saved ones come as headers, which Kustomer fills in on its side). Only the settings table's
 /// keys, as text (numbers and flags as they print); never the app secret. Nothing is stored.
 fn typed_settings(body: &Value) -> Result<Option<&Map<String, Value>>, Reply> {
-    let refuse = |e: InputError| Reply::json(400, json!({ "error": e }));
+    let refuse = Reply::from;
     if body.is_null() {
         return Ok(None);
     }
@@ -244,7 +244,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             "" => Value::Null,
             text => match json::from_json(text) {
                 Ok(v) => v,
-                Err(e) => return Reply::json(400, json!({ "error": e })),
+                Err(e) => return Reply::from(e),
             },
         };
         let (stored, settings) =

@@ -386,9 +386,12 @@ pub fn scheduler_unreachable(error: &str) -> Reply {
 
 /// `400 invalid_settings` for one field, in that field's words.
 fn field_error(e: crate::FieldError) -> Reply {
-    let error =
-        json!({"code": ErrorCode::InvalidSettings, "message": e.message.clone(), "fields": [e]});
-    Reply::json(400, json!({ "error": error }))
+    Reply::from(InputError {
+        code: crate::InputErrorCode::InvalidSettings,
+        path: String::new(),
+        message: e.message.clone(),
+        fields: vec![e],
+    })
 }
 
 /// The fingerprint of the call's app secret (`x-app-secret`, [`trust::fingerprint`]), or the

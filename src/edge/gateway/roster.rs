@@ -187,7 +187,7 @@ struct Question {
 
 /// `{agentEmail?, agentName?, channel?}`, each text; an empty body asks about no agent.
 fn read_question(body: &str) -> Result<Question, Reply> {
-    let refuse = |e: crate::InputError| Reply::json(400, json!({ "error": e }));
+    let refuse = Reply::from;
     let doc = match body.trim() {
         "" => Value::Null,
         text => json::from_json(text).map_err(refuse)?,
