@@ -68,11 +68,7 @@ codes! {
 impl TrustCode {
     /// The code for a stored problem's text (an unknown one reads as a mismatch).
     pub fn parse(text: &str) -> Self {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|c| c.as_str() == text)
-            .unwrap_or(Self::SecretMismatch)
+        Self::from_code(text).unwrap_or(Self::SecretMismatch)
     }
 
     /// What the admin does about it, in their words.
