@@ -95,6 +95,14 @@ impl<'a> Kustomer<'a> {
     }
 }
 
+/// A failed Kustomer call in words: the server's (masked), or that the org's budget is spent.
+pub fn words(failure: &Failure) -> String {
+    match failure {
+        Failure::Paced => "Kustomer's API budget is spent for now.".into(),
+        other => other.to_string(),
+    }
+}
+
 /// `GET {kustomerApiUrl}{path}` with the org's key, parsed as JSON.
 pub async fn get<T: Transport>(
     transport: &T,

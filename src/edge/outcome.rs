@@ -3,6 +3,7 @@
 //! delivery log entry, and the verdicts of "Check connection". Pages, logs and tests match on
 //! them; the words around them are for people.
 
+use super::interpret::{Failure, FetchError};
 use crate::decision::SkipCode;
 use crate::error::codes;
 
@@ -93,6 +94,21 @@ impl ErrorCode {
     }
 }
 
+/// A Kustomer call that failed, as the gateway answers it: the key refused, Kustomer out of
+/// reach or its budget spent, or another refusal.
+impl From<&Failure> for ErrorCode {
+    fn from(failure: &Failure) -> Self {
+        match failure {
+            Failure::Retry { .. } | Failure::Paced => Self::KustomerUnavailable,
+            Failure::Fatal {
+                code: FetchError::Rejected,
+                ..
+            } => Self::KustomerKeyRejected,
+            Failure::Fatal { .. } => Self::KustomerError,
+        }
+    }
+}
+
 codes! {
     /// Why a close changed nothing (200, `{status: "ignored", reason}`), besides the core's
     /// reasons.
@@ -157,6 +173,30 @@ impl Reason {
     }
 }
 
+/// A Kustomer call refused for good, as the delivery log's reason.
+impl From<FetchError> for Reason {
+    fn from(code: FetchError) -> Self {
+        match code {
+            FetchError::NotFound => Self::ConversationNotFound,
+            FetchError::Rejected => Self::KustomerRejected,
+            FetchError::InvalidResponse => Self::KustomerInvalidResponse,
+            FetchError::InvalidUrl => Self::KustomerInvalidUrl,
+            FetchError::RequestRefused => Self::RequestRefused,
+        }
+    }
+}
+
+impl Reason {
+    /// An Agent Connect call refused for good, as the delivery log's reason: a request that
+    /// could not be made, or Stella's refusal.
+    pub const fn of_stella(code: FetchError) -> Self {
+        match code {
+            FetchError::RequestRefused => Self::RequestRefused,
+            _ => Self::StellaRejected,
+        }
+    }
+}
+
 /// A core skip code in a few words for an admin (the delivery log's `reasons`): written here,
 /// beside the edge's own, so that one list serves the log; a new code does not compile without
 /// its words.
@@ -199,9 +239,98 @@ codes! {
     }
 }
 
+/// "Check connection"'s verdict on a Kustomer key whose call failed.
+impl From<&Failure> for KeyCheckCode {
+    fn from(failure: &Failure) -> Self {
+        match ErrorCode::from(failure) {
+            ErrorCode::KustomerKeyRejected => Self::KustomerKeyRejected,
+            ErrorCode::KustomerUnavailable => Self::KustomerUnavailable,
+            _ => Self::KustomerError,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_map_to_each_family_once() {
+        let fatal = |code| Failure::Fatal {
+            code,
+            message: "m".into(),
+        };
+        let retry = Failure::Retry {
+            wait_ms: None,
+            message: "m".into(),
+        };
+        let rows = [
+            (
+                retry,
+                ErrorCode::KustomerUnavailable,
+                KeyCheckCode::KustomerUnavailable,
+            ),
+            (
+                Failure::Paced,
+                ErrorCode::KustomerUnavailable,
+                KeyCheckCode::KustomerUnavailable,
+            ),
+            (
+                fatal(FetchError::Rejected),
+                ErrorCode::KustomerKeyRejected,
+                KeyCheckCode::KustomerKeyRejected,
+            ),
+            (
+                fatal(FetchError::NotFound),
+                ErrorCode::KustomerError,
+                KeyCheckCode::KustomerError,
+            ),
+            (
+                fatal(FetchError::InvalidResponse),
+                ErrorCode::KustomerError,
+                KeyCheckCode::KustomerError,
+            ),
+        ];
+        for (failure, error, check) in rows {
+            assert_eq!(
+                (ErrorCode::from(&failure), KeyCheckCode::from(&failure)),
+                (error, check)
+            );
+        }
+        let reasons = [
+            (
+                FetchError::NotFound,
+                Reason::ConversationNotFound,
+                Reason::StellaRejected,
+            ),
+            (
+                FetchError::Rejected,
+                Reason::KustomerRejected,
+                Reason::StellaRejected,
+            ),
+            (
+                FetchError::InvalidResponse,
+                Reason::KustomerInvalidResponse,
+                Reason::StellaRejected,
+            ),
+            (
+                FetchError::InvalidUrl,
+                Reason::KustomerInvalidUrl,
+                Reason::StellaRejected,
+            ),
+            (
+                FetchError::RequestRefused,
+                Reason::RequestRefused,
+                Reason::RequestRefused,
+            ),
+        ];
+        for (code, kustomer, stella) in reasons {
+            assert_eq!(
+                (Reason::from(code), Reason::of_stella(code)),
+                (kustomer, stella)
+            );
+        }
+    }
 
     #[test]
     fn codes_are_snake_case_and_unique_per_family() {

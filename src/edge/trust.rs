@@ -65,6 +65,20 @@ codes! {
     }
 }
 
+/// Kustomer's failure to show the app's settings: a refusal (a role is missing), or Kustomer out
+/// of reach.
+impl From<&Failure> for TrustCode {
+    fn from(failure: &Failure) -> Self {
+        match failure {
+            Failure::Fatal {
+                code: FetchError::Rejected,
+                ..
+            } => Self::SettingsUnreadable,
+            _ => Self::KustomerUnavailable,
+        }
+    }
+}
+
 impl TrustCode {
     /// The code for a stored problem's text (an unknown one reads as a mismatch).
     pub fn parse(text: &str) -> Self {
@@ -230,20 +244,14 @@ pub async fn read_fingerprint<T: Transport>(
                 code: FetchError::NotFound,
                 ..
             }) => continue,
-            Err(Failure::Fatal {
-                code: FetchError::Rejected,
-                message,
-            }) => {
-                let message = format!("Kustomer refused to show the app's settings to the Kustomer API key ({message}): it needs the role org.permission.setting.read.");
-                return Err(problem(TrustCode::SettingsUnreadable, &message, now_ms));
-            }
-            Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
-                let message = format!("Kustomer could not be asked for the app's link: {message}");
-                return Err(problem(TrustCode::KustomerUnavailable, &message, now_ms));
-            }
-            Err(Failure::Paced) => {
-                let message = "Kustomer's API budget is spent for now.";
-                return Err(problem(TrustCode::KustomerUnavailable, message, now_ms));
+            Err(failure) => {
+                let code = TrustCode::from(&failure);
+                let message = match &failure {
+                    _ if code == TrustCode::SettingsUnreadable => format!("Kustomer refused to show the app's settings to the Kustomer API key ({failure}): it needs the role org.permission.setting.read."),
+                    Failure::Paced => kustomer_api::words(&failure),
+                    other => format!("Kustomer could not be asked for the app's link: {other}"),
+                };
+                return Err(problem(code, &message, now_ms));
             }
         }
     }

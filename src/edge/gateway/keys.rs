@@ -142,23 +142,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         .await
         {
             Ok(inputs) => inputs,
-            Err(Failure::Fatal {
-                code: FetchError::NotFound,
-                message,
-            }) => return Reply::error(ErrorCode::ConversationNotFound, message),
-            Err(Failure::Fatal {
-                code: FetchError::Rejected,
-                message,
-            }) => {
-                let message = format!("Kustomer did not accept the Kustomer API key: {message}");
-                return Reply::error(ErrorCode::KustomerKeyRejected, message);
-            }
-            Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
-                return Reply::error(ErrorCode::KustomerError, message)
-            }
-            Err(Failure::Paced) => {
-                return Reply::error(ErrorCode::KustomerError, "Kustomer's API budget is spent.")
-            }
+            Err(failure) => return preview_failure(&failure),
         };
         // An open conversation is shown as it would be sent once closed, as the agent's card
         // does; `closed` tells the page which it is. The key's org was resolved (and cached)
@@ -177,6 +161,27 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             }
         }
     }
+}
+
+/// The preview's answer when a read failed: Kustomer's error (502) as the read met it, even a
+/// passing one (the key's org was checked already), or the conversation it does not have.
+fn preview_failure(failure: &Failure) -> Reply {
+    let code = match failure {
+        Failure::Fatal {
+            code: FetchError::NotFound,
+            ..
+        } => ErrorCode::ConversationNotFound,
+        Failure::Retry { .. } | Failure::Paced => ErrorCode::KustomerError,
+        other => ErrorCode::from(other),
+    };
+    let message = match failure {
+        _ if code == ErrorCode::KustomerKeyRejected => {
+            format!("Kustomer did not accept the Kustomer API key: {failure}")
+        }
+        Failure::Paced => "Kustomer's API budget is spent.".into(),
+        other => other.to_string(),
+    };
+    Reply::error(code, message)
 }
 
 /// The settings an admin has typed and not saved, sent with a key check or a preview as
@@ -330,23 +335,16 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                     "Kustomer accepted the key, and it can read tags.",
                 ),
             },
-            Err(Failure::Fatal {
-                code: FetchError::Rejected,
-                ..
-            }) => KeyCheck::new(
-                KeyCheckCode::KustomerKeyRejected,
-                "Kustomer did not accept the Kustomer API key: check it, and the Kustomer API URL.",
-            ),
-            Err(Failure::Retry { message, .. }) => KeyCheck::new(
-                KeyCheckCode::KustomerUnavailable,
-                format!("Kustomer could not be reached: {}", message),
-            ),
-            Err(Failure::Paced) => KeyCheck::new(
-                KeyCheckCode::KustomerUnavailable,
-                "Kustomer's API budget is spent for now.",
-            ),
-            Err(Failure::Fatal { message, .. }) => {
-                KeyCheck::new(KeyCheckCode::KustomerError, message)
+            Err(failure) => {
+                let code = KeyCheckCode::from(&failure);
+                let message = match &failure {
+                    _ if code == KeyCheckCode::KustomerKeyRejected => "Kustomer did not accept the Kustomer API key: check it, and the Kustomer API URL.".into(),
+                    Failure::Retry { message, .. } => {
+                        format!("Kustomer could not be reached: {message}")
+                    }
+                    other => kustomer_api::words(other),
+                };
+                KeyCheck::new(code, message)
             }
         }
     }

@@ -28,7 +28,7 @@ pub use close::Step;
 
 use super::deliveries::MAX_RESEND_BODY_BYTES;
 use super::job::StoredSettings;
-use super::kustomer_api::{self, Failure, TokenInfo};
+use super::kustomer_api::{self, TokenInfo};
 use super::outcome::ErrorCode;
 use super::residency::{self, Place};
 use super::scheduler::{Caller, Command};
@@ -257,22 +257,15 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 orgs.insert(key.to_owned(), (api_url.to_owned(), token.clone(), expires));
                 Ok(token)
             }
-            Err(Failure::Retry { message, .. }) => {
-                Err(Reply::error(ErrorCode::KustomerUnavailable, message))
-            }
-            Err(Failure::Paced) => Err(Reply::error(
-                ErrorCode::KustomerUnavailable,
-                "Kustomer's API budget is spent for now.",
-            )),
-            Err(Failure::Fatal {
-                code: kustomer_api::FetchError::Rejected,
-                ..
-            }) => Err(Reply::error(
-                ErrorCode::KustomerKeyRejected,
-                "Kustomer did not accept the Kustomer API key.",
-            )),
-            Err(Failure::Fatal { message, .. }) => {
-                Err(Reply::error(ErrorCode::KustomerError, message))
+            Err(failure) => {
+                let code = ErrorCode::from(&failure);
+                let message = match code {
+                    ErrorCode::KustomerKeyRejected => {
+                        "Kustomer did not accept the Kustomer API key.".into()
+                    }
+                    _ => kustomer_api::words(&failure),
+                };
+                Err(Reply::error(code, message))
             }
         }
     }
