@@ -52,6 +52,22 @@ macro_rules! codes {
 }
 pub(crate) use codes;
 
+/// Reads a [`codes!`] family back from its text (an unknown text is refused), for answers one
+/// part of the edge reads from another.
+macro_rules! codes_deserialize {
+    ($($name:ident),+) => {$(
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::from_code(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} `{text}`", stringify!($name)))
+                })
+            }
+        }
+    )+};
+}
+pub(crate) use codes_deserialize;
+
 codes! {
     /// Why a settings field was refused. The codes are stable: the settings page and the edge's
     /// `400` answers expose them.

@@ -5,7 +5,7 @@
 
 use super::interpret::{Failure, FetchError};
 use crate::decision::SkipCode;
-use crate::error::codes;
+use crate::error::{codes, codes_deserialize};
 
 codes! {
     /// Why the edge refuses a call or cannot complete it: `{error: {code, message}}`.
@@ -62,6 +62,8 @@ codes! {
         SubrequestBudget = "subrequest_budget",
     }
 }
+
+codes_deserialize!(ErrorCode);
 
 impl ErrorCode {
     /// The HTTP status of an answer with this code.

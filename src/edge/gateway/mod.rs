@@ -244,6 +244,17 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
     /// The org and roles of a Kustomer key, from Kustomer (cached), or the reply to give.
     async fn org_of(&self, api_url: &str, key: &str, now_ms: i64) -> Result<TokenInfo, Reply> {
+        (self.token_of(api_url, key, now_ms).await)
+            .map_err(|(code, message)| Reply::error(code, message))
+    }
+
+    /// [`Self::org_of`], the refusal as its code and words.
+    async fn token_of(
+        &self,
+        api_url: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<TokenInfo, (ErrorCode, String)> {
         if let Some(token) = self.cached_org(api_url, key, now_ms) {
             return Ok(token);
         }
@@ -265,7 +276,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                     }
                     _ => kustomer_api::words(&failure),
                 };
-                Err(Reply::error(code, message))
+                Err((code, message))
             }
         }
     }

@@ -8,7 +8,10 @@
 
 use super::{Gateway, Incoming, Router};
 use crate::edge::job::StoredSettings;
-use crate::edge::roster::{Agent, RosterError, RosterQuery, MAX_AGENTS, NO_SECRET};
+use crate::edge::outcome::ErrorCode;
+use crate::edge::roster::{
+    Agent, Failed, RefusalCode, RosterError, RosterQuery, RosterReply, MAX_AGENTS, NO_SECRET,
+};
 use crate::edge::scheduler::Command;
 use crate::edge::{roster, Reply, Transport};
 use crate::json::{self, At};
@@ -63,16 +66,17 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Ok(reply) => reply,
             Err(refused) => return refused,
         };
-        if reply.status != 200 || reply.body["available"] != true {
-            return reply;
-        }
+        let read = match RosterReply::read(&reply.body) {
+            Some(RosterReply::Read(read)) if reply.status == 200 => read,
+            _ => return reply,
+        };
         let mut body = json!({
             "available": true,
-            "fetchedAt": reply.body["fetchedAt"],
-            "agents": reply.body["agents"],
+            "fetchedAt": read.fetched_at,
+            "agents": read.agents,
         });
         if asked {
-            body["agent"] = reply.body["standings"][0].clone();
+            body["agent"] = json!(read.standings.first());
         }
         Reply::json(200, body)
     }
@@ -115,14 +119,12 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         settings: &Settings,
         now_ms: i64,
     ) -> (Value, Option<FieldError>) {
-        let failed =
-            |code: &str, message: &str| json!({"ok": false, "code": code, "message": message});
         let key = settings.kustomer_api_key.expose();
-        let org = match self.org_of(&settings.kustomer_api_url, key, now_ms).await {
+        let org = match self.token_of(&settings.kustomer_api_url, key, now_ms).await {
             Ok(token) => token.org,
-            Err(reply) => {
-                let message = reply.body["error"]["message"].as_str().unwrap_or_default();
-                return (failed("kustomer_error", message), None);
+            Err((_, message)) => {
+                let code = ErrorCode::KustomerError;
+                return (json!({"ok": false, "code": code, "message": message}), None);
             }
         };
         // Without the users the secret is still checked: the roster is read all the same.
@@ -140,24 +142,35 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         let url = &settings.kustomer_api_url;
         let reply = self.forward(&org, url, &Command::Roster { query }).await;
-        let error = &reply.body["error"];
-        if reply.status != 200 || !error.is_null() {
-            let code = error["code"].as_str().unwrap_or("stella_error");
-            let message = error["message"]
-                .as_str()
-                .unwrap_or("The roster could not be read.");
-            let field = (code == RosterError::SecretRejected.as_str())
-                .then(|| FieldError::new(STELLA_API_SECRET, FieldErrorCode::InvalidKey, message));
-            return (failed(code, message), field);
-        }
-        let without: Vec<Value> = (reply.body["standings"].as_array().into_iter().flatten())
-            .filter(|s| s["code"] != StandingCode::Ready.as_str())
-            .map(|s| json!({"name": s["name"], "email": s["email"], "code": s["code"], "message": s["message"]}))
+        let read = match RosterReply::read(&reply.body) {
+            Some(RosterReply::Read(read)) if reply.status == 200 => read,
+            answer => {
+                let (code, message) = match answer {
+                    Some(RosterReply::Failed(Failed { error })) => (error.code, error.message),
+                    _ => (
+                        RefusalCode::Roster(RosterError::Rejected),
+                        "The roster could not be read.".into(),
+                    ),
+                };
+                let field = (code == RefusalCode::Roster(RosterError::SecretRejected)).then(|| {
+                    FieldError::new(STELLA_API_SECRET, FieldErrorCode::InvalidKey, &message)
+                });
+                return (
+                    json!({"ok": false, "code": code, "message": message}),
+                    field,
+                );
+            }
+        };
+        let without: Vec<Value> = (read.standings.iter())
+            .filter(|s| s.code != StandingCode::Ready)
+            .map(
+                |s| json!({"name": s.name, "email": s.email, "code": s.code, "message": s.message}),
+            )
             .collect();
         let mut body = json!({
             "ok": true,
-            "fetchedAt": reply.body["fetchedAt"],
-            "agents": reply.body["agents"],
+            "fetchedAt": read.fetched_at,
+            "agents": read.agents,
             "checked": checked,
             "withoutProfile": without,
         });
