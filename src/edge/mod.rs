@@ -388,18 +388,6 @@ pub fn settings_from_headers(header: impl Fn(&str) -> Option<String>) -> Value {
     Value::Object(raw)
 }
 
-/// Runs a future whose I/O is already resolved (test fakes) to completion on the host.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -443,11 +443,6 @@ fn valid_app_secret(secret: &str) -> bool {
     (16..=256).contains(&s.len()) && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Reads a header map given as JSON (`{name: value}`), for callers that hold headers as data.
-pub fn header_lookup(headers: &Value) -> impl Fn(&str) -> Option<String> + '_ {
-    move |name| headers.get(name).and_then(Value::as_str).map(str::to_owned)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
