@@ -6,6 +6,7 @@
 use super::interpret::{Failure, FetchError};
 use crate::decision::SkipCode;
 use crate::error::{codes, codes_deserialize};
+use serde::{Deserialize, Serialize};
 
 codes! {
     /// Why the edge refuses a call or cannot complete it: `{error: {code, message}}`.
@@ -109,6 +110,22 @@ impl From<&Failure> for ErrorCode {
             Failure::Fatal { .. } => Self::KustomerError,
         }
     }
+}
+
+/// `{error: {code, message}}`, as one part of the edge reads another's answer back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorAnswer<C> {
+    /// The refusal.
+    pub error: ErrorBody<C>,
+}
+
+/// A refusal's code and words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody<C> {
+    /// The stable code.
+    pub code: C,
+    /// What happened.
+    pub message: String,
 }
 
 codes! {

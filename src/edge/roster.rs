@@ -8,7 +8,7 @@ use super::kustomer_api::{interpret, Failure, FetchError, Kustomer};
 use super::returns::{self, EMPLOYEES_PATH};
 use super::seal::Sealer;
 use super::Transport;
-use crate::edge::outcome::ErrorCode;
+use crate::edge::outcome::{ErrorAnswer, ErrorCode};
 use crate::error::{codes, codes_deserialize};
 use crate::json::{self, At};
 use crate::roster::{self, Roster, StandingCode};
@@ -347,8 +347,9 @@ pub enum RosterReply {
     NotCached(NotCached),
     /// `{available: false, message}`: without an API secret, the roster is not read.
     NoSecret(NoSecret),
-    /// `{error: {code, message}}`.
-    Failed(Failed),
+    /// `{error: {code, message}}`: a roster failure, or one of the edge's (storage, the
+    /// command's settings, the invocation's calls).
+    Failed(ErrorAnswer<RefusalCode>),
 }
 
 impl RosterReply {
@@ -404,23 +405,6 @@ pub struct NoSecret {
     pub message: String,
 }
 
-/// `{error: {code, message}}`: a roster failure, or one of the edge's (storage, the command's
-/// settings, the invocation's calls).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failed {
-    /// The refusal.
-    pub error: Refusal,
-}
-
-/// A refusal's code and words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    /// The stable code.
-    pub code: RefusalCode,
-    /// What happened.
-    pub message: String,
-}
-
 /// A roster refusal's code: the roster's own, or the edge's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -434,6 +418,7 @@ pub enum RefusalCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edge::outcome::ErrorBody;
     use serde_json::json;
 
     #[test]
@@ -453,8 +438,8 @@ mod tests {
         }
         assert!(matches!(
             RosterReply::read(&json!({"error": {"code": "stella_secret_rejected", "message": ""}})),
-            Some(RosterReply::Failed(Failed {
-                error: Refusal {
+            Some(RosterReply::Failed(ErrorAnswer {
+                error: ErrorBody {
                     code: RefusalCode::Roster(RosterError::SecretRejected),
                     ..
                 }

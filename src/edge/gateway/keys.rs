@@ -5,7 +5,7 @@
 use super::{Gateway, Incoming, Router};
 use crate::decision::{self, AsIfClosed, Decision};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
-use crate::edge::outcome::{ErrorCode, KeyCheckCode};
+use crate::edge::outcome::{ErrorAnswer, ErrorCode, KeyCheckCode};
 use crate::edge::residency;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, SendError, Transport};
@@ -17,7 +17,7 @@ use crate::settings::{self, Secret, Settings};
 use crate::stella;
 use crate::timestamp;
 use crate::{InputError, InputErrorCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 impl<T: Transport, R: Router> Gateway<T, R> {
@@ -315,7 +315,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         if reply.status == 200 {
             reply.body
         } else {
-            let message = reply.body["error"]["message"].as_str().unwrap_or("unknown");
+            let answer = ErrorAnswer::<ErrorCode>::deserialize(&reply.body);
+            let message = answer.map_or_else(|_| "unknown".into(), |a| a.error.message);
             json!({"ok": false, "code": KeyCheckCode::KustomerUnavailable, "message": format!("The app's link could not be checked: {message}")})
         }
     }

@@ -8,9 +8,9 @@
 
 use super::{Gateway, Incoming, Router};
 use crate::edge::job::StoredSettings;
-use crate::edge::outcome::ErrorCode;
+use crate::edge::outcome::{ErrorAnswer, ErrorCode};
 use crate::edge::roster::{
-    Agent, Failed, RefusalCode, RosterError, RosterQuery, RosterReply, MAX_AGENTS, NO_SECRET,
+    Agent, RefusalCode, RosterError, RosterQuery, RosterReply, MAX_AGENTS, NO_SECRET,
 };
 use crate::edge::scheduler::Command;
 use crate::edge::{roster, Reply, Transport};
@@ -146,7 +146,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Some(RosterReply::Read(read)) if reply.status == 200 => read,
             answer => {
                 let (code, message) = match answer {
-                    Some(RosterReply::Failed(Failed { error })) => (error.code, error.message),
+                    Some(RosterReply::Failed(ErrorAnswer { error })) => (error.code, error.message),
                     _ => (
                         RefusalCode::Roster(RosterError::Rejected),
                         "The roster could not be read.".into(),
