@@ -235,6 +235,53 @@ pub const fn skip_words(code: SkipCode) -> &'static str {
 }
 
 codes! {
+    /// One conversation's result in a bulk resend.
+    pub enum ResendStatus {
+        /// Scheduled again.
+        Scheduled = "scheduled",
+        /// The log holds no such conversation.
+        NotFound = "not_found",
+        /// Not failed or skipped, or otherwise refused.
+        NotResendable = "not_resendable",
+    }
+}
+
+codes_deserialize!(ResendStatus);
+
+/// A single resend's refusal, as a bulk resend's result.
+impl From<ErrorCode> for ResendStatus {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::NotFound => Self::NotFound,
+            _ => Self::NotResendable,
+        }
+    }
+}
+
+/// The bulk resend's answer (`POST /v1/deliveries/resend`): `{results, scheduled, refused}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendManyReply {
+    /// One per conversation, in the order asked.
+    pub results: Vec<ResendResult>,
+    /// How many were scheduled again.
+    pub scheduled: usize,
+    /// How many were refused.
+    pub refused: usize,
+}
+
+/// One conversation's result in a bulk resend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResendResult {
+    /// The conversation.
+    pub conversation_id: String,
+    /// What became of it.
+    pub status: ResendStatus,
+    /// In words.
+    pub message: String,
+}
+
+codes! {
     /// One service's verdict on its key in "Check connection".
     pub enum KeyCheckCode {
         /// Accepted.
@@ -272,6 +319,23 @@ impl From<&Failure> for KeyCheckCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bulk_resend_answer_reads_back_as_it_was_written() {
+        let answer = serde_json::json!({"results": [
+            {"conversationId": "a", "status": "scheduled", "message": "m"},
+            {"conversationId": "b", "status": "not_found", "message": "n"},
+        ], "scheduled": 1, "refused": 1});
+        let read: ResendManyReply = serde_json::from_value(answer.clone()).unwrap();
+        assert_eq!(read.results[1].status, ResendStatus::NotFound);
+        assert_eq!(serde_json::to_value(&read).unwrap(), answer);
+        let refused = |code| ResendStatus::from(code);
+        assert_eq!(refused(ErrorCode::NotFound), ResendStatus::NotFound);
+        assert_eq!(
+            refused(ErrorCode::NotResendable),
+            ResendStatus::NotResendable
+        );
+    }
 
     #[test]
     fn failures_map_to_each_family_once() {
