@@ -10,7 +10,7 @@ use super::{Gateway, Incoming, Router};
 use crate::edge::job::StoredSettings;
 use crate::edge::outcome::{ErrorAnswer, ErrorCode};
 use crate::edge::roster::{
-    Agent, RefusalCode, RosterError, RosterQuery, RosterReply, MAX_AGENTS, NO_SECRET,
+    Agent, NotCached, RefusalCode, RosterError, RosterQuery, RosterReply, MAX_AGENTS, NO_SECRET,
 };
 use crate::edge::scheduler::Command;
 use crate::edge::{roster, Reply, Transport};
@@ -67,7 +67,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(refused) => return refused,
         };
         let read = match RosterReply::read(&reply.body) {
-            Some(RosterReply::Read(read)) if reply.status == 200 => read,
+            Some(RosterReply::Read(read)) if reply.status == 200 && read.available => read,
             _ => return reply,
         };
         let mut body = json!({
@@ -99,7 +99,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 },
             )
             .await;
-        if reply.body["notCached"] != true {
+        if !matches!(
+            RosterReply::read(&reply.body),
+            Some(RosterReply::NotCached(NotCached { not_cached: true }))
+        ) {
             return Ok(reply);
         }
         if let Some(refused) = self.rate_limited(r, settings).await {
@@ -143,7 +146,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let url = &settings.kustomer_api_url;
         let reply = self.forward(&org, url, &Command::Roster { query }).await;
         let read = match RosterReply::read(&reply.body) {
-            Some(RosterReply::Read(read)) if reply.status == 200 => read,
+            Some(RosterReply::Read(read)) if reply.status == 200 && read.available => read,
             answer => {
                 let (code, message) = match answer {
                     Some(RosterReply::Failed(ErrorAnswer { error })) => (error.code, error.message),
