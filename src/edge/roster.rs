@@ -143,6 +143,14 @@ pub async fn fetch_roster<T: Transport>(
     Ok(Roster::new(employees, now_ms))
 }
 
+/// A refusal for good, in these words.
+fn fatal(code: FetchError, message: &str) -> Failure {
+    Failure::Fatal {
+        code,
+        message: message.to_owned(),
+    }
+}
+
 /// Every page of the employee list, or of those with `status`.
 async fn read_list<T: Transport>(
     transport: &T,
@@ -150,10 +158,6 @@ async fn read_list<T: Transport>(
     now_ms: i64,
     status: Option<&str>,
 ) -> Result<Vec<roster::Employee>, RosterFailure> {
-    let fatal = |code, message: &str| Failure::Fatal {
-        code,
-        message: message.to_owned(),
-    };
     let secret = settings.stella_api_secret.as_ref().ok_or_else(|| {
         fatal(
             FetchError::RequestRefused,
@@ -173,25 +177,7 @@ async fn read_list<T: Transport>(
     let mut asked = Vec::new();
     let mut employees = Vec::new();
     for _ in 0..MAX_PAGES {
-        let pairs: Vec<(&str, String)> =
-            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let request = returns::get(settings, EMPLOYEES_PATH, &pairs, now_ms).ok_or_else(|| {
-            fatal(
-                FetchError::RequestRefused,
-                "The request to Agent Connect cannot be signed.",
-            )
-        })?;
-        let result = transport.send(request).await;
-        if matches!(&result, Ok(r) if r.status == 401 || r.status == 403) {
-            return Err(RosterFailure::CredentialsRefused);
-        }
-        let answer = interpret(result, now_ms, AGENT_CONNECT, &keys)?;
-        let page = json::from_json(&answer.body)
-            .and_then(|doc| roster::parse_page(&doc))
-            .map_err(|e| Failure::Fatal {
-                code: FetchError::InvalidResponse,
-                message: format!("Agent Connect's employee list: {e}"),
-            })?;
+        let page = read_page(transport, settings, &query, &keys, now_ms).await?;
         let empty = page.employees.is_empty();
         employees.extend(page.employees);
         asked.push(query);
@@ -205,22 +191,44 @@ async fn read_list<T: Transport>(
         }
         // A page that adds nothing, or names a page already read, would never end.
         if empty || asked.contains(&next) {
-            return Err(fatal(
-                FetchError::InvalidResponse,
-                "Agent Connect's employee list pages back to a page already read.",
-            )
-            .into());
+            let message = "Agent Connect's employee list pages back to a page already read.";
+            return Err(fatal(FetchError::InvalidResponse, message).into());
         }
         query = next;
     }
-    Err(fatal(
-        FetchError::InvalidResponse,
-        &format!(
-            "Agent Connect lists more than {} employees: the app reads at most {MAX_PAGES} pages of {PAGE_SIZE}.",
-            MAX_PAGES as u32 * PAGE_SIZE
-        ),
-    )
-    .into())
+    let message = format!(
+        "Agent Connect lists more than {} employees: the app reads at most {MAX_PAGES} pages of {PAGE_SIZE}.",
+        MAX_PAGES as u32 * PAGE_SIZE
+    );
+    Err(fatal(FetchError::InvalidResponse, &message).into())
+}
+
+/// One page of the employee list, `query` its parameters; `keys` are masked out of the
+/// answer's words.
+async fn read_page<T: Transport>(
+    transport: &T,
+    settings: &Settings,
+    query: &[(String, String)],
+    keys: &[&str],
+    now_ms: i64,
+) -> Result<roster::Page, RosterFailure> {
+    let pairs: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let request = returns::get(settings, EMPLOYEES_PATH, &pairs, now_ms).ok_or_else(|| {
+        fatal(
+            FetchError::RequestRefused,
+            "The request to Agent Connect cannot be signed.",
+        )
+    })?;
+    let result = transport.send(request).await;
+    if matches!(&result, Ok(r) if r.status == 401 || r.status == 403) {
+        return Err(RosterFailure::CredentialsRefused);
+    }
+    let answer = interpret(result, now_ms, AGENT_CONNECT, keys)?;
+    let page = json::from_json(&answer.body).and_then(|doc| roster::parse_page(&doc));
+    Ok(page.map_err(|e| Failure::Fatal {
+        code: FetchError::InvalidResponse,
+        message: format!("Agent Connect's employee list: {e}"),
+    })?)
 }
 
 /// A read failure as the roster's code and words.

@@ -147,22 +147,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let reply = self.forward(&org, url, &Command::Roster { query }).await;
         let read = match RosterReply::read(&reply.body) {
             Some(RosterReply::Read(read)) if reply.status == 200 && read.available => read,
-            answer => {
-                let (code, message) = match answer {
-                    Some(RosterReply::Failed(ErrorAnswer { error })) => (error.code, error.message),
-                    _ => (
-                        RefusalCode::Roster(RosterError::Rejected),
-                        "The roster could not be read.".into(),
-                    ),
-                };
-                let field = (code == RefusalCode::Roster(RosterError::SecretRejected)).then(|| {
-                    FieldError::new(STELLA_API_SECRET, FieldErrorCode::InvalidKey, &message)
-                });
-                return (
-                    json!({"ok": false, "code": code, "message": message}),
-                    field,
-                );
-            }
+            answer => return roster_refused(answer),
         };
         let without: Vec<Value> = (read.standings.iter())
             .filter(|s| s.code != StandingCode::Ready)
@@ -182,6 +167,22 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         }
         (body, None)
     }
+}
+
+/// "Check connection"'s roster part when the roster could not be had: the refusal's code and
+/// words, and a field error on the API secret when Agent Connect refused it.
+fn roster_refused(answer: Option<RosterReply>) -> (Value, Option<FieldError>) {
+    let (code, message) = match answer {
+        Some(RosterReply::Failed(ErrorAnswer { error })) => (error.code, error.message),
+        _ => (
+            RefusalCode::Roster(RosterError::Rejected),
+            "The roster could not be read.".into(),
+        ),
+    };
+    let field = (code == RefusalCode::Roster(RosterError::SecretRejected))
+        .then(|| FieldError::new(STELLA_API_SECRET, FieldErrorCode::InvalidKey, &message));
+    let body = json!({"ok": false, "code": code, "message": message});
+    (body, field)
 }
 
 /// Why the users could not be listed, in words (no key: [`roster::kustomer_agents`] masks it).
