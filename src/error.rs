@@ -4,67 +4,107 @@
 use serde::Serialize;
 use std::fmt;
 
-/// Why a settings field was refused. The codes are stable: the settings page and the edge's
-/// `400` answers expose them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldErrorCode {
-    /// A required field is missing or blank.
-    Required,
-    /// Not a URL at all, or a URL with parts that do not belong (path, query, user name).
-    InvalidUrl,
-    /// `http://` where only `https://` is accepted.
-    InsecureUrl,
-    /// A well-formed https URL on a host this field does not accept.
-    HostNotAllowed,
-    /// Not a whole number.
-    NotAnInteger,
-    /// A whole number outside the allowed range.
-    OutOfRange,
-    /// An API key with spaces, line breaks or control characters, or absurdly long.
-    InvalidKey,
-    /// The Kustomer key lacks a role the app needs.
-    MissingPermission,
-    /// Not `true`/`false` (or a form value meaning one of them).
-    NotABoolean,
-    /// A channel map that is not `kustomer=stella` pairs.
-    InvalidChannelMap,
-    /// A channel list that is not a list of channel names.
-    InvalidChannelList,
-    /// A value of the wrong JSON type, such as an object where text belongs.
-    InvalidType,
-    /// Text longer than the field allows.
-    TooLong,
-    /// A brand or language map that is not `name=value` pairs of valid names.
-    InvalidPairs,
-    /// A custom property that is not `attribute=property` with a known attribute and an
-    /// allowed, unrepeated property name.
-    InvalidCustomProperty,
-    /// More entries than the field allows.
-    TooMany,
-}
-
-impl FieldErrorCode {
-    /// The stable code as text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Required => "required",
-            Self::InvalidUrl => "invalid_url",
-            Self::InsecureUrl => "insecure_url",
-            Self::HostNotAllowed => "host_not_allowed",
-            Self::NotAnInteger => "not_an_integer",
-            Self::OutOfRange => "out_of_range",
-            Self::InvalidKey => "invalid_key",
-            Self::MissingPermission => "missing_permission",
-            Self::NotABoolean => "not_a_boolean",
-            Self::InvalidChannelMap => "invalid_channel_map",
-            Self::InvalidChannelList => "invalid_channel_list",
-            Self::InvalidType => "invalid_type",
-            Self::TooLong => "too_long",
-            Self::InvalidPairs => "invalid_pairs",
-            Self::InvalidCustomProperty => "invalid_custom_property",
-            Self::TooMany => "too_many",
+/// Declares a family of stable codes: an enum whose variants each carry their code text,
+/// written once; `as_str`, `Display` and serialization all read it, and `ALL` lists them.
+macro_rules! codes {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $code:literal,)+
         }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every code of the family.
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
+
+            /// The stable code as text.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+
+            /// The code whose text this is ([`as_str`](Self::as_str)); `None` for any other
+            /// text.
+            pub fn from_code(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|c| c.as_str() == text)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use codes;
+
+/// Reads a [`codes!`] family back from its text (an unknown text is refused), for answers one
+/// part of the edge reads from another.
+macro_rules! codes_deserialize {
+    ($($name:ident),+) => {$(
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::from_code(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} `{text}`", stringify!($name)))
+                })
+            }
+        }
+    )+};
+}
+pub(crate) use codes_deserialize;
+
+codes! {
+    /// Why a settings field was refused. The codes are stable: the settings page and the edge's
+    /// `400` answers expose them.
+    pub enum FieldErrorCode {
+        /// A required field is missing or blank.
+        Required = "required",
+        /// Not a URL at all, or a URL with parts that do not belong (path, query, user name).
+        InvalidUrl = "invalid_url",
+        /// `http://` where only `https://` is accepted.
+        InsecureUrl = "insecure_url",
+        /// A well-formed https URL on a host this field does not accept.
+        HostNotAllowed = "host_not_allowed",
+        /// Not a whole number.
+        NotAnInteger = "not_an_integer",
+        /// A whole number outside the allowed range.
+        OutOfRange = "out_of_range",
+        /// An API key with spaces, line breaks or control characters, or absurdly long.
+        InvalidKey = "invalid_key",
+        /// The Kustomer key lacks a role the app needs.
+        MissingPermission = "missing_permission",
+        /// Not `true`/`false` (or a form value meaning one of them).
+        NotABoolean = "not_a_boolean",
+        /// A channel map that is not `kustomer=stella` pairs.
+        InvalidChannelMap = "invalid_channel_map",
+        /// A channel list that is not a list of channel names.
+        InvalidChannelList = "invalid_channel_list",
+        /// A value of the wrong JSON type, such as an object where text belongs.
+        InvalidType = "invalid_type",
+        /// Text longer than the field allows.
+        TooLong = "too_long",
+        /// A brand or language map that is not `name=value` pairs of valid names.
+        InvalidPairs = "invalid_pairs",
+        /// A custom property that is not `attribute=property` with a known attribute and an
+        /// allowed, unrepeated property name.
+        InvalidCustomProperty = "invalid_custom_property",
+        /// More entries than the field allows.
+        TooMany = "too_many",
     }
 }
 
@@ -89,33 +129,20 @@ impl FieldError {
     }
 }
 
-/// Why an input document (a Kustomer event or record, or a whole API call) was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InputErrorCode {
-    /// Not JSON at all.
-    MalformedJson,
-    /// JSON of the wrong shape: a missing field or a value of the wrong type.
-    InvalidShape,
-    /// Larger than any genuine input ([`MAX_INPUT_BYTES`]).
-    TooLarge,
-    /// The settings did not validate; the field errors travel with it.
-    InvalidSettings,
-    /// An id that no Kustomer record has: empty, blank, over [`MAX_ID_CHARS`](crate::kustomer::MAX_ID_CHARS)
-    /// characters, or holding control characters.
-    InvalidId,
-}
-
-impl InputErrorCode {
-    /// The stable code as text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MalformedJson => "malformed_json",
-            Self::InvalidShape => "invalid_shape",
-            Self::TooLarge => "too_large",
-            Self::InvalidSettings => "invalid_settings",
-            Self::InvalidId => "invalid_id",
-        }
+codes! {
+    /// Why an input document (a Kustomer event or record, or a whole API call) was refused.
+    pub enum InputErrorCode {
+        /// Not JSON at all.
+        MalformedJson = "malformed_json",
+        /// JSON of the wrong shape: a missing field or a value of the wrong type.
+        InvalidShape = "invalid_shape",
+        /// Larger than any genuine input ([`MAX_INPUT_BYTES`]).
+        TooLarge = "too_large",
+        /// The settings did not validate; the field errors travel with it.
+        InvalidSettings = "invalid_settings",
+        /// An id that no Kustomer record has: empty, blank, over [`MAX_ID_CHARS`](crate::kustomer::MAX_ID_CHARS)
+        /// characters, or holding control characters.
+        InvalidId = "invalid_id",
     }
 }
 
@@ -195,44 +222,21 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
-/// Declares a family of stable codes: an enum whose variants each carry their code text,
-/// written once; `as_str`, `Display` and serialization all read it, and `ALL` lists them.
-macro_rules! codes {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident {
-            $($(#[$vmeta:meta])* $variant:ident = $code:literal,)+
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-        impl $name {
-            /// Every code of the family.
-            pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
-
-            /// The stable code as text.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $code,)+
-                }
-            }
+    #[test]
+    fn field_and_input_codes_read_back_and_serialize_as_their_text() {
+        for code in FieldErrorCode::ALL {
+            assert_eq!(FieldErrorCode::from_code(code.as_str()), Some(*code));
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
+        for code in InputErrorCode::ALL {
+            assert_eq!(InputErrorCode::from_code(code.as_str()), Some(*code));
         }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
+        assert_eq!(FieldErrorCode::InvalidUrl.as_str(), "invalid_url");
+        assert_eq!(InputErrorCode::TooLarge.to_string(), "too_large");
+        assert_eq!(InputErrorCode::from_code("Too_Large"), None);
+    }
 }
-pub(crate) use codes;

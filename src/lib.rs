@@ -13,6 +13,7 @@ pub mod display;
 pub mod edge;
 pub mod error;
 pub mod http;
+pub mod json;
 pub mod kustomer;
 pub mod manifest;
 pub mod redact;

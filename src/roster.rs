@@ -9,8 +9,8 @@
 //! Pure: a page of the employee list read into [`Page`], the org's roster as [`Roster`] (with a
 //! compact form for the cache), and [`assess`], an agent's [`Standing`] in words.
 
-use crate::error::codes;
-use crate::kustomer::At;
+use crate::error::{codes, codes_deserialize};
+use crate::json::At;
 use crate::{InputError, InputErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -199,6 +199,8 @@ codes! {
         ChannelOff = "channel_off",
     }
 }
+
+codes_deserialize!(StandingCode);
 
 /// An agent's [`StandingCode`], with words for the agent or admin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

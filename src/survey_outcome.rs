@@ -77,12 +77,6 @@ impl DeliveryStatus {
             .map_or(Self::Unknown, |(status, _)| *status)
     }
 
-    /// The status for a stable code ([`as_str`](Self::as_str)), as the edge stores it on the
-    /// conversation; `None` for any other text.
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|s| s.as_str() == code)
-    }
-
     /// Whether Agent Connect declined to send it (the `Not sent: …` statuses).
     pub fn is_not_sent(self) -> bool {
         matches!(

@@ -9,7 +9,9 @@ mod support;
 #[path = "support/edge_fakes.rs"]
 mod edge_fakes;
 
-use edge_fakes::{settings_headers_with, test_sealer, MemStore, SimClock, KUSTOMER_KEY, ORG};
+use edge_fakes::{
+    block_on, settings_headers_with, test_sealer, MemStore, SimClock, KUSTOMER_KEY, ORG,
+};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -19,9 +21,7 @@ use stella_connect::edge::residency::Place;
 use stella_connect::edge::returns::{self, StellaPace, ROSTER_CALLS_PER_MINUTE};
 use stella_connect::edge::roster::{RosterQuery, MAX_PAGES, PAGE_SIZE, ROSTER_TTL_MS};
 use stella_connect::edge::scheduler::{Command, Scheduler};
-use stella_connect::edge::{
-    block_on, Config, Reply, Request, Response, SendError, Store, Transport,
-};
+use stella_connect::edge::{Config, Reply, Request, Response, SendError, Store, Transport};
 use stella_connect::settings::Secret;
 
 const STELLA_API: &str = "https://api.stellaconnect.net";

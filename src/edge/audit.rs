@@ -37,11 +37,7 @@ codes! {
 impl<'de> Deserialize<'de> for AuditKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| serde::de::Error::custom("unknown audit kind"))
+        Self::from_code(&text).ok_or_else(|| serde::de::Error::custom("unknown audit kind"))
     }
 }
 

@@ -10,11 +10,11 @@
 //! of the storage cannot confirm a guessed address without the key.
 
 use super::job::{Job, JobState, Removal};
+use super::kustomer_api::{Failure, Kustomer};
 use super::outcome::Reason;
 use super::seal::Sealer;
 use super::{Request, Response};
 use crate::kustomer;
-use crate::settings::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -307,7 +307,7 @@ pub fn search_request(
     since_ms: i64,
     until_ms: i64,
     page: u32,
-) -> Request {
+) -> Result<Request, Failure> {
     let iso = |ms| crate::timestamp::format(crate::timestamp::from_millis(ms as f64));
     let body = json!({
         "and": [
@@ -318,12 +318,10 @@ pub fn search_request(
         "includeDeleted": true,
         "sort": [{"customer_updated_at": "asc"}],
     });
-    let url = format!(
-        "{}/v1/customers/search?page={page}&pageSize={SEARCH_PAGE_SIZE}",
-        api_url.trim_end_matches('/')
-    );
-    Request::post_json(url, body.to_string())
-        .credential("authorization", Secret::new(format!("Bearer {key}")))
+    let (page, size) = (page.to_string(), SEARCH_PAGE_SIZE.to_string());
+    let query = [("page", page.as_str()), ("pageSize", size.as_str())];
+    let segments = ["v1", "customers", "search"];
+    Kustomer { api_url, key }.post_json(&segments, &query, body.to_string())
 }
 
 /// A deleted customer the search found: their id and addresses.

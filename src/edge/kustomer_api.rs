@@ -1,123 +1,105 @@
 //! The Kustomer API calls the edge makes, with the org's own key, and the cache that keeps a
 //! survey at two calls in steady state: the conversation and the customer are always read
 //! fresh (they change), the agent's email, tag names and brand names are cached for a few
-//! minutes.
+//! minutes. Every Kustomer request is built by [`Kustomer`], so the URL bounds apply to all.
 
-use super::{Request, Response, SendError, Store, Transport, MAX_URL_BYTES};
+use super::{Request, Store, Transport, MAX_URL_BYTES};
 use crate::decision::{self, SurveyInput};
-use crate::error::codes;
-use crate::kustomer::{self, At, Brand, Conversation, Customer, Tag, User};
-use crate::redact::scrub;
-use crate::response::{classify_response, network_error, Outcome};
+use crate::json::{self, At};
+use crate::kustomer::{self, Brand, Conversation, Customer, Tag, User};
 use crate::settings::Secret;
 use crate::settings::Settings;
-use crate::timestamp;
 use serde_json::Value;
 
-codes! {
-    /// Why a Kustomer (or Stella) call failed for good.
-    pub enum FetchError {
-        /// The server refused the call (a 4xx other than 404).
-        Rejected = "rejected",
-        /// The server has no such record (404).
-        NotFound = "not_found",
-        /// The answer cannot be read.
-        InvalidResponse = "invalid_response",
-        /// The API URL cannot take the path.
-        InvalidUrl = "invalid_url",
-        /// The request cannot be made at all.
-        RequestRefused = "request_refused",
-    }
+// moved: re-export for the merge
+pub use super::interpret::{interpret, Failure, FetchError};
+
+/// The org's Kustomer API and key: builds every request the edge makes to Kustomer, each
+/// segment percent-encoded and the whole URL within [`MAX_URL_BYTES`], with the key as a
+/// credential (masked everywhere but on the wire).
+#[derive(Clone, Copy)]
+pub struct Kustomer<'a> {
+    /// The Kustomer API URL (validated with the settings).
+    pub api_url: &'a str,
+    /// The org's Kustomer API key.
+    pub key: &'a str,
 }
 
-/// Why a call did not give a usable answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Temporary: try again, after `wait_ms` if the server said.
-    Retry {
-        /// The server's requested wait, ms.
-        wait_ms: Option<i64>,
-        /// What happened.
-        message: String,
-    },
-    /// Not tried: the org's API budget allows no more calls for now.
-    Paced,
-    /// Permanent: a refusal, a missing record, or an answer that cannot be read.
-    Fatal {
-        /// Stable code.
-        code: FetchError,
-        /// What happened, with the server's words.
-        message: String,
-    },
-}
-
-/// Maps an HTTP answer (or its absence) to a value or a [`Failure`]. The other side's words
-/// (an error body, a runtime's error text) are where a key may come back, so `keys` are
-/// masked out of them here, as they enter, in every form [`scrub`] knows.
-pub fn interpret(
-    result: Result<Response, SendError>,
-    now_ms: i64,
-    service: &str,
-    keys: &[&str],
-) -> Result<Response, Failure> {
-    // What an answer (or no answer) means is decided in `response`; this only words it.
-    let response = match result {
-        Ok(response) => response,
-        Err(SendError::Network(e)) => {
-            return Err(failure(network_error(&scrub(&e, keys)), service))
+impl<'a> Kustomer<'a> {
+    /// The API and key of these settings.
+    pub fn of(settings: &'a Settings) -> Self {
+        Self {
+            api_url: &settings.kustomer_api_url,
+            key: settings.kustomer_api_key.expose(),
         }
-        // Nothing was sent: the work waits, as for the org's API budget.
-        Err(SendError::Paced | SendError::OverBudget) => return Err(Failure::Paced),
-        Err(SendError::Refused(e)) => {
+    }
+
+    /// `{api_url}/{segments…}?{query}`, or why no request can be made with it.
+    pub fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<String, Failure> {
+        let url = url_with(self.api_url, segments, query).ok_or_else(|| Failure::Fatal {
+            code: FetchError::InvalidUrl,
+            message: "The Kustomer API URL cannot take a path.".into(),
+        })?;
+        if url.len() > MAX_URL_BYTES {
             return Err(Failure::Fatal {
                 code: FetchError::RequestRefused,
                 message: format!(
-                    "The request to {service} cannot be made: {}",
-                    scrub(&e, keys)
+                    "The request to Kustomer cannot be made: its URL is over {MAX_URL_BYTES} bytes."
                 ),
-            })
+            });
         }
-    };
-    let now = timestamp::from_millis(now_ms as f64);
-    match classify_response(&response, now) {
-        Outcome::Sent { .. } => Ok(response),
-        _ => {
-            let scrubbed = Response {
-                body: scrub(&response.body, keys),
-                ..response
-            };
-            Err(failure(classify_response(&scrubbed, now), service))
-        }
+        Ok(url)
+    }
+
+    /// A `GET` of `segments` with `query`.
+    pub fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Request, Failure> {
+        Ok(self.authorized(Request::get(self.url(segments, query)?)))
+    }
+
+    /// A `POST` of JSON text to `segments` with `query`.
+    pub fn post_json(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: String,
+    ) -> Result<Request, Failure> {
+        let url = self.url(segments, query)?;
+        Ok(self.authorized(Request::post_json(url, body)))
+    }
+
+    /// A `PATCH` of JSON text to `segments` (a partial update of a record).
+    pub fn patch_json(&self, segments: &[&str], body: String) -> Result<Request, Failure> {
+        let url = self.url(segments, &[])?;
+        Ok(self.authorized(Request::patch_json(url, body)))
+    }
+
+    fn authorized(&self, request: Request) -> Request {
+        request.credential("authorization", Secret::new(format!("Bearer {}", self.key)))
+    }
+
+    /// Sends `request` and reads the answer as JSON; `what` names it in a refusal's words.
+    pub async fn read<T: Transport>(
+        &self,
+        transport: &T,
+        request: Request,
+        now_ms: i64,
+        what: &str,
+    ) -> Result<Value, Failure> {
+        let response = interpret(
+            transport.send(request).await,
+            now_ms,
+            "Kustomer",
+            &[self.key],
+        )?;
+        json::from_json(&response.body).map_err(shape(what))
     }
 }
 
-/// A retry or a refusal, in words that name the service.
-fn failure(outcome: Outcome, service: &str) -> Failure {
-    match outcome {
-        Outcome::Retry {
-            wait_seconds,
-            message,
-            status,
-        } => Failure::Retry {
-            wait_ms: wait_seconds.map(|s| (s as i64).saturating_mul(1000)),
-            message: match status {
-                Some(status) => format!("{service} answered {status}: {message}"),
-                None => format!("{service} did not answer: {message}"),
-            },
-        },
-        Outcome::Rejected { status, message } => Failure::Fatal {
-            code: if status == 404 {
-                FetchError::NotFound
-            } else {
-                FetchError::Rejected
-            },
-            message: format!("{service} answered {status}: {message}"),
-        },
-        // Not reached: `interpret` returns a 2xx as the answer itself.
-        Outcome::Sent { status } => Failure::Fatal {
-            code: FetchError::Rejected,
-            message: format!("{service} answered {status}"),
-        },
+/// A failed Kustomer call in words: the server's (masked), or that the org's budget is spent.
+pub fn words(failure: &Failure) -> String {
+    match failure {
+        Failure::Paced => "Kustomer's API budget is spent for now.".into(),
+        other => other.to_string(),
     }
 }
 
@@ -129,34 +111,26 @@ pub async fn get<T: Transport>(
     segments: &[&str],
     now_ms: i64,
 ) -> Result<Value, Failure> {
-    let url = api_url_with(api_url, segments).ok_or_else(|| Failure::Fatal {
-        code: FetchError::InvalidUrl,
-        message: "The Kustomer API URL cannot take a path.".into(),
-    })?;
-    if url.len() > MAX_URL_BYTES {
-        return Err(Failure::Fatal {
-            code: FetchError::RequestRefused,
-            message: format!(
-                "The request to Kustomer cannot be made: its URL is over {MAX_URL_BYTES} bytes."
-            ),
-        });
-    }
-    let request =
-        Request::get(url).credential("authorization", Secret::new(format!("Bearer {key}")));
-    let response = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
-    kustomer::from_json(&response.body).map_err(|e| Failure::Fatal {
-        code: FetchError::InvalidResponse,
-        message: format!("Kustomer's answer: {e}"),
-    })
+    let kustomer = Kustomer { api_url, key };
+    let request = kustomer.get(segments, &[])?;
+    kustomer.read(transport, request, now_ms, "answer").await
 }
 
 /// `{base}/{segments…}`, each segment percent-encoded (commas kept, for `/v1/tags/a,b`).
 pub(crate) fn api_url_with(base: &str, segments: &[&str]) -> Option<String> {
+    url_with(base, segments, &[])
+}
+
+/// `{base}/{segments…}?{query}`, each segment percent-encoded (commas kept).
+fn url_with(base: &str, segments: &[&str], query: &[(&str, &str)]) -> Option<String> {
     let mut url = url::Url::parse(base).ok()?;
     url.path_segments_mut()
         .ok()?
         .pop_if_empty()
         .extend(segments);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
     Some(url.into())
 }
 
@@ -255,126 +229,26 @@ pub async fn fetch_inputs<T: Transport>(
     now_ms: i64,
     cache_ms: i64,
 ) -> Result<Inputs, Failure> {
-    let (api, key) = (
-        settings.kustomer_api_url.as_str(),
-        settings.kustomer_api_key.expose(),
-    );
-    let doc = get(
+    let reader = Reader {
         transport,
-        api,
-        key,
-        &["v1", "conversations", conversation_id],
+        kustomer: Kustomer::of(settings),
+        cache,
         now_ms,
-    )
-    .await?;
+        cache_ms,
+    };
+    let doc = reader
+        .get(&["v1", "conversations", conversation_id])
+        .await?;
     let conversation = kustomer::parse_conversation(&doc).map_err(shape("conversation"))?;
     // The records the decision reads, as the core lists them.
     let records = decision::records(&conversation);
-    let owned = |id: &str| id.to_owned();
-    let (customer_id, agent_id) = (records.customer.map(owned), records.agent.map(owned));
-    let brand_id = records
-        .brand
-        .filter(|_| !settings.brand_map.is_empty())
-        .map(owned);
-    let tag_ids: Vec<String> = records.tags.into_iter().map(owned).collect();
-
-    let customer = match &customer_id {
-        Some(id) => {
-            let doc = get(transport, api, key, &["v1", "customers", id], now_ms).await?;
-            Some(kustomer::parse_customer(&doc).map_err(shape("customer"))?)
-        }
-        None => None,
-    };
-
-    let cached = |k: &str| cache.and_then(|c| c.cache_get(k, now_ms).ok().flatten());
-    let remember = |k: &str, v: &str| {
-        if let Some(c) = cache {
-            let _ = c.cache_put(k, v, now_ms + cache_ms); // a cache write that fails costs a call later, nothing more
-        }
-    };
-
-    let user = match &agent_id {
-        None => None,
-        Some(id) => {
-            let cache_key = format!("user:{id}");
-            match cached(&cache_key) {
-                Some(email) => Some(User {
-                    id: id.clone(),
-                    email: Some(email).filter(|e| !e.is_empty()),
-                }),
-                None => {
-                    let doc = get(transport, api, key, &["v1", "users", id], now_ms).await?;
-                    let user = kustomer::parse_user(&doc).map_err(shape("user"))?;
-                    remember(&cache_key, user.email.as_deref().unwrap_or(""));
-                    Some(user)
-                }
-            }
-        }
-    };
-
-    let mut tags = Vec::new();
-    let mut missing = Vec::new();
-    for id in &tag_ids {
-        match cached(&format!("tag:{id}")) {
-            Some(name) => tags.push(Tag {
-                id: id.clone(),
-                name: Some(name).filter(|n| !n.is_empty()),
-            }),
-            None => missing.push(id.as_str()),
-        }
-    }
-    if !missing.is_empty() {
-        // One call for all the names not cached: `GET /v1/tags/{id1,id2,…}`.
-        let doc = get(
-            transport,
-            api,
-            key,
-            &["v1", "tags", &missing.join(",")],
-            now_ms,
-        )
-        .await?;
-        let fetched = kustomer::parse_tags(&doc).map_err(shape("tags"))?;
-        for id in missing {
-            let name = fetched
-                .iter()
-                .find(|t| t.id == id)
-                .and_then(|t| t.name.clone());
-            remember(&format!("tag:{id}"), name.as_deref().unwrap_or(""));
-            tags.push(Tag {
-                id: id.to_owned(),
-                name,
-            });
-        }
-    }
-    let brand = match brand_id {
-        None => None,
-        Some(id) => {
-            let cache_key = format!("brand:{id}");
-            match cached(&cache_key) {
-                Some(name) => Some(Brand {
-                    name: Some(name).filter(|n| !n.is_empty()),
-                    id,
-                }),
-                None => {
-                    let [v1, brands] = kustomer::BRANDS_PATH;
-                    match get(transport, api, key, &[v1, brands, &id], now_ms).await {
-                        Ok(doc) => {
-                            let brand = kustomer::parse_brand(&doc).map_err(shape("brand"))?;
-                            remember(&cache_key, brand.name.as_deref().unwrap_or(""));
-                            Some(brand)
-                        }
-                        // No such brand: the decision says the brand could not be read (a
-                        // missing brand is not a missing conversation).
-                        Err(Failure::Fatal {
-                            code: FetchError::NotFound,
-                            ..
-                        }) => None,
-                        Err(other) => return Err(other),
-                    }
-                }
-            }
-        }
-    };
+    let brand = records.brand.filter(|_| !settings.brand_map.is_empty());
+    let (customer, user, tags, brand) = (
+        reader.customer(records.customer).await?,
+        reader.user(records.agent).await?,
+        reader.tags(&records.tags).await?,
+        reader.brand(brand).await?,
+    );
     Ok(Inputs {
         conversation,
         customer,
@@ -382,4 +256,174 @@ pub async fn fetch_inputs<T: Transport>(
         tags,
         brand,
     })
+}
+
+/// One conversation's reads: Kustomer with the org's key, and the cache of names.
+struct Reader<'a, T> {
+    transport: &'a T,
+    kustomer: Kustomer<'a>,
+    cache: Option<&'a dyn Store>,
+    now_ms: i64,
+    cache_ms: i64,
+}
+
+impl<T: Transport> Reader<'_, T> {
+    async fn get(&self, segments: &[&str]) -> Result<Value, Failure> {
+        let request = self.kustomer.get(segments, &[])?;
+        (self.kustomer)
+            .read(self.transport, request, self.now_ms, "answer")
+            .await
+    }
+
+    /// A cached name (or email); empty when the record had none.
+    fn cached(&self, key: &str) -> Option<String> {
+        (self.cache).and_then(|c| c.cache_get(key, self.now_ms).ok().flatten())
+    }
+
+    fn remember(&self, key: &str, value: Option<&str>) {
+        if let Some(c) = self.cache {
+            // A cache write that fails costs a call later, nothing more.
+            let _ = c.cache_put(key, value.unwrap_or(""), self.now_ms + self.cache_ms);
+        }
+    }
+
+    /// The customer, fresh.
+    async fn customer(&self, id: Option<&str>) -> Result<Option<Customer>, Failure> {
+        let Some(id) = id else { return Ok(None) };
+        let doc = self.get(&["v1", "customers", id]).await?;
+        Ok(Some(
+            kustomer::parse_customer(&doc).map_err(shape("customer"))?,
+        ))
+    }
+
+    /// The assigned user, their email cached.
+    async fn user(&self, id: Option<&str>) -> Result<Option<User>, Failure> {
+        let Some(id) = id else { return Ok(None) };
+        let cache_key = format!("user:{id}");
+        if let Some(email) = self.cached(&cache_key) {
+            return Ok(Some(User {
+                id: id.to_owned(),
+                email: Some(email).filter(|e| !e.is_empty()),
+            }));
+        }
+        let doc = self.get(&["v1", "users", id]).await?;
+        let user = kustomer::parse_user(&doc).map_err(shape("user"))?;
+        self.remember(&cache_key, user.email.as_deref());
+        Ok(Some(user))
+    }
+
+    /// The tags, names cached per id; one call for all the names not cached:
+    /// `GET /v1/tags/{id1,id2,…}`.
+    async fn tags(&self, ids: &[&str]) -> Result<Vec<Tag>, Failure> {
+        let mut tags = Vec::new();
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.cached(&format!("tag:{id}")) {
+                Some(name) => tags.push(Tag {
+                    id: (*id).to_owned(),
+                    name: Some(name).filter(|n| !n.is_empty()),
+                }),
+                None => missing.push(*id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(tags);
+        }
+        let doc = self.get(&["v1", "tags", &missing.join(",")]).await?;
+        let fetched = kustomer::parse_tags(&doc).map_err(shape("tags"))?;
+        for id in missing {
+            let name = (fetched.iter().find(|t| t.id == id)).and_then(|t| t.name.clone());
+            self.remember(&format!("tag:{id}"), name.as_deref());
+            tags.push(Tag {
+                id: id.to_owned(),
+                name,
+            });
+        }
+        Ok(tags)
+    }
+
+    /// The brand, its name cached. No such brand: the decision says the brand could not be
+    /// read (a missing brand is not a missing conversation).
+    async fn brand(&self, id: Option<&str>) -> Result<Option<Brand>, Failure> {
+        let Some(id) = id else { return Ok(None) };
+        let cache_key = format!("brand:{id}");
+        if let Some(name) = self.cached(&cache_key) {
+            return Ok(Some(Brand {
+                name: Some(name).filter(|n| !n.is_empty()),
+                id: id.to_owned(),
+            }));
+        }
+        let [v1, brands] = kustomer::BRANDS_PATH;
+        match self.get(&[v1, brands, id]).await {
+            Ok(doc) => {
+                let brand = kustomer::parse_brand(&doc).map_err(shape("brand"))?;
+                self.remember(&cache_key, brand.name.as_deref());
+                Ok(Some(brand))
+            }
+            Err(Failure::Fatal {
+                code: FetchError::NotFound,
+                ..
+            }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kustomer_request_is_bounded_encoded_and_keyed() {
+        let k = Kustomer {
+            api_url: "https://api.kustomerapp.com",
+            key: "k-123",
+        };
+        let get = k.get(&["v1", "tags", "a,b c"], &[]).unwrap();
+        assert_eq!(get.url, "https://api.kustomerapp.com/v1/tags/a,b%20c");
+        assert_eq!(get.header("authorization"), Some("Bearer k-123"));
+        let query = [("page", "2"), ("pageSize", "100")];
+        let post = k.post_json(&["v1", "customers", "search"], &query, "{}".into());
+        let post = post.unwrap();
+        assert_eq!(
+            (post.method, post.url.as_str()),
+            (
+                "POST",
+                "https://api.kustomerapp.com/v1/customers/search?page=2&pageSize=100"
+            )
+        );
+        let patch = k.patch_json(&["v1", "conversations", "c/1"], "{}".into());
+        let patch = patch.unwrap();
+        assert_eq!(
+            (patch.method, patch.url.as_str()),
+            (
+                "PATCH",
+                "https://api.kustomerapp.com/v1/conversations/c%2F1"
+            )
+        );
+        let long = "x".repeat(MAX_URL_BYTES);
+        for refused in [
+            k.get(&["v1", &long], &[]),
+            k.patch_json(&[&long], "{}".into()),
+        ] {
+            assert!(matches!(
+                refused,
+                Err(Failure::Fatal {
+                    code: FetchError::RequestRefused,
+                    ..
+                })
+            ));
+        }
+        let no_base = Kustomer {
+            api_url: "mailto:a@b",
+            key: "k",
+        };
+        assert!(matches!(
+            no_base.get(&["v1"], &[]),
+            Err(Failure::Fatal {
+                code: FetchError::InvalidUrl,
+                ..
+            })
+        ));
+    }
 }

@@ -16,6 +16,7 @@ pub mod budget;
 pub mod deliveries;
 pub mod forget;
 pub mod gateway;
+pub mod interpret;
 pub mod job;
 pub mod kustomer_api;
 pub mod outcome;
@@ -220,6 +221,13 @@ impl Reply {
     }
 }
 
+/// A refused input answers `400 {error: {code, path?, message, fields?}}`.
+impl From<crate::InputError> for Reply {
+    fn from(error: crate::InputError) -> Self {
+        Self::json(400, json!({ "error": error }))
+    }
+}
+
 /// How the edge is configured (workerd bindings; the defaults are production's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
@@ -382,18 +390,6 @@ pub fn settings_from_headers(header: impl Fn(&str) -> Option<String>) -> Value {
         }
     }
     Value::Object(raw)
-}
-
-/// Runs a future whose I/O is already resolved (test fakes) to completion on the host.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
 }
 
 #[cfg(test)]

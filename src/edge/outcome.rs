@@ -3,8 +3,10 @@
 //! delivery log entry, and the verdicts of "Check connection". Pages, logs and tests match on
 //! them; the words around them are for people.
 
+use super::interpret::{Failure, FetchError};
 use crate::decision::SkipCode;
-use crate::error::codes;
+use crate::error::{codes, codes_deserialize};
+use serde::{Deserialize, Serialize};
 
 codes! {
     /// Why the edge refuses a call or cannot complete it: `{error: {code, message}}`.
@@ -62,6 +64,8 @@ codes! {
     }
 }
 
+codes_deserialize!(ErrorCode);
+
 impl ErrorCode {
     /// The HTTP status of an answer with this code.
     pub const fn status(self) -> u16 {
@@ -91,6 +95,37 @@ impl ErrorCode {
             Self::RateLimited | Self::HeldClosesFull => 429,
         }
     }
+}
+
+/// A Kustomer call that failed, as the gateway answers it: the key refused, Kustomer out of
+/// reach or its budget spent, or another refusal.
+impl From<&Failure> for ErrorCode {
+    fn from(failure: &Failure) -> Self {
+        match failure {
+            Failure::Retry { .. } | Failure::Paced => Self::KustomerUnavailable,
+            Failure::Fatal {
+                code: FetchError::Rejected,
+                ..
+            } => Self::KustomerKeyRejected,
+            Failure::Fatal { .. } => Self::KustomerError,
+        }
+    }
+}
+
+/// `{error: {code, message}}`, as one part of the edge reads another's answer back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorAnswer<C> {
+    /// The refusal.
+    pub error: ErrorBody<C>,
+}
+
+/// A refusal's code and words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody<C> {
+    /// The stable code.
+    pub code: C,
+    /// What happened.
+    pub message: String,
 }
 
 codes! {
@@ -157,6 +192,30 @@ impl Reason {
     }
 }
 
+/// A Kustomer call refused for good, as the delivery log's reason.
+impl From<FetchError> for Reason {
+    fn from(code: FetchError) -> Self {
+        match code {
+            FetchError::NotFound => Self::ConversationNotFound,
+            FetchError::Rejected => Self::KustomerRejected,
+            FetchError::InvalidResponse => Self::KustomerInvalidResponse,
+            FetchError::InvalidUrl => Self::KustomerInvalidUrl,
+            FetchError::RequestRefused => Self::RequestRefused,
+        }
+    }
+}
+
+impl Reason {
+    /// An Agent Connect call refused for good, as the delivery log's reason: a request that
+    /// could not be made, or Stella's refusal.
+    pub const fn of_stella(code: FetchError) -> Self {
+        match code {
+            FetchError::RequestRefused => Self::RequestRefused,
+            _ => Self::StellaRejected,
+        }
+    }
+}
+
 /// A core skip code in a few words for an admin (the delivery log's `reasons`): written here,
 /// beside the edge's own, so that one list serves the log; a new code does not compile without
 /// its words.
@@ -173,6 +232,53 @@ pub const fn skip_words(code: SkipCode) -> &'static str {
         SkipCode::AlreadySurveyed => "Surveyed before: not again yet",
         SkipCode::BrandNotMapped => "Brand not in the brand map",
     }
+}
+
+codes! {
+    /// One conversation's result in a bulk resend.
+    pub enum ResendStatus {
+        /// Scheduled again.
+        Scheduled = "scheduled",
+        /// The log holds no such conversation.
+        NotFound = "not_found",
+        /// Not failed or skipped, or otherwise refused.
+        NotResendable = "not_resendable",
+    }
+}
+
+codes_deserialize!(ResendStatus);
+
+/// A single resend's refusal, as a bulk resend's result.
+impl From<ErrorCode> for ResendStatus {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::NotFound => Self::NotFound,
+            _ => Self::NotResendable,
+        }
+    }
+}
+
+/// The bulk resend's answer (`POST /v1/deliveries/resend`): `{results, scheduled, refused}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendManyReply {
+    /// One per conversation, in the order asked.
+    pub results: Vec<ResendResult>,
+    /// How many were scheduled again.
+    pub scheduled: usize,
+    /// How many were refused.
+    pub refused: usize,
+}
+
+/// One conversation's result in a bulk resend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResendResult {
+    /// The conversation.
+    pub conversation_id: String,
+    /// What became of it.
+    pub status: ResendStatus,
+    /// In words.
+    pub message: String,
 }
 
 codes! {
@@ -199,9 +305,115 @@ codes! {
     }
 }
 
+/// "Check connection"'s verdict on a Kustomer key whose call failed.
+impl From<&Failure> for KeyCheckCode {
+    fn from(failure: &Failure) -> Self {
+        match ErrorCode::from(failure) {
+            ErrorCode::KustomerKeyRejected => Self::KustomerKeyRejected,
+            ErrorCode::KustomerUnavailable => Self::KustomerUnavailable,
+            _ => Self::KustomerError,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bulk_resend_answer_reads_back_as_it_was_written() {
+        let answer = serde_json::json!({"results": [
+            {"conversationId": "a", "status": "scheduled", "message": "m"},
+            {"conversationId": "b", "status": "not_found", "message": "n"},
+        ], "scheduled": 1, "refused": 1});
+        let read: ResendManyReply = serde_json::from_value(answer.clone()).unwrap();
+        assert_eq!(read.results[1].status, ResendStatus::NotFound);
+        assert_eq!(serde_json::to_value(&read).unwrap(), answer);
+        let refused = |code| ResendStatus::from(code);
+        assert_eq!(refused(ErrorCode::NotFound), ResendStatus::NotFound);
+        assert_eq!(
+            refused(ErrorCode::NotResendable),
+            ResendStatus::NotResendable
+        );
+    }
+
+    #[test]
+    fn failures_map_to_each_family_once() {
+        let fatal = |code| Failure::Fatal {
+            code,
+            message: "m".into(),
+        };
+        let retry = Failure::Retry {
+            wait_ms: None,
+            message: "m".into(),
+        };
+        let rows = [
+            (
+                retry,
+                ErrorCode::KustomerUnavailable,
+                KeyCheckCode::KustomerUnavailable,
+            ),
+            (
+                Failure::Paced,
+                ErrorCode::KustomerUnavailable,
+                KeyCheckCode::KustomerUnavailable,
+            ),
+            (
+                fatal(FetchError::Rejected),
+                ErrorCode::KustomerKeyRejected,
+                KeyCheckCode::KustomerKeyRejected,
+            ),
+            (
+                fatal(FetchError::NotFound),
+                ErrorCode::KustomerError,
+                KeyCheckCode::KustomerError,
+            ),
+            (
+                fatal(FetchError::InvalidResponse),
+                ErrorCode::KustomerError,
+                KeyCheckCode::KustomerError,
+            ),
+        ];
+        for (failure, error, check) in rows {
+            assert_eq!(
+                (ErrorCode::from(&failure), KeyCheckCode::from(&failure)),
+                (error, check)
+            );
+        }
+        let reasons = [
+            (
+                FetchError::NotFound,
+                Reason::ConversationNotFound,
+                Reason::StellaRejected,
+            ),
+            (
+                FetchError::Rejected,
+                Reason::KustomerRejected,
+                Reason::StellaRejected,
+            ),
+            (
+                FetchError::InvalidResponse,
+                Reason::KustomerInvalidResponse,
+                Reason::StellaRejected,
+            ),
+            (
+                FetchError::InvalidUrl,
+                Reason::KustomerInvalidUrl,
+                Reason::StellaRejected,
+            ),
+            (
+                FetchError::RequestRefused,
+                Reason::RequestRefused,
+                Reason::RequestRefused,
+            ),
+        ];
+        for (code, kustomer, stella) in reasons {
+            assert_eq!(
+                (Reason::from(code), Reason::of_stella(code)),
+                (kustomer, stella)
+            );
+        }
+    }
 
     #[test]
     fn codes_are_snake_case_and_unique_per_family() {

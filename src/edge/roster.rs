@@ -4,13 +4,14 @@
 //! org's minute.
 
 use super::job::StoredSettings;
-use super::kustomer_api::{interpret, Failure, FetchError};
+use super::kustomer_api::{interpret, Failure, FetchError, Kustomer};
 use super::returns::{self, EMPLOYEES_PATH};
 use super::seal::Sealer;
-use super::{Request, Transport};
-use crate::error::codes;
-use crate::kustomer::{self, At};
-use crate::roster::{self, Roster};
+use super::Transport;
+use crate::edge::outcome::{ErrorAnswer, ErrorCode};
+use crate::error::{codes, codes_deserialize};
+use crate::json::{self, At};
+use crate::roster::{self, Roster, StandingCode};
 use crate::settings::{Secret, Settings};
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +28,7 @@ pub const USERS_PAGE_SIZE: u32 = 100;
 pub const MAX_USER_PAGES: u32 = 5;
 /// The service's name in messages.
 const AGENT_CONNECT: &str = "Agent Connect";
-/// A 401 or 403 from the employee list: the key or the secret is wrong (the key alone is
-/// checked by "Check connection"'s probe, so it is most often the secret).
+/// The words for [`RosterFailure::CredentialsRefused`].
 pub const CREDENTIALS_REFUSED: &str = "Agent Connect refused the API key or secret.";
 
 codes! {
@@ -44,6 +44,40 @@ codes! {
         InvalidResponse = "stella_invalid_response",
         /// Another refusal.
         Rejected = "stella_error",
+    }
+}
+
+codes_deserialize!(RosterError);
+
+/// Why the roster could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterFailure {
+    /// Agent Connect answered 401 or 403 to the employee list: the key or the secret is wrong
+    /// (the key alone is checked by "Check connection"'s probe, so it is most often the secret).
+    CredentialsRefused,
+    /// Any other failure of a call.
+    Call(Failure),
+}
+
+impl From<Failure> for RosterFailure {
+    fn from(failure: Failure) -> Self {
+        Self::Call(failure)
+    }
+}
+
+/// The roster's code for a failed read.
+impl From<&RosterFailure> for RosterError {
+    fn from(failure: &RosterFailure) -> Self {
+        match failure {
+            RosterFailure::CredentialsRefused => Self::SecretRejected,
+            RosterFailure::Call(Failure::Paced) => Self::Paced,
+            RosterFailure::Call(Failure::Retry { .. }) => Self::Unavailable,
+            RosterFailure::Call(Failure::Fatal {
+                code: FetchError::InvalidResponse,
+                ..
+            }) => Self::InvalidResponse,
+            RosterFailure::Call(Failure::Fatal { .. }) => Self::Rejected,
+        }
     }
 }
 
@@ -90,7 +124,7 @@ pub async fn fetch_roster<T: Transport>(
     transport: &T,
     settings: &Settings,
     now_ms: i64,
-) -> Result<Roster, Failure> {
+) -> Result<Roster, RosterFailure> {
     let mut employees = read_list(transport, settings, now_ms, None).await?;
     if employees.iter().any(|e| e.status.is_none()) {
         // By email, so that each status list is one pass (rosters run to thousands).
@@ -109,17 +143,21 @@ pub async fn fetch_roster<T: Transport>(
     Ok(Roster::new(employees, now_ms))
 }
 
+/// A refusal for good, in these words.
+fn fatal(code: FetchError, message: &str) -> Failure {
+    Failure::Fatal {
+        code,
+        message: message.to_owned(),
+    }
+}
+
 /// Every page of the employee list, or of those with `status`.
 async fn read_list<T: Transport>(
     transport: &T,
     settings: &Settings,
     now_ms: i64,
     status: Option<&str>,
-) -> Result<Vec<roster::Employee>, Failure> {
-    let fatal = |code, message: &str| Failure::Fatal {
-        code,
-        message: message.to_owned(),
-    };
+) -> Result<Vec<roster::Employee>, RosterFailure> {
     let secret = settings.stella_api_secret.as_ref().ok_or_else(|| {
         fatal(
             FetchError::RequestRefused,
@@ -139,25 +177,7 @@ async fn read_list<T: Transport>(
     let mut asked = Vec::new();
     let mut employees = Vec::new();
     for _ in 0..MAX_PAGES {
-        let pairs: Vec<(&str, String)> =
-            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let request = returns::get(settings, EMPLOYEES_PATH, &pairs, now_ms).ok_or_else(|| {
-            fatal(
-                FetchError::RequestRefused,
-                "The request to Agent Connect cannot be signed.",
-            )
-        })?;
-        let result = transport.send(request).await;
-        if matches!(&result, Ok(r) if r.status == 401 || r.status == 403) {
-            return Err(fatal(FetchError::Rejected, CREDENTIALS_REFUSED));
-        }
-        let answer = interpret(result, now_ms, AGENT_CONNECT, &keys)?;
-        let page = kustomer::from_json(&answer.body)
-            .and_then(|doc| roster::parse_page(&doc))
-            .map_err(|e| Failure::Fatal {
-                code: FetchError::InvalidResponse,
-                message: format!("Agent Connect's employee list: {e}"),
-            })?;
+        let page = read_page(transport, settings, &query, &keys, now_ms).await?;
         let empty = page.employees.is_empty();
         employees.extend(page.employees);
         asked.push(query);
@@ -171,42 +191,60 @@ async fn read_list<T: Transport>(
         }
         // A page that adds nothing, or names a page already read, would never end.
         if empty || asked.contains(&next) {
-            return Err(fatal(
-                FetchError::InvalidResponse,
-                "Agent Connect's employee list pages back to a page already read.",
-            ));
+            let message = "Agent Connect's employee list pages back to a page already read.";
+            return Err(fatal(FetchError::InvalidResponse, message).into());
         }
         query = next;
     }
-    Err(fatal(
-        FetchError::InvalidResponse,
-        &format!(
-            "Agent Connect lists more than {} employees: the app reads at most {MAX_PAGES} pages of {PAGE_SIZE}.",
-            MAX_PAGES as u32 * PAGE_SIZE
-        ),
-    ))
+    let message = format!(
+        "Agent Connect lists more than {} employees: the app reads at most {MAX_PAGES} pages of {PAGE_SIZE}.",
+        MAX_PAGES as u32 * PAGE_SIZE
+    );
+    Err(fatal(FetchError::InvalidResponse, &message).into())
+}
+
+/// One page of the employee list, `query` its parameters; `keys` are masked out of the
+/// answer's words.
+async fn read_page<T: Transport>(
+    transport: &T,
+    settings: &Settings,
+    query: &[(String, String)],
+    keys: &[&str],
+    now_ms: i64,
+) -> Result<roster::Page, RosterFailure> {
+    let pairs: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let request = returns::get(settings, EMPLOYEES_PATH, &pairs, now_ms).ok_or_else(|| {
+        fatal(
+            FetchError::RequestRefused,
+            "The request to Agent Connect cannot be signed.",
+        )
+    })?;
+    let result = transport.send(request).await;
+    if matches!(&result, Ok(r) if r.status == 401 || r.status == 403) {
+        return Err(RosterFailure::CredentialsRefused);
+    }
+    let answer = interpret(result, now_ms, AGENT_CONNECT, keys)?;
+    let page = json::from_json(&answer.body).and_then(|doc| roster::parse_page(&doc));
+    Ok(page.map_err(|e| Failure::Fatal {
+        code: FetchError::InvalidResponse,
+        message: format!("Agent Connect's employee list: {e}"),
+    })?)
 }
 
 /// A read failure as the roster's code and words.
-pub fn failure_reply(failure: &Failure) -> (RosterError, String) {
-    match failure {
-        Failure::Paced => (
-            RosterError::Paced,
-            "The org's Agent Connect calls for this minute are spent: try again in a minute.".into(),
-        ),
-        Failure::Retry { message, .. } => (
-            RosterError::Unavailable,
-            format!("Agent Connect could not be reached: {message}"),
-        ),
-        Failure::Fatal { code, message } => match code {
-            FetchError::Rejected if message == CREDENTIALS_REFUSED => (
-                RosterError::SecretRejected,
-                format!("{CREDENTIALS_REFUSED} Copy the Stella Connect API key and secret again from Agent Connect's settings."),
-            ),
-            FetchError::InvalidResponse => (RosterError::InvalidResponse, message.clone()),
-            _ => (RosterError::Rejected, message.clone()),
-        },
-    }
+pub fn failure_reply(failure: &RosterFailure) -> (RosterError, String) {
+    let code = RosterError::from(failure);
+    let message = match failure {
+        RosterFailure::CredentialsRefused => format!("{CREDENTIALS_REFUSED} Copy the Stella Connect API key and secret again from Agent Connect's settings."),
+        RosterFailure::Call(Failure::Paced) => {
+            "The org's Agent Connect calls for this minute are spent: try again in a minute.".into()
+        }
+        RosterFailure::Call(Failure::Retry { message, .. }) => {
+            format!("Agent Connect could not be reached: {message}")
+        }
+        RosterFailure::Call(Failure::Fatal { message, .. }) => message.clone(),
+    };
+    (code, message)
 }
 
 /// A Kustomer user, as "Check connection" holds them against the roster.
@@ -226,26 +264,13 @@ pub async fn kustomer_agents<T: Transport>(
     settings: &Settings,
     now_ms: i64,
 ) -> Result<Vec<Agent>, Failure> {
-    let key = settings.kustomer_api_key.expose();
+    let kustomer = Kustomer::of(settings);
     let mut agents = Vec::new();
     for page in 1..=MAX_USER_PAGES {
-        let mut url = url::Url::parse(&settings.kustomer_api_url).map_err(|_| Failure::Fatal {
-            code: FetchError::InvalidUrl,
-            message: "The Kustomer API URL cannot take a path.".into(),
-        })?;
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(["v1", "users"]);
-        }
-        url.query_pairs_mut()
-            .append_pair("page", &page.to_string())
-            .append_pair("pageSize", &USERS_PAGE_SIZE.to_string());
-        let request = Request::get(url.into())
-            .credential("authorization", Secret::new(format!("Bearer {key}")));
-        let answer = interpret(transport.send(request).await, now_ms, "Kustomer", &[key])?;
-        let doc = kustomer::from_json(&answer.body).map_err(|e| Failure::Fatal {
-            code: FetchError::InvalidResponse,
-            message: format!("Kustomer's users: {e}"),
-        })?;
+        let (page, size) = (page.to_string(), USERS_PAGE_SIZE.to_string());
+        let query = [("page", page.as_str()), ("pageSize", size.as_str())];
+        let request = kustomer.get(&["v1", "users"], &query)?;
+        let doc = kustomer.read(transport, request, now_ms, "users").await?;
         let (found, more) = read_users(&doc).map_err(|e| Failure::Fatal {
             code: FetchError::InvalidResponse,
             message: format!("Kustomer's users: {e}"),
@@ -318,4 +343,152 @@ pub struct RosterQuery {
     /// asks again with `fetch`).
     #[serde(default)]
     pub fetch: bool,
+}
+
+/// The roster command's answer, as the org's scheduler gives it and the gateway reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RosterReply {
+    /// `{available: true, fetchedAt, agents, standings}`.
+    Read(RosterRead),
+    /// `{notCached: true}`: no roster is cached, and the query did not ask to read one.
+    NotCached(NotCached),
+    /// `{available: false, message}`: without an API secret, the roster is not read.
+    NoSecret(NoSecret),
+    /// `{error: {code, message}}`: a roster failure, or one of the edge's (storage, the
+    /// command's settings, the invocation's calls).
+    Failed(ErrorAnswer<RefusalCode>),
+}
+
+impl RosterReply {
+    /// Reads a reply's body; `None` when it is none of the roster's answers.
+    pub fn read(body: &serde_json::Value) -> Option<Self> {
+        Self::deserialize(body).ok()
+    }
+}
+
+/// A roster had, and the agents asked about held against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RosterRead {
+    /// Always `true`.
+    pub available: bool,
+    /// When the roster was read from Agent Connect (ISO 8601).
+    pub fetched_at: String,
+    /// How many employees it lists.
+    pub agents: usize,
+    /// Each agent asked about, in order.
+    pub standings: Vec<StandingRow>,
+}
+
+/// One agent's standing against the roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandingRow {
+    /// Their email.
+    pub email: String,
+    /// Their name (`null` when not known).
+    pub name: Option<String>,
+    /// The stable code.
+    pub code: StandingCode,
+    /// A short label.
+    pub standing: String,
+    /// What it means for the survey.
+    pub message: String,
+}
+
+/// `{notCached: true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotCached {
+    /// Always `true`.
+    pub not_cached: bool,
+}
+
+/// `{available: false, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoSecret {
+    /// Always `false`.
+    pub available: bool,
+    /// Why ([`NO_SECRET`]).
+    pub message: String,
+}
+
+/// A roster refusal's code: the roster's own, or the edge's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RefusalCode {
+    /// Reading the roster failed.
+    Roster(RosterError),
+    /// The edge refused or failed.
+    Edge(ErrorCode),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edge::outcome::ErrorBody;
+    use serde_json::json;
+
+    #[test]
+    fn the_roster_answers_read_back_as_they_were_written() {
+        let answers = [
+            json!({"available": true, "fetchedAt": "2026-01-01T00:00:00.000Z", "agents": 2,
+                "standings": [{"email": "a@x.com", "name": null, "code": "no_profile",
+                    "standing": "No Agent Connect profile", "message": "m"}]}),
+            json!({"notCached": true}),
+            json!({"available": false, "message": NO_SECRET}),
+            json!({"error": {"code": "stella_secret_rejected", "message": "m"}}),
+            json!({"error": {"code": "storage_error", "message": "m"}}),
+        ];
+        for answer in answers {
+            let read = RosterReply::read(&answer).unwrap_or_else(|| panic!("{answer}"));
+            assert_eq!(serde_json::to_value(&read).unwrap(), answer);
+        }
+        assert!(matches!(
+            RosterReply::read(&json!({"error": {"code": "stella_secret_rejected", "message": ""}})),
+            Some(RosterReply::Failed(ErrorAnswer {
+                error: ErrorBody {
+                    code: RefusalCode::Roster(RosterError::SecretRejected),
+                    ..
+                }
+            }))
+        ));
+        assert_eq!(
+            RosterReply::read(&json!({"error": {"code": "nope", "message": ""}})),
+            None
+        );
+    }
+
+    #[test]
+    fn read_failures_map_to_roster_codes() {
+        let fatal = |code| {
+            RosterFailure::Call(Failure::Fatal {
+                code,
+                message: "m".into(),
+            })
+        };
+        let retry = RosterFailure::Call(Failure::Retry {
+            wait_ms: None,
+            message: "m".into(),
+        });
+        let rows = [
+            (
+                RosterFailure::CredentialsRefused,
+                RosterError::SecretRejected,
+            ),
+            (RosterFailure::Call(Failure::Paced), RosterError::Paced),
+            (retry, RosterError::Unavailable),
+            (
+                fatal(FetchError::InvalidResponse),
+                RosterError::InvalidResponse,
+            ),
+            (fatal(FetchError::Rejected), RosterError::Rejected),
+            (fatal(FetchError::RequestRefused), RosterError::Rejected),
+        ];
+        for (failure, code) in rows {
+            assert_eq!(failure_reply(&failure).0, code, "{failure:?}");
+        }
+        let (_, words) = failure_reply(&RosterFailure::CredentialsRefused);
+        assert!(words.starts_with(CREDENTIALS_REFUSED), "{words}");
+    }
 }

@@ -65,14 +65,31 @@ codes! {
     }
 }
 
+/// Kustomer's failure to show the app's settings: a refusal (a role is missing), or Kustomer out
+/// of reach.
+impl From<&Failure> for TrustCode {
+    fn from(failure: &Failure) -> Self {
+        match failure {
+            Failure::Fatal {
+                code: FetchError::Rejected,
+                ..
+            } => Self::SettingsUnreadable,
+            _ => Self::KustomerUnavailable,
+        }
+    }
+}
+
+/// A stored problem's code, read back; an unknown one reads as a mismatch ([`TrustCode::parse`]).
+impl<'de> Deserialize<'de> for TrustCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::parse(&String::deserialize(d)?))
+    }
+}
+
 impl TrustCode {
     /// The code for a stored problem's text (an unknown one reads as a mismatch).
     pub fn parse(text: &str) -> Self {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|c| c.as_str() == text)
-            .unwrap_or(Self::SecretMismatch)
+        Self::from_code(text).unwrap_or(Self::SecretMismatch)
     }
 
     /// What the admin does about it, in their words.
@@ -121,8 +138,8 @@ fn is_zero(n: &u64) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    /// A [`TrustCode`]'s text.
-    pub code: String,
+    /// What kind of problem (stored as its text).
+    pub code: TrustCode,
     /// What happened, in words (no key: Kustomer's words are masked as they enter).
     pub message: String,
     /// When, ms.
@@ -141,7 +158,7 @@ impl Trust {
     /// saved, else another secret's.
     pub fn refusal(&self) -> TrustCode {
         match (&self.problem, &self.fingerprint) {
-            (Some(p), _) => TrustCode::parse(&p.code),
+            (Some(p), _) => p.code,
             (None, None) => TrustCode::NotLinked,
             (None, Some(_)) => TrustCode::SecretMismatch,
         }
@@ -184,7 +201,7 @@ impl Trust {
             "refused": self.refused,
         });
         if let Some(p) = &self.problem {
-            let code = TrustCode::parse(&p.code);
+            let code = p.code;
             status["code"] = json!(code);
             status["message"] = json!(p.message);
             status["fix"] = json!(code.fix());
@@ -199,7 +216,7 @@ const NOT_LINKED: &str = "The app is not linked: Kustomer holds no fingerprint o
 /// A problem now.
 pub fn problem(code: TrustCode, message: &str, now_ms: i64) -> Problem {
     Problem {
-        code: code.as_str().to_owned(),
+        code,
         message: message.to_owned(),
         at_ms: now_ms,
     }
@@ -234,20 +251,14 @@ pub async fn read_fingerprint<T: Transport>(
                 code: FetchError::NotFound,
                 ..
             }) => continue,
-            Err(Failure::Fatal {
-                code: FetchError::Rejected,
-                message,
-            }) => {
-                let message = format!("Kustomer refused to show the app's settings to the Kustomer API key ({message}): it needs the role org.permission.setting.read.");
-                return Err(problem(TrustCode::SettingsUnreadable, &message, now_ms));
-            }
-            Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
-                let message = format!("Kustomer could not be asked for the app's link: {message}");
-                return Err(problem(TrustCode::KustomerUnavailable, &message, now_ms));
-            }
-            Err(Failure::Paced) => {
-                let message = "Kustomer's API budget is spent for now.";
-                return Err(problem(TrustCode::KustomerUnavailable, message, now_ms));
+            Err(failure) => {
+                let code = TrustCode::from(&failure);
+                let message = match &failure {
+                    _ if code == TrustCode::SettingsUnreadable => format!("Kustomer refused to show the app's settings to the Kustomer API key ({failure}): it needs the role org.permission.setting.read."),
+                    Failure::Paced => kustomer_api::words(&failure),
+                    other => format!("Kustomer could not be asked for the app's link: {other}"),
+                };
+                return Err(problem(code, &message, now_ms));
             }
         }
     }
@@ -338,5 +349,27 @@ mod tests {
             setting_value(&json!({"data": {"attributes": {"value": 3}}})),
             None
         );
+    }
+
+    #[test]
+    fn a_stored_problem_reads_back_as_it_was_written() {
+        let stored = json!({"code": "settings_unreadable", "message": "m", "atMs": 5});
+        let problem: Problem = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(problem.code, TrustCode::SettingsUnreadable);
+        assert_eq!(serde_json::to_value(&problem).unwrap(), stored);
+        let unknown = json!({"code": "from_a_later_build", "message": "m", "atMs": 5});
+        let problem: Problem = serde_json::from_value(unknown).unwrap();
+        assert_eq!(problem.code, TrustCode::SecretMismatch);
+        let failure = |code| Failure::Fatal {
+            code,
+            message: "m".into(),
+        };
+        assert_eq!(
+            TrustCode::from(&failure(FetchError::Rejected)),
+            TrustCode::SettingsUnreadable
+        );
+        for other in [failure(FetchError::InvalidResponse), Failure::Paced] {
+            assert_eq!(TrustCode::from(&other), TrustCode::KustomerUnavailable);
+        }
     }
 }

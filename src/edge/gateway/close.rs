@@ -91,11 +91,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     fn check_close(&self, r: &Incoming<'_>) -> Result<Checked, Reply> {
         let app_secret = app_secret(r, &self.last_secret)?;
         // Only what storing the close reads is built: the rest of the conversation is skipped.
-        let event = kustomer::close_event_from_json(r.body)
-            .map_err(|e| Reply::json(400, json!({ "error": e })))?;
+        let event = kustomer::close_event_from_json(r.body).map_err(Reply::from)?;
         let (raw, settings) = self.settings_shared(r)?;
-        let event = kustomer::parse_close_event(&event)
-            .map_err(|e| Reply::json(400, json!({ "error": e.within("event") })))?;
+        let event =
+            kustomer::parse_close_event(&event).map_err(|e| Reply::from(e.within("event")))?;
         let now = timestamp::from_millis(r.now_ms as f64);
         let (conversation_id, org, closed_at, send_at) =
             match decision::plan_event(&settings, &event, now) {

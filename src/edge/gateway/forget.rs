@@ -5,8 +5,7 @@ use super::{app_secret, too_large, Gateway, Incoming, Router};
 use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, Transport};
-use crate::kustomer::{self, At};
-use serde_json::json;
+use crate::json::{self, At};
 
 /// The most a forget's body (`{"customer": "…"}`) may weigh.
 pub const MAX_FORGET_BODY_BYTES: usize = 1024;
@@ -67,8 +66,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
 /// The customer a forget's body names, checked for shape (the scheduler reads it).
 fn forget_body(body: &str) -> Result<String, Reply> {
-    let refuse = |e: crate::InputError| Reply::json(400, json!({ "error": e }));
-    let body = kustomer::from_json(body).map_err(refuse)?;
+    let refuse = Reply::from;
+    let body = json::from_json(body).map_err(refuse)?;
     let at = At::named(&body, "body");
     at.object().map_err(refuse)?;
     let customer = at.get("customer").string().map_err(refuse)?;

@@ -5,18 +5,19 @@
 use super::{Gateway, Incoming, Router};
 use crate::decision::{self, AsIfClosed, Decision};
 use crate::edge::kustomer_api::{self, Failure, FetchError};
-use crate::edge::outcome::{ErrorCode, KeyCheckCode};
+use crate::edge::outcome::{ErrorAnswer, ErrorCode, KeyCheckCode};
 use crate::edge::residency;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, SendError, Transport};
-use crate::kustomer::{self, At};
+use crate::json::{self, At};
+use crate::kustomer;
 use crate::redact::scrub;
 use crate::response::{classify_response, network_error, Outcome};
 use crate::settings::{self, Secret, Settings};
 use crate::stella;
 use crate::timestamp;
 use crate::{InputError, InputErrorCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 impl<T: Transport, R: Router> Gateway<T, R> {
@@ -112,9 +113,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     /// The request that would be sent for `{conversationId}` (now, or once it is closed), key
     /// masked, or the reason none would be.
     pub(super) async fn preview(&self, r: &Incoming<'_>) -> Reply {
-        let body = match kustomer::from_json(r.body) {
+        let body = match json::from_json(r.body) {
             Ok(v) => v,
-            Err(e) => return Reply::json(400, json!({ "error": e })),
+            Err(e) => return Reply::from(e),
         };
         let settings = match typed_settings(&body).and_then(|typed| self.settings_typed(r, typed)) {
             Ok((_, settings)) => settings,
@@ -122,10 +123,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         let id = match At::named(&body, "body").get("conversationId").string() {
             Ok(id) => id,
-            Err(e) => return Reply::json(400, json!({ "error": e })),
+            Err(e) => return Reply::from(e),
         };
         if let Err(e) = kustomer::check_id(&id, "conversationId") {
-            return Reply::json(400, json!({ "error": e }));
+            return Reply::from(e);
         }
         if let Some(reply) = self.rate_limited(r, &settings).await {
             return reply;
@@ -141,23 +142,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         .await
         {
             Ok(inputs) => inputs,
-            Err(Failure::Fatal {
-                code: FetchError::NotFound,
-                message,
-            }) => return Reply::error(ErrorCode::ConversationNotFound, message),
-            Err(Failure::Fatal {
-                code: FetchError::Rejected,
-                message,
-            }) => {
-                let message = format!("Kustomer did not accept the Kustomer API key: {message}");
-                return Reply::error(ErrorCode::KustomerKeyRejected, message);
-            }
-            Err(Failure::Fatal { message, .. }) | Err(Failure::Retry { message, .. }) => {
-                return Reply::error(ErrorCode::KustomerError, message)
-            }
-            Err(Failure::Paced) => {
-                return Reply::error(ErrorCode::KustomerError, "Kustomer's API budget is spent.")
-            }
+            Err(failure) => return preview_failure(&failure),
         };
         // An open conversation is shown as it would be sent once closed, as the agent's card
         // does; `closed` tells the page which it is. The key's org was resolved (and cached)
@@ -178,12 +163,33 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 }
 
+/// The preview's answer when a read failed: Kustomer's error (502) as the read met it, even a
+/// passing one (the key's org was checked already), or the conversation it does not have.
+fn preview_failure(failure: &Failure) -> Reply {
+    let code = match failure {
+        Failure::Fatal {
+            code: FetchError::NotFound,
+            ..
+        } => ErrorCode::ConversationNotFound,
+        Failure::Retry { .. } | Failure::Paced => ErrorCode::KustomerError,
+        other => ErrorCode::from(other),
+    };
+    let message = match failure {
+        _ if code == ErrorCode::KustomerKeyRejected => {
+            format!("Kustomer did not accept the Kustomer API key: {failure}")
+        }
+        Failure::Paced => "Kustomer's API budget is spent.".into(),
+        other => other.to_string(),
+    };
+    Reply::error(code, message)
+}
+
 /// The settings an admin has typed and not saved, sent with a key check or a preview as
 /// `{"settings": {"<key>": "<value>"}}`: they replace the saved ones for that call only (the
 /// saved ones come as headers, which Kustomer fills in on its side). Only the settings table's
 /// keys, as text (numbers and flags as they print); never the app secret. Nothing is stored.
 fn typed_settings(body: &Value) -> Result<Option<&Map<String, Value>>, Reply> {
-    let refuse = |e: InputError| Reply::json(400, json!({ "error": e }));
+    let refuse = Reply::from;
     if body.is_null() {
         return Ok(None);
     }
@@ -241,9 +247,9 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     pub(super) async fn check_connection(&self, r: &Incoming<'_>) -> Reply {
         let body = match r.body.trim() {
             "" => Value::Null,
-            text => match kustomer::from_json(text) {
+            text => match json::from_json(text) {
                 Ok(v) => v,
-                Err(e) => return Reply::json(400, json!({ "error": e })),
+                Err(e) => return Reply::from(e),
             },
         };
         let (stored, settings) =
@@ -309,7 +315,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         if reply.status == 200 {
             reply.body
         } else {
-            let message = reply.body["error"]["message"].as_str().unwrap_or("unknown");
+            let answer = ErrorAnswer::<ErrorCode>::deserialize(&reply.body);
+            let message = answer.map_or_else(|_| "unknown".into(), |a| a.error.message);
             json!({"ok": false, "code": KeyCheckCode::KustomerUnavailable, "message": format!("The app's link could not be checked: {message}")})
         }
     }
@@ -329,23 +336,16 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                     "Kustomer accepted the key, and it can read tags.",
                 ),
             },
-            Err(Failure::Fatal {
-                code: FetchError::Rejected,
-                ..
-            }) => KeyCheck::new(
-                KeyCheckCode::KustomerKeyRejected,
-                "Kustomer did not accept the Kustomer API key: check it, and the Kustomer API URL.",
-            ),
-            Err(Failure::Retry { message, .. }) => KeyCheck::new(
-                KeyCheckCode::KustomerUnavailable,
-                format!("Kustomer could not be reached: {}", message),
-            ),
-            Err(Failure::Paced) => KeyCheck::new(
-                KeyCheckCode::KustomerUnavailable,
-                "Kustomer's API budget is spent for now.",
-            ),
-            Err(Failure::Fatal { message, .. }) => {
-                KeyCheck::new(KeyCheckCode::KustomerError, message)
+            Err(failure) => {
+                let code = KeyCheckCode::from(&failure);
+                let message = match &failure {
+                    _ if code == KeyCheckCode::KustomerKeyRejected => "Kustomer did not accept the Kustomer API key: check it, and the Kustomer API URL.".into(),
+                    Failure::Retry { message, .. } => {
+                        format!("Kustomer could not be reached: {message}")
+                    }
+                    other => kustomer_api::words(other),
+                };
+                KeyCheck::new(code, message)
             }
         }
     }

@@ -7,8 +7,8 @@ use crate::edge::job::StoredSettings;
 use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::{Caller, Command};
 use crate::edge::{seal, Reply, Transport};
-use crate::kustomer::{self, At};
-use serde_json::json;
+use crate::json::{self, At};
+use crate::kustomer;
 
 /// How many times more reads than first pages a key and an org may make a minute: further
 /// pages and one conversation's entry (no summary; the card reads one per conversation shown).
@@ -89,7 +89,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             }
         };
         if let Err(e) = kustomer::check_id(&conversation_id, "conversationId") {
-            return Reply::json(400, json!({ "error": e }));
+            return Reply::from(e);
         }
         self.forward_resend(r, app_secret, |caller, settings| Command::Resend {
             conversation_id,
@@ -143,8 +143,8 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
 /// The ids of a bulk resend's body, checked, repeats folded (first mention kept).
 fn resend_ids(body: &str) -> Result<Vec<String>, Reply> {
-    let refuse = |e: crate::InputError| Reply::json(400, json!({ "error": e }));
-    let body = kustomer::from_json(body).map_err(refuse)?;
+    let refuse = Reply::from;
+    let body = json::from_json(body).map_err(refuse)?;
     let at = At::named(&body, "body");
     at.object().map_err(refuse)?;
     let list = at.get("conversationIds");

@@ -28,7 +28,7 @@ pub use close::Step;
 
 use super::deliveries::MAX_RESEND_BODY_BYTES;
 use super::job::StoredSettings;
-use super::kustomer_api::{self, Failure, TokenInfo};
+use super::kustomer_api::{self, TokenInfo};
 use super::outcome::ErrorCode;
 use super::residency::{self, Place};
 use super::scheduler::{Caller, Command};
@@ -242,6 +242,17 @@ impl<T: Transport, R: Router> Gateway<T, R> {
 
     /// The org and roles of a Kustomer key, from Kustomer (cached), or the reply to give.
     async fn org_of(&self, api_url: &str, key: &str, now_ms: i64) -> Result<TokenInfo, Reply> {
+        (self.token_of(api_url, key, now_ms).await)
+            .map_err(|(code, message)| Reply::error(code, message))
+    }
+
+    /// [`Self::org_of`], the refusal as its code and words.
+    async fn token_of(
+        &self,
+        api_url: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<TokenInfo, (ErrorCode, String)> {
         if let Some(token) = self.cached_org(api_url, key, now_ms) {
             return Ok(token);
         }
@@ -255,22 +266,15 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 orgs.insert(key.to_owned(), (api_url.to_owned(), token.clone(), expires));
                 Ok(token)
             }
-            Err(Failure::Retry { message, .. }) => {
-                Err(Reply::error(ErrorCode::KustomerUnavailable, message))
-            }
-            Err(Failure::Paced) => Err(Reply::error(
-                ErrorCode::KustomerUnavailable,
-                "Kustomer's API budget is spent for now.",
-            )),
-            Err(Failure::Fatal {
-                code: kustomer_api::FetchError::Rejected,
-                ..
-            }) => Err(Reply::error(
-                ErrorCode::KustomerKeyRejected,
-                "Kustomer did not accept the Kustomer API key.",
-            )),
-            Err(Failure::Fatal { message, .. }) => {
-                Err(Reply::error(ErrorCode::KustomerError, message))
+            Err(failure) => {
+                let code = ErrorCode::from(&failure);
+                let message = match code {
+                    ErrorCode::KustomerKeyRejected => {
+                        "Kustomer did not accept the Kustomer API key.".into()
+                    }
+                    _ => kustomer_api::words(&failure),
+                };
+                Err((code, message))
             }
         }
     }
@@ -384,9 +388,12 @@ pub fn scheduler_unreachable(error: &str) -> Reply {
 
 /// `400 invalid_settings` for one field, in that field's words.
 fn field_error(e: crate::FieldError) -> Reply {
-    let error =
-        json!({"code": ErrorCode::InvalidSettings, "message": e.message.clone(), "fields": [e]});
-    Reply::json(400, json!({ "error": error }))
+    Reply::from(InputError {
+        code: crate::InputErrorCode::InvalidSettings,
+        path: String::new(),
+        message: e.message.clone(),
+        fields: vec![e],
+    })
 }
 
 /// The fingerprint of the call's app secret (`x-app-secret`, [`trust::fingerprint`]), or the
@@ -432,11 +439,6 @@ fn missing_app_secret() -> Reply {
 fn valid_app_secret(secret: &str) -> bool {
     let s = secret.trim();
     (16..=256).contains(&s.len()) && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// Reads a header map given as JSON (`{name: value}`), for callers that hold headers as data.
-pub fn header_lookup(headers: &Value) -> impl Fn(&str) -> Option<String> + '_ {
-    move |name| headers.get(name).and_then(Value::as_str).map(str::to_owned)
 }
 
 #[cfg(test)]

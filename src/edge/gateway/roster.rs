@@ -8,10 +8,13 @@
 
 use super::{Gateway, Incoming, Router};
 use crate::edge::job::StoredSettings;
-use crate::edge::roster::{Agent, RosterError, RosterQuery, MAX_AGENTS, NO_SECRET};
+use crate::edge::outcome::{ErrorAnswer, ErrorCode};
+use crate::edge::roster::{
+    Agent, NotCached, RefusalCode, RosterError, RosterQuery, RosterReply, MAX_AGENTS, NO_SECRET,
+};
 use crate::edge::scheduler::Command;
 use crate::edge::{roster, Reply, Transport};
-use crate::kustomer::{self, At};
+use crate::json::{self, At};
 use crate::roster::StandingCode;
 use crate::settings::{Settings, STELLA_API_SECRET};
 use crate::{FieldError, FieldErrorCode};
@@ -63,16 +66,17 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Ok(reply) => reply,
             Err(refused) => return refused,
         };
-        if reply.status != 200 || reply.body["available"] != true {
-            return reply;
-        }
+        let read = match RosterReply::read(&reply.body) {
+            Some(RosterReply::Read(read)) if reply.status == 200 && read.available => read,
+            _ => return reply,
+        };
         let mut body = json!({
             "available": true,
-            "fetchedAt": reply.body["fetchedAt"],
-            "agents": reply.body["agents"],
+            "fetchedAt": read.fetched_at,
+            "agents": read.agents,
         });
         if asked {
-            body["agent"] = reply.body["standings"][0].clone();
+            body["agent"] = json!(read.standings.first());
         }
         Reply::json(200, body)
     }
@@ -95,7 +99,10 @@ impl<T: Transport, R: Router> Gateway<T, R> {
                 },
             )
             .await;
-        if reply.body["notCached"] != true {
+        if !matches!(
+            RosterReply::read(&reply.body),
+            Some(RosterReply::NotCached(NotCached { not_cached: true }))
+        ) {
             return Ok(reply);
         }
         if let Some(refused) = self.rate_limited(r, settings).await {
@@ -115,14 +122,12 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         settings: &Settings,
         now_ms: i64,
     ) -> (Value, Option<FieldError>) {
-        let failed =
-            |code: &str, message: &str| json!({"ok": false, "code": code, "message": message});
         let key = settings.kustomer_api_key.expose();
-        let org = match self.org_of(&settings.kustomer_api_url, key, now_ms).await {
+        let org = match self.token_of(&settings.kustomer_api_url, key, now_ms).await {
             Ok(token) => token.org,
-            Err(reply) => {
-                let message = reply.body["error"]["message"].as_str().unwrap_or_default();
-                return (failed("kustomer_error", message), None);
+            Err((_, message)) => {
+                let code = ErrorCode::KustomerError;
+                return (json!({"ok": false, "code": code, "message": message}), None);
             }
         };
         // Without the users the secret is still checked: the roster is read all the same.
@@ -140,24 +145,20 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         };
         let url = &settings.kustomer_api_url;
         let reply = self.forward(&org, url, &Command::Roster { query }).await;
-        let error = &reply.body["error"];
-        if reply.status != 200 || !error.is_null() {
-            let code = error["code"].as_str().unwrap_or("stella_error");
-            let message = error["message"]
-                .as_str()
-                .unwrap_or("The roster could not be read.");
-            let field = (code == RosterError::SecretRejected.as_str())
-                .then(|| FieldError::new(STELLA_API_SECRET, FieldErrorCode::InvalidKey, message));
-            return (failed(code, message), field);
-        }
-        let without: Vec<Value> = (reply.body["standings"].as_array().into_iter().flatten())
-            .filter(|s| s["code"] != StandingCode::Ready.as_str())
-            .map(|s| json!({"name": s["name"], "email": s["email"], "code": s["code"], "message": s["message"]}))
+        let read = match RosterReply::read(&reply.body) {
+            Some(RosterReply::Read(read)) if reply.status == 200 && read.available => read,
+            answer => return roster_refused(answer),
+        };
+        let without: Vec<Value> = (read.standings.iter())
+            .filter(|s| s.code != StandingCode::Ready)
+            .map(
+                |s| json!({"name": s.name, "email": s.email, "code": s.code, "message": s.message}),
+            )
             .collect();
         let mut body = json!({
             "ok": true,
-            "fetchedAt": reply.body["fetchedAt"],
-            "agents": reply.body["agents"],
+            "fetchedAt": read.fetched_at,
+            "agents": read.agents,
             "checked": checked,
             "withoutProfile": without,
         });
@@ -166,6 +167,22 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         }
         (body, None)
     }
+}
+
+/// "Check connection"'s roster part when the roster could not be had: the refusal's code and
+/// words, and a field error on the API secret when Agent Connect refused it.
+fn roster_refused(answer: Option<RosterReply>) -> (Value, Option<FieldError>) {
+    let (code, message) = match answer {
+        Some(RosterReply::Failed(ErrorAnswer { error })) => (error.code, error.message),
+        _ => (
+            RefusalCode::Roster(RosterError::Rejected),
+            "The roster could not be read.".into(),
+        ),
+    };
+    let field = (code == RefusalCode::Roster(RosterError::SecretRejected))
+        .then(|| FieldError::new(STELLA_API_SECRET, FieldErrorCode::InvalidKey, &message));
+    let body = json!({"ok": false, "code": code, "message": message});
+    (body, field)
 }
 
 /// Why the users could not be listed, in words (no key: [`roster::kustomer_agents`] masks it).
@@ -187,10 +204,10 @@ struct Question {
 
 /// `{agentEmail?, agentName?, channel?}`, each text; an empty body asks about no agent.
 fn read_question(body: &str) -> Result<Question, Reply> {
-    let refuse = |e: crate::InputError| Reply::json(400, json!({ "error": e }));
+    let refuse = Reply::from;
     let doc = match body.trim() {
         "" => Value::Null,
-        text => kustomer::from_json(text).map_err(refuse)?,
+        text => json::from_json(text).map_err(refuse)?,
     };
     let at = At::named(&doc, "body");
     if doc.is_null() {

@@ -163,14 +163,14 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let (since, until, page) = sweep.window(now, self.config.retention_ms());
         sweep.calls += 1; // counted before the call: a crash cannot spend more
         self.keep_sweep(&sweep)?;
-        let request = forget::search_request(
+        let (api, key) = (
             &settings.kustomer_api_url,
             settings.kustomer_api_key.expose(),
-            since,
-            until,
-            page,
         );
-        let answer = metered.send(request).await;
+        let answer = match forget::search_request(api, key, since, until, page) {
+            Ok(request) => metered.send(request).await,
+            Err(failure) => Err(SendError::Refused(failure.to_string())),
+        };
         let mut sweep = self.store.org()?.forget;
         let next_window = || self.kustomer.next_window(self.clock.now_ms());
         let read = match answer {

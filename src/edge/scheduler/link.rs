@@ -113,8 +113,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // settings says nothing of the org: it does not spend the org's read, so the app's own
         // key, next, is asked at once.
         let mut record = self.store.org()?;
-        let unreadable =
-            matches!(&result, Err(p) if p.code == TrustCode::SettingsUnreadable.as_str());
+        let unreadable = matches!(&result, Err(p) if p.code == TrustCode::SettingsUnreadable);
         let was = record.trust.fingerprint.clone();
         record.trust.read(result, now);
         if record.trust.fingerprint.is_some() && record.trust.fingerprint != was {
