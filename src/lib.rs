@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod kustomer;
 pub mod manifest;
+pub mod page_model;
 pub mod redact;
 pub mod response;
 pub mod roster;

@@ -35,26 +35,7 @@ fn interface(name: &str) -> Vec<Member> {
         })
         .map(|(i, _)| start + i)
         .unwrap_or_else(|| panic!("`{head}` is not closed"));
-    let mut body = TYPES[start..end].to_owned();
-    while let Some(open) = body.find("/*") {
-        let close = body[open..].find("*/").expect("an unclosed comment") + open + 2;
-        body.replace_range(open..close, " ");
-    }
-    body.split(';')
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(|m| {
-            let (name, ty) = m
-                .split_once(':')
-                .unwrap_or_else(|| panic!("`{m}` in {name} is not `key: type`"));
-            let name = name.trim();
-            Member {
-                name: name.trim_end_matches('?').to_owned(),
-                optional: name.ends_with('?'),
-                ty: ty.split_whitespace().collect::<Vec<_>>().join(" "),
-            }
-        })
-        .collect()
+    members(&TYPES[start..end])
 }
 
 fn sorted(keys: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -216,5 +197,180 @@ fn readme_settings_table_matches_fields() {
         expected,
         "README.md's settings table: one row per FIELDS entry, in order, labelled as on the \
          page, advanced ones marked \"(advanced)\" and hidden ones \"(hidden)\""
+    );
+}
+
+/// The members of a TypeScript object type's body (`name?: type; …`), split at its own `;`
+/// only (a nested `{ … }` stays one member's type), comments left out.
+fn members(body: &str) -> Vec<Member> {
+    let mut body = body.to_owned();
+    while let Some(open) = body.find("/*") {
+        let close = body[open..].find("*/").expect("an unclosed comment") + open + 2;
+        body.replace_range(open..close, " ");
+    }
+    let (mut parts, mut depth, mut at) = (Vec::new(), 0, 0);
+    for (i, c) in body.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ';' if depth == 0 => {
+                parts.push(body[at..i].to_owned());
+                at = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(body[at..].to_owned());
+    (parts.iter().map(|m| m.trim()))
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            let (name, ty) = m
+                .split_once(':')
+                .unwrap_or_else(|| panic!("`{m}` is not `key: type`"));
+            let name = name.trim();
+            Member {
+                name: name.trim_end_matches('?').to_owned(),
+                optional: name.ends_with('?'),
+                ty: ty.split_whitespace().collect::<Vec<_>>().join(" "),
+            }
+        })
+        .collect()
+}
+
+/// Holds a TypeScript object type to what serde writes: the same keys, optional exactly when a
+/// minimal value leaves the key out, and the same types (nested objects checked alike).
+fn same_shape(what: &str, ts: &[Member], full: &Value, minimal: &Value) {
+    let full = full
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: not an object"));
+    assert_eq!(
+        sorted(ts.iter().map(|m| m.name.clone())),
+        sorted(full.keys().cloned()),
+        "{what}: the TypeScript type and the Rust type name different keys"
+    );
+    for m in ts {
+        let at = format!("{what}.{}", m.name);
+        assert_eq!(
+            m.optional,
+            minimal.get(&m.name).is_none(),
+            "{at}: optional exactly when it can be left out"
+        );
+        match m.ty.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(inner) => same_shape(&at, &members(inner), &full[&m.name], &minimal[&m.name]),
+            None => assert_eq!(m.ty, ts_type(&full[&m.name]), "{at}"),
+        }
+    }
+}
+
+#[test]
+fn stella_body_type_is_feedback_request() {
+    use stella_connect::FeedbackRequest;
+    let request = interface("StellaRequest");
+    let body = request
+        .iter()
+        .find(|m| m.name == "body")
+        .expect("StellaRequest.body");
+    let body = members(
+        body.ty
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap(),
+    );
+    // Every optional field filled in, then none: what the Rust type writes either way.
+    let full: FeedbackRequest = serde_json::from_value(json!({
+        "channel": "email", "customer": {"name": "Ann", "email": "ann@example.com"},
+        "employee": {"email": "sam@acme.example"}, "ext_interaction_id": "c1",
+        "external_url": "https://acme.kustomerapp.com/x", "tags": ["t"], "do_not_send": false,
+        "brand": "b", "language": "en-US", "custom_properties": {"k": "v"},
+    }))
+    .unwrap();
+    let minimal: FeedbackRequest = serde_json::from_value(json!({
+        "channel": "email", "customer": {"email": "ann@example.com"},
+        "employee": {"email": "sam@acme.example"}, "ext_interaction_id": "c1", "do_not_send": false,
+    }))
+    .unwrap();
+    let (full, minimal) = (
+        serde_json::to_value(full).unwrap(),
+        serde_json::to_value(minimal).unwrap(),
+    );
+    same_shape("StellaRequest.body", &body, &full, &minimal);
+}
+
+#[test]
+fn edge_bindings_type_is_what_config_reads() {
+    use std::cell::RefCell;
+    use stella_connect::edge::{seal, Config};
+    use stella_connect::wasm::EDGE_TYPES;
+    let read = RefCell::new(Vec::new());
+    Config::from_bindings(|name| {
+        read.borrow_mut().push(name.to_owned());
+        None
+    })
+    .expect("unset bindings take their defaults");
+    let mut read = read.into_inner();
+    // The settings keys are read beside `Config`, by the sealer.
+    read.extend([
+        seal::SETTINGS_KEY.to_owned(),
+        seal::SETTINGS_KEY_PREVIOUS.to_owned(),
+    ]);
+    read.sort();
+    read.dedup();
+    let head = "export interface EdgeBindings {";
+    let start = EDGE_TYPES.find(head).expect("EdgeBindings in EDGE_TYPES") + head.len();
+    let end = start + EDGE_TYPES[start..].find('}').unwrap();
+    let bindings = members(&EDGE_TYPES[start..end]);
+    assert_eq!(
+        sorted(bindings.iter().map(|m| m.name.clone())),
+        sorted(read),
+        "EdgeBindings (src/wasm/mod.rs EDGE_TYPES) and the bindings Config::from_bindings and the \
+         sealer read differ"
+    );
+    for b in &bindings {
+        assert!(
+            b.optional && b.ty == "string | null",
+            "EdgeBindings.{}: unset means the default",
+            b.name
+        );
+    }
+}
+
+/// The skip codes of README.md's table of the survey's rules ("skip code when it fails"), in
+/// order. The one place that knows where the table lives: point it at the table's new home when
+/// the README moves.
+fn readme_skip_codes() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let mut lines = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| rule | skip code when it fails |"));
+    assert!(lines.next().is_some(), "no skip-code table in README.md");
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("|---")),
+        "the skip-code table has no separator row"
+    );
+    lines
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let code = l
+                .trim_end_matches('|')
+                .rsplit('|')
+                .next()
+                .unwrap_or_default();
+            let code = code
+                .split('`')
+                .nth(1)
+                .unwrap_or_else(|| panic!("no `code` in the row {l}"));
+            code.to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn readme_skip_code_table_names_every_skip_code() {
+    use stella_connect::SkipCode;
+    assert_eq!(
+        sorted(readme_skip_codes()),
+        sorted(SkipCode::ALL.iter().map(|c| c.as_str().to_owned())),
+        "README.md's skip-code table: one row per SkipCode"
     );
 }

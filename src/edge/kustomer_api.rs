@@ -4,7 +4,7 @@
 //! minutes.
 
 use super::{Request, Response, SendError, Store, Transport, MAX_URL_BYTES};
-use crate::decision::{self, SurveyInput};
+use crate::decision::{self, Record, SurveyInput};
 use crate::error::codes;
 use crate::kustomer::{self, At, Brand, Conversation, Customer, Tag, User};
 use crate::redact::scrub;
@@ -280,7 +280,7 @@ pub async fn fetch_inputs<T: Transport>(
 
     let customer = match &customer_id {
         Some(id) => {
-            let doc = get(transport, api, key, &["v1", "customers", id], now_ms).await?;
+            let doc = get(transport, api, key, &Record::Customer.path(id), now_ms).await?;
             Some(kustomer::parse_customer(&doc).map_err(shape("customer"))?)
         }
         None => None,
@@ -303,7 +303,7 @@ pub async fn fetch_inputs<T: Transport>(
                     email: Some(email).filter(|e| !e.is_empty()),
                 }),
                 None => {
-                    let doc = get(transport, api, key, &["v1", "users", id], now_ms).await?;
+                    let doc = get(transport, api, key, &Record::User.path(id), now_ms).await?;
                     let user = kustomer::parse_user(&doc).map_err(shape("user"))?;
                     remember(&cache_key, user.email.as_deref().unwrap_or(""));
                     Some(user)
@@ -329,7 +329,7 @@ pub async fn fetch_inputs<T: Transport>(
             transport,
             api,
             key,
-            &["v1", "tags", &missing.join(",")],
+            &Record::Tags.path(&missing.join(",")),
             now_ms,
         )
         .await?;
@@ -356,8 +356,7 @@ pub async fn fetch_inputs<T: Transport>(
                     id,
                 }),
                 None => {
-                    let [v1, brands] = kustomer::BRANDS_PATH;
-                    match get(transport, api, key, &[v1, brands, &id], now_ms).await {
+                    match get(transport, api, key, &Record::Brand.path(&id), now_ms).await {
                         Ok(doc) => {
                             let brand = kustomer::parse_brand(&doc).map_err(shape("brand"))?;
                             remember(&cache_key, brand.name.as_deref().unwrap_or(""));

@@ -438,6 +438,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // Whether outcomes are read back, and the last read's failure (no key in it); the
         // app's link and its held closes, for the page's banner.
         let record = self.store.org()?;
+        // A link for each entry without its own, under the org's saved Kustomer URL.
+        deliveries::link_conversations(&mut body, || self.kustomer_url(&record));
         let follow = record.follow;
         body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
         body["link"] = record.trust.status(self.store.held_count()?);
@@ -453,6 +455,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         body["outcomes"]["unverifiedRecords"] = json!(follow.unverified);
         body["outcomes"]["recordsNote"] = json!(note);
         Ok(Reply::json(200, body))
+    }
+
+    /// The Kustomer URL of the org's stored settings, when they open and are valid.
+    fn kustomer_url(&self, record: &OrgRecord) -> Option<String> {
+        let (sealed, org) = (record.sealed_settings.as_ref()?, record.org.as_ref()?);
+        let text = self.sealer.open(sealed, org).ok()?;
+        deliveries::saved_kustomer_url(&text, self.validation())
     }
 
     /// Schedules one failed or skipped survey again, or says why not.
