@@ -374,3 +374,37 @@ fn readme_skip_code_table_names_every_skip_code() {
         "README.md's skip-code table: one row per SkipCode"
     );
 }
+
+/// The page model the settings page reads says what the app definition says: each setting's
+/// saved type, and the settings each page command carries.
+#[test]
+fn page_model_is_the_app_definitions() {
+    use stella_connect::manifest::{command_name, definition, DEFAULT_EDGE_URL};
+    use stella_connect::page_model::{saved_type, PAGE_COMMANDS};
+    let def = definition(DEFAULT_EDGE_URL);
+    for f in FIELDS {
+        assert_eq!(
+            def["settings"]["default"][f.key]["type"],
+            saved_type(f.kind),
+            "{}: the page saves it as the app definition types it",
+            f.key
+        );
+    }
+    for c in PAGE_COMMANDS {
+        let command = (def["commands"].as_array().unwrap().iter())
+            .find(|x| x["name"] == command_name(c.name))
+            .unwrap_or_else(|| panic!("no command {}", c.name));
+        let carried = command["appSettings"].as_object().unwrap().keys().cloned();
+        assert_eq!(
+            sorted(carried),
+            sorted(
+                FIELDS
+                    .iter()
+                    .filter(|f| c.carries(f.key))
+                    .map(|f| f.key.to_owned())
+            ),
+            "{}: the settings its body carries are the ones its headers do",
+            c.name
+        );
+    }
+}

@@ -7,8 +7,8 @@
 //! Paging is by close time, newest first, then conversation id (descending): a cursor names the
 //! last entry shown, so the next page starts after it whatever closes arrive meanwhile.
 //!
-//! The module by concern: [`query`] reads and matches a query, [`tally`] gathers the summary,
-//! [`view`] says what the answer shows (rows, states and their words, reasons).
+//! The module by concern: `query` reads and matches a query, `tally` gathers the summary,
+//! `view` says what the answer shows (rows, states and their words, reasons, links).
 
 mod query;
 mod tally;
