@@ -84,7 +84,7 @@ test-edge:
 test-browser:
 	node --test --test-concurrency=1 tests/browser/
 
-## The same, refreshing the screenshots the README shows (docs/screenshots/).
+## The same, refreshing the screenshots the README and docs/ show (docs/screenshots/).
 .PHONY: screenshots
 screenshots: build
 	SCREENSHOTS_DIR=docs/screenshots node --test --test-concurrency=1 tests/browser/pages.test.mjs tests/browser/deliveries.test.mjs
@@ -115,7 +115,7 @@ profile: build
 
 ## Benchmarks: the core natively and through Wasm, the edge against a no-op Worker (autocannon),
 ## Kustomer calls per survey, size and cold start, and BENCH_SCALE (10000) jobs due at once.
-## Prints a table and writes BENCHMARKS.md (about 10 minutes; see the README's "Benchmarks").
+## Prints a table and writes BENCHMARKS.md (about 10 minutes; see docs/testing.md, "Benchmarks").
 bench: build
 	node scripts/bench/run.mjs
 
@@ -124,7 +124,7 @@ bench: build
 bench-smoke: build
 	BENCH_SMOKE=1 node scripts/bench/run.mjs
 
-## Deploys the edge to Cloudflare Workers (README, "Going live") with the wrangler package.json
+## Deploys the edge to Cloudflare Workers (docs/going-live.md) with the wrangler package.json
 ## pins, after `make build`, once the Worker has its SETTINGS_KEY secret (else it refuses and
 ## prints the one-time command); keeps the deployed address in build/deploy/edge-url.
 ## DRY_RUN=1 bundles what `make build` last built into build/deploy/bundle/ and deploys nothing
@@ -146,8 +146,8 @@ manifest:
 register:
 	node scripts/register.mjs
 
-## Coverage-guided fuzzing of the settings, event and record parsers (cargo-fuzz, nightly):
-## RUNS=… executions per target (100000), FUZZ_TARGETS="settings event records".
+## Coverage-guided fuzzing of the settings, event, record and Data Return record parsers (cargo-fuzz,
+## nightly): RUNS=… executions per target (100000), FUZZ_TARGETS="settings event records outcome".
 .PHONY: fuzz
 fuzz:
 	scripts/fuzz.sh

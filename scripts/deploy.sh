@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The road to production (README, "Going live"):
+# The road to production (docs/going-live.md):
 #
 #   scripts/deploy.sh            `make deploy`: deploys the edge (build/worker/ and build/site/, as
 #                                `make build` left them) to Cloudflare Workers with the pinned
@@ -31,7 +31,7 @@ app_manifest() {
 }
 
 # The placeholder's origin, read from the definition app-manifest prints without an edge URL
-# (DEFAULT_EDGE_URL in src/manifest.rs, the one place it is written).
+# (DEFAULT_EDGE_URL in src/manifest/mod.rs, the one place it is written).
 placeholder() {
   EDGE_URL='' app_manifest print | node -e '
     let text = "";

@@ -7,7 +7,7 @@
 // sandbox of `make run` (http://127.0.0.1:${PORT:-8787}/sandbox/kustomer) and its key.
 // The definition is first checked by the Rust rules (`app-manifest check`); nothing is sent when
 // it breaks one. For a real Kustomer (KUSTOMER_API_URL), nothing is sent either when it carries
-// the placeholder edge address (DEFAULT_EDGE_URL in src/manifest.rs, read from `app-manifest
+// the placeholder edge address (DEFAULT_EDGE_URL in src/manifest/mod.rs, read from `app-manifest
 // print`): `make deploy`, then `make manifest`, write the one for the deployed edge. The key is
 // never printed: every line this script writes is scrubbed of it.
 //
@@ -64,7 +64,7 @@ function target(env) {
   return { base: url.href.replace(/\/+$/, ""), key: env.KUSTOMER_API_KEY, local: false };
 }
 
-// The platform's rules are the Rust crate's (src/manifest.rs); this runs them, never a copy.
+// The platform's rules are the Rust crate's (src/manifest/); this runs them, never a copy.
 const checkDefinition = (file) => appManifest(["check", file]);
 
 // `app-manifest ARGS…`: {code, stdout, stderr}.

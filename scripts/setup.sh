@@ -16,7 +16,7 @@ rustup component list --installed | grep -q '^clippy' || rustup component add cl
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
 step "wasm-bindgen-cli $bindgen_version"
-# `--locked` fails: the registry lacks a version the CLI's lock file pins (see the README).
+# `--locked` fails: the registry lacks a version the CLI's lock file pins (see docs/architecture.md, "Tool chain").
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version" ]; then
   cargo install wasm-bindgen-cli --version "$bindgen_version" --force
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the shipped module's size, raw and gzipped, and fails above the ceiling.
 # Budget: 150 KB raw. Ceiling: the size measured when the core landed plus a little, so that
-# growth is a decision, never an accident (see the README's "Size").
+# growth is a decision, never an accident (see docs/architecture.md, "Size").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 wasm=pkg/stella_connect_bg.wasm

@@ -14,29 +14,9 @@ use crate::timestamp::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Options a caller may pass with any operation.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// Accept `http://` loopback URLs (local sandboxes only).
-    pub allow_loopback: bool,
-}
-
-impl Options {
-    /// Reads options from a JSON value; `null` means the defaults.
-    pub fn parse(value: &Value) -> Result<Self, InputError> {
-        let at = At::named(value, "options");
-        at.opt_object()?;
-        Ok(Self {
-            allow_loopback: at.get("allowLoopback").flag()?,
-        })
-    }
-
-    fn validation(self) -> ValidationOptions {
-        ValidationOptions {
-            allow_loopback: self.allow_loopback,
-        }
-    }
-}
+/// Options a caller may pass with any operation: the one options type, read from JSON by
+/// [`ValidationOptions::parse`].
+pub type Options = ValidationOptions;
 
 /// `validateSettings` → `{ok: true, settings}` or `{ok: false, errors}`.
 #[derive(Debug, Serialize)]
@@ -60,7 +40,7 @@ pub enum Validated {
 
 /// Validates raw settings.
 pub fn validate_settings(raw: &Value, options: Options) -> Validated {
-    match settings::validate_settings(raw, options.validation()) {
+    match settings::validate_settings(raw, options) {
         Ok(settings) => Validated::Valid {
             ok: true,
             settings: Box::new(settings),
@@ -91,7 +71,7 @@ pub fn plan_conversation_event(
     options: Options,
     now: Instant,
 ) -> Planned {
-    let planned = settings::validate_settings(raw_settings, options.validation())
+    let planned = settings::validate_settings(raw_settings, options)
         .map_err(InputError::invalid_settings)
         .and_then(|s| {
             Ok((
@@ -188,7 +168,7 @@ impl Parts {
             tags: optional(part("tags"), kustomer::parse_tags, "tags")?.unwrap_or_default(),
             brand: optional(part("brand"), kustomer::parse_brand, "brand")?,
             org: root.get("org").opt_string()?,
-            settings: settings::validate_settings(part("settings"), options.validation()),
+            settings: settings::validate_settings(part("settings"), options),
         })
     }
 

@@ -1,5 +1,6 @@
 //! The hand copies of the settings table stay in step with it: the TypeScript types in the
-//! package's `.d.ts` (`RawSettings`, `Settings`) and the README's settings table.
+//! package's `.d.ts` (`RawSettings`, `Settings`) and the README's settings table; and the
+//! skip-code table of `docs/architecture.md` to `SkipCode`.
 #![cfg(not(target_arch = "wasm32"))]
 
 use serde_json::{json, Map, Value};
@@ -63,7 +64,7 @@ fn raw_settings_type_has_every_setting_and_no_other() {
     assert_eq!(
         sorted(members.iter().map(|m| m.name.clone())),
         sorted(FIELDS.iter().map(|f| f.key.to_owned())),
-        "RawSettings in src/wasm/mod.rs and FIELDS in src/settings.rs name different settings"
+        "RawSettings in src/wasm/mod.rs and FIELDS in src/settings/fields.rs name different settings"
     );
     for f in FIELDS {
         let m = members.iter().find(|m| m.name == f.key).unwrap();
@@ -334,44 +335,54 @@ fn edge_bindings_type_is_what_config_reads() {
     }
 }
 
-/// The skip codes of README.md's table of the survey's rules ("skip code when it fails"), in
-/// order. The one place that knows where the table lives: point it at the table's new home when
-/// the README moves.
-fn readme_skip_codes() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    let readme = std::fs::read_to_string(path).unwrap();
-    let mut lines = readme
-        .lines()
-        .skip_while(|l| !l.starts_with("| rule | skip code when it fails |"));
-    assert!(lines.next().is_some(), "no skip-code table in README.md");
+/// The codes in the first column of the table that follows `section`'s heading in a document
+/// of `docs/`, in order.
+fn doc_table_codes(doc: &str, section: &str, header: &str) -> Vec<String> {
+    let path = format!("{}/docs/{doc}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let after = text
+        .split_once(&format!("\n{section}\n"))
+        .unwrap_or_else(|| panic!("a \"{section}\" section in docs/{doc}"))
+        .1;
+    let mut lines = after.lines().skip_while(|l| !l.starts_with(header));
     assert!(
-        lines.next().is_some_and(|l| l.starts_with("|---")),
-        "the skip-code table has no separator row"
+        lines.next().is_some(),
+        "no \"{header}\" table in docs/{doc}"
     );
+    assert!(lines.next().is_some_and(|l| l.starts_with("|---")));
     lines
         .take_while(|l| l.starts_with('|'))
         .map(|l| {
-            let code = l
-                .trim_end_matches('|')
-                .rsplit('|')
-                .next()
-                .unwrap_or_default();
-            let code = code
-                .split('`')
-                .nth(1)
-                .unwrap_or_else(|| panic!("no `code` in the row {l}"));
-            code.to_owned()
+            let cell = l[1..].split('|').next().unwrap_or_default().trim();
+            assert!(
+                cell.len() > 2 && cell.starts_with('`') && cell.ends_with('`'),
+                "docs/{doc}: a row without a `code`: {l}"
+            );
+            cell.trim_matches('`').to_owned()
         })
         .collect()
 }
 
 #[test]
-fn readme_skip_code_table_names_every_skip_code() {
-    use stella_connect::SkipCode;
+fn skip_code_table_matches_skip_code() {
+    use stella_connect::decision::SkipCode;
+    let mut listed = doc_table_codes(
+        "architecture.md",
+        "## What the core decides",
+        "| skip code |",
+    );
+    let rows = listed.len();
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), rows, "a skip code listed twice");
+    let mut codes: Vec<String> = SkipCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    codes.sort();
     assert_eq!(
-        sorted(readme_skip_codes()),
-        sorted(SkipCode::ALL.iter().map(|c| c.as_str().to_owned())),
-        "README.md's skip-code table: one row per SkipCode"
+        listed, codes,
+        "docs/architecture.md's skip-code table: one row per SkipCode (src/decision.rs)"
     );
 }
 

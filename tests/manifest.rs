@@ -42,7 +42,7 @@ fn the_generated_definition_passes_the_check() {
     assert_eq!(def["version"], version);
     assert!(
         def["changelog"][version].is_string(),
-        "add the notes of {version} to CHANGELOG in src/manifest.rs"
+        "add the notes of {version} to CHANGELOG in src/manifest/definition.rs"
     );
     // And with another edge, as `EDGE_URL` builds it.
     let local = definition("http://127.0.0.1:8787/");

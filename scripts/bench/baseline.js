@@ -1,7 +1,7 @@
 // The benchmark's JavaScript baseline (bench tooling, never shipped): `POST
 // /v1/kustomer/conversation-closed` written as a competent engineer would write it in plain
 // JavaScript, doing the edge's work per close event: validate the settings headers as
-// src/settings.rs does, judge the event as src/decision.rs `plan_event` does, learn the key's org
+// src/settings/ does, judge the event as src/decision.rs `plan_event` does, learn the key's org
 // from Kustomer (cached), then one RPC to the org's Durable Object, which checks the app secret against
 // the fingerprint Kustomer's settings vouch for (read once), upserts the job with one SQLite statement
 // (the customer's keyed digest in the forget index's indexed column, as the edge keeps it),
@@ -14,7 +14,7 @@ const MAX_CLOCK_SKEW_MS = 120_000; // src/decision.rs MAX_CLOCK_SKEW_SECONDS
 const ORG_CACHE_MS = 5 * 60_000; // the gateway keeps Kustomer's key → org answer this long
 const TAG_READ_ROLES = ["org.permission.tag.read", "org.admin.tag.read"];
 
-// src/settings.rs FIELDS (all the settings the edge reads from a close's headers, keeps sealed
+// src/settings/fields.rs FIELDS (all the settings the edge reads from a close's headers, keeps sealed
 // and validates): [key, kind, default (blank → this; none: required), min, max].
 const FIELDS = [
   ["stellaApiKey", "secret"],
@@ -46,7 +46,7 @@ class Refusal extends Error {
 const json = (status, body) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 const refuse = (e) => json(e.status, { error: { code: e.code, message: e.message, ...e.extra } });
 
-// ---- settings (src/settings.rs) ------------------------------------------------------------
+// ---- settings (src/settings/) ---------------------------------------------------------------
 
 const CONTROL = /\p{Cc}/u;
 const isLoopback = (host) => host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);

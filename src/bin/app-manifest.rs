@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 use stella_connect::manifest::{check, definition, render, DEFAULT_EDGE_URL};
-use url::{Host, Url};
+use stella_connect::settings::is_loopback;
+use url::Url;
 
 const USAGE: &str = "usage: app-manifest print [--edge-url URL]   (or EDGE_URL; default DEFAULT)
        app-manifest check [FILE]            (default app-manifest/stella_connect.json)";
@@ -42,12 +43,10 @@ fn print(edge_url: Option<String>) -> ExitCode {
 /// The edge's base URL without a trailing slash, or why it cannot be one.
 fn edge_base(s: &str) -> Result<String, &'static str> {
     let url = Url::parse(s).map_err(|_| "is not an absolute URL")?;
-    let loopback = match url.host() {
-        Some(Host::Domain(d)) => d == "localhost",
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err("has no host"),
-    };
+    if url.host().is_none() {
+        return Err("has no host");
+    }
+    let loopback = is_loopback(&url);
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}

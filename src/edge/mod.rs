@@ -223,8 +223,9 @@ impl Reply {
 /// How the edge is configured (workerd bindings; the defaults are production's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
-    /// Accept `http://` loopback URLs: only the local sandbox setup turns this on.
-    pub allow_loopback: bool,
+    /// How strict settings validation is: `http://` loopback URLs are accepted only where the
+    /// local sandbox setup turns it on (`ALLOW_LOOPBACK`).
+    pub validation: ValidationOptions,
     /// Create EU orgs' objects in the EU jurisdiction ([`residency`]); `JURISDICTIONS=off`
     /// only where the runtime cannot (local workerd).
     pub pin_jurisdiction: bool,
@@ -261,7 +262,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            allow_loopback: false,
+            validation: ValidationOptions::default(),
             pin_jurisdiction: true,
             retry: job::RetryPolicy::default(),
             cache_ms: 5 * 60_000,
@@ -303,7 +304,9 @@ impl Config {
             number(name, default.into(), max.into()).map(|n| n as u32)
         };
         Ok(Self {
-            allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
+            validation: ValidationOptions {
+                allow_loopback: get("ALLOW_LOOPBACK").as_deref() == Some("true"),
+            },
             pin_jurisdiction: get("JURISDICTIONS").as_deref() != Some("off"),
             retry: job::RetryPolicy {
                 base_ms: number("RETRY_BASE_MS", d.retry.base_ms, d.retry.max_ms)?,
@@ -366,6 +369,7 @@ impl Config {
 }
 
 pub use crate::settings::setting_header;
+use crate::settings::ValidationOptions;
 
 /// Raw settings read from request headers (absent headers are left out, so defaults apply).
 /// The app secret is not a setting the survey needs: it is read apart and never stored.
@@ -430,7 +434,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            (c.retry.base_ms, c.lease_ms, c.allow_loopback),
+            (c.retry.base_ms, c.lease_ms, c.validation.allow_loopback),
             (300, 2000, true)
         );
         let free = from(&[("SUBREQUESTS_PER_INVOCATION", "50")]).unwrap();

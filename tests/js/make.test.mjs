@@ -46,7 +46,7 @@ test("an edge-only source rebuilds the worker's package, not the pages'", () => 
 });
 
 test("a core source rebuilds both packages, and the schema stays", () => {
-  const lines = wouldRun("src/settings.rs");
+  const lines = wouldRun("src/settings/mod.rs");
   assert.ok(pages(lines) && edge(lines) && site(lines) && worker(lines), lines.join("\n"));
   assert.ok(!schema(lines), lines.join("\n"));
 });

@@ -188,9 +188,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
     }
 
     fn options(&self) -> ValidationOptions {
-        ValidationOptions {
-            allow_loopback: self.config.allow_loopback,
-        }
+        self.config.validation
     }
 
     /// Answers one request.

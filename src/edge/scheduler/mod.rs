@@ -295,9 +295,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     fn validation(&self) -> ValidationOptions {
-        ValidationOptions {
-            allow_loopback: self.config.allow_loopback,
-        }
+        self.config.validation
     }
 
     fn schedule(
