@@ -264,6 +264,11 @@ pub enum ToRead {
         tags: Vec<String>,
         /// The brand's id, whose name to read (`null` when the conversation has none).
         brand: Option<String>,
+        /// The channel the survey is about (the first that is not blank), if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        /// Where a page reads each record, under the Kustomer API URL ([`read_paths`]).
+        paths: Value,
     },
     /// The conversation was malformed.
     Error {
@@ -272,6 +277,50 @@ pub enum ToRead {
         /// What was wrong, with its JSON path.
         error: InputError,
     },
+}
+
+/// Where a page reads the records [`decision::records`] names (`{user?, tags?, brand?}`; the
+/// customer comes with the card's context): the edge's paths ([`decision::Record::path`]), each
+/// id encoded as `encodeURIComponent` does, the tags' joined by commas (one call). A map built
+/// by hand, not a derived type: it keeps the pages' module smaller.
+fn read_paths(records: &decision::Records<'_>) -> Value {
+    use decision::Record;
+    let mut paths = serde_json::Map::new();
+    for (name, record, ids) in [
+        ("user", Record::User, records.agent.as_slice()),
+        ("tags", Record::Tags, &records.tags[..]),
+        ("brand", Record::Brand, records.brand.as_slice()),
+    ] {
+        let mut path = String::new();
+        // The path's segments before the ids, then the ids.
+        for segment in &record.path("")[..2] {
+            path.push('/');
+            path.push_str(segment);
+        }
+        let mut before = '/';
+        for id in ids {
+            path.push(before);
+            before = ',';
+            uri_component(id, &mut path);
+        }
+        if !ids.is_empty() {
+            paths.insert(name.into(), path.into());
+        }
+    }
+    Value::Object(paths)
+}
+
+/// `text` as `encodeURIComponent` encodes it: letters, digits and `-_.!~*'()` as they are,
+/// every other UTF-8 byte as `%XX`.
+fn uri_component(text: &str, out: &mut String) {
+    use std::fmt::Write;
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}"); // writing to a String cannot fail
+        }
+    }
 }
 
 /// Which Kustomer records the decision reads for a conversation, from the body of
@@ -284,8 +333,10 @@ pub fn records_to_read(conversation: &Value) -> ToRead {
                 ok: true,
                 customer: records.customer.map(str::to_owned),
                 agent: records.agent.map(str::to_owned),
-                tags: records.tags.into_iter().map(str::to_owned).collect(),
+                tags: records.tags.iter().map(|t| (*t).to_owned()).collect(),
                 brand: records.brand.map(str::to_owned),
+                channel: records.channel.map(str::to_owned),
+                paths: read_paths(&records),
             }
         }
         Err(error) => ToRead::Error { ok: false, error },

@@ -220,38 +220,10 @@ fn predict(
     now: Instant,
 ) -> CardView {
     let conversation = input.conversation;
-    let app_key = app_attribute_key(APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE);
-    let mut do_not_send_keys = vec![app_key];
-    if conversation.custom.contains_key(DO_NOT_SEND_ATTRIBUTE) {
-        do_not_send_keys.push(DO_NOT_SEND_ATTRIBUTE.to_owned());
-    }
-    let mut view = CardView {
-        outlook: Outlook::NotConfigured,
-        headline: String::new(),
-        detail: String::new(),
-        reason: None,
-        survey: None,
-        send_at: None,
-        delay: String::new(),
-        resurvey: String::new(),
-        do_not_send: conversation.do_not_send(),
-        do_not_send_keys,
-        outcome: read_outcome(&conversation.custom),
-    };
+    let mut view = blank_view(conversation);
     let settings = match settings {
         Ok(s) => s,
-        Err(fields) => {
-            view.headline = "Surveys are not set up".into();
-            view.detail =
-                "The Stella Connect app's settings are incomplete: ask an admin to fill them in."
-                    .into();
-            view.reason = Some(Skip {
-                code: decision::SkipCode::InvalidSettings,
-                message: view.detail.clone(),
-                fields: fields.to_vec(),
-            });
-            return view;
-        }
+        Err(fields) => return not_configured(view, fields),
     };
     view.delay = describe_delay(settings.seconds_until_send);
     let AsIfClosed { closed, decision } = decision::decide_as_if_closed(settings, input);
@@ -276,10 +248,6 @@ fn predict(
         agent_email: body.employee.email,
         channel: body.channel,
     };
-    let who = survey
-        .customer_name
-        .clone()
-        .unwrap_or_else(|| survey.customer_email.clone());
     let closed_at = closed.then(|| {
         conversation
             .status_at
@@ -290,7 +258,61 @@ fn predict(
     let send_at =
         closed_at.map(|t| timestamp::add_seconds(t, i64::from(settings.seconds_until_send)));
     view.send_at = send_at.map(timestamp::format);
-    (view.outlook, view.headline, view.detail) = if view.do_not_send {
+    (view.outlook, view.headline, view.detail) =
+        outlook(&survey, view.do_not_send, send_at, now, &view.delay);
+    view.resurvey = resurvey_words(settings.resurvey_after_days);
+    view.survey = Some(survey);
+    view
+}
+
+/// The card before the decision: its switch, and the outcome the conversation carries.
+fn blank_view(conversation: &crate::kustomer::Conversation) -> CardView {
+    let app_key = app_attribute_key(APP_IDENTIFIER, DO_NOT_SEND_ATTRIBUTE);
+    let mut do_not_send_keys = vec![app_key];
+    if conversation.custom.contains_key(DO_NOT_SEND_ATTRIBUTE) {
+        do_not_send_keys.push(DO_NOT_SEND_ATTRIBUTE.to_owned());
+    }
+    CardView {
+        outlook: Outlook::NotConfigured,
+        headline: String::new(),
+        detail: String::new(),
+        reason: None,
+        survey: None,
+        send_at: None,
+        delay: String::new(),
+        resurvey: String::new(),
+        do_not_send: conversation.do_not_send(),
+        do_not_send_keys,
+        outcome: read_outcome(&conversation.custom),
+    }
+}
+
+/// The card when the settings are not valid: no survey can be judged.
+fn not_configured(mut view: CardView, fields: &[FieldError]) -> CardView {
+    view.headline = "Surveys are not set up".into();
+    view.detail =
+        "The Stella Connect app's settings are incomplete: ask an admin to fill them in.".into();
+    view.reason = Some(Skip {
+        code: decision::SkipCode::InvalidSettings,
+        message: view.detail.clone(),
+        fields: fields.to_vec(),
+    });
+    view
+}
+
+/// The outlook, headline and detail of a survey that goes out (`send_at`: closed ones only).
+fn outlook(
+    survey: &SurveyFacts,
+    do_not_send: bool,
+    send_at: Option<Instant>,
+    now: Instant,
+    delay: &str,
+) -> (Outlook, String, String) {
+    let who = survey
+        .customer_name
+        .clone()
+        .unwrap_or_else(|| survey.customer_email.clone());
+    if do_not_send {
         (
             Outlook::DoNotSend,
             "No survey: do not send is on".into(),
@@ -306,7 +328,7 @@ fn predict(
                 format!("A survey will go to {who}"),
                 format!(
                     "{} after this conversation is closed, to {}, about {} ({}).",
-                    capitalize(&view.delay),
+                    capitalize(delay),
                     survey.customer_email,
                     survey.agent_email,
                     survey.channel
@@ -329,17 +351,19 @@ fn predict(
                 ),
             ),
         }
-    };
-    view.resurvey = match settings.resurvey_after_days {
+    }
+}
+
+/// The rule for closing a conversation again after its survey, in words.
+fn resurvey_words(days: u32) -> String {
+    match days {
         0 => "Each conversation is surveyed once: closed again after its survey, it gets no other."
             .into(),
         1 => "Closed again after its survey, it is surveyed again only a day or more later.".into(),
         days => format!(
             "Closed again after its survey, it is surveyed again only {days} days or more later."
         ),
-    };
-    view.survey = Some(survey);
-    view
+    }
 }
 
 /// The survey's outcome for the card's "What happened": one line, `lead`, then `at` shown as a

@@ -101,6 +101,36 @@ pub struct Records<'a> {
     pub tags: Vec<&'a str>,
     /// The brand, whose name the brand map reads.
     pub brand: Option<&'a str>,
+    /// The channel the survey is about: the first one that is not blank, trimmed.
+    pub channel: Option<&'a str>,
+}
+
+/// A kind of record [`records`] names, by the Kustomer API path that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// `GET /v1/customers/{id}`.
+    Customer,
+    /// `GET /v1/users/{id}`: the agent.
+    User,
+    /// `GET /v1/tags/{id1,id2,…}`: every tag whose name is needed, in one call.
+    Tags,
+    /// `GET /v1/brands/{id}` ([`BRANDS_PATH`](crate::kustomer::BRANDS_PATH)).
+    Brand,
+}
+
+impl Record {
+    /// The path's segments under the Kustomer API URL (`ids`: one id, or the tags' joined by
+    /// commas): the agent's card and the edge read the records at these, each encoding them
+    /// for its own transport.
+    pub fn path(self, ids: &str) -> [&str; 3] {
+        let kind = match self {
+            Self::Customer => "customers",
+            Self::User => "users",
+            Self::Tags => "tags",
+            Self::Brand => crate::kustomer::BRANDS_PATH[1],
+        };
+        ["v1", kind, ids]
+    }
 }
 
 /// The one list of records the decision reads for `conversation`: the agent's card, the
@@ -115,7 +145,15 @@ pub fn records(conversation: &Conversation) -> Records<'_> {
         agent: non_empty(&conversation.assigned_users).next(),
         tags: non_empty(&conversation.tags).collect(),
         brand: conversation.brand_id.as_deref().filter(|id| !id.is_empty()),
+        channel: first_channel(conversation),
     }
+}
+
+/// The conversation's first channel that is not blank, trimmed.
+fn first_channel(conversation: &Conversation) -> Option<&str> {
+    (conversation.channels.iter())
+        .map(|c| c.trim())
+        .find(|c| !c.is_empty())
 }
 
 fn non_empty(ids: &[String]) -> impl Iterator<Item = &str> {
@@ -186,24 +224,7 @@ fn build(
             "The customer has no email address to send the survey to.",
         )
     })?;
-    let kustomer_channel = conversation
-        .channels
-        .iter()
-        .map(|c| c.trim())
-        .find(|c| !c.is_empty())
-        .ok_or_else(|| Skip::new(SkipCode::NoChannel, "The conversation has no channel."))?;
-    let channel = settings.channel_map.stella_channel(kustomer_channel);
-    let surveyed = &settings.surveyed_channels;
-    if !surveyed.is_empty()
-        && !surveyed
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(kustomer_channel) || s.eq_ignore_ascii_case(channel))
-    {
-        return Err(Skip::new(
-            SkipCode::ChannelNotSurveyed,
-            format!("Surveys are not sent for {kustomer_channel} conversations (see the app's Surveyed channels setting)."),
-        ));
-    }
+    let channel = channel(settings, conversation)?;
     let brand = brand(settings, input)?;
     let customer_id = conversation
         .customer_id
@@ -233,6 +254,26 @@ fn build(
         },
         custom_properties: custom_properties(settings, input),
     })
+}
+
+/// The Stella channel: the conversation's first channel through the channel map, when it is
+/// one the settings survey.
+fn channel<'a>(settings: &'a Settings, conversation: &'a Conversation) -> Result<&'a str, Skip> {
+    let kustomer_channel = first_channel(conversation)
+        .ok_or_else(|| Skip::new(SkipCode::NoChannel, "The conversation has no channel."))?;
+    let channel = settings.channel_map.stella_channel(kustomer_channel);
+    let surveyed = &settings.surveyed_channels;
+    if !surveyed.is_empty()
+        && !surveyed
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(kustomer_channel) || s.eq_ignore_ascii_case(channel))
+    {
+        return Err(Skip::new(
+            SkipCode::ChannelNotSurveyed,
+            format!("Surveys are not sent for {kustomer_channel} conversations (see the app's Surveyed channels setting)."),
+        ));
+    }
+    Ok(channel)
 }
 
 /// The Stella brand: the brand map's entry for the conversation's brand name, else the fixed

@@ -16,6 +16,7 @@ pub mod http;
 pub mod json;
 pub mod kustomer;
 pub mod manifest;
+pub mod page_model;
 pub mod redact;
 pub mod response;
 pub mod roster;

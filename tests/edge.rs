@@ -1815,11 +1815,27 @@ fn the_log_filters_by_state_reason_agent_time_and_conversation() {
         "customerEmail",
         "agentEmail",
         "channel",
-        "conversationUrl",
         "request",
     ] {
         assert_eq!(entry[field], Value::Null, "{field}");
     }
+    // No survey built, so no link of its own: one under the org's saved Kustomer URL.
+    assert_eq!(
+        entry["conversationUrl"],
+        "https://acme.kustomerapp.com/app/conversations/c-skip"
+    );
+    // The states in the summary's order with their words, and the edge's limits.
+    let states: Vec<&str> = (reply.body["states"].as_array().unwrap().iter())
+        .map(|s| s["words"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["Scheduled", "Retrying", "Sent", "Skipped", "Failed"]
+    );
+    assert_eq!(
+        reply.body["limits"],
+        json!({"perRead": 200, "perResend": 50})
+    );
     // Every reason code the log can show, in words, from the Rust code.
     let reasons = reply.body["reasons"].as_object().unwrap();
     for code in [

@@ -36,26 +36,7 @@ fn interface(name: &str) -> Vec<Member> {
         })
         .map(|(i, _)| start + i)
         .unwrap_or_else(|| panic!("`{head}` is not closed"));
-    let mut body = TYPES[start..end].to_owned();
-    while let Some(open) = body.find("/*") {
-        let close = body[open..].find("*/").expect("an unclosed comment") + open + 2;
-        body.replace_range(open..close, " ");
-    }
-    body.split(';')
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(|m| {
-            let (name, ty) = m
-                .split_once(':')
-                .unwrap_or_else(|| panic!("`{m}` in {name} is not `key: type`"));
-            let name = name.trim();
-            Member {
-                name: name.trim_end_matches('?').to_owned(),
-                optional: name.ends_with('?'),
-                ty: ty.split_whitespace().collect::<Vec<_>>().join(" "),
-            }
-        })
-        .collect()
+    members(&TYPES[start..end])
 }
 
 fn sorted(keys: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -220,6 +201,140 @@ fn readme_settings_table_matches_fields() {
     );
 }
 
+/// The members of a TypeScript object type's body (`name?: type; …`), split at its own `;`
+/// only (a nested `{ … }` stays one member's type), comments left out.
+fn members(body: &str) -> Vec<Member> {
+    let mut body = body.to_owned();
+    while let Some(open) = body.find("/*") {
+        let close = body[open..].find("*/").expect("an unclosed comment") + open + 2;
+        body.replace_range(open..close, " ");
+    }
+    let (mut parts, mut depth, mut at) = (Vec::new(), 0, 0);
+    for (i, c) in body.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ';' if depth == 0 => {
+                parts.push(body[at..i].to_owned());
+                at = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(body[at..].to_owned());
+    (parts.iter().map(|m| m.trim()))
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            let (name, ty) = m
+                .split_once(':')
+                .unwrap_or_else(|| panic!("`{m}` is not `key: type`"));
+            let name = name.trim();
+            Member {
+                name: name.trim_end_matches('?').to_owned(),
+                optional: name.ends_with('?'),
+                ty: ty.split_whitespace().collect::<Vec<_>>().join(" "),
+            }
+        })
+        .collect()
+}
+
+/// Holds a TypeScript object type to what serde writes: the same keys, optional exactly when a
+/// minimal value leaves the key out, and the same types (nested objects checked alike).
+fn same_shape(what: &str, ts: &[Member], full: &Value, minimal: &Value) {
+    let full = full
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: not an object"));
+    assert_eq!(
+        sorted(ts.iter().map(|m| m.name.clone())),
+        sorted(full.keys().cloned()),
+        "{what}: the TypeScript type and the Rust type name different keys"
+    );
+    for m in ts {
+        let at = format!("{what}.{}", m.name);
+        assert_eq!(
+            m.optional,
+            minimal.get(&m.name).is_none(),
+            "{at}: optional exactly when it can be left out"
+        );
+        match m.ty.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(inner) => same_shape(&at, &members(inner), &full[&m.name], &minimal[&m.name]),
+            None => assert_eq!(m.ty, ts_type(&full[&m.name]), "{at}"),
+        }
+    }
+}
+
+#[test]
+fn stella_body_type_is_feedback_request() {
+    use stella_connect::FeedbackRequest;
+    let request = interface("StellaRequest");
+    let body = request
+        .iter()
+        .find(|m| m.name == "body")
+        .expect("StellaRequest.body");
+    let body = members(
+        body.ty
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap(),
+    );
+    // Every optional field filled in, then none: what the Rust type writes either way.
+    let full: FeedbackRequest = serde_json::from_value(json!({
+        "channel": "email", "customer": {"name": "Ann", "email": "ann@example.com"},
+        "employee": {"email": "sam@acme.example"}, "ext_interaction_id": "c1",
+        "external_url": "https://acme.kustomerapp.com/x", "tags": ["t"], "do_not_send": false,
+        "brand": "b", "language": "en-US", "custom_properties": {"k": "v"},
+    }))
+    .unwrap();
+    let minimal: FeedbackRequest = serde_json::from_value(json!({
+        "channel": "email", "customer": {"email": "ann@example.com"},
+        "employee": {"email": "sam@acme.example"}, "ext_interaction_id": "c1", "do_not_send": false,
+    }))
+    .unwrap();
+    let (full, minimal) = (
+        serde_json::to_value(full).unwrap(),
+        serde_json::to_value(minimal).unwrap(),
+    );
+    same_shape("StellaRequest.body", &body, &full, &minimal);
+}
+
+#[test]
+fn edge_bindings_type_is_what_config_reads() {
+    use std::cell::RefCell;
+    use stella_connect::edge::{seal, Config};
+    use stella_connect::wasm::EDGE_TYPES;
+    let read = RefCell::new(Vec::new());
+    Config::from_bindings(|name| {
+        read.borrow_mut().push(name.to_owned());
+        None
+    })
+    .expect("unset bindings take their defaults");
+    let mut read = read.into_inner();
+    // The settings keys are read beside `Config`, by the sealer.
+    read.extend([
+        seal::SETTINGS_KEY.to_owned(),
+        seal::SETTINGS_KEY_PREVIOUS.to_owned(),
+    ]);
+    read.sort();
+    read.dedup();
+    let head = "export interface EdgeBindings {";
+    let start = EDGE_TYPES.find(head).expect("EdgeBindings in EDGE_TYPES") + head.len();
+    let end = start + EDGE_TYPES[start..].find('}').unwrap();
+    let bindings = members(&EDGE_TYPES[start..end]);
+    assert_eq!(
+        sorted(bindings.iter().map(|m| m.name.clone())),
+        sorted(read),
+        "EdgeBindings (src/wasm/mod.rs EDGE_TYPES) and the bindings Config::from_bindings and the \
+         sealer read differ"
+    );
+    for b in &bindings {
+        assert!(
+            b.optional && b.ty == "string | null",
+            "EdgeBindings.{}: unset means the default",
+            b.name
+        );
+    }
+}
+
 /// The codes in the first column of the table that follows `section`'s heading in a document
 /// of `docs/`, in order.
 fn doc_table_codes(doc: &str, section: &str, header: &str) -> Vec<String> {
@@ -269,4 +384,38 @@ fn skip_code_table_matches_skip_code() {
         listed, codes,
         "docs/architecture.md's skip-code table: one row per SkipCode (src/decision.rs)"
     );
+}
+
+/// The page model the settings page reads says what the app definition says: each setting's
+/// saved type, and the settings each page command carries.
+#[test]
+fn page_model_is_the_app_definitions() {
+    use stella_connect::manifest::{command_name, definition, DEFAULT_EDGE_URL};
+    use stella_connect::page_model::{saved_type, PAGE_COMMANDS};
+    let def = definition(DEFAULT_EDGE_URL);
+    for f in FIELDS {
+        assert_eq!(
+            def["settings"]["default"][f.key]["type"],
+            saved_type(f.kind),
+            "{}: the page saves it as the app definition types it",
+            f.key
+        );
+    }
+    for c in PAGE_COMMANDS {
+        let command = (def["commands"].as_array().unwrap().iter())
+            .find(|x| x["name"] == command_name(c.name))
+            .unwrap_or_else(|| panic!("no command {}", c.name));
+        let carried = command["appSettings"].as_object().unwrap().keys().cloned();
+        assert_eq!(
+            sorted(carried),
+            sorted(
+                FIELDS
+                    .iter()
+                    .filter(|f| c.carries(f.key))
+                    .map(|f| f.key.to_owned())
+            ),
+            "{}: the settings its body carries are the ones its headers do",
+            c.name
+        );
+    }
 }

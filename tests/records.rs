@@ -30,8 +30,47 @@ fn the_fixture_reads_its_customer_its_agent_and_its_tags() {
             agent: Some("5f0c1b2a3d4e5f6a7b8c9d21"),
             tags: vec!["5f0c1b2a3d4e5f6a7b8c9d11", "5f0c1b2a3d4e5f6a7b8c9d12"],
             brand: Some("5f0c1b2a3d4e5f6a7b8c9d41"),
+            channel: Some("email"),
         }
     );
+}
+
+/// The channel the survey is about is the first that is not blank: the card asks the roster
+/// about the same one.
+#[test]
+fn the_channel_is_the_first_that_is_not_blank() {
+    for (channels, first) in [
+        (json!(["", "  ", " chat ", "email"]), Some("chat")),
+        (json!(["email", "chat"]), Some("email")),
+        (json!(["", " "]), None),
+        (json!(null), None),
+    ] {
+        let c = conversation(|d| attrs(d)["channels"] = channels.clone());
+        assert_eq!(decision::records(&c).channel, first, "{channels}");
+    }
+}
+
+/// The paths a page reads the records at are the edge's (`Record::path`), each id encoded as
+/// `encodeURIComponent` does (the tags in one call, their ids joined by commas).
+#[test]
+fn records_to_read_gives_the_paths_the_edge_reads() {
+    use decision::Record;
+    assert_eq!(Record::User.path("u1"), ["v1", "users", "u1"]);
+    assert_eq!(Record::Customer.path("c1"), ["v1", "customers", "c1"]);
+    assert_eq!(Record::Tags.path("t1,t2"), ["v1", "tags", "t1,t2"]);
+    assert_eq!(Record::Brand.path("b1"), ["v1", "brands", "b1"]);
+    let doc = json!({"data": {"id": "c1", "attributes": {"assignedUsers": ["u 1/x"], "tags": ["t1", "t?2"], "channels": ["", "chat"]},
+                     "relationships": {"brand": {"data": {"id": "b1"}}}}});
+    let out = serde_json::to_value(api::records_to_read(&doc)).unwrap();
+    assert_eq!(out["channel"], "chat");
+    assert_eq!(
+        out["paths"],
+        json!({"user": "/v1/users/u%201%2Fx", "tags": "/v1/tags/t1,t%3F2", "brand": "/v1/brands/b1"})
+    );
+    // Every byte but `A-Za-z0-9-_.!~*'()`, as UTF-8: what the card encoded before the core did.
+    let doc = json!({"data": {"id": "c1", "attributes": {"assignedUsers": ["a-_.!~*'()é,:@"]}}});
+    let out = serde_json::to_value(api::records_to_read(&doc)).unwrap();
+    assert_eq!(out["paths"]["user"], "/v1/users/a-_.!~*'()%C3%A9%2C%3A%40");
 }
 
 #[test]
@@ -99,12 +138,15 @@ fn records_to_read_answers_ids_or_a_coded_error() {
         out(fixture("conversation")),
         json!({"ok": true, "customer": "5f0c1b2a3d4e5f6a7b8c9d31", "agent": "5f0c1b2a3d4e5f6a7b8c9d21",
                "tags": ["5f0c1b2a3d4e5f6a7b8c9d11", "5f0c1b2a3d4e5f6a7b8c9d12"],
-               "brand": "5f0c1b2a3d4e5f6a7b8c9d41"})
+               "brand": "5f0c1b2a3d4e5f6a7b8c9d41", "channel": "email",
+               "paths": {"user": "/v1/users/5f0c1b2a3d4e5f6a7b8c9d21",
+                         "tags": "/v1/tags/5f0c1b2a3d4e5f6a7b8c9d11,5f0c1b2a3d4e5f6a7b8c9d12",
+                         "brand": "/v1/brands/5f0c1b2a3d4e5f6a7b8c9d41"}})
     );
     let mut bare = json!({"data": {"id": "c1", "attributes": {"assignedUsers": [""], "tags": []}}});
     assert_eq!(
         out(bare.clone()),
-        json!({"ok": true, "tags": [], "brand": null})
+        json!({"ok": true, "tags": [], "brand": null, "paths": {}})
     );
 
     bare["data"]["attributes"]["assignedUsers"] = json!([7]);

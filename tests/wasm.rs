@@ -151,7 +151,10 @@ fn records_to_read_names_the_fixture_records() {
         out,
         json!({"ok": true, "customer": "5f0c1b2a3d4e5f6a7b8c9d31", "agent": "5f0c1b2a3d4e5f6a7b8c9d21",
                "tags": ["5f0c1b2a3d4e5f6a7b8c9d11", "5f0c1b2a3d4e5f6a7b8c9d12"],
-               "brand": "5f0c1b2a3d4e5f6a7b8c9d41"})
+               "brand": "5f0c1b2a3d4e5f6a7b8c9d41", "channel": "email",
+               "paths": {"user": "/v1/users/5f0c1b2a3d4e5f6a7b8c9d21",
+                         "tags": "/v1/tags/5f0c1b2a3d4e5f6a7b8c9d11,5f0c1b2a3d4e5f6a7b8c9d12",
+                         "brand": "/v1/brands/5f0c1b2a3d4e5f6a7b8c9d41"}})
     );
     let mut blanks = fixture(CONVERSATION);
     blanks["data"]["attributes"]["assignedUsers"] = json!(["", "u2"]);
@@ -161,6 +164,13 @@ fn records_to_read_names_the_fixture_records() {
         (&out["agent"], &out["tags"]),
         (&json!("u2"), &json!(["t1"]))
     );
+}
+
+/// The page model comes out of the module as the core builds it.
+#[wasm_bindgen_test]
+fn page_model_is_the_cores() {
+    let out = rust(&stella_connect::wasm::page_model());
+    assert_eq!(out, stella_connect::page_model::page_model());
 }
 
 /// Values only JavaScript can make, and the usual garbage: never a trap, always a coded answer.

@@ -28,22 +28,23 @@ async function load(context) {
   if (shown !== conversation.id) delivery = { loading: true };
   shown = conversation.id;
   readDelivery(conversation.id);
-  // The core names the records its decision reads; the customer comes with the context.
+  // The core names the records its decision reads, and where to read them (the paths the edge
+  // reads too); the customer comes with the context.
   const records = core.recordsToRead({ data: conversation });
   if (!records.ok) return unreadable(records.error);
-  const { agent, tags: tagIds, brand: brandId } = records;
+  const { paths } = records;
   try {
     const [settings, user, tags, customer, brand] = await Promise.all([
       kustomer(Kustomer, "/v1/apps/settings").then((doc) => doc?.data?.attributes?.settings ?? {}),
-      agent ? kustomer(Kustomer, `/v1/users/${encodeURIComponent(agent)}`) : null,
-      tagIds.length ? kustomer(Kustomer, `/v1/tags/${tagIds.map(encodeURIComponent).join(",")}`) : null,
+      paths.user ? kustomer(Kustomer, paths.user) : null,
+      paths.tags ? kustomer(Kustomer, paths.tags) : null,
       context.customer ? { data: context.customer } : null,
       // A brand not read (the path is a guess) is judged as such by the core, not a broken card.
-      brandId ? kustomer(Kustomer, `/v1/brands/${encodeURIComponent(brandId)}`).catch(() => null) : null,
+      paths.brand ? kustomer(Kustomer, paths.brand).catch(() => null) : null,
     ]);
     current = { conversation, settings, user, tags, customer, brand };
     draw();
-    readProfile(conversation, user?.data?.attributes);
+    readProfile(conversation, user?.data?.attributes, records.channel);
   } catch (e) {
     show(
       h("p", { class: "error" }, `Could not read this conversation's details from Kustomer: ${describeError(e)}`),
@@ -97,13 +98,14 @@ function draw() {
  * Without the API secret the card says nothing more; a failure (such as the org's Agent
  * Connect calls being spent for the minute) is said in the edge's words, so the warning never
  * silently goes. */
-async function readProfile(conversation, agent) {
+async function readProfile(conversation, agent, channel) {
   const id = conversation.id;
-  const key = `${id} ${agent?.email ?? ""} ${conversation.attributes?.channels?.[0] ?? ""}`;
+  const key = `${id} ${agent?.email ?? ""} ${channel ?? ""}`;
   if (!agent?.email || (profile?.for === key && !profile.error)) return; // a failure is asked again on the next load
   profile = { for: key };
   try {
-    const body = { agentEmail: agent.email, agentName: agent.displayName ?? agent.name, channel: conversation.attributes?.channels?.[0] };
+    // The channel the core surveys about: the first that is not blank.
+    const body = { agentEmail: agent.email, agentName: agent.displayName ?? agent.name, channel };
     const answer = await command(Kustomer, "agent-profile", { body });
     if (profile?.for !== key) return; // another conversation or agent is shown now
     profile = { for: key, agent: answer?.available ? answer.agent : null };

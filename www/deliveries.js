@@ -2,16 +2,13 @@
 // command (filters, summary, paging by cursor, CSV export), and failed or skipped surveys sent
 // again through `resend` and `resend-many`. Kustomer runs the commands with the saved keys, so
 // this page never holds one. No business rules here: the edge decides what matches a filter,
-// what can be resent and in which words.
-import { start, command, kustomer, describeError, h, linkPages, linkText } from "./app.js";
+// what can be resent, the states and their words, each conversation's link, and how much one
+// read or resend may hold (its answer's `states`, `resendable`, `conversationUrl`, `limits`).
+import { start, command, describeError, h, linkPages, linkText } from "./app.js";
 import { csvText } from "./csv.js";
 
-const STATES = ["scheduled", "retrying", "sent", "skipped", "failed"];
-const STATE_WORDS = { scheduled: "Scheduled", retrying: "Retrying", sent: "Sent", skipped: "Skipped", failed: "Failed" };
 const PAGE_ROWS = 50; // rows per page shown
-const READ_ROWS = 200; // rows per read when collecting every match (the edge's most)
 const MAX_COLLECTED = 10_000; // the most rows an export or "Resend all failed" collects
-const RESEND_CHUNK = 50; // ids per `resend-many` (the edge's most)
 // This page's URL query (not `id` or `parentUrl`: Kustomer gives its frames those).
 const FILTERS = ["period", "from", "to", "state", "reason", "agent", "conversation"];
 const DEFAULT_PERIOD = "7";
@@ -21,12 +18,13 @@ const $ = (id) => document.getElementById(id);
 const form = $("filters");
 const tbody = document.querySelector("#log tbody");
 let Kustomer;
-let kustomerUrl = ""; // the saved "Kustomer URL", for links to conversations without one
 let filters = {};
 let rows = []; // the rows shown, in order
 let cursor = null; // where the next page starts
 let reasons = {}; // reason code → words, from the edge
 let statuses = {}; // an outcome's delivery status code → words, from the edge
+let states = []; // [{state, words, pending, resendable}] in the summary's order, from the edge
+let limits = { perRead: PAGE_ROWS, perResend: 1 }; // the most rows a read, ids a resend, from the edge
 let summary = null;
 let reading = 0; // the latest read: an older one's answer is dropped
 
@@ -46,7 +44,6 @@ async function main() {
   $("confirm-no").addEventListener("click", () => $("confirm").close("cancel"));
   filters = fromUrl();
   toForm(filters);
-  kustomerUrl = await savedKustomerUrl();
   await load();
 }
 
@@ -73,16 +70,6 @@ function working(handler) {
       button.removeAttribute("aria-disabled");
     }
   };
-}
-
-/** The saved Kustomer URL (not a secret), or "" when it cannot be read. */
-async function savedKustomerUrl() {
-  try {
-    const doc = await kustomer(Kustomer, "/v1/apps/settings");
-    return String(doc?.data?.attributes?.settings?.kustomerUrl ?? "").replace(/\/+$/, "");
-  } catch {
-    return ""; // links fall back to the log's own conversationUrl only
-  }
 }
 
 // ---- filters: the form, the page's URL and the command's arguments --------------------------
@@ -212,6 +199,8 @@ async function load() {
     if (read !== reading) return;
     reasons = answer.reasons ?? {};
     statuses = answer.deliveryStatuses ?? {};
+    states = answer.states ?? states;
+    limits = answer.limits ?? limits;
     summary = answer.summary ?? null;
     rows = answer.deliveries ?? [];
     cursor = answer.nextCursor ?? null;
@@ -272,7 +261,7 @@ async function collect(f, what) {
   let after = "";
   do {
     status("busy", `Reading ${what}… ${found.length ? `${found.length} so far` : ""}`.trim());
-    const answer = await command(Kustomer, "list-deliveries", { args: args(f, { limit: String(READ_ROWS), cursor: after }) });
+    const answer = await command(Kustomer, "list-deliveries", { args: args(f, { limit: String(limits.perRead), cursor: after }) });
     found.push(...(answer.deliveries ?? []));
     after = answer.nextCursor ?? "";
   } while (after && found.length < MAX_COLLECTED);
@@ -293,8 +282,8 @@ function status(kind, text) {
 /** The number of entries matching the filters, from the summary (which ignores the state). */
 function total() {
   if (!summary?.byState) return null;
-  const states = filters.state ? filters.state.split(",") : STATES;
-  return states.reduce((n, s) => n + (summary.byState[s] ?? 0), 0);
+  const shown = filters.state ? filters.state.split(",") : states.map((s) => s.state);
+  return shown.reduce((n, s) => n + (summary.byState[s] ?? 0), 0);
 }
 
 function shownText() {
@@ -313,7 +302,7 @@ function drawSummary() {
   if (!summary) return;
   const byState = summary.byState ?? {};
   $("tallies").replaceChildren(
-    ...STATES.map((s) => h("li", { class: `tally ${s}` }, h("span", { class: "count" }, String(byState[s] ?? 0)), " ", STATE_WORDS[s])),
+    ...states.map((s) => h("li", { class: `tally ${s.state}` }, h("span", { class: "count" }, String(byState[s.state] ?? 0)), " ", s.words)),
   );
   const days = chartDays(summary.days ?? []);
   const most = Math.max(1, ...days.map((d) => d.sent + d.skipped + d.failed + d.pending));
@@ -400,12 +389,11 @@ function showMore() {
 
 const reasonWords = (d) => d.message || reasons[d.reason] || d.reason || "";
 
-/** A link to the conversation in Kustomer: the log's own, else one built from the saved
- * Kustomer URL (`/app/conversations/{id}`: a guess at Kustomer's address for a conversation). */
-function conversationHref(d) {
-  if (d.conversationUrl) return d.conversationUrl;
-  return kustomerUrl ? `${kustomerUrl}/app/conversations/${encodeURIComponent(d.conversationId)}` : "";
-}
+/** A link to the conversation in Kustomer, as the edge gives it ("" when it has none). */
+const conversationHref = (d) => d.conversationUrl ?? "";
+
+/** The edge's entry for a state (its words, whether it is pending); undefined for one unknown. */
+const stateOf = (name) => states.find((s) => s.state === name);
 
 /** Agent Connect's outcome of a survey, once the log carries one (its delivery status, and
  * the customer's rating); empty until then. */
@@ -427,7 +415,7 @@ function time(iso) {
 
 function nextOrSent(d) {
   if (d.sentAt) return ["Sent ", time(d.sentAt)];
-  if (d.nextAttemptAt && (d.state === "scheduled" || d.state === "retrying")) {
+  if (d.nextAttemptAt && stateOf(d.state)?.pending) {
     return [d.state === "retrying" ? "Next attempt " : "Due ", time(d.nextAttemptAt)];
   }
   return "—";
@@ -450,7 +438,7 @@ function row(d) {
     ),
     h("td", { class: "agent" }, d.agentEmail ? h("bdi", {}, d.agentEmail) : "—"),
     h("td", {}, d.channel ? h("bdi", {}, d.channel) : "—"),
-    h("td", {}, h("span", { class: `delivery ${d.state}` }, STATE_WORDS[d.state] ?? d.state)),
+    h("td", {}, h("span", { class: `delivery ${d.state}` }, stateOf(d.state)?.words ?? d.state)),
     h("td", { class: "reason" }, h("bdi", {}, or(reasonWords(d)))),
     h("td", { class: "num" }, String(d.attempts ?? 0)),
     h("td", { class: "when" }, time(d.closedAt) ?? "—"),
@@ -523,13 +511,18 @@ async function resendAllFailed(event, trigger) {
   const out = $("bulk-result");
   out.className = "";
   out.textContent = "";
-  if (filters.state && !filters.state.split(",").includes("failed")) {
+  const resendable = states.filter((s) => s.resendable).map((s) => s.state).join(","); // "failed"
+  if (!resendable) {
+    out.textContent = "The delivery log has not been read yet: nothing was resent.";
+    return;
+  }
+  if (filters.state && !filters.state.split(",").some((s) => stateOf(s)?.resendable)) {
     out.textContent = "No failed surveys in this view: the state filter leaves them out.";
     return;
   }
   let found;
   try {
-    found = await collect({ ...filters, state: "failed" }, "the failed surveys");
+    found = await collect({ ...filters, state: resendable }, "the failed surveys");
   } catch (e) {
     status("error", `Could not find the failed surveys: ${describeError(e)}`);
     return;
@@ -555,8 +548,8 @@ async function resendAllFailed(event, trigger) {
   out.textContent = `Resending ${surveys}…`;
   const results = [];
   let failure = null;
-  for (let i = 0; i < ids.length && !failure; i += RESEND_CHUNK) {
-    const chunk = ids.slice(i, i + RESEND_CHUNK);
+  for (let i = 0; i < ids.length && !failure; i += limits.perResend) {
+    const chunk = ids.slice(i, i + limits.perResend);
     try {
       const answer = await command(Kustomer, "resend-many", { body: { conversationIds: chunk } });
       results.push(...(answer.results ?? []));

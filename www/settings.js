@@ -3,7 +3,9 @@
 // app's commands, which Kustomer runs with the saved keys. Keys are never shown again once saved.
 import { start, core, options, kustomer, command, describeError, h, linkPages, linkText } from "./app.js";
 
-const MASK = "********"; // what Kustomer answers instead of a saved key
+// What the core says instead of copies here: the mask Kustomer answers for a saved key, the
+// settings each command leaves out and the keys it needs, and the type each kind is saved as.
+let model;
 const form = document.getElementById("settings");
 const byKey = new Map(); // key → {field, input, error}
 const savedKeys = new Set(); // secret settings Kustomer holds
@@ -18,6 +20,7 @@ async function main() {
   linkPages();
   Kustomer = await start();
   await new Promise((resolve) => Kustomer.initialize(resolve));
+  model = core.pageModel();
   const fields = core.settingsFields();
   hidden = fields.filter((f) => f.hidden);
   drawForm(fields.filter((f) => !f.hidden));
@@ -116,7 +119,7 @@ function raw() {
   const values = {};
   for (const { field, input } of byKey.values()) {
     if (field.kind === "boolean") values[field.key] = input.checked;
-    else if (field.kind === "secret" && input.value.trim() === "" && savedKeys.has(field.key)) values[field.key] = MASK;
+    else if (field.kind === "secret" && input.value.trim() === "" && savedKeys.has(field.key)) values[field.key] = model.mask;
     else values[field.key] = input.value;
   }
   return values;
@@ -230,10 +233,11 @@ async function save(event) {
   // Settings as Kustomer types them; a saved key left blank is not sent, so it is kept.
   const settings = {};
   for (const { field, input } of byKey.values()) {
-    if (field.kind === "boolean") settings[field.key] = input.checked;
-    else if (field.kind === "secret") {
+    const type = model.savedTypes[field.kind];
+    if (type === "boolean") settings[field.key] = input.checked;
+    else if (type === "secret") {
       if (input.value.trim() !== "") settings[field.key] = input.value.trim();
-    } else if (field.kind === "integer") settings[field.key] = Number(input.value.trim() || field.default);
+    } else if (type === "number") settings[field.key] = Number(input.value.trim() || field.default);
     else settings[field.key] = input.value.trim();
   }
   // The app secret is made here once, from the browser's cryptographic source, and only
@@ -253,12 +257,13 @@ async function save(event) {
 }
 
 /**
- * The settings this form shows, for a check or a preview: every value, and each key just typed.
- * They go in the command's body and replace the saved ones for that call only; Kustomer fills in
- * the saved ones (keys included) on its side. Null, with a message, when the form is invalid or
- * a key the call needs is neither saved nor typed.
+ * The settings this form shows that `name` (a command) carries, for a check or a preview: every
+ * value, and each key just typed. They go in the command's body and replace the saved ones for
+ * that call only; Kustomer fills in the saved ones (keys included) on its side. Null, with a
+ * message, when the form is invalid or a key the call needs is neither saved nor typed.
  */
-function typed(needed) {
+function typed(name) {
+  const { needs: needed, leavesOut } = model.commands[name];
   const values = raw();
   const missing = needed.filter((key) => values[key].trim() === "").map((key) => byKey.get(key).field.label);
   if (missing.length) {
@@ -269,17 +274,16 @@ function typed(needed) {
   const settings = {};
   for (const { field } of byKey.values()) {
     const value = String(values[field.key] ?? "").trim();
-    if (field.kind !== "secret" || (value !== "" && value !== MASK)) settings[field.key] = value;
+    if (leavesOut.includes(field.key)) continue;
+    if (field.kind !== "secret" || (value !== "" && value !== model.mask)) settings[field.key] = value;
   }
   return settings;
 }
 
-const KEYS = ["stellaApiKey", "kustomerApiKey"];
-
 async function checkConnection() {
   const list = document.getElementById("checks");
   list.replaceChildren();
-  const settings = typed(KEYS);
+  const settings = typed("check-connection");
   if (!settings) return;
   status("busy", "Checking both keys…");
   try {
@@ -332,9 +336,8 @@ async function preview(event) {
     out.replaceChildren(h("p", { class: "error" }, "Enter a conversation id, as in the conversation's address in Kustomer."));
     return;
   }
-  const settings = typed(["kustomerApiKey"]);
+  const settings = typed("preview"); // without the Stella API secret: a preview does not read it
   if (!settings) return;
-  delete settings.stellaApiSecret; // a preview does not read it, so it does not carry it
   out.replaceChildren(h("p", { class: "muted" }, "Reading the conversation…"));
   try {
     const result = await command(Kustomer, "preview", { body: { conversationId: id, settings } });

@@ -4,7 +4,7 @@
 //! minutes. Every Kustomer request is built by [`Kustomer`], so the URL bounds apply to all.
 
 use super::{Request, Store, Transport, MAX_URL_BYTES};
-use crate::decision::{self, SurveyInput};
+use crate::decision::{self, Record, SurveyInput};
 use crate::json::{self, At};
 use crate::kustomer::{self, Brand, Conversation, Customer, Tag, User};
 use crate::settings::Secret;
@@ -290,7 +290,7 @@ impl<T: Transport> Reader<'_, T> {
     /// The customer, fresh.
     async fn customer(&self, id: Option<&str>) -> Result<Option<Customer>, Failure> {
         let Some(id) = id else { return Ok(None) };
-        let doc = self.get(&["v1", "customers", id]).await?;
+        let doc = self.get(&Record::Customer.path(id)).await?;
         Ok(Some(
             kustomer::parse_customer(&doc).map_err(shape("customer"))?,
         ))
@@ -306,7 +306,7 @@ impl<T: Transport> Reader<'_, T> {
                 email: Some(email).filter(|e| !e.is_empty()),
             }));
         }
-        let doc = self.get(&["v1", "users", id]).await?;
+        let doc = self.get(&Record::User.path(id)).await?;
         let user = kustomer::parse_user(&doc).map_err(shape("user"))?;
         self.remember(&cache_key, user.email.as_deref());
         Ok(Some(user))
@@ -329,7 +329,7 @@ impl<T: Transport> Reader<'_, T> {
         if missing.is_empty() {
             return Ok(tags);
         }
-        let doc = self.get(&["v1", "tags", &missing.join(",")]).await?;
+        let doc = self.get(&Record::Tags.path(&missing.join(","))).await?;
         let fetched = kustomer::parse_tags(&doc).map_err(shape("tags"))?;
         for id in missing {
             let name = (fetched.iter().find(|t| t.id == id)).and_then(|t| t.name.clone());
@@ -353,8 +353,7 @@ impl<T: Transport> Reader<'_, T> {
                 id: id.to_owned(),
             }));
         }
-        let [v1, brands] = kustomer::BRANDS_PATH;
-        match self.get(&[v1, brands, id]).await {
+        match self.get(&Record::Brand.path(id)).await {
             Ok(doc) => {
                 let brand = kustomer::parse_brand(&doc).map_err(shape("brand"))?;
                 self.remember(&cache_key, brand.name.as_deref());

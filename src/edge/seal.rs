@@ -16,6 +16,11 @@ use subtle::ConstantTimeEq;
 
 const VERSION: &str = "v1";
 
+/// The worker binding holding the settings key that seals (a Worker secret).
+pub const SETTINGS_KEY: &str = "SETTINGS_KEY";
+/// The binding holding the previous key during a rotation: it opens, never seals.
+pub const SETTINGS_KEY_PREVIOUS: &str = "SETTINGS_KEY_PREVIOUS";
+
 /// The deployment's settings keys: the first seals, all of them open.
 #[derive(Clone)]
 pub struct Sealer {

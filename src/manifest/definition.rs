@@ -230,17 +230,9 @@ pub(super) fn template(name: &str) -> String {
     format!("{{{{{{{name}}}}}}}")
 }
 
+/// The type a setting is saved as: the page model's, which the settings page saves by.
 fn setting_type(kind: FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Secret => "secret",
-        FieldKind::Integer => "number",
-        FieldKind::Boolean => "boolean",
-        FieldKind::Url
-        | FieldKind::Text
-        | FieldKind::ChannelMap
-        | FieldKind::ChannelList
-        | FieldKind::Pairs => "string",
-    }
+    crate::page_model::saved_type(kind)
 }
 
 /// The default as the manifest types it. A number or flag whose default does not parse is

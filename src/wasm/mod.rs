@@ -74,7 +74,9 @@ export interface CardView {
 }
 export type ExplainResult = { ok: true; card: CardView } | { ok: false; error: InputError };
 /** The ids of the Kustomer records the decision reads: the agent is the user to read, the brand the one to read at `/v1/brands/{id}`. */
-export type RecordsResult = { ok: true; customer?: string; agent?: string; tags: string[]; brand: string | null } | { ok: false; error: InputError };
+export type RecordsResult = { ok: true; customer?: string; agent?: string; tags: string[]; brand: string | null;
+  /** The channel the survey is about: the first that is not blank. */ channel?: string;
+  /** Where to read each record under the Kustomer API URL (the edge reads the same ones). */ paths: { user?: string; tags?: string; brand?: string } } | { ok: false; error: InputError };
 /** What Agent Connect did with a survey request (its `request_delivery_status`). */
 export type DeliveryStatus = "sent" | "suppressed" | "do_not_send" | "unsubscribed" | "rejected" | "soft_bounce" | "hard_bounce" | "unknown";
 /** One Data Return record's outcome; times are RFC 3339 (UTC). */
@@ -89,6 +91,12 @@ export type OutcomeResult = { ok: true; outcome: SurveyOutcome } | { ok: false; 
 export interface CardOutcome {
   status: DeliveryStatus; lead: string; at?: string; tail: string;
   rating?: number; /** Decoration: hide it from screen readers, `ratingText` says it. */ stars?: string; ratingText?: string; comment?: string;
+}
+/** What the pages read instead of copies: the mask Kustomer answers for a saved secret, the
+ * settings each page command leaves out and the keys it needs, and each kind's saved type. */
+export interface PageModel {
+  mask: string; /** A command carries every setting but those it leaves out. */ commands: Record<string, { needs: string[]; leavesOut: string[] }>;
+  savedTypes: Record<FieldDef["kind"], "secret" | "number" | "boolean" | "string">;
 }
 export type BuildResult = { ok: true; request: StellaRequest } | { ok: false; skip: Skip } | { ok: false; error: InputError };
 "#;
@@ -245,6 +253,32 @@ pub fn app_link() -> JsValue {
 pub fn settings_fields() -> JsValue {
     js_output(&crate::settings::FIELDS)
 }
+
+/// What the pages read from the core instead of keeping copies: the mask, each page command's
+/// settings and needed keys, and each kind of setting's saved type.
+#[wasm_bindgen(js_name = pageModel, unchecked_return_type = "PageModel")]
+pub fn page_model() -> JsValue {
+    js_sys::JSON::parse(crate::page_model::PAGE_MODEL_JSON).unwrap_or_else(|e| e)
+}
+
+/// The edge's TypeScript types (its `.d.ts`, with the `edge` feature): here, outside the
+/// feature, so that host tests can check `EdgeBindings` against what `Config` reads
+/// (`tests/fields.rs`).
+pub const EDGE_TYPES: &str = r#"
+/** An answer of the edge: status, the body as JSON text, and Retry-After seconds on a 429. */
+export interface EdgeReply { status: number; body: string; retryAfter?: number }
+/** The worker's bindings the edge reads (all text; unset or null means the default). */
+export interface EdgeBindings {
+  SETTINGS_KEY?: string | null; SETTINGS_KEY_PREVIOUS?: string | null; ALLOW_LOOPBACK?: string | null;
+  JURISDICTIONS?: string | null;
+  RETRY_BASE_MS?: string | null; CACHE_MS?: string | null; LEASE_MS?: string | null;
+  RETENTION_DAYS?: string | null; KEY_CHECKS_PER_MINUTE?: string | null;
+  OUTCOME_POLL_MS?: string | null; LOG_READS_PER_KEY_PER_MINUTE?: string | null;
+  LOG_READS_PER_ORG_PER_MINUTE?: string | null; FORGET_SWEEP_MS?: string | null;
+  SUBREQUESTS_PER_INVOCATION?: string | null; PERSONAL_DATA_DAYS?: string | null;
+  STORAGE_CEILING_BYTES?: string | null;
+}
+"#;
 
 #[cfg(feature = "edge")]
 pub mod edge;

@@ -124,6 +124,17 @@ test("the SQL store filters by state, reason, agent, close time and conversation
   assert.equal(sent.conversationUrl, `${stack.base}/sandbox/kustomer/app/customers/cust-ann/event/${real.sent}`);
   const [pending] = (await log("conversationId=page-0001")).body.deliveries;
   assert.deepEqual([pending.state, pending.agentEmail, pending.customerName, pending.request], ["scheduled", null, null, null]);
+  // No survey built yet: the edge links it under the org's saved Kustomer URL (the page holds no pattern).
+  assert.equal(pending.conversationUrl, `${stack.base}/sandbox/kustomer/app/conversations/page-0001`);
+  // The states in the summary's order with their words, and the edge's limits, for the page.
+  assert.deepEqual(empty.body.states.map((s) => [s.state, s.words, s.pending, s.resendable]), [
+    ["scheduled", "Scheduled", true, false],
+    ["retrying", "Retrying", true, false],
+    ["sent", "Sent", false, false],
+    ["skipped", "Skipped", false, false],
+    ["failed", "Failed", false, true],
+  ]);
+  assert.deepEqual(empty.body.limits, { perRead: 200, perResend: 50 });
   const reasons = empty.body.reasons;
   for (const code of ["reopened", "stella_rejected", "already_surveyed", "gave_up", "resend"]) assert.ok(reasons[code]?.length > 0, code);
 });

@@ -91,13 +91,34 @@ test("recordsToRead names the records the card reads: the agent, the tags, the c
     agent: conversation.data.attributes.assignedUsers[0],
     tags: conversation.data.attributes.tags,
     brand: conversation.data.relationships.brand.data.id,
+    channel: "email",
+    paths: {
+      user: `/v1/users/${conversation.data.attributes.assignedUsers[0]}`,
+      tags: `/v1/tags/${conversation.data.attributes.tags.join(",")}`,
+      brand: `/v1/brands/${conversation.data.relationships.brand.data.id}`,
+    },
   });
   conversation.data.attributes.assignedUsers = ["", "u2"];
   conversation.data.attributes.tags = ["", "t1", ""];
+  conversation.data.attributes.channels = [" ", "chat"];
   delete conversation.data.relationships;
-  assert.deepEqual(core.recordsToRead(JSON.stringify(conversation)), { ok: true, agent: "u2", tags: ["t1"], brand: null });
+  assert.deepEqual(core.recordsToRead(JSON.stringify(conversation)), {
+    ok: true, agent: "u2", tags: ["t1"], brand: null, channel: "chat", paths: { user: "/v1/users/u2", tags: "/v1/tags/t1" },
+  });
   assert.equal(core.recordsToRead({ data: { id: 1 } }).error.code, "invalid_shape");
   assert.equal(core.recordsToRead("{").error.code, "malformed_json");
+});
+
+test("pageModel carries the mask, what each page command needs and leaves out, and each kind's saved type", () => {
+  const dts = readFileSync(new URL("stella_connect.d.ts", pkg), "utf8");
+  assert.match(dts, /export function pageModel\(\): PageModel;/);
+  const model = core.pageModel();
+  assert.equal(Object.getPrototypeOf(model), Object.prototype);
+  assert.equal(model.mask, core.validateSettings(settings).settings.stellaApiKey);
+  assert.deepEqual(model.commands.preview, { needs: ["kustomerApiKey"], leavesOut: ["appSecret", "stellaApiSecret"] });
+  assert.deepEqual(model.commands["check-connection"].needs, ["stellaApiKey", "kustomerApiKey"]);
+  for (const field of core.settingsFields()) assert.ok(model.savedTypes[field.kind], field.kind);
+  assert.equal(model.savedTypes.integer, "number");
 });
 
 test("readSurveyOutcome reads a Data Return record into a plain, typed outcome", () => {

@@ -6,7 +6,7 @@ use crate::edge::audit::AuditEntry;
 use crate::edge::deliveries::{self, DeliveryQuery, MAX_LIMIT, MAX_RESEND_PER_CALL};
 use crate::edge::job::{Job, JobState};
 use crate::edge::outcome::{ErrorCode, Reason};
-use crate::edge::{record_check, trust, Reply, Store, Transport};
+use crate::edge::{record_check, trust, OrgRecord, Reply, Store, Transport};
 use serde_json::json;
 
 impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
@@ -20,6 +20,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         // Whether outcomes are read back, and the last read's failure (no key in it); the
         // app's link and its held closes, for the page's banner.
         let record = self.store.org()?;
+        // A link for each entry without its own, under the org's saved Kustomer URL.
+        deliveries::link_conversations(&mut body, || self.kustomer_url(&record));
         let follow = record.follow;
         body["outcomes"] = json!({"reading": follow.reading, "lastError": follow.last_error});
         body["link"] = record.trust.status(self.store.held_count()?);
@@ -35,6 +37,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         body["outcomes"]["unverifiedRecords"] = json!(follow.unverified);
         body["outcomes"]["recordsNote"] = json!(note);
         Ok(Reply::json(200, body))
+    }
+
+    /// The Kustomer URL of the org's stored settings, when they open and are valid.
+    fn kustomer_url(&self, record: &OrgRecord) -> Option<String> {
+        let (sealed, org) = (record.sealed_settings.as_ref()?, record.org.as_ref()?);
+        let text = self.sealer.open(sealed, org).ok()?;
+        deliveries::saved_kustomer_url(&text, self.validation())
     }
 
     /// Schedules one failed or skipped survey again, or says why not.

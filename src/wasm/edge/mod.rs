@@ -14,7 +14,7 @@ use crate::edge::gateway::{self, Incoming, Router, Step, HEADERS};
 use crate::edge::outcome::ErrorCode;
 use crate::edge::residency::Place;
 use crate::edge::scheduler::{self, AlarmChange, Clock, Command};
-use crate::edge::seal::Sealer;
+use crate::edge::seal::{self, Sealer};
 use crate::edge::{Config, Reply};
 use js_sys::{Function, Object, Promise, Reflect};
 use std::rc::Rc;
@@ -102,11 +102,11 @@ fn config(env: &JsValue) -> Result<Config, JsValue> {
 /// The settings keys: `SETTINGS_KEY` seals, `SETTINGS_KEY_PREVIOUS` (during a rotation) opens.
 fn sealer(env: &JsValue) -> Result<Sealer, JsValue> {
     let key = |name| binding(env, name).filter(|k| !k.trim().is_empty());
-    let Some(current) = key("SETTINGS_KEY") else {
+    let Some(current) = key(seal::SETTINGS_KEY) else {
         let e = "SETTINGS_KEY is not set: the worker needs it to keep the org's settings sealed";
         return Err(js_sys::Error::new(e).into());
     };
-    let previous = key("SETTINGS_KEY_PREVIOUS");
+    let previous = key(seal::SETTINGS_KEY_PREVIOUS);
     let keys: Vec<&str> = [Some(current.as_str()), previous.as_deref()]
         .into_iter()
         .flatten()
@@ -412,18 +412,4 @@ impl JsScheduler {
 }
 
 #[wasm_bindgen(typescript_custom_section)]
-const EDGE_TYPES: &str = r#"
-/** An answer of the edge: status, the body as JSON text, and Retry-After seconds on a 429. */
-export interface EdgeReply { status: number; body: string; retryAfter?: number }
-/** The worker's bindings the edge reads (all text; unset or null means the default). */
-export interface EdgeBindings {
-  SETTINGS_KEY?: string | null; SETTINGS_KEY_PREVIOUS?: string | null; ALLOW_LOOPBACK?: string | null;
-  JURISDICTIONS?: string | null;
-  RETRY_BASE_MS?: string | null; CACHE_MS?: string | null; LEASE_MS?: string | null;
-  RETENTION_DAYS?: string | null; KEY_CHECKS_PER_MINUTE?: string | null;
-  OUTCOME_POLL_MS?: string | null; LOG_READS_PER_KEY_PER_MINUTE?: string | null;
-  LOG_READS_PER_ORG_PER_MINUTE?: string | null; FORGET_SWEEP_MS?: string | null;
-  SUBREQUESTS_PER_INVOCATION?: string | null; PERSONAL_DATA_DAYS?: string | null;
-  STORAGE_CEILING_BYTES?: string | null;
-}
-"#;
+const EDGE_TYPES: &str = super::EDGE_TYPES;
