@@ -44,11 +44,14 @@ fn event_core(settings: &Value, event: &Value, input: &Value) -> bool {
 
 /// The same from JSON text to JSON text.
 fn event_json(settings: &str, event: &str, input: &str) -> usize {
-    let planned = match (kustomer::from_json(settings), kustomer::from_json(event)) {
+    let planned = match (
+        stella_connect::json::from_json(settings),
+        stella_connect::json::from_json(event),
+    ) {
         (Ok(s), Ok(e)) => api::plan_conversation_event(&s, &e, Options::default(), now()),
         _ => panic!("fixtures do not parse"),
     };
-    let built = match kustomer::from_json(input) {
+    let built = match stella_connect::json::from_json(input) {
         Ok(i) => api::build_survey_request(&i),
         Err(_) => panic!("fixtures do not parse"),
     };

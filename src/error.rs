@@ -58,15 +58,34 @@ macro_rules! codes_deserialize {
     ($($name:ident),+) => {$(
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                Self::from_code(&text).ok_or_else(|| {
-                    serde::de::Error::custom(format!("unknown {} `{text}`", stringify!($name)))
+                $crate::error::read_code(d, |text| {
+                    Self::from_code(text)
+                        .ok_or_else(|| format!("unknown {} `{text}`", stringify!($name)))
                 })
             }
         }
     )+};
 }
 pub(crate) use codes_deserialize;
+
+/// Reads a code's text, borrowed or not (no copy of a known code), into what `read` makes of
+/// it; its error is the deserializer's.
+pub(crate) fn read_code<'de, D: serde::Deserializer<'de>, T>(
+    d: D,
+    read: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct Code<F>(F);
+    impl<T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'_> for Code<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a code")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            (self.0)(text).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Code(read))
+}
 
 codes! {
     /// Why a settings field was refused. The codes are stable: the settings page and the edge's

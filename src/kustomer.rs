@@ -7,13 +7,8 @@
 //! is an [`InputError`] that names the JSON path.
 
 use crate::error::{InputError, InputErrorCode};
-use crate::json::Keep;
+use crate::json::{At, Keep};
 use serde_json::{Map, Value};
-
-// moved: re-export for the merge
-pub(crate) use crate::json::At;
-// moved: re-export for the merge
-pub use crate::json::{from_json, mend_surrogates};
 
 /// The app's identifier in its definition; Kustomer prefixes the app's attributes with it.
 pub const APP_IDENTIFIER: &str = "stella";

@@ -15,7 +15,8 @@
 //! a whole number from 1 to 5 is no rating, and a time that is not RFC 3339 is left out.
 
 use crate::error::{codes, InputError, InputErrorCode};
-use crate::kustomer::{self, app_attribute_key, At, APP_IDENTIFIER};
+use crate::json::At;
+use crate::kustomer::{self, app_attribute_key, APP_IDENTIFIER};
 use crate::timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};

@@ -147,7 +147,7 @@ proptest! {
         });
         for v in [event, slots[8].clone(), json!({"data": slots[4], "changes": slots[5]})] {
             let text = v.to_string();
-            let whole = kustomer::from_json(&text).and_then(|v| kustomer::parse_close_event(&v));
+            let whole = stella_connect::json::from_json(&text).and_then(|v| kustomer::parse_close_event(&v));
             let pruned = kustomer::close_event_from_json(&text).and_then(|v| kustomer::parse_close_event(&v));
             match (whole, pruned) {
                 (Ok(a), Ok(b)) => prop_assert_eq!(close_fields(&a), close_fields(&b)),
@@ -204,7 +204,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_is_malformed_json_or_a_value(s in ".{0,64}") {
-        if let Err(e) = kustomer::from_json(&s) {
+        if let Err(e) = stella_connect::json::from_json(&s) {
             prop_assert_eq!(e.code.as_str(), "malformed_json");
         }
     }
@@ -297,7 +297,8 @@ fn a_close_is_built_pruned() {
         pruned["data"]["attributes"].get("channels").is_none(),
         "{pruned}"
     );
-    let whole = kustomer::parse_close_event(&kustomer::from_json(&text).unwrap()).unwrap();
+    let whole =
+        kustomer::parse_close_event(&stella_connect::json::from_json(&text).unwrap()).unwrap();
     assert_eq!(
         close_fields(&kustomer::parse_close_event(&pruned).unwrap()),
         close_fields(&whole)
@@ -306,7 +307,7 @@ fn a_close_is_built_pruned() {
     let twice =
         r#"{"name": "x", "name": "kustomer.conversation.update", "data": {"id": "a", "id": "b"}}"#;
     let value = kustomer::close_event_from_json(twice).unwrap();
-    assert_eq!(value, kustomer::from_json(twice).unwrap());
+    assert_eq!(value, stella_connect::json::from_json(twice).unwrap());
     // Not JSON, trailing text, too deep: refused as a whole reading refuses them.
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     // Nesting far past the limit in a member the close skips: skipped without recursing (a
@@ -316,14 +317,14 @@ fn a_close_is_built_pruned() {
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
-    assert!(kustomer::from_json(&skipped).is_err());
+    assert!(stella_connect::json::from_json(&skipped).is_err());
     assert_eq!(
         kustomer::close_event_from_json(&skipped).unwrap(),
         json!({})
     );
     for bad in ["{", "{} x", "", "{\"data\": }", deep.as_str()] {
         let (a, b) = (
-            kustomer::from_json(bad),
+            stella_connect::json::from_json(bad),
             kustomer::close_event_from_json(bad),
         );
         assert_eq!(a.unwrap_err().message, b.unwrap_err().message, "{bad}");

@@ -273,7 +273,7 @@ enum Expect {
 /// Parses the bytes as the Wasm exports do; `None` for text that is not JSON (after checking
 /// the error).
 fn parse(data: &[u8]) -> Option<Value> {
-    match kustomer::from_json(&String::from_utf8_lossy(data)) {
+    match stella_connect::json::from_json(&String::from_utf8_lossy(data)) {
         Ok(value) => Some(value),
         Err(e) => {
             assert!(

@@ -9,8 +9,9 @@
 //! [`super::record_check::SentTo`]), so that one digest finds all of a customer's jobs; a copy
 //! of the storage cannot confirm a guessed address without the key.
 
+use super::interpret::Failure;
 use super::job::{Job, JobState, Removal};
-use super::kustomer_api::{Failure, Kustomer};
+use super::kustomer_api::Kustomer;
 use super::outcome::Reason;
 use super::seal::Sealer;
 use super::{Request, Response};
@@ -354,7 +355,7 @@ pub fn deleted_customers(response: &Response) -> Result<(Vec<Deleted>, usize), S
             response.status
         ));
     }
-    let doc = kustomer::from_json(&response.body).map_err(|e| e.message)?;
+    let doc = crate::json::from_json(&response.body).map_err(|e| e.message)?;
     let items = doc
         .get("data")
         .and_then(Value::as_array)

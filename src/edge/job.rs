@@ -11,7 +11,7 @@ pub use settle::{settle, Attempt, AttemptEnd, RetryPolicy};
 
 use super::record_check::SentTo;
 use crate::decision::{self, Skip};
-use crate::error::codes;
+use crate::error::{codes, codes_deserialize};
 use crate::survey_outcome::{Record, SurveyOutcome};
 use crate::timestamp;
 use serde::{Deserialize, Serialize};
@@ -48,15 +48,7 @@ codes! {
     }
 }
 
-impl<'de> Deserialize<'de> for JobState {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        reason::read_code(d, |name| {
-            (Self::ALL.iter().find(|s| s.as_str() == name))
-                .copied()
-                .ok_or_else(|| format!("unknown state `{name}`"))
-        })
-    }
-}
+codes_deserialize!(JobState);
 
 impl JobState {
     /// Whether nothing more will happen without a resend.

@@ -3,6 +3,7 @@
 //! fresh (they change), the agent's email, tag names and brand names are cached for a few
 //! minutes. Every Kustomer request is built by [`Kustomer`], so the URL bounds apply to all.
 
+use super::interpret::{interpret, Failure, FetchError};
 use super::{Request, Store, Transport, MAX_URL_BYTES};
 use crate::decision::{self, Record, SurveyInput};
 use crate::json::{self, At};
@@ -10,9 +11,6 @@ use crate::kustomer::{self, Brand, Conversation, Customer, Tag, User};
 use crate::settings::Secret;
 use crate::settings::Settings;
 use serde_json::Value;
-
-// moved: re-export for the merge
-pub use super::interpret::{interpret, Failure, FetchError};
 
 /// The org's Kustomer API and key: builds every request the edge makes to Kustomer, each
 /// segment percent-encoded and the whole URL within [`MAX_URL_BYTES`], with the key as a
@@ -116,12 +114,8 @@ pub async fn get<T: Transport>(
     kustomer.read(transport, request, now_ms, "answer").await
 }
 
-/// `{base}/{segments…}`, each segment percent-encoded (commas kept, for `/v1/tags/a,b`).
-pub(crate) fn api_url_with(base: &str, segments: &[&str]) -> Option<String> {
-    url_with(base, segments, &[])
-}
-
-/// `{base}/{segments…}?{query}`, each segment percent-encoded (commas kept).
+/// `{base}/{segments…}?{query}`, each segment percent-encoded (commas kept, for
+/// `/v1/tags/a,b`).
 fn url_with(base: &str, segments: &[&str], query: &[(&str, &str)]) -> Option<String> {
     let mut url = url::Url::parse(base).ok()?;
     url.path_segments_mut()

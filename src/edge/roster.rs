@@ -3,8 +3,9 @@
 //! request through the transport given, so the paced one stops a read that would overrun the
 //! org's minute.
 
+use super::interpret::{interpret, Failure, FetchError};
 use super::job::StoredSettings;
-use super::kustomer_api::{interpret, Failure, FetchError, Kustomer};
+use super::kustomer_api::Kustomer;
 use super::returns::{self, EMPLOYEES_PATH};
 use super::seal::Sealer;
 use super::Transport;

@@ -11,7 +11,8 @@
 //! conversation, the latest; its settings never kept), scheduled with the org's trusted
 //! settings once the org is linked, or dropped after [`HELD_DAYS`], counted.
 
-use super::kustomer_api::{self, Failure, FetchError};
+use super::interpret::{Failure, FetchError};
+use super::kustomer_api;
 use super::Transport;
 use crate::error::codes;
 use crate::manifest::{APP, CATEGORY};

@@ -2,7 +2,7 @@
 //! the Wasm exports read from their `options` argument.
 
 use crate::error::InputError;
-use crate::kustomer::At;
+use crate::json::At;
 use serde_json::Value;
 
 /// How strict validation is.

@@ -4,7 +4,6 @@
 
 use crate::api::{self, Options};
 use crate::error::{InputError, InputErrorCode};
-use crate::kustomer;
 use crate::timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -111,7 +110,7 @@ fn json_input(value: &JsValue) -> Result<Value, InputError> {
         return Ok(Value::Null);
     }
     if let Some(text) = value.as_string() {
-        return kustomer::from_json(&text);
+        return crate::json::from_json(&text);
     }
     let text = js_sys::JSON::stringify(value).map_err(|_| {
         InputError::new(
@@ -121,7 +120,7 @@ fn json_input(value: &JsValue) -> Result<Value, InputError> {
         )
     })?;
     match JsValue::from(text).as_string() {
-        Some(text) => kustomer::from_json(&text),
+        Some(text) => crate::json::from_json(&text),
         None => Ok(Value::Null), // functions and symbols stringify to undefined
     }
 }

@@ -290,14 +290,14 @@ impl DeliveryQuery {
 fn states(value: &str) -> Result<Vec<JobState>, QueryError> {
     let mut states = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some(state) = LOG_STATES.iter().find(|s| s.as_str() == item) else {
+        let Some(state) = JobState::from_code(item).filter(|s| LOG_STATES.contains(s)) else {
             return Err(QueryError::new(
                 "state",
                 "`state` takes scheduled, retrying, sent, skipped or failed, separated by commas.",
             ));
         };
-        if !states.contains(state) {
-            states.push(*state);
+        if !states.contains(&state) {
+            states.push(state);
         }
     }
     Ok(states)

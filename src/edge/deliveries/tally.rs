@@ -1,7 +1,7 @@
 //! The summary: counts per state, day, reason and agent, gathered from counters kept per hour.
 
 use super::{agent_of, shown_state, DeliveryQuery, LOG_STATES, MAX_SUMMARY_DAYS, MAX_SUMMARY_ROWS};
-use crate::edge::job::Job;
+use crate::edge::job::{Job, JobState};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -39,7 +39,9 @@ impl Tally {
 
     /// `n` jobs shown as `state` closed on `day`; a state the log does not show is ignored.
     pub fn add_state(&mut self, state: &str, day: i64, n: u64) {
-        if let Some(i) = LOG_STATES.iter().position(|s| s.as_str() == state) {
+        let shown =
+            JobState::from_code(state).and_then(|s| LOG_STATES.iter().position(|&l| l == s));
+        if let Some(i) = shown {
             self.days.entry(day).or_default()[i] += n;
         }
     }

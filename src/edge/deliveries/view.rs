@@ -6,7 +6,7 @@ use super::{
     MAX_RESEND_PER_CALL,
 };
 use crate::decision::SkipCode;
-use crate::edge::job::{Job, JobState};
+use crate::edge::job::{Job, JobReason, JobState};
 use crate::edge::outcome::{skip_words, Reason};
 use crate::settings::{self, ValidationOptions};
 use crate::survey_outcome::DeliveryStatus;
@@ -32,8 +32,10 @@ const FINAL_SKIPS: [SkipCode; 5] = [
 pub fn resendable(job: &Job) -> bool {
     match job.state {
         JobState::Failed => true,
-        JobState::Skipped => !job.reason.as_deref().is_some_and(|r| {
-            FINAL_SKIPS.iter().any(|c| c.as_str() == r) || r == Reason::Forgotten.as_str()
+        JobState::Skipped => !job.reason.as_ref().is_some_and(|r| match r {
+            JobReason::Skip(code) => FINAL_SKIPS.contains(code),
+            JobReason::Edge(reason) => *reason == Reason::Forgotten,
+            JobReason::Other(_) => false,
         }),
         _ => false,
     }
@@ -100,8 +102,7 @@ pub fn reasons() -> Value {
 
 /// Whether `code` is one of [`reasons`].
 pub fn is_reason_code(code: &str) -> bool {
-    SkipCode::ALL.iter().any(|c| c.as_str() == code)
-        || Reason::ALL.iter().any(|r| r.as_str() == code)
+    SkipCode::from_code(code).is_some() || Reason::from_code(code).is_some()
 }
 
 /// The first page of the log: `query.limit` entries of `jobs` (which holds one more when there

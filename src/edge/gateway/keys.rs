@@ -4,7 +4,8 @@
 
 use super::{Gateway, Incoming, Router};
 use crate::decision::{self, AsIfClosed, Decision};
-use crate::edge::kustomer_api::{self, Failure, FetchError};
+use crate::edge::interpret::{Failure, FetchError};
+use crate::edge::kustomer_api;
 use crate::edge::outcome::{ErrorAnswer, ErrorCode, KeyCheckCode};
 use crate::edge::residency;
 use crate::edge::scheduler::Command;

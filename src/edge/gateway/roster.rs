@@ -186,8 +186,8 @@ fn roster_refused(answer: Option<RosterReply>) -> (Value, Option<FieldError>) {
 }
 
 /// Why the users could not be listed, in words (no key: [`roster::kustomer_agents`] masks it).
-fn users_failure(failure: &crate::edge::kustomer_api::Failure) -> String {
-    use crate::edge::kustomer_api::Failure;
+fn users_failure(failure: &crate::edge::interpret::Failure) -> String {
+    use crate::edge::interpret::Failure;
     match failure {
         Failure::Paced => "Kustomer's API budget is spent for now.".into(),
         Failure::Retry { message, .. } | Failure::Fatal { message, .. } => {

@@ -34,11 +34,11 @@ impl JobReason {
 
     /// The reason a code names: the edge's first, then the core's, else kept as text.
     pub fn parse(code: &str) -> Self {
-        if let Some(reason) = Reason::ALL.iter().find(|r| r.as_str() == code) {
-            return Self::Edge(*reason);
+        if let Some(reason) = Reason::from_code(code) {
+            return Self::Edge(reason);
         }
-        match SkipCode::ALL.iter().find(|c| c.as_str() == code) {
-            Some(skip) => Self::Skip(*skip),
+        match SkipCode::from_code(code) {
+            Some(skip) => Self::Skip(skip),
             None => Self::Other(code.to_owned()),
         }
     }
@@ -91,27 +91,8 @@ impl Serialize for JobReason {
 
 impl<'de> Deserialize<'de> for JobReason {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        read_code(d, |code| Ok(Self::parse(code)))
+        crate::error::read_code(d, |code| Ok(Self::parse(code)))
     }
-}
-
-/// Reads a code's text, borrowed or not (no copy of a known code), into what `read` makes of
-/// it; its error is the deserializer's.
-pub(super) fn read_code<'de, D: Deserializer<'de>, T>(
-    d: D,
-    read: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, D::Error> {
-    struct Code<F>(F);
-    impl<T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'_> for Code<F> {
-        type Value = T;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a code")
-        }
-        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
-            (self.0)(text).map_err(E::custom)
-        }
-    }
-    d.deserialize_str(Code(read))
 }
 
 #[cfg(test)]

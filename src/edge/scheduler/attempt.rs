@@ -7,8 +7,9 @@ use super::settings::OrgSettings;
 use super::{Clock, Scheduler};
 use crate::decision::{self, Decision, Recheck};
 use crate::edge::forget::CustomerKeys;
+use crate::edge::interpret::{interpret, Failure, FetchError};
 use crate::edge::job::{self, Attempt, AttemptEnd, Job};
-use crate::edge::kustomer_api::{self, Failure, FetchError, Inputs};
+use crate::edge::kustomer_api::{self, Inputs};
 use crate::edge::outcome::Reason;
 use crate::edge::record_check::SentTo;
 use crate::edge::{SendError, Store, Transport};
@@ -103,7 +104,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             Ok(response) => response.status >= 500,
             Err(_) => false,
         };
-        let ended = match kustomer_api::interpret(answer, now, "Agent Connect", &keys) {
+        let ended = match interpret(answer, now, "Agent Connect", &keys) {
             Ok(_) => AttemptEnd::Sent { closed_at_ms },
             Err(failure) => stella_failed(failure, unsure),
         };
@@ -184,16 +185,7 @@ fn fetch_failed(failure: Failure) -> Attempt {
             code: FetchError::NotFound,
             message,
         } => Attempt::skipped(Reason::ConversationNotFound, message),
-        // Hand table: the lead swaps it for the `From` the codes branch adds at merge.
-        Failure::Fatal { code, message } => {
-            let reason = match code {
-                FetchError::RequestRefused => Reason::RequestRefused,
-                FetchError::InvalidResponse => Reason::KustomerInvalidResponse,
-                FetchError::InvalidUrl => Reason::KustomerInvalidUrl,
-                FetchError::Rejected | FetchError::NotFound => Reason::KustomerRejected,
-            };
-            Attempt::failed(reason, message)
-        }
+        Failure::Fatal { code, message } => Attempt::failed(Reason::from(code), message),
     }
 }
 
@@ -208,12 +200,8 @@ fn stella_failed(failure: Failure, unsure: bool) -> AttemptEnd {
         // The run's outbound calls used up (not reached: a job is taken with room for all of
         // its calls): nothing was sent, as if never tried.
         Failure::Paced => AttemptEnd::Paced,
-        // Hand table: the lead swaps it for the `From` the codes branch adds at merge.
         Failure::Fatal { code, message } => AttemptEnd::Failed {
-            reason: match code {
-                FetchError::RequestRefused => Reason::RequestRefused,
-                _ => Reason::StellaRejected,
-            },
+            reason: Reason::of_stella(code),
             message,
         },
     }

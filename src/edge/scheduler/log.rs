@@ -5,7 +5,8 @@ use super::{iso, state_name, Clock, Scheduler};
 use crate::edge::audit::AuditEntry;
 use crate::edge::deliveries::{self, DeliveryQuery, MAX_LIMIT, MAX_RESEND_PER_CALL};
 use crate::edge::job::{Job, JobState};
-use crate::edge::outcome::{ErrorCode, Reason};
+use crate::edge::outcome::{ErrorBody, ErrorCode, Reason};
+use crate::edge::outcome::{ResendManyReply, ResendResult, ResendStatus};
 use crate::edge::{record_check, trust, OrgRecord, Reply, Store, Transport};
 use serde_json::json;
 
@@ -47,26 +48,25 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// Schedules one failed or skipped survey again, or says why not.
-    fn resend_one(&self, conversation_id: &str) -> Result<Result<Job, Reply>, String> {
+    fn resend_one(&self, conversation_id: &str) -> Result<Result<Job, Refusal>, String> {
         let now = self.clock.now_ms();
+        let refused = |code, message: String| Ok(Err(ErrorBody { code, message }));
         let Some(job) = self.store.get(conversation_id)? else {
-            return Ok(Err(Reply::error(
-                ErrorCode::NotFound,
-                "No survey is recorded for this conversation.",
-            )));
+            let why = "No survey is recorded for this conversation.";
+            return refused(ErrorCode::NotFound, why.into());
         };
         if !matches!(job.state, JobState::Failed | JobState::Skipped) {
             let why = format!(
                 "Only failed or skipped surveys can be sent again; this one is {}.",
                 state_name(job.state)
             );
-            return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
+            return refused(ErrorCode::NotResendable, why);
         }
         if !deliveries::resendable(&job) {
             let why = "A resend cannot change this skip: the conversation's own facts would be \
                        checked again and give the same answer, and closing it again schedules \
                        a survey by itself.";
-            return Ok(Err(Reply::error(ErrorCode::NotResendable, why)));
+            return refused(ErrorCode::NotResendable, why.into());
         }
         let job = Job {
             state: JobState::Scheduled,
@@ -87,7 +87,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     pub(super) fn resend(&self, ready: bool, conversation_id: &str) -> Result<Reply, String> {
         let job = match self.resend_one(conversation_id)? {
             Ok(job) => job,
-            Err(refused) => return Ok(refused),
+            Err(refused) => return Ok(Reply::error(refused.code, refused.message)),
         };
         let ids = [conversation_id.to_owned()];
         self.audit(AuditEntry::resend(job.updated_ms, &ids, 1))?;
@@ -103,41 +103,36 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         ready: bool,
         conversation_ids: &[String],
     ) -> Result<Reply, String> {
-        let mut results = Vec::new();
-        for id in conversation_ids.iter().take(MAX_RESEND_PER_CALL) {
+        let ids = &conversation_ids[..conversation_ids.len().min(MAX_RESEND_PER_CALL)];
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
             let (status, message) = match self.resend_one(id)? {
-                Ok(job) => ("scheduled", resent(ready, &job)),
-                Err(refused) => {
-                    let error = &refused.body["error"];
-                    let status = if error["code"] == ErrorCode::NotFound.as_str() {
-                        "not_found"
-                    } else {
-                        "not_resendable"
-                    };
-                    (
-                        status,
-                        error["message"].as_str().unwrap_or_default().to_owned(),
-                    )
-                }
+                Ok(job) => (ResendStatus::Scheduled, resent(ready, &job)),
+                Err(refused) => (refused.code.into(), refused.message),
             };
-            results.push(json!({"conversationId": id, "status": status, "message": message}));
+            let conversation_id = id.clone();
+            results.push(ResendResult {
+                conversation_id,
+                status,
+                message,
+            });
         }
-        let scheduled = results
-            .iter()
-            .filter(|r| r["status"] == "scheduled")
+        let scheduled = (results.iter())
+            .filter(|r| r.status == ResendStatus::Scheduled)
             .count();
-        let ids: Vec<String> = conversation_ids
-            .iter()
-            .take(MAX_RESEND_PER_CALL)
-            .cloned()
-            .collect();
-        self.audit(AuditEntry::resend(self.clock.now_ms(), &ids, scheduled))?;
-        Ok(Reply::json(
-            200,
-            json!({"results": results, "scheduled": scheduled, "refused": results.len() - scheduled}),
-        ))
+        self.audit(AuditEntry::resend(self.clock.now_ms(), ids, scheduled))?;
+        let refused = results.len() - scheduled;
+        let answer = ResendManyReply {
+            results,
+            scheduled,
+            refused,
+        };
+        Ok(Reply::json(200, json!(answer)))
     }
 }
+
+/// Why one survey cannot be sent again.
+type Refusal = ErrorBody<ErrorCode>;
 
 /// What a resend's answer says of the job it scheduled: when it goes, and, when the org has
 /// no settings for it (they changed since the last close, and the last ones are no longer

@@ -4,8 +4,8 @@
 
 use super::read::ReadError;
 use super::{Clock, Scheduler};
+use crate::edge::interpret::Failure;
 use crate::edge::job::{Attempt, AttemptEnd, Job};
-use crate::edge::kustomer_api::Failure;
 use crate::edge::record_check::{self, CLOCK_SKEW_MS};
 use crate::edge::returns::DataQuery;
 use crate::edge::{Store, Transport};

@@ -4,11 +4,12 @@
 
 use super::read::DAY_MS;
 use super::{Clock, Scheduler, CONCURRENCY};
+use crate::edge::interpret::{interpret, Failure, FetchError};
 use crate::edge::job::{Job, JobOutcome};
-use crate::edge::kustomer_api::{self, Failure, FetchError};
+use crate::edge::kustomer_api::Kustomer;
 use crate::edge::returns::FOLLOW_DAYS;
-use crate::edge::{Request, Store, Transport};
-use crate::settings::{Secret, Settings};
+use crate::edge::{Store, Transport};
+use crate::settings::Settings;
 use crate::survey_outcome;
 use futures_util::future::join_all;
 use serde_json::json;
@@ -160,17 +161,13 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         };
         let custom = survey_outcome::conversation_custom(&outcome.read);
         let segments = ["v1", "conversations", job.conversation_id.as_str()];
-        let Some(url) = kustomer_api::api_url_with(&settings.kustomer_api_url, &segments) else {
+        let body = json!({ "custom": custom }).to_string();
+        let Ok(request) = Kustomer::of(settings).patch_json(&segments, body) else {
             return Ok(Later(None)); // not reached: the settings' URL was validated
         };
-        let body = json!({ "custom": custom }).to_string();
-        let request = Request::patch_json(url, body).credential(
-            "authorization",
-            Secret::new(format!("Bearer {}", settings.kustomer_api_key.expose())),
-        );
         let now = self.clock.now_ms();
         let keys = [settings.kustomer_api_key.expose()];
-        let sent = kustomer_api::interpret(transport.send(request).await, now, "Kustomer", &keys);
+        let sent = interpret(transport.send(request).await, now, "Kustomer", &keys);
         // Written; or the conversation is gone (nothing to retry); or refused (a key without
         // the update role, an app not upgraded to declare the attributes): an admin can fix
         // that, so it stays unwritten, says why, and all writes wait an hour.

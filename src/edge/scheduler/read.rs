@@ -3,8 +3,8 @@
 //! record kept on its job if it is that survey's ([`record_check`]).
 
 use super::{Clock, Scheduler};
+use crate::edge::interpret::{interpret, Failure};
 use crate::edge::job::{Job, JobOutcome, JobState};
-use crate::edge::kustomer_api::{self, Failure};
 use crate::edge::record_check::{self, Unmatched};
 use crate::edge::returns::{
     self, DataQuery, Follow, CALLS_PER_MINUTE, DATA_PATH, FOLLOW_DAYS, RESPONSE_OVERLAP_MS,
@@ -290,9 +290,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         keys.extend(token.as_deref());
         let counted = self.run_transport();
         let paced = self.paced_stella(&counted, CALLS_PER_MINUTE)?;
-        let answer =
-            kustomer_api::interpret(paced.send(request).await, now, "Agent Connect", &keys)
-                .map_err(ReadError::Service)?;
+        let answer = interpret(paced.send(request).await, now, "Agent Connect", &keys)
+            .map_err(ReadError::Service)?;
         let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&answer.body) else {
             return Err(ReadError::Service(Failure::Retry {
                 wait_ms: None,

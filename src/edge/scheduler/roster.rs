@@ -6,7 +6,10 @@
 use super::{iso, Clock, Command, Scheduler};
 use crate::edge::job::StoredSettings;
 use crate::edge::outcome::ErrorCode;
-use crate::edge::roster::{self as fetch, RosterQuery, MAX_AGENTS, NO_SECRET, ROSTER_TTL_MS};
+use crate::edge::roster::{
+    self as fetch, NoSecret, NotCached, RosterQuery, RosterRead, RosterReply,
+};
+use crate::edge::roster::{StandingRow, MAX_AGENTS, NO_SECRET, ROSTER_TTL_MS};
 use crate::edge::subrequests::{Allowance, Counted};
 use crate::edge::{returns, Reply, Store, Transport};
 use crate::roster::{assess, Roster};
@@ -51,41 +54,43 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             Err(reply) => return reply,
         };
         let Some(key) = fetch::cache_key(&self.sealer, &settings) else {
-            return Reply::json(200, json!({"available": false, "message": NO_SECRET}));
+            return answer(RosterReply::NoSecret(NoSecret {
+                available: false,
+                message: NO_SECRET.into(),
+            }));
         };
         let now = self.clock.now_ms();
         let cached =
             (self.store.cache_get(&key, now).ok().flatten()).and_then(|t| Roster::from_json(&t));
         let roster = match cached {
             Some(roster) => roster,
-            None if !query.fetch => return Reply::json(200, json!({"notCached": true})),
+            None if !query.fetch => {
+                return answer(RosterReply::NotCached(NotCached { not_cached: true }))
+            }
             None => match self.read_roster(&settings, &key, now, transport).await {
                 Ok(roster) => roster,
                 Err(reply) => return reply,
             },
         };
         let channel = query.channel.as_deref();
-        let standings: Vec<Value> = (query.agents.iter().take(MAX_AGENTS))
+        let standings = (query.agents.iter().take(MAX_AGENTS))
             .map(|agent| {
                 let standing = assess(&roster, &agent.email, agent.name.as_deref(), channel);
-                json!({
-                    "email": agent.email,
-                    "name": agent.name,
-                    "code": standing.code,
-                    "standing": standing.standing,
-                    "message": standing.message,
-                })
+                StandingRow {
+                    email: agent.email.clone(),
+                    name: agent.name.clone(),
+                    code: standing.code,
+                    standing: standing.standing.into(),
+                    message: standing.message,
+                }
             })
             .collect();
-        Reply::json(
-            200,
-            json!({
-                "available": true,
-                "fetchedAt": iso(roster.fetched_ms),
-                "agents": roster.len(),
-                "standings": standings,
-            }),
-        )
+        answer(RosterReply::Read(RosterRead {
+            available: true,
+            fetched_at: iso(roster.fetched_ms),
+            agents: roster.len(),
+            standings,
+        }))
     }
 
     fn roster_settings(&self, stored: &StoredSettings) -> Result<Settings, Reply> {
@@ -95,12 +100,8 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                 "The roster's settings are not JSON.",
             )
         })?;
-        settings::validate_settings(&raw, self.validation()).map_err(|fields| {
-            Reply::json(
-                400,
-                json!({"error": crate::InputError::invalid_settings(fields)}),
-            )
-        })
+        settings::validate_settings(&raw, self.validation())
+            .map_err(|fields| Reply::from(crate::InputError::invalid_settings(fields)))
     }
 
     /// Reads and caches the roster; the reply for a failure (nothing is cached then).
@@ -142,4 +143,9 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
         }
     }
+}
+
+/// A roster answer as the gateway reads it ([`RosterReply::read`]).
+fn answer(reply: RosterReply) -> Reply {
+    Reply::json(200, json!(reply))
 }
