@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use std::hint::black_box;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stella_connect::api::{self, Built, Options, Planned};
-use stella_connect::{kustomer, timestamp, Plan};
+use stella_connect::{timestamp, Plan};
 
 fn fixture(name: &str) -> Value {
     let path = format!(

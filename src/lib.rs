@@ -29,6 +29,6 @@ pub mod wasm;
 pub use decision::{decide, plan_event, Decision, Plan, Skip, SkipCode, SurveyInput};
 pub use error::{FieldError, FieldErrorCode, InputError, InputErrorCode};
 pub use kustomer::{Conversation, ConversationEvent, Customer, Tag, User};
-pub use response::{classify_response, Outcome};
+pub use response::{classify_response, Verdict};
 pub use settings::{validate_settings, Settings, ValidationOptions};
 pub use stella::FeedbackRequest;

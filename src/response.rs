@@ -13,7 +13,7 @@ pub const MAX_WAIT_SECONDS: u64 = 86_400;
 /// What an answer means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "camelCase")]
-pub enum Outcome {
+pub enum Verdict {
     /// 2xx: accepted. Never send again.
     Sent {
         /// Status code.
@@ -41,7 +41,7 @@ pub enum Outcome {
 
 /// Classifies an answer (its body is text: Stella answers errors in plain text). `now` reads
 /// `Retry-After` dates and Kustomer's `x-ratelimit-reset`.
-pub fn classify_response(r: &Response, now: Instant) -> Outcome {
+pub fn classify_response(r: &Response, now: Instant) -> Verdict {
     let text = truncate_chars(r.body.trim(), MAX_ERROR_CHARS);
     let message = if text.is_empty() {
         format!("HTTP {}", r.status)
@@ -49,8 +49,8 @@ pub fn classify_response(r: &Response, now: Instant) -> Outcome {
         text.to_owned()
     };
     match r.status {
-        200..=299 => Outcome::Sent { status: r.status },
-        408 | 429 | 500..=599 => Outcome::Retry {
+        200..=299 => Verdict::Sent { status: r.status },
+        408 | 429 | 500..=599 => Verdict::Retry {
             status: Some(r.status),
             wait_seconds: r
                 .header("retry-after")
@@ -64,16 +64,16 @@ pub fn classify_response(r: &Response, now: Instant) -> Outcome {
                 }),
             message,
         },
-        _ => Outcome::Rejected {
+        _ => Verdict::Rejected {
             status: r.status,
             message,
         },
     }
 }
 
-/// The outcome of a request that got no answer (timeout, connection refused, DNS).
-pub fn network_error(message: &str) -> Outcome {
-    Outcome::Retry {
+/// The verdict on a request that got no answer (timeout, connection refused, DNS).
+pub fn network_error(message: &str) -> Verdict {
+    Verdict::Retry {
         status: None,
         wait_seconds: None,
         message: truncate_chars(message, MAX_ERROR_CHARS).to_owned(),
@@ -132,31 +132,31 @@ mod tests {
         parse("2026-11-20T14:00:00Z").unwrap()
     }
 
-    fn answer(status: u16, body: &str) -> Outcome {
+    fn answer(status: u16, body: &str) -> Verdict {
         classify_response(&Response::new(status, body), now())
     }
 
     #[test]
     fn statuses() {
-        assert_eq!(answer(200, "{}"), Outcome::Sent { status: 200 });
-        assert_eq!(answer(201, ""), Outcome::Sent { status: 201 });
+        assert_eq!(answer(200, "{}"), Verdict::Sent { status: 200 });
+        assert_eq!(answer(201, ""), Verdict::Sent { status: 201 });
         assert_eq!(
             answer(400, " Invalid customer \n"),
-            Outcome::Rejected {
+            Verdict::Rejected {
                 status: 400,
                 message: "Invalid customer".into()
             }
         );
         assert_eq!(
             answer(403, ""),
-            Outcome::Rejected {
+            Verdict::Rejected {
                 status: 403,
                 message: "HTTP 403".into()
             }
         );
         for s in [408, 429, 500, 502, 503, 504] {
             assert!(
-                matches!(answer(s, "x"), Outcome::Retry { status: Some(x), .. } if x == s),
+                matches!(answer(s, "x"), Verdict::Retry { status: Some(x), .. } if x == s),
                 "{s}"
             );
         }
@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn long_error_bodies_are_cut_on_a_char_boundary() {
         let body = "é".repeat(5000);
-        let Outcome::Rejected { message, .. } = answer(400, &body) else {
+        let Verdict::Rejected { message, .. } = answer(400, &body) else {
             panic!()
         };
         assert_eq!(message.chars().count(), MAX_ERROR_CHARS);
@@ -184,7 +184,7 @@ mod tests {
             classify_response(&r, now())
         };
         let wait = |retry_after, reset| match wait(retry_after, reset) {
-            Outcome::Retry { wait_seconds, .. } => wait_seconds,
+            Verdict::Retry { wait_seconds, .. } => wait_seconds,
             other => panic!("{other:?}"),
         };
         assert_eq!(wait(Some("120"), None), Some(120));
@@ -206,7 +206,7 @@ mod tests {
         );
         assert!(matches!(
             server_error,
-            Outcome::Retry {
+            Verdict::Retry {
                 wait_seconds: None,
                 ..
             }
@@ -217,7 +217,7 @@ mod tests {
     fn network_errors_retry() {
         assert!(matches!(
             network_error("timed out"),
-            Outcome::Retry { status: None, .. }
+            Verdict::Retry { status: None, .. }
         ));
     }
 }

@@ -13,8 +13,8 @@ mod edge_fakes;
 use edge_fakes::*;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use stella_connect::edge::agent_connect::SETTLE_EVERY_POLLS;
 use stella_connect::edge::job::JobState;
-use stella_connect::edge::returns::SETTLE_EVERY_POLLS;
 use stella_connect::edge::{Config, Store};
 use stella_connect::survey_outcome::DeliveryStatus;
 use support::fixture;
@@ -994,7 +994,7 @@ fn data_return_is_read_within_sixty_calls_in_any_rolling_minute() {
 /// roster question is never paced away by the outcome reads alone.
 #[test]
 fn the_local_poll_leaves_the_roster_its_share() {
-    use stella_connect::edge::returns::ROSTER_CALLS_PER_MINUTE;
+    use stella_connect::edge::agent_connect::ROSTER_CALLS_PER_MINUTE;
     let serve = include_str!("../scripts/serve.sh");
     let default = serve
         .split("OUTCOME_POLL_MS=${OUTCOME_POLL_MS:-")

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use stella_connect::edge::agent_connect::{self, StellaPace, ROSTER_CALLS_PER_MINUTE};
 use stella_connect::edge::gateway::{Gateway, Incoming, Router};
 use stella_connect::edge::residency::Place;
-use stella_connect::edge::returns::{self, StellaPace, ROSTER_CALLS_PER_MINUTE};
 use stella_connect::edge::roster::{RosterQuery, MAX_PAGES, PAGE_SIZE, ROSTER_TTL_MS};
 use stella_connect::edge::scheduler::{Command, Scheduler};
 use stella_connect::edge::{Config, Reply, Request, Response, SendError, Store, Transport};
@@ -100,7 +100,8 @@ impl RosterWorld {
                 return Response::new(status, body);
             }
             // The key, and a raw HS256 JWT over the key's secret with the current iat.
-            let token = returns::token(&Secret::new(SECRET.to_owned()), self.time.get()).unwrap();
+            let token =
+                agent_connect::token(&Secret::new(SECRET.to_owned()), self.time.get()).unwrap();
             if r.header("x-api-key") != Some(STELLA_KEY)
                 || r.header("authorization") != Some(token.expose())
             {
@@ -311,7 +312,7 @@ impl Rig {
 
     /// No reply holds the key, the secret or a JWT of it.
     fn assert_no_secrets(&self) {
-        let token = returns::token(&Secret::new(SECRET.to_owned()), self.time.get()).unwrap();
+        let token = agent_connect::token(&Secret::new(SECRET.to_owned()), self.time.get()).unwrap();
         let jwt_head = token.expose().split('.').next().unwrap().to_owned();
         for reply in self.replies.borrow().iter() {
             let text = serde_json::to_string(reply).unwrap();

@@ -9,10 +9,10 @@
 //! [`super::record_check::SentTo`]), so that one digest finds all of a customer's jobs; a copy
 //! of the storage cannot confirm a guessed address without the key.
 
+use super::codes::Reason;
 use super::interpret::Failure;
 use super::job::{Job, JobState, Removal};
 use super::kustomer_api::Kustomer;
-use super::outcome::Reason;
 use super::seal::Sealer;
 use super::{Request, Response};
 use crate::kustomer;

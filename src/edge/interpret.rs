@@ -5,7 +5,7 @@
 use super::{Response, SendError};
 use crate::error::codes;
 use crate::redact::scrub;
-use crate::response::{classify_response, network_error, Outcome};
+use crate::response::{classify_response, network_error, Verdict};
 use crate::timestamp;
 
 codes! {
@@ -74,7 +74,7 @@ pub fn interpret(
     };
     let now = timestamp::from_millis(now_ms as f64);
     match classify_response(&response, now) {
-        Outcome::Sent { .. } => Ok(response),
+        Verdict::Sent { .. } => Ok(response),
         _ => {
             let scrubbed = Response {
                 body: scrub(&response.body, keys),
@@ -86,9 +86,9 @@ pub fn interpret(
 }
 
 /// A retry or a refusal, in words that name the service.
-fn failure(outcome: Outcome, service: &str) -> Failure {
-    match outcome {
-        Outcome::Retry {
+fn failure(verdict: Verdict, service: &str) -> Failure {
+    match verdict {
+        Verdict::Retry {
             wait_seconds,
             message,
             status,
@@ -99,7 +99,7 @@ fn failure(outcome: Outcome, service: &str) -> Failure {
                 None => format!("{service} did not answer: {message}"),
             },
         },
-        Outcome::Rejected { status, message } => Failure::Fatal {
+        Verdict::Rejected { status, message } => Failure::Fatal {
             code: if status == 404 {
                 FetchError::NotFound
             } else {
@@ -108,7 +108,7 @@ fn failure(outcome: Outcome, service: &str) -> Failure {
             message: format!("{service} answered {status}: {message}"),
         },
         // Not reached: `interpret` returns a 2xx as the answer itself.
-        Outcome::Sent { status } => Failure::Fatal {
+        Verdict::Sent { status } => Failure::Fatal {
             code: FetchError::Rejected,
             message: format!("{service} answered {status}"),
         },

@@ -170,7 +170,7 @@ pub const MAX_EVENT_IDS: usize = 16;
 impl Job {
     /// When it was sent, while Agent Connect may still tell more about it: a sent survey whose
     /// outcome is not final ([`SurveyOutcome::is_final`]). The edge reads outcomes back while any
-    /// survey sent in the last [`FOLLOW_DAYS`](super::returns::FOLLOW_DAYS) is followed.
+    /// survey sent in the last [`FOLLOW_DAYS`](super::agent_connect::FOLLOW_DAYS) is followed.
     pub fn followed_since(&self) -> Option<i64> {
         let done = self.outcome.as_ref().is_some_and(|o| o.read.is_final());
         (self.state == JobState::Sent && !done)

@@ -11,19 +11,19 @@
 //! due time).
 #![allow(async_fn_in_trait)] // single-threaded Wasm: the futures never cross threads
 
+pub mod agent_connect;
 pub mod audit;
 pub mod budget;
+pub mod codes;
 pub mod deliveries;
 pub mod forget;
 pub mod gateway;
 pub mod interpret;
 pub mod job;
 pub mod kustomer_api;
-pub mod outcome;
 pub mod record_check;
 pub mod residency;
 pub mod retention;
-pub mod returns;
 pub mod roster;
 pub mod scheduler;
 pub mod seal;
@@ -82,10 +82,10 @@ pub struct OrgRecord {
     pub trust: trust::Trust,
     /// The org's calls to Agent Connect's read APIs in the current minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stella_pace: Option<returns::StellaPace>,
+    pub stella_pace: Option<agent_connect::StellaPace>,
     /// Where reading survey outcomes back stands.
-    #[serde(default, skip_serializing_if = "returns::Follow::is_idle")]
-    pub follow: returns::Follow,
+    #[serde(default, skip_serializing_if = "agent_connect::Follow::is_idle")]
+    pub follow: agent_connect::Follow,
     /// The deleted-customers sweep, and until when forgotten customers' digests are checked.
     #[serde(default, skip_serializing_if = "is_default")]
     pub forget: forget::Sweep,
@@ -213,7 +213,7 @@ impl Reply {
     }
 
     /// `{error: {code, message}}`, with the code's status.
-    pub fn error(code: outcome::ErrorCode, message: impl Into<String>) -> Self {
+    pub fn error(code: codes::ErrorCode, message: impl Into<String>) -> Self {
         Self::json(
             code.status(),
             json!({"error": {"code": code, "message": message.into()}}),

@@ -3,13 +3,13 @@
 //! request through the transport given, so the paced one stops a read that would overrun the
 //! org's minute.
 
+use super::agent_connect::{self, EMPLOYEES_PATH};
 use super::interpret::{interpret, Failure, FetchError};
 use super::job::StoredSettings;
 use super::kustomer_api::Kustomer;
-use super::returns::{self, EMPLOYEES_PATH};
 use super::seal::Sealer;
 use super::Transport;
-use crate::edge::outcome::{ErrorAnswer, ErrorCode};
+use crate::edge::codes::{ErrorAnswer, ErrorCode};
 use crate::error::{codes, codes_deserialize};
 use crate::json::{self, At};
 use crate::roster::{self, Roster, StandingCode};
@@ -165,7 +165,7 @@ async fn read_list<T: Transport>(
             "No Stella Connect API secret is set: the roster is not read.",
         )
     })?;
-    let token = returns::token(secret, now_ms).unwrap_or_else(|| Secret::new(String::new()));
+    let token = agent_connect::token(secret, now_ms).unwrap_or_else(|| Secret::new(String::new()));
     let keys = [
         settings.stella_api_key.expose(),
         secret.expose(),
@@ -214,12 +214,13 @@ async fn read_page<T: Transport>(
     now_ms: i64,
 ) -> Result<roster::Page, RosterFailure> {
     let pairs: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let request = returns::get(settings, EMPLOYEES_PATH, &pairs, now_ms).ok_or_else(|| {
-        fatal(
-            FetchError::RequestRefused,
-            "The request to Agent Connect cannot be signed.",
-        )
-    })?;
+    let request =
+        agent_connect::get(settings, EMPLOYEES_PATH, &pairs, now_ms).ok_or_else(|| {
+            fatal(
+                FetchError::RequestRefused,
+                "The request to Agent Connect cannot be signed.",
+            )
+        })?;
     let result = transport.send(request).await;
     if matches!(&result, Ok(r) if r.status == 401 || r.status == 403) {
         return Err(RosterFailure::CredentialsRefused);
@@ -427,7 +428,7 @@ pub enum RefusalCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edge::outcome::ErrorBody;
+    use crate::edge::codes::ErrorBody;
     use serde_json::json;
 
     #[test]

@@ -3,10 +3,10 @@
 //! org's Durable Object counts its calls in an [`Allowance`] and makes them through
 //! [`Counted`]: an alarm run takes a job only while the allowance covers the job's worst case
 //! ([`PER_JOB`]), and a request that would go over it answers
-//! [`ErrorCode::SubrequestBudget`](super::outcome::ErrorCode::SubrequestBudget).
+//! [`ErrorCode::SubrequestBudget`](super::codes::ErrorCode::SubrequestBudget).
 
 use super::budget::MAX_CALLS_PER_SURVEY;
-use super::outcome::ErrorCode;
+use super::codes::ErrorCode;
 use super::{Reply, Request, Response, SendError, Transport};
 use std::cell::Cell;
 

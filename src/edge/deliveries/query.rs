@@ -4,8 +4,8 @@ use super::{
     agent_of, is_reason_code, shown_state, DEFAULT_LIMIT, LOG_STATES, MAX_LIMIT, MAX_QUERY_BYTES,
     PARAMETERS,
 };
+use crate::edge::codes::ErrorCode;
 use crate::edge::job::{Job, JobState};
-use crate::edge::outcome::ErrorCode;
 use crate::edge::Reply;
 use crate::{kustomer, timestamp};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -6,8 +6,8 @@ use super::{
     MAX_RESEND_PER_CALL,
 };
 use crate::decision::SkipCode;
+use crate::edge::codes::{skip_words, Reason};
 use crate::edge::job::{Job, JobReason, JobState};
-use crate::edge::outcome::{skip_words, Reason};
 use crate::settings::{self, ValidationOptions};
 use crate::survey_outcome::DeliveryStatus;
 use crate::timestamp;

@@ -8,9 +8,9 @@
 
 use super::{app_secret, field_error, Gateway, Incoming, Route, Router};
 use crate::decision::{self, Plan};
+use crate::edge::codes::ErrorCode;
 use crate::edge::job::{Schedule, StoredSettings};
 use crate::edge::kustomer_api::TokenInfo;
-use crate::edge::outcome::ErrorCode;
 use crate::edge::residency::{self, Place};
 use crate::edge::scheduler::Command;
 use crate::edge::{Reply, Transport};

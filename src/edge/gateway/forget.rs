@@ -2,7 +2,7 @@
 //! to the org of the caller's Kustomer key and its app secret, like the delivery log's.
 
 use super::{app_secret, too_large, Gateway, Incoming, Router};
-use crate::edge::outcome::ErrorCode;
+use crate::edge::codes::ErrorCode;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, Transport};
 use crate::json::{self, At};

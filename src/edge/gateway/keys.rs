@@ -4,16 +4,16 @@
 
 use super::{Gateway, Incoming, Router};
 use crate::decision::{self, AsIfClosed, Decision};
+use crate::edge::codes::{ErrorAnswer, ErrorCode, KeyCheckCode};
 use crate::edge::interpret::{Failure, FetchError};
 use crate::edge::kustomer_api;
-use crate::edge::outcome::{ErrorAnswer, ErrorCode, KeyCheckCode};
 use crate::edge::residency;
 use crate::edge::scheduler::Command;
 use crate::edge::{seal, Reply, SendError, Transport};
 use crate::json::{self, At};
 use crate::kustomer;
 use crate::redact::scrub;
-use crate::response::{classify_response, network_error, Outcome};
+use crate::response::{classify_response, network_error, Verdict};
 use crate::settings::{self, Secret, Settings};
 use crate::stella;
 use crate::timestamp;
@@ -356,7 +356,7 @@ impl<T: Transport, R: Router> Gateway<T, R> {
         let answer = self.transport.send(stella::key_probe(settings)).await;
         // The probe's answer is judged here, not by `interpret` (a 400 is the good answer); its
         // words are masked as they enter, the same way.
-        let outcome = match answer {
+        let verdict = match answer {
             Ok(a) => classify_response(
                 &crate::http::Response {
                     body: scrub(&a.body, &keys),
@@ -367,27 +367,27 @@ impl<T: Transport, R: Router> Gateway<T, R> {
             Err(SendError::Network(e) | SendError::Refused(e)) => network_error(&scrub(&e, &keys)),
             Err(SendError::Paced | SendError::OverBudget) => network_error("not sent"),
         };
-        key_probe_verdict(outcome)
+        key_probe_verdict(verdict)
     }
 }
 
 /// What Stella's answer to the key probe says about the key: a 400 (the empty body refused)
 /// means the key passed; a 401/403 means it did not.
-fn key_probe_verdict(outcome: Outcome) -> KeyCheck {
-    match outcome {
-        Outcome::Sent { .. } | Outcome::Rejected { status: 400, .. } => KeyCheck::new(
+fn key_probe_verdict(verdict: Verdict) -> KeyCheck {
+    match verdict {
+        Verdict::Sent { .. } | Verdict::Rejected { status: 400, .. } => KeyCheck::new(
             KeyCheckCode::Ok,
             "Agent Connect accepted the key (no survey was sent).",
         ),
-        Outcome::Rejected { status: 401 | 403, .. } => KeyCheck::new(
+        Verdict::Rejected { status: 401 | 403, .. } => KeyCheck::new(
             KeyCheckCode::StellaKeyRejected,
             "Agent Connect did not accept the Stella Connect API key: copy it again from Agent Connect's settings.",
         ),
-        Outcome::Rejected { status, message } => KeyCheck::new(
+        Verdict::Rejected { status, message } => KeyCheck::new(
             KeyCheckCode::StellaError,
             format!("Agent Connect answered {status}: {message}"),
         ),
-        Outcome::Retry { message, .. } => KeyCheck::new(
+        Verdict::Retry { message, .. } => KeyCheck::new(
             KeyCheckCode::StellaUnavailable,
             format!("Agent Connect could not be reached: {message}"),
         ),

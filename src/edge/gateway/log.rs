@@ -2,9 +2,9 @@
 //! caller's Kustomer key.
 
 use super::{app_secret, too_large, Gateway, Incoming, Router};
+use crate::edge::codes::ErrorCode;
 use crate::edge::deliveries::{DeliveryQuery, MAX_RESEND_BODY_BYTES, MAX_RESEND_PER_CALL};
 use crate::edge::job::StoredSettings;
-use crate::edge::outcome::ErrorCode;
 use crate::edge::scheduler::{Caller, Command};
 use crate::edge::{seal, Reply, Transport};
 use crate::json::{self, At};

@@ -26,10 +26,10 @@ mod roster;
 
 pub use close::Step;
 
+use super::codes::ErrorCode;
 use super::deliveries::MAX_RESEND_BODY_BYTES;
 use super::job::StoredSettings;
 use super::kustomer_api::{self, TokenInfo};
-use super::outcome::ErrorCode;
 use super::residency::{self, Place};
 use super::scheduler::{Caller, Command};
 use super::{seal, trust};

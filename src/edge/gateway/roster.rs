@@ -7,8 +7,8 @@
 //! limit: nobody burns the org's Agent Connect minute through this route.
 
 use super::{Gateway, Incoming, Router};
+use crate::edge::codes::{ErrorAnswer, ErrorCode};
 use crate::edge::job::StoredSettings;
-use crate::edge::outcome::{ErrorAnswer, ErrorCode};
 use crate::edge::roster::{
     Agent, NotCached, RefusalCode, RosterError, RosterQuery, RosterReply, MAX_AGENTS, NO_SECRET,
 };

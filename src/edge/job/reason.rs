@@ -2,7 +2,7 @@
 //! before (`gave_up`, `reopened`, …), so rows written by any version read back unchanged.
 
 use crate::decision::SkipCode;
-use crate::edge::outcome::Reason;
+use crate::edge::codes::Reason;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a survey is where it is: the edge's own [`Reason`], a core [`SkipCode`], or a code this

@@ -2,7 +2,7 @@
 //! ([`RetryPolicy`]). The scheduler leases a job, makes the attempt, and stores what this says.
 
 use super::{Job, JobOutcome, JobReason, JobState};
-use crate::edge::outcome::Reason;
+use crate::edge::codes::Reason;
 use crate::survey_outcome::Record;
 use crate::timestamp;
 use serde_json::Value;

@@ -4,8 +4,8 @@
 
 use super::{Clock, Scheduler};
 use crate::edge::audit::{self, AuditEntry, AuditKind};
+use crate::edge::codes::ErrorCode;
 use crate::edge::forget::{self, Stop, Who, MAX_FORGET_PER_CALL, TOMBSTONE_MS, TOMBSTONE_PREFIX};
-use crate::edge::outcome::ErrorCode;
 use crate::edge::{Reply, SendError, Store, Transport};
 use crate::settings::Settings;
 use serde_json::json;

@@ -3,8 +3,8 @@
 //! a minute), closes held meanwhile, and their release or expiry.
 
 use super::{iso, Clock, Command, Scheduler};
+use crate::edge::codes::ErrorCode;
 use crate::edge::job::{self, Schedule, Upsert};
-use crate::edge::outcome::ErrorCode;
 use crate::edge::trust::{self, HeldClose, TrustCode};
 use crate::edge::{OrgRecord, Reply, Store, Transport};
 use crate::settings::Settings;

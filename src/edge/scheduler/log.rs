@@ -3,10 +3,10 @@
 
 use super::{iso, state_name, Clock, Scheduler};
 use crate::edge::audit::AuditEntry;
+use crate::edge::codes::{ErrorBody, ErrorCode, Reason};
+use crate::edge::codes::{ResendManyReply, ResendResult, ResendStatus};
 use crate::edge::deliveries::{self, DeliveryQuery, MAX_LIMIT, MAX_RESEND_PER_CALL};
 use crate::edge::job::{Job, JobState};
-use crate::edge::outcome::{ErrorBody, ErrorCode, Reason};
-use crate::edge::outcome::{ResendManyReply, ResendResult, ResendStatus};
 use crate::edge::{record_check, trust, OrgRecord, Reply, Store, Transport};
 use serde_json::json;
 

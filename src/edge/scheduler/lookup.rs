@@ -4,10 +4,10 @@
 
 use super::read::ReadError;
 use super::{Clock, Scheduler};
+use crate::edge::agent_connect::DataQuery;
 use crate::edge::interpret::Failure;
 use crate::edge::job::{Attempt, AttemptEnd, Job};
 use crate::edge::record_check::{self, CLOCK_SKEW_MS};
-use crate::edge::returns::DataQuery;
 use crate::edge::{Store, Transport};
 use crate::settings::Settings;
 use crate::survey_outcome::Record;

@@ -26,12 +26,12 @@ mod wire;
 pub use alarm::AlarmChange;
 pub use link::Caller;
 
+use super::agent_connect::StellaPacer;
 use super::budget::KustomerPacer;
+use super::codes::{ErrorCode, Ignored};
 use super::deliveries::DeliveryQuery;
 use super::forget::CustomerKeys;
 use super::job::{self, Job, JobState, Schedule, StoredSettings, Upsert};
-use super::outcome::{ErrorCode, Ignored};
-use super::returns::StellaPacer;
 use super::seal::Sealer;
 use super::subrequests::Allowance;
 use super::{Config, OrgRecord, Reply, Store, Transport};

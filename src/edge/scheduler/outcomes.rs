@@ -4,10 +4,10 @@
 
 use super::read::DAY_MS;
 use super::{Clock, Scheduler, CONCURRENCY};
+use crate::edge::agent_connect::FOLLOW_DAYS;
 use crate::edge::interpret::{interpret, Failure, FetchError};
 use crate::edge::job::{Job, JobOutcome};
 use crate::edge::kustomer_api::Kustomer;
-use crate::edge::returns::FOLLOW_DAYS;
 use crate::edge::{Store, Transport};
 use crate::settings::Settings;
 use crate::survey_outcome;

@@ -1,10 +1,10 @@
 //! The scheduler's outbound calls, each within its limits: the run's cap on calls per
 //! invocation ([`Counted`]), the org's Kustomer API budget share ([`KustomerPacer`](crate::edge::budget::KustomerPacer)), and the
-//! org's Agent Connect minute ([`StellaPacer`](crate::edge::returns::StellaPacer)).
+//! org's Agent Connect minute ([`StellaPacer`](crate::edge::agent_connect::StellaPacer)).
 
 use super::{Clock, Scheduler};
+use crate::edge::agent_connect::Paced;
 use crate::edge::budget::Metered;
-use crate::edge::returns::Paced;
 use crate::edge::subrequests::Counted;
 use crate::edge::{Store, Transport};
 
@@ -46,7 +46,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
     }
 
     /// A transport for Agent Connect's read APIs within the org's
-    /// [`StellaPace`](crate::edge::returns::StellaPace), up to `cap` calls in the minute: the
+    /// [`StellaPace`](crate::edge::agent_connect::StellaPace), up to `cap` calls in the minute: the
     /// window is loaded from the org's record on first use. Call [`Self::save_stella_pace`]
     /// after.
     pub(super) fn paced_stella<'a, M: Transport>(

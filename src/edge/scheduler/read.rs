@@ -3,13 +3,13 @@
 //! record kept on its job if it is that survey's ([`record_check`]).
 
 use super::{Clock, Scheduler};
-use crate::edge::interpret::{interpret, Failure};
-use crate::edge::job::{Job, JobOutcome, JobState};
-use crate::edge::record_check::{self, Unmatched};
-use crate::edge::returns::{
+use crate::edge::agent_connect::{
     self, DataQuery, Follow, CALLS_PER_MINUTE, DATA_PATH, FOLLOW_DAYS, RESPONSE_OVERLAP_MS,
     SETTLE_EVERY_POLLS, SETTLE_WINDOW_MS,
 };
+use crate::edge::interpret::{interpret, Failure};
+use crate::edge::job::{Job, JobOutcome, JobState};
+use crate::edge::record_check::{self, Unmatched};
 use crate::edge::{OrgRecord, Store, Transport};
 use crate::settings::Settings;
 use crate::survey_outcome::{self, Record};
@@ -281,7 +281,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         query: &DataQuery,
     ) -> Result<Page, ReadError> {
         let now = self.clock.now_ms();
-        let Some(request) = returns::get(settings, DATA_PATH, &query.params(), now) else {
+        let Some(request) = agent_connect::get(settings, DATA_PATH, &query.params(), now) else {
             return Ok(Page::default());
         };
         // The token too: a server's words may echo the request.

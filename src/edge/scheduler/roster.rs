@@ -4,14 +4,14 @@
 //! asynchronous entry, [`Scheduler::command_async`].
 
 use super::{iso, Clock, Command, Scheduler};
+use crate::edge::codes::ErrorCode;
 use crate::edge::job::StoredSettings;
-use crate::edge::outcome::ErrorCode;
 use crate::edge::roster::{
     self as fetch, NoSecret, NotCached, RosterQuery, RosterRead, RosterReply,
 };
 use crate::edge::roster::{StandingRow, MAX_AGENTS, NO_SECRET, ROSTER_TTL_MS};
 use crate::edge::subrequests::{Allowance, Counted};
-use crate::edge::{returns, Reply, Store, Transport};
+use crate::edge::{agent_connect, Reply, Store, Transport};
 use crate::roster::{assess, Roster};
 use crate::settings::{self, Settings};
 use serde_json::{json, Value};
@@ -115,7 +115,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let storage = |e: String| Reply::error(ErrorCode::StorageError, e);
         let result = {
             let paced = self
-                .paced_stella(transport, returns::ROSTER_CALLS_PER_MINUTE)
+                .paced_stella(transport, agent_connect::ROSTER_CALLS_PER_MINUTE)
                 .map_err(storage)?;
             fetch::fetch_roster(&paced, settings, now).await
         };
@@ -135,7 +135,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
                     json!({"error": {"code": code, "message": message}}),
                 );
                 if code == fetch::RosterError::Paced {
-                    let wait = (self.stella_window(returns::ROSTER_CALLS_PER_MINUTE))
+                    let wait = (self.stella_window(agent_connect::ROSTER_CALLS_PER_MINUTE))
                         .map_or(60_000, |at| at - now);
                     reply.retry_after = Some(((wait.max(1000) + 999) / 1000) as u32);
                 }

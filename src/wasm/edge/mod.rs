@@ -10,8 +10,8 @@ pub use fetch::FetchTransport;
 use sql::num;
 pub use sql::{SqlStorage, SqlStore};
 
+use crate::edge::codes::ErrorCode;
 use crate::edge::gateway::{self, Incoming, Router, Step, HEADERS};
-use crate::edge::outcome::ErrorCode;
 use crate::edge::residency::Place;
 use crate::edge::scheduler::{self, AlarmChange, Clock, Command};
 use crate::edge::seal::{self, Sealer};
