@@ -87,7 +87,7 @@ pub struct Job {
     /// Why it is where it is (stored as its code: `reopened`, `stella_rejected`, `gave_up`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<JobReason>,
-    /// The last outcome in words (Stella's own text for a refusal).
+    /// The last attempt's result in words (Stella's own text for a refusal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The body sent, or that would be sent.

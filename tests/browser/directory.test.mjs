@@ -56,7 +56,7 @@ test("directory → install → settings → close → survey request", async ()
 
   await home.locator("#directory").getByRole("link", { name: "fill in its settings" }).click();
   await home.waitForURL(`${stack.base}/app/settings.html`);
-  await home.waitForFunction(() => document.querySelector("#f-kustomerApiUrl")?.value !== "");
+  await home.waitForFunction(() => (document.querySelector("#f-kustomerApiUrl")?.value ?? "") !== "");
   await fillSettings(home, `${stack.base}/sandbox/kustomer`, { seconds: "1" });
   await home.getByRole("button", { name: "Save" }).click();
   await home.getByText("Saved.", { exact: false }).waitFor();

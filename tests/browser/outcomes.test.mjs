@@ -135,7 +135,7 @@ test("the card of a conversation assigned to the unapproved agent warns before t
 test("Check connection lists the org's agents without an active Agent Connect profile", async () => {
   // The sandbox org's saved settings carry the sandbox's API secret: nothing typed.
   const page = await open(browser, `${stack.base}/app/settings.html`);
-  await page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl")?.value !== "");
+  await page.waitForFunction(() => (document.querySelector("#f-kustomerApiUrl")?.value ?? "") !== "");
   await page.getByRole("button", { name: "Check connection" }).click();
   const roster = page.locator("#checks > li", { hasText: "Agent roster" });
   await roster.waitFor({ timeout: 20_000 });

@@ -37,7 +37,7 @@ async function savedSettings() {
 async function settingsPage() {
   const page = await open(browser, `${stack.base}/app/settings.html`);
   await page.waitForSelector("#f-stellaApiKey");
-  await page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl").value !== "");
+  await page.waitForFunction(() => (document.querySelector("#f-kustomerApiUrl")?.value ?? "") !== "");
   return page;
 }
 
@@ -127,7 +127,7 @@ test("valid values save through the Cards SDK and keys come back masked, never s
   }
   // A reload shows the same, and no key is anywhere in the page.
   await page.reload();
-  await page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl").value !== "");
+  await page.waitForFunction(() => (document.querySelector("#f-kustomerApiUrl")?.value ?? "") !== "");
   assert.equal(await page.getByLabel("Seconds until send").inputValue(), "2");
   const html = await page.content();
   const values = await page.$$eval("input", (inputs) => inputs.map((i) => i.value).join(" "));
@@ -166,7 +166,7 @@ test("Check connection says whether each key works", async () => {
 
   // Saved keys are used without being typed again: Kustomer fills them into the command.
   await page.reload();
-  await page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl").value !== "");
+  await page.waitForFunction(() => (document.querySelector("#f-kustomerApiUrl")?.value ?? "") !== "");
   assert.equal(await page.getByLabel("Stella Connect API key").inputValue(), "");
   [kustomer, stella] = await check();
   assert.match(kustomer, /^Kustomer: connected/);
@@ -179,7 +179,7 @@ test("Check connection says whether each key works", async () => {
   // No key saved and none typed: the page says so and runs nothing.
   await stack.request("PUT", "/sandbox/kustomer/v1/apps/settings", { headers: asUser, body: { settings: { stellaApiKey: null } } });
   await page.reload();
-  await page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl").value !== "");
+  await page.waitForFunction(() => (document.querySelector("#f-kustomerApiUrl")?.value ?? "") !== "");
   await page.getByRole("button", { name: "Check connection" }).click();
   assert.match(await page.locator("#status").textContent(), /Type the Stella Connect API key first: none is saved yet/);
   assert.equal(await page.locator("#checks li").count(), 0);

@@ -280,7 +280,7 @@ test("the pages: settings (save, reload, check, preview), the agent card and the
     assert.deepEqual(keys, [["f-stellaApiKey", ""], ["f-kustomerApiKey", ""]], `${what}: saved keys are blank`);
   };
   const api = `${stack.base}/sandbox/kustomer`;
-  const formReady = (page) => page.waitForFunction(() => document.querySelector("#f-kustomerApiUrl")?.value !== "");
+  const formReady = (page) => page.waitForFunction(() => (document.querySelector("#f-kustomerApiUrl")?.value ?? "") !== "");
   const checkConnection = async (page) => {
     await page.getByRole("button", { name: "Check connection" }).click();
     await page.locator("#checks li").nth(1).waitFor();

@@ -97,7 +97,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         ))
     }
 
-    /// [`Self::resend`] for each conversation: one answer listing each one's outcome.
+    /// [`Self::resend`] for each conversation: one answer listing what became of each.
     pub(super) fn resend_many(
         &self,
         ready: bool,
