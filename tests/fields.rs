@@ -265,7 +265,7 @@ fn same_shape(what: &str, ts: &[Member], full: &Value, minimal: &Value) {
 
 #[test]
 fn stella_body_type_is_feedback_request() {
-    use stella_connect::FeedbackRequest;
+    use stella_connect::{stella, FeedbackRequest};
     let request = interface("StellaRequest");
     let body = request
         .iter()
@@ -277,14 +277,25 @@ fn stella_body_type_is_feedback_request() {
             .and_then(|t| t.strip_suffix('}'))
             .unwrap(),
     );
-    // Every optional field filled in, then none: what the Rust type writes either way.
-    let full: FeedbackRequest = serde_json::from_value(json!({
-        "channel": "email", "customer": {"name": "Ann", "email": "ann@example.com"},
-        "employee": {"email": "sam@acme.example"}, "ext_interaction_id": "c1",
-        "external_url": "https://acme.kustomerapp.com/x", "tags": ["t"], "do_not_send": false,
-        "brand": "b", "language": "en-US", "custom_properties": {"k": "v"},
-    }))
-    .unwrap();
+    // Every optional field filled in, then none: what the Rust type writes either way. Built
+    // field by field, so a field added to the body does not compile until it is listed here.
+    let full = FeedbackRequest {
+        channel: "email".into(),
+        customer: stella::Customer {
+            name: Some("Ann".into()),
+            email: "ann@example.com".into(),
+        },
+        employee: stella::Employee {
+            email: "sam@acme.example".into(),
+        },
+        ext_interaction_id: "c1".into(),
+        external_url: Some("https://acme.kustomerapp.com/x".into()),
+        tags: vec!["t".into()],
+        do_not_send: false,
+        brand: Some("b".into()),
+        language: Some("en-US".into()),
+        custom_properties: serde_json::from_value(json!({"k": "v"})).unwrap(),
+    };
     let minimal: FeedbackRequest = serde_json::from_value(json!({
         "channel": "email", "customer": {"email": "ann@example.com"},
         "employee": {"email": "sam@acme.example"}, "ext_interaction_id": "c1", "do_not_send": false,
