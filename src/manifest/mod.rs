@@ -26,7 +26,7 @@ use serde_json::Value;
 /// the reserved `.invalid` top-level domain, which never resolves, because the real address is
 /// only known once the edge is deployed (a workers.dev address carries the account's subdomain).
 /// `make register` refuses a definition that carries it for a real Kustomer; `make deploy` then
-/// `make manifest` write the definition for the deployed edge (README, "Going live").
+/// `make manifest` write the definition for the deployed edge (docs/going-live.md).
 pub const DEFAULT_EDGE_URL: &str = "https://your-edge.example.invalid";
 
 /// The app's name on the platform (snake_case, unique).

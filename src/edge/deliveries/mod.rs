@@ -48,8 +48,8 @@ pub const LOG_STATES: [JobState; 5] = [
     JobState::Failed,
 ];
 
-/// The query parameters, in the order the README lists them: the one list (the app definition's
-/// `list-deliveries` command may pass exactly these).
+/// The query parameters, in the order docs/architecture.md lists them: the one list (the app
+/// definition's `list-deliveries` command may pass exactly these).
 pub const PARAMETERS: [&str; 9] = [
     "state",
     "reason",

@@ -1,7 +1,7 @@
 //! The edge's HTTP API, stateless: validates, verifies which org a key belongs to, and hands
 //! each org's work to that org's scheduler through a [`Router`].
 //!
-//! Who may do what (the README's trust model):
+//! Who may do what (docs/operations.md, the trust model):
 //! - The Kustomer key in the headers names the org: Kustomer says which org it belongs to, and
 //!   a close is stored under that org, never under the org the body claims, so one org can never
 //!   schedule into, list or resend another org's surveys.
