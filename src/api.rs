@@ -3,11 +3,11 @@
 //! every problem comes back as data with a stable code.
 
 use crate::card::{self, CardView};
-use crate::decision::{self, Decision, Plan, Skip, SkipCode, SurveyInput};
+use crate::decision::{self, Decision, Inputs, Plan, Skip, SkipCode, SurveyInput};
 use crate::error::{FieldError, InputError};
 use crate::http;
 use crate::json::At;
-use crate::kustomer::{self, Brand, Conversation, Customer, Tag, User};
+use crate::kustomer;
 use crate::settings::{self, Settings, ValidationOptions};
 use crate::stella::{self, FeedbackRequest};
 use crate::survey_outcome::{self, SurveyOutcome};
@@ -147,11 +147,7 @@ impl Serialize for SurveyRequest {
 /// input: raw settings, the bodies of Kustomer's answers, and the org when the caller knows it.
 struct Parts {
     settings: Result<Settings, Vec<FieldError>>,
-    conversation: Conversation,
-    customer: Option<Customer>,
-    user: Option<User>,
-    tags: Vec<Tag>,
-    brand: Option<Brand>,
+    inputs: Inputs,
     org: Option<String>,
 }
 
@@ -161,27 +157,23 @@ impl Parts {
         root.object()?;
         let part = |name| root.get(name).value().unwrap_or(&Value::Null);
         let options = Options::parse(part("options"))?;
-        Ok(Self {
+        let inputs = Inputs {
             conversation: kustomer::parse_conversation(part("conversation"))
                 .map_err(|e| e.within("conversation"))?,
             customer: optional(part("customer"), kustomer::parse_customer, "customer")?,
             user: optional(part("user"), kustomer::parse_user, "user")?,
             tags: optional(part("tags"), kustomer::parse_tags, "tags")?.unwrap_or_default(),
             brand: optional(part("brand"), kustomer::parse_brand, "brand")?,
+        };
+        Ok(Self {
+            inputs,
             org: root.get("org").opt_string()?,
             settings: settings::validate_settings(part("settings"), options),
         })
     }
 
     fn survey_input(&self) -> SurveyInput<'_> {
-        SurveyInput {
-            conversation: &self.conversation,
-            customer: self.customer.as_ref(),
-            user: self.user.as_ref(),
-            tags: &self.tags,
-            brand: self.brand.as_ref(),
-            org: self.org.as_deref(),
-        }
+        self.inputs.survey_input(self.org.as_deref())
     }
 }
 

@@ -393,7 +393,7 @@ fn skip_code_table_matches_skip_code() {
     codes.sort();
     assert_eq!(
         listed, codes,
-        "docs/architecture.md's skip-code table: one row per SkipCode (src/decision.rs)"
+        "docs/architecture.md's skip-code table: one row per SkipCode (src/decision/mod.rs)"
     );
 }
 

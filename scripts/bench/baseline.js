@@ -1,7 +1,7 @@
 // The benchmark's JavaScript baseline (bench tooling, never shipped): `POST
 // /v1/kustomer/conversation-closed` written as a competent engineer would write it in plain
 // JavaScript, doing the edge's work per close event: validate the settings headers as
-// src/settings/ does, judge the event as src/decision.rs `plan_event` does, learn the key's org
+// src/settings/ does, judge the event as src/decision/plan.rs `plan_event` does, learn the key's org
 // from Kustomer (cached), then one RPC to the org's Durable Object, which checks the app secret against
 // the fingerprint Kustomer's settings vouch for (read once), upserts the job with one SQLite statement
 // (the customer's keyed digest in the forget index's indexed column, as the edge keeps it),
@@ -10,7 +10,7 @@
 import { DurableObject } from "cloudflare:workers";
 
 const MAX_BODY_BYTES = 1 << 20; // src/error.rs MAX_INPUT_BYTES
-const MAX_CLOCK_SKEW_MS = 120_000; // src/decision.rs MAX_CLOCK_SKEW_SECONDS
+const MAX_CLOCK_SKEW_MS = 120_000; // src/decision/plan.rs MAX_CLOCK_SKEW_SECONDS
 const ORG_CACHE_MS = 5 * 60_000; // the gateway keeps Kustomer's key → org answer this long
 const TAG_READ_ROLES = ["org.permission.tag.read", "org.admin.tag.read"];
 
@@ -170,7 +170,7 @@ function settingsOf(raw, allowLoopback) {
   return lastSettings;
 }
 
-// ---- the event (src/kustomer.rs parse_event, src/decision.rs plan_event) ------------------
+// ---- the event (src/kustomer.rs parse_event, src/decision/plan.rs plan_event) ------------------
 
 const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;

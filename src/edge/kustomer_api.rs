@@ -5,9 +5,9 @@
 
 use super::interpret::{interpret, Failure, FetchError};
 use super::{Request, Store, Transport, MAX_URL_BYTES};
-use crate::decision::{self, Record, SurveyInput};
+use crate::decision::{self, Inputs, Record};
 use crate::json::{self, At};
-use crate::kustomer::{self, Brand, Conversation, Customer, Tag, User};
+use crate::kustomer::{self, Brand, Customer, Tag, User};
 use crate::settings::Secret;
 use crate::settings::Settings;
 use serde_json::Value;
@@ -174,35 +174,6 @@ pub async fn token_info<T: Transport>(
         code: FetchError::InvalidResponse,
         message: format!("Kustomer's token answer: {e}"),
     })
-}
-
-/// Everything the decision reads, fetched for one conversation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Inputs {
-    /// The conversation, fresh.
-    pub conversation: Conversation,
-    /// Its customer, fresh.
-    pub customer: Option<Customer>,
-    /// The first assigned user (cached).
-    pub user: Option<User>,
-    /// Its tags (names cached per id).
-    pub tags: Vec<Tag>,
-    /// Its brand (name cached per id), read only when the brand map is set.
-    pub brand: Option<Brand>,
-}
-
-impl Inputs {
-    /// What the decision reads, for a conversation of `org` (when known).
-    pub fn survey_input<'a>(&'a self, org: Option<&'a str>) -> SurveyInput<'a> {
-        SurveyInput {
-            conversation: &self.conversation,
-            customer: self.customer.as_ref(),
-            user: self.user.as_ref(),
-            tags: &self.tags,
-            brand: self.brand.as_ref(),
-            org,
-        }
-    }
 }
 
 fn shape(what: &str) -> impl Fn(crate::InputError) -> Failure + '_ {

@@ -5,12 +5,13 @@
 
 use super::settings::OrgSettings;
 use super::{Clock, Scheduler};
+use crate::decision::Inputs;
 use crate::decision::{self, Decision, Recheck};
 use crate::edge::codes::Reason;
 use crate::edge::forget::CustomerKeys;
 use crate::edge::interpret::{interpret, Failure, FetchError};
 use crate::edge::job::{self, Attempt, AttemptEnd, Job};
-use crate::edge::kustomer_api::{self, Inputs};
+use crate::edge::kustomer_api;
 use crate::edge::record_check::SentTo;
 use crate::edge::{SendError, Store, Transport};
 use crate::settings::Settings;
