@@ -337,7 +337,7 @@ pub struct ConversationEvent {
 /// The event name this app acts on.
 pub const CONVERSATION_UPDATE: &str = "kustomer.conversation.update";
 
-/// [`from_json`] for [`parse_close_event`]: the same checks on the same text, but the value
+/// [`from_json`](crate::json::from_json) for [`parse_close_event`]: the same checks on the same text, but the value
 /// holds only what a close reads (every other member is skipped, not built), so that the
 /// close path builds a few nodes instead of the whole conversation.
 pub fn close_event_from_json(json: &str) -> Result<Value, InputError> {

@@ -4,7 +4,7 @@
 //! never whom: keeping the address or id would undo the forget).
 
 use super::seal::Sealer;
-use crate::error::codes;
+use crate::error::{codes, codes_deserialize};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -34,12 +34,7 @@ codes! {
     }
 }
 
-impl<'de> Deserialize<'de> for AuditKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::from_code(&text).ok_or_else(|| serde::de::Error::custom("unknown audit kind"))
-    }
-}
+codes_deserialize!(AuditKind);
 
 /// One entry: when, what, and its details (counts, field names, conversation ids; nothing
 /// personal and no secret).

@@ -1,5 +1,6 @@
 //! A pending or finished survey, and the pure rules that move it along: when a close replaces
-//! a job, how long to wait before a retry, when to give up.
+//! a job here, and what an attempt makes of it in [`settle`] (with the retry waits and when to
+//! give up).
 
 mod personal;
 mod reason;

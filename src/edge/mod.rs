@@ -31,6 +31,8 @@ pub mod subrequests;
 pub mod trust;
 
 pub use crate::http::{Request, Response};
+pub use crate::settings::setting_header;
+use crate::settings::ValidationOptions;
 use deliveries::{DeliveryQuery, Tally};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -375,9 +377,6 @@ impl Config {
         i64::from(self.retention_days) * 86_400_000
     }
 }
-
-pub use crate::settings::setting_header;
-use crate::settings::ValidationOptions;
 
 /// Raw settings read from request headers (absent headers are left out, so defaults apply).
 /// The app secret is not a setting the survey needs: it is read apart and never stored.

@@ -5,7 +5,7 @@ use super::{
     PARAMETERS,
 };
 use crate::edge::codes::ErrorCode;
-use crate::edge::job::{Job, JobState};
+use crate::edge::job::{Job, JobReason, JobState};
 use crate::edge::Reply;
 use crate::{kustomer, timestamp};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -82,7 +82,7 @@ pub struct DeliveryQuery {
     pub states: Vec<JobState>,
     /// One reason code, exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<JobReason>,
     /// The agent's email as the request names it, in ASCII lower case (matched so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
@@ -204,7 +204,7 @@ impl DeliveryQuery {
                         "`reason` is not a reason code the log shows (see `reasons`).",
                     ));
                 }
-                self.reason = Some(value.to_owned());
+                self.reason = Some(JobReason::parse(value));
             }
             "agent" => {
                 if value.chars().count() > MAX_AGENT_CHARS || value.chars().any(char::is_control) {
@@ -268,7 +268,7 @@ impl DeliveryQuery {
         self.from_ms.is_none_or(|from| job.closed_at_ms >= from)
             && self.to_ms.is_none_or(|to| job.closed_at_ms < to)
             && (self.conversation_id.as_deref()).is_none_or(|id| job.conversation_id == id)
-            && (self.reason.is_none() || job.reason.as_deref() == self.reason.as_deref())
+            && (self.reason.is_none() || job.reason == self.reason)
             && (self.agent.as_deref())
                 .is_none_or(|a| agent_of(job).is_some_and(|e| e.eq_ignore_ascii_case(a)))
     }

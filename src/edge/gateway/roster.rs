@@ -189,7 +189,7 @@ fn roster_refused(answer: Option<RosterReply>) -> (Value, Option<FieldError>) {
 fn users_failure(failure: &crate::edge::interpret::Failure) -> String {
     use crate::edge::interpret::Failure;
     match failure {
-        Failure::Paced => "Kustomer's API budget is spent for now.".into(),
+        Failure::Paced => crate::edge::kustomer_api::words(failure),
         Failure::Retry { message, .. } | Failure::Fatal { message, .. } => {
             format!("The org's Kustomer users could not be listed: {message}")
         }

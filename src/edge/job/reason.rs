@@ -9,10 +9,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// build does not know (a row from another version), kept as it was read so that it is
 /// written back and shown unchanged.
 ///
-/// Two values are equal when their codes are: `invalid_settings` is both an edge reason and a
-/// core skip code, and a row read back must equal the job that wrote it. It reads as its code
-/// (`Deref<Target = str>`), as the log and the summary use it.
-#[derive(Debug, Clone)]
+/// A code has one value: `invalid_settings`, both an edge reason and a core skip code, is
+/// always the edge's, however it was made, so a row read back equals the job that wrote it. It
+/// reads as its code (`Deref<Target = str>`), as the log and the summary use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobReason {
     /// One of the edge's reasons.
     Edge(Reason),
@@ -44,14 +44,6 @@ impl JobReason {
     }
 }
 
-impl PartialEq for JobReason {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for JobReason {}
-
 impl std::ops::Deref for JobReason {
     type Target = str;
     fn deref(&self) -> &str {
@@ -65,9 +57,11 @@ impl From<Reason> for JobReason {
     }
 }
 
+/// A skip code whose text is also an edge reason's is that reason, as [`JobReason::parse`]
+/// reads it.
 impl From<SkipCode> for JobReason {
     fn from(code: SkipCode) -> Self {
-        Self::Skip(code)
+        Reason::from_code(code.as_str()).map_or(Self::Skip(code), Self::Edge)
     }
 }
 
@@ -128,6 +122,8 @@ mod tests {
         let edge = JobReason::from(Reason::InvalidSettings);
         let skip = JobReason::from(SkipCode::InvalidSettings);
         assert_eq!(edge, skip);
+        // One value, however it was made: a `match` treats a fresh job as one read back.
+        assert_eq!(skip, JobReason::Edge(Reason::InvalidSettings));
         assert_eq!(&*skip, "invalid_settings");
     }
 }

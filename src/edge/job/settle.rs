@@ -105,7 +105,7 @@ impl Attempt {
 /// The leased `job` once its attempt is over at `now_ms`: sent, skipped, failed, retimed, or
 /// due again after a back-off (`random` in [0, 1) spreads it) until the policy gives up. A
 /// paced attempt is not settled: the job comes back as given, and the scheduler puts back the
-/// one it leased, as if never tried. A survey stopped because its customer was forgotten
+/// job as it was before its lease, as if never tried. A survey stopped because its customer was forgotten
 /// keeps nothing of them.
 pub fn settle(job: Job, attempt: Attempt, now_ms: i64, retry: &RetryPolicy, random: f64) -> Job {
     let Attempt { end, request } = attempt;

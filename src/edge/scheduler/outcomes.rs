@@ -162,12 +162,15 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
         let custom = survey_outcome::conversation_custom(&outcome.read);
         let segments = ["v1", "conversations", job.conversation_id.as_str()];
         let body = json!({ "custom": custom }).to_string();
-        let Ok(request) = Kustomer::of(settings).patch_json(&segments, body) else {
-            return Ok(Later(None)); // not reached: the settings' URL was validated
+        // A request that cannot be made (a URL over the bound) is refused like a call.
+        let sent = match Kustomer::of(settings).patch_json(&segments, body) {
+            Ok(request) => {
+                let now = self.clock.now_ms();
+                let keys = [settings.kustomer_api_key.expose()];
+                interpret(transport.send(request).await, now, "Kustomer", &keys)
+            }
+            Err(refused) => Err(refused),
         };
-        let now = self.clock.now_ms();
-        let keys = [settings.kustomer_api_key.expose()];
-        let sent = interpret(transport.send(request).await, now, "Kustomer", &keys);
         // Written; or the conversation is gone (nothing to retry); or refused (a key without
         // the update role, an app not upgraded to declare the attributes): an admin can fix
         // that, so it stays unwritten, says why, and all writes wait an hour.

@@ -1,6 +1,7 @@
 //! The scheduler's outbound calls, each within its limits: the run's cap on calls per
-//! invocation ([`Counted`]), the org's Kustomer API budget share ([`KustomerPacer`](crate::edge::budget::KustomerPacer)), and the
-//! org's Agent Connect minute ([`StellaPacer`](crate::edge::agent_connect::StellaPacer)).
+//! invocation ([`Counted`]), the org's Kustomer API budget share
+//! ([`KustomerPacer`](crate::edge::budget::KustomerPacer)), and the org's Agent Connect minute
+//! ([`StellaPacer`](crate::edge::agent_connect::StellaPacer)).
 
 use super::{Clock, Scheduler};
 use crate::edge::agent_connect::Paced;

@@ -4,12 +4,12 @@
 //! asynchronous entry, [`Scheduler::command_async`].
 
 use super::{iso, Clock, Command, Scheduler};
-use crate::edge::codes::ErrorCode;
+use crate::edge::codes::{ErrorAnswer, ErrorBody, ErrorCode};
 use crate::edge::job::StoredSettings;
 use crate::edge::roster::{
     self as fetch, NoSecret, NotCached, RosterQuery, RosterRead, RosterReply,
 };
-use crate::edge::roster::{StandingRow, MAX_AGENTS, NO_SECRET, ROSTER_TTL_MS};
+use crate::edge::roster::{RefusalCode, StandingRow, MAX_AGENTS, NO_SECRET, ROSTER_TTL_MS};
 use crate::edge::subrequests::{Allowance, Counted};
 use crate::edge::{agent_connect, Reply, Store, Transport};
 use crate::roster::{assess, Roster};
@@ -130,10 +130,12 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             }
             Err(failure) => {
                 let (code, message) = fetch::failure_reply(&failure);
-                let mut reply = Reply::json(
-                    code.status(),
-                    json!({"error": {"code": code, "message": message}}),
-                );
+                let error = ErrorBody {
+                    code: RefusalCode::Roster(code),
+                    message,
+                };
+                let failed = RosterReply::Failed(ErrorAnswer { error });
+                let mut reply = Reply::json(code.status(), json!(failed));
                 if code == fetch::RosterError::Paced {
                     let wait = (self.stella_window(agent_connect::ROSTER_CALLS_PER_MINUTE))
                         .map_or(60_000, |at| at - now);

@@ -58,6 +58,11 @@ impl Kept {
         self.held_blocked.set(true);
     }
 
+    /// New settings: held closes may go with them.
+    pub(super) fn unblock_held(&self) {
+        self.held_blocked.set(false);
+    }
+
     /// Whether `text` is what this instance last kept (in constant time: it holds the keys).
     fn is(&self, text: &str) -> bool {
         (self.text.borrow().as_deref()).is_some_and(|k| seal::same_text(k, text))
@@ -125,7 +130,7 @@ impl<S: Store, T: Transport, C: Clock> Scheduler<S, T, C> {
             self.kept.keep(text);
             return Ok(());
         }
-        self.kept.held_blocked.set(false); // new settings: held closes may go with them
+        self.kept.unblock_held();
         if !unchanged {
             let (marks, fields) =
                 audit::settings_marks(&self.sealer, org, text, &record.settings_marks);
