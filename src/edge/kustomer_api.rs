@@ -75,6 +75,17 @@ impl<'a> Kustomer<'a> {
         request.credential("authorization", Secret::new(format!("Bearer {}", self.key)))
     }
 
+    /// `GET {api_url}/{segments…}`, read as JSON.
+    pub async fn fetch<T: Transport>(
+        &self,
+        transport: &T,
+        segments: &[&str],
+        now_ms: i64,
+    ) -> Result<Value, Failure> {
+        let request = self.get(segments, &[])?;
+        self.read(transport, request, now_ms, "answer").await
+    }
+
     /// Sends `request` and reads the answer as JSON; `what` names it in a refusal's words.
     pub async fn read<T: Transport>(
         &self,
@@ -99,19 +110,6 @@ pub fn words(failure: &Failure) -> String {
         Failure::Paced => "Kustomer's API budget is spent for now.".into(),
         other => other.to_string(),
     }
-}
-
-/// `GET {kustomerApiUrl}{path}` with the org's key, parsed as JSON.
-pub async fn get<T: Transport>(
-    transport: &T,
-    api_url: &str,
-    key: &str,
-    segments: &[&str],
-    now_ms: i64,
-) -> Result<Value, Failure> {
-    let kustomer = Kustomer { api_url, key };
-    let request = kustomer.get(segments, &[])?;
-    kustomer.read(transport, request, now_ms, "answer").await
 }
 
 /// `{base}/{segments…}?{query}`, each segment percent-encoded (commas kept, for
@@ -145,14 +143,10 @@ pub async fn token_info<T: Transport>(
     key: &str,
     now_ms: i64,
 ) -> Result<TokenInfo, Failure> {
-    let doc = get(
-        transport,
-        api_url,
-        key,
-        &["v1", "auth", "tokens", "current"],
-        now_ms,
-    )
-    .await?;
+    let path = ["v1", "auth", "tokens", "current"];
+    let doc = (Kustomer { api_url, key })
+        .fetch(transport, &path, now_ms)
+        .await?;
     let data = At::root(&doc).get("data");
     let read = || -> Result<TokenInfo, crate::InputError> {
         let attrs = data.get("attributes");
@@ -234,9 +228,8 @@ struct Reader<'a, T> {
 
 impl<T: Transport> Reader<'_, T> {
     async fn get(&self, segments: &[&str]) -> Result<Value, Failure> {
-        let request = self.kustomer.get(segments, &[])?;
         (self.kustomer)
-            .read(self.transport, request, self.now_ms, "answer")
+            .fetch(self.transport, segments, self.now_ms)
             .await
     }
 

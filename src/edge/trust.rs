@@ -12,7 +12,7 @@
 //! settings once the org is linked, or dropped after [`HELD_DAYS`], counted.
 
 use super::interpret::{Failure, FetchError};
-use super::kustomer_api;
+use super::kustomer_api::{self, Kustomer};
 use super::Transport;
 use crate::error::codes;
 use crate::manifest::{APP, CATEGORY};
@@ -246,7 +246,10 @@ pub async fn read_fingerprint<T: Transport>(
     let namespaced = format!("{APP}_{org}");
     for app in [APP, namespaced.as_str()] {
         let path = ["v1", "settings", app, CATEGORY, APP_SECRET_FINGERPRINT];
-        match kustomer_api::get(transport, api_url, key, &path, now_ms).await {
+        match (Kustomer { api_url, key })
+            .fetch(transport, &path, now_ms)
+            .await
+        {
             Ok(doc) => return Ok(setting_value(&doc)),
             Err(Failure::Fatal {
                 code: FetchError::NotFound,
